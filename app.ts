@@ -1,0 +1,25 @@
+// The whole gateway as one plugin. It only registers the parts, in the order they depend on each
+// other; everything it decorates (fastify.authenticate, fastify.wechat, ...) is visible to the host.
+import fp from 'fastify-plugin'
+import authPlugin from './plugins/auth.js'
+import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
+import sessionsPlugin, { type SessionsPluginOptions } from './plugins/sessions.js'
+import storePlugin, { type StorePluginOptions } from './plugins/store.js'
+import wechatPlugin from './plugins/wechat.js'
+import authRoutes from './routes/auth.js'
+import healthRoutes from './routes/health.js'
+
+export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions {
+  /** Where GET health answers ('/health' by default); false to leave health checks to the host. */
+  healthPath?: string | false
+}
+
+export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
+  await fastify.register(configPlugin, { config: opts.config, env: opts.env, hasRedisClient: opts.redis !== undefined })
+  await fastify.register(storePlugin, { redis: opts.redis })
+  await fastify.register(wechatPlugin)
+  await fastify.register(authPlugin)
+  await fastify.register(sessionsPlugin, { resolveUser: opts.resolveUser })
+  await fastify.register(authRoutes, { prefix: fastify.wechatAuthConfig.AUTH_PREFIX })
+  if (opts.healthPath !== false) await fastify.register(healthRoutes, { path: opts.healthPath ?? '/health' })
+}, { name: 'fastify-wechat-auth', fastify: '5.x' })

@@ -1,0 +1,13 @@
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({
+    ts: true,
+    ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**']
+  }),
+  {
+    // TypeBox idiom: a schema constant and its Static<> type share one name.
+    files: ['lib/schemas.ts'],
+    rules: { '@typescript-eslint/no-redeclare': 'off' }
+  }
+]

@@ -1,0 +1,22 @@
+// The error handler of the gateway's own routes: Fastify's shape { statusCode, code, error, message }
+// with stable codes. Coded errors pass through; anything unexpected becomes a 500 whose details stay
+// in the log. Host apps keep their own handler: this one is set only inside the gateway's contexts.
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+
+// Prefixes of codes whose messages are written for clients (ours and Fastify's own).
+const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|FST_)/
+
+export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
+  const statusCode = known && typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
+  if (statusCode >= 500) {
+    request.log.error({ err: error }, known ? 'dependency failure' : 'unexpected error')
+  } else {
+    request.log.info({ code: error.code, statusCode }, 'request rejected')
+  }
+  const body = known
+    ? { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message }
+    : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }
+  return reply.code(statusCode).send(body)
+}

@@ -1,0 +1,23 @@
+// Every error the gateway answers with, by stable code. Clients and tests match on `code`.
+import createError from '@fastify/error'
+
+export const WxCodeInvalidError = createError('WX_CODE_INVALID', 'The login code is invalid or expired; call wx.login() again', 401)
+export const WxCodeUsedError = createError('WX_CODE_USED', 'The login code has already been used; call wx.login() again', 401)
+export const WxUserBlockedError = createError('WX_USER_BLOCKED', 'WeChat blocked this login as high-risk', 403)
+export const WxRateLimitedError = createError('WX_RATE_LIMITED', 'WeChat rate limit reached for this user; try again later', 429)
+export const WxUnavailableError = createError('WX_UNAVAILABLE', 'WeChat is unavailable; try again later', 503)
+export const WxTimeoutError = createError('WX_TIMEOUT', 'WeChat did not answer in time', 504)
+export const WxBadResponseError = createError('WX_BAD_RESPONSE', 'WeChat returned an unexpected response (%s)', 502)
+export const WxCredentialsRejectedError = createError('WX_CREDENTIALS_REJECTED', 'WeChat rejected the gateway credentials (errcode %s)', 502)
+
+export const AuthTokenMissingError = createError('AUTH_TOKEN_MISSING', 'An Authorization: Bearer <access token> header is required', 401)
+export const AuthTokenInvalidError = createError('AUTH_TOKEN_INVALID', 'The access token is invalid', 401)
+export const AuthTokenExpiredError = createError('AUTH_TOKEN_EXPIRED', 'The access token has expired; refresh it', 401)
+export const AuthTokenRevokedError = createError('AUTH_TOKEN_REVOKED', 'The access token has been revoked; log in again', 401)
+export const AuthRefreshInvalidError = createError('AUTH_REFRESH_INVALID', 'The refresh token is invalid, expired or revoked; log in again', 401)
+export const AuthRefreshReusedError = createError('AUTH_REFRESH_REUSED', 'The refresh token was already used; the session has been revoked, log in again', 401)
+
+export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry in %s', 429)
+export const StoreUnavailableError = createError('STORE_UNAVAILABLE', 'The session store is unavailable; try again later', 503)
+
+export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration: %s')

@@ -1,0 +1,108 @@
+// Every TypeBox schema of the project: configuration, route bodies and responses.
+// Types are derived from these with Static<>, never written a second time.
+import { Type, type Static } from '@sinclair/typebox'
+
+const LogLevel = Type.Union(
+  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))
+)
+
+/**
+ * The configuration, by the names of the environment variables. The standalone server reads it
+ * from the environment; a host app passes the same names in the plugin's `config` option.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  LOG_LEVEL: Type.Unsafe<Static<typeof LogLevel>>({ ...LogLevel, default: 'info' }),
+  // "true"/"false", a hop count, or a comma-separated list of trusted addresses/CIDRs.
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  WECHAT_APPID: Type.Optional(Type.String({ pattern: '^wx[0-9a-f]{16}$' })),
+  WECHAT_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 128 })),
+  WECHAT_API_BASE: Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', default: 'https://api.weixin.qq.com' }),
+  WECHAT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
+  // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
+  STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'fastify-wechat-auth' }),
+  ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
+  REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }),
+  REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
+  RATE_LIMIT_LOGIN_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  RATE_LIMIT_REFRESH_MAX: Type.Integer({ minimum: 1, default: 30 }),
+  AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' })
+})
+export type Config = Static<typeof ConfigSchema>
+/** What a caller may pass: every key optional, numbers also as strings (as in the environment). */
+export type ConfigInput = { [K in keyof Config]?: Config[K] | string }
+
+// ---- HTTP bodies ----
+
+// WeChat codes are short printable ASCII; anything else is refused before it can reach WeChat.
+const LoginCode = Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })
+const RefreshTokenString = Type.String({ minLength: 1, maxLength: 512 })
+
+export const LoginBody = Type.Object({ code: LoginCode }, { additionalProperties: false })
+export type LoginBody = Static<typeof LoginBody>
+
+export const RefreshBody = Type.Object({ refreshToken: RefreshTokenString }, { additionalProperties: false })
+export type RefreshBody = Static<typeof RefreshBody>
+
+export const LogoutBody = Type.Union([
+  Type.Object({ allDevices: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  Type.Null()
+])
+export type LogoutBody = Static<typeof LogoutBody>
+
+export const TokenPair = Type.Object({
+  accessToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'seconds until the access token expires' }),
+  refreshToken: Type.String(),
+  refreshExpiresIn: Type.Integer({ description: 'seconds until the refresh token expires if unused' }),
+  openid: Type.String(),
+  unionid: Type.Optional(Type.String())
+})
+export type TokenPair = Static<typeof TokenPair>
+
+export const MeResponse = Type.Object({
+  openid: Type.String(),
+  unionid: Type.Optional(Type.String()),
+  sessionId: Type.String(),
+  issuedAt: Type.String({ description: 'ISO 8601 time the access token was issued' }),
+  expiresAt: Type.String({ description: 'ISO 8601 time the access token expires' })
+})
+export type MeResponse = Static<typeof MeResponse>
+
+export const HealthResponse = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  store: Type.Union([Type.Literal('redis'), Type.Literal('memory')]),
+  code: Type.Optional(Type.Literal('STORE_UNAVAILABLE'))
+})
+
+export const NoContent = Type.Null()
+
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String()
+})
+
+// ---- JWT claims ----
+
+export const AccessClaims = Type.Object({
+  sub: Type.String({ minLength: 1 }),
+  openid: Type.String({ minLength: 1 }),
+  unionid: Type.Optional(Type.String()),
+  sid: Type.String({ minLength: 1 }),
+  jti: Type.String({ minLength: 1 }),
+  iat: Type.Integer(),
+  exp: Type.Integer(),
+  iss: Type.String(),
+  aud: Type.String()
+})
+/** Claims of a verified access token plus whatever the host's resolveUser added. */
+export type AccessClaims = Static<typeof AccessClaims> & Record<string, unknown>

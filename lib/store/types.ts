@@ -1,0 +1,57 @@
+// The contract both session stores honour (lib/store/memory.ts, lib/store/redis.ts).
+// It knows nothing about HTTP or JWTs: hashes in, records out.
+import type { SessionRef } from '../tokens.js'
+
+/** What a session holds. `sessionKey` is WeChat's session_key: it never leaves the server. */
+export interface SessionData {
+  sub: string
+  openid: string
+  unionid?: string
+  sessionKey: string
+  /** Extra access-token claims from the host's resolveUser, kept for refreshes. */
+  claims?: Record<string, unknown>
+  createdAt: number
+}
+
+export type CodeClaim = 'claimed' | 'used' | 'pending'
+
+export type RotateResult =
+  | { status: 'rotated', session: SessionData, ttlMs: number }
+  | { status: 'grace', session: SessionData, ttlMs: number, sealedSuccessor: string }
+  | { status: 'reused' }
+  | { status: 'invalid' }
+
+export interface RotateInput {
+  presentedHash: string
+  nextHash: string
+  /** The successor sealed under the presented token, returned to a retry within the grace window. */
+  sealedSuccessor: string
+  nowMs: number
+  graceMs: number
+  ttlSec: number
+}
+
+export interface SessionStore {
+  readonly kind: 'redis' | 'memory'
+  /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
+  ping: () => Promise<void>
+  /** Marks a login code as being exchanged, unless it already is or was accepted. */
+  claimCode: (codeId: string, pendingTtlMs: number) => Promise<CodeClaim>
+  /** After the exchange: remember an accepted code, or forget one whose exchange failed. */
+  settleCode: (codeId: string, accepted: boolean, usedTtlMs: number) => Promise<void>
+  createSession: (ref: SessionRef, data: SessionData, refreshHash: string, ttlSec: number) => Promise<void>
+  getSession: (ref: SessionRef) => Promise<SessionData | null>
+  rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
+  /** 'ok' when the session is alive and the token id is not blacklisted. One round trip. */
+  checkAccess: (ref: SessionRef, jti: string) => Promise<'ok' | 'revoked'>
+  /** Ends one session; blacklists `jti` (if given) for `jtiTtlSec`. */
+  revokeSession: (ref: SessionRef, jti?: string, jtiTtlSec?: number) => Promise<void>
+  /** Ends every session of the user behind `tag`; returns how many there were. */
+  revokeUser: (tag: string, jti?: string, jtiTtlSec?: number) => Promise<number>
+  /** Revokes one access token by id until it would have expired anyway. */
+  blacklist: (tag: string, jti: string, ttlSec: number) => Promise<void>
+  close: () => Promise<void>
+}
+
+/** How many superseded refresh-token digests a session remembers for reuse detection. */
+export const REFRESH_HISTORY = 10

@@ -1,0 +1,99 @@
+// Decorates fastify.authenticate (an onRequest/preHandler hook that sets request.user) and
+// fastify.wechatAuthTokens (sign/verify of access tokens). HS256 only, iss and aud checked.
+import fastifyJwt, { type JWT } from '@fastify/jwt'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import {
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError
+} from '../lib/errors.js'
+import type { AccessClaims } from '../lib/schemas.js'
+import { newJti, userTag } from '../lib/tokens.js'
+
+/** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
+export interface AccessTokenInput {
+  sub: string
+  openid: string
+  unionid?: string
+  sid: string
+  claims?: Record<string, unknown>
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: Record<string, unknown>
+    user: AccessClaims
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Verifies the Bearer access token, checks revocation, and sets request.user. */
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    wechatAuthTokens: {
+      sign: (input: AccessTokenInput) => { token: string, jti: string, expiresIn: number }
+      /** Verifies signature, algorithm, iss, aud and expiry; throws AUTH_TOKEN_* errors. */
+      verify: (token: string) => AccessClaims
+    }
+  }
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
+
+export default fp(async function auth (fastify) {
+  const config = fastify.wechatAuthConfig
+  const store = fastify.wechatAuthStore
+  const appid = fastify.wechat.appid
+
+  // @fastify/jwt goes into a child context so that its `jwt` decorators cannot clash with a
+  // host app that uses @fastify/jwt for its own tokens; we keep only its signer and verifier.
+  let jwt: JWT | undefined
+  await fastify.register(async function jwtScope (child) {
+    await child.register(fastifyJwt, {
+      secret: config.jwtSecret,
+      sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, aud: appid, expiresIn: config.ACCESS_TOKEN_TTL },
+      verify: {
+        algorithms: ['HS256'],
+        allowedIss: config.JWT_ISSUER,
+        allowedAud: appid,
+        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp']
+      }
+    })
+    jwt = child.jwt
+  })
+  if (jwt === undefined) throw new Error('@fastify/jwt did not register')
+  const signer = jwt
+
+  function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
+    const jti = newJti()
+    const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti }
+    if (input.unionid !== undefined) payload.unionid = input.unionid
+    return { token: signer.sign(payload), jti, expiresIn: config.ACCESS_TOKEN_TTL }
+  }
+
+  function verify (token: string): AccessClaims {
+    let claims: Record<string, unknown>
+    try {
+      claims = signer.verify<Record<string, unknown>>(token)
+    } catch (err) {
+      throw (err as { code?: string }).code === 'FAST_JWT_EXPIRED' ? new AuthTokenExpiredError() : new AuthTokenInvalidError()
+    }
+    if (STRING_CLAIMS.some((k) => typeof claims[k] !== 'string')) throw new AuthTokenInvalidError()
+    return claims as AccessClaims
+  }
+
+  async function authenticate (request: FastifyRequest): Promise<void> {
+    const header = request.headers.authorization
+    if (header === undefined || header === '') throw new AuthTokenMissingError()
+    const match = BEARER.exec(header)
+    if (match === null) throw new AuthTokenInvalidError()
+    const claims = verify(match[1] as string)
+    const status = await store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
+    if (status !== 'ok') throw new AuthTokenRevokedError()
+    request.user = claims
+  }
+
+  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest<AccessClaims | null>('user', null)
+  fastify.decorate('wechatAuthTokens', { sign, verify })
+  fastify.decorate('authenticate', authenticate)
+}, { name: 'wechat-auth-jwt', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat'] })

@@ -1,0 +1,41 @@
+// Decorates fastify.wechatAuthStore: the session store. Redis when REDIS_URL is set or the host
+// app passes a client (which is then left open on close); the in-memory store otherwise.
+import fp from 'fastify-plugin'
+import { createMemoryStore } from '../lib/store/memory.js'
+import { connectRedis, createRedisStore, type RedisClient } from '../lib/store/redis.js'
+import type { SessionStore } from '../lib/store/types.js'
+
+export interface StorePluginOptions {
+  /** A client of the host app's. The store uses it and never closes it. */
+  redis?: RedisClient
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    wechatAuthStore: SessionStore
+    /** The Redis client behind the store, or null with the in-memory store. */
+    wechatAuthRedis: RedisClient | null
+  }
+}
+
+export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, opts) {
+  const config = fastify.wechatAuthConfig
+  let client: RedisClient | null = opts.redis ?? null
+  const ownsClient = client === null && config.REDIS_URL !== undefined
+  if (ownsClient && config.REDIS_URL !== undefined) {
+    client = await connectRedis({ url: config.REDIS_URL, timeoutMs: config.STORE_TIMEOUT_MS })
+  }
+  const store = client === null
+    ? createMemoryStore()
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient })
+  try {
+    await store.ping()
+  } catch (err) {
+    await store.close()
+    throw new Error('the session store does not answer at boot (check REDIS_URL or the Redis client passed in)', { cause: err })
+  }
+  fastify.decorate('wechatAuthStore', store)
+  fastify.decorate<RedisClient | null>('wechatAuthRedis', client)
+  fastify.addHook('onClose', async () => { await store.close() })
+  fastify.log.info({ store: store.kind }, 'session store ready')
+}, { name: 'wechat-auth-store', fastify: '5.x', dependencies: ['wechat-auth-config'] })

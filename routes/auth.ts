@@ -1,0 +1,73 @@
+// POST /login, POST /refresh, POST /logout, GET /me under the configured prefix (/auth).
+// Public routes are rate-limited per client IP; protected ones run fastify.authenticate.
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { RateLimitedError } from '../lib/errors.js'
+import { errorHandler } from '../lib/error-handler.js'
+import { keyNames } from '../lib/keys.js'
+import { ErrorResponse, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
+
+// Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
+export const BODY_LIMIT = 4096
+const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
+  const config = fastify.wechatAuthConfig
+  const sessions = fastify.wechatAuthSessions
+  fastify.setErrorHandler(errorHandler)
+
+  // An empty body with content-type: application/json (Postman, wx.request) means "no body".
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text === '') done(null, null)
+    else parseJson(request, text, done)
+  })
+
+  await fastify.register(rateLimit, {
+    global: false,
+    // Shared by all gateway instances when Redis is used. If the store fails, the request goes on
+    // and meets the same failure in its handler, which answers 503 STORE_UNAVAILABLE.
+    ...(fastify.wechatAuthRedis === null ? {} : { redis: fastify.wechatAuthRedis, nameSpace: keyNames(config.REDIS_KEY_PREFIX).rateLimit }),
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) => Object.assign(new RateLimitedError(context.after), { statusCode: context.statusCode })
+  })
+  const perMinute = (max: number): { rateLimit: { max: number, timeWindow: number } } => ({ rateLimit: { max, timeWindow: 60_000 } })
+
+  fastify.post('/login', {
+    bodyLimit: BODY_LIMIT,
+    config: perMinute(config.RATE_LIMIT_LOGIN_MAX),
+    schema: { body: LoginBody, response: { 200: TokenPair, ...errors } }
+  }, async (request) => await sessions.login(request.body.code))
+
+  fastify.post('/refresh', {
+    bodyLimit: BODY_LIMIT,
+    config: perMinute(config.RATE_LIMIT_REFRESH_MAX),
+    schema: { body: RefreshBody, response: { 200: TokenPair, ...errors } }
+  }, async (request) => await sessions.refresh(request.body.refreshToken))
+
+  fastify.post('/logout', {
+    bodyLimit: BODY_LIMIT,
+    onRequest: fastify.authenticate,
+    schema: { body: LogoutBody, response: { 204: NoContent, ...errors } }
+  }, async (request, reply) => {
+    await sessions.logout(request.user, request.body?.allDevices === true)
+    return await reply.code(204).send(null)
+  })
+
+  fastify.get('/me', {
+    onRequest: fastify.authenticate,
+    schema: { response: { 200: MeResponse, ...errors } }
+  }, async (request) => {
+    const { openid, unionid, sid, iat, exp } = request.user
+    return {
+      openid,
+      ...(unionid !== undefined ? { unionid } : {}),
+      sessionId: sid,
+      issuedAt: new Date(iat * 1000).toISOString(),
+      expiresAt: new Date(exp * 1000).toISOString()
+    }
+  })
+}
+
+export default authRoutes

@@ -1,0 +1,22 @@
+// GET /health: 200 when the session store answers, 503 otherwise; says which store is in use.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { HealthResponse } from '../lib/schemas.js'
+
+export interface HealthRouteOptions {
+  path: string
+}
+
+const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async function healthRoutes (fastify, opts) {
+  const store = fastify.wechatAuthStore
+  fastify.get(opts.path, { schema: { response: { 200: HealthResponse, 503: HealthResponse } } }, async (request, reply) => {
+    try {
+      await store.ping()
+      return { status: 'ok' as const, store: store.kind }
+    } catch (err) {
+      request.log.warn({ err }, 'health check: session store unavailable')
+      return await reply.code(503).send({ status: 'unavailable' as const, store: store.kind, code: 'STORE_UNAVAILABLE' })
+    }
+  })
+}
+
+export default healthRoutes
