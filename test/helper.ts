@@ -1,0 +1,159 @@
+// Test support: a real redis-server per test file (or REDIS_URL), the WeChat simulator over real
+// HTTP, and gateway instances built with the same Fastify options as production.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import { Redis } from 'ioredis'
+import wechatAuth, { type WechatAuthOptions } from '../app.js'
+import type { ConfigInput } from '../lib/schemas.js'
+import { serverOptions } from '../lib/server-options.js'
+import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.js'
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+export const APPID = 'wx0123456789abcdef'
+export const SECRET = 'test-app-secret-0123456789abcdef'
+export const JWT_SECRET = 'test-jwt-secret-which-is-long-enough-0123456789'
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface RedisServer {
+  url: string
+  /** A key prefix no other test uses, so tests can share one server (REDIS_URL) safely. */
+  prefix: string
+  stop: () => Promise<void>
+  start: () => Promise<void>
+}
+
+async function waitForRedis (url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+    probe.on('error', () => {})
+    try {
+      await probe.connect()
+      await probe.ping()
+      probe.disconnect()
+      return
+    } catch {
+      probe.disconnect()
+      await sleep(50)
+    }
+  }
+  throw new Error(`redis at ${url} did not start`)
+}
+
+/**
+ * A Redis for this test file. With REDIS_URL set (and `own` false) that server is used with a
+ * unique key prefix; otherwise a redis-server is started on a free port, and can be stopped and
+ * restarted on the same port to test outages.
+ */
+export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise<RedisServer> {
+  const prefix = `t${randomBytes(4).toString('hex')}:`
+  const shared = process.env.REDIS_URL
+  if (shared !== undefined && shared !== '' && opts.own !== true) {
+    return { url: shared, prefix, stop: async () => { throw new Error('cannot stop a shared REDIS_URL') }, start: async () => {} }
+  }
+  const port = await freePort()
+  let proc: ChildProcess | null = null
+  const start = async (): Promise<void> => {
+    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    proc = p
+    await Promise.race([
+      waitForRedis(`redis://127.0.0.1:${port}`, 10_000),
+      new Promise((_resolve, reject) => p.once('error', (err) =>
+        reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`))))
+    ])
+  }
+  const stop = async (): Promise<void> => {
+    const p = proc
+    proc = null
+    if (p === null || p.exitCode !== null) return
+    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+  }
+  await start()
+  t.teardown(stop)
+  return { url: `redis://127.0.0.1:${port}`, prefix, stop, start }
+}
+
+/** An ioredis client for assertions, closed at teardown. */
+export function redisClient (t: Tap, url: string): Redis {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return client
+}
+
+export async function startSim (t: Tap, opts: SimulatorOptions = {}): Promise<Simulator> {
+  const sim = await startSimulator({ appid: APPID, secret: SECRET, ...opts })
+  t.teardown(async () => await sim.close())
+  return sim
+}
+
+export interface BuildOptions extends Omit<WechatAuthOptions, 'config' | 'env'> {
+  sim: Simulator
+  redis?: WechatAuthOptions['redis']
+  redisServer?: RedisServer
+  config?: ConfigInput
+  /** Collects every log line written (as raw JSON text). */
+  logs?: string[]
+}
+
+/** A gateway instance like the standalone server's, closed at teardown. */
+export async function buildApp (t: Tap, opts: BuildOptions): Promise<FastifyInstance> {
+  const { sim, redisServer, config, logs, ...pluginOpts } = opts
+  const fullConfig: ConfigInput = {
+    WECHAT_APPID: sim.appid,
+    WECHAT_SECRET: sim.secret,
+    WECHAT_API_BASE: sim.url,
+    JWT_SECRET,
+    LOG_LEVEL: logs === undefined ? 'silent' : 'trace',
+    ...(redisServer !== undefined ? { REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: redisServer.prefix } : {}),
+    ...config
+  }
+  const logStream = logs === undefined ? undefined : { write: (line: string) => { logs.push(line) } }
+  const app = Fastify(serverOptions({ LOG_LEVEL: fullConfig.LOG_LEVEL as 'info', TRUST_PROXY: String(fullConfig.TRUST_PROXY ?? 'false') }, { logStream }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { ...pluginOpts, config: fullConfig, env: false })
+  await app.ready()
+  return app
+}
+
+export const json = <T = Record<string, unknown>>(res: LightMyRequestResponse): T => res.json<T>()
+
+export interface Pair {
+  accessToken: string
+  refreshToken: string
+  openid: string
+  unionid?: string
+  expiresIn: number
+  refreshExpiresIn: number
+  tokenType: string
+}
+
+export async function login (app: FastifyInstance, code: string, prefix = '/auth'): Promise<Pair> {
+  const res = await app.inject({ method: 'POST', url: `${prefix}/login`, payload: { code } })
+  if (res.statusCode !== 200) throw new Error(`login ${code} failed: ${res.statusCode} ${res.body}`)
+  return res.json<Pair>()
+}
+
+export const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+export async function refresh (app: FastifyInstance, refreshToken: string, prefix = '/auth'): Promise<LightMyRequestResponse> {
+  return await app.inject({ method: 'POST', url: `${prefix}/refresh`, payload: { refreshToken } })
+}
+
+export async function me (app: FastifyInstance, accessToken: string, prefix = '/auth'): Promise<LightMyRequestResponse> {
+  return await app.inject({ method: 'GET', url: `${prefix}/me`, headers: bearer(accessToken) })
+}

@@ -1,0 +1,90 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'tap'
+import { StoreUnavailableError } from '../../../lib/errors.js'
+import { keyNames } from '../../../lib/keys.js'
+import { connectRedis, createRedisStore } from '../../../lib/store/redis.js'
+import { digest, newSessionId, userTag } from '../../../lib/tokens.js'
+import { freePort, redisClient, startRedis } from '../../helper.js'
+import { storeContract } from './contract.js'
+
+test('redis store honours the store contract', async (t) => {
+  const redis = await startRedis(t)
+  storeContract(t, async (t) => {
+    const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+    const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: true })
+    t.teardown(async () => await store.close())
+    return { store, advance: async (ms) => { await sleep(ms) } }
+  })
+})
+
+test('every key the store writes has a TTL, and one user shares one hash tag', async (t) => {
+  const redis = await startRedis(t)
+  const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+  const prefix = `${redis.prefix}ttl:`
+  const store = createRedisStore({ client, keyPrefix: prefix, timeoutMs: 1000, ownsClient: true })
+  t.teardown(async () => await store.close())
+  const tag = userTag('wxapp', 'alice')
+  const ref = { tag, sid: newSessionId() }
+  await store.createSession(ref, { sub: 'alice', openid: 'o', sessionKey: 'k', createdAt: 1 }, 'h0', 60)
+  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', sealedSuccessor: 's', nowMs: Date.now(), graceMs: 1000, ttlSec: 60 })
+  await store.blacklist(tag, 'jti', 30)
+  await store.claimCode(digest('c1'), 5000)
+  await store.claimCode(digest('c2'), 5000)
+  await store.settleCode(digest('c2'), true, 5000)
+  const inspect = redisClient(t, redis.url)
+  const keys = await inspect.keys(`${prefix}*`)
+  t.equal(keys.length, 5, 'session, index, blacklist and two code markers')
+  for (const k of keys) t.ok((await inspect.pttl(k)) > 0, `${k} has a TTL`)
+  const names = keyNames(prefix)
+  for (const k of [names.session(tag, ref.sid), names.userIndex(tag), names.blacklist(tag, 'jti')]) {
+    t.ok(k.includes(`{${tag}}`), `${k} carries the user's hash tag`)
+  }
+  const raw = await inspect.hgetall(names.session(tag, ref.sid))
+  t.equal(raw.r, 'h1', 'the current refresh hash moved on')
+  t.equal(raw.p, 'h0', 'its predecessor is kept for the grace window')
+})
+
+test('a host-provided client is left open on close; an owned one is closed', async (t) => {
+  const redis = await startRedis(t)
+  const hostClient = redisClient(t, redis.url)
+  await hostClient.ping()
+  const hostStore = createRedisStore({ client: hostClient, keyPrefix: redis.prefix, timeoutMs: 1000, ownsClient: false })
+  await hostStore.close()
+  t.equal(await hostClient.ping(), 'PONG')
+
+  const owned = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+  const ownedStore = createRedisStore({ client: owned, keyPrefix: redis.prefix, timeoutMs: 1000, ownsClient: true })
+  await ownedStore.close()
+  await t.rejects(owned.ping(), 'the owned client is closed')
+})
+
+test('connectRedis refuses an unreachable server quickly, without leaking the URL', async (t) => {
+  const port = await freePort()
+  const started = Date.now()
+  const err = await connectRedis({ url: `redis://:hunter2-password@127.0.0.1:${port}`, timeoutMs: 300 }).then(() => null, (e: Error) => e)
+  t.match(err?.message, /^REDIS_URL: cannot connect to Redis/)
+  t.notMatch(err?.message, /hunter2/)
+  t.ok(Date.now() - started < 3000, 'fails within a few timeouts')
+})
+
+test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work again after', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const client = await connectRedis({ url: redis.url, timeoutMs: 300 })
+  const store = createRedisStore({ client, keyPrefix: redis.prefix, timeoutMs: 300, ownsClient: true })
+  t.teardown(async () => await store.close())
+  const ref = { tag: userTag('wxapp', 'zoe'), sid: newSessionId() }
+  await store.createSession(ref, { sub: 'zoe', openid: 'o', sessionKey: 'k', createdAt: 1 }, 'h0', 60)
+  await redis.stop()
+  const started = Date.now()
+  await t.rejects(store.checkAccess(ref, 'j'), StoreUnavailableError)
+  await t.rejects(store.ping(), StoreUnavailableError)
+  await t.rejects(store.claimCode('c', 1000), StoreUnavailableError)
+  t.ok(Date.now() - started < 2000, 'no hang')
+  await redis.start()
+  let answer: string | undefined
+  for (let i = 0; i < 100 && answer === undefined; i++) {
+    answer = await store.checkAccess(ref, 'j').catch(() => undefined)
+    if (answer === undefined) await sleep(50)
+  }
+  t.equal(answer, 'revoked', 'reconnected by itself (the restarted Redis is empty)')
+})
