@@ -1,0 +1,71 @@
+import { test } from 'tap'
+import { loadConfig, resolveConfig } from '../../lib/config.js'
+
+const strong = 'a-strong-jwt-secret-0123456789-abcdefghijkl'
+
+test('defaults fill every unset value; the environment is read by name', async (t) => {
+  const c = loadConfig({ PORT: '8080', PATH: '/usr/bin', RATE_LIMIT_LOGIN_MAX: '' })
+  t.equal(c.PORT, 8080, 'coerced from a string')
+  t.equal(c.HOST, '127.0.0.1')
+  t.equal(c.ACCESS_TOKEN_TTL, 900)
+  t.equal(c.REFRESH_TOKEN_TTL, 2592000)
+  t.equal(c.RATE_LIMIT_LOGIN_MAX, 10, 'an empty string counts as unset')
+  t.equal(c.RATE_LIMIT_REFRESH_MAX, 30)
+  t.equal(c.WECHAT_TIMEOUT_MS, 5000)
+  t.equal(c.WECHAT_API_BASE, 'https://api.weixin.qq.com')
+  t.equal(c.AUTH_PREFIX, '/auth')
+  t.notOk('PATH' in c, 'unrelated variables are ignored')
+})
+
+test('explicit values win over the environment', async (t) => {
+  t.equal(loadConfig({ PORT: '1' }, { PORT: 2 }).PORT, 2)
+  t.equal(loadConfig(false, { PORT: '3' }).PORT, 3)
+})
+
+test('a bad value refuses to load, naming it', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
+    [{ WECHAT_APPID: 'not-an-appid' }, /WECHAT_APPID/],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL/],
+    [{ WECHAT_TIMEOUT_MS: '5' }, /WECHAT_TIMEOUT_MS/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ WECHAT_API_BASE: 'ftp://x' }, /WECHAT_API_BASE/],
+    [{ AUTH_PREFIX: 'auth' }, /AUTH_PREFIX/]
+  ]
+  for (const [env, name] of cases) {
+    t.throws(() => loadConfig(env), { code: 'CONFIG_INVALID', message: name }, JSON.stringify(env))
+  }
+  t.throws(() => loadConfig({ JWT_SECRET: 'short-secret-value' }), { message: /JWT_SECRET/ })
+  t.notMatch((() => { try { loadConfig({ JWT_SECRET: 'short-secret-value' }) } catch (e) { return (e as Error).message } return '' })(), /short-secret-value/, 'the value itself is not echoed')
+})
+
+test('unknown explicit options are refused (typos must not fall back to defaults)', async (t) => {
+  t.throws(() => loadConfig(false, { JWT_SECERT: strong } as never), { code: 'CONFIG_INVALID', message: /JWT_SECERT/ })
+})
+
+test('production refuses to run without credentials, Redis and a strong secret', async (t) => {
+  const prod = { NODE_ENV: 'production' }
+  t.throws(() => resolveConfig(loadConfig(prod), { hasRedisClient: false }),
+    { message: /WECHAT_APPID, WECHAT_SECRET, REDIS_URL, JWT_SECRET/ })
+  const full = { ...prod, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: '0123456789abcdef0123', REDIS_URL: 'redis://r:6379', JWT_SECRET: strong }
+  const ok = resolveConfig(loadConfig(full), { hasRedisClient: false })
+  t.equal(ok.production, true)
+  t.equal(ok.useSimulator, false)
+  t.same(ok.devDefaults, [])
+  t.equal(ok.jwtSecret, strong)
+  const { REDIS_URL: _r, ...noRedis } = full
+  t.ok(resolveConfig(loadConfig(noRedis), { hasRedisClient: true }), 'a host Redis client counts as Redis')
+  t.throws(() => resolveConfig(loadConfig({ ...full, JWT_SECRET: 'a'.repeat(40) }), { hasRedisClient: false }), { message: /JWT_SECRET is too weak/ })
+})
+
+test('development fills in the simulator, memory store and a random secret, and says so', async (t) => {
+  const a = resolveConfig(loadConfig({}), { hasRedisClient: false })
+  const b = resolveConfig(loadConfig({}), { hasRedisClient: false })
+  t.equal(a.useSimulator, true)
+  t.equal(a.devDefaults.length, 3)
+  t.ok(a.jwtSecret.length >= 32)
+  t.not(a.jwtSecret, b.jwtSecret, 'random per process')
+  t.throws(() => resolveConfig(loadConfig({ WECHAT_APPID: 'wx0123456789abcdef' }), { hasRedisClient: false }),
+    { message: /WECHAT_APPID and WECHAT_SECRET must be set together/ })
+})

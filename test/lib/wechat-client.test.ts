@@ -1,0 +1,126 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { test, type Test } from 'tap'
+import { createWeChatClient } from '../../lib/wechat-client.js'
+import { freePort, startSim, APPID, SECRET } from '../helper.js'
+
+interface Line { level: string, obj: Record<string, unknown>, msg: string }
+function logger (): { lines: Line[], log: { warn: (o: object, m: string) => void, error: (o: object, m: string) => void } } {
+  const lines: Line[] = []
+  const rec = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }) }
+  return { lines, log: { warn: rec('warn'), error: rec('error') } }
+}
+
+async function clientFor (t: Test, apiBase: string, over: Partial<Parameters<typeof createWeChatClient>[0]> = {}) {
+  const { lines, log } = logger()
+  const client = createWeChatClient({ appid: APPID, secret: SECRET, apiBase, timeoutMs: 2000, log: log as never, ...over })
+  t.teardown(async () => await client.close())
+  return { client, lines }
+}
+
+test('code2Session returns openid, unionid and session_key from a text/plain answer', async (t) => {
+  const sim = await startSim(t)
+  const { client } = await clientFor(t, sim.url)
+  const r = await client.code2Session('alice.1')
+  t.equal(r.openid, sim.openidOf('alice'))
+  t.equal(r.unionid, sim.unionidOf('alice'))
+  t.equal(r.sessionKey, sim.sessionKeyOf('alice'))
+  const solo = await client.code2Session('nounion-bob')
+  t.notOk('unionid' in solo, 'no unionid when WeChat sends none')
+})
+
+test('every WeChat errcode maps to a coded error', async (t) => {
+  const sim = await startSim(t)
+  const { client, lines } = await clientFor(t, sim.url)
+  await t.rejects(client.code2Session('invalid.1'), { code: 'WX_CODE_INVALID', statusCode: 401 })
+  await t.rejects(client.code2Session('risky.1'), { code: 'WX_USER_BLOCKED', statusCode: 403 })
+  await t.rejects(client.code2Session('limit.1'), { code: 'WX_RATE_LIMITED', statusCode: 429 })
+  await client.code2Session('alice.2')
+  await t.rejects(client.code2Session('alice.2'), { code: 'WX_CODE_USED', statusCode: 401 })
+  t.ok(lines.every((l) => l.level === 'warn'), 'user errors are warnings')
+
+  const badSecret = await clientFor(t, sim.url, { secret: 'wrong-secret-0123456789' })
+  await t.rejects(badSecret.client.code2Session('alice.3'), { code: 'WX_CREDENTIALS_REJECTED', statusCode: 502 })
+  t.equal(badSecret.lines[0]?.level, 'error', 'credential problems are errors')
+  const badAppid = await clientFor(t, sim.url, { appid: 'wxffffffffffffffff' })
+  await t.rejects(badAppid.client.code2Session('alice.4'), { code: 'WX_CREDENTIALS_REJECTED' })
+})
+
+test('-1 is retried once inside the deadline; the retry succeeds', async (t) => {
+  const sim = await startSim(t)
+  const { client } = await clientFor(t, sim.url)
+  const r = await client.code2Session('busy.1')
+  t.equal(r.openid, sim.openidOf('busy'))
+  t.same(sim.calls.map((c) => c.errcode), [-1, 0], 'two upstream calls: -1 then success')
+})
+
+test('a -1 that persists, or a server that is down, ends in WX_UNAVAILABLE after one retry', async (t) => {
+  let hits = 0
+  const busy = createServer((_req, res) => { hits++; res.end('{"errcode":-1,"errmsg":"system error"}') })
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => busy.close())
+  const { client, lines } = await clientFor(t, `http://127.0.0.1:${(busy.address() as AddressInfo).port}`)
+  await t.rejects(client.code2Session('x'), { code: 'WX_UNAVAILABLE', statusCode: 503 })
+  t.equal(hits, 2, 'retried exactly once')
+  t.match(lines.at(-1)?.obj, { errcode: -1, retried: true })
+
+  const down = await clientFor(t, `http://127.0.0.1:${await freePort()}`)
+  await t.rejects(down.client.code2Session('x'), { code: 'WX_UNAVAILABLE' })
+  t.match(down.lines.at(-1)?.obj, { network: 'ECONNREFUSED', retried: true })
+})
+
+test('HTTP 5xx counts as transient; a 5xx then success works', async (t) => {
+  let hits = 0
+  const flaky = createServer((_req, res) => {
+    hits++
+    if (hits === 1) { res.statusCode = 502; res.end('bad gateway'); return }
+    res.end('{"openid":"o1","session_key":"k1"}')
+  })
+  await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => flaky.close())
+  const { client } = await clientFor(t, `http://127.0.0.1:${(flaky.address() as AddressInfo).port}/`)
+  t.same(await client.code2Session('x'), { openid: 'o1', sessionKey: 'k1' })
+})
+
+test('a slow WeChat ends in WX_TIMEOUT at the deadline, without waiting for it', async (t) => {
+  const sim = await startSim(t, { slowMs: 10_000 })
+  const { client } = await clientFor(t, sim.url, { timeoutMs: 300 })
+  const started = Date.now()
+  await t.rejects(client.code2Session('slow.1'), { code: 'WX_TIMEOUT', statusCode: 504 })
+  t.ok(Date.now() - started < 1500, 'answered near the deadline')
+})
+
+test('bodies that are not what WeChat sends end in WX_BAD_RESPONSE', async (t) => {
+  const sim = await startSim(t)
+  const { client } = await clientFor(t, sim.url)
+  await t.rejects(client.code2Session('garbage.1'), { code: 'WX_BAD_RESPONSE', statusCode: 502 })
+  const bodies = ['[]', 'null', '{"openid":"o"}', '{"errcode":99999,"errmsg":"new error"}', '{"errcode":0,"openid":"","session_key":"k"}']
+  for (const body of bodies) {
+    const srv = createServer((_req, res) => res.end(body))
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+    const c = await clientFor(t, `http://127.0.0.1:${(srv.address() as AddressInfo).port}`)
+    await t.rejects(c.client.code2Session('x'), { code: 'WX_BAD_RESPONSE' }, body)
+    srv.close()
+  }
+})
+
+test('codes are URL-encoded; nothing secret reaches errors or logs', async (t) => {
+  const sim = await startSim(t)
+  const echo = createServer((req, res) => {
+    const q = new URL(req.url ?? '', 'http://x').searchParams
+    res.end(JSON.stringify({ errcode: 40029, errmsg: `invalid code ${q.get('js_code') ?? ''} for ${q.get('secret') ?? ''}` }))
+  })
+  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => echo.close())
+  const weird = `alice."'%&secret=x#y+z`
+  const { client } = await clientFor(t, sim.url)
+  await client.code2Session(weird)
+  t.equal(sim.calls.at(-1)?.code, weird, 'WeChat received the exact code')
+
+  const { client: echoing, lines } = await clientFor(t, `http://127.0.0.1:${(echo.address() as AddressInfo).port}`)
+  const err = await echoing.code2Session('SECRETCODE123').catch((e: Error) => e)
+  const text = JSON.stringify(lines) + String((err as Error).message) + JSON.stringify(err)
+  t.notMatch(text, /SECRETCODE123/, 'the code is scrubbed from logged errmsg')
+  t.notMatch(text, new RegExp(SECRET), 'the secret is scrubbed')
+  t.match(lines[0]?.obj, { errcode: 40029, errmsg: /\[code\].*\[secret\]/ })
+})
