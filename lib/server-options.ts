@@ -29,8 +29,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       ...(extra.logStream !== undefined ? { stream: extra.logStream } : {})
     },
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
-    // Refuse unknown body properties (additionalProperties: false) instead of silently dropping them.
-    ajv: { customOptions: { removeAdditional: false } },
+    // Refuse unknown body properties (additionalProperties: false) and wrong types instead of
+    // silently dropping or converting them: a client bug should be a 400 it can see.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
     requestTimeout: 30_000
   }

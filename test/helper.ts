@@ -119,6 +119,9 @@ export async function buildApp (t: Tap, opts: BuildOptions): Promise<FastifyInst
     WECHAT_API_BASE: sim.url,
     JWT_SECRET,
     LOG_LEVEL: logs === undefined ? 'silent' : 'trace',
+    // Tests of other things make more requests per minute than the defaults allow.
+    RATE_LIMIT_LOGIN_MAX: 100_000,
+    RATE_LIMIT_REFRESH_MAX: 100_000,
     ...(redisServer !== undefined ? { REDIS_URL: redisServer.url, REDIS_KEY_PREFIX: redisServer.prefix } : {}),
     ...config
   }

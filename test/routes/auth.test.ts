@@ -1,0 +1,286 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { test } from 'tap'
+import { APPID, bearer, buildApp, freePort, login, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
+
+const decode = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
+
+test('POST /auth/login', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+
+  t.test('returns a token pair and never the session_key', async (t) => {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice' } })
+    t.equal(res.statusCode, 200)
+    const body = res.json<Pair>()
+    t.same(Object.keys(body).sort(), ['accessToken', 'expiresIn', 'openid', 'refreshExpiresIn', 'refreshToken', 'tokenType', 'unionid'])
+    t.match(body, { tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: 2592000, openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice') })
+    t.notMatch(res.body, sim.sessionKeyOf('alice') as string)
+    t.notMatch(res.body, /session_?key/i)
+    const claims = decode(body.accessToken)
+    t.match(claims, { sub: sim.openidOf('alice'), openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), iss: 'fastify-wechat-auth', aud: APPID, sid: String, jti: String })
+    t.equal((claims.exp as number) - (claims.iat as number), 900)
+    t.match(body.refreshToken, new RegExp(`^[\\w-]{22}\\.${claims.sid as string}\\.[\\w-]{43}$`))
+  })
+
+  t.test('omits unionid when WeChat sends none', async (t) => {
+    const body = await login(app, 'nounion-carl')
+    t.notOk('unionid' in body)
+    t.notOk('unionid' in decode(body.accessToken))
+  })
+
+  t.test('maps every WeChat error to its code', async (t) => {
+    const cases: Array<[string, number, string]> = [
+      ['invalid.1', 401, 'WX_CODE_INVALID'],
+      ['risky.1', 403, 'WX_USER_BLOCKED'],
+      ['limit.1', 429, 'WX_RATE_LIMITED'],
+      ['garbage.1', 502, 'WX_BAD_RESPONSE']
+    ]
+    for (const [code, status, errCode] of cases) {
+      const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code } })
+      t.equal(res.statusCode, status, code)
+      t.same(res.json(), { statusCode: status, code: errCode, error: res.json().error, message: res.json().message })
+      t.equal(res.json().code, errCode)
+    }
+    const busy = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'busy.1' } })
+    t.equal(busy.statusCode, 200, '-1 is retried once and succeeds')
+  })
+
+  t.test('a replayed code gets WX_CODE_USED without a call to WeChat', async (t) => {
+    await login(app, 'dora.1')
+    const calls = sim.calls.length
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'dora.1' } })
+    t.equal(res.statusCode, 401)
+    t.equal(res.json().code, 'WX_CODE_USED')
+    t.equal(sim.calls.length, calls, 'WeChat not called')
+  })
+
+  t.test('concurrent duplicates: one login, the other WX_CODE_USED, one upstream call', async (t) => {
+    const calls = sim.calls.length
+    const [a, b] = await Promise.all([0, 1].map(async () => await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'eve.1' } })))
+    t.same([a?.statusCode, b?.statusCode].sort(), [200, 401])
+    t.equal(sim.calls.length, calls + 1)
+  })
+
+  t.test('refuses bad input with 4xx and a code', async (t) => {
+    const post = async (payload: string, type = 'application/json') =>
+      await app.inject({ method: 'POST', url: '/auth/login', payload, headers: { 'content-type': type } })
+    const cases: Array<[string, string, number, string]> = [
+      ['{}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":""}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":"has space"}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":"中文"}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":123}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":"a","extra":1}', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['[]', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['', 'application/json', 400, 'FST_ERR_VALIDATION'],
+      ['{"code":', 'application/json', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
+      ['{"__proto__":{"x":1},"code":"a"}', 'application/json', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
+      ['code=alice', 'application/x-www-form-urlencoded', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      [JSON.stringify({ code: 'a'.repeat(5000) }), 'application/json', 413, 'FST_ERR_CTP_BODY_TOO_LARGE']
+    ]
+    for (const [payload, type, status, code] of cases) {
+      const res = await post(payload, type)
+      t.equal(res.statusCode, status, payload.slice(0, 40))
+      t.equal(res.json().code, code, payload.slice(0, 40))
+    }
+  })
+})
+
+test('WeChat failures: timeout 504, down 503, bad credentials 502; a transient failure leaves the code usable', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t, { slowMs: 5000 })
+  const slow = await buildApp(t, { sim, redisServer: redis, config: { WECHAT_TIMEOUT_MS: 300 } })
+  const started = Date.now()
+  const res = await slow.inject({ method: 'POST', url: '/auth/login', payload: { code: 'slow.1' } })
+  t.equal(res.statusCode, 504)
+  t.equal(res.json().code, 'WX_TIMEOUT')
+  t.ok(Date.now() - started < 2000, 'answered at the deadline')
+
+  const down = await buildApp(t, { sim, redisServer: redis, config: { WECHAT_API_BASE: `http://127.0.0.1:${await freePort()}` } })
+  const r2 = await down.inject({ method: 'POST', url: '/auth/login', payload: { code: 'x.1' } })
+  t.equal(r2.statusCode, 503)
+  t.equal(r2.json().code, 'WX_UNAVAILABLE')
+
+  const wrong = await buildApp(t, { sim, redisServer: redis, config: { WECHAT_SECRET: 'not-the-right-secret-000' } })
+  const r3 = await wrong.inject({ method: 'POST', url: '/auth/login', payload: { code: 'x.2' } })
+  t.equal(r3.statusCode, 502)
+  t.equal(r3.json().code, 'WX_CREDENTIALS_REJECTED')
+  t.notMatch(r3.body, /not-the-right-secret/)
+
+  // An upstream that is busy twice (so the one retry also fails), then healthy.
+  let hits = 0
+  const flaky = createServer((req, res) => {
+    hits++
+    res.end(hits <= 2 ? '{"errcode":-1,"errmsg":"busy"}' : '{"openid":"o-flaky","session_key":"k"}')
+  })
+  await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => flaky.close())
+  const app = await buildApp(t, { sim, redisServer: redis, config: { WECHAT_API_BASE: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}` } })
+  const first = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'retry.1' } })
+  t.equal(first.statusCode, 503)
+  t.equal(first.json().code, 'WX_UNAVAILABLE')
+  const second = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'retry.1' } })
+  t.equal(second.statusCode, 200, 'the same code may be tried again after a transient failure')
+  t.equal(hits, 3)
+})
+
+test('POST /auth/refresh', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+
+  t.test('rotates: a new pair, the old refresh token is spent', async (t) => {
+    const first = await login(app, 'alice.r1')
+    const res = await refresh(app, first.refreshToken)
+    t.equal(res.statusCode, 200)
+    const second = res.json<Pair>()
+    t.not(second.refreshToken, first.refreshToken)
+    t.not(second.accessToken, first.accessToken)
+    t.match(second, { tokenType: 'Bearer', expiresIn: 900, openid: first.openid, unionid: first.unionid })
+    t.ok(second.refreshExpiresIn > 2591990 && second.refreshExpiresIn <= 2592000)
+    t.equal(decode(second.accessToken).sid, decode(first.accessToken).sid, 'same session')
+    t.equal((await me(app, second.accessToken)).statusCode, 200)
+    t.equal((await refresh(app, second.refreshToken)).statusCode, 200, 'the successor works once too')
+  })
+
+  t.test('a retry of the predecessor within the grace window returns the same successor', async (t) => {
+    const first = await login(app, 'alice.r2')
+    const a = (await refresh(app, first.refreshToken)).json<Pair>()
+    const b = await refresh(app, first.refreshToken)
+    t.equal(b.statusCode, 200)
+    t.equal(b.json<Pair>().refreshToken, a.refreshToken, 'same successor, not a sibling')
+    t.equal((await me(app, b.json<Pair>().accessToken)).statusCode, 200)
+    const next = await refresh(app, a.refreshToken)
+    t.equal(next.statusCode, 200, 'the successor is still current')
+  })
+
+  t.test('concurrent refreshes with one token all get the same successor', async (t) => {
+    const first = await login(app, 'alice.r3')
+    const all = await Promise.all([0, 1, 2, 3].map(async () => await refresh(app, first.refreshToken)))
+    t.same(all.map((r) => r.statusCode), [200, 200, 200, 200])
+    t.equal(new Set(all.map((r) => r.json<Pair>().refreshToken)).size, 1)
+  })
+
+  t.test('reuse of an older token revokes the whole session', async (t) => {
+    const first = await login(app, 'alice.r4')
+    const other = await login(app, 'alice.r5')
+    const second = (await refresh(app, first.refreshToken)).json<Pair>()
+    const third = (await refresh(app, second.refreshToken)).json<Pair>()
+    const reuse = await refresh(app, first.refreshToken)
+    t.equal(reuse.statusCode, 401)
+    t.equal(reuse.json().code, 'AUTH_REFRESH_REUSED')
+    for (const token of [first.accessToken, second.accessToken, third.accessToken]) {
+      const res = await me(app, token)
+      t.equal(res.json().code, 'AUTH_TOKEN_REVOKED', 'access tokens of the session stop working')
+    }
+    t.equal((await refresh(app, third.refreshToken)).json().code, 'AUTH_REFRESH_INVALID', 'its current refresh token too')
+    t.equal((await me(app, other.accessToken)).statusCode, 200, 'the user\'s other session lives on')
+  })
+
+  t.test('unknown, malformed or forged tokens get AUTH_REFRESH_INVALID and harm nothing', async (t) => {
+    const live = await login(app, 'alice.r6')
+    const forged = live.refreshToken.replace(/\.[\w-]{43}$/, `.${'A'.repeat(43)}`)
+    for (const token of ['nope', forged, `${live.refreshToken}x`]) {
+      const res = await refresh(app, token)
+      t.equal(res.statusCode, 401)
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+    }
+    t.equal((await refresh(app, live.refreshToken)).statusCode, 200, 'the real token still works')
+    const bad = await app.inject({ method: 'POST', url: '/auth/refresh', payload: {} })
+    t.equal(bad.json().code, 'FST_ERR_VALIDATION')
+  })
+
+  t.test('with no grace window, a second use is reuse', async (t) => {
+    const strict = await buildApp(t, { sim, redisServer: redis, config: { REFRESH_GRACE_SECONDS: 0 } })
+    const first = await login(strict, 'alice.r7')
+    t.equal((await refresh(strict, first.refreshToken)).statusCode, 200)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    t.equal((await refresh(strict, first.refreshToken)).json().code, 'AUTH_REFRESH_REUSED')
+  })
+})
+
+test('POST /auth/logout and GET /auth/me', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+
+  t.test('me describes the token', async (t) => {
+    const p = await login(app, 'frank.1')
+    const res = await me(app, p.accessToken)
+    t.equal(res.statusCode, 200)
+    const claims = decode(p.accessToken)
+    t.same(res.json(), {
+      openid: p.openid,
+      unionid: p.unionid,
+      sessionId: claims.sid,
+      issuedAt: new Date((claims.iat as number) * 1000).toISOString(),
+      expiresAt: new Date((claims.exp as number) * 1000).toISOString()
+    })
+  })
+
+  t.test('logout ends this session at once, and only this one', async (t) => {
+    const phone = await login(app, 'gwen.1')
+    const laptop = await login(app, 'gwen.2')
+    const res = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(phone.accessToken) })
+    t.equal(res.statusCode, 204)
+    t.equal(res.body, '')
+    t.equal((await me(app, phone.accessToken)).json().code, 'AUTH_TOKEN_REVOKED')
+    t.equal((await refresh(app, phone.refreshToken)).json().code, 'AUTH_REFRESH_INVALID')
+    t.equal((await me(app, laptop.accessToken)).statusCode, 200)
+    const again = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(phone.accessToken) })
+    t.equal(again.json().code, 'AUTH_TOKEN_REVOKED', 'a revoked token cannot log out again')
+  })
+
+  t.test('logout with allDevices ends every session of the user, not others', async (t) => {
+    const a = await login(app, 'hugo.1')
+    const b = await login(app, 'hugo.2')
+    const other = await login(app, 'ines.1')
+    const rotated = (await refresh(app, b.refreshToken)).json<Pair>()
+    const res = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(a.accessToken), payload: { allDevices: true } })
+    t.equal(res.statusCode, 204)
+    for (const token of [a.accessToken, b.accessToken, rotated.accessToken]) t.equal((await me(app, token)).json().code, 'AUTH_TOKEN_REVOKED')
+    t.equal((await refresh(app, rotated.refreshToken)).json().code, 'AUTH_REFRESH_INVALID')
+    t.equal((await me(app, other.accessToken)).statusCode, 200)
+  })
+
+  t.test('logout accepts an empty JSON body; refuses unknown fields', async (t) => {
+    const p = await login(app, 'jack.1')
+    const bad = await app.inject({ method: 'POST', url: '/auth/logout', headers: { ...bearer(p.accessToken), 'content-type': 'application/json' }, payload: '{"everything":true}' })
+    t.equal(bad.json().code, 'FST_ERR_VALIDATION')
+    const ok = await app.inject({ method: 'POST', url: '/auth/logout', headers: { ...bearer(p.accessToken), 'content-type': 'application/json' }, payload: '' })
+    t.equal(ok.statusCode, 204)
+  })
+
+  t.test('protected routes need a token', async (t) => {
+    const missing = await app.inject({ method: 'GET', url: '/auth/me' })
+    t.equal(missing.statusCode, 401)
+    t.equal(missing.json().code, 'AUTH_TOKEN_MISSING')
+    const logout = await app.inject({ method: 'POST', url: '/auth/logout' })
+    t.equal(logout.json().code, 'AUTH_TOKEN_MISSING')
+  })
+})
+
+test('rate limits per client IP, with retry-after, shared by instances on one Redis', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const config = { RATE_LIMIT_LOGIN_MAX: 2, RATE_LIMIT_REFRESH_MAX: 3 }
+  const a = await buildApp(t, { sim, redisServer: redis, config })
+  const b = await buildApp(t, { sim, redisServer: redis, config })
+  const post = async (app: typeof a, url: string, payload: object, ip = '10.0.0.1') =>
+    await app.inject({ method: 'POST', url, payload, remoteAddress: ip })
+  t.equal((await post(a, '/auth/login', { code: 'invalid.a' })).statusCode, 401)
+  t.equal((await post(b, '/auth/login', { code: 'invalid.b' })).statusCode, 401)
+  const limited = await post(a, '/auth/login', { code: 'kim.1' })
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'RATE_LIMITED')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'retry-after set')
+  t.equal((await post(a, '/auth/login', { code: 'kim.1' }, '10.0.0.2')).statusCode, 200, 'another IP has its own budget')
+
+  for (let i = 0; i < 3; i++) t.equal((await post(b, '/auth/refresh', { refreshToken: 'x' })).statusCode, 401)
+  const r = await post(a, '/auth/refresh', { refreshToken: 'x' })
+  t.equal(r.statusCode, 429)
+  t.equal(r.json().code, 'RATE_LIMITED')
+})
