@@ -38,6 +38,7 @@ declare module 'fastify' {
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+const JWT_NAMESPACE = 'wechatAuth'
 const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
 
 export default fp(async function auth (fastify) {
@@ -45,11 +46,14 @@ export default fp(async function auth (fastify) {
   const store = fastify.wechatAuthStore
   const appid = fastify.wechat.appid
 
-  // @fastify/jwt goes into a child context so that its `jwt` decorators cannot clash with a
-  // host app that uses @fastify/jwt for its own tokens; we keep only its signer and verifier.
+  // @fastify/jwt goes into a child context, under a namespace and with its own request decorator
+  // name, so that it cannot clash with a host app that uses @fastify/jwt (or anything else that
+  // decorates request.user) for its own purposes. We keep only its signer and verifier.
   let jwt: JWT | undefined
   await fastify.register(async function jwtScope (child) {
     await child.register(fastifyJwt, {
+      namespace: JWT_NAMESPACE,
+      decoratorName: 'wechatAuthJwtUser',
       secret: config.jwtSecret,
       sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, aud: appid, expiresIn: config.ACCESS_TOKEN_TTL },
       verify: {
@@ -59,7 +63,7 @@ export default fp(async function auth (fastify) {
         requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp']
       }
     })
-    jwt = child.jwt
+    jwt = (child.jwt as unknown as Record<string, JWT>)[JWT_NAMESPACE]
   })
   if (jwt === undefined) throw new Error('@fastify/jwt did not register')
   const signer = jwt

@@ -1,0 +1,106 @@
+import fastifyJwt from '@fastify/jwt'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { test } from 'tap'
+import wechatAuth from '../app.js'
+import * as pkg from '../index.js'
+import { JWT_SECRET, startRedis, startSim } from './helper.js'
+
+test('drops into an existing Fastify app: own routes, own Redis client, own prefix, own jwt', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const hostRedis = new Redis(redis.url)
+  t.teardown(() => hostRedis.disconnect())
+
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  // The host already uses @fastify/jwt for its own tokens; the gateway's must not clash with it.
+  await host.register(fastifyJwt, { secret: 'the-host-apps-own-secret-0123456789' })
+  host.setErrorHandler((err: { statusCode?: number, code?: string }, _request, reply) => reply.code(err.statusCode ?? 500).send({ host: true, code: err.code }))
+  host.get('/public', async () => ({ hello: 'world' }))
+
+  const seen: unknown[] = []
+  await host.register(wechatAuth, {
+    env: false,
+    redis: hostRedis,
+    healthPath: false,
+    config: {
+      WECHAT_APPID: sim.appid,
+      WECHAT_SECRET: sim.secret,
+      WECHAT_API_BASE: sim.url,
+      JWT_SECRET,
+      AUTH_PREFIX: '/api/wx',
+      REDIS_KEY_PREFIX: redis.prefix
+    },
+    resolveUser: async (identity) => {
+      seen.push(identity)
+      return { userId: `user-${identity.openid.slice(0, 6)}`, claims: { role: 'member' } }
+    }
+  })
+  host.register(async function protectedRoutes (child) {
+    child.addHook('onRequest', child.authenticate)
+    child.get('/api/profile', async (request) => ({ sub: request.user.sub, role: request.user.role, openid: request.user.openid }))
+  })
+  await host.ready()
+
+  t.same((await host.inject('/public')).json(), { hello: 'world' }, 'host routes untouched')
+  t.equal((await host.inject('/health')).statusCode, 404, 'no health route when the host says so')
+  t.equal((await host.inject({ method: 'POST', url: '/auth/login', payload: { code: 'x' } })).statusCode, 404, 'default prefix not used')
+
+  const login = await host.inject({ method: 'POST', url: '/api/wx/login', payload: { code: 'alice' } })
+  t.equal(login.statusCode, 200)
+  const { accessToken, refreshToken, openid } = login.json()
+  t.same(seen, [{ openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), appid: sim.appid }], 'resolveUser got the identity')
+
+  const profile = await host.inject({ method: 'GET', url: '/api/profile', headers: { authorization: `Bearer ${accessToken as string}` } })
+  t.same(profile.json(), { sub: `user-${(openid as string).slice(0, 6)}`, role: 'member', openid })
+
+  const denied = await host.inject({ method: 'GET', url: '/api/profile' })
+  t.same(denied.json(), { host: true, code: 'AUTH_TOKEN_MISSING' }, 'the host error handler sees our coded errors')
+
+  const refreshed = await host.inject({ method: 'POST', url: '/api/wx/refresh', payload: { refreshToken } })
+  t.equal(refreshed.statusCode, 200)
+  t.equal(host.jwt.decode<{ role: string }>(refreshed.json().accessToken)?.role, 'member', 'custom claims survive refresh')
+  t.throws(() => host.jwt.verify(accessToken as string), 'the host\'s own jwt does not accept gateway tokens')
+
+  await host.close()
+  t.equal(await hostRedis.ping(), 'PONG', 'the host\'s Redis client is left open')
+})
+
+test('resolveUser mistakes are refused loudly, not turned into tokens', async (t) => {
+  const sim = await startSim(t)
+  for (const [name, resolveUser] of [
+    ['reserved claim', async () => ({ userId: 'u1', claims: { sub: 'admin' } })],
+    ['empty userId', async () => ({ userId: '' })]
+  ] as const) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await app.register(wechatAuth, { env: false, resolveUser, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url } })
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: `u.${name.length}` } })
+    t.equal(res.statusCode, 500, name)
+    t.same(res.json(), { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }, 'no details leak')
+  }
+})
+
+test('the package exports the plugin set, each plugin usable alone', async (t) => {
+  t.equal(pkg.default, wechatAuth)
+  for (const name of ['wechatAuthConfig', 'wechatAuthStore', 'wechat', 'wechatAuthJwt', 'wechatAuthSessions', 'wechatAuthRoutes', 'wechatAuthHealth', 'startSimulator', 'createMemoryStore', 'createRedisStore'] as const) {
+    t.type(pkg[name], 'function', name)
+  }
+  const sim = await startSim(t)
+  // Only the config, store, wechat and JWT plugins: a host that issues tokens its own way.
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(pkg.wechatAuthConfig, { env: false, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url } })
+  await app.register(pkg.wechatAuthStore)
+  await app.register(pkg.wechat)
+  await app.register(pkg.wechatAuthJwt)
+  await app.ready()
+  const id = await app.wechat.code2Session('dave')
+  t.equal(id.openid, sim.openidOf('dave'))
+  t.equal(app.wechatAuthStore.kind, 'memory')
+
+  const wrongOrder = Fastify()
+  t.teardown(async () => await wrongOrder.close())
+  await t.rejects(async () => { await wrongOrder.register(pkg.wechat); await wrongOrder.ready() }, /wechat-auth-config/, 'a missing dependency fails at boot')
+})
