@@ -112,7 +112,7 @@ test('codes are URL-encoded; nothing secret reaches errors or logs', async (t) =
   })
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
   t.teardown(() => echo.close())
-  const weird = `alice."'%&secret=x#y+z`
+  const weird = 'alice."\'%&secret=x#y+z'
   const { client } = await clientFor(t, sim.url)
   await client.code2Session(weird)
   t.equal(sim.calls.at(-1)?.code, weird, 'WeChat received the exact code')
