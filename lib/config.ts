@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js'
 import { ConfigSchema, type Config, type ConfigInput } from './schemas.js'
 
 const KNOWN = new Set(Object.keys(ConfigSchema.properties))
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 /**
  * Validates the configuration from the environment and explicit values (explicit values win).
@@ -52,6 +53,12 @@ export function resolveConfig (config: Config, opts: { hasRedisClient: boolean }
     ].filter((x) => x !== null)
     if (missing.length > 0) throw new ConfigError(`NODE_ENV=production requires ${missing.join(', ')}`)
     if (new Set(config.JWT_SECRET).size < 10) throw new ConfigError('JWT_SECRET is too weak (too few distinct characters)')
+    // With `true` the client's own X-Forwarded-For decides its IP, and so its rate-limit budget.
+    if (config.TRUST_PROXY === 'true') throw new ConfigError('TRUST_PROXY=true lets clients choose their IP; set the number of proxies in front (e.g. 1) or their addresses')
+  }
+  // The simulator lets anyone log in as anyone: never let it face a network.
+  if (!hasAppid && !LOOPBACK.test(config.HOST)) {
+    throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET: the built-in WeChat simulator only runs on loopback`)
   }
   const devDefaults: string[] = []
   if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET: using the built-in WeChat simulator')

@@ -30,6 +30,8 @@ export const ConfigSchema = Type.Object({
   ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
   REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }),
   REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
+  // Absolute session lifetime: refreshing cannot keep a session alive past this.
+  SESSION_MAX_AGE: Type.Integer({ minimum: 60, maximum: 31536000, default: 7776000 }),
   RATE_LIMIT_LOGIN_MAX: Type.Integer({ minimum: 1, default: 10 }),
   RATE_LIMIT_REFRESH_MAX: Type.Integer({ minimum: 1, default: 30 }),
   AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' })

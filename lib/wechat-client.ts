@@ -20,6 +20,8 @@ export interface Code2SessionResult {
 }
 
 const MIN_RETRY_BUDGET_MS = 100
+// WeChat's answers are a few hundred bytes; anything far larger is not WeChat.
+const MAX_BODY_BYTES = 64 * 1024
 
 class Transient extends Error {
   constructor (readonly final: Error, readonly detail: Record<string, unknown>) { super(final.message) }
@@ -47,8 +49,19 @@ export function createWeChatClient (opts: WeChatClientOptions) {
         bodyTimeout: remaining
       })
       status = res.statusCode
-      text = await res.body.text()
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > MAX_BODY_BYTES) {
+          res.body.destroy()
+          throw new WxBadResponseError(`HTTP ${status}, body over ${MAX_BODY_BYTES} bytes`)
+        }
+        chunks.push(chunk)
+      }
+      text = Buffer.concat(chunks).toString('utf8')
     } catch (err) {
+      if (err instanceof WxBadResponseError) throw err
       const e = err as Error & { code?: string }
       if (e.name === 'TimeoutError' || e.name === 'AbortError' ||
         err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {

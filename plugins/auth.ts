@@ -60,7 +60,8 @@ export default fp(async function auth (fastify) {
         algorithms: ['HS256'],
         allowedIss: config.JWT_ISSUER,
         allowedAud: appid,
-        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp']
+        // fast-jwt skips allowedIss/allowedAud for a token without the claim: require them.
+        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
       }
     })
     jwt = (child.jwt as unknown as Record<string, JWT>)[JWT_NAMESPACE]

@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, WxCodeUsedError } from '../lib/errors.js'
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
-import type { SessionData } from '../lib/store/types.js'
+import type { NewSession } from '../lib/store/types.js'
 import {
   digest, newRefreshToken, newSessionId, openSuccessor, parseRefreshToken, sealSuccessor, userTag,
   type SessionRef
@@ -47,7 +47,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
   const resolveUser: ResolveUser = opts.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
-  function pair (session: SessionData, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
+  function pair (session: NewSession, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
     const access = tokens.sign({ sub: session.sub, openid: session.openid, unionid: session.unionid, sid, claims: session.claims })
     const out: TokenPair = {
       accessToken: access.token,
@@ -86,12 +86,13 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     const reserved = Object.keys(user.claims ?? {}).filter((k) => RESERVED_CLAIMS.has(k))
     if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
     const ref: SessionRef = { tag: userTag(appid, user.userId), sid: newSessionId() }
-    const session: SessionData = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, createdAt: Date.now() }
+    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
     const refreshToken = newRefreshToken(ref)
-    await store.createSession(ref, session, digest(refreshToken), config.REFRESH_TOKEN_TTL)
-    return pair(session, ref.sid, refreshToken, config.REFRESH_TOKEN_TTL)
+    const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
+    await store.createSession(ref, session, digest(refreshToken), ttl)
+    return pair(session, ref.sid, refreshToken, ttl)
   }
 
   async function refresh (presented: string): Promise<TokenPair> {
@@ -102,9 +103,9 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
       presentedHash: digest(presented),
       nextHash: digest(successor),
       sealedSuccessor: sealSuccessor(presented, successor),
-      nowMs: Date.now(),
       graceMs: config.REFRESH_GRACE_SECONDS * 1000,
-      ttlSec: config.REFRESH_TOKEN_TTL
+      ttlSec: config.REFRESH_TOKEN_TTL,
+      maxAgeSec: config.SESSION_MAX_AGE
     })
     switch (result.status) {
       case 'invalid':
@@ -125,8 +126,8 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
 
   async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {
     const tag = userTag(user.aud, user.sub)
-    // Blacklisting the presenting token as well makes it fail even if a store
-    // replica still holds the session for a moment.
+    // Deleting the session revokes every token issued in it; the presenting token also goes on
+    // the blacklist, the per-token revocation list (see wechatAuthStore.blacklist).
     const ttl = Math.max(1, user.exp - Math.floor(Date.now() / 1000))
     if (allDevices) return await store.revokeUser(tag, user.jti, ttl)
     await store.revokeSession({ tag, sid: user.sid }, user.jti, ttl)

@@ -13,8 +13,6 @@ export interface StorePluginOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     wechatAuthStore: SessionStore
-    /** The Redis client behind the store, or null with the in-memory store. */
-    wechatAuthRedis: RedisClient | null
   }
 }
 
@@ -35,7 +33,6 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
     throw new Error('the session store does not answer at boot (check REDIS_URL or the Redis client passed in)', { cause: err })
   }
   fastify.decorate('wechatAuthStore', store)
-  fastify.decorate<RedisClient | null>('wechatAuthRedis', client)
   fastify.addHook('onClose', async () => { await store.close() })
   fastify.log.info({ store: store.kind }, 'session store ready')
 }, { name: 'wechat-auth-store', fastify: '5.x', dependencies: ['wechat-auth-config'] })

@@ -4,7 +4,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { RateLimitedError } from '../lib/errors.js'
 import { errorHandler } from '../lib/error-handler.js'
-import { keyNames } from '../lib/keys.js'
+import { rateLimitStore } from '../lib/rate-limit-store.js'
 import { ErrorResponse, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
@@ -26,9 +26,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
 
   await fastify.register(rateLimit, {
     global: false,
-    // Shared by all gateway instances when Redis is used. If the store fails, the request goes on
-    // and meets the same failure in its handler, which answers 503 STORE_UNAVAILABLE.
-    ...(fastify.wechatAuthRedis === null ? {} : { redis: fastify.wechatAuthRedis, nameSpace: keyNames(config.REDIS_KEY_PREFIX).rateLimit }),
+    // Counted in the session store: shared by all gateway instances when it is Redis. If the store
+    // fails, the request goes on and meets the same failure in its handler (503 STORE_UNAVAILABLE).
+    store: rateLimitStore(fastify.wechatAuthStore),
     skipOnError: true,
     errorResponseBuilder: (_request, context) => Object.assign(new RateLimitedError(context.after), { statusCode: context.statusCode })
   })

@@ -67,6 +67,27 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
   t.equal(await hostRedis.ping(), 'PONG', 'the host\'s Redis client is left open')
 })
 
+test('a host client with its own keyPrefix: logout on all devices still ends every session', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const hostRedis = new Redis(redis.url, { keyPrefix: 'hostapp:' })
+  t.teardown(() => hostRedis.disconnect())
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { env: false, redis: hostRedis, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix } })
+  const a = (await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'pat.1' } })).json()
+  const b = (await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'pat.2' } })).json()
+  const out = await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.accessToken as string}` }, payload: { allDevices: true } })
+  t.equal(out.statusCode, 204)
+  const other = await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${b.accessToken as string}` } })
+  t.equal(other.json().code, 'AUTH_TOKEN_REVOKED', 'the other device is logged out')
+  const rt = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: b.refreshToken } })
+  t.equal(rt.json().code, 'AUTH_REFRESH_INVALID')
+  const plain = new Redis(redis.url)
+  t.teardown(() => plain.disconnect())
+  t.ok((await plain.keys(`hostapp:${redis.prefix}*`)).length > 0, 'keys live under the host prefix')
+})
+
 test('resolveUser mistakes are refused loudly, not turned into tokens', async (t) => {
   const sim = await startSim(t)
   for (const [name, resolveUser] of [

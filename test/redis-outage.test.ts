@@ -1,7 +1,9 @@
 // Redis going down and coming back, seen through HTTP: fast 503s, no hang, no crash, recovery.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
-import { bearer, buildApp, login, startRedis, startSim } from './helper.js'
+import { keyNames } from '../lib/keys.js'
+import { userTag } from '../lib/tokens.js'
+import { bearer, buildApp, login, redisClient, startRedis, startSim } from './helper.js'
 
 test('with Redis down every route answers 503 STORE_UNAVAILABLE fast, and recovers by itself', async (t) => {
   const redis = await startRedis(t, { own: true })
@@ -40,4 +42,55 @@ test('with Redis down every route answers 503 STORE_UNAVAILABLE fast, and recove
   t.equal(status, 200, 'health recovers')
   const after = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice.2' } })
   t.equal(after.statusCode, 200, 'login works again, with the same code that failed during the outage')
+})
+
+test('a host client with an offline queue: requests still fail fast while Redis is down', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const { Redis } = await import('ioredis')
+  const host = new Redis(redis.url) // ioredis defaults: offline queue on, 20 retries per request
+  host.on('error', () => {})
+  t.teardown(() => host.disconnect())
+  const app = await buildApp(t, { sim, redis: host, config: { STORE_TIMEOUT_MS: 300, RATE_LIMIT_LOGIN_MAX: 5, RATE_LIMIT_REFRESH_MAX: 5 } })
+  const p = await login(app, 'amy.1')
+  await redis.stop()
+  for (const req of [
+    { method: 'POST' as const, url: '/auth/login', payload: { code: 'amy.2' } },
+    { method: 'POST' as const, url: '/auth/refresh', payload: { refreshToken: p.refreshToken } },
+    { method: 'GET' as const, url: '/auth/me', headers: bearer(p.accessToken) }
+  ]) {
+    const started = Date.now()
+    const res = await app.inject(req)
+    t.equal(res.json().code, 'STORE_UNAVAILABLE', req.url)
+    t.ok(Date.now() - started < 1500, `${req.url} answered in ${Date.now() - started} ms`)
+  }
+})
+
+test('a Redis error mid-login gives 503, and the session_key stays out of the logs', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const admin = redisClient(t, redis.url)
+  const logs: string[] = []
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    logs,
+    // Between the code claim and the session write, the user's index key becomes a string, so the
+    // session script fails with WRONGTYPE. ioredis errors carry the command's arguments,
+    // session_key among them: they must not reach a log line or the answer.
+    resolveUser: async ({ openid, appid }) => {
+      await admin.set(keyNames(redis.prefix).userIndex(userTag(appid, openid)), 'not a sorted set')
+      return { userId: openid }
+    }
+  })
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'wrongtype.1' } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'STORE_UNAVAILABLE')
+  const text = logs.join('\n')
+  t.match(text, /WRONGTYPE/, 'the cause is logged')
+  const sessionKey = sim.sessionKeyOf('wrongtype') as string
+  t.ok(sessionKey.length > 0)
+  t.notOk(text.includes(sessionKey), 'but not the session_key')
+  t.notOk(res.body.includes(sessionKey))
+  t.notMatch(text, /"args"/, 'nor any command arguments')
 })

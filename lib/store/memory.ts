@@ -28,6 +28,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
   const users = new Map<string, Set<string>>() // tag -> sids
   const blacklisted = new Map<string, number>() // `${tag}/${jti}` -> expiresAt
   const codes = new Map<string, Expiring<'pending' | 'used'>>()
+  const hits = new Map<string, Expiring<number>>()
 
   const sessionId = (ref: SessionRef): string => `${ref.tag}/${ref.sid}`
 
@@ -66,6 +67,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     }
     for (const [k, exp] of blacklisted) if (exp <= t) blacklisted.delete(k)
     for (const [k, c] of codes) if (c.expiresAt <= t) codes.delete(k)
+    for (const [k, h] of hits) if (h.expiresAt <= t) hits.delete(k)
   }
   const timer = setInterval(sweep, opts.sweepMs ?? 30_000)
   timer.unref()
@@ -88,7 +90,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
 
     async createSession (ref, data, refreshHash, ttlSec) {
       sessions.set(sessionId(ref), {
-        data: structuredClone(data),
+        data: { ...structuredClone(data), createdAt: now() },
         current: refreshHash,
         history: [],
         expiresAt: now() + ttlSec * 1000
@@ -106,19 +108,24 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     async rotateRefresh (ref, input: RotateInput): Promise<RotateResult> {
       const e = liveSession(ref)
       if (e === undefined) return { status: 'invalid' }
-      const t = input.nowMs
+      const t = now()
       if (input.presentedHash === e.current) {
+        const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
+        if (ttlMs <= 0) {
+          dropSession(ref)
+          return { status: 'invalid' }
+        }
         if (e.previous !== undefined) e.history = [e.previous, ...e.history].slice(0, REFRESH_HISTORY)
         e.previous = e.current
         e.previousAt = t
         e.sealedSuccessor = input.sealedSuccessor
         e.current = input.nextHash
-        e.expiresAt = now() + input.ttlSec * 1000
-        return { status: 'rotated', session: structuredClone(e.data), ttlMs: e.expiresAt - now() }
+        e.expiresAt = t + ttlMs
+        return { status: 'rotated', session: structuredClone(e.data), ttlMs }
       }
       const isPrevious = input.presentedHash === e.previous
       if (isPrevious && e.sealedSuccessor !== undefined && t - (e.previousAt ?? 0) <= input.graceMs) {
-        return { status: 'grace', session: structuredClone(e.data), ttlMs: e.expiresAt - now(), sealedSuccessor: e.sealedSuccessor }
+        return { status: 'grace', session: structuredClone(e.data), ttlMs: e.expiresAt - t, sealedSuccessor: e.sealedSuccessor }
       }
       if (isPrevious || e.history.includes(input.presentedHash)) {
         dropSession(ref)
@@ -153,8 +160,20 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       addBlacklist(tag, jti, ttlSec)
     },
 
+    async hit (key, windowMs) {
+      const t = now()
+      const h = hits.get(key)
+      if (h === undefined || h.expiresAt <= t) {
+        hits.set(key, { value: 1, expiresAt: t + windowMs })
+        return { current: 1, ttlMs: windowMs }
+      }
+      h.value++
+      return { current: h.value, ttlMs: h.expiresAt - t }
+    },
+
     async close () {
       clearInterval(timer)
+      hits.clear()
       sessions.clear()
       users.clear()
       blacklisted.clear()

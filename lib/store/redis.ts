@@ -1,10 +1,10 @@
 // The production store: sessions, refresh-token state, per-user index, access-token blacklist and
 // login-code markers in Redis. Every key has a TTL; keys that change together change in one Lua
 // script; one user's keys share a hash tag, so the same code runs on Redis Cluster.
-import { Redis, Cluster, ReplyError } from 'ioredis'
+import { Redis, Cluster } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import { keyNames } from '../keys.js'
-import { REFRESH_HISTORY, type CodeClaim, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { REFRESH_HISTORY, type CodeClaim, type NewSession, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -12,6 +12,10 @@ export type RedisClient = Redis | Cluster
 const DATA_FIELDS = ['sub', 'o', 'u', 'k', 'c', 't'] as const
 
 const LUA_DATA = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function data(s)
   local v = redis.call('HMGET', s, 'sub', 'o', 'u', 'k', 'c', 't')
   for i = 1, 6 do v[i] = v[i] or '' end
@@ -31,42 +35,47 @@ if v then return v end
 redis.call('SET', KEYS[1], 'p', 'PX', ARGV[1])
 return 'c'`,
 
-  // KEYS: session, index. ARGV: ttlMs, nowMs, sid, field, value, ...
+  // KEYS: session, index. ARGV: ttlMs, sid, field, value, ...
   wxauthCreate: LUA_DATA + `
 local ttl = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
+local now = nowMs()
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 't', now, unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-extendIndex(KEYS[2], ARGV[3], now + ttl, ttl)
+extendIndex(KEYS[2], ARGV[2], now + ttl, ttl)
 return 1`,
 
-  // KEYS: session, index. ARGV: presented, next, sealed, nowMs, graceMs, ttlMs, sid, historyMax
+  // KEYS: session, index. ARGV: presented, next, sealed, graceMs, ttlMs, sid, historyMax, maxAgeMs
   wxauthRotate: LUA_DATA + `
 local s = KEYS[1]
-local f = redis.call('HMGET', s, 'r', 'p', 'pt', 'g', 'h')
+local f = redis.call('HMGET', s, 'r', 'p', 'pt', 'g', 'h', 't')
 if not f[1] then return {'invalid'} end
 local presented = ARGV[1]
-local now = tonumber(ARGV[4])
+local now = nowMs()
 if presented == f[1] then
+  local ttl = math.min(tonumber(ARGV[5]), (tonumber(f[6]) or now) + tonumber(ARGV[8]) - now)
+  if ttl <= 0 then
+    redis.call('DEL', s)
+    redis.call('ZREM', KEYS[2], ARGV[6])
+    return {'invalid'}
+  end
   local words = {}
   if f[2] then words[1] = f[2] end
   for w in string.gmatch(f[5] or '', '%S+') do
-    if #words < tonumber(ARGV[8]) then words[#words + 1] = w end
+    if #words < tonumber(ARGV[7]) then words[#words + 1] = w end
   end
-  local ttl = tonumber(ARGV[6])
-  redis.call('HSET', s, 'r', ARGV[2], 'p', presented, 'pt', ARGV[4], 'g', ARGV[3], 'h', table.concat(words, ' '))
+  redis.call('HSET', s, 'r', ARGV[2], 'p', presented, 'pt', now, 'g', ARGV[3], 'h', table.concat(words, ' '))
   redis.call('PEXPIRE', s, ttl)
-  extendIndex(KEYS[2], ARGV[7], now + ttl, ttl)
-  return {'rotated', redis.call('PTTL', s), '', unpack(data(s))}
+  extendIndex(KEYS[2], ARGV[6], now + ttl, ttl)
+  return {'rotated', ttl, '', unpack(data(s))}
 end
-if f[2] and presented == f[2] and f[4] and now - tonumber(f[3]) <= tonumber(ARGV[5]) then
+if f[2] and presented == f[2] and f[4] and now - tonumber(f[3]) <= tonumber(ARGV[4]) then
   return {'grace', redis.call('PTTL', s), f[4], unpack(data(s))}
 end
 if (f[2] and presented == f[2]) or string.find(' ' .. (f[5] or '') .. ' ', ' ' .. presented .. ' ', 1, true) then
   redis.call('DEL', s)
-  redis.call('ZREM', KEYS[2], ARGV[7])
+  redis.call('ZREM', KEYS[2], ARGV[6])
   return {'reused'}
 end
 return {'invalid'}`,
@@ -82,6 +91,16 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
 return 1`,
+
+  // KEYS: counter. ARGV: windowMs. -> {hits in the window, ms left in it}
+  wxauthHit: `
+local c = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if c == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {c, ttl}`,
 
   // KEYS: index[, blacklist entry]. ARGV: session key prefix, jtiTtlMs
   // The session keys are derived from the index rather than declared: they share its hash tag,
@@ -99,9 +118,6 @@ return n`
 type ScriptName = keyof typeof SCRIPTS
 type ScriptFn = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>
 
-// Replies that mean "Redis is there but cannot serve now" (loading, failover, cluster trouble).
-const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MOVED|ASK)\b/
-
 export interface RedisStoreOptions {
   client: RedisClient
   keyPrefix: string
@@ -114,6 +130,9 @@ export interface RedisStoreOptions {
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { client, timeoutMs } = opts
   const keys = keyNames(opts.keyPrefix)
+  // ioredis prefixes KEYS with a host client's keyPrefix but not ARGV: key names built inside a
+  // script (revokeUser) must add it themselves.
+  const clientKeyPrefix = (client.options as { keyPrefix?: string }).keyPrefix ?? ''
 
   for (const [name, lua] of Object.entries(SCRIPTS)) {
     if (!(name in client)) client.defineCommand(name, { lua })
@@ -123,7 +142,11 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const run = async (name: ScriptName, keyList: string[], ...args: Array<string | number>): Promise<unknown> =>
     await commands[name](keyList.length, ...keyList, ...args)
 
-  /** Runs a store operation within the deadline; availability failures become STORE_UNAVAILABLE. */
+  /**
+   * Runs a store operation within the deadline. Every failure becomes STORE_UNAVAILABLE with a
+   * cause that keeps only the message: ioredis attaches the command and its arguments (session_key
+   * among them) to its errors, and a logged error must not carry them.
+   */
   async function guard<T> (op: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
@@ -133,8 +156,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
       return await Promise.race([op(), deadline])
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw err
-      if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test((err as Error).message)) throw err
-      throw new StoreUnavailableError({ cause: err })
+      const e = err as Error
+      throw new StoreUnavailableError({ cause: new Error(`${e.name}: ${e.message}`) })
     } finally {
       clearTimeout(timer)
     }
@@ -166,7 +189,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
       const fields = encodeData(data)
       fields.push('r', refreshHash)
       await guard(async () => await run('wxauthCreate', [keys.session(ref.tag, ref.sid), keys.userIndex(ref.tag)],
-        ttlSec * 1000, Date.now(), ref.sid, ...fields))
+        ttlSec * 1000, ref.sid, ...fields))
     },
 
     async getSession (ref) {
@@ -177,8 +200,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     async rotateRefresh (ref, input): Promise<RotateResult> {
       const reply = await guard(async () => await run('wxauthRotate',
         [keys.session(ref.tag, ref.sid), keys.userIndex(ref.tag)],
-        input.presentedHash, input.nextHash, input.sealedSuccessor, input.nowMs, input.graceMs,
-        input.ttlSec * 1000, ref.sid, REFRESH_HISTORY)) as Array<string | number | null>
+        input.presentedHash, input.nextHash, input.sealedSuccessor, input.graceMs,
+        input.ttlSec * 1000, ref.sid, REFRESH_HISTORY, input.maxAgeSec * 1000)) as Array<string | number | null>
       const status = reply[0]
       if (status === 'rotated' || status === 'grace') {
         const session = decodeData(reply.slice(3) as Array<string | null>)
@@ -203,12 +226,17 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async revokeUser (tag, jti, jtiTtlSec) {
       const n = await guard(async () => await run('wxauthRevokeUser',
-        [keys.userIndex(tag), ...blacklistKeys(tag, jti)], keys.sessionPrefix(tag), ttlMs(jtiTtlSec)))
+        [keys.userIndex(tag), ...blacklistKeys(tag, jti)], clientKeyPrefix + keys.sessionPrefix(tag), ttlMs(jtiTtlSec)))
       return Number(n)
     },
 
     async blacklist (tag, jti, ttlSec) {
       await guard(async () => { await client.set(keys.blacklist(tag, jti), '1', 'PX', ttlMs(ttlSec)) })
+    },
+
+    async hit (key, windowMs) {
+      const [current, ttl] = await guard(async () => await run('wxauthHit', [keys.rateLimit + key], windowMs)) as [number, number]
+      return { current: Number(current), ttlMs: Number(ttl) }
     },
 
     async close () {
@@ -220,9 +248,9 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   }
 }
 
-function encodeData (d: SessionData): string[] {
+function encodeData (d: NewSession): string[] {
   return ['sub', d.sub, 'o', d.openid, 'u', d.unionid ?? '', 'k', d.sessionKey,
-    'c', d.claims === undefined ? '' : JSON.stringify(d.claims), 't', String(d.createdAt)]
+    'c', d.claims === undefined ? '' : JSON.stringify(d.claims)]
 }
 
 function decodeData (v: Array<string | null>): SessionData {

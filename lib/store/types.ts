@@ -1,5 +1,6 @@
 // The contract both session stores honour (lib/store/memory.ts, lib/store/redis.ts).
-// It knows nothing about HTTP or JWTs: hashes in, records out.
+// It knows nothing about HTTP or JWTs: hashes in, records out. Time is the store's own clock
+// (Redis TIME), so gateway instances with skewed clocks agree on grace windows and lifetimes.
 import type { SessionRef } from '../tokens.js'
 
 /** What a session holds. `sessionKey` is WeChat's session_key: it never leaves the server. */
@@ -21,14 +22,19 @@ export type RotateResult =
   | { status: 'reused' }
   | { status: 'invalid' }
 
+/** A session as the caller creates it; the store stamps `createdAt` with its own clock. */
+export type NewSession = Omit<SessionData, 'createdAt'>
+
 export interface RotateInput {
   presentedHash: string
   nextHash: string
   /** The successor sealed under the presented token, returned to a retry within the grace window. */
   sealedSuccessor: string
-  nowMs: number
   graceMs: number
+  /** Idle lifetime: each rotation renews the session to this, but never past maxAgeSec. */
   ttlSec: number
+  /** Absolute lifetime of a session, counted from its creation. */
+  maxAgeSec: number
 }
 
 export interface SessionStore {
@@ -39,7 +45,7 @@ export interface SessionStore {
   claimCode: (codeId: string, pendingTtlMs: number) => Promise<CodeClaim>
   /** After the exchange: remember an accepted code, or forget one whose exchange failed. */
   settleCode: (codeId: string, accepted: boolean, usedTtlMs: number) => Promise<void>
-  createSession: (ref: SessionRef, data: SessionData, refreshHash: string, ttlSec: number) => Promise<void>
+  createSession: (ref: SessionRef, data: NewSession, refreshHash: string, ttlSec: number) => Promise<void>
   getSession: (ref: SessionRef) => Promise<SessionData | null>
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
   /** 'ok' when the session is alive and the token id is not blacklisted. One round trip. */
@@ -50,6 +56,8 @@ export interface SessionStore {
   revokeUser: (tag: string, jti?: string, jtiTtlSec?: number) => Promise<number>
   /** Revokes one access token by id until it would have expired anyway. */
   blacklist: (tag: string, jti: string, ttlSec: number) => Promise<void>
+  /** Counts one hit of `key` in a fixed window (rate limiting); the window starts at the first hit. */
+  hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
   close: () => Promise<void>
 }
 

@@ -57,6 +57,13 @@ test('production refuses to run without credentials, Redis and a strong secret',
   const { REDIS_URL: _r, ...noRedis } = full
   t.ok(resolveConfig(loadConfig(noRedis), { hasRedisClient: true }), 'a host Redis client counts as Redis')
   t.throws(() => resolveConfig(loadConfig({ ...full, JWT_SECRET: 'a'.repeat(40) }), { hasRedisClient: false }), { message: /JWT_SECRET is too weak/ })
+  t.throws(() => resolveConfig(loadConfig({ ...full, TRUST_PROXY: 'true' }), { hasRedisClient: false }), { message: /TRUST_PROXY=true lets clients choose their IP/ })
+  t.ok(resolveConfig(loadConfig({ ...full, TRUST_PROXY: '1', HOST: '0.0.0.0' }), { hasRedisClient: false }), 'a hop count, on any interface, is fine')
+})
+
+test('the simulator never faces a network', async (t) => {
+  t.throws(() => resolveConfig(loadConfig({ HOST: '0.0.0.0' }), { hasRedisClient: false }), { message: /HOST=0.0.0.0 needs WECHAT_APPID/ })
+  for (const host of ['127.0.0.1', '::1', 'localhost']) t.ok(resolveConfig(loadConfig({ HOST: host }), { hasRedisClient: false }).useSimulator, host)
 })
 
 test('development fills in the simulator, memory store and a random secret, and says so', async (t) => {

@@ -26,6 +26,8 @@ test('fastify.authenticate distinguishes missing, invalid, expired and revoked t
     ['HS512', { authorization: `Bearer ${sign({ algorithm: 'HS512' })}` }, 'AUTH_TOKEN_INVALID'],
     ['wrong issuer', { authorization: `Bearer ${sign({ iss: 'someone-else' })}` }, 'AUTH_TOKEN_INVALID'],
     ['wrong audience', { authorization: `Bearer ${sign({ aud: 'wxffffffffffffffff' })}` }, 'AUTH_TOKEN_INVALID'],
+    ['no iss', { authorization: `Bearer ${sign({ iss: undefined })}` }, 'AUTH_TOKEN_INVALID'],
+    ['no aud', { authorization: `Bearer ${sign({ aud: undefined })}` }, 'AUTH_TOKEN_INVALID'],
     ['no sid', { authorization: `Bearer ${sign({}, JWT_SECRET, { ...payload, sid: undefined })}` }, 'AUTH_TOKEN_INVALID'],
     ['expired', { authorization: `Bearer ${sign({ clockTimestamp: Date.now() - 3_600_000 })}` }, 'AUTH_TOKEN_EXPIRED'],
     ['unknown session', { authorization: `Bearer ${sign({}, JWT_SECRET, { ...payload, sid: 'AAAAAAAAAAAAAAAA' })}` }, 'AUTH_TOKEN_REVOKED']

@@ -1,7 +1,6 @@
 // The contract every session store honours. memory.test.ts and redis.test.ts run it.
 import type { Test } from 'tap'
-import { StoreUnavailableError } from '../../../lib/errors.js'
-import type { SessionData, SessionStore } from '../../../lib/store/types.js'
+import type { NewSession, RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { digest, newRefreshToken, newSessionId, userTag, type SessionRef } from '../../../lib/tokens.js'
 
 export interface ContractContext {
@@ -10,20 +9,27 @@ export interface ContractContext {
   advance: (ms: number) => Promise<void>
 }
 
-const data = (sub: string, extra: Partial<SessionData> = {}): SessionData =>
-  ({ sub, openid: `o-${sub}`, sessionKey: 'c2Vzc2lvbi1rZXktMTIzNA==', createdAt: 1700000000000, ...extra })
+const data = (sub: string, extra: Partial<NewSession> = {}): NewSession =>
+  ({ sub, openid: `o-${sub}`, sessionKey: 'c2Vzc2lvbi1rZXktMTIzNA==', ...extra })
 
 const refOf = (sub: string): SessionRef => ({ tag: userTag('wxapp', sub), sid: newSessionId() })
 
+const rot = (presented: string, next: string, over: Partial<RotateInput> = {}): RotateInput =>
+  ({ presentedHash: presented, nextHash: next, sealedSuccessor: `sealed-${next}`, graceMs: 10_000, ttlSec: 60, maxAgeSec: 3600, ...over })
+
 export function storeContract (t: Test, make: (t: Test) => Promise<ContractContext>): void {
-  t.test('a session round-trips, with and without optional fields', async (t) => {
+  t.test('a session round-trips, with and without optional fields, stamped with the store clock', async (t) => {
     const { store } = await make(t)
     const a = refOf('alice')
     const b = refOf('bob')
+    const before = Date.now()
     await store.createSession(a, data('alice', { unionid: 'u-alice', claims: { role: 'admin', n: 1 } }), 'h', 60)
     await store.createSession(b, data('bob'), 'h', 60)
-    t.same(await store.getSession(a), data('alice', { unionid: 'u-alice', claims: { role: 'admin', n: 1 } }))
-    t.same(await store.getSession(b), data('bob'))
+    const got = await store.getSession(a)
+    t.match(got, { ...data('alice', { unionid: 'u-alice', claims: { role: 'admin', n: 1 } }), createdAt: Number })
+    t.ok(Math.abs((got?.createdAt ?? 0) - before) < 5_000, 'createdAt is now')
+    const { createdAt: _c, ...bob } = (await store.getSession(b)) ?? { createdAt: 0 }
+    t.same(bob, data('bob'))
     t.equal(await store.getSession(refOf('nobody')), null)
     t.equal(await store.checkAccess(a, 'jti-1'), 'ok')
     t.equal(await store.checkAccess(refOf('nobody'), 'jti-1'), 'revoked')
@@ -33,63 +39,77 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     const { store } = await make(t)
     const ref = refOf('carol')
     await store.createSession(ref, data('carol'), 'h0', 60)
-    const input = (presented: string, next: string, nowMs: number, sealed = `sealed-${next}`) =>
-      ({ presentedHash: presented, nextHash: next, sealedSuccessor: sealed, nowMs, graceMs: 10_000, ttlSec: 60 })
-
-    const r1 = await store.rotateRefresh(ref, input('h0', 'h1', 1_000))
+    const r1 = await store.rotateRefresh(ref, rot('h0', 'h1'))
     t.equal(r1.status, 'rotated')
     if (r1.status === 'rotated') {
-      t.same(r1.session, data('carol'))
+      t.match(r1.session, data('carol'))
       t.ok(r1.ttlMs > 55_000 && r1.ttlMs <= 60_000, 'session TTL renewed')
     }
-    const again = await store.rotateRefresh(ref, input('h0', 'h1-sibling', 5_000, 'other'))
+    const again = await store.rotateRefresh(ref, rot('h0', 'h1-sibling'))
     t.equal(again.status, 'grace')
     if (again.status === 'grace') t.equal(again.sealedSuccessor, 'sealed-h1', 'the sealed successor of the first rotation')
-    t.equal((await store.rotateRefresh(ref, input('h1', 'h2', 6_000))).status, 'rotated', 'successor still current')
+    t.equal((await store.rotateRefresh(ref, rot('h1', 'h2'))).status, 'rotated', 'successor still current')
     t.equal(await store.checkAccess(ref, 'j'), 'ok')
   })
 
   t.test('reuse outside the grace window revokes the session', async (t) => {
-    const { store } = await make(t)
+    const { store, advance } = await make(t)
     const ref = refOf('dave')
     await store.createSession(ref, data('dave'), 'h0', 60)
-    const input = (presented: string, next: string, nowMs: number) =>
-      ({ presentedHash: presented, nextHash: next, sealedSuccessor: 's', nowMs, graceMs: 10_000, ttlSec: 60 })
-    t.equal((await store.rotateRefresh(ref, input('h0', 'h1', 0))).status, 'rotated')
-    t.equal((await store.rotateRefresh(ref, input('h0', 'hx', 10_001))).status, 'reused')
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'h1', { graceMs: 300 }))).status, 'rotated')
+    await advance(400)
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'hx', { graceMs: 300 }))).status, 'reused')
     t.equal(await store.getSession(ref), null, 'session gone')
     t.equal(await store.checkAccess(ref, 'j'), 'revoked', 'its access tokens stop working')
-    t.equal((await store.rotateRefresh(ref, input('h1', 'h2', 10_002))).status, 'invalid', 'successor dead too')
+    t.equal((await store.rotateRefresh(ref, rot('h1', 'h2'))).status, 'invalid', 'successor dead too')
   })
 
   t.test('an older token (two rotations back) is reuse even inside the window', async (t) => {
     const { store } = await make(t)
     const ref = refOf('erin')
     await store.createSession(ref, data('erin'), 'h0', 60)
-    const input = (presented: string, next: string) =>
-      ({ presentedHash: presented, nextHash: next, sealedSuccessor: 's', nowMs: 0, graceMs: 10_000, ttlSec: 60 })
-    await store.rotateRefresh(ref, input('h0', 'h1'))
-    await store.rotateRefresh(ref, input('h1', 'h2'))
-    t.equal((await store.rotateRefresh(ref, input('h0', 'hx'))).status, 'reused')
+    await store.rotateRefresh(ref, rot('h0', 'h1'))
+    await store.rotateRefresh(ref, rot('h1', 'h2'))
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'hx'))).status, 'reused')
+  })
+
+  t.test('reuse history keeps the last 10 superseded tokens', async (t) => {
+    const { store } = await make(t)
+    const ref = refOf('fred')
+    await store.createSession(ref, data('fred'), 'h0', 60)
+    for (let i = 0; i < 12; i++) await store.rotateRefresh(ref, rot(`h${i}`, `h${i + 1}`))
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'x'))).status, 'invalid', 'too old to remember: refused, session kept')
+    t.equal(await store.checkAccess(ref, 'j'), 'ok')
+    t.equal((await store.rotateRefresh(ref, rot('h2', 'x'))).status, 'reused', 'within the history: reuse')
   })
 
   t.test('an unknown token of a live session is invalid and harms nothing', async (t) => {
     const { store } = await make(t)
-    const ref = refOf('frank')
-    await store.createSession(ref, data('frank'), 'h0', 60)
-    const r = await store.rotateRefresh(ref, { presentedHash: 'forged', nextHash: 'n', sealedSuccessor: 's', nowMs: 0, graceMs: 10_000, ttlSec: 60 })
-    t.equal(r.status, 'invalid')
+    const ref = refOf('gail')
+    await store.createSession(ref, data('gail'), 'h0', 60)
+    t.equal((await store.rotateRefresh(ref, rot('forged', 'n'))).status, 'invalid')
     t.equal(await store.checkAccess(ref, 'j'), 'ok', 'session untouched')
   })
 
   t.test('grace window of zero: any second use is reuse', async (t) => {
-    const { store } = await make(t)
+    const { store, advance } = await make(t)
     const ref = refOf('gina')
     await store.createSession(ref, data('gina'), 'h0', 60)
-    const input = (presented: string, next: string) =>
-      ({ presentedHash: presented, nextHash: next, sealedSuccessor: 's', nowMs: 0, graceMs: 0, ttlSec: 60 })
-    await store.rotateRefresh(ref, input('h0', 'h1'))
-    t.equal((await store.rotateRefresh(ref, { ...input('h0', 'h2'), nowMs: 1 })).status, 'reused')
+    await store.rotateRefresh(ref, rot('h0', 'h1', { graceMs: 0 }))
+    await advance(5)
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'h2', { graceMs: 0 }))).status, 'reused')
+  })
+
+  t.test('rotation cannot extend a session past its absolute lifetime', async (t) => {
+    const { store, advance } = await make(t)
+    const ref = refOf('hope')
+    await store.createSession(ref, data('hope'), 'h0', 60)
+    const r = await store.rotateRefresh(ref, rot('h0', 'h1', { maxAgeSec: 2 }))
+    t.equal(r.status, 'rotated')
+    if (r.status === 'rotated') t.ok(r.ttlMs <= 2_000, `capped at the max age (${r.ttlMs} ms)`)
+    await advance(1_100)
+    t.equal((await store.rotateRefresh(ref, rot('h1', 'h2', { maxAgeSec: 1 }))).status, 'invalid', 'past the max age: refused')
+    t.equal(await store.checkAccess(ref, 'j'), 'revoked', 'and ended')
   })
 
   t.test('revokeSession ends one session and blacklists the token', async (t) => {
@@ -135,7 +155,7 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     t.equal(await store.checkAccess(ref, 'j'), 'ok')
     await advance(1_100)
     t.equal(await store.checkAccess(ref, 'j'), 'revoked')
-    t.equal((await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', sealedSuccessor: 's', nowMs: 0, graceMs: 0, ttlSec: 60 })).status, 'invalid')
+    t.equal((await store.rotateRefresh(ref, rot('h0', 'h1'))).status, 'invalid')
   })
 
   t.test('login codes: claimed once, pending while exchanged, used after acceptance, free after failure', async (t) => {
@@ -155,15 +175,25 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     t.equal(await store.claimCode(stale, 1_000), 'claimed', 'a pending marker of a crashed exchange expires')
   })
 
+  t.test('rate-limit hits count within a window that starts at the first hit', async (t) => {
+    const { store, advance } = await make(t)
+    const key = `ip-${Math.random()}`
+    t.match(await store.hit(key, 1_000), { current: 1 })
+    t.match(await store.hit(key, 1_000), { current: 2 })
+    const third = await store.hit(key, 1_000)
+    t.equal(third.current, 3)
+    t.ok(third.ttlMs > 0 && third.ttlMs <= 1_000, 'time left in the window')
+    t.match(await store.hit(`other-${key}`, 1_000), { current: 1 }, 'keys are separate')
+    await advance(1_100)
+    t.match(await store.hit(key, 1_000), { current: 1 }, 'a new window')
+  })
+
   t.test('refresh tokens map to their session', async (t) => {
     const { store } = await make(t)
     const ref = refOf('mia')
     const token = newRefreshToken(ref)
     await store.createSession(ref, data('mia'), digest(token), 60)
-    const r = await store.rotateRefresh(ref, { presentedHash: digest(token), nextHash: 'n', sealedSuccessor: 's', nowMs: 0, graceMs: 0, ttlSec: 60 })
-    t.equal(r.status, 'rotated')
-    t.ok(await store.ping() === undefined)
+    t.equal((await store.rotateRefresh(ref, rot(digest(token), 'n'))).status, 'rotated')
+    t.equal(await store.ping(), undefined)
   })
 }
-
-export { StoreUnavailableError }

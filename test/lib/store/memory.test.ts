@@ -15,7 +15,8 @@ test('expired entries are swept in the background', async (t) => {
   let now = 0
   const store = createMemoryStore({ now: () => now, sweepMs: 5 })
   t.teardown(async () => await store.close())
-  await store.createSession({ tag: 't', sid: 's' }, { sub: 'x', openid: 'o', sessionKey: 'k', createdAt: 0 }, 'h', 1)
+  await store.createSession({ tag: 't', sid: 's' }, { sub: 'x', openid: 'o', sessionKey: 'k' }, 'h', 1)
+  await store.hit('ip', 1000)
   await store.blacklist('t', 'j', 1)
   await store.claimCode('c', 1000)
   now = 5000

@@ -25,15 +25,16 @@ test('every key the store writes has a TTL, and one user shares one hash tag', a
   t.teardown(async () => await store.close())
   const tag = userTag('wxapp', 'alice')
   const ref = { tag, sid: newSessionId() }
-  await store.createSession(ref, { sub: 'alice', openid: 'o', sessionKey: 'k', createdAt: 1 }, 'h0', 60)
-  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', sealedSuccessor: 's', nowMs: Date.now(), graceMs: 1000, ttlSec: 60 })
+  await store.createSession(ref, { sub: 'alice', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', sealedSuccessor: 's', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  await store.hit('1.2.3.4', 60_000)
   await store.blacklist(tag, 'jti', 30)
   await store.claimCode(digest('c1'), 5000)
   await store.claimCode(digest('c2'), 5000)
   await store.settleCode(digest('c2'), true, 5000)
   const inspect = redisClient(t, redis.url)
   const keys = await inspect.keys(`${prefix}*`)
-  t.equal(keys.length, 5, 'session, index, blacklist and two code markers')
+  t.equal(keys.length, 6, 'session, index, blacklist, two code markers, a rate-limit counter')
   for (const k of keys) t.ok((await inspect.pttl(k)) > 0, `${k} has a TTL`)
   const names = keyNames(prefix)
   for (const k of [names.session(tag, ref.sid), names.userIndex(tag), names.blacklist(tag, 'jti')]) {
@@ -73,7 +74,7 @@ test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work 
   const store = createRedisStore({ client, keyPrefix: redis.prefix, timeoutMs: 300, ownsClient: true })
   t.teardown(async () => await store.close())
   const ref = { tag: userTag('wxapp', 'zoe'), sid: newSessionId() }
-  await store.createSession(ref, { sub: 'zoe', openid: 'o', sessionKey: 'k', createdAt: 1 }, 'h0', 60)
+  await store.createSession(ref, { sub: 'zoe', openid: 'o', sessionKey: 'k' }, 'h0', 60)
   await redis.stop()
   const started = Date.now()
   await t.rejects(store.checkAccess(ref, 'j'), StoreUnavailableError)
