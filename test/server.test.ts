@@ -9,9 +9,10 @@ import { test } from 'tap'
 import { freePort } from './helper.js'
 
 const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
 
-function run (env: Record<string, string>): { output: () => string, exited: Promise<number | null>, kill: () => void } {
-  const child = spawn(process.execPath, [entry], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+function run (env: Record<string, string>, file = entry): { output: () => string, exited: Promise<number | null>, kill: () => void } {
+  const child = spawn(process.execPath, [file], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
@@ -46,4 +47,16 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     p.kill()
     t.equal(await p.exited, 0, 'clean exit on SIGTERM')
   })
+})
+
+test('the simulator runs on its own (npm run simulator)', { skip: existsSync(simulatorEntry) ? false : 'run `npm run build` first' }, async (t) => {
+  const port = await freePort()
+  const p = run({ PORT: String(port), WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'bench-secret-0123456789' }, simulatorEntry)
+  t.teardown(p.kill)
+  for (let i = 0; i < 100 && !p.output().includes('listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const q = new URLSearchParams({ appid: 'wx0123456789abcdef', secret: 'bench-secret-0123456789', js_code: 'alice', grant_type: 'authorization_code' })
+  const res = await request(`http://127.0.0.1:${port}/sns/jscode2session?${q.toString()}`)
+  t.match(await res.body.json(), { openid: String, session_key: String })
+  p.kill()
+  t.equal(await p.exited, 0)
 })
