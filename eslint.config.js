@@ -3,7 +3,7 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**']
+    ignores: ['dist/**', '.bench/**', 'node_modules/**', '.tap/**', 'coverage/**']
   }),
   {
     // TypeBox idiom: a schema constant and its Static<> type share one name.

@@ -84,6 +84,8 @@ export const HealthResponse = Type.Object({
   code: Type.Optional(Type.Literal('STORE_UNAVAILABLE'))
 })
 
+export const LiveResponse = Type.Object({ status: Type.Literal('ok') })
+
 export const NoContent = Type.Null()
 
 export const ErrorResponse = Type.Object({

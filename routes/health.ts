@@ -1,6 +1,7 @@
-// GET /health: 200 when the session store answers, 503 otherwise; says which store is in use.
+// GET /health (readiness): 200 when the session store answers, 503 otherwise; says which store is
+// in use. GET /health/live (liveness): 200 while the process serves HTTP, whatever its dependencies.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { HealthResponse } from '../lib/schemas.js'
+import { HealthResponse, LiveResponse } from '../lib/schemas.js'
 
 export interface HealthRouteOptions {
   path: string
@@ -8,6 +9,7 @@ export interface HealthRouteOptions {
 
 const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async function healthRoutes (fastify, opts) {
   const store = fastify.wechatAuthStore
+  fastify.get(`${opts.path.replace(/\/$/, '')}/live`, { schema: { response: { 200: LiveResponse } } }, async () => ({ status: 'ok' as const }))
   fastify.get(opts.path, { schema: { response: { 200: HealthResponse, 503: HealthResponse } } }, async (request, reply) => {
     try {
       await store.ping()

@@ -1,0 +1,233 @@
+// `npm run bench`: measures the built gateway against its own ceiling on this machine.
+// Starts its own redis-server, the WeChat simulator (own process) and the gateway (own process,
+// production setup: Redis store, revocation checks on), then runs each scenario with autocannon
+// for a fixed time after a warm-up, and measures Redis memory per session.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { request } from 'undici'
+import { connectRedis, createRedisStore } from '../lib/store/redis.js'
+import { newRefreshToken, newSessionId, userTag, digest } from '../lib/tokens.js'
+import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const DURATION = Number(process.env.BENCH_DURATION ?? 10)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000)
+const MEMORY_SESSIONS = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
+const APPID = 'wx0123456789abcdef'
+const SECRET = 'bench-secret-0123456789abcdef'
+const RAISED_LIMIT = 1_000_000_000
+
+interface Pair { accessToken: string, refreshToken: string }
+
+interface Scenario {
+  name: string
+  describe: string
+  options: autocannon.Options
+}
+
+interface Row {
+  scenario: string
+  requestsPerSec: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  ratio: number
+}
+
+async function post (url: string, body: unknown): Promise<Pair> {
+  const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const text = await res.body.text()
+  if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${text}`)
+  return JSON.parse(text) as Pair
+}
+
+/** Logs in `count` users, `concurrency` at a time. */
+async function prepareSessions (base: string, count: number, prefix: string): Promise<Pair[]> {
+  const out: Pair[] = []
+  let next = 0
+  await Promise.all(Array.from({ length: 20 }, async () => {
+    while (next < count) {
+      const i = next++
+      out[i] = await post(`${base}/auth/login`, { code: `${prefix}${i}.prep` })
+    }
+  }))
+  return out
+}
+
+async function measure (s: Scenario): Promise<autocannon.Result> {
+  await autocannon({ ...s.options, duration: WARMUP, connections: CONNECTIONS })
+  return await autocannon({ ...s.options, duration: DURATION, connections: CONNECTIONS })
+}
+
+async function memoryPerSession (redisUrl: string): Promise<{ bytesPerSession: number, keysPerSession: number, sessions: number }> {
+  const admin = new Redis(redisUrl)
+  await admin.flushall()
+  const before = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+  const keysBefore = await admin.dbsize()
+  const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
+  const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
+  let next = 0
+  await Promise.all(Array.from({ length: 50 }, async () => {
+    while (next < MEMORY_SESSIONS) {
+      const i = next++
+      const openid = `o${digest(`openid-${i}`).slice(0, 27)}`
+      const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
+      await store.createSession(ref, {
+        sub: openid,
+        openid,
+        unionid: `u${digest(`unionid-${i}`).slice(0, 27)}`,
+        sessionKey: randomBytes(16).toString('base64')
+      }, digest(newRefreshToken(ref)), 2_592_000)
+    }
+  }))
+  const after = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+  const keys = (await admin.dbsize()) - keysBefore
+  await store.close()
+  admin.disconnect()
+  return { bytesPerSession: Math.round((after - before) / MEMORY_SESSIONS), keysPerSession: keys / MEMORY_SESSIONS, sessions: MEMORY_SESSIONS }
+}
+
+async function main (): Promise<void> {
+  const procs: Proc[] = []
+  const stopAll = async (): Promise<void> => { for (const p of procs.reverse()) await p.stop() }
+  try {
+    const redisPort = await freePort()
+    const simPort = await freePort()
+    const gwPort = await freePort()
+    const redisUrl = `redis://127.0.0.1:${redisPort}`
+    procs.push(await startRedis(redisPort))
+    const sim = start('simulator', process.execPath, [`${root}/dist/simulator/cli.js`], { PORT: String(simPort), WECHAT_APPID: APPID, WECHAT_SECRET: SECRET })
+    procs.push(sim)
+    await waitFor(`http://127.0.0.1:${simPort}/sns/jscode2session`, sim)
+    const gw = start('gateway', process.execPath, [`${root}/dist/server.js`], {
+      NODE_ENV: 'production',
+      PORT: String(gwPort),
+      LOG_LEVEL: 'warn',
+      WECHAT_APPID: APPID,
+      WECHAT_SECRET: SECRET,
+      WECHAT_API_BASE: `http://127.0.0.1:${simPort}`,
+      REDIS_URL: redisUrl,
+      JWT_SECRET: randomBytes(32).toString('base64url'),
+      RATE_LIMIT_LOGIN_MAX: String(RAISED_LIMIT),
+      RATE_LIMIT_REFRESH_MAX: String(RAISED_LIMIT)
+    })
+    procs.push(gw)
+    const base = `http://127.0.0.1:${gwPort}`
+    await waitFor(`${base}/health`, gw)
+
+    const authed = await prepareSessions(base, SESSIONS, 'reader')
+    const rotating = await prepareSessions(base, SESSIONS, 'rotor')
+    const idle = rotating.map((p) => ({ token: p.refreshToken }))
+    let meIndex = 0
+    let loginSeq = 0
+
+    const scenarios: Scenario[] = [
+      { name: 'ceiling', describe: 'GET /health/live: trivial JSON, no auth, no Redis', options: { url: `${base}/health/live` } },
+      {
+        name: 'authenticated',
+        describe: `GET /auth/me with valid access tokens of ${SESSIONS} sessions (signature, claims, blacklist and session checks)`,
+        options: {
+          url: base,
+          requests: [{
+            method: 'GET',
+            path: '/auth/me',
+            setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${(authed[meIndex++ % authed.length] as Pair).accessToken}` } })
+          }]
+        }
+      },
+      {
+        name: 'refresh',
+        describe: `POST /auth/refresh chains over ${SESSIONS} sessions: each request presents the token the last one returned`,
+        options: {
+          url: base,
+          requests: [{
+            method: 'POST',
+            path: '/auth/refresh',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req, context) => {
+              const s = idle.shift()
+              if (s === undefined) throw new Error('more connections than sessions')
+              ;(context as { session?: { token: string } }).session = s
+              return { ...req, body: JSON.stringify({ refreshToken: s.token }) }
+            },
+            onResponse: (status, body, context) => {
+              const s = (context as { session: { token: string } }).session
+              if (status === 200) s.token = (JSON.parse(body) as Pair).refreshToken
+              idle.push(s)
+            }
+          }]
+        }
+      },
+      {
+        name: 'login',
+        describe: 'POST /auth/login with fresh codes of 10,000 users, through the simulator over HTTP',
+        options: {
+          url: base,
+          requests: [{
+            method: 'POST',
+            path: '/auth/login',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req) => {
+              const n = loginSeq++
+              return { ...req, body: JSON.stringify({ code: `user${n % 10_000}.${n}` }) }
+            }
+          }]
+        }
+      }
+    ]
+
+    const rows: Row[] = []
+    let ceiling = 0
+    for (const s of scenarios) {
+      process.stderr.write(`running ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
+      const r = await measure(s)
+      if (s.name === 'ceiling') ceiling = r.requests.average
+      rows.push({
+        scenario: s.name,
+        requestsPerSec: Math.round(r.requests.average),
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        non2xx: r.non2xx,
+        errors: r.errors,
+        timeouts: r.timeouts,
+        ratio: Number((r.requests.average / ceiling).toFixed(2))
+      })
+    }
+    process.stderr.write(`measuring Redis memory with ${MEMORY_SESSIONS} sessions\n`)
+    const memory = await memoryPerSession(redisUrl)
+
+    const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }
+    const lines = [
+      `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator on the same machine.`,
+      `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured.`,
+      '',
+      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} |`),
+      '',
+      `Redis memory: ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per session (${memory.sessions} sessions, used_memory delta / count).`
+    ]
+    process.stdout.write(lines.join('\n') + '\n')
+    mkdirSync(`${root}/bench/results`, { recursive: true })
+    const file = `${root}/bench/results/latest.json`
+    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, connections: CONNECTIONS, warmupSec: WARMUP, durationSec: DURATION, scenarios: rows, memory }, null, 2) + '\n')
+    process.stderr.write(`results written to ${file}\n`)
+    const failed = rows.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
+    if (failed.length > 0) {
+      process.stderr.write(`\nBENCHMARK FAILED: errors in ${failed.map((r) => r.scenario).join(', ')}\n${gw.output()}\n`)
+      process.exitCode = 1
+    }
+  } finally {
+    await stopAll()
+  }
+}
+
+await main()
