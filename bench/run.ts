@@ -3,7 +3,7 @@
 // production setup: Redis store, revocation checks on), then runs each scenario with autocannon
 // for a fixed time after a warm-up, and measures Redis memory per session.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -22,6 +22,10 @@ const MEMORY_SESSIONS = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
 const APPID = 'wx0123456789abcdef'
 const SECRET = 'bench-secret-0123456789abcdef'
 const RAISED_LIMIT = 1_000_000_000
+// BENCH_PROFILE=1 writes a V8 CPU profile of the gateway to bench/results/ (see bench/profile-top.ts).
+const PROFILE = process.env.BENCH_PROFILE === '1'
+// BENCH_ONLY=authenticated,refresh runs only those scenarios (the ceiling always runs).
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== '')
 
 interface Pair { accessToken: string, refreshToken: string }
 
@@ -40,6 +44,8 @@ interface Row {
   errors: number
   timeouts: number
   ratio: number
+  /** % of one core used during the measured run, per process. */
+  cpu: Record<string, number>
 }
 
 async function post (url: string, body: unknown): Promise<Pair> {
@@ -62,9 +68,28 @@ async function prepareSessions (base: string, count: number, prefix: string): Pr
   return out
 }
 
-async function measure (s: Scenario): Promise<autocannon.Result> {
+/** CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
+function cpuSeconds (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return 0
+  }
+}
+
+async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ result: autocannon.Result, cpu: Record<string, number> }> {
   await autocannon({ ...s.options, duration: WARMUP, connections: CONNECTIONS })
-  return await autocannon({ ...s.options, duration: DURATION, connections: CONNECTIONS })
+  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
+  const self = process.cpuUsage()
+  const started = Date.now()
+  const result = await autocannon({ ...s.options, duration: DURATION, connections: CONNECTIONS })
+  const wall = (Date.now() - started) / 1000
+  const cpu: Record<string, number> = {}
+  for (const [k, p] of Object.entries(procs)) cpu[k] = Math.round(100 * (cpuSeconds(p.child.pid) - (before[k] ?? 0)) / wall)
+  const used = process.cpuUsage(self)
+  cpu.loadgen = Math.round((used.user + used.system) / 1e4 / wall)
+  return { result, cpu }
 }
 
 async function memoryPerSession (redisUrl: string): Promise<{ bytesPerSession: number, keysPerSession: number, sessions: number }> {
@@ -103,11 +128,13 @@ async function main (): Promise<void> {
     const simPort = await freePort()
     const gwPort = await freePort()
     const redisUrl = `redis://127.0.0.1:${redisPort}`
-    procs.push(await startRedis(redisPort))
+    const redisProc = await startRedis(redisPort)
+    procs.push(redisProc)
     const sim = start('simulator', process.execPath, [`${root}/dist/simulator/cli.js`], { PORT: String(simPort), WECHAT_APPID: APPID, WECHAT_SECRET: SECRET })
     procs.push(sim)
     await waitFor(`http://127.0.0.1:${simPort}/sns/jscode2session`, sim)
-    const gw = start('gateway', process.execPath, [`${root}/dist/server.js`], {
+    const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${root}/bench/results`] : []
+    const gw = start('gateway', process.execPath, [...profileArgs, `${root}/dist/server.js`], {
       NODE_ENV: 'production',
       PORT: String(gwPort),
       LOG_LEVEL: 'warn',
@@ -186,9 +213,9 @@ async function main (): Promise<void> {
 
     const rows: Row[] = []
     let ceiling = 0
-    for (const s of scenarios) {
+    for (const s of scenarios.filter((x) => x.name === 'ceiling' || ONLY.length === 0 || ONLY.includes(x.name))) {
       process.stderr.write(`running ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
-      const r = await measure(s)
+      const { result: r, cpu } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
       if (s.name === 'ceiling') ceiling = r.requests.average
       rows.push({
         scenario: s.name,
@@ -198,9 +225,11 @@ async function main (): Promise<void> {
         non2xx: r.non2xx,
         errors: r.errors,
         timeouts: r.timeouts,
-        ratio: Number((r.requests.average / ceiling).toFixed(2))
+        ratio: Number((r.requests.average / ceiling).toFixed(2)),
+        cpu
       })
     }
+    await gw.stop() // ends the CPU profile, if any, before Redis is flushed for the memory run
     process.stderr.write(`measuring Redis memory with ${MEMORY_SESSIONS} sessions\n`)
     const memory = await memoryPerSession(redisUrl)
 
@@ -209,9 +238,9 @@ async function main (): Promise<void> {
       `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator on the same machine.`,
       `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured.`,
       '',
-      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} |`),
+      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | CPU % gateway / redis / simulator / load generator |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
       `Redis memory: ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per session (${memory.sessions} sessions, used_memory delta / count).`
     ]

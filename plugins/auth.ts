@@ -39,6 +39,8 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 const JWT_NAMESPACE = 'wechatAuth'
+const VERIFY_CACHE_SIZE = 10_000
+const TAG_MEMO_SIZE = 10_000
 const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
 
 export default fp(async function auth (fastify) {
@@ -58,6 +60,11 @@ export default fp(async function auth (fastify) {
       sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, aud: appid, expiresIn: config.ACCESS_TOKEN_TTL },
       verify: {
         algorithms: ['HS256'],
+        // Clients present the same token for its whole life: verified claims are cached until the
+        // token expires (errors are not cached). The cache is in-process, so the token itself is a
+        // safe key; hashing it would cost more than the verification saved (bench: +10% req/s).
+        cache: VERIFY_CACHE_SIZE,
+        cacheKeyBuilder: (token: string) => token,
         allowedIss: config.JWT_ISSUER,
         allowedAud: appid,
         // fast-jwt skips allowedIss/allowedAud for a token without the claim: require them.
@@ -87,13 +94,26 @@ export default fp(async function auth (fastify) {
     return claims as AccessClaims
   }
 
+  // userTag() is a SHA-256 per request; the same users come back again and again.
+  const tags = new Map<string, string>()
+  function tagOf (aud: string, sub: string): string {
+    const key = `${aud}\u0000${sub}`
+    let tag = tags.get(key)
+    if (tag === undefined) {
+      if (tags.size >= TAG_MEMO_SIZE) tags.clear()
+      tag = userTag(aud, sub)
+      tags.set(key, tag)
+    }
+    return tag
+  }
+
   async function authenticate (request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization
     if (header === undefined || header === '') throw new AuthTokenMissingError()
     const match = BEARER.exec(header)
     if (match === null) throw new AuthTokenInvalidError()
     const claims = verify(match[1] as string)
-    const status = await store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
+    const status = await store.checkAccess({ tag: tagOf(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
     if (status !== 'ok') throw new AuthTokenRevokedError()
     request.user = claims
   }
