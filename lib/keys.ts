@@ -1,20 +1,17 @@
-// Names of every key the store writes. One user's keys share the hash tag `{tag}`.
+// Names of every key the store writes. A user's sessions live in one key, under the hash tag `{tag}`.
 export interface KeyNames {
-  session: (tag: string, sid: string) => string
-  /** Prefix of a user's session keys, for scripts that walk the user's index. */
-  sessionPrefix: (tag: string) => string
-  userIndex: (tag: string) => string
-  blacklist: (tag: string, jti: string) => string
+  /** One hash per user: a field per session (its id), and `b:<jti>` per blacklisted token. */
+  user: (tag: string) => string
   code: (codeId: string) => string
   rateLimit: string
 }
 
+/** The hash field of a blacklisted access token. */
+export const blacklistField = (jti: string): string => `b:${jti}`
+
 export function keyNames (prefix: string): KeyNames {
   return {
-    session: (tag, sid) => `${prefix}{${tag}}:s:${sid}`,
-    sessionPrefix: (tag) => `${prefix}{${tag}}:s:`,
-    userIndex: (tag) => `${prefix}{${tag}}:u`,
-    blacklist: (tag, jti) => `${prefix}{${tag}}:b:${jti}`,
+    user: (tag) => `${prefix}{${tag}}`,
     code: (codeId) => `${prefix}c:${codeId}`,
     rateLimit: `${prefix}rl:`
   }

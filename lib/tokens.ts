@@ -1,10 +1,25 @@
 // Pure helpers for identifiers and refresh tokens. No I/O, no Fastify.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 
 const b64url = (buf: Buffer): string => buf.toString('base64url')
 
-/** A random identifier of `bytes` bytes, base64url. */
-export const randomId = (bytes: number): string => b64url(randomBytes(bytes))
+// randomBytes() costs ~5 µs a call whatever its size; ids are drawn from a pool refilled 4 KiB at a time.
+const POOL_SIZE = 4096
+let pool = randomBytes(POOL_SIZE)
+let poolOffset = 0
+
+/** A random identifier of `bytes` bytes (at most 64), base64url. */
+export function randomId (bytes: number): string {
+  if (poolOffset + bytes > POOL_SIZE) {
+    pool = randomBytes(POOL_SIZE)
+    poolOffset = 0
+  }
+  const id = b64url(pool.subarray(poolOffset, poolOffset + bytes))
+  // Zero what was handed out, so the pool never holds a secret that is already in use.
+  pool.fill(0, poolOffset, poolOffset + bytes)
+  poolOffset += bytes
+  return id
+}
 
 /** A short, fixed-length digest (128 bits, base64url) used to index secrets without storing them. */
 export const digest = (value: string): string =>
@@ -40,27 +55,19 @@ export function parseRefreshToken (token: string): SessionRef | null {
   return { tag: m[1] as string, sid: m[2] as string }
 }
 
-// The successor of a refresh token is kept for the grace window, encrypted under a key that only
-// the holder of the predecessor can derive, so the store never holds a usable token in clear.
-const successorKey = (predecessor: string): Buffer =>
-  createHash('sha256').update('fastify-wechat-auth/successor\u0000').update(predecessor).digest()
-
-export function sealSuccessor (predecessor: string, successor: string): string {
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', successorKey(predecessor), iv)
-  const body = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()])
-  return b64url(Buffer.concat([iv, cipher.getAuthTag(), body]))
+/**
+ * The successor of a refresh token: HMAC(key, predecessor, nonce). The nonce is fresh randomness
+ * drawn at each rotation and kept in the session; the key is the gateway's (derived from the JWT
+ * secret). So a client that retries within the grace window gets the same successor again, while
+ * neither the store alone nor the key alone can produce a token.
+ */
+export function successorOf (key: Buffer, predecessor: string, nonce: string): string {
+  const ref = parseRefreshToken(predecessor)
+  if (ref === null) throw new Error('not a refresh token')
+  const secret = createHmac('sha256', key).update(predecessor).update('\u0000').update(nonce).digest()
+  return `${ref.tag}.${ref.sid}.${b64url(secret)}`
 }
 
-/** The successor sealed by sealSuccessor, or null when the blob was not sealed for this token. */
-export function openSuccessor (predecessor: string, sealed: string): string | null {
-  const raw = Buffer.from(sealed, 'base64url')
-  if (raw.length < 29) return null
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', successorKey(predecessor), raw.subarray(0, 12))
-    decipher.setAuthTag(raw.subarray(12, 28))
-    return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')
-  } catch {
-    return null
-  }
-}
+/** The key successorOf() uses, derived from the JWT secret so that one secret is configured. */
+export const successorKey = (jwtSecret: string): Buffer =>
+  createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-successor').digest()

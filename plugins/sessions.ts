@@ -5,7 +5,7 @@ import { AuthRefreshInvalidError, AuthRefreshReusedError, WxCodeUsedError } from
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
 import type { NewSession } from '../lib/store/types.js'
 import {
-  digest, newRefreshToken, newSessionId, openSuccessor, parseRefreshToken, sealSuccessor, userTag,
+  digest, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag,
   type SessionRef
 } from '../lib/tokens.js'
 
@@ -37,6 +37,9 @@ declare module 'fastify' {
 const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud'])
 // A code is valid at WeChat for 5 minutes; remember accepted ones for longer than that.
 const USED_CODE_TTL_MS = 10 * 60 * 1000
+// A userId becomes `sub` and is stored in a packed record: printable, bounded.
+const isUserId = (id: unknown): id is string =>
+  typeof id === 'string' && id.length > 0 && id.length <= 256 && ![...id].some((c) => c < ' ' || c === '\u007f')
 
 export default fp<SessionsPluginOptions>(async function sessions (fastify, opts) {
   const config = fastify.wechatAuthConfig
@@ -44,6 +47,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
   const wechat = fastify.wechat
   const tokens = fastify.wechatAuthTokens
   const appid = wechat.appid
+  const successorSecret = successorKey(config.jwtSecret)
   const resolveUser: ResolveUser = opts.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
@@ -61,48 +65,59 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     return out
   }
 
-  async function exchange (code: string): Promise<Awaited<ReturnType<typeof wechat.code2Session>>> {
+  /**
+   * Exchanges a code with WeChat. A code is claimed in the store before WeChat is called, so a
+   * replay (or a concurrent duplicate) never reaches WeChat. Returns the identity and a function
+   * that remembers the code as used (called together with the session write, in one round trip).
+   */
+  async function exchange (code: string): Promise<{ identity: Awaited<ReturnType<typeof wechat.code2Session>>, markUsed: () => Promise<void> }> {
     const codeId = digest(`${appid}\u0000${code}`)
-    // Claimed before WeChat is called: a replay (or a concurrent duplicate) never reaches WeChat.
     const claim = await store.claimCode(codeId, config.WECHAT_TIMEOUT_MS + 5000)
     if (claim !== 'claimed') throw new WxCodeUsedError()
     try {
       const identity = await wechat.code2Session(code)
-      await store.settleCode(codeId, true, USED_CODE_TTL_MS)
-      return identity
+      return { identity, markUsed: async () => { await store.settleCode(codeId, true, USED_CODE_TTL_MS) } }
     } catch (err) {
       // Forget the claim so a code whose exchange failed transiently can be tried again;
       // remember it when WeChat itself says it is used.
-      if (err instanceof WxCodeUsedError) await store.settleCode(codeId, true, USED_CODE_TTL_MS).catch(() => {})
-      else await store.settleCode(codeId, false, 0).catch(() => {})
+      await store.settleCode(codeId, err instanceof WxCodeUsedError, USED_CODE_TTL_MS).catch(() => {})
       throw err
     }
   }
 
   async function login (code: string): Promise<TokenPair> {
-    const identity = await exchange(code)
-    const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
-    if (typeof user?.userId !== 'string' || user.userId === '') throw new Error('resolveUser must return a non-empty string userId')
-    const reserved = Object.keys(user.claims ?? {}).filter((k) => RESERVED_CLAIMS.has(k))
-    if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
-    const ref: SessionRef = { tag: userTag(appid, user.userId), sid: newSessionId() }
-    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
-    if (identity.unionid !== undefined) session.unionid = identity.unionid
-    if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
+    const { identity, markUsed } = await exchange(code)
+    let session: NewSession
+    let ref: SessionRef
+    try {
+      const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
+      if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
+      const reserved = Object.keys(user.claims ?? {}).filter((k) => RESERVED_CLAIMS.has(k))
+      if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
+      ref = { tag: userTag(appid, user.userId), sid: newSessionId() }
+      session = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
+      if (identity.unionid !== undefined) session.unionid = identity.unionid
+      if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
+    } catch (err) {
+      await markUsed().catch(() => {}) // WeChat accepted the code: it cannot be exchanged again
+      throw err
+    }
     const refreshToken = newRefreshToken(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
-    await store.createSession(ref, session, digest(refreshToken), ttl)
+    // Issued in the same tick, so the store client sends both in one write.
+    await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl), markUsed()])
     return pair(session, ref.sid, refreshToken, ttl)
   }
 
   async function refresh (presented: string): Promise<TokenPair> {
     const ref = parseRefreshToken(presented)
     if (ref === null) throw new AuthRefreshInvalidError()
-    const successor = newRefreshToken(ref)
+    const nonce = randomId(16)
+    const successor = successorOf(successorSecret, presented, nonce)
     const result = await store.rotateRefresh(ref, {
       presentedHash: digest(presented),
       nextHash: digest(successor),
-      sealedSuccessor: sealSuccessor(presented, successor),
+      nonce,
       graceMs: config.REFRESH_GRACE_SECONDS * 1000,
       ttlSec: config.REFRESH_TOKEN_TTL,
       maxAgeSec: config.SESSION_MAX_AGE
@@ -115,22 +130,17 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
         throw new AuthRefreshReusedError()
       case 'rotated':
         return pair(result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
-      case 'grace': {
-        // A retry of a rotation whose answer was lost: hand out the same successor again.
-        const same = openSuccessor(presented, result.sealedSuccessor)
-        if (same === null) throw new AuthRefreshInvalidError()
-        return pair(result.session, ref.sid, same, Math.ceil(result.ttlMs / 1000))
-      }
+      case 'grace':
+        // A retry of a rotation whose answer was lost: derive the same successor again.
+        return pair(result.session, ref.sid, successorOf(successorSecret, presented, result.nonce), Math.ceil(result.ttlMs / 1000))
     }
   }
 
   async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {
+    // Ending a session revokes every access token issued in it, on every instance, at once.
     const tag = userTag(user.aud, user.sub)
-    // Deleting the session revokes every token issued in it; the presenting token also goes on
-    // the blacklist, the per-token revocation list (see wechatAuthStore.blacklist).
-    const ttl = Math.max(1, user.exp - Math.floor(Date.now() / 1000))
-    if (allDevices) return await store.revokeUser(tag, user.jti, ttl)
-    await store.revokeSession({ tag, sid: user.sid }, user.jti, ttl)
+    if (allDevices) return await store.revokeUser(tag)
+    await store.revokeSession({ tag, sid: user.sid })
     return 1
   }
 

@@ -92,7 +92,8 @@ test('resolveUser mistakes are refused loudly, not turned into tokens', async (t
   const sim = await startSim(t)
   for (const [name, resolveUser] of [
     ['reserved claim', async () => ({ userId: 'u1', claims: { sub: 'admin' } })],
-    ['empty userId', async () => ({ userId: '' })]
+    ['empty userId', async () => ({ userId: '' })],
+    ['control character in userId', async () => ({ userId: 'a\u0001b' })]
   ] as const) {
     const app = Fastify()
     t.teardown(async () => await app.close())

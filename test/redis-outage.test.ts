@@ -75,11 +75,11 @@ test('a Redis error mid-login gives 503, and the session_key stays out of the lo
     sim,
     redisServer: redis,
     logs,
-    // Between the code claim and the session write, the user's index key becomes a string, so the
+    // Between the code claim and the session write, the user's key becomes a string, so the
     // session script fails with WRONGTYPE. ioredis errors carry the command's arguments,
     // session_key among them: they must not reach a log line or the answer.
     resolveUser: async ({ openid, appid }) => {
-      await admin.set(keyNames(redis.prefix).userIndex(userTag(appid, openid)), 'not a sorted set')
+      await admin.set(keyNames(redis.prefix).user(userTag(appid, openid)), 'not a hash')
       return { userId: openid }
     }
   })

@@ -1,16 +1,19 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
-// (test/lib/store-contract.ts runs against both); for development and single-instance use.
+// (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import type { SessionRef } from '../tokens.js'
-import { REFRESH_HISTORY, type CodeClaim, type RotateInput, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type RotateInput, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 interface SessionEntry {
   data: SessionData
   current: string
   previous?: string
   previousAt?: number
-  sealedSuccessor?: string
+  nonce?: string
+  /** Older digests, shortened as in the Redis store. */
   history: string[]
   expiresAt: number
+  /** Blacklisted token ids of this session, with when they may be forgotten. */
+  blacklist: Map<string, number>
 }
 
 interface Expiring<T> { value: T, expiresAt: number }
@@ -24,16 +27,12 @@ export interface MemoryStoreOptions {
 
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
   const now = opts.now ?? Date.now
-  const sessions = new Map<string, SessionEntry>() // `${tag}/${sid}`
-  const users = new Map<string, Set<string>>() // tag -> sids
-  const blacklisted = new Map<string, number>() // `${tag}/${jti}` -> expiresAt
+  const users = new Map<string, Map<string, SessionEntry>>() // tag -> sid -> session
   const codes = new Map<string, Expiring<'pending' | 'used'>>()
   const hits = new Map<string, Expiring<number>>()
 
-  const sessionId = (ref: SessionRef): string => `${ref.tag}/${ref.sid}`
-
   function liveSession (ref: SessionRef): SessionEntry | undefined {
-    const entry = sessions.get(sessionId(ref))
+    const entry = users.get(ref.tag)?.get(ref.sid)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= now()) {
       dropSession(ref)
@@ -43,29 +42,17 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
   }
 
   function dropSession (ref: SessionRef): boolean {
-    const existed = sessions.delete(sessionId(ref))
-    const sids = users.get(ref.tag)
-    if (sids !== undefined) {
-      sids.delete(ref.sid)
-      if (sids.size === 0) users.delete(ref.tag)
-    }
+    const sessions = users.get(ref.tag)
+    const existed = sessions?.delete(ref.sid) ?? false
+    if (sessions?.size === 0) users.delete(ref.tag)
     return existed
-  }
-
-  function addBlacklist (tag: string, jti: string | undefined, ttlSec: number | undefined): void {
-    if (jti === undefined) return
-    blacklisted.set(`${tag}/${jti}`, now() + Math.max(1, ttlSec ?? 1) * 1000)
   }
 
   function sweep (): void {
     const t = now()
-    for (const [id, e] of sessions) {
-      if (e.expiresAt <= t) {
-        const [tag, sid] = id.split('/') as [string, string]
-        dropSession({ tag, sid })
-      }
+    for (const [tag, sessions] of users) {
+      for (const [sid, e] of sessions) if (e.expiresAt <= t) dropSession({ tag, sid })
     }
-    for (const [k, exp] of blacklisted) if (exp <= t) blacklisted.delete(k)
     for (const [k, c] of codes) if (c.expiresAt <= t) codes.delete(k)
     for (const [k, h] of hits) if (h.expiresAt <= t) hits.delete(k)
   }
@@ -89,15 +76,15 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     },
 
     async createSession (ref, data, refreshHash, ttlSec) {
-      sessions.set(sessionId(ref), {
+      let sessions = users.get(ref.tag)
+      if (sessions === undefined) users.set(ref.tag, (sessions = new Map()))
+      sessions.set(ref.sid, {
         data: { ...structuredClone(data), createdAt: now() },
         current: refreshHash,
         history: [],
-        expiresAt: now() + ttlSec * 1000
+        expiresAt: now() + ttlSec * 1000,
+        blacklist: new Map()
       })
-      let sids = users.get(ref.tag)
-      if (sids === undefined) users.set(ref.tag, (sids = new Set()))
-      sids.add(ref.sid)
     },
 
     async getSession (ref) {
@@ -115,19 +102,19 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
           dropSession(ref)
           return { status: 'invalid' }
         }
-        if (e.previous !== undefined) e.history = [e.previous, ...e.history].slice(0, REFRESH_HISTORY)
+        if (e.previous !== undefined) e.history = [e.previous.slice(0, HISTORY_DIGEST_CHARS), ...e.history].slice(0, REFRESH_HISTORY)
         e.previous = e.current
         e.previousAt = t
-        e.sealedSuccessor = input.sealedSuccessor
+        e.nonce = input.nonce
         e.current = input.nextHash
         e.expiresAt = t + ttlMs
         return { status: 'rotated', session: structuredClone(e.data), ttlMs }
       }
       const isPrevious = input.presentedHash === e.previous
-      if (isPrevious && e.sealedSuccessor !== undefined && t - (e.previousAt ?? 0) <= input.graceMs) {
-        return { status: 'grace', session: structuredClone(e.data), ttlMs: e.expiresAt - t, sealedSuccessor: e.sealedSuccessor }
+      if (isPrevious && e.nonce !== undefined && t - (e.previousAt ?? 0) <= input.graceMs) {
+        return { status: 'grace', session: structuredClone(e.data), ttlMs: e.expiresAt - t, nonce: e.nonce }
       }
-      if (isPrevious || e.history.includes(input.presentedHash)) {
+      if (isPrevious || e.history.includes(input.presentedHash.slice(0, HISTORY_DIGEST_CHARS))) {
         dropSession(ref)
         return { status: 'reused' }
       }
@@ -135,29 +122,26 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     },
 
     async checkAccess (ref, jti) {
-      const exp = blacklisted.get(`${ref.tag}/${jti}`)
-      if (exp !== undefined && exp > now()) return 'revoked'
-      return liveSession(ref) === undefined ? 'revoked' : 'ok'
+      const e = liveSession(ref)
+      return e === undefined || e.blacklist.has(jti) ? 'revoked' : 'ok'
     },
 
-    async revokeSession (ref, jti, jtiTtlSec) {
+    async revokeSession (ref) {
       dropSession(ref)
-      addBlacklist(ref.tag, jti, jtiTtlSec)
     },
 
-    async revokeUser (tag, jti, jtiTtlSec) {
-      const sids = [...(users.get(tag) ?? [])]
+    async revokeUser (tag) {
+      const sessions = [...(users.get(tag)?.keys() ?? [])]
       let live = 0
-      for (const sid of sids) {
+      for (const sid of sessions) {
         if (liveSession({ tag, sid }) !== undefined) live++
-        dropSession({ tag, sid })
       }
-      addBlacklist(tag, jti, jtiTtlSec)
+      users.delete(tag)
       return live
     },
 
-    async blacklist (tag, jti, ttlSec) {
-      addBlacklist(tag, jti, ttlSec)
+    async blacklist (ref, jti, ttlSec) {
+      liveSession(ref)?.blacklist.set(jti, now() + Math.max(1, ttlSec) * 1000)
     },
 
     async hit (key, windowMs) {
@@ -173,11 +157,9 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
 
     async close () {
       clearInterval(timer)
-      hits.clear()
-      sessions.clear()
       users.clear()
-      blacklisted.clear()
       codes.clear()
+      hits.clear()
     }
   }
 }

@@ -1,96 +1,110 @@
-// The production store: sessions, refresh-token state, per-user index, access-token blacklist and
-// login-code markers in Redis. Every key has a TTL; keys that change together change in one Lua
-// script; one user's keys share a hash tag, so the same code runs on Redis Cluster.
+// The production store: sessions, refresh-token state, access-token blacklist, login-code markers
+// and rate-limit counters in Redis. Every key has a TTL. All of one user lives in one key (so
+// "log out everywhere" is one DEL and every script touches one Redis Cluster slot); what must change
+// together changes in one Lua script.
 import { Redis, Cluster } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
-import { keyNames } from '../keys.js'
-import { REFRESH_HISTORY, type CodeClaim, type NewSession, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { blacklistField, keyNames } from '../keys.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
-// Session hash fields, short on purpose: they are stored once per session.
-const DATA_FIELDS = ['sub', 'o', 'u', 'k', 'c', 't'] as const
+// A user is one hash: a field per session, holding the session packed into one string (a field per
+// value would cost more in field names than the values themselves), and a field per blacklisted
+// access token. Packed session fields, in order, separated by \x01 (no value can contain it):
+//   1 expiresAt ms   2 createdAt ms   3 current refresh digest   4 previous digest   5 rotated at ms
+//   6 nonce of the last rotation   7 older digests (shortened, space-separated)
+//   8 sub ('' when it equals the openid)   9 openid   10 unionid   11 session_key   12 claims JSON
+const SEP = '\u0001'
 
-const LUA_DATA = `
+const LUA_COMMON = `
+local SEP = '\\1'
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function data(s)
-  local v = redis.call('HMGET', s, 'sub', 'o', 'u', 'k', 'c', 't')
-  for i = 1, 6 do v[i] = v[i] or '' end
-  return v
+local function split(v)
+  local f, i = {}, 1
+  for part in string.gmatch(v .. SEP, '([^' .. SEP .. ']*)' .. SEP) do f[i] = part; i = i + 1 end
+  return f
 end
-local function extendIndex(idx, sid, expAt, ttl)
-  redis.call('ZADD', idx, expAt, sid)
-  if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+local function join(f) return table.concat(f, SEP, 1, 12) end
+-- sub, openid, unionid, session_key, claims, createdAt: what the gateway reads back
+local function data(f) return {f[8] ~= '' and f[8] or f[9], f[9], f[10], f[11], f[12], f[2]} end
+local function keepAlive(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 `
 
 const SCRIPTS = {
-  // KEYS: code. ARGV: pendingTtlMs. -> 'c' (claimed), 'p' (pending) or 'u' (used)
-  wxauthClaimCode: `
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], 'p', 'PX', ARGV[1])
-return 'c'`,
-
-  // KEYS: session, index. ARGV: ttlMs, sid, field, value, ...
-  wxauthCreate: LUA_DATA + `
-local ttl = tonumber(ARGV[1])
+  // KEYS: user. ARGV: ttlMs, sid, refresh digest, sub ('' = openid), openid, unionid, session_key, claims
+  // Also drops the user's expired sessions and blacklist entries (a key lives as long as its longest session).
+  wxauthCreate: LUA_COMMON + `
 local now = nowMs()
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 't', now, unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-extendIndex(KEYS[2], ARGV[2], now + ttl, ttl)
+local ttl = tonumber(ARGV[1])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local exp = tonumber(string.match(all[i + 1], '^(%d+)'))
+  if exp and exp <= now then redis.call('HDEL', KEYS[1], all[i]) end
+end
+redis.call('HSET', KEYS[1], ARGV[2], join({now + ttl, now, ARGV[3], '', '', '', '', ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]}))
+keepAlive(KEYS[1], ttl)
 return 1`,
 
-  // KEYS: session, index. ARGV: presented, next, sealed, graceMs, ttlMs, sid, historyMax, maxAgeMs
-  wxauthRotate: LUA_DATA + `
-local s = KEYS[1]
-local f = redis.call('HMGET', s, 'r', 'p', 'pt', 'g', 'h', 't')
-if not f[1] then return {'invalid'} end
-local presented = ARGV[1]
+  // KEYS: user. ARGV: sid, presented digest, next digest, nonce, graceMs, ttlMs, historyMax, maxAgeMs, historyChars
+  wxauthRotate: LUA_COMMON + `
+local key, sid = KEYS[1], ARGV[1]
+local v = redis.call('HGET', key, sid)
+if not v then return {'invalid'} end
+local f = split(v)
 local now = nowMs()
-if presented == f[1] then
-  local ttl = math.min(tonumber(ARGV[5]), (tonumber(f[6]) or now) + tonumber(ARGV[8]) - now)
+if tonumber(f[1]) <= now then
+  redis.call('HDEL', key, sid)
+  return {'invalid'}
+end
+local presented = ARGV[2]
+if presented == f[3] then
+  local ttl = math.min(tonumber(ARGV[6]), tonumber(f[2]) + tonumber(ARGV[8]) - now)
   if ttl <= 0 then
-    redis.call('DEL', s)
-    redis.call('ZREM', KEYS[2], ARGV[6])
+    redis.call('HDEL', key, sid)
     return {'invalid'}
   end
   local words = {}
-  if f[2] then words[1] = f[2] end
-  for w in string.gmatch(f[5] or '', '%S+') do
+  if f[4] ~= '' then words[1] = string.sub(f[4], 1, tonumber(ARGV[9])) end
+  for w in string.gmatch(f[7], '%S+') do
     if #words < tonumber(ARGV[7]) then words[#words + 1] = w end
   end
-  redis.call('HSET', s, 'r', ARGV[2], 'p', presented, 'pt', now, 'g', ARGV[3], 'h', table.concat(words, ' '))
-  redis.call('PEXPIRE', s, ttl)
-  extendIndex(KEYS[2], ARGV[6], now + ttl, ttl)
-  return {'rotated', ttl, '', unpack(data(s))}
+  f[1], f[3], f[4], f[5], f[6], f[7] = now + ttl, ARGV[3], presented, now, ARGV[4], table.concat(words, ' ')
+  redis.call('HSET', key, sid, join(f))
+  keepAlive(key, ttl)
+  return {'rotated', ttl, '', unpack(data(f))}
 end
-if f[2] and presented == f[2] and f[4] and now - tonumber(f[3]) <= tonumber(ARGV[4]) then
-  return {'grace', redis.call('PTTL', s), f[4], unpack(data(s))}
+if f[4] ~= '' and presented == f[4] and now - tonumber(f[5]) <= tonumber(ARGV[5]) then
+  return {'grace', tonumber(f[1]) - now, f[6], unpack(data(f))}
 end
-if (f[2] and presented == f[2]) or string.find(' ' .. (f[5] or '') .. ' ', ' ' .. presented .. ' ', 1, true) then
-  redis.call('DEL', s)
-  redis.call('ZREM', KEYS[2], ARGV[6])
+local short = string.sub(presented, 1, tonumber(ARGV[9]))
+if (f[4] ~= '' and presented == f[4]) or string.find(' ' .. f[7] .. ' ', ' ' .. short .. ' ', 1, true) then
+  redis.call('HDEL', key, sid)
   return {'reused'}
 end
 return {'invalid'}`,
 
-  // KEYS: blacklist entry, session. -> 1 when the token may be used
-  wxauthCheck: `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-return redis.call('EXISTS', KEYS[2])`,
-
-  // KEYS: session, index[, blacklist entry]. ARGV: sid, jtiTtlMs
-  wxauthRevoke: `
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end
+  // KEYS: user. ARGV: sid, blacklist field, ttlMs. Only a live session's tokens need blacklisting.
+  wxauthBlacklist: LUA_COMMON + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], nowMs() + tonumber(ARGV[3]))
+keepAlive(KEYS[1], tonumber(ARGV[3]))
 return 1`,
+
+  // KEYS: user. -> how many live sessions ended
+  wxauthRevokeUser: LUA_COMMON + `
+local now, n = nowMs(), 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) ~= 'b:' and tonumber(string.match(all[i + 1], '^(%d+)')) > now then n = n + 1 end
+end
+redis.call('DEL', KEYS[1])
+return n`,
 
   // KEYS: counter. ARGV: windowMs. -> {hits in the window, ms left in it}
   wxauthHit: `
@@ -100,19 +114,7 @@ if c == 1 or ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
-return {c, ttl}`,
-
-  // KEYS: index[, blacklist entry]. ARGV: session key prefix, jtiTtlMs
-  // The session keys are derived from the index rather than declared: they share its hash tag,
-  // so they live in the same cluster slot.
-  wxauthRevokeUser: `
-local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('DEL', ARGV[1] .. sid)
-end
-redis.call('DEL', KEYS[1])
-if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
-return n`
+return {c, ttl}`
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
@@ -127,12 +129,12 @@ export interface RedisStoreOptions {
   ownsClient: boolean
 }
 
+/** A packed session's expiry (ms), read without unpacking the rest. */
+const expiryOf = (packed: string): number => Number(packed.slice(0, packed.indexOf(SEP)))
+
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { client, timeoutMs } = opts
   const keys = keyNames(opts.keyPrefix)
-  // ioredis prefixes KEYS with a host client's keyPrefix but not ARGV: key names built inside a
-  // script (revokeUser) must add it themselves.
-  const clientKeyPrefix = (client.options as { keyPrefix?: string }).keyPrefix ?? ''
 
   for (const [name, lua] of Object.entries(SCRIPTS)) {
     if (!(name in client)) client.defineCommand(name, { lua })
@@ -173,9 +175,6 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     })
   }
 
-  const blacklistKeys = (tag: string, jti?: string): string[] => (jti === undefined ? [] : [keys.blacklist(tag, jti)])
-  const ttlMs = (sec?: number): number => Math.max(1, sec ?? 1) * 1000
-
   return {
     kind: 'redis',
 
@@ -184,8 +183,15 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async claimCode (codeId, pendingTtlMs) {
-      const v = await guard(async () => await run('wxauthClaimCode', [keys.code(codeId)], pendingTtlMs))
-      return v === 'c' ? 'claimed' : v === 'u' ? 'used' : 'pending' satisfies CodeClaim
+      const key = keys.code(codeId)
+      return await guard(async (): Promise<CodeClaim> => {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          if (await client.set(key, 'p', 'PX', pendingTtlMs, 'NX') === 'OK') return 'claimed'
+          const v = await client.get(key)
+          if (v !== null) return v === 'u' ? 'used' : 'pending'
+        }
+        return 'pending' // claimed and released in between, twice: treat as in use
+      })
     },
 
     async settleCode (codeId, accepted, usedTtlMs) {
@@ -196,52 +202,49 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async createSession (ref, data, refreshHash, ttlSec) {
-      const fields = encodeData(data)
-      fields.push('r', refreshHash)
-      await guard(async () => await run('wxauthCreate', [keys.session(ref.tag, ref.sid), keys.userIndex(ref.tag)],
-        ttlSec * 1000, ref.sid, ...fields))
+      await guard(async () => await run('wxauthCreate', [keys.user(ref.tag)], ttlSec * 1000, ref.sid, refreshHash,
+        data.sub === data.openid ? '' : data.sub, data.openid, data.unionid ?? '', data.sessionKey,
+        data.claims === undefined ? '' : JSON.stringify(data.claims)))
     },
 
     async getSession (ref) {
-      const v = await guard(async () => await client.hmget(keys.session(ref.tag, ref.sid), ...DATA_FIELDS))
-      return v[0] === null ? null : decodeData(v)
+      const packed = await guard(async () => await client.hget(keys.user(ref.tag), ref.sid))
+      if (packed === null || expiryOf(packed) <= Date.now()) return null
+      const f = packed.split(SEP)
+      return decodeData([f[7] === '' ? f[8] : f[7], f[8], f[9], f[10], f[11], f[1]].map((x) => x ?? null))
     },
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
-      const reply = await guard(async () => await run('wxauthRotate',
-        [keys.session(ref.tag, ref.sid), keys.userIndex(ref.tag)],
-        input.presentedHash, input.nextHash, input.sealedSuccessor, input.graceMs,
-        input.ttlSec * 1000, ref.sid, REFRESH_HISTORY, input.maxAgeSec * 1000)) as Array<string | number | null>
+      const reply = await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
+        ref.sid, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
+        input.ttlSec * 1000, REFRESH_HISTORY, input.maxAgeSec * 1000, HISTORY_DIGEST_CHARS)) as Array<string | number | null>
       const status = reply[0]
       if (status === 'rotated' || status === 'grace') {
         const session = decodeData(reply.slice(3) as Array<string | null>)
         const ttl = Number(reply[1])
         return status === 'rotated'
           ? { status, session, ttlMs: ttl }
-          : { status, session, ttlMs: ttl, sealedSuccessor: String(reply[2]) }
+          : { status, session, ttlMs: ttl, nonce: String(reply[2]) }
       }
       return { status: status === 'reused' ? 'reused' : 'invalid' }
     },
 
+    // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.
     async checkAccess (ref, jti) {
-      const ok = await guard(async () => await run('wxauthCheck', [keys.blacklist(ref.tag, jti), keys.session(ref.tag, ref.sid)]))
-      return ok === 1 ? 'ok' : 'revoked'
+      const [packed, banned] = await guard(async () => await client.hmget(keys.user(ref.tag), ref.sid, blacklistField(jti)))
+      return typeof packed === 'string' && banned === null && expiryOf(packed) > Date.now() ? 'ok' : 'revoked'
     },
 
-    async revokeSession (ref, jti, jtiTtlSec) {
-      await guard(async () => await run('wxauthRevoke',
-        [keys.session(ref.tag, ref.sid), keys.userIndex(ref.tag), ...blacklistKeys(ref.tag, jti)],
-        ref.sid, ttlMs(jtiTtlSec)))
+    async revokeSession (ref) {
+      await guard(async () => await client.hdel(keys.user(ref.tag), ref.sid))
     },
 
-    async revokeUser (tag, jti, jtiTtlSec) {
-      const n = await guard(async () => await run('wxauthRevokeUser',
-        [keys.userIndex(tag), ...blacklistKeys(tag, jti)], clientKeyPrefix + keys.sessionPrefix(tag), ttlMs(jtiTtlSec)))
-      return Number(n)
+    async revokeUser (tag) {
+      return Number(await guard(async () => await run('wxauthRevokeUser', [keys.user(tag)])))
     },
 
-    async blacklist (tag, jti, ttlSec) {
-      await guard(async () => { await client.set(keys.blacklist(tag, jti), '1', 'PX', ttlMs(ttlSec)) })
+    async blacklist (ref, jti, ttlSec) {
+      await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, blacklistField(jti), Math.max(1, ttlSec) * 1000))
     },
 
     async hit (key, windowMs) {
@@ -259,11 +262,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   }
 }
 
-function encodeData (d: NewSession): string[] {
-  return ['sub', d.sub, 'o', d.openid, 'u', d.unionid ?? '', 'k', d.sessionKey,
-    'c', d.claims === undefined ? '' : JSON.stringify(d.claims)]
-}
-
+/** sub, openid, unionid, session_key, claims, createdAt -> SessionData */
 function decodeData (v: Array<string | null>): SessionData {
   const [sub, openid, unionid, sessionKey, claims, createdAt] = v.map((x) => x ?? '')
   const data: SessionData = { sub: sub ?? '', openid: openid ?? '', sessionKey: sessionKey ?? '', createdAt: Number(createdAt) }

@@ -18,7 +18,7 @@ export type CodeClaim = 'claimed' | 'used' | 'pending'
 
 export type RotateResult =
   | { status: 'rotated', session: SessionData, ttlMs: number }
-  | { status: 'grace', session: SessionData, ttlMs: number, sealedSuccessor: string }
+  | { status: 'grace', session: SessionData, ttlMs: number, nonce: string }
   | { status: 'reused' }
   | { status: 'invalid' }
 
@@ -28,8 +28,8 @@ export type NewSession = Omit<SessionData, 'createdAt'>
 export interface RotateInput {
   presentedHash: string
   nextHash: string
-  /** The successor sealed under the presented token, returned to a retry within the grace window. */
-  sealedSuccessor: string
+  /** Randomness the successor was derived with; a retry within the grace window gets it back. */
+  nonce: string
   graceMs: number
   /** Idle lifetime: each rotation renews the session to this, but never past maxAgeSec. */
   ttlSec: number
@@ -50,12 +50,12 @@ export interface SessionStore {
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
   /** 'ok' when the session is alive and the token id is not blacklisted. One round trip. */
   checkAccess: (ref: SessionRef, jti: string) => Promise<'ok' | 'revoked'>
-  /** Ends one session; blacklists `jti` (if given) for `jtiTtlSec`. */
-  revokeSession: (ref: SessionRef, jti?: string, jtiTtlSec?: number) => Promise<void>
+  /** Ends one session: every token issued in it stops working. */
+  revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */
-  revokeUser: (tag: string, jti?: string, jtiTtlSec?: number) => Promise<number>
-  /** Revokes one access token by id until it would have expired anyway. */
-  blacklist: (tag: string, jti: string, ttlSec: number) => Promise<void>
+  revokeUser: (tag: string) => Promise<number>
+  /** Revokes one access token of a session by id, until it would have expired anyway. */
+  blacklist: (ref: SessionRef, jti: string, ttlSec: number) => Promise<void>
   /** Counts one hit of `key` in a fixed window (rate limiting); the window starts at the first hit. */
   hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
   close: () => Promise<void>
@@ -63,3 +63,5 @@ export interface SessionStore {
 
 /** How many superseded refresh-token digests a session remembers for reuse detection. */
 export const REFRESH_HISTORY = 10
+/** Superseded digests are kept shortened to this many characters (72 bits): enough to recognise them. */
+export const HISTORY_DIGEST_CHARS = 12

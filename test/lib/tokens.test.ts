@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { digest, newJti, newRefreshToken, newSessionId, openSuccessor, parseRefreshToken, sealSuccessor, userTag } from '../../lib/tokens.js'
+import { digest, newJti, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag } from '../../lib/tokens.js'
 
 test('refresh tokens carry 256 random bits and name their session', async (t) => {
   const ref = { tag: userTag('wxapp', 'alice'), sid: newSessionId() }
@@ -27,11 +27,23 @@ test('digest and userTag are stable, short and distinct', async (t) => {
   t.not(userTag('ab', 'c'), userTag('a', 'bc'), 'no ambiguity between appid and sub')
 })
 
-test('a sealed successor opens only with its predecessor', async (t) => {
-  const sealed = sealSuccessor('token-1', 'token-2')
-  t.equal(openSuccessor('token-1', sealed), 'token-2')
-  t.equal(openSuccessor('token-x', sealed), null, 'wrong predecessor')
-  t.equal(openSuccessor('token-1', sealed.slice(0, -2) + 'AA'), null, 'tampered')
-  t.equal(openSuccessor('token-1', 'short'), null, 'truncated')
-  t.notMatch(sealed, /token-2/, 'not in clear')
+test('a successor is derived from the predecessor, the nonce and the key, and nothing less', async (t) => {
+  const ref = { tag: userTag('a', 'b'), sid: newSessionId() }
+  const token = newRefreshToken(ref)
+  const key = successorKey('a-jwt-secret-that-is-long-enough-0123456789')
+  const next = successorOf(key, token, 'nonce-1')
+  t.equal(successorOf(key, token, 'nonce-1'), next, 'deterministic: a retry gets the same successor')
+  t.same(parseRefreshToken(next), ref, 'same session')
+  t.equal(Buffer.from(next.split('.')[2] as string, 'base64url').length, 32, '256 bits')
+  t.not(successorOf(key, token, 'nonce-2'), next, 'another nonce, another successor')
+  t.not(successorOf(successorKey('another-jwt-secret-that-is-long-enough-000'), token, 'nonce-1'), next, 'another key, another successor')
+  t.not(successorOf(key, newRefreshToken(ref), 'nonce-1'), next, 'another predecessor, another successor')
+  t.throws(() => successorOf(key, 'garbage', 'n'))
+})
+
+test('random ids come from a pool and do not repeat', async (t) => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 2000; i++) seen.add(randomId(16))
+  t.equal(seen.size, 2000, 'across several refills of the pool')
+  t.equal(Buffer.from(randomId(32), 'base64url').length, 32)
 })

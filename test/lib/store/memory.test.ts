@@ -17,7 +17,7 @@ test('expired entries are swept in the background', async (t) => {
   t.teardown(async () => await store.close())
   await store.createSession({ tag: 't', sid: 's' }, { sub: 'x', openid: 'o', sessionKey: 'k' }, 'h', 1)
   await store.hit('ip', 1000)
-  await store.blacklist('t', 'j', 1)
+  await store.blacklist({ tag: 't', sid: 's' }, 'j', 1)
   await store.claimCode('c', 1000)
   now = 5000
   await new Promise((resolve) => setTimeout(resolve, 30))

@@ -17,7 +17,7 @@ test('redis store honours the store contract', async (t) => {
   })
 })
 
-test('every key the store writes has a TTL, and one user shares one hash tag', async (t) => {
+test('every key the store writes has a TTL; a user is one key under its hash tag', async (t) => {
   const redis = await startRedis(t)
   const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
   const prefix = `${redis.prefix}ttl:`
@@ -25,24 +25,32 @@ test('every key the store writes has a TTL, and one user shares one hash tag', a
   t.teardown(async () => await store.close())
   const tag = userTag('wxapp', 'alice')
   const ref = { tag, sid: newSessionId() }
-  await store.createSession(ref, { sub: 'alice', openid: 'o', sessionKey: 'k' }, 'h0', 60)
-  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', sealedSuccessor: 's', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  const other = { tag, sid: newSessionId() }
+  await store.createSession(ref, { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' }, 'h0', 60)
+  await store.createSession(other, { sub: 'user-42', openid: 'o-alice', sessionKey: 'k' }, 'h0', 600)
+  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  await store.blacklist(ref, 'jti', 30)
   await store.hit('1.2.3.4', 60_000)
-  await store.blacklist(tag, 'jti', 30)
   await store.claimCode(digest('c1'), 5000)
   await store.claimCode(digest('c2'), 5000)
   await store.settleCode(digest('c2'), true, 5000)
   const inspect = redisClient(t, redis.url)
   const keys = await inspect.keys(`${prefix}*`)
-  t.equal(keys.length, 6, 'session, index, blacklist, two code markers, a rate-limit counter')
+  t.equal(keys.length, 4, 'the user, two code markers, a rate-limit counter')
   for (const k of keys) t.ok((await inspect.pttl(k)) > 0, `${k} has a TTL`)
-  const names = keyNames(prefix)
-  for (const k of [names.session(tag, ref.sid), names.userIndex(tag), names.blacklist(tag, 'jti')]) {
-    t.ok(k.includes(`{${tag}}`), `${k} carries the user's hash tag`)
-  }
-  const raw = await inspect.hgetall(names.session(tag, ref.sid))
-  t.equal(raw.r, 'h1', 'the current refresh hash moved on')
-  t.equal(raw.p, 'h0', 'its predecessor is kept for the grace window')
+  const userKey = keyNames(prefix).user(tag)
+  t.equal(userKey, `${prefix}{${tag}}`, 'the user key is its hash tag')
+  t.ok((await inspect.pttl(userKey)) > 590_000, 'the user key lives as long as its longest session')
+  t.same((await inspect.hkeys(userKey)).sort(), [ref.sid, other.sid, 'b:jti'].sort())
+  const packed = (await inspect.hget(userKey, ref.sid) ?? '').split('\u0001')
+  t.equal(packed.length, 12)
+  t.equal(packed[2], 'h1', 'the current refresh digest moved on')
+  t.equal(packed[3], 'h0', 'its predecessor is kept for the grace window')
+  t.equal(packed[7], '', 'sub is not stored twice when it equals the openid')
+  t.equal((await inspect.hget(userKey, other.sid) ?? '').split('\u0001')[7], 'user-42', 'a different sub is stored')
+  t.match(await store.getSession(ref), { sub: 'o-alice', openid: 'o-alice' })
+  t.match(await store.getSession(other), { sub: 'user-42', openid: 'o-alice' })
+  t.notOk(packed.includes('n1') && packed[5] !== 'n1', 'the nonce is stored, not a successor')
 })
 
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {
