@@ -10,6 +10,7 @@ import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { connectRedis, createRedisStore } from '../lib/store/redis.js'
+import { REFRESH_HISTORY } from '../lib/store/types.js'
 import { newRefreshToken, newSessionId, userTag, digest } from '../lib/tokens.js'
 import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 
@@ -92,32 +93,60 @@ async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ res
   return { result, cpu }
 }
 
-async function memoryPerSession (redisUrl: string): Promise<{ bytesPerSession: number, keysPerSession: number, sessions: number }> {
+interface MemoryResult {
+  sessions: number
+  bytesPerSession: number
+  keysPerSession: number
+  /** Bytes per session after one rotation, and after enough rotations to fill the reuse history. */
+  bytesAfterOneRotation: number
+  bytesWithFullHistory: number
+}
+
+const usedMemory = async (admin: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+
+/** Creates MEMORY_SESSIONS sessions of distinct users through the store, then rotates them. */
+async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
   const admin = new Redis(redisUrl)
   await admin.flushall()
-  const before = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
-  const keysBefore = await admin.dbsize()
+  const before = await usedMemory(admin)
   const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
   const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
-  let next = 0
-  await Promise.all(Array.from({ length: 50 }, async () => {
-    while (next < MEMORY_SESSIONS) {
-      const i = next++
-      const openid = `o${digest(`openid-${i}`).slice(0, 27)}`
-      const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
-      await store.createSession(ref, {
-        sub: openid,
-        openid,
-        unionid: `u${digest(`unionid-${i}`).slice(0, 27)}`,
-        sessionKey: randomBytes(16).toString('base64')
-      }, digest(newRefreshToken(ref)), 2_592_000)
-    }
-  }))
-  const after = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
-  const keys = (await admin.dbsize()) - keysBefore
+  const sessions: Array<{ ref: { tag: string, sid: string }, hash: string }> = []
+  const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
+    let next = 0
+    await Promise.all(Array.from({ length: 50 }, async () => { while (next < MEMORY_SESSIONS) await fn(next++) }))
+  }
+  await parallel(async (i) => {
+    // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
+    const openid = `o${digest(`openid-${i}`)}${digest(`o2-${i}`)}`.slice(0, 28)
+    const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
+    const hash = digest(newRefreshToken(ref))
+    sessions[i] = { ref, hash }
+    await store.createSession(ref, {
+      sub: openid,
+      openid,
+      unionid: `u${digest(`unionid-${i}`)}${digest(`u2-${i}`)}`.slice(0, 28),
+      sessionKey: randomBytes(16).toString('base64')
+    }, hash, 2_592_000)
+  })
+  const fresh = await usedMemory(admin)
+  const keys = await admin.dbsize()
+  const rotateAll = async (): Promise<void> => {
+    await parallel(async (i) => {
+      const s = sessions[i] as { ref: { tag: string, sid: string }, hash: string }
+      const next = digest(randomBytes(32).toString('base64url'))
+      await store.rotateRefresh(s.ref, { presentedHash: s.hash, nextHash: next, nonce: randomBytes(16).toString('base64url'), graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
+      s.hash = next
+    })
+  }
+  await rotateAll()
+  const once = await usedMemory(admin)
+  for (let r = 0; r < REFRESH_HISTORY + 1; r++) await rotateAll()
+  const full = await usedMemory(admin)
   await store.close()
   admin.disconnect()
-  return { bytesPerSession: Math.round((after - before) / MEMORY_SESSIONS), keysPerSession: keys / MEMORY_SESSIONS, sessions: MEMORY_SESSIONS }
+  const per = (bytes: number): number => Math.round((bytes - before) / MEMORY_SESSIONS)
+  return { sessions: MEMORY_SESSIONS, bytesPerSession: per(fresh), keysPerSession: keys / MEMORY_SESSIONS, bytesAfterOneRotation: per(once), bytesWithFullHistory: per(full) }
 }
 
 async function main (): Promise<void> {
@@ -242,7 +271,8 @@ async function main (): Promise<void> {
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
       ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
-      `Redis memory: ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per session (${memory.sessions} sessions, used_memory delta / count).`
+      `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
+        `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesWithFullHistory} bytes with a full reuse history (${REFRESH_HISTORY + 2} refreshes).`
     ]
     process.stdout.write(lines.join('\n') + '\n')
     mkdirSync(`${root}/bench/results`, { recursive: true })

@@ -25,11 +25,15 @@ export function randomId (bytes: number): string {
 export const digest = (value: string): string =>
   b64url(createHash('sha256').update(value).digest().subarray(0, 16))
 
+// Short on purpose: both are repeated in Redis key and field names. A tag has 96 bits, so two users
+// practically never share one; a session id only has to be unique among one user's sessions (72 bits).
+export const TAG_CHARS = 16
+
 /**
  * The Redis Cluster hash tag of one user of one mini program. Every key of that user carries it,
  * so a user's keys live in one slot and can change together atomically.
  */
-export const userTag = (appid: string, sub: string): string => digest(`${appid}\u0000${sub}`)
+export const userTag = (appid: string, sub: string): string => digest(`${appid}\u0000${sub}`).slice(0, TAG_CHARS)
 
 /** Where a session lives; both parts come from a token, never from the client's word alone. */
 export interface SessionRef {
@@ -37,9 +41,10 @@ export interface SessionRef {
   sid: string
 }
 
-const SID_BYTES = 12
+const SID_BYTES = 9
+export const SID_CHARS = 12
 const SECRET_BYTES = 32 // 256 bits of randomness in every refresh token
-const REFRESH_RE = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/
+const REFRESH_RE = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.([A-Za-z0-9_-]{43})$/
 
 export const newSessionId = (): string => randomId(SID_BYTES)
 export const newJti = (): string => randomId(12)

@@ -5,89 +5,116 @@
 import { Redis, Cluster } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
+import { SID_CHARS } from '../tokens.js'
 import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
-// A user is one hash: a field per session, holding the session packed into one string (a field per
-// value would cost more in field names than the values themselves), and a field per blacklisted
-// access token. Packed session fields, in order, separated by \x01 (no value can contain it):
-//   1 expiresAt ms   2 createdAt ms   3 current refresh digest   4 previous digest   5 rotated at ms
-//   6 nonce of the last rotation   7 older digests (shortened, space-separated)
-//   8 sub ('' when it equals the openid)   9 openid   10 unionid   11 session_key   12 claims JSON
+// A user is one hash. Each session is up to five fields, named by its id and a suffix, each value
+// at most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a longer value
+// turns the whole hash into a hashtable, which costs about twice the memory). Values are joined
+// with \x01, which none of them can contain:
+//   <sid>   expiresAt ms | current refresh digest          (all the hot path reads)
+//   <sid>o  openid | unionid
+//   <sid>k  session_key | createdAt ms | sub ('' = the openid) | claims JSON
+//   <sid>p  previous digest | rotated at ms | nonce        (after the first refresh)
+//   <sid>h  older digests, shortened, space-separated      (after the second refresh)
+// plus `b:<jti>` -> expiresAt ms for each blacklisted access token of the user.
 const SEP = '\u0001'
 
 const LUA_COMMON = `
 local SEP = '\\1'
+local SID_CHARS = ${SID_CHARS}
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function split(v)
   local f, i = {}, 1
-  for part in string.gmatch(v .. SEP, '([^' .. SEP .. ']*)' .. SEP) do f[i] = part; i = i + 1 end
+  for part in string.gmatch((v or '') .. SEP, '([^' .. SEP .. ']*)' .. SEP) do f[i] = part; i = i + 1 end
   return f
 end
-local function join(f) return table.concat(f, SEP, 1, 12) end
+local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k', sid .. 'p', sid .. 'h' end
+local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
 -- sub, openid, unionid, session_key, claims, createdAt: what the gateway reads back
-local function data(f) return {f[8] ~= '' and f[8] or f[9], f[9], f[10], f[11], f[12], f[2]} end
+local function data(o, k)
+  return {k[3] ~= '' and k[3] or o[1], o[1], o[2] or '', k[1], k[4] or '', k[2]}
+end
 local function keepAlive(key, ttl)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+-- Drops the user's expired sessions and blacklist entries.
+local function purge(key, now)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local name = all[i]
+    if #name == SID_CHARS or string.sub(name, 1, 2) == 'b:' then
+      local exp = tonumber(string.match(all[i + 1], '^(%d+)'))
+      if exp and exp <= now then
+        if #name == SID_CHARS then dropSession(key, name) else redis.call('HDEL', key, name) end
+      end
+    end
+  end
 end
 `
 
 const SCRIPTS = {
   // KEYS: user. ARGV: ttlMs, sid, refresh digest, sub ('' = openid), openid, unionid, session_key, claims
-  // Also drops the user's expired sessions and blacklist entries (a key lives as long as its longest session).
   wxauthCreate: LUA_COMMON + `
 local now = nowMs()
 local ttl = tonumber(ARGV[1])
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local exp = tonumber(string.match(all[i + 1], '^(%d+)'))
-  if exp and exp <= now then redis.call('HDEL', KEYS[1], all[i]) end
-end
-redis.call('HSET', KEYS[1], ARGV[2], join({now + ttl, now, ARGV[3], '', '', '', '', ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]}))
+local sid = ARGV[2]
+purge(KEYS[1], now)
+redis.call('HSET', KEYS[1],
+  sid, (now + ttl) .. SEP .. ARGV[3],
+  sid .. 'o', ARGV[5] .. SEP .. ARGV[6],
+  sid .. 'k', ARGV[7] .. SEP .. now .. SEP .. ARGV[4] .. SEP .. ARGV[8])
 keepAlive(KEYS[1], ttl)
 return 1`,
 
   // KEYS: user. ARGV: sid, presented digest, next digest, nonce, graceMs, ttlMs, historyMax, maxAgeMs, historyChars
   wxauthRotate: LUA_COMMON + `
 local key, sid = KEYS[1], ARGV[1]
-local v = redis.call('HGET', key, sid)
-if not v then return {'invalid'} end
-local f = split(v)
+local v = redis.call('HMGET', key, fieldsOf(sid))
+if not v[1] then return {'invalid'} end
+local hot, o, k, p = split(v[1]), split(v[2]), split(v[3]), split(v[4])
 local now = nowMs()
-if tonumber(f[1]) <= now then
-  redis.call('HDEL', key, sid)
+if tonumber(hot[1]) <= now then
+  dropSession(key, sid)
   return {'invalid'}
 end
 local presented = ARGV[2]
-if presented == f[3] then
-  local ttl = math.min(tonumber(ARGV[6]), tonumber(f[2]) + tonumber(ARGV[8]) - now)
+local prev = p[1] or ''
+if presented == hot[2] then
+  local ttl = math.min(tonumber(ARGV[6]), tonumber(k[2]) + tonumber(ARGV[8]) - now)
   if ttl <= 0 then
-    redis.call('HDEL', key, sid)
+    dropSession(key, sid)
     return {'invalid'}
   end
   local words = {}
-  if f[4] ~= '' then words[1] = string.sub(f[4], 1, tonumber(ARGV[9])) end
-  for w in string.gmatch(f[7], '%S+') do
+  if prev ~= '' then words[1] = string.sub(prev, 1, tonumber(ARGV[9])) end
+  for w in string.gmatch(v[5] or '', '%S+') do
     if #words < tonumber(ARGV[7]) then words[#words + 1] = w end
   end
-  f[1], f[3], f[4], f[5], f[6], f[7] = now + ttl, ARGV[3], presented, now, ARGV[4], table.concat(words, ' ')
-  redis.call('HSET', key, sid, join(f))
+  redis.call('HSET', key, sid, (now + ttl) .. SEP .. ARGV[3], sid .. 'p', presented .. SEP .. now .. SEP .. ARGV[4])
+  if #words > 0 then redis.call('HSET', key, sid .. 'h', table.concat(words, ' ')) end
   keepAlive(key, ttl)
-  return {'rotated', ttl, '', unpack(data(f))}
+  return {'rotated', ttl, '', unpack(data(o, k))}
 end
-if f[4] ~= '' and presented == f[4] and now - tonumber(f[5]) <= tonumber(ARGV[5]) then
-  return {'grace', tonumber(f[1]) - now, f[6], unpack(data(f))}
+if prev ~= '' and presented == prev and now - tonumber(p[2]) <= tonumber(ARGV[5]) then
+  return {'grace', tonumber(hot[1]) - now, p[3], unpack(data(o, k))}
 end
 local short = string.sub(presented, 1, tonumber(ARGV[9]))
-if (f[4] ~= '' and presented == f[4]) or string.find(' ' .. f[7] .. ' ', ' ' .. short .. ' ', 1, true) then
-  redis.call('HDEL', key, sid)
+if (prev ~= '' and presented == prev) or string.find(' ' .. (v[5] or '') .. ' ', ' ' .. short .. ' ', 1, true) then
+  dropSession(key, sid)
   return {'reused'}
 end
 return {'invalid'}`,
+
+  // KEYS: user. ARGV: sid
+  wxauthRevoke: LUA_COMMON + `
+dropSession(KEYS[1], ARGV[1])
+return 1`,
 
   // KEYS: user. ARGV: sid, blacklist field, ttlMs. Only a live session's tokens need blacklisting.
   wxauthBlacklist: LUA_COMMON + `
@@ -101,7 +128,7 @@ return 1`,
 local now, n = nowMs(), 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) ~= 'b:' and tonumber(string.match(all[i + 1], '^(%d+)')) > now then n = n + 1 end
+  if #all[i] == SID_CHARS and tonumber(string.match(all[i + 1], '^(%d+)')) > now then n = n + 1 end
 end
 redis.call('DEL', KEYS[1])
 return n`,
@@ -208,10 +235,11 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async getSession (ref) {
-      const packed = await guard(async () => await client.hget(keys.user(ref.tag), ref.sid))
-      if (packed === null || expiryOf(packed) <= Date.now()) return null
-      const f = packed.split(SEP)
-      return decodeData([f[7] === '' ? f[8] : f[7], f[8], f[9], f[10], f[11], f[1]].map((x) => x ?? null))
+      const [hot, o, k] = await guard(async () => await client.hmget(keys.user(ref.tag), ref.sid, `${ref.sid}o`, `${ref.sid}k`))
+      if (typeof hot !== 'string' || expiryOf(hot) <= Date.now()) return null
+      const [openid, unionid] = (o ?? '').split(SEP)
+      const [sessionKey, createdAt, sub, claims] = (k ?? '').split(SEP)
+      return decodeData([sub === '' ? openid : sub, openid, unionid, sessionKey, claims, createdAt].map((x) => x ?? null))
     },
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
@@ -236,7 +264,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async revokeSession (ref) {
-      await guard(async () => await client.hdel(keys.user(ref.tag), ref.sid))
+      await guard(async () => await run('wxauthRevoke', [keys.user(ref.tag)], ref.sid))
     },
 
     async revokeUser (tag) {

@@ -61,7 +61,10 @@ export interface SessionStore {
   close: () => Promise<void>
 }
 
-/** How many superseded refresh-token digests a session remembers for reuse detection. */
-export const REFRESH_HISTORY = 10
+/**
+ * How many superseded refresh-token digests a session remembers besides its predecessor, for reuse
+ * detection. 5 shortened digests fill one 64-byte Redis hash value (see lib/store/redis.ts).
+ */
+export const REFRESH_HISTORY = 5
 /** Superseded digests are kept shortened to this many characters (72 bits): enough to recognise them. */
 export const HISTORY_DIGEST_CHARS = 12

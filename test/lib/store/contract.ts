@@ -1,6 +1,6 @@
 // The contract every session store honours. memory.test.ts and redis.test.ts run it.
 import type { Test } from 'tap'
-import type { NewSession, RotateInput, SessionStore } from '../../../lib/store/types.js'
+import { REFRESH_HISTORY, type NewSession, type RotateInput, type SessionStore } from '../../../lib/store/types.js'
 import { digest, newRefreshToken, newSessionId, userTag, type SessionRef } from '../../../lib/tokens.js'
 
 export interface ContractContext {
@@ -73,14 +73,16 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     t.equal((await store.rotateRefresh(ref, rot('h0', 'hx'))).status, 'reused')
   })
 
-  t.test('reuse history keeps the last 10 superseded tokens', async (t) => {
+  t.test(`reuse history keeps the predecessor and ${REFRESH_HISTORY} older tokens`, async (t) => {
     const { store } = await make(t)
     const ref = refOf('fred')
+    const n = REFRESH_HISTORY + 7
     await store.createSession(ref, data('fred'), 'h0', 60)
-    for (let i = 0; i < 12; i++) await store.rotateRefresh(ref, rot(`h${i}`, `h${i + 1}`))
-    t.equal((await store.rotateRefresh(ref, rot('h0', 'x'))).status, 'invalid', 'too old to remember: refused, session kept')
+    for (let i = 0; i < n; i++) await store.rotateRefresh(ref, rot(`h${i}`, `h${i + 1}`))
+    // now current h<n>, predecessor h<n-1>, history h<n-2> ... h<n-1-REFRESH_HISTORY>
+    t.equal((await store.rotateRefresh(ref, rot(`h${n - 2 - REFRESH_HISTORY}`, 'x'))).status, 'invalid', 'too old to remember: refused, session kept')
     t.equal(await store.checkAccess(ref, 'j'), 'ok')
-    t.equal((await store.rotateRefresh(ref, rot('h2', 'x'))).status, 'reused', 'within the history: reuse')
+    t.equal((await store.rotateRefresh(ref, rot(`h${n - 1 - REFRESH_HISTORY}`, 'x'))).status, 'reused', 'the oldest remembered: reuse')
   })
 
   t.test('an unknown token of a live session is invalid and harms nothing', async (t) => {

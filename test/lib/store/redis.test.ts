@@ -3,7 +3,7 @@ import { test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/keys.js'
 import { connectRedis, createRedisStore } from '../../../lib/store/redis.js'
-import { digest, newSessionId, userTag } from '../../../lib/tokens.js'
+import { digest, newSessionId, randomId, userTag } from '../../../lib/tokens.js'
 import { freePort, redisClient, startRedis } from '../../helper.js'
 import { storeContract } from './contract.js'
 
@@ -29,6 +29,7 @@ test('every key the store writes has a TTL; a user is one key under its hash tag
   await store.createSession(ref, { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' }, 'h0', 60)
   await store.createSession(other, { sub: 'user-42', openid: 'o-alice', sessionKey: 'k' }, 'h0', 600)
   await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  await store.rotateRefresh(ref, { presentedHash: 'h1', nextHash: 'h1'.padEnd(22, 'x'), nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   await store.blacklist(ref, 'jti', 30)
   await store.hit('1.2.3.4', 60_000)
   await store.claimCode(digest('c1'), 5000)
@@ -41,16 +42,18 @@ test('every key the store writes has a TTL; a user is one key under its hash tag
   const userKey = keyNames(prefix).user(tag)
   t.equal(userKey, `${prefix}{${tag}}`, 'the user key is its hash tag')
   t.ok((await inspect.pttl(userKey)) > 590_000, 'the user key lives as long as its longest session')
-  t.same((await inspect.hkeys(userKey)).sort(), [ref.sid, other.sid, 'b:jti'].sort())
-  const packed = (await inspect.hget(userKey, ref.sid) ?? '').split('\u0001')
-  t.equal(packed.length, 12)
-  t.equal(packed[2], 'h1', 'the current refresh digest moved on')
-  t.equal(packed[3], 'h0', 'its predecessor is kept for the grace window')
-  t.equal(packed[7], '', 'sub is not stored twice when it equals the openid')
-  t.equal((await inspect.hget(userKey, other.sid) ?? '').split('\u0001')[7], 'user-42', 'a different sub is stored')
-  t.match(await store.getSession(ref), { sub: 'o-alice', openid: 'o-alice' })
+  const fields = (sid: string): string[] => [sid, `${sid}o`, `${sid}k`]
+  t.same((await inspect.hkeys(userKey)).sort(), [...fields(ref.sid), `${ref.sid}p`, `${ref.sid}h`, ...fields(other.sid), 'b:jti'].sort())
+  t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'compact encoding: every value fits in 64 bytes')
+  const [hot, prev, k] = await inspect.hmget(userKey, ref.sid, `${ref.sid}p`, `${other.sid}k`)
+  t.equal(hot?.split('\u0001')[1], 'h1'.padEnd(22, 'x'), 'the current refresh digest moved on')
+  t.match(prev?.split('\u0001'), ['h1', /^\d+$/, 'n1'], 'the predecessor, when, and the nonce (not a successor) are kept')
+  t.equal(k?.split('\u0001')[2], 'user-42', 'a sub other than the openid is stored')
+  t.equal((await inspect.hget(userKey, `${ref.sid}k`))?.split('\u0001')[2], '', 'a sub equal to the openid is not stored twice')
+  t.match(await store.getSession(ref), { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' })
   t.match(await store.getSession(other), { sub: 'user-42', openid: 'o-alice' })
-  t.notOk(packed.includes('n1') && packed[5] !== 'n1', 'the nonce is stored, not a successor')
+  for (let i = 2; i < 12; i++) await store.rotateRefresh(ref, { presentedHash: `h${i - 1}`.padEnd(22, 'x'), nextHash: `h${i}`.padEnd(22, 'x'), nonce: randomId(16), graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'still compact with a full reuse history')
 })
 
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {
