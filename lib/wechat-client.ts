@@ -20,6 +20,9 @@ export interface Code2SessionResult {
 }
 
 const MIN_RETRY_BUDGET_MS = 100
+// What WeChat's ids and keys look like; anything else is not stored (values are packed in Redis).
+const ID = /^[A-Za-z0-9_-]{1,64}$/
+const BASE64 = /^[A-Za-z0-9+/]{1,64}={0,2}$/
 // WeChat's answers are a few hundred bytes; anything far larger is not WeChat.
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -120,10 +123,14 @@ export function createWeChatClient (opts: WeChatClientOptions) {
         appid: opts.appid, secret: opts.secret, js_code: code, grant_type: 'authorization_code'
       }, code)
       const { openid, session_key: sessionKey, unionid } = body
-      if (typeof openid !== 'string' || openid === '' || typeof sessionKey !== 'string' || sessionKey === '') {
-        throw new WxBadResponseError('no openid or session_key')
+      if (typeof openid !== 'string' || !ID.test(openid) || typeof sessionKey !== 'string' || !BASE64.test(sessionKey)) {
+        throw new WxBadResponseError('no valid openid or session_key')
       }
-      return typeof unionid === 'string' && unionid !== '' ? { openid, unionid, sessionKey } : { openid, sessionKey }
+      if (typeof unionid === 'string' && unionid !== '') {
+        if (!ID.test(unionid)) throw new WxBadResponseError('invalid unionid')
+        return { openid, unionid, sessionKey }
+      }
+      return { openid, sessionKey }
     },
 
     async close (): Promise<void> {

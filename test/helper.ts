@@ -108,11 +108,13 @@ export interface BuildOptions extends Omit<WechatAuthOptions, 'config' | 'env'> 
   config?: ConfigInput
   /** Collects every log line written (as raw JSON text). */
   logs?: string[]
+  /** Registers more routes (as a host app would) before the instance is ready. */
+  extend?: (app: FastifyInstance) => void
 }
 
 /** A gateway instance like the standalone server's, closed at teardown. */
 export async function buildApp (t: Tap, opts: BuildOptions): Promise<FastifyInstance> {
-  const { sim, redisServer, config, logs, ...pluginOpts } = opts
+  const { sim, redisServer, config, logs, extend, ...pluginOpts } = opts
   const fullConfig: ConfigInput = {
     WECHAT_APPID: sim.appid,
     WECHAT_SECRET: sim.secret,
@@ -129,6 +131,7 @@ export async function buildApp (t: Tap, opts: BuildOptions): Promise<FastifyInst
   const app = Fastify(serverOptions({ LOG_LEVEL: fullConfig.LOG_LEVEL as 'info', TRUST_PROXY: String(fullConfig.TRUST_PROXY ?? 'false') }, { logStream }))
   t.teardown(async () => await app.close())
   await app.register(wechatAuth, { ...pluginOpts, config: fullConfig, env: false })
+  extend?.(app)
   await app.ready()
   return app
 }

@@ -40,8 +40,11 @@ local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
 local function data(o, k)
   return {k[3] ~= '' and k[3] or o[1], o[1], o[2] or '', k[1], k[4] or '', k[2]}
 end
+-- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
+-- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
+local function int(n) return string.format('%d', n) end
 local function keepAlive(key, ttl)
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, int(ttl)) end
 end
 -- Drops the user's expired sessions and blacklist entries.
 local function purge(key, now)
@@ -119,7 +122,7 @@ return 1`,
   // KEYS: user. ARGV: sid, blacklist field, ttlMs. Only a live session's tokens need blacklisting.
   wxauthBlacklist: LUA_COMMON + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[2], nowMs() + tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], ARGV[2], int(nowMs() + tonumber(ARGV[3])))
 keepAlive(KEYS[1], tonumber(ARGV[3]))
 return 1`,
 

@@ -94,7 +94,9 @@ test('bodies that are not what WeChat sends end in WX_BAD_RESPONSE', async (t) =
   const sim = await startSim(t)
   const { client } = await clientFor(t, sim.url)
   await t.rejects(client.code2Session('garbage.1'), { code: 'WX_BAD_RESPONSE', statusCode: 502 })
-  const bodies = ['[]', 'null', `{"openid":"o","session_key":"k","pad":"${'x'.repeat(70_000)}"}`, '{"openid":"o"}', '{"errcode":99999,"errmsg":"new error"}', '{"errcode":0,"openid":"","session_key":"k"}']
+  const bodies = ['[]', 'null', `{"openid":"o","session_key":"k","pad":"${'x'.repeat(70_000)}"}`, '{"openid":"o"}', '{"errcode":99999,"errmsg":"new error"}', '{"errcode":0,"openid":"","session_key":"k"}',
+    '{"openid":"o\\u0001x","session_key":"a2V5"}', '{"openid":"o1","session_key":"not base64!"}',
+    '{"openid":"o1","session_key":"a2V5","unionid":"u u"}']
   for (const body of bodies) {
     const srv = createServer((_req, res) => res.end(body))
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))

@@ -20,6 +20,7 @@ test('fastify.authenticate distinguishes missing, invalid, expired and revoked t
     ['other scheme', { authorization: `Basic ${good.accessToken}` }, 'AUTH_TOKEN_INVALID'],
     ['bearer without token', { authorization: 'Bearer' }, 'AUTH_TOKEN_INVALID'],
     ['not a JWT', { authorization: 'Bearer abc' }, 'AUTH_TOKEN_INVALID'],
+    ['too long', { authorization: `Bearer ${sign({}, JWT_SECRET, { ...payload, pad: 'x'.repeat(5000) })}` }, 'AUTH_TOKEN_INVALID'],
     ['tampered payload', { authorization: `Bearer ${good.accessToken.split('.')[0] as string}.${b64({ ...claims, sub: 'mallory' })}.${good.accessToken.split('.')[2] as string}` }, 'AUTH_TOKEN_INVALID'],
     ['alg none', { authorization: `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.` }, 'AUTH_TOKEN_INVALID'],
     ['other secret', { authorization: `Bearer ${sign({}, 'another-secret-that-is-long-enough-000000')}` }, 'AUTH_TOKEN_INVALID'],
@@ -69,4 +70,35 @@ test('revocation takes effect at once across two instances sharing one Redis', a
   const reuse = await b.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: q.refreshToken } })
   t.equal(reuse.statusCode, 200, 'B sees the grace window of A\'s rotation')
   t.equal(reuse.json().refreshToken, rotated.json().refreshToken)
+})
+
+test('a handler that writes to request.user changes nothing for the next request', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  let bSid = ''
+  // A careless host route: it rewrites the claims of the request it serves.
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    extend: (host) => host.register(async (scope) => {
+      scope.addHook('onRequest', scope.authenticate)
+      scope.get('/scribble', async (request) => {
+        const seen = { sid: request.user.sid, role: request.user.role ?? null }
+        request.user.sid = bSid
+        request.user.role = 'admin'
+        return seen
+      })
+    })
+  })
+  const a = await login(app, 'dave.1')
+  const b = await login(app, 'dave.2')
+  bSid = app.wechatAuthTokens.verify(b.accessToken).sid
+  const first = await app.inject({ method: 'GET', url: '/scribble', headers: { authorization: `Bearer ${a.accessToken}` } })
+  const second = await app.inject({ method: 'GET', url: '/scribble', headers: { authorization: `Bearer ${a.accessToken}` } })
+  t.equal(first.statusCode, 200)
+  t.same(second.json(), first.json(), 'the second request sees the token\'s own claims')
+  t.not(first.json().sid, bSid)
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.accessToken}` } })
+  t.equal((await me(app, a.accessToken)).json().code, 'AUTH_TOKEN_REVOKED', 'and revocation still applies to it')
+  t.equal((await me(app, b.accessToken)).statusCode, 200)
 })
