@@ -14,6 +14,7 @@ export { createMemoryStore, type MemoryStoreOptions } from './lib/store/memory.j
 export { createRedisStore, connectRedis, type RedisClient, type RedisStoreOptions } from './lib/store/redis.js'
 export type { SessionStore, SessionData, RotateResult } from './lib/store/types.js'
 export { createWeChatClient, type WeChatClient, type Code2SessionResult } from './lib/wechat-client.js'
+export { decryptUserData, verifyUserSignature, sessionKeySignature, type DecryptInput, type SignatureInput } from './lib/wechat-crypto.js'
 export { startSimulator, type Simulator, type SimulatorOptions } from './simulator/index.js'
 export * from './lib/errors.js'
 export * from './lib/schemas.js'

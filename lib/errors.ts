@@ -21,3 +21,6 @@ export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; 
 export const StoreUnavailableError = createError('STORE_UNAVAILABLE', 'The session store is unavailable; try again later', 503)
 
 export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration: %s')
+
+export const WxDecryptFailedError = createError('WX_DECRYPT_FAILED', 'The encrypted data is malformed: %s', 400)
+export const WxSessionKeyStaleError = createError('WX_SESSION_KEY_STALE', 'The data was not encrypted with this session\'s key (the client has a newer one); log in again', 401)
