@@ -27,7 +27,7 @@ export const digest = (value: string): string =>
 
 // Short on purpose: both are repeated in Redis key and field names. A tag has 96 bits, so two users
 // practically never share one; a session id only has to be unique among one user's sessions (72 bits).
-export const TAG_CHARS = 16
+const TAG_CHARS = 16
 
 /**
  * The Redis Cluster hash tag of one user of one mini program. Every key of that user carries it,

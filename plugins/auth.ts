@@ -1,7 +1,7 @@
 // Decorates fastify.authenticate (an onRequest/preHandler hook that sets request.user) and
 // fastify.wechatAuthTokens (sign/verify of access tokens). HS256 only, iss and aud checked.
 import fastifyJwt, { type JWT } from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import {
   AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError

@@ -112,7 +112,7 @@ test('WeChat failures: timeout 504, down 503, bad credentials 502; a transient f
 
   // An upstream that is busy twice (so the one retry also fails), then healthy.
   let hits = 0
-  const flaky = createServer((req, res) => {
+  const flaky = createServer((_req, res) => {
     hits++
     res.end(hits <= 2 ? '{"errcode":-1,"errmsg":"busy"}' : '{"openid":"o-flaky","session_key":"k"}')
   })
