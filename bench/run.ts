@@ -56,7 +56,7 @@ async function post (url: string, body: unknown): Promise<Pair> {
   return JSON.parse(text) as Pair
 }
 
-/** Logs in `count` users, `concurrency` at a time. */
+/** Logs in `count` users, 20 at a time. */
 async function prepareSessions (base: string, count: number, prefix: string): Promise<Pair[]> {
   const out: Pair[] = []
   let next = 0

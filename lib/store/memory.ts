@@ -41,11 +41,10 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     return entry
   }
 
-  function dropSession (ref: SessionRef): boolean {
+  function dropSession (ref: SessionRef): void {
     const sessions = users.get(ref.tag)
-    const existed = sessions?.delete(ref.sid) ?? false
+    sessions?.delete(ref.sid)
     if (sessions?.size === 0) users.delete(ref.tag)
-    return existed
   }
 
   function sweep (): void {
