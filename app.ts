@@ -15,7 +15,7 @@ export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisCl
 }
 
 export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
-  await fastify.register(configPlugin, { config: opts.config, env: opts.env, hasRedisClient: opts.redis !== undefined })
+  await fastify.register(configPlugin, { config: opts.config, env: opts.env, apps: opts.apps, hasRedisClient: opts.redis !== undefined })
   await fastify.register(storePlugin, { redis: opts.redis })
   await fastify.register(wechatPlugin)
   await fastify.register(authPlugin)

@@ -1,8 +1,9 @@
 // Loads and checks the configuration. Pure: the config plugin and server.ts both use it.
 import { randomBytes } from 'node:crypto'
+import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
-import { ConfigSchema, type Config, type ConfigInput } from './schemas.js'
+import { ConfigSchema, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
 
 const KNOWN = new Set(Object.keys(ConfigSchema.properties))
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
@@ -26,6 +27,11 @@ export function loadConfig (env: Record<string, string | undefined> | false, exp
 
 export interface ResolvedConfig extends Config {
   production: boolean
+  /**
+   * The mini programs served, the first being the default: WECHAT_APPID/WECHAT_SECRET, then
+   * WECHAT_APPS, then the plugin's `apps`. Empty when the built-in simulator stands in.
+   */
+  apps: WechatApp[]
   /** The JWT secret in use: JWT_SECRET, or a random one generated for this process in development. */
   jwtSecret: string
   /** Development without WeChat credentials: the gateway runs the built-in WeChat simulator. */
@@ -38,16 +44,14 @@ export interface ResolvedConfig extends Config {
  * Applies the production rules (refuse to run without real credentials, Redis and a strong secret)
  * and the development defaults (simulator, in-memory store, random secret).
  */
-export function resolveConfig (config: Config, opts: { hasRedisClient: boolean }): ResolvedConfig {
+export function resolveConfig (config: Config, opts: { hasRedisClient: boolean, apps?: unknown }): ResolvedConfig {
   const production = config.NODE_ENV === 'production'
-  const hasAppid = config.WECHAT_APPID !== undefined
-  const hasSecret = config.WECHAT_SECRET !== undefined
-  if (hasAppid !== hasSecret) throw new ConfigError('WECHAT_APPID and WECHAT_SECRET must be set together')
+  const apps = resolveApps(config, opts.apps)
+  const hasAppid = apps.length > 0
   const hasRedis = opts.hasRedisClient || config.REDIS_URL !== undefined
   if (production) {
     const missing = [
-      hasAppid ? null : 'WECHAT_APPID',
-      hasSecret ? null : 'WECHAT_SECRET',
+      hasAppid ? null : 'WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS)',
       hasRedis ? null : 'REDIS_URL',
       config.JWT_SECRET === undefined ? 'JWT_SECRET' : null
     ].filter((x) => x !== null)
@@ -58,17 +62,56 @@ export function resolveConfig (config: Config, opts: { hasRedisClient: boolean }
   }
   // The simulator lets anyone log in as anyone: never let it face a network.
   if (!hasAppid && !LOOPBACK.test(config.HOST)) {
-    throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET: the built-in WeChat simulator only runs on loopback`)
+    throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
   const devDefaults: string[] = []
-  if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET: using the built-in WeChat simulator')
+  if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')
   if (!hasRedis) devDefaults.push('no REDIS_URL: sessions live in process memory and vanish on restart')
   if (config.JWT_SECRET === undefined) devDefaults.push('no JWT_SECRET: a random one was generated; tokens die with the process')
   return {
     ...config,
     production,
+    apps,
     jwtSecret: config.JWT_SECRET ?? randomBytes(48).toString('base64url'),
     useSimulator: !hasAppid,
     devDefaults
   }
+}
+
+/**
+ * The list of mini programs from the three places it can come from. Messages name the option and
+ * the position, never a value: the values hold secrets.
+ */
+function resolveApps (config: Config, fromOption: unknown): WechatApp[] {
+  if ((config.WECHAT_APPID === undefined) !== (config.WECHAT_SECRET === undefined)) {
+    throw new ConfigError('WECHAT_APPID and WECHAT_SECRET must be set together')
+  }
+  const apps: WechatApp[] = []
+  if (config.WECHAT_APPID !== undefined && config.WECHAT_SECRET !== undefined) {
+    apps.push({ appid: config.WECHAT_APPID, secret: config.WECHAT_SECRET })
+  }
+  const check = (name: string, value: unknown): void => {
+    if (!Value.Check(WechatApps, value)) {
+      const first = Value.Errors(WechatApps, value).First()
+      throw new ConfigError(`${name} must be a non-empty array of { appid: "wx" + 16 hex digits, secret: 16 to 128 characters }` +
+        (first === undefined ? '' : ` (at ${first.path === '' ? 'the top' : first.path}: ${first.message})`))
+    }
+    apps.push(...(value as WechatApp[]).map(({ appid, secret }) => ({ appid, secret })))
+  }
+  if (config.WECHAT_APPS !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(config.WECHAT_APPS)
+    } catch {
+      throw new ConfigError('WECHAT_APPS is not valid JSON')
+    }
+    check('WECHAT_APPS', parsed)
+  }
+  if (fromOption !== undefined) check('the apps option', fromOption)
+  const seen = new Set<string>()
+  for (const { appid } of apps) {
+    if (seen.has(appid)) throw new ConfigError(`appid ${appid} is configured twice`)
+    seen.add(appid)
+  }
+  return apps
 }

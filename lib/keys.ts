@@ -4,6 +4,9 @@ export interface KeyNames {
   user: (tag: string) => string
   code: (codeId: string) => string
   rateLimit: string
+  /** A shared credential (an appid's access_token) and the lock of its renewal. */
+  credential: (name: string) => string
+  credentialLock: (name: string) => string
 }
 
 /** The hash field of a blacklisted access token. */
@@ -13,6 +16,8 @@ export function keyNames (prefix: string): KeyNames {
   return {
     user: (tag) => `${prefix}{${tag}}`,
     code: (codeId) => `${prefix}c:${codeId}`,
-    rateLimit: `${prefix}rl:`
+    rateLimit: `${prefix}rl:`,
+    credential: (name) => `${prefix}at:{${name}}`,
+    credentialLock: (name) => `${prefix}atl:{${name}}`
   }
 }

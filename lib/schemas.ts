@@ -19,8 +19,12 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false' }),
   WECHAT_APPID: Type.Optional(Type.String({ pattern: '^wx[0-9a-f]{16}$' })),
   WECHAT_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 128 })),
+  // Several mini programs: a JSON array of { appid, secret } (see WechatApps below).
+  WECHAT_APPS: Type.Optional(Type.String({ minLength: 2 })),
   WECHAT_API_BASE: Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', default: 'https://api.weixin.qq.com' }),
   WECHAT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
+  // Where the built-in simulator listens in development (a free port if this one is taken).
+  WECHAT_SIMULATOR_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3001 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
@@ -37,6 +41,16 @@ export const ConfigSchema = Type.Object({
   AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' })
 })
 export type Config = Static<typeof ConfigSchema>
+
+const AppId = Type.String({ pattern: '^wx[0-9a-f]{16}$' })
+
+/** One mini program the gateway serves. */
+export const WechatApp = Type.Object({
+  appid: AppId,
+  secret: Type.String({ minLength: 16, maxLength: 128 })
+}, { additionalProperties: false })
+export type WechatApp = Static<typeof WechatApp>
+export const WechatApps = Type.Array(WechatApp, { minItems: 1, maxItems: 100 })
 /** What a caller may pass: every key optional, numbers also as strings (as in the environment). */
 export type ConfigInput = { [K in keyof Config]?: Config[K] | string }
 
@@ -46,7 +60,11 @@ export type ConfigInput = { [K in keyof Config]?: Config[K] | string }
 const LoginCode = Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })
 const RefreshTokenString = Type.String({ minLength: 1, maxLength: 512 })
 
-export const LoginBody = Type.Object({ code: LoginCode }, { additionalProperties: false })
+export const LoginBody = Type.Object({
+  code: LoginCode,
+  // Any string: one that is not a configured appid gets WX_APP_UNKNOWN, not a validation error.
+  appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program; required when the gateway serves several' }))
+}, { additionalProperties: false })
 export type LoginBody = Static<typeof LoginBody>
 
 export const RefreshBody = Type.Object({ refreshToken: RefreshTokenString }, { additionalProperties: false })

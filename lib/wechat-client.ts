@@ -1,8 +1,11 @@
 // The HTTP client for WeChat's server API. It knows nothing about Fastify, tokens or sessions.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Agent, errors as undiciErrors, request } from 'undici'
-import { WxBadResponseError, WxTimeoutError, WxUnavailableError } from './errors.js'
-import { CREDENTIAL_ERRCODES, TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici'
+import {
+  WxBadResponseError, WxCredentialsRejectedError, WxPhoneCodeInvalidError, WxSessionKeyStaleError, WxTimeoutError, WxUnavailableError
+} from './errors.js'
+import { sessionKeySignature } from './wechat-crypto.js'
+import { TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
 
 export interface WeChatClientOptions {
   appid: string
@@ -11,6 +14,8 @@ export interface WeChatClientOptions {
   /** Deadline for one whole call, retry included. */
   timeoutMs: number
   log: Pick<import('fastify').FastifyBaseLogger, 'warn' | 'error'>
+  /** A connection pool shared by the clients of several mini programs; left open by close(). */
+  dispatcher?: Dispatcher
 }
 
 export interface Code2SessionResult {
@@ -19,10 +24,27 @@ export interface Code2SessionResult {
   sessionKey: string
 }
 
+export interface StableToken {
+  accessToken: string
+  /** Seconds the token stays valid, as WeChat said. */
+  expiresIn: number
+}
+
+export interface PhoneNumber {
+  phoneNumber: string
+  purePhoneNumber: string
+  countryCode: string
+}
+
+/** How one call treats particular errcodes: an answer to return, or an error to throw. */
+type Overrides = Record<number, () => Error | 'return'>
+
 const MIN_RETRY_BUDGET_MS = 100
 // What WeChat's ids and keys look like; anything else is not stored (values are packed in Redis).
 const ID = /^[A-Za-z0-9_-]{1,64}$/
 const BASE64 = /^[A-Za-z0-9+/]{1,64}={0,2}$/
+const ACCESS_TOKEN = /^[\x21-\x7e]{16,2048}$/
+const PHONE = /^[0-9+ -]{1,32}$/
 // WeChat's answers are a few hundred bytes; anything far larger is not WeChat.
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -32,21 +54,36 @@ class Transient extends Error {
 
 export function createWeChatClient (opts: WeChatClientOptions) {
   const base = opts.apiBase.replace(/\/+$/, '')
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 })
+  const dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 128 })
 
-  /** errmsg is WeChat's text; it may echo what we sent, so scrub the secret and the code. */
-  const scrub = (text: unknown, code: string): string =>
-    String(text ?? '').split(opts.secret).join('[secret]').split(code).join('[code]').slice(0, 200)
+  /** errmsg is WeChat's text; it may echo what we sent, so scrub the secret and whatever else we sent. */
+  const scrub = (text: unknown, secrets: string[]): string => {
+    let out = String(text ?? '').split(opts.secret).join('[secret]')
+    for (const s of secrets) if (s !== '') out = out.split(s).join('[redacted]')
+    return out.slice(0, 200)
+  }
 
-  async function attempt (path: string, query: Record<string, string>, code: string, deadline: number): Promise<Record<string, unknown>> {
-    const url = `${base}${path}?${new URLSearchParams(query).toString()}`
+  interface Call {
+    path: string
+    query: Record<string, string>
+    /** A JSON body makes it a POST. */
+    body?: Record<string, unknown>
+    /** Values sent that must not appear in a log line (codes, tokens, signatures). */
+    secrets: string[]
+    overrides?: Overrides
+  }
+
+  async function attempt (c: Call, deadline: number): Promise<Record<string, unknown>> {
+    const url = `${base}${c.path}?${new URLSearchParams(c.query).toString()}`
     const remaining = deadline - Date.now()
     let status: number
     let text: string
     try {
       const res = await request(url, {
         dispatcher,
-        method: 'GET',
+        ...(c.body === undefined
+          ? { method: 'GET' as const }
+          : { method: 'POST' as const, body: JSON.stringify(c.body), headers: { 'content-type': 'application/json' } }),
         signal: AbortSignal.timeout(remaining),
         headersTimeout: remaining,
         bodyTimeout: remaining
@@ -84,20 +121,23 @@ export function createWeChatClient (opts: WeChatClientOptions) {
     const obj = body as Record<string, unknown>
     const errcode = obj.errcode === undefined ? 0 : Number(obj.errcode)
     if (errcode !== 0) {
-      const detail = { path, errcode, errmsg: scrub(obj.errmsg, code) }
+      const override = c.overrides?.[errcode]?.()
+      if (override === 'return') return obj
+      const detail = { path: c.path, errcode, errmsg: scrub(obj.errmsg, c.secrets) }
       if (TRANSIENT_ERRCODES.has(errcode)) throw new Transient(errorForErrcode(errcode), detail)
-      if (CREDENTIAL_ERRCODES.has(errcode)) opts.log.error(detail, 'WeChat rejected the gateway credentials')
+      const error = override ?? errorForErrcode(errcode)
+      if ((error as { code?: string }).code === 'WX_CREDENTIALS_REJECTED') opts.log.error(detail, 'WeChat rejected the gateway credentials')
       else opts.log.warn(detail, 'WeChat answered with an error')
-      throw errorForErrcode(errcode)
+      throw error
     }
     return obj
   }
 
   /** Calls WeChat with one retry (with jitter) for transient failures, all inside one deadline. */
-  async function call (path: string, query: Record<string, string>, code: string): Promise<Record<string, unknown>> {
+  async function call (c: Call): Promise<Record<string, unknown>> {
     const deadline = Date.now() + opts.timeoutMs
     try {
-      return await attempt(path, query, code, deadline)
+      return await attempt(c, deadline)
     } catch (err) {
       if (!(err instanceof Transient)) throw err
       const jitter = 50 + Math.floor(Math.random() * 150)
@@ -107,7 +147,7 @@ export function createWeChatClient (opts: WeChatClientOptions) {
       }
       await sleep(jitter)
       try {
-        return await attempt(path, query, code, deadline)
+        return await attempt(c, deadline)
       } catch (err2) {
         if (!(err2 instanceof Transient)) throw err2
         opts.log.warn({ ...err2.detail, retried: true }, 'WeChat call failed after a retry')
@@ -116,12 +156,25 @@ export function createWeChatClient (opts: WeChatClientOptions) {
     }
   }
 
+  /** The query and secrets of a call made with an access_token and a session_key signature. */
+  function signed (accessToken: string, openid: string, sessionKey: string): Pick<Call, 'query' | 'secrets'> {
+    const signature = sessionKeySignature(sessionKey)
+    return {
+      query: { access_token: accessToken, openid, signature, sig_method: 'hmac_sha256' },
+      secrets: [accessToken, signature, sessionKey]
+    }
+  }
+
   return {
+    appid: opts.appid,
+
     /** Exchanges a wx.login() code for the user's openid, unionid and session_key. */
     async code2Session (code: string): Promise<Code2SessionResult> {
-      const body = await call('/sns/jscode2session', {
-        appid: opts.appid, secret: opts.secret, js_code: code, grant_type: 'authorization_code'
-      }, code)
+      const body = await call({
+        path: '/sns/jscode2session',
+        query: { appid: opts.appid, secret: opts.secret, js_code: code, grant_type: 'authorization_code' },
+        secrets: [code]
+      })
       const { openid, session_key: sessionKey, unionid } = body
       if (typeof openid !== 'string' || !ID.test(openid) || typeof sessionKey !== 'string' || !BASE64.test(sessionKey)) {
         throw new WxBadResponseError('no valid openid or session_key')
@@ -133,8 +186,70 @@ export function createWeChatClient (opts: WeChatClientOptions) {
       return { openid, sessionKey }
     },
 
+    /**
+     * A stable access_token (cgi-bin/stable_token) in normal mode: WeChat answers the current token
+     * while it has time left and a new one near its end, the old one staying valid meanwhile.
+     * force_refresh is limited to 20 a day and 30 s apart: only for an operator's explicit call.
+     */
+    async stableToken (forceRefresh = false): Promise<StableToken> {
+      const body = await call({
+        path: '/cgi-bin/stable_token',
+        query: {},
+        body: { grant_type: 'client_credential', appid: opts.appid, secret: opts.secret, force_refresh: forceRefresh },
+        secrets: [],
+        // For this call 40001 means a wrong secret, not a stale access_token.
+        overrides: { 40001: () => new WxCredentialsRejectedError('40001') }
+      })
+      const { access_token: accessToken, expires_in: expiresIn } = body
+      if (typeof accessToken !== 'string' || !ACCESS_TOKEN.test(accessToken) ||
+        typeof expiresIn !== 'number' || !Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 86400 * 31) {
+        throw new WxBadResponseError('no valid access_token or expires_in')
+      }
+      return { accessToken, expiresIn }
+    },
+
+    /** Whether WeChat still holds `sessionKey` as the user's session_key (wxa/checksession). */
+    async checkSessionKey (accessToken: string, openid: string, sessionKey: string): Promise<boolean> {
+      const body = await call({ path: '/wxa/checksession', ...signed(accessToken, openid, sessionKey), overrides: { 87009: () => 'return' } })
+      return Number(body.errcode ?? 0) === 0
+    },
+
+    /** Has WeChat issue a new session_key for the user; needs the current one (wxa/resetusersessionkey). */
+    async resetSessionKey (accessToken: string, openid: string, sessionKey: string): Promise<{ openid: string, sessionKey: string }> {
+      const body = await call({
+        path: '/wxa/resetusersessionkey',
+        ...signed(accessToken, openid, sessionKey),
+        overrides: { 87009: () => new WxSessionKeyStaleError() }
+      })
+      const { openid: id, session_key: newKey } = body
+      if (typeof id !== 'string' || id !== openid || typeof newKey !== 'string' || !BASE64.test(newKey)) {
+        throw new WxBadResponseError('no valid openid or session_key')
+      }
+      return { openid: id, sessionKey: newKey }
+    },
+
+    /** The phone number behind a getPhoneNumber button's code (wxa/business/getuserphonenumber). */
+    async getPhoneNumber (accessToken: string, code: string): Promise<PhoneNumber> {
+      const body = await call({
+        path: '/wxa/business/getuserphonenumber',
+        query: { access_token: accessToken },
+        body: { code },
+        secrets: [accessToken, code],
+        overrides: { 40029: () => new WxPhoneCodeInvalidError(), 40163: () => new WxPhoneCodeInvalidError() }
+      })
+      const info = body.phone_info as Record<string, unknown> | undefined
+      const { phoneNumber, purePhoneNumber, countryCode } = info ?? {}
+      const watermark = info?.watermark as { appid?: unknown } | undefined
+      if (typeof phoneNumber !== 'string' || !PHONE.test(phoneNumber) || typeof purePhoneNumber !== 'string' ||
+        !PHONE.test(purePhoneNumber) || typeof countryCode !== 'string' || !PHONE.test(countryCode)) {
+        throw new WxBadResponseError('no valid phone_info')
+      }
+      if (watermark?.appid !== opts.appid) throw new WxBadResponseError('phone_info of another mini program')
+      return { phoneNumber, purePhoneNumber, countryCode }
+    },
+
     async close (): Promise<void> {
-      await dispatcher.destroy()
+      if (opts.dispatcher === undefined) await dispatcher.destroy()
     }
   }
 }

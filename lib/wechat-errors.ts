@@ -1,6 +1,6 @@
 // WeChat errcodes (../shared/wechat-api.md) to the gateway's coded errors.
 import {
-  WxBadResponseError, WxCodeInvalidError, WxCodeUsedError, WxCredentialsRejectedError,
+  WxAccessTokenRejectedError, WxBadResponseError, WxCodeInvalidError, WxCodeUsedError, WxCredentialsRejectedError,
   WxRateLimitedError, WxUnavailableError, WxUserBlockedError
 } from './errors.js'
 
@@ -17,6 +17,8 @@ export function errorForErrcode (errcode: number): Error {
     case 40226: return new WxUserBlockedError()
     case 45011: return new WxRateLimitedError()
     case -1: return new WxUnavailableError()
+    // The access_token is stale or invalid: the token manager refreshes once and retries once.
+    case 40001: case 40014: case 42001: return new WxAccessTokenRejectedError()
     default:
       return CREDENTIAL_ERRCODES.has(errcode)
         ? new WxCredentialsRejectedError(String(errcode))

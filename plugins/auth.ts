@@ -4,13 +4,15 @@ import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import {
-  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError
 } from '../lib/errors.js'
 import type { AccessClaims } from '../lib/schemas.js'
 import { newJti, userTag } from '../lib/tokens.js'
 
 /** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
 export interface AccessTokenInput {
+  /** The mini program's appid: the token's audience. */
+  aud: string
   sub: string
   openid: string
   unionid?: string
@@ -27,8 +29,10 @@ declare module '@fastify/jwt' {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Verifies the Bearer access token, checks revocation, and sets request.user. */
+    /** Verifies the Bearer access token (of any mini program served), checks revocation, sets request.user. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** Like authenticate, and refuses (403 AUTH_WRONG_APP) a token of another mini program than `appid`. */
+    authenticateFor: (appid: string) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     wechatAuthTokens: {
       sign: (input: AccessTokenInput) => { token: string, jti: string, expiresIn: number }
       /** Verifies signature, algorithm, iss, aud and expiry; throws AUTH_TOKEN_* errors. */
@@ -54,7 +58,7 @@ const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
 export default fp(async function auth (fastify) {
   const config = fastify.wechatAuthConfig
   const store = fastify.wechatAuthStore
-  const appid = fastify.wechat.appid
+  const appids = fastify.wechat.appids
 
   // @fastify/jwt goes into a child context, under a namespace and with its own request decorator
   // name, so that it cannot clash with a host app that uses @fastify/jwt (or anything else that
@@ -65,11 +69,12 @@ export default fp(async function auth (fastify) {
       namespace: JWT_NAMESPACE,
       decoratorName: 'wechatAuthJwtUser',
       secret: config.jwtSecret,
-      sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, aud: appid, expiresIn: config.ACCESS_TOKEN_TTL },
+      // aud is the session's mini program: set per token, in the payload.
+      sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, expiresIn: config.ACCESS_TOKEN_TTL },
       verify: {
         algorithms: ['HS256'],
         allowedIss: config.JWT_ISSUER,
-        allowedAud: appid,
+        allowedAud: [...appids],
         // fast-jwt skips allowedIss/allowedAud for a token without the claim: require them.
         requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
       }
@@ -81,7 +86,7 @@ export default fp(async function auth (fastify) {
 
   function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
     const jti = newJti()
-    const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti }
+    const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti, aud: input.aud }
     if (input.unionid !== undefined) payload.unionid = input.unionid
     return { token: signer.sign(payload), jti, expiresIn: config.ACCESS_TOKEN_TTL }
   }
@@ -143,4 +148,11 @@ export default fp(async function auth (fastify) {
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest<AccessClaims | null>('user', null)
   fastify.decorate('wechatAuthTokens', { sign, verify })
   fastify.decorate('authenticate', authenticate)
+  fastify.decorate('authenticateFor', (appid: string) => {
+    fastify.wechat.appOf(appid) // a typo in the host's code fails at boot, not per request
+    return async function authenticateApp (request: FastifyRequest): Promise<void> {
+      await authenticate(request)
+      if (request.user?.aud !== appid) throw new AuthWrongAppError()
+    }
+  })
 }, { name: 'wechat-auth-jwt', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat'] })

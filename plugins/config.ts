@@ -1,13 +1,15 @@
 // Decorates fastify.wechatAuthConfig: the validated configuration. Refuses to boot on a bad value.
 import fp from 'fastify-plugin'
 import { loadConfig, resolveConfig, type ResolvedConfig } from '../lib/config.js'
-import type { ConfigInput } from '../lib/schemas.js'
+import type { ConfigInput, WechatApp } from '../lib/schemas.js'
 
 export interface ConfigPluginOptions {
   /** Values by environment-variable name; they win over the environment. */
   config?: ConfigInput
   /** Where else to read values from: process.env by default, false for nowhere. */
   env?: Record<string, string | undefined> | false
+  /** Mini programs besides WECHAT_APPID/WECHAT_APPS (the first configured is the default one). */
+  apps?: WechatApp[]
   /** Whether the host app passes its own Redis client (then REDIS_URL is not needed). */
   hasRedisClient?: boolean
 }
@@ -19,7 +21,7 @@ declare module 'fastify' {
 }
 
 export default fp<ConfigPluginOptions>(async function wechatAuthConfig (fastify, opts) {
-  const config = resolveConfig(loadConfig(opts.env ?? process.env, opts.config), { hasRedisClient: opts.hasRedisClient === true })
+  const config = resolveConfig(loadConfig(opts.env ?? process.env, opts.config), { hasRedisClient: opts.hasRedisClient === true, apps: opts.apps })
   if (config.devDefaults.length > 0) {
     fastify.log.warn({ devDefaults: config.devDefaults },
       '*** DEVELOPMENT MODE: not for production (set NODE_ENV=production to forbid these defaults) ***')

@@ -25,7 +25,8 @@ export interface SessionsPluginOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     wechatAuthSessions: {
-      login: (code: string) => Promise<TokenPair>
+      /** `appid` may be omitted when the gateway serves one mini program. */
+      login: (code: string, appid?: string) => Promise<TokenPair>
       refresh: (refreshToken: string) => Promise<TokenPair>
       /** Ends the session of `user`'s token, or every session of the user. Returns how many ended. */
       logout: (user: AccessClaims, allDevices: boolean) => Promise<number>
@@ -46,13 +47,17 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
   const store = fastify.wechatAuthStore
   const wechat = fastify.wechat
   const tokens = fastify.wechatAuthTokens
-  const appid = wechat.appid
   const successorSecret = successorKey(config.jwtSecret)
   const resolveUser: ResolveUser = opts.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
-  function pair (session: NewSession, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
-    const access = tokens.sign({ sub: session.sub, openid: session.openid, unionid: session.unionid, sid, claims: session.claims })
+  /** The mini program of a session: the one whose user tag the session's key carries. */
+  function appOfSession (tag: string, sub: string): string | undefined {
+    return wechat.appids.find((appid) => userTag(appid, sub) === tag)
+  }
+
+  function pair (appid: string, session: NewSession, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
+    const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, claims: session.claims })
     const out: TokenPair = {
       accessToken: access.token,
       tokenType: 'Bearer',
@@ -70,12 +75,12 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
    * replay (or a concurrent duplicate) never reaches WeChat. Returns the identity and a function
    * that remembers the code as used (called together with the session write, in one round trip).
    */
-  async function exchange (code: string): Promise<{ identity: Awaited<ReturnType<typeof wechat.code2Session>>, markUsed: () => Promise<void> }> {
+  async function exchange (appid: string, code: string): Promise<{ identity: Awaited<ReturnType<typeof wechat.code2Session>>, markUsed: () => Promise<void> }> {
     const codeId = digest(`${appid}\u0000${code}`)
     const claim = await store.claimCode(codeId, config.WECHAT_TIMEOUT_MS + 5000)
     if (claim !== 'claimed') throw new WxCodeUsedError()
     try {
-      const identity = await wechat.code2Session(code)
+      const identity = await wechat.code2Session(code, appid)
       return { identity, markUsed: async () => { await store.settleCode(codeId, true, USED_CODE_TTL_MS) } }
     } catch (err) {
       // Forget the claim so a code whose exchange failed transiently can be tried again;
@@ -85,8 +90,9 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     }
   }
 
-  async function login (code: string): Promise<TokenPair> {
-    const { identity, markUsed } = await exchange(code)
+  async function login (code: string, requestedAppid?: string): Promise<TokenPair> {
+    const appid = wechat.appOf(requestedAppid)
+    const { identity, markUsed } = await exchange(appid, code)
     let session: NewSession
     let ref: SessionRef
     try {
@@ -106,7 +112,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
     // Issued in the same tick, so the store client sends both in one write.
     await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl), markUsed()])
-    return pair(session, ref.sid, refreshToken, ttl)
+    return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 
   async function refresh (presented: string): Promise<TokenPair> {
@@ -128,12 +134,17 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
       case 'reused':
         fastify.log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
         throw new AuthRefreshReusedError()
-      case 'rotated':
-        return pair(result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
-      case 'grace':
-        // A retry of a rotation whose answer was lost: derive the same successor again.
-        return pair(result.session, ref.sid, successorOf(successorSecret, presented, result.nonce), Math.ceil(result.ttlMs / 1000))
     }
+    // The session's mini program; none when it was removed from the configuration since.
+    const appid = appOfSession(ref.tag, result.session.sub)
+    if (appid === undefined) {
+      await store.revokeSession(ref)
+      throw new AuthRefreshInvalidError()
+    }
+    return result.status === 'rotated'
+      ? pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
+      // A retry of a rotation whose answer was lost: derive the same successor again.
+      : pair(appid, result.session, ref.sid, successorOf(successorSecret, presented, result.nonce), Math.ceil(result.ttlMs / 1000))
   }
 
   async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {

@@ -1,33 +1,115 @@
-// Decorates fastify.wechat: calls to WeChat's server API (code2Session). In development without
-// credentials it starts the built-in simulator and talks to it over real HTTP.
+// Decorates fastify.wechat: WeChat's server API for each configured mini program (code2Session,
+// access_token, session_key checks, phone numbers). In development without credentials it starts
+// the built-in simulator and talks to it over real HTTP.
 import fp from 'fastify-plugin'
-import { createWeChatClient, type Code2SessionResult } from '../lib/wechat-client.js'
-import { startSimulator } from '../simulator/index.js'
+import { Agent } from 'undici'
+import { createAccessTokenManager, type AccessTokenManager } from '../lib/access-token.js'
+import { WxAppUnknownError } from '../lib/errors.js'
+import type { WechatApp } from '../lib/schemas.js'
+import { createWeChatClient, type Code2SessionResult, type PhoneNumber, type WeChatClient } from '../lib/wechat-client.js'
+import { startSimulator, type Simulator } from '../simulator/index.js'
+
+export interface WeChatApi {
+  /** The default mini program (the first configured): the one used when no appid is given. */
+  readonly appid: string
+  /** Every mini program served. */
+  readonly appids: readonly string[]
+  /**
+   * The appid a caller means: `appid` when it is configured, the only one when omitted and only one
+   * is configured; WX_APP_UNKNOWN (400) otherwise.
+   */
+  appOf: (appid?: string) => string
+  code2Session: (code: string, appid?: string) => Promise<Code2SessionResult>
+  /** The mini program's access_token, shared by every instance through the store. */
+  getAccessToken: (appid?: string) => Promise<string>
+  /** Whether WeChat still holds `sessionKey` as the user's current session_key (wxa/checksession). */
+  checkSessionKey: (openid: string, sessionKey: string, appid?: string) => Promise<boolean>
+  /** Has WeChat replace the user's session_key, given the current one; returns the new one. */
+  resetSessionKey: (openid: string, sessionKey: string, appid?: string) => Promise<{ openid: string, sessionKey: string }>
+  /** The phone number behind a code from the client's getPhoneNumber button. */
+  getPhoneNumber: (code: string, appid?: string) => Promise<PhoneNumber>
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
-    wechat: {
-      /** The appid of the mini program; it is the `aud` of the access tokens. */
-      readonly appid: string
-      code2Session: (code: string) => Promise<Code2SessionResult>
-    }
+    wechat: WeChatApi
+  }
+}
+
+interface AppRuntime {
+  client: WeChatClient
+  tokens: AccessTokenManager
+}
+
+/** The dev simulator on the configured port, or any free one when that is taken. */
+async function devSimulator (port: number): Promise<Simulator> {
+  try {
+    return await startSimulator({ port })
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE' || port === 0) throw err
+    return await startSimulator({ port: 0 })
   }
 }
 
 export default fp(async function wechat (fastify) {
   const config = fastify.wechatAuthConfig
-  let appid = config.WECHAT_APPID
-  let secret = config.WECHAT_SECRET
+  let apps: WechatApp[] = config.apps
   let apiBase = config.WECHAT_API_BASE
   if (config.useSimulator) {
-    const sim = await startSimulator()
+    const sim = await devSimulator(config.WECHAT_SIMULATOR_PORT)
     fastify.addHook('onClose', async () => { await sim.close() })
-    ;({ appid, secret } = sim)
+    apps = [{ appid: sim.appid, secret: sim.secret }]
     apiBase = sim.url
-    fastify.log.warn({ simulator: sim.url, appid }, 'WeChat simulator started: codes are "<user>" or "<user>.<anything>"')
+    fastify.log.warn({ simulator: sim.url, appid: sim.appid },
+      'WeChat simulator started: login codes are "<user>" or "<user>.<anything>"; POST <simulator>/dev/encrypt?user=<user> encrypts test data')
   }
-  if (appid === undefined || secret === undefined) throw new Error('WECHAT_APPID and WECHAT_SECRET are required')
-  const client = createWeChatClient({ appid, secret, apiBase, timeoutMs: config.WECHAT_TIMEOUT_MS, log: fastify.log })
-  fastify.addHook('onClose', async () => { await client.close() })
-  fastify.decorate('wechat', { appid, code2Session: client.code2Session })
-}, { name: 'wechat', fastify: '5.x', dependencies: ['wechat-auth-config'] })
+  const first = apps[0]
+  if (first === undefined) throw new Error('no mini program configured (WECHAT_APPID and WECHAT_SECRET, or WECHAT_APPS)')
+
+  // One connection pool for every mini program's client.
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 })
+  fastify.addHook('onClose', async () => { await dispatcher.destroy() })
+  const runtimes = new Map<string, AppRuntime>()
+  for (const app of apps) {
+    const client = createWeChatClient({ ...app, apiBase, timeoutMs: config.WECHAT_TIMEOUT_MS, log: fastify.log, dispatcher })
+    const tokens = createAccessTokenManager({
+      name: app.appid,
+      store: fastify.wechatAuthStore,
+      fetch: async () => await client.stableToken(),
+      timeoutMs: config.WECHAT_TIMEOUT_MS,
+      log: fastify.log
+    })
+    runtimes.set(app.appid, { client, tokens })
+  }
+  const appids = Object.freeze(apps.map((a) => a.appid))
+
+  function appOf (appid?: string): string {
+    if (appid === undefined) {
+      if (appids.length === 1) return first?.appid as string
+      throw new WxAppUnknownError('an appid is required, this gateway serves several mini programs')
+    }
+    if (!runtimes.has(appid)) throw new WxAppUnknownError(appid.slice(0, 64))
+    return appid
+  }
+  const runtimeOf = (appid?: string): AppRuntime => runtimes.get(appOf(appid)) as AppRuntime
+
+  fastify.decorate('wechat', {
+    appid: first.appid,
+    appids,
+    appOf,
+    code2Session: async (code, appid) => await runtimeOf(appid).client.code2Session(code),
+    getAccessToken: async (appid) => await runtimeOf(appid).tokens.get(),
+    checkSessionKey: async (openid, sessionKey, appid) => {
+      const { client, tokens } = runtimeOf(appid)
+      return await tokens.withToken(async (token) => await client.checkSessionKey(token, openid, sessionKey))
+    },
+    resetSessionKey: async (openid, sessionKey, appid) => {
+      const { client, tokens } = runtimeOf(appid)
+      return await tokens.withToken(async (token) => await client.resetSessionKey(token, openid, sessionKey))
+    },
+    getPhoneNumber: async (code, appid) => {
+      const { client, tokens } = runtimeOf(appid)
+      return await tokens.withToken(async (token) => await client.getPhoneNumber(token, code))
+    }
+  } satisfies WeChatApi)
+}, { name: 'wechat', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store'] })

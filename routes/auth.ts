@@ -1,10 +1,11 @@
 // POST /login, POST /refresh, POST /logout, GET /me under the configured prefix (/auth).
 // Public routes are rate-limited per client IP; protected ones run fastify.authenticate.
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { RateLimitedError } from '../lib/errors.js'
 import { errorHandler } from '../lib/error-handler.js'
 import { rateLimitStore } from '../lib/rate-limit-store.js'
+import type { FastifyRequest } from 'fastify'
 import { ErrorResponse, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
@@ -34,11 +35,18 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
   const perMinute = (max: number): { rateLimit: { max: number, timeWindow: number } } => ({ rateLimit: { max, timeWindow: 60_000 } })
 
+  // Login budgets are per client IP and mini program, so counted once the body is parsed; an
+  // appid that is not served shares the IP's budget of its default mini program.
+  const appids = new Set(fastify.wechat.appids)
+  const loginKey = (request: FastifyRequest): string => {
+    const appid = (request.body as LoginBody | undefined)?.appid
+    return `${normalizeIP(request.ip)}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
+  }
   fastify.post('/login', {
     bodyLimit: BODY_LIMIT,
-    config: perMinute(config.RATE_LIMIT_LOGIN_MAX),
+    config: { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX).rateLimit, hook: 'preHandler', keyGenerator: loginKey } },
     schema: { body: LoginBody, response: { 200: TokenPair, ...errors } }
-  }, async (request) => await sessions.login(request.body.code))
+  }, async (request) => await sessions.login(request.body.code, request.body.appid))
 
   fastify.post('/refresh', {
     bodyLimit: BODY_LIMIT,

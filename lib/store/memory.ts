@@ -1,7 +1,7 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import type { SessionRef } from '../tokens.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type RotateInput, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 interface SessionEntry {
   data: SessionData
@@ -30,6 +30,12 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
   const users = new Map<string, Map<string, SessionEntry>>() // tag -> sid -> session
   const codes = new Map<string, Expiring<'pending' | 'used'>>()
   const hits = new Map<string, Expiring<number>>()
+  const credentials = new Map<string, Credential>()
+  const locks = new Map<string, Expiring<string>>()
+  const live = <T>(map: Map<string, Expiring<T>>, key: string): T | undefined => {
+    const e = map.get(key)
+    return e !== undefined && e.expiresAt > now() ? e.value : undefined
+  }
 
   function liveSession (ref: SessionRef): SessionEntry | undefined {
     const entry = users.get(ref.tag)?.get(ref.sid)
@@ -54,6 +60,8 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     }
     for (const [k, c] of codes) if (c.expiresAt <= t) codes.delete(k)
     for (const [k, h] of hits) if (h.expiresAt <= t) hits.delete(k)
+    for (const [k, l] of locks) if (l.expiresAt <= t) locks.delete(k)
+    for (const [k, c] of credentials) if (c.expiresAt <= t) credentials.delete(k)
   }
   const timer = setInterval(sweep, opts.sweepMs ?? 30_000)
   timer.unref()
@@ -154,8 +162,30 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       return { current: h.value, ttlMs: h.expiresAt - t }
     },
 
+    async getCredential (name) {
+      const c = credentials.get(name)
+      return c === undefined || c.expiresAt <= now() ? null : { ...c }
+    },
+
+    async lockCredential (name, owner, ttlMs) {
+      if (live(locks, name) !== undefined) return false
+      locks.set(name, { value: owner, expiresAt: now() + ttlMs })
+      return true
+    },
+
+    async saveCredential (name, credential, owner) {
+      credentials.set(name, { ...credential })
+      if (live(locks, name) === owner) locks.delete(name)
+    },
+
+    async unlockCredential (name, owner) {
+      if (live(locks, name) === owner) locks.delete(name)
+    },
+
     async close () {
       clearInterval(timer)
+      credentials.clear()
+      locks.clear()
       users.clear()
       codes.clear()
       hits.clear()

@@ -6,7 +6,7 @@ import { Redis, Cluster } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
 import { SID_CHARS } from '../tokens.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -135,6 +135,17 @@ for i = 1, #all, 2 do
 end
 redis.call('DEL', KEYS[1])
 return n`,
+
+  // KEYS: credential, lock. ARGV: packed credential, ttlMs, owner
+  wxauthSaveCredential: `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1`,
+
+  // KEYS: lock. ARGV: owner
+  wxauthUnlock: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`,
 
   // KEYS: counter. ARGV: windowMs. -> {hits in the window, ms left in it}
   wxauthHit: `
@@ -281,6 +292,30 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     async hit (key, windowMs) {
       const [current, ttl] = await guard(async () => await run('wxauthHit', [keys.rateLimit + key], windowMs)) as [number, number]
       return { current: Number(current), ttlMs: Number(ttl) }
+    },
+
+    async getCredential (name) {
+      const packed = await guard(async () => await client.get(keys.credential(name)))
+      if (packed === null) return null
+      const [expiresAt, refreshAt] = packed.split(SEP, 2).map(Number)
+      const value = packed.slice(packed.indexOf(SEP, packed.indexOf(SEP) + 1) + 1)
+      if (expiresAt === undefined || refreshAt === undefined || !(expiresAt > Date.now())) return null
+      return { value, expiresAt, refreshAt }
+    },
+
+    async lockCredential (name, owner, ttlMs) {
+      return await guard(async () => await client.set(keys.credentialLock(name), owner, 'PX', ttlMs, 'NX') === 'OK')
+    },
+
+    async saveCredential (name, credential: Credential, owner) {
+      const ttlMs = credential.expiresAt - Date.now()
+      if (ttlMs <= 0) return
+      await guard(async () => await run('wxauthSaveCredential', [keys.credential(name), keys.credentialLock(name)],
+        `${credential.expiresAt}${SEP}${credential.refreshAt}${SEP}${credential.value}`, ttlMs, owner))
+    },
+
+    async unlockCredential (name, owner) {
+      await guard(async () => await run('wxauthUnlock', [keys.credentialLock(name)], owner))
     },
 
     async close () {

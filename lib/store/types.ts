@@ -37,6 +37,15 @@ export interface RotateInput {
   maxAgeSec: number
 }
 
+/** A credential every gateway instance shares (a mini program's access_token), by the gateway's clock. */
+export interface Credential {
+  value: string
+  /** ms epoch past which the value must not be used. */
+  expiresAt: number
+  /** ms epoch from which it should be renewed (it still works until expiresAt). */
+  refreshAt: number
+}
+
 export interface SessionStore {
   readonly kind: 'redis' | 'memory'
   /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
@@ -56,6 +65,13 @@ export interface SessionStore {
   revokeUser: (tag: string) => Promise<number>
   /** Revokes one access token of a session by id, until it would have expired anyway. */
   blacklist: (ref: SessionRef, jti: string, ttlSec: number) => Promise<void>
+  getCredential: (name: string) => Promise<Credential | null>
+  /** Takes the renewal lock of a credential for `ttlMs` unless another owner holds it; true when taken. */
+  lockCredential: (name: string, owner: string, ttlMs: number) => Promise<boolean>
+  /** Stores a renewed credential (until it expires) and releases the lock if `owner` still holds it. */
+  saveCredential: (name: string, credential: Credential, owner: string) => Promise<void>
+  /** Releases the lock if `owner` still holds it (a renewal that failed). */
+  unlockCredential: (name: string, owner: string) => Promise<void>
   /** Counts one hit of `key` in a fixed window (rate limiting); the window starts at the first hit. */
   hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
   close: () => Promise<void>

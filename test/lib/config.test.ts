@@ -47,7 +47,7 @@ test('unknown explicit options are refused (typos must not fall back to defaults
 test('production refuses to run without credentials, Redis and a strong secret', async (t) => {
   const prod = { NODE_ENV: 'production' }
   t.throws(() => resolveConfig(loadConfig(prod), { hasRedisClient: false }),
-    { message: /WECHAT_APPID, WECHAT_SECRET, REDIS_URL, JWT_SECRET/ })
+    { message: /WECHAT_APPID and WECHAT_SECRET \(or WECHAT_APPS\), REDIS_URL, JWT_SECRET/ })
   const full = { ...prod, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: '0123456789abcdef0123', REDIS_URL: 'redis://r:6379', JWT_SECRET: strong }
   const ok = resolveConfig(loadConfig(full), { hasRedisClient: false })
   t.equal(ok.production, true)
@@ -75,4 +75,34 @@ test('development fills in the simulator, memory store and a random secret, and 
   t.not(a.jwtSecret, b.jwtSecret, 'random per process')
   t.throws(() => resolveConfig(loadConfig({ WECHAT_APPID: 'wx0123456789abcdef' }), { hasRedisClient: false }),
     { message: /WECHAT_APPID and WECHAT_SECRET must be set together/ })
+})
+
+test('several mini programs: WECHAT_APPID first, then WECHAT_APPS, then the apps option', async (t) => {
+  const a = { appid: 'wx000000000000000a', secret: 'secret-of-app-a-000' }
+  const b = { appid: 'wx000000000000000b', secret: 'secret-of-app-b-000' }
+  const c = { appid: 'wx000000000000000c', secret: 'secret-of-app-c-000' }
+  const both = resolveConfig(loadConfig({ WECHAT_APPID: a.appid, WECHAT_SECRET: a.secret, WECHAT_APPS: JSON.stringify([b]) }), { hasRedisClient: false, apps: [c] })
+  t.same(both.apps, [a, b, c])
+  t.equal(both.useSimulator, false)
+  const only = resolveConfig(loadConfig({ WECHAT_APPS: JSON.stringify([b, c]) }), { hasRedisClient: false })
+  t.same(only.apps, [b, c], 'WECHAT_APPS alone is enough')
+  const prod = { NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', JWT_SECRET: strong }
+  t.ok(resolveConfig(loadConfig({ ...prod, WECHAT_APPS: JSON.stringify([b]) }), { hasRedisClient: false }), 'also in production')
+  t.ok(resolveConfig(loadConfig(prod), { hasRedisClient: false, apps: [b] }), 'the apps option too')
+  t.same(resolveConfig(loadConfig({}), { hasRedisClient: false }).apps, [], 'none: the simulator stands in')
+
+  const refuse = (env: Record<string, string>, apps: unknown, message: RegExp, label: string): void => {
+    const err = (() => { try { resolveConfig(loadConfig(env), { hasRedisClient: false, apps }) } catch (e) { return e as Error & { code?: string } } return null })()
+    t.equal(err?.code, 'CONFIG_INVALID', label)
+    t.match(err?.message, message, label)
+    t.notMatch(err?.message, /secret-of|hunter2/, `${label}: no secret in the message`)
+  }
+  refuse({ WECHAT_APPS: '{nope' }, undefined, /WECHAT_APPS is not valid JSON/, 'bad JSON')
+  refuse({ WECHAT_APPS: '[]' }, undefined, /WECHAT_APPS must be a non-empty array/, 'empty')
+  refuse({ WECHAT_APPS: JSON.stringify([{ appid: 'wx1', secret: 'hunter2-hunter2-hunter2' }]) }, undefined, /WECHAT_APPS.*\/0\/appid/, 'bad appid')
+  refuse({ WECHAT_APPS: JSON.stringify([{ appid: a.appid, secret: 'hunter2' }]) }, undefined, /\/0\/secret/, 'short secret')
+  refuse({ WECHAT_APPS: JSON.stringify([{ ...a, extra: 1 }]) }, undefined, /WECHAT_APPS/, 'unknown field')
+  refuse({}, { appid: a.appid }, /the apps option must be a non-empty array/, 'not an array')
+  refuse({ WECHAT_APPID: a.appid, WECHAT_SECRET: a.secret, WECHAT_APPS: JSON.stringify([{ ...a, secret: 'secret-of-another-0' }]) }, undefined, /appid wx000000000000000a is configured twice/, 'duplicate')
+  refuse({ WECHAT_APPID: a.appid }, undefined, /WECHAT_APPID and WECHAT_SECRET must be set together/, 'half a pair')
 })

@@ -124,5 +124,5 @@ test('codes are URL-encoded; nothing secret reaches errors or logs', async (t) =
   const text = JSON.stringify(lines) + String((err as Error).message) + JSON.stringify(err)
   t.notMatch(text, /SECRETCODE123/, 'the code is scrubbed from logged errmsg')
   t.notMatch(text, new RegExp(SECRET), 'the secret is scrubbed')
-  t.match(lines[0]?.obj, { errcode: 40029, errmsg: /\[code\].*\[secret\]/ })
+  t.match(lines[0]?.obj, { errcode: 40029, errmsg: /\[redacted\].*\[secret\]/ })
 })

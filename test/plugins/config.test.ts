@@ -12,7 +12,7 @@ test('refuses to boot on a bad value, naming it', async (t) => {
 test('production refuses to boot on development defaults', async (t) => {
   const app = Fastify()
   t.teardown(async () => await app.close())
-  await t.rejects(async () => { await app.register(wechatAuth, { env: { NODE_ENV: 'production' } }) }, { message: /requires WECHAT_APPID, WECHAT_SECRET, REDIS_URL, JWT_SECRET/ })
+  await t.rejects(async () => { await app.register(wechatAuth, { env: { NODE_ENV: 'production' } }) }, { message: /requires WECHAT_APPID and WECHAT_SECRET \(or WECHAT_APPS\), REDIS_URL, JWT_SECRET/ })
 })
 
 test('development with no configuration runs, and says so loudly', async (t) => {

@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import { request } from 'undici'
 import { test } from 'tap'
 import configPlugin from '../../plugins/config.js'
+import storePlugin from '../../plugins/store.js'
 import wechatPlugin from '../../plugins/wechat.js'
 import { DEV_APPID } from '../../simulator/index.js'
 
@@ -11,6 +12,7 @@ test('without credentials in development, fastify.wechat talks to a simulator it
   let simulatorUrl = ''
   app.log.warn = ((obj: { simulator?: string }) => { simulatorUrl = obj.simulator ?? simulatorUrl }) as typeof app.log.warn
   await app.register(configPlugin, { env: {} })
+  await app.register(storePlugin)
   await app.register(wechatPlugin)
   await app.ready()
   t.equal(app.wechat.appid, DEV_APPID)
@@ -25,6 +27,7 @@ test('with credentials, fastify.wechat uses them and starts no simulator', async
   const app = Fastify()
   t.teardown(async () => await app.close())
   await app.register(configPlugin, { env: false, config: { WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'some-secret-0123456789', WECHAT_API_BASE: 'http://127.0.0.1:9' } })
+  await app.register(storePlugin)
   await app.register(wechatPlugin)
   t.equal(app.wechat.appid, 'wx0123456789abcdef')
   await t.rejects(app.wechat.code2Session('alice'), { code: 'WX_UNAVAILABLE' })

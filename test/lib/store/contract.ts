@@ -205,4 +205,30 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     t.equal((await store.rotateRefresh(ref, rot(digest(token), 'n'))).status, 'rotated')
     t.equal(await store.ping(), undefined)
   })
+
+  t.test('credentials: shared value with its times, one renewal lock at a time, released by its owner only', async (t) => {
+    const { store, advance } = await make(t)
+    const name = `wx${Math.random()}`
+    t.equal(await store.getCredential(name), null)
+    t.equal(await store.lockCredential(name, 'a', 5_000), true, 'the first instance takes the lock')
+    t.equal(await store.lockCredential(name, 'b', 5_000), false, 'others do not')
+    await store.unlockCredential(name, 'b')
+    t.equal(await store.lockCredential(name, 'c', 5_000), false, 'only the owner releases it')
+    const cred = { value: 'token|with\u0001odd chars', expiresAt: Date.now() + 60_000, refreshAt: Date.now() + 30_000 }
+    await store.saveCredential(name, cred, 'a')
+    t.same(await store.getCredential(name), cred, 'round-trips exactly')
+    t.equal(await store.lockCredential(name, 'b', 5_000), true, 'saving released the lock')
+    await store.saveCredential(name, { ...cred, value: 'newer' }, 'a')
+    t.equal((await store.getCredential(name))?.value, 'newer', 'a save by a former owner still stores the value')
+    t.equal(await store.lockCredential(name, 'c', 5_000), false, 'but leaves the current owner\'s lock alone')
+    await store.unlockCredential(name, 'b')
+    t.equal(await store.lockCredential(name, 'c', 1_000), true)
+    await advance(1_100)
+    t.equal(await store.lockCredential(name, 'd', 1_000), true, 'a lock whose holder died expires')
+    await store.saveCredential(name, { value: 'short', expiresAt: Date.now() + 1_000, refreshAt: Date.now() }, 'd')
+    await advance(1_100)
+    t.equal(await store.getCredential(name), null, 'a credential is gone once it expires')
+    await store.saveCredential(name, { value: 'dead', expiresAt: Date.now() - 1, refreshAt: 0 }, 'x')
+    t.equal(await store.getCredential(name), null, 'an expired credential is not stored')
+  })
 }
