@@ -8,8 +8,9 @@ import storePlugin, { type StorePluginOptions } from './plugins/store.js'
 import wechatPlugin from './plugins/wechat.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
+import wechatRoutes, { type WechatRoutesOptions } from './routes/wechat.js'
 
-export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions {
+export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions {
   /** Where GET health answers ('/health' by default); false to leave health checks to the host. */
   healthPath?: string | false
 }
@@ -21,5 +22,6 @@ export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(authPlugin)
   await fastify.register(sessionsPlugin, { resolveUser: opts.resolveUser })
   await fastify.register(authRoutes, { prefix: fastify.wechatAuthConfig.AUTH_PREFIX })
+  await fastify.register(wechatRoutes, { prefix: `${fastify.wechatAuthConfig.AUTH_PREFIX}/wechat`, onPhoneNumber: opts.onPhoneNumber })
   if (opts.healthPath !== false) await fastify.register(healthRoutes, { path: opts.healthPath ?? '/health' })
 }, { name: 'fastify-wechat-auth', fastify: '5.x' })

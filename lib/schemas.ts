@@ -23,8 +23,8 @@ export const ConfigSchema = Type.Object({
   WECHAT_APPS: Type.Optional(Type.String({ minLength: 2 })),
   WECHAT_API_BASE: Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', default: 'https://api.weixin.qq.com' }),
   WECHAT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
-  // Where the built-in simulator listens in development (a free port if this one is taken).
-  WECHAT_SIMULATOR_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3001 }),
+  // Where the built-in simulator listens in development: PORT + 1 by default, a free port if taken.
+  WECHAT_SIMULATOR_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
@@ -38,6 +38,8 @@ export const ConfigSchema = Type.Object({
   SESSION_MAX_AGE: Type.Integer({ minimum: 60, maximum: 31536000, default: 7776000 }),
   RATE_LIMIT_LOGIN_MAX: Type.Integer({ minimum: 1, default: 10 }),
   RATE_LIMIT_REFRESH_MAX: Type.Integer({ minimum: 1, default: 30 }),
+  // Per user and mini program: each phone-number lookup is a paid-for WeChat call.
+  RATE_LIMIT_PHONE_MAX: Type.Integer({ minimum: 1, default: 10 }),
   AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' })
 })
 export type Config = Static<typeof ConfigSchema>
@@ -96,6 +98,32 @@ export const MeResponse = Type.Object({
 })
 export type MeResponse = Static<typeof MeResponse>
 
+// Only shape and size here: what is wrong inside (base64, lengths) is WX_DECRYPT_FAILED's to say.
+export const DecryptBody = Type.Object({
+  encryptedData: Type.String({ maxLength: 48 * 1024, description: 'base64, as the client received it' }),
+  iv: Type.String({ maxLength: 1024, description: 'base64, 16 bytes' })
+}, { additionalProperties: false })
+export type DecryptBody = Static<typeof DecryptBody>
+
+/** Whatever WeChat encrypted (user info, run data, group id...), with its watermark. */
+export const DecryptResponse = Type.Object({}, { additionalProperties: true })
+
+export const VerifySignatureBody = Type.Object({
+  rawData: Type.String({ minLength: 1, maxLength: 16 * 1024 }),
+  signature: Type.String({ minLength: 1, maxLength: 64 })
+}, { additionalProperties: false })
+export type VerifySignatureBody = Static<typeof VerifySignatureBody>
+
+export const PhoneBody = Type.Object({ code: LoginCode }, { additionalProperties: false })
+export type PhoneBody = Static<typeof PhoneBody>
+
+export const PhoneResponse = Type.Object({
+  phoneNumber: Type.String({ description: 'with the country code for numbers outside mainland China' }),
+  purePhoneNumber: Type.String(),
+  countryCode: Type.String()
+})
+export type PhoneResponse = Static<typeof PhoneResponse>
+
 export const HealthResponse = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
   store: Type.Union([Type.Literal('redis'), Type.Literal('memory')]),
@@ -112,6 +140,8 @@ export const ErrorResponse = Type.Object({
   error: Type.String(),
   message: Type.String()
 })
+/** The error responses every route declares. */
+export const ErrorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
 // ---- JWT claims ----
 

@@ -1,7 +1,7 @@
 // Decorates fastify.wechatAuthSessions: the login, refresh and logout flows, built from the
 // wechat client, the session store and the token signer. Routes call these and nothing else.
 import fp from 'fastify-plugin'
-import { AuthRefreshInvalidError, AuthRefreshReusedError, WxCodeUsedError } from '../lib/errors.js'
+import { AuthRefreshInvalidError, AuthRefreshReusedError, AuthTokenRevokedError, WxCodeUsedError } from '../lib/errors.js'
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
 import type { NewSession } from '../lib/store/types.js'
 import {
@@ -28,6 +28,8 @@ declare module 'fastify' {
       /** `appid` may be omitted when the gateway serves one mini program. */
       login: (code: string, appid?: string) => Promise<TokenPair>
       refresh: (refreshToken: string) => Promise<TokenPair>
+      /** The WeChat session_key of `user`'s session (AUTH_TOKEN_REVOKED once it ended). Server side only. */
+      sessionKeyOf: (user: AccessClaims) => Promise<string>
       /** Ends the session of `user`'s token, or every session of the user. Returns how many ended. */
       logout: (user: AccessClaims, allDevices: boolean) => Promise<number>
     }
@@ -155,5 +157,11 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     return 1
   }
 
-  fastify.decorate('wechatAuthSessions', { login, refresh, logout })
+  async function sessionKeyOf (user: AccessClaims): Promise<string> {
+    const session = await store.getSession({ tag: userTag(user.aud, user.sub), sid: user.sid })
+    if (session === null) throw new AuthTokenRevokedError()
+    return session.sessionKey
+  }
+
+  fastify.decorate('wechatAuthSessions', { login, refresh, sessionKeyOf, logout })
 }, { name: 'wechat-auth-sessions', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat', 'wechat-auth-jwt'] })

@@ -56,7 +56,7 @@ export default fp(async function wechat (fastify) {
   let apps: WechatApp[] = config.apps
   let apiBase = config.WECHAT_API_BASE
   if (config.useSimulator) {
-    const sim = await devSimulator(config.WECHAT_SIMULATOR_PORT)
+    const sim = await devSimulator(config.WECHAT_SIMULATOR_PORT ?? (config.PORT === 0 ? 0 : (config.PORT + 1) % 65536))
     fastify.addHook('onClose', async () => { await sim.close() })
     apps = [{ appid: sim.appid, secret: sim.secret }]
     apiBase = sim.url

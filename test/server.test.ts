@@ -30,7 +30,7 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
   t.test('production without credentials refuses to start', async (t) => {
     const p = run({ NODE_ENV: 'production', PORT: String(await freePort()) })
     t.equal(await p.exited, 1)
-    t.match(p.output(), /NODE_ENV=production requires WECHAT_APPID, WECHAT_SECRET, REDIS_URL, JWT_SECRET/)
+    t.match(p.output(), /NODE_ENV=production requires WECHAT_APPID and WECHAT_SECRET \(or WECHAT_APPS\), REDIS_URL, JWT_SECRET/)
   })
 
   t.test('with no configuration it serves a login over a real socket, and stops on SIGTERM', async (t) => {

@@ -178,3 +178,20 @@ test('a failed background renewal is logged and the current token kept', async (
   t.match(lines.at(-1), { level: 'warn', obj: { code: 'WX_UNAVAILABLE' } })
   t.equal(await manager.get(), first)
 })
+
+test('a token saved by another instance between the read and the lock is used, not fetched again', async (t) => {
+  const clock = { now: 1_700_000_000_000 }
+  const inner = createMemoryStore({ now: () => clock.now })
+  t.teardown(async () => await inner.close())
+  // The race, made deterministic: another instance saves and releases just before our lock.
+  const store = Object.assign(Object.create(inner) as SessionStore, {
+    lockCredential: async (name: string, owner: string, ttlMs: number) => {
+      await inner.saveCredential(name, { value: 'saved-meanwhile', ...renewalTimes(clock.now, 7200) }, 'other')
+      return await inner.lockCredential(name, owner, ttlMs)
+    }
+  })
+  const { manager, up } = setup(t, { store, clock })
+  t.equal(await manager.get(), 'saved-meanwhile')
+  t.equal(up.calls, 0)
+  t.equal(await inner.lockCredential('wx0123456789abcdef', 'next', 1000), true, 'our lock was released')
+})

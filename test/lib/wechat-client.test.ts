@@ -126,3 +126,44 @@ test('codes are URL-encoded; nothing secret reaches errors or logs', async (t) =
   t.notMatch(text, new RegExp(SECRET), 'the secret is scrubbed')
   t.match(lines[0]?.obj, { errcode: 40029, errmsg: /\[redacted\].*\[secret\]/ })
 })
+
+test('stable_token, session_key checks and phone numbers refuse answers that are not WeChat\'s', async (t) => {
+  const cases: Array<[string, (c: ReturnType<typeof createWeChatClient>) => Promise<unknown>, string[]]> = [
+    ['stableToken', async (c) => await c.stableToken(), [
+      '{"access_token":"short","expires_in":7200}', '{"access_token":"' + 'a'.repeat(40) + '","expires_in":"7200"}',
+      '{"access_token":"' + 'a'.repeat(40) + '","expires_in":0}', '{"expires_in":7200}']],
+    ['resetSessionKey', async (c) => await c.resetSessionKey('token-0123456789abcdef', 'o1', 'a2V5'), [
+      '{"errcode":0,"openid":"o2","session_key":"a2V5"}', '{"errcode":0,"openid":"o1","session_key":"not base64!"}', '{"errcode":0}']],
+    ['getPhoneNumber', async (c) => await c.getPhoneNumber('token-0123456789abcdef', 'code'), [
+      '{"errcode":0}', '{"errcode":0,"phone_info":{"phoneNumber":"1<script>","purePhoneNumber":"1","countryCode":"86","watermark":{"appid":"' + APPID + '"}}}',
+      '{"errcode":0,"phone_info":{"phoneNumber":"13800000000","purePhoneNumber":"13800000000","countryCode":"86","watermark":{"appid":"wxffffffffffffffff"}}}',
+      '{"errcode":0,"phone_info":{"phoneNumber":"13800000000","purePhoneNumber":"13800000000","countryCode":86,"watermark":{"appid":"' + APPID + '"}}}']]
+  ]
+  for (const [name, call, bodies] of cases) {
+    for (const body of bodies) {
+      const srv = createServer((_req, res) => res.end(body))
+      await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+      const c = await clientFor(t, `http://127.0.0.1:${(srv.address() as AddressInfo).port}`)
+      await t.rejects(call(c.client), { code: 'WX_BAD_RESPONSE' }, `${name}: ${body.slice(0, 70)}`)
+      srv.close()
+    }
+  }
+})
+
+test('errcodes of the access_token calls', async (t) => {
+  const answers: Record<string, string> = {}
+  const srv = createServer((req, res) => res.end(answers[new URL(req.url ?? '/', 'http://x').pathname] ?? '{}'))
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => srv.close())
+  const { client, lines } = await clientFor(t, `http://127.0.0.1:${(srv.address() as AddressInfo).port}`)
+  answers['/cgi-bin/stable_token'] = '{"errcode":40001,"errmsg":"invalid credential"}'
+  await t.rejects(client.stableToken(), { code: 'WX_CREDENTIALS_REJECTED' }, 'for stable_token 40001 is a wrong secret')
+  t.equal(lines.at(-1)?.level, 'error')
+  for (const errcode of [40001, 40014, 42001]) {
+    answers['/wxa/checksession'] = `{"errcode":${errcode},"errmsg":"x"}`
+    await t.rejects(client.checkSessionKey('token-0123456789abcdef', 'o1', 'a2V5'), { code: 'WX_ACCESS_TOKEN_REJECTED', statusCode: 502 }, String(errcode))
+  }
+  answers['/wxa/business/getuserphonenumber'] = '{"errcode":40163,"errmsg":"code been used, token-0123456789abcdef"}'
+  await t.rejects(client.getPhoneNumber('token-0123456789abcdef', 'code'), { code: 'WX_PHONE_CODE_INVALID', statusCode: 400 })
+  t.notMatch(JSON.stringify(lines), /token-0123456789abcdef/, 'an access_token echoed by WeChat is scrubbed')
+})

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'tap'
-import { APPID, bearer, buildApp, freePort, login, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
+import { APPID, SECRET, bearer, buildApp, freePort, login, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>
   JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
@@ -283,4 +283,80 @@ test('rate limits per client IP, with retry-after, shared by instances on one Re
   const r = await post(a, '/auth/refresh', { refreshToken: 'x' })
   t.equal(r.statusCode, 429)
   t.equal(r.json().code, 'RATE_LIMITED')
+})
+
+test('several mini programs in one gateway', async (t) => {
+  const redis = await startRedis(t)
+  const appB = { appid: 'wx00000000000000bb', secret: 'secret-of-app-b-0123456789' }
+  const sim = await startSim(t, { apps: [{ appid: APPID, secret: SECRET }, appB] })
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    apps: [appB],
+    config: { RATE_LIMIT_LOGIN_MAX: 3 },
+    extend: (host) => host.register(async (scope) => {
+      scope.addHook('onRequest', scope.authenticateFor(appB.appid))
+      scope.get('/b-only', async (request) => ({ aud: request.user.aud }))
+    })
+  })
+  const loginAs = async (code: string, appid?: string, ip = '10.1.0.1') =>
+    await app.inject({ method: 'POST', url: '/auth/login', payload: appid === undefined ? { code } : { code, appid }, remoteAddress: ip })
+
+  const none = await loginAs('alice.m0')
+  t.equal(none.statusCode, 400)
+  t.equal(none.json().code, 'WX_APP_UNKNOWN', 'the appid is required when several are served')
+  const unknown = await loginAs('alice.m0', 'wx99999999999999ff', '10.1.0.2')
+  t.equal(unknown.json().code, 'WX_APP_UNKNOWN')
+  const junk = await loginAs('alice.m0', 'not an appid', '10.1.0.2')
+  t.equal(junk.json().code, 'WX_APP_UNKNOWN')
+  t.equal(sim.calls.length, 0, 'WeChat was not called')
+
+  const a = (await loginAs('alice.m1', APPID)).json<Pair>()
+  const b = (await loginAs('alice.m2', appB.appid)).json<Pair>()
+  t.equal(decode(a.accessToken).aud, APPID)
+  t.equal(decode(b.accessToken).aud, appB.appid)
+  t.equal(a.openid, sim.openidOf('alice', APPID))
+  t.equal(b.openid, sim.openidOf('alice', appB.appid))
+  t.not(a.openid, b.openid, 'openids are per mini program')
+  t.equal(a.unionid, b.unionid, 'the unionid is the same')
+  t.match(sim.calls.at(-1), { appid: appB.appid }, 'each app\'s code goes to WeChat with its own credentials')
+
+  const rotated = await refresh(app, b.refreshToken)
+  t.equal(rotated.statusCode, 200)
+  t.equal(decode(rotated.json<Pair>().accessToken).aud, appB.appid, 'a refresh keeps the mini program')
+  t.equal((await me(app, a.accessToken)).statusCode, 200, 'generic routes take any served app\'s token')
+
+  const wrong = await app.inject({ method: 'GET', url: '/b-only', headers: bearer(a.accessToken) })
+  t.equal(wrong.statusCode, 403)
+  t.equal(wrong.json().code, 'AUTH_WRONG_APP')
+  const right = await app.inject({ method: 'GET', url: '/b-only', headers: bearer(b.accessToken) })
+  t.same(right.json(), { aud: appB.appid })
+
+  // Sessions are per mini program: logging out everywhere in B leaves A's session alone.
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(rotated.json<Pair>().accessToken), payload: { allDevices: true } })
+  t.equal((await me(app, a.accessToken)).statusCode, 200)
+
+  // Rate limits per IP and mini program: A's budget (3, one spent by the unknown-appid try's IP
+  // is another IP) is spent here, B's is not.
+  const ip = '10.1.0.9'
+  for (let i = 0; i < 3; i++) t.equal((await loginAs(`bob.a${i}`, APPID, ip)).statusCode, 200)
+  t.equal((await loginAs('bob.a3', APPID, ip)).json().code, 'RATE_LIMITED')
+  t.equal((await loginAs('bob.b0', appB.appid, ip)).statusCode, 200, 'B has its own budget')
+
+  t.test('tokens of a mini program the gateway no longer serves are refused', async (t) => {
+    const other = await buildApp(t, { sim, redisServer: redis })
+    t.equal((await me(other, b.accessToken)).json().code, 'AUTH_TOKEN_INVALID')
+    const fresh = (await loginAs('carol.b1', appB.appid, '10.1.0.3')).json<Pair>()
+    const res = await refresh(other, fresh.refreshToken)
+    t.equal(res.json().code, 'AUTH_REFRESH_INVALID', 'its sessions cannot be refreshed')
+    t.equal((await me(app, fresh.accessToken)).json().code, 'AUTH_TOKEN_REVOKED', 'and are ended')
+  })
+})
+
+test('WECHAT_APPS in the environment configures the mini programs', async (t) => {
+  const sim = await startSim(t, { apps: [{ appid: APPID, secret: SECRET }, { appid: 'wx00000000000000cc', secret: 'secret-of-app-c-0123456789' }] })
+  const app = await buildApp(t, { sim, config: { WECHAT_APPID: undefined, WECHAT_SECRET: undefined, WECHAT_APPS: JSON.stringify(sim.apps) } })
+  t.same(app.wechat.appids, [APPID, 'wx00000000000000cc'])
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'carol', appid: 'wx00000000000000cc' } })
+  t.equal(decode(res.json<Pair>().accessToken).aud, 'wx00000000000000cc')
 })

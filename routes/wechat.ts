@@ -1,0 +1,69 @@
+// POST /wechat/decrypt, /wechat/verify-signature and /wechat/phone under the configured prefix
+// (/auth): WeChat's user-data calls, made with the caller's own session. Every route needs a valid
+// access token; the session_key they use never leaves the server.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { WxSignatureInvalidError } from '../lib/errors.js'
+import { perMinute, setupRouteContext } from '../lib/route-context.js'
+import {
+  DecryptBody, DecryptResponse, ErrorResponses as errors, NoContent, PhoneBody, PhoneResponse, VerifySignatureBody,
+  type AccessClaims
+} from '../lib/schemas.js'
+import { decryptUserData, verifyUserSignature } from '../lib/wechat-crypto.js'
+import type { PhoneNumber } from '../lib/wechat-client.js'
+
+/** The host app's hook: keep the phone number WeChat confirmed for this user. */
+export type OnPhoneNumber = (user: AccessClaims, phone: PhoneNumber) => Promise<void> | void
+
+export interface WechatRoutesOptions {
+  onPhoneNumber?: OnPhoneNumber
+}
+
+// wx.getWeRunData's encrypted 30 days of steps is the largest payload WeChat hands a client (a few KiB).
+export const DECRYPT_BODY_LIMIT = 64 * 1024
+const SMALL_BODY_LIMIT = 4096 + 16 * 1024
+
+const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async function wechatRoutes (fastify, opts) {
+  const config = fastify.wechatAuthConfig
+  const sessions = fastify.wechatAuthSessions
+  const wechat = fastify.wechat
+  const onPhoneNumber = opts.onPhoneNumber
+  if (onPhoneNumber !== undefined && typeof onPhoneNumber !== 'function') throw new Error('onPhoneNumber must be a function')
+
+  await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT })
+  // Every route of this context acts for the caller's session.
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  fastify.post('/decrypt', {
+    bodyLimit: DECRYPT_BODY_LIMIT,
+    schema: { body: DecryptBody, response: { 200: DecryptResponse, ...errors } }
+  }, async (request) => {
+    const sessionKey = await sessions.sessionKeyOf(request.user)
+    return decryptUserData({ sessionKey, encryptedData: request.body.encryptedData, iv: request.body.iv, appid: request.user.aud })
+  })
+
+  fastify.post('/verify-signature', {
+    bodyLimit: SMALL_BODY_LIMIT,
+    schema: { body: VerifySignatureBody, response: { 204: NoContent, ...errors } }
+  }, async (request, reply) => {
+    const sessionKey = await sessions.sessionKeyOf(request.user)
+    if (!verifyUserSignature({ rawData: request.body.rawData, signature: request.body.signature, sessionKey })) {
+      throw new WxSignatureInvalidError()
+    }
+    return await reply.code(204).send(null)
+  })
+
+  // Counted per user of a mini program, after authentication.
+  const userKey = (request: FastifyRequest): string => `${request.user?.aud ?? ''}|${request.user?.sub ?? ''}`
+  fastify.post('/phone', {
+    bodyLimit: SMALL_BODY_LIMIT,
+    config: { rateLimit: { ...perMinute(config.RATE_LIMIT_PHONE_MAX), hook: 'preHandler', keyGenerator: userKey } },
+    schema: { body: PhoneBody, response: { 200: PhoneResponse, ...errors } }
+  }, async (request) => {
+    const phone = await wechat.getPhoneNumber(request.body.code, request.user.aud)
+    if (onPhoneNumber !== undefined) await onPhoneNumber(request.user, phone)
+    return phone
+  })
+}
+
+export default wechatRoutes

@@ -1,0 +1,178 @@
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { test } from 'tap'
+import type { AccessClaims } from '../../lib/schemas.js'
+import type { PhoneNumber } from '../../lib/wechat-client.js'
+import { APPID, bearer, buildApp, login, startRedis, startSim } from '../helper.js'
+
+const post = (url: string, token: string, payload: unknown): { method: 'POST', url: string, headers: Record<string, string>, payload: string } =>
+  ({ method: 'POST', url, headers: { ...bearer(token), 'content-type': 'application/json' }, payload: JSON.stringify(payload) })
+
+/** What WeChat would hand the client: JSON encrypted under a session_key, with a watermark. */
+function encrypt (sessionKey: string, data: Record<string, unknown>): { encryptedData: string, iv: string } {
+  const iv = randomBytes(16)
+  const cipher = createCipheriv('aes-128-cbc', Buffer.from(sessionKey, 'base64'), iv)
+  const encryptedData = Buffer.concat([cipher.update(JSON.stringify(data)), cipher.final()]).toString('base64')
+  return { encryptedData, iv: iv.toString('base64') }
+}
+
+test('POST /auth/wechat/decrypt', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const app = await buildApp(t, { sim, redisServer: redis, logs })
+
+  t.test('decrypts with the session\'s session_key and returns the data with its watermark', async (t) => {
+    const pair = await login(app, 'alice.d1')
+    const payload = sim.encryptFor('alice', { nickName: 'Alice', gender: 2 })
+    const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, payload))
+    t.equal(res.statusCode, 200)
+    t.match(res.json(), { nickName: 'Alice', gender: 2, watermark: { appid: APPID, timestamp: Number } })
+    t.notMatch(res.body, sim.sessionKeyOf('alice') as string, 'the session_key is not in the answer')
+  })
+
+  t.test('data made after a second login is WX_SESSION_KEY_STALE for the first session', async (t) => {
+    const first = await login(app, 'bob.d1')
+    const second = await login(app, 'bob.d2')
+    const payload = sim.encryptFor('bob', { openId: sim.openidOf('bob') })
+    const stale = await app.inject(post('/auth/wechat/decrypt', first.accessToken, payload))
+    t.equal(stale.statusCode, 401)
+    t.equal(stale.json().code, 'WX_SESSION_KEY_STALE')
+    const fresh = await app.inject(post('/auth/wechat/decrypt', second.accessToken, payload))
+    t.equal(fresh.statusCode, 200)
+    t.equal(fresh.json().openId, sim.openidOf('bob'))
+  })
+
+  t.test('a + turned into a space on the way is repaired', async (t) => {
+    const pair = await login(app, 'carol.d1')
+    let payload = sim.encryptFor('carol', { n: 1 })
+    for (let i = 0; !payload.encryptedData.includes('+') && i < 50; i++) payload = sim.encryptFor('carol', { n: i, pad: 'x'.repeat(i) })
+    const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken,
+      { encryptedData: payload.encryptedData.replace(/\+/g, ' '), iv: payload.iv.replace(/\+/g, ' ') }))
+    t.equal(res.statusCode, 200)
+  })
+
+  t.test('malformed input is 400 WX_DECRYPT_FAILED; a wrong shape is a validation error', async (t) => {
+    const pair = await login(app, 'dave.d1')
+    const good = sim.encryptFor('dave', { ok: true })
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...good, encryptedData: 'not base64!' }, 'WX_DECRYPT_FAILED'],
+      [{ ...good, encryptedData: '' }, 'WX_DECRYPT_FAILED'],
+      [{ ...good, iv: Buffer.alloc(8).toString('base64') }, 'WX_DECRYPT_FAILED'],
+      [{ ...good, encryptedData: Buffer.alloc(20).toString('base64') }, 'WX_DECRYPT_FAILED'],
+      [encrypt(sim.sessionKeyOf('dave') as string, { watermark: { appid: 'wxffffffffffffffff', timestamp: 1 } }), 'WX_DECRYPT_FAILED'],
+      [{ iv: good.iv }, 'FST_ERR_VALIDATION'],
+      [{ ...good, extra: 1 }, 'FST_ERR_VALIDATION'],
+      [{ ...good, encryptedData: 5 }, 'FST_ERR_VALIDATION']
+    ]
+    for (const [body, code] of cases) {
+      const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, body))
+      t.equal(res.statusCode, 400, JSON.stringify(body).slice(0, 80))
+      t.equal(res.json().code, code, JSON.stringify(body).slice(0, 80))
+    }
+    const huge = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, { ...good, encryptedData: 'A'.repeat(70_000) }))
+    t.equal(huge.statusCode, 413)
+  })
+
+  t.test('needs a live session', async (t) => {
+    const payload = sim.encryptFor('alice', { x: 1 })
+    const none = await app.inject({ method: 'POST', url: '/auth/wechat/decrypt', payload })
+    t.equal(none.statusCode, 401)
+    t.equal(none.json().code, 'AUTH_TOKEN_MISSING')
+    const pair = await login(app, 'erin.d1')
+    await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pair.accessToken) })
+    const ended = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, sim.encryptFor('erin', { x: 1 })))
+    t.equal(ended.statusCode, 401)
+    t.equal(ended.json().code, 'AUTH_TOKEN_REVOKED')
+  })
+
+  t.test('no session_key in the logs', async (t) => {
+    for (const user of ['alice', 'bob', 'carol', 'dave']) t.notOk(logs.join('\n').includes(sim.sessionKeyOf(user) as string), user)
+  })
+})
+
+test('POST /auth/wechat/verify-signature', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+  const first = await login(app, 'alice.v1')
+  const rawData = JSON.stringify({ nickName: 'Alice', avatarUrl: 'https://example.com/a.png' })
+  const sign = (key: string): string => createHash('sha1').update(rawData + key).digest('hex')
+
+  const ok = await app.inject(post('/auth/wechat/verify-signature', first.accessToken, { rawData, signature: sign(sim.sessionKeyOf('alice') as string) }))
+  t.equal(ok.statusCode, 204)
+  t.equal(ok.body, '')
+  const tampered = await app.inject(post('/auth/wechat/verify-signature', first.accessToken,
+    { rawData: rawData.replace('Alice', 'Mallory'), signature: sign(sim.sessionKeyOf('alice') as string) }))
+  t.equal(tampered.statusCode, 400)
+  t.equal(tampered.json().code, 'WX_SIGNATURE_INVALID')
+  const junk = await app.inject(post('/auth/wechat/verify-signature', first.accessToken, { rawData, signature: 'zz' }))
+  t.equal(junk.json().code, 'WX_SIGNATURE_INVALID')
+  await login(app, 'alice.v2')
+  const stale = await app.inject(post('/auth/wechat/verify-signature', first.accessToken, { rawData, signature: sign(sim.sessionKeyOf('alice') as string) }))
+  t.equal(stale.json().code, 'WX_SIGNATURE_INVALID', 'signed with a newer session_key than this session holds')
+  const shape = await app.inject(post('/auth/wechat/verify-signature', first.accessToken, { rawData }))
+  t.equal(shape.json().code, 'FST_ERR_VALIDATION')
+})
+
+test('POST /auth/wechat/phone', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const seen: Array<{ user: AccessClaims, phone: PhoneNumber }> = []
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    logs,
+    config: { RATE_LIMIT_PHONE_MAX: 3 },
+    onPhoneNumber: async (user, phone) => { seen.push({ user, phone }) }
+  })
+  const pair = await login(app, 'alice.p0')
+  const phoneCalls = (): typeof sim.calls => sim.calls.filter((c) => c.path === '/wxa/business/getuserphonenumber')
+
+  const res = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.p1' }))
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), sim.phoneOf('alice'))
+  t.equal(seen.length, 1, 'the host hook ran')
+  t.match(seen[0], { user: { sub: sim.openidOf('alice'), aud: APPID }, phone: sim.phoneOf('alice') })
+
+  const reused = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.p1' }))
+  t.equal(reused.statusCode, 400)
+  t.equal(reused.json().code, 'WX_PHONE_CODE_INVALID')
+
+  // WeChat stops accepting the access_token: one renewal, one retry, and the caller never knows.
+  const tokenCalls = sim.calls.filter((c) => c.path === '/cgi-bin/stable_token').length
+  sim.invalidateAccessToken()
+  const before = phoneCalls().length
+  const retried = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.p2' }))
+  t.equal(retried.statusCode, 200)
+  t.equal(sim.calls.filter((c) => c.path === '/cgi-bin/stable_token').length, tokenCalls + 1, 'exactly one renewal')
+  t.same(phoneCalls().slice(before).map((c) => c.errcode), [40001, 0], 'exactly one retry')
+
+  const limited = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.p3' }))
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'RATE_LIMITED', 'per user: the budget of 3 a minute is spent')
+  const other = await login(app, 'limit-bob')
+  const weLimit = await app.inject(post('/auth/wechat/phone', other.accessToken, { code: 'limit.p1' }))
+  t.equal(weLimit.statusCode, 429)
+  t.equal(weLimit.json().code, 'WX_RATE_LIMITED', 'another user has his own budget; WeChat\'s limit is its own code')
+  const invalid = await app.inject(post('/auth/wechat/phone', other.accessToken, { code: 'invalid.p1' }))
+  t.equal(invalid.json().code, 'WX_PHONE_CODE_INVALID')
+  const noAuth = await app.inject({ method: 'POST', url: '/auth/wechat/phone', payload: { code: 'alice.p9' } })
+  t.equal(noAuth.json().code, 'AUTH_TOKEN_MISSING')
+  t.equal(phoneCalls().filter((c) => c.code === 'alice.p9').length, 0, 'unauthenticated calls never reach WeChat')
+
+  const text = logs.join('\n')
+  t.notOk(text.includes(sim.accessTokenOf() as string), 'no access_token in the logs')
+  t.notOk(/alice\.p\d/.test(text), 'no phone code in the logs')
+  t.notOk(text.includes(sim.phoneOf('alice').purePhoneNumber), 'no phone number in the logs')
+})
+
+test('a failing onPhoneNumber hook is a 500 without details', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, onPhoneNumber: () => { throw new Error('host database down') } })
+  const pair = await login(app, 'alice')
+  const res = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.x' }))
+  t.equal(res.statusCode, 500)
+  t.equal(res.json().code, 'INTERNAL_ERROR')
+  t.notMatch(res.body, /host database/)
+})
