@@ -12,8 +12,9 @@
 //   POST /wxa/business/getuserphonenumber?access_token  {"code"}
 //        A missing, empty or used code -> 40029 (WeChat documents no other code for it); a body that
 //        is not a JSON object -> 47001.
-//   POST /dev/encrypt?user[&appid]  (development aid, not WeChat): the JSON object body with a
-//        watermark, encrypted under the user's session_key, as the client would receive it.
+//   POST /dev/encrypt?user[&appid]  (development aid, not WeChat): what wx.getUserInfo would hand the
+//        client for the JSON object body: encryptedData + iv (with a watermark, under the user's
+//        session_key), and rawData + signature (sha1(rawData + session_key)).
 //        No session_key for that user and appid -> HTTP 404 errcode 40400; not a JSON object -> 400 47001.
 // Endpoints that take access_token: missing -> 41001; unknown, revoked or replaced by force_refresh
 // more than 5 minutes ago -> 40001; expired -> 42001. A token acts for the appid that obtained it.
@@ -66,9 +67,14 @@ export interface PhoneNumber {
   countryCode: string
 }
 
+/** What wx.getUserInfo hands a client: the data in clear and signed, and encrypted. */
 export interface EncryptedData {
   encryptedData: string
   iv: string
+  /** The data without watermark, as JSON text. */
+  rawData: string
+  /** sha1(rawData + session_key), hex. */
+  signature: string
 }
 
 export interface Simulator {
@@ -361,7 +367,10 @@ export async function startSimulator (opts: SimulatorOptions = {}): Promise<Simu
     const plain = JSON.stringify({ ...data, watermark: { timestamp: unixNow(), appid } })
     const cipher = createCipheriv('aes-128-cbc', Buffer.from(sessionKey, 'base64'), iv)
     const encrypted = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()])
-    return { encryptedData: encrypted.toString('base64'), iv: iv.toString('base64') }
+    const { watermark: _ignored, ...clear } = data
+    const rawData = JSON.stringify(clear)
+    const signature = createHash('sha1').update(rawData + sessionKey, 'utf8').digest('hex')
+    return { encryptedData: encrypted.toString('base64'), iv: iv.toString('base64'), rawData, signature }
   }
 
   function devEncrypt (q: URLSearchParams, body: Buffer): Answer {

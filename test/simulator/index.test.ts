@@ -1,4 +1,4 @@
-import { createDecipheriv, createHmac } from 'node:crypto'
+import { createDecipheriv, createHash, createHmac } from 'node:crypto'
 import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
@@ -330,6 +330,8 @@ test('/dev/encrypt encrypts a JSON object with a watermark under the session_key
     nickName: 'Alice', watermark: { timestamp: Math.floor(T0 / 1000), appid: APPID }
   })
   t.same(sim.calls.at(-1), { path: '/dev/encrypt', code: null, errcode: 0, appid: APPID })
+  t.equal(res.body.rawData, '{"nickName":"Alice"}', 'rawData as wx.getUserInfo gives it')
+  t.equal(res.body.signature, createHash('sha1').update(`{"nickName":"Alice"}${sim.sessionKeyOf('alice') as string}`).digest('hex'))
   t.same(decrypt(sim.sessionKeyOf('alice') as string, sim.encryptFor('alice', { x: [1] })), { x: [1], watermark: { timestamp: Math.floor(T0 / 1000), appid: APPID } })
 
   const bob = await call(`${sim.url}/dev/encrypt?user=bob`, { body: {} })
