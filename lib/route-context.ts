@@ -5,8 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { RateLimitedError } from './errors.js'
 import { errorHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
+import type { SessionStore } from './store/types.js'
 
-export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number }): Promise<void> {
+export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: SessionStore }): Promise<void> {
   fastify.setErrorHandler(errorHandler)
 
   // An empty body with content-type: application/json (Postman, wx.request) means "no body".
@@ -21,7 +22,7 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
     global: false,
     // Counted in the session store: shared by all gateway instances when it is Redis. If the store
     // fails, the request goes on and meets the same failure in its handler (503 STORE_UNAVAILABLE).
-    store: rateLimitStore(fastify.wechatAuthStore),
+    store: rateLimitStore(opts.store),
     skipOnError: true,
     errorResponseBuilder: (_request, context) => Object.assign(new RateLimitedError(context.after), { statusCode: context.statusCode })
   })

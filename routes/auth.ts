@@ -13,7 +13,7 @@ export const BODY_LIMIT = 4096
 const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
-  await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT })
+  await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
 
   // Login budgets are per client IP and mini program, so counted once the body is parsed; an
   // appid that is not served shares the IP's budget of its default mini program.

@@ -30,7 +30,7 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   const onPhoneNumber = opts.onPhoneNumber
   if (onPhoneNumber !== undefined && typeof onPhoneNumber !== 'function') throw new Error('onPhoneNumber must be a function')
 
-  await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT })
+  await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT, store: fastify.wechatAuthStore })
   // Every route of this context acts for the caller's session.
   fastify.addHook('onRequest', fastify.authenticate)
 

@@ -2,10 +2,17 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { test } from 'tap'
 import type { AccessClaims } from '../../lib/schemas.js'
 import type { PhoneNumber } from '../../lib/wechat-client.js'
+import type { Simulator } from '../../simulator/index.js'
 import { APPID, bearer, buildApp, login, startRedis, startSim } from '../helper.js'
 
 const post = (url: string, token: string, payload: unknown): { method: 'POST', url: string, headers: Record<string, string>, payload: string } =>
   ({ method: 'POST', url, headers: { ...bearer(token), 'content-type': 'application/json' }, payload: JSON.stringify(payload) })
+
+/** The encrypted half of what the simulator makes for a user (it also gives rawData and signature). */
+function encrypted (sim: Simulator, user: string, data: Record<string, unknown>): { encryptedData: string, iv: string } {
+  const { encryptedData, iv } = sim.encryptFor(user, data)
+  return { encryptedData, iv }
+}
 
 /** What WeChat would hand the client: JSON encrypted under a session_key, with a watermark. */
 function encrypt (sessionKey: string, data: Record<string, unknown>): { encryptedData: string, iv: string } {
@@ -23,7 +30,7 @@ test('POST /auth/wechat/decrypt', async (t) => {
 
   t.test('decrypts with the session\'s session_key and returns the data with its watermark', async (t) => {
     const pair = await login(app, 'alice.d1')
-    const payload = sim.encryptFor('alice', { nickName: 'Alice', gender: 2 })
+    const payload = encrypted(sim, 'alice', { nickName: 'Alice', gender: 2 })
     const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, payload))
     t.equal(res.statusCode, 200)
     t.match(res.json(), { nickName: 'Alice', gender: 2, watermark: { appid: APPID, timestamp: Number } })
@@ -33,7 +40,7 @@ test('POST /auth/wechat/decrypt', async (t) => {
   t.test('data made after a second login is WX_SESSION_KEY_STALE for the first session', async (t) => {
     const first = await login(app, 'bob.d1')
     const second = await login(app, 'bob.d2')
-    const payload = sim.encryptFor('bob', { openId: sim.openidOf('bob') })
+    const payload = encrypted(sim, 'bob', { openId: sim.openidOf('bob') })
     const stale = await app.inject(post('/auth/wechat/decrypt', first.accessToken, payload))
     t.equal(stale.statusCode, 401)
     t.equal(stale.json().code, 'WX_SESSION_KEY_STALE')
@@ -44,8 +51,8 @@ test('POST /auth/wechat/decrypt', async (t) => {
 
   t.test('a + turned into a space on the way is repaired', async (t) => {
     const pair = await login(app, 'carol.d1')
-    let payload = sim.encryptFor('carol', { n: 1 })
-    for (let i = 0; !payload.encryptedData.includes('+') && i < 50; i++) payload = sim.encryptFor('carol', { n: i, pad: 'x'.repeat(i) })
+    let payload = encrypted(sim, 'carol', { n: 1 })
+    for (let i = 0; !payload.encryptedData.includes('+') && i < 50; i++) payload = encrypted(sim, 'carol', { n: i, pad: 'x'.repeat(i) })
     const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken,
       { encryptedData: payload.encryptedData.replace(/\+/g, ' '), iv: payload.iv.replace(/\+/g, ' ') }))
     t.equal(res.statusCode, 200)
@@ -53,7 +60,7 @@ test('POST /auth/wechat/decrypt', async (t) => {
 
   t.test('malformed input is 400 WX_DECRYPT_FAILED; a wrong shape is a validation error', async (t) => {
     const pair = await login(app, 'dave.d1')
-    const good = sim.encryptFor('dave', { ok: true })
+    const good = encrypted(sim, 'dave', { ok: true })
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ ...good, encryptedData: 'not base64!' }, 'WX_DECRYPT_FAILED'],
       [{ ...good, encryptedData: '' }, 'WX_DECRYPT_FAILED'],
@@ -74,13 +81,13 @@ test('POST /auth/wechat/decrypt', async (t) => {
   })
 
   t.test('needs a live session', async (t) => {
-    const payload = sim.encryptFor('alice', { x: 1 })
+    const payload = encrypted(sim, 'alice', { x: 1 })
     const none = await app.inject({ method: 'POST', url: '/auth/wechat/decrypt', payload })
     t.equal(none.statusCode, 401)
     t.equal(none.json().code, 'AUTH_TOKEN_MISSING')
     const pair = await login(app, 'erin.d1')
     await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pair.accessToken) })
-    const ended = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, sim.encryptFor('erin', { x: 1 })))
+    const ended = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, encrypted(sim, 'erin', { x: 1 })))
     t.equal(ended.statusCode, 401)
     t.equal(ended.json().code, 'AUTH_TOKEN_REVOKED')
   })
@@ -175,4 +182,16 @@ test('a failing onPhoneNumber hook is a 500 without details', async (t) => {
   t.equal(res.statusCode, 500)
   t.equal(res.json().code, 'INTERNAL_ERROR')
   t.notMatch(res.body, /host database/)
+})
+
+test('WeChat down: the phone route answers 503 WX_UNAVAILABLE quickly, never hangs', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, config: { WECHAT_TIMEOUT_MS: 500 } })
+  const pair = await login(app, 'alice')
+  await sim.close()
+  const started = Date.now()
+  const res = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.x' }))
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'WX_UNAVAILABLE')
+  t.ok(Date.now() - started < 2_000, 'within the WeChat deadline')
 })
