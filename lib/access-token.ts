@@ -6,7 +6,7 @@
 //   token it saves (polling the store), or keep using the current one while it is still valid;
 // - a call WeChat refuses with 40001/42001 renews once and is retried once (withToken).
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WxTimeoutError } from './errors.js'
+import { WxAccessTokenRejectedError, WxTimeoutError } from './errors.js'
 import type { Credential, SessionStore } from './store/types.js'
 import { randomId } from './tokens.js'
 import type { StableToken } from './wechat-client.js'
@@ -15,10 +15,12 @@ export interface AccessTokenManagerOptions {
   /** The store key of the token: the appid. */
   name: string
   store: Pick<SessionStore, 'getCredential' | 'lockCredential' | 'saveCredential' | 'unlockCredential'>
-  /** Asks WeChat for the token (cgi-bin/stable_token). */
-  fetch: () => Promise<StableToken>
-  /** WeChat's deadline (WECHAT_TIMEOUT_MS): the renewal lock outlives it, waiters give up after it. */
+  /** Asks WeChat for the token (cgi-bin/stable_token), to answer by `deadline` (ms epoch). */
+  fetch: (deadline: number) => Promise<StableToken>
+  /** WeChat's deadline (WECHAT_TIMEOUT_MS): what one renewal, and one call made with the token, may take. */
   timeoutMs: number
+  /** The store's deadline (STORE_TIMEOUT_MS): the renewal lock also covers a read and a write. */
+  storeTimeoutMs: number
   log: Pick<import('fastify').FastifyBaseLogger, 'warn' | 'info'>
   /** Clock for token lifetimes, in ms (tests); Date.now by default. */
   now?: () => number
@@ -30,6 +32,9 @@ export const EXPIRY_MARGIN_MS = 30_000
 export const RENEW_AHEAD_S = 300
 const POLL_FIRST_MS = 10
 const POLL_MAX_MS = 200
+/** After a background renewal failed, the next waits this long, doubling up to the maximum. */
+const BACKOFF_FIRST_MS = 1000
+const BACKOFF_MAX_MS = 60_000
 
 /** When a token WeChat gave with `expiresIn` seconds left at `at` is due for renewal. */
 export function renewalTimes (at: number, expiresIn: number): Pick<Credential, 'expiresAt' | 'refreshAt'> {
@@ -38,26 +43,35 @@ export function renewalTimes (at: number, expiresIn: number): Pick<Credential, '
   return { expiresAt: at + expiresIn * 1000, refreshAt: at + Math.max(expiresIn - RENEW_AHEAD_S, expiresIn / 2) * 1000 }
 }
 
+interface Flight {
+  /** The token WeChat refused that this renewal replaces, if any. */
+  stale: string | undefined
+  promise: Promise<Credential>
+}
+
 export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
   const now = opts.now ?? Date.now
-  const { store, name, log } = opts
-  const lockTtlMs = opts.timeoutMs + 1000
+  const { store, name, log, timeoutMs } = opts
+  // The holder reads the store, calls WeChat and writes the store within this.
+  const lockTtlMs = timeoutMs + 2 * opts.storeTimeoutMs + 1000
   let local: Credential | null = null
-  let flight: Promise<Credential> | null = null
+  let flight: Flight | null = null
+  let backoffMs = 0
+  let nextBackgroundAt = 0
 
   const usable = (c: Credential | null, stale?: string): c is Credential =>
     c !== null && c.expiresAt - EXPIRY_MARGIN_MS > now() && c.value !== stale
   const due = (c: Credential): boolean => now() >= c.refreshAt
 
-  /** Renews from the store or from WeChat; `stale` is a token WeChat refused, never taken back. */
-  async function renewal (stale: string | undefined): Promise<Credential> {
+  /** Renews from the store or from WeChat by `deadline`; `stale` is a token WeChat refused, never taken back. */
+  async function renewal (stale: string | undefined, deadline: number): Promise<Credential> {
     const owner = randomId(12)
-    const giveUpAt = Date.now() + lockTtlMs
     let wait = POLL_FIRST_MS
     for (;;) {
       const stored = await store.getCredential(name)
       if (usable(stored, stale) && !due(stored)) return stored
-      if (await store.lockCredential(name, owner, lockTtlMs)) {
+      // Take the lock only with time left for WeChat's answer: a request never waits twice.
+      if (deadline - Date.now() >= timeoutMs / 2 && await store.lockCredential(name, owner, lockTtlMs)) {
         try {
           // Another instance may have saved one between the read and the lock.
           const again = await store.getCredential(name)
@@ -66,9 +80,17 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
             return again
           }
           const at = now()
-          const fresh = await opts.fetch()
+          const fresh = await opts.fetch(deadline)
+          if (fresh.accessToken === stale) {
+            // WeChat answers the token it just refused: nothing to keep; the caller's call fails.
+            await store.unlockCredential(name, owner)
+            throw new WxAccessTokenRejectedError()
+          }
           const cred = { value: fresh.accessToken, ...renewalTimes(at, fresh.expiresIn) }
-          await store.saveCredential(name, cred, owner)
+          // A token in hand is used even if the store cannot keep it (the lock then expires).
+          await store.saveCredential(name, cred, owner).catch((err: Error) => {
+            log.warn({ appid: name, code: (err as { code?: string }).code }, 'could not share the renewed access_token')
+          })
           log.info({ appid: name, expiresIn: fresh.expiresIn }, 'WeChat access_token renewed')
           return cred
         } catch (err) {
@@ -78,45 +100,64 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
       }
       // Another instance is renewing: the current token still works meanwhile.
       if (usable(stored, stale)) return stored
-      if (Date.now() >= giveUpAt) throw new WxTimeoutError()
+      if (Date.now() + wait >= deadline) throw new WxTimeoutError()
       await sleep(wait)
       wait = Math.min(wait * 2, POLL_MAX_MS)
     }
   }
 
+  function start (stale: string | undefined, deadline: number): Flight {
+    const f: Flight = {
+      stale,
+      promise: renewal(stale, deadline).then((cred) => {
+        local = cred
+        return cred
+      }).finally(() => { if (flight === f) flight = null })
+    }
+    flight = f
+    return f
+  }
+
   /** One renewal at a time in this process; every caller meanwhile gets its result. */
-  async function renew (stale?: string): Promise<Credential> {
-    const start = (): Promise<Credential> => renewal(stale).then((cred) => {
-      local = cred
-      return cred
-    }).finally(() => { flight = null })
-    flight ??= start()
-    const cred = await flight
-    // Joined a renewal that began before WeChat refused `stale`, and it came back with it.
-    if (stale !== undefined && cred.value === stale) return await (flight ??= start())
+  async function renew (deadline: number, stale?: string): Promise<Credential> {
+    const joined = flight ?? start(stale, deadline)
+    const cred = await joined.promise
+    // Joined a renewal that began before WeChat refused `stale` and came back with it: one more.
+    if (stale !== undefined && cred.value === stale && joined.stale !== stale) {
+      return await (flight ?? start(stale, deadline)).promise
+    }
     return cred
   }
 
-  /** The current access_token; renewed ahead of its expiry without making the caller wait. */
-  async function get (): Promise<string> {
+  /** The current access_token, by `deadline`; renewed ahead of its expiry without making the caller wait. */
+  async function get (deadline = Date.now() + lockTtlMs): Promise<string> {
     if (usable(local)) {
-      if (due(local)) {
-        renew().catch((err: Error) => { log.warn({ appid: name, code: (err as { code?: string }).code }, 'access_token renewal failed; the current one is still valid') })
+      if (due(local) && flight === null && Date.now() >= nextBackgroundAt) {
+        renew(Date.now() + lockTtlMs).then(() => { backoffMs = 0 }, (err: Error) => {
+          // Retried by a later caller, after a growing pause: a failing WeChat is not hammered.
+          backoffMs = Math.min(BACKOFF_MAX_MS, backoffMs === 0 ? BACKOFF_FIRST_MS : backoffMs * 2)
+          nextBackgroundAt = Date.now() + backoffMs
+          log.warn({ appid: name, code: (err as { code?: string }).code, retryInMs: backoffMs }, 'access_token renewal failed; the current one is still valid')
+        })
       }
       return local.value
     }
-    return (await renew()).value
+    return (await renew(deadline)).value
   }
 
-  /** Runs a WeChat call with the token; when WeChat refuses the token, renews once and retries once. */
-  async function withToken<T> (call: (token: string) => Promise<T>): Promise<T> {
-    const token = await get()
+  /**
+   * Runs a WeChat call with the token; when WeChat refuses the token, renews once and retries once.
+   * All of it within twice WECHAT_TIMEOUT_MS: getting the token, then the call (its retry included).
+   */
+  async function withToken<T> (call: (token: string, deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + 2 * timeoutMs
+    const token = await get(deadline)
     try {
-      return await call(token)
+      return await call(token, deadline)
     } catch (err) {
       if ((err as { code?: string }).code !== 'WX_ACCESS_TOKEN_REJECTED') throw err
       log.warn({ appid: name }, 'WeChat refused the access_token: renewing it once and retrying')
-      return await call((await renew(token)).value)
+      return await call((await renew(deadline, token)).value, deadline)
     }
   }
 

@@ -45,6 +45,9 @@ const ID = /^[A-Za-z0-9_-]{1,64}$/
 const BASE64 = /^[A-Za-z0-9+/]{1,64}={0,2}$/
 const ACCESS_TOKEN = /^[\x21-\x7e]{16,2048}$/
 const PHONE = /^[0-9+ -]{1,32}$/
+// WeChat hands out a new stable token in the last 5 minutes of the old one; a shorter life is not
+// a token worth keeping (the manager stops handing one out in its last 30 s).
+const MIN_TOKEN_LIFE_S = 60
 // WeChat's answers are a few hundred bytes; anything far larger is not WeChat.
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -71,6 +74,8 @@ export function createWeChatClient (opts: WeChatClientOptions) {
     /** Values sent that must not appear in a log line (codes, tokens, signatures). */
     secrets: string[]
     overrides?: Overrides
+    /** A caller's own deadline (ms epoch), when earlier than timeoutMs from now. */
+    deadline?: number
   }
 
   async function attempt (c: Call, deadline: number): Promise<Record<string, unknown>> {
@@ -135,7 +140,8 @@ export function createWeChatClient (opts: WeChatClientOptions) {
 
   /** Calls WeChat with one retry (with jitter) for transient failures, all inside one deadline. */
   async function call (c: Call): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + opts.timeoutMs
+    const deadline = Math.min(Date.now() + opts.timeoutMs, c.deadline ?? Infinity)
+    if (deadline - Date.now() < MIN_RETRY_BUDGET_MS) throw new WxTimeoutError()
     try {
       return await attempt(c, deadline)
     } catch (err) {
@@ -191,8 +197,9 @@ export function createWeChatClient (opts: WeChatClientOptions) {
      * while it has time left and a new one near its end, the old one staying valid meanwhile.
      * force_refresh is limited to 20 a day and 30 s apart: only for an operator's explicit call.
      */
-    async stableToken (forceRefresh = false): Promise<StableToken> {
+    async stableToken (forceRefresh = false, deadline?: number): Promise<StableToken> {
       const body = await call({
+        deadline,
         path: '/cgi-bin/stable_token',
         query: {},
         body: { grant_type: 'client_credential', appid: opts.appid, secret: opts.secret, force_refresh: forceRefresh },
@@ -202,21 +209,22 @@ export function createWeChatClient (opts: WeChatClientOptions) {
       })
       const { access_token: accessToken, expires_in: expiresIn } = body
       if (typeof accessToken !== 'string' || !ACCESS_TOKEN.test(accessToken) ||
-        typeof expiresIn !== 'number' || !Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 86400 * 31) {
+        typeof expiresIn !== 'number' || !Number.isInteger(expiresIn) || expiresIn < MIN_TOKEN_LIFE_S || expiresIn > 86400 * 31) {
         throw new WxBadResponseError('no valid access_token or expires_in')
       }
       return { accessToken, expiresIn }
     },
 
     /** Whether WeChat still holds `sessionKey` as the user's session_key (wxa/checksession). */
-    async checkSessionKey (accessToken: string, openid: string, sessionKey: string): Promise<boolean> {
-      const body = await call({ path: '/wxa/checksession', ...signed(accessToken, openid, sessionKey), overrides: { 87009: () => 'return' } })
+    async checkSessionKey (accessToken: string, openid: string, sessionKey: string, deadline?: number): Promise<boolean> {
+      const body = await call({ path: '/wxa/checksession', ...signed(accessToken, openid, sessionKey), overrides: { 87009: () => 'return' }, deadline })
       return Number(body.errcode ?? 0) === 0
     },
 
     /** Has WeChat issue a new session_key for the user; needs the current one (wxa/resetusersessionkey). */
-    async resetSessionKey (accessToken: string, openid: string, sessionKey: string): Promise<{ openid: string, sessionKey: string }> {
+    async resetSessionKey (accessToken: string, openid: string, sessionKey: string, deadline?: number): Promise<{ openid: string, sessionKey: string }> {
       const body = await call({
+        deadline,
         path: '/wxa/resetusersessionkey',
         ...signed(accessToken, openid, sessionKey),
         overrides: { 87009: () => new WxSessionKeyStaleError() }
@@ -229,8 +237,9 @@ export function createWeChatClient (opts: WeChatClientOptions) {
     },
 
     /** The phone number behind a getPhoneNumber button's code (wxa/business/getuserphonenumber). */
-    async getPhoneNumber (accessToken: string, code: string): Promise<PhoneNumber> {
+    async getPhoneNumber (accessToken: string, code: string, deadline?: number): Promise<PhoneNumber> {
       const body = await call({
+        deadline,
         path: '/wxa/business/getuserphonenumber',
         query: { access_token: accessToken },
         body: { code },

@@ -75,8 +75,9 @@ export default fp(async function wechat (fastify) {
     const tokens = createAccessTokenManager({
       name: app.appid,
       store: fastify.wechatAuthStore,
-      fetch: async () => await client.stableToken(),
+      fetch: async (deadline) => await client.stableToken(false, deadline),
       timeoutMs: config.WECHAT_TIMEOUT_MS,
+      storeTimeoutMs: config.STORE_TIMEOUT_MS,
       log: fastify.log
     })
     runtimes.set(app.appid, { client, tokens })
@@ -101,15 +102,15 @@ export default fp(async function wechat (fastify) {
     getAccessToken: async (appid) => await runtimeOf(appid).tokens.get(),
     checkSessionKey: async (openid, sessionKey, appid) => {
       const { client, tokens } = runtimeOf(appid)
-      return await tokens.withToken(async (token) => await client.checkSessionKey(token, openid, sessionKey))
+      return await tokens.withToken(async (token, deadline) => await client.checkSessionKey(token, openid, sessionKey, deadline))
     },
     resetSessionKey: async (openid, sessionKey, appid) => {
       const { client, tokens } = runtimeOf(appid)
-      return await tokens.withToken(async (token) => await client.resetSessionKey(token, openid, sessionKey))
+      return await tokens.withToken(async (token, deadline) => await client.resetSessionKey(token, openid, sessionKey, deadline))
     },
     getPhoneNumber: async (code, appid) => {
       const { client, tokens } = runtimeOf(appid)
-      return await tokens.withToken(async (token) => await client.getPhoneNumber(token, code))
+      return await tokens.withToken(async (token, deadline) => await client.getPhoneNumber(token, code, deadline))
     }
   } satisfies WeChatApi)
 }, { name: 'wechat', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store'] })

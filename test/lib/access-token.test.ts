@@ -10,6 +10,8 @@ interface Upstream {
   fetch: () => Promise<{ accessToken: string, expiresIn: number }>
   /** The next answers' behaviour. */
   expiresIn: number
+  /** Answer this token instead of a new one. */
+  same: string | null
   delayMs: number
   fail: Error | null
 }
@@ -20,10 +22,12 @@ function upstream (): Upstream {
     expiresIn: 7200,
     delayMs: 0,
     fail: null,
+    same: null,
     fetch: async () => {
       const n = ++u.calls
       if (u.delayMs > 0) await sleep(u.delayMs)
       if (u.fail !== null) throw u.fail
+      if (u.same !== null) return { accessToken: u.same, expiresIn: u.expiresIn }
       return { accessToken: `token-${n}-${'x'.repeat(20)}`, expiresIn: u.expiresIn }
     }
   }
@@ -41,7 +45,7 @@ function setup (t: Test, opts: { store?: SessionStore, up?: Upstream, clock?: { 
   if (opts.store === undefined) t.teardown(async () => await store.close())
   const up = opts.up ?? upstream()
   const { lines, log } = logs()
-  const manager = createAccessTokenManager({ name: 'wx0123456789abcdef', store, fetch: up.fetch, timeoutMs: 300, log: log as never, now: () => clock.now })
+  const manager = createAccessTokenManager({ name: 'wx0123456789abcdef', store, fetch: up.fetch, timeoutMs: 300, storeTimeoutMs: 50, log: log as never, now: () => clock.now })
   return { manager, store, up, clock, lines }
 }
 
@@ -168,15 +172,36 @@ test('many calls refused together lead to one renewal', async (t) => {
   t.equal(new Set(results).size, 1)
 })
 
-test('a failed background renewal is logged and the current token kept', async (t) => {
+test('a failed background renewal is logged, the current token kept, and the next try waits', async (t) => {
   const { manager, up, clock, lines } = setup(t)
   const first = await manager.get()
   clock.now += (7200 - 200) * 1000
   up.fail = new WxUnavailableError()
   t.equal(await manager.get(), first)
   await sleep(20)
-  t.match(lines.at(-1), { level: 'warn', obj: { code: 'WX_UNAVAILABLE' } })
-  t.equal(await manager.get(), first)
+  t.match(lines.at(-1), { level: 'warn', obj: { code: 'WX_UNAVAILABLE', retryInMs: 1000 } })
+  for (let i = 0; i < 20; i++) t.equal(await manager.get(), first)
+  await sleep(20)
+  t.equal(up.calls, 2, 'a failing WeChat is not asked again at every call')
+})
+
+test('WeChat answering the very token it refused: no loop, no retry with it, one renewal', async (t) => {
+  const { manager, up } = setup(t)
+  const first = await manager.get()
+  up.same = first
+  let n = 0
+  await t.rejects(manager.withToken(async () => { n++; throw new WxAccessTokenRejectedError() }), { code: 'WX_ACCESS_TOKEN_REJECTED' })
+  t.equal(n, 1, 'not retried with the refused token')
+  t.equal(up.calls, 2, 'one renewal')
+})
+
+test('withToken answers within twice the WeChat deadline, even while another instance holds the lock', async (t) => {
+  const { manager, store, up } = setup(t)
+  await store.lockCredential('wx0123456789abcdef', 'other', 60_000)
+  const started = Date.now()
+  await t.rejects(manager.withToken(async () => 'never'), { code: 'WX_TIMEOUT' })
+  t.ok(Date.now() - started <= 2 * 300 + 100, `gave up after ${Date.now() - started} ms`)
+  t.equal(up.calls, 0)
 })
 
 test('a token saved by another instance between the read and the lock is used, not fetched again', async (t) => {

@@ -131,7 +131,7 @@ test('stable_token, session_key checks and phone numbers refuse answers that are
   const cases: Array<[string, (c: ReturnType<typeof createWeChatClient>) => Promise<unknown>, string[]]> = [
     ['stableToken', async (c) => await c.stableToken(), [
       '{"access_token":"short","expires_in":7200}', '{"access_token":"' + 'a'.repeat(40) + '","expires_in":"7200"}',
-      '{"access_token":"' + 'a'.repeat(40) + '","expires_in":0}', '{"expires_in":7200}']],
+      '{"access_token":"' + 'a'.repeat(40) + '","expires_in":0}', '{"access_token":"' + 'a'.repeat(40) + '","expires_in":30}', '{"expires_in":7200}']],
     ['resetSessionKey', async (c) => await c.resetSessionKey('token-0123456789abcdef', 'o1', 'a2V5'), [
       '{"errcode":0,"openid":"o2","session_key":"a2V5"}', '{"errcode":0,"openid":"o1","session_key":"not base64!"}', '{"errcode":0}']],
     ['getPhoneNumber', async (c) => await c.getPhoneNumber('token-0123456789abcdef', 'code'), [

@@ -27,6 +27,7 @@ test('POST /auth/wechat/decrypt', async (t) => {
   const sim = await startSim(t)
   const logs: string[] = []
   const app = await buildApp(t, { sim, redisServer: redis, logs })
+  const keys: string[] = []
 
   t.test('decrypts with the session\'s session_key and returns the data with its watermark', async (t) => {
     const pair = await login(app, 'alice.d1')
@@ -39,6 +40,7 @@ test('POST /auth/wechat/decrypt', async (t) => {
 
   t.test('data made after a second login is WX_SESSION_KEY_STALE for the first session', async (t) => {
     const first = await login(app, 'bob.d1')
+    keys.push(sim.sessionKeyOf('bob') as string)
     const second = await login(app, 'bob.d2')
     const payload = encrypted(sim, 'bob', { openId: sim.openidOf('bob') })
     const stale = await app.inject(post('/auth/wechat/decrypt', first.accessToken, payload))
@@ -93,7 +95,8 @@ test('POST /auth/wechat/decrypt', async (t) => {
   })
 
   t.test('no session_key in the logs', async (t) => {
-    for (const user of ['alice', 'bob', 'carol', 'dave']) t.notOk(logs.join('\n').includes(sim.sessionKeyOf(user) as string), user)
+    keys.push(...['alice', 'bob', 'carol', 'dave', 'erin'].map((user) => sim.sessionKeyOf(user) as string))
+    for (const key of keys) t.notOk(logs.join('\n').includes(key), 'a session_key')
   })
 })
 
@@ -148,6 +151,7 @@ test('POST /auth/wechat/phone', async (t) => {
 
   // WeChat stops accepting the access_token: one renewal, one retry, and the caller never knows.
   const tokenCalls = sim.calls.filter((c) => c.path === '/cgi-bin/stable_token').length
+  const refused = sim.accessTokenOf() as string
   sim.invalidateAccessToken()
   const before = phoneCalls().length
   const retried = await app.inject(post('/auth/wechat/phone', pair.accessToken, { code: 'alice.p2' }))
@@ -170,6 +174,7 @@ test('POST /auth/wechat/phone', async (t) => {
 
   const text = logs.join('\n')
   t.notOk(text.includes(sim.accessTokenOf() as string), 'no access_token in the logs')
+  t.notOk(text.includes(refused), 'not even the one WeChat refused')
   t.notOk(/alice\.p\d/.test(text), 'no phone code in the logs')
   t.notOk(text.includes(sim.phoneOf('alice').purePhoneNumber), 'no phone number in the logs')
 })
