@@ -25,7 +25,7 @@ export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration:
 export const WxDecryptFailedError = createError('WX_DECRYPT_FAILED', 'The encrypted data is malformed: %s', 400)
 export const WxSessionKeyStaleError = createError('WX_SESSION_KEY_STALE', 'The data was not encrypted with this session\'s key (the client has a newer one); log in again', 401)
 
-export const WxAppUnknownError = createError('WX_APP_UNKNOWN', 'Unknown mini program: %s', 400)
+export const WxAppUnknownError = createError('WX_APP_UNKNOWN', '%s', 400)
 export const WxSignatureInvalidError = createError('WX_SIGNATURE_INVALID', 'The signature does not match rawData under this session\'s key', 400)
 export const WxPhoneCodeInvalidError = createError('WX_PHONE_CODE_INVALID', 'The phone-number code is invalid, expired or already used; ask the user again', 400)
 export const WxAccessTokenRejectedError = createError('WX_ACCESS_TOKEN_REJECTED', 'WeChat rejected the gateway\'s access_token even after a refresh', 502)

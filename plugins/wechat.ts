@@ -86,10 +86,10 @@ export default fp(async function wechat (fastify) {
 
   function appOf (appid?: string): string {
     if (appid === undefined) {
-      if (appids.length === 1) return first?.appid as string
-      throw new WxAppUnknownError('an appid is required, this gateway serves several mini programs')
+      if (appids.length === 1) return appids[0] as string
+      throw new WxAppUnknownError('An appid is required: this gateway serves several mini programs')
     }
-    if (!runtimes.has(appid)) throw new WxAppUnknownError(appid.slice(0, 64))
+    if (!runtimes.has(appid)) throw new WxAppUnknownError(`${appid.slice(0, 64)} is not a mini program this gateway serves`)
     return appid
   }
   const runtimeOf = (appid?: string): AppRuntime => runtimes.get(appOf(appid)) as AppRuntime
