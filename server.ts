@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import wechatAuth from './app.js'
 import { loadConfig } from './lib/config.js'
+import { notFoundHandler } from './lib/error-handler.js'
 import { serverOptions } from './lib/server-options.js'
 
 let config
@@ -14,6 +15,7 @@ try {
 }
 
 const server = Fastify(serverOptions(config))
+server.setNotFoundHandler(notFoundHandler)
 closeWithGrace({ delay: 10_000, logger: server.log }, async ({ err }) => {
   if (err !== undefined) server.log.error({ err }, 'closing after an error')
   await server.close()

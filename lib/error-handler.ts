@@ -3,9 +3,10 @@
 // in the log. Host apps keep their own handler: this one is set only inside the gateway's contexts.
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { RouteNotFoundError } from './errors.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
-const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|FST_)/
+const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|FST_)/
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
@@ -19,4 +20,9 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
     ? { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message }
     : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }
   return reply.code(statusCode).send(body)
+}
+
+/** A coded 404 (Fastify's own has no `code`); the path only, never the query string. */
+export async function notFoundHandler (request: FastifyRequest): Promise<never> {
+  throw new RouteNotFoundError(request.method, request.url.split('?')[0]?.slice(0, 200))
 }

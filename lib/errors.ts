@@ -20,6 +20,8 @@ export const AuthRefreshReusedError = createError('AUTH_REFRESH_REUSED', 'The re
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; retry in %s', 429)
 export const StoreUnavailableError = createError('STORE_UNAVAILABLE', 'The session store is unavailable; try again later', 503)
 
+export const RouteNotFoundError = createError('ROUTE_NOT_FOUND', 'No route %s %s', 404)
+
 export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration: %s')
 
 export const WxDecryptFailedError = createError('WX_DECRYPT_FAILED', 'The encrypted data is malformed: %s', 400)

@@ -3,12 +3,14 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
 import { RateLimitedError } from './errors.js'
-import { errorHandler } from './error-handler.js'
+import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
 import type { SessionStore } from './store/types.js'
 
 export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: SessionStore }): Promise<void> {
   fastify.setErrorHandler(errorHandler)
+  // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
+  if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)
 
   // An empty body with content-type: application/json (Postman, wx.request) means "no body".
   const parseJson = fastify.getDefaultJsonParser('error', 'error')

@@ -360,3 +360,18 @@ test('WECHAT_APPS in the environment configures the mini programs', async (t) =>
   const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'carol', appid: 'wx00000000000000cc' } })
   t.equal(decode(res.json<Pair>().accessToken).aud, 'wx00000000000000cc')
 })
+
+test('unknown routes under the prefix answer a coded 404', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim })
+  const { accessToken } = await login(app, 'alice.nf')
+  for (const [method, url] of [['GET', '/auth/nope?secret=x'], ['GET', '/auth/login'], ['POST', '/auth/wechat/nope']] as const) {
+    const res = await app.inject({ method, url, headers: bearer(accessToken) })
+    t.equal(res.statusCode, 404, url)
+    t.equal(res.json().code, 'ROUTE_NOT_FOUND', url)
+    t.notMatch(res.body, /secret=x/, 'the query string is not echoed')
+  }
+  const probe = await app.inject({ method: 'POST', url: '/auth/wechat/nope' })
+  t.equal(probe.json().code, 'AUTH_TOKEN_MISSING', 'under /auth/wechat everything needs a token, even to learn what exists')
+  t.equal((await app.inject('/elsewhere')).json().code, undefined, 'outside the prefix the host answers')
+})
