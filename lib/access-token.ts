@@ -81,11 +81,9 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
           }
           const at = now()
           const fresh = await opts.fetch(deadline)
-          if (fresh.accessToken === stale) {
-            // WeChat answers the token it just refused: nothing to keep; the caller's call fails.
-            await store.unlockCredential(name, owner)
-            throw new WxAccessTokenRejectedError()
-          }
+          // WeChat answers the token it just refused: nothing to keep; the caller's call fails
+          // (the catch below releases the lock).
+          if (fresh.accessToken === stale) throw new WxAccessTokenRejectedError()
           const cred = { value: fresh.accessToken, ...renewalTimes(at, fresh.expiresIn) }
           // A token in hand is used even if the store cannot keep it (the lock then expires).
           await store.saveCredential(name, cred, owner).catch((err: Error) => {
