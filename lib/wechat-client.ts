@@ -4,6 +4,7 @@ import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici'
 import {
   WxBadResponseError, WxCredentialsRejectedError, WxPhoneCodeInvalidError, WxSessionKeyStaleError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
+import type { PhoneResponse } from './schemas.js'
 import { sessionKeySignature } from './wechat-crypto.js'
 import { TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
 
@@ -30,11 +31,8 @@ export interface StableToken {
   expiresIn: number
 }
 
-export interface PhoneNumber {
-  phoneNumber: string
-  purePhoneNumber: string
-  countryCode: string
-}
+/** What getuserphonenumber confirms; the phone route answers exactly this (one schema for both). */
+export type PhoneNumber = PhoneResponse
 
 /** How one call treats particular errcodes: an answer to return, or an error to throw. */
 type Overrides = Record<number, () => Error | 'return'>
