@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, AuthTokenRevokedError, WxCodeUsedError } from '../lib/errors.js'
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
-import type { NewSession } from '../lib/store/types.js'
+import type { NewSession, TokenSubject } from '../lib/store/types.js'
 import {
   digest, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag,
   type SessionRef
@@ -58,7 +58,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     return wechat.appids.find((appid) => userTag(appid, sub) === tag)
   }
 
-  function pair (appid: string, session: NewSession, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
+  function pair (appid: string, session: TokenSubject, sid: string, refreshToken: string, refreshTtlSec: number): TokenPair {
     const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, claims: session.claims })
     const out: TokenPair = {
       accessToken: access.token,

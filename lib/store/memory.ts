@@ -1,7 +1,7 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import type { SessionRef } from '../tokens.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
 interface SessionEntry {
   data: SessionData
@@ -115,11 +115,11 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
         e.nonce = input.nonce
         e.current = input.nextHash
         e.expiresAt = t + ttlMs
-        return { status: 'rotated', session: structuredClone(e.data), ttlMs }
+        return { status: 'rotated', session: subjectOf(e.data), ttlMs }
       }
       const isPrevious = input.presentedHash === e.previous
       if (isPrevious && e.nonce !== undefined && t - (e.previousAt ?? 0) <= input.graceMs) {
-        return { status: 'grace', session: structuredClone(e.data), ttlMs: e.expiresAt - t, nonce: e.nonce }
+        return { status: 'grace', session: subjectOf(e.data), ttlMs: e.expiresAt - t, nonce: e.nonce }
       }
       if (isPrevious || e.history.includes(input.presentedHash.slice(0, HISTORY_DIGEST_CHARS))) {
         dropSession(ref)
@@ -191,4 +191,11 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       hits.clear()
     }
   }
+}
+
+function subjectOf (data: SessionData): TokenSubject {
+  const out: TokenSubject = { sub: data.sub, openid: data.openid }
+  if (data.unionid !== undefined) out.unionid = data.unionid
+  if (data.claims !== undefined) out.claims = structuredClone(data.claims)
+  return out
 }

@@ -6,7 +6,7 @@ import { Redis, Cluster } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
 import { SID_CHARS } from '../tokens.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore } from './types.js'
+import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -36,9 +36,9 @@ local function split(v)
 end
 local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k', sid .. 'p', sid .. 'h' end
 local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
--- sub, openid, unionid, session_key, claims, createdAt: what the gateway reads back
-local function data(o, k)
-  return {k[3] ~= '' and k[3] or o[1], o[1], o[2] or '', k[1], k[4] or '', k[2]}
+-- sub, openid, unionid, claims: what the next access token says (never the session_key), one string
+local function subject(o, k)
+  return (k[3] ~= '' and k[3] or o[1]) .. SEP .. o[1] .. SEP .. (o[2] or '') .. SEP .. (k[4] or '')
 end
 -- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
 -- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
@@ -79,12 +79,12 @@ return 1`,
   wxauthRotate: LUA_COMMON + `
 local key, sid = KEYS[1], ARGV[1]
 local v = redis.call('HMGET', key, fieldsOf(sid))
-if not v[1] then return {'invalid'} end
+if not v[1] then return 'invalid' end
 local hot, o, k, p = split(v[1]), split(v[2]), split(v[3]), split(v[4])
 local now = nowMs()
 if tonumber(hot[1]) <= now then
   dropSession(key, sid)
-  return {'invalid'}
+  return 'invalid'
 end
 local presented = ARGV[2]
 local prev = p[1] or ''
@@ -92,7 +92,7 @@ if presented == hot[2] then
   local ttl = math.min(tonumber(ARGV[6]), tonumber(k[2]) + tonumber(ARGV[8]) - now)
   if ttl <= 0 then
     dropSession(key, sid)
-    return {'invalid'}
+    return 'invalid'
   end
   local words = {}
   if prev ~= '' then words[1] = string.sub(prev, 1, tonumber(ARGV[9])) end
@@ -102,17 +102,17 @@ if presented == hot[2] then
   redis.call('HSET', key, sid, (now + ttl) .. SEP .. ARGV[3], sid .. 'p', presented .. SEP .. now .. SEP .. ARGV[4])
   if #words > 0 then redis.call('HSET', key, sid .. 'h', table.concat(words, ' ')) end
   keepAlive(key, ttl)
-  return {'rotated', ttl, '', unpack(data(o, k))}
+  return 'rotated' .. SEP .. int(ttl) .. SEP .. SEP .. subject(o, k)
 end
 if prev ~= '' and presented == prev and now - tonumber(p[2]) <= tonumber(ARGV[5]) then
-  return {'grace', tonumber(hot[1]) - now, p[3], unpack(data(o, k))}
+  return 'grace' .. SEP .. int(tonumber(hot[1]) - now) .. SEP .. p[3] .. SEP .. subject(o, k)
 end
 local short = string.sub(presented, 1, tonumber(ARGV[9]))
 if (prev ~= '' and presented == prev) or string.find(' ' .. (v[5] or '') .. ' ', ' ' .. short .. ' ', 1, true) then
   dropSession(key, sid)
-  return {'reused'}
+  return 'reused'
 end
-return {'invalid'}`,
+return 'invalid'`,
 
   // KEYS: user. ARGV: sid
   wxauthRevoke: LUA_COMMON + `
@@ -257,16 +257,18 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
-      const reply = await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
+      // One string back: status, ttl ms, nonce (grace only), sub, openid, unionid, claims JSON.
+      const reply = String(await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
         ref.sid, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
-        input.ttlSec * 1000, REFRESH_HISTORY, input.maxAgeSec * 1000, HISTORY_DIGEST_CHARS)) as Array<string | number | null>
-      const status = reply[0]
+        input.ttlSec * 1000, REFRESH_HISTORY, input.maxAgeSec * 1000, HISTORY_DIGEST_CHARS)))
+      const [status, ttl, nonce, sub, openid, unionid, claims] = reply.split(SEP)
       if (status === 'rotated' || status === 'grace') {
-        const session = decodeData(reply.slice(3) as Array<string | null>)
-        const ttl = Number(reply[1])
+        const session: TokenSubject = { sub: sub ?? '', openid: openid ?? '' }
+        if (unionid !== undefined && unionid !== '') session.unionid = unionid
+        if (claims !== undefined && claims !== '') session.claims = JSON.parse(claims) as Record<string, unknown>
         return status === 'rotated'
-          ? { status, session, ttlMs: ttl }
-          : { status, session, ttlMs: ttl, nonce: String(reply[2]) }
+          ? { status, session, ttlMs: Number(ttl) }
+          : { status, session, ttlMs: Number(ttl), nonce: nonce ?? '' }
       }
       return { status: status === 'reused' ? 'reused' : 'invalid' }
     },

@@ -16,9 +16,12 @@ export interface SessionData {
 
 export type CodeClaim = 'claimed' | 'used' | 'pending'
 
+/** What a rotation hands back: what the next access token says about the user. Never the session_key. */
+export type TokenSubject = Pick<SessionData, 'sub' | 'openid' | 'unionid' | 'claims'>
+
 export type RotateResult =
-  | { status: 'rotated', session: SessionData, ttlMs: number }
-  | { status: 'grace', session: SessionData, ttlMs: number, nonce: string }
+  | { status: 'rotated', session: TokenSubject, ttlMs: number }
+  | { status: 'grace', session: TokenSubject, ttlMs: number, nonce: string }
   | { status: 'reused' }
   | { status: 'invalid' }
 

@@ -42,7 +42,7 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     const r1 = await store.rotateRefresh(ref, rot('h0', 'h1'))
     t.equal(r1.status, 'rotated')
     if (r1.status === 'rotated') {
-      t.match(r1.session, data('carol'))
+      t.same(r1.session, { sub: 'carol', openid: 'o-carol' }, 'what the next access token needs, never the session_key')
       t.ok(r1.ttlMs > 55_000 && r1.ttlMs <= 60_000, 'session TTL renewed')
     }
     const again = await store.rotateRefresh(ref, rot('h0', 'h1-sibling'))
@@ -50,6 +50,18 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     if (again.status === 'grace') t.equal(again.nonce, 'nonce-h1', 'the nonce of the first rotation, to derive the same successor')
     t.equal((await store.rotateRefresh(ref, rot('h1', 'h2'))).status, 'rotated', 'successor still current')
     t.equal(await store.checkAccess(ref, 'j'), 'ok')
+  })
+
+  t.test('rotation and grace hand back the token subject with every optional field, never the session_key', async (t) => {
+    const { store } = await make(t)
+    const ref = refOf('erin')
+    await store.createSession(ref, data('user-42', { openid: 'o-erin', unionid: 'u-erin', claims: { role: 'admin', tags: ['a|b', 'c\u0001d'] } }), 'h0', 60)
+    const expected = { sub: 'user-42', openid: 'o-erin', unionid: 'u-erin', claims: { role: 'admin', tags: ['a|b', 'c\u0001d'] } }
+    const rotated = await store.rotateRefresh(ref, rot('h0', 'h1'))
+    t.same(rotated.status === 'rotated' && rotated.session, expected)
+    const grace = await store.rotateRefresh(ref, rot('h0', 'h1-again'))
+    t.same(grace.status === 'grace' && grace.session, expected)
+    t.ok(grace.status === 'grace' && grace.ttlMs > 55_000 && grace.ttlMs <= 60_000, 'grace answers the ttl left')
   })
 
   t.test('reuse outside the grace window revokes the session', async (t) => {
