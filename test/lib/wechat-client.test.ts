@@ -1,6 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test, type Test } from 'tap'
+import { Agent } from 'undici'
 import { createWeChatClient } from '../../lib/wechat-client.js'
 import { freePort, startSim, APPID, SECRET } from '../helper.js'
 
@@ -88,6 +89,42 @@ test('a slow WeChat ends in WX_TIMEOUT at the deadline, without waiting for it',
   const started = Date.now()
   await t.rejects(client.code2Session('slow.1'), { code: 'WX_TIMEOUT', statusCode: 504 })
   t.ok(Date.now() - started < 1500, 'answered near the deadline')
+})
+
+test('a call whose deadline passes while it waits for a pooled connection fails at its deadline and is never sent', async (t) => {
+  const paths: string[] = []
+  const srv = createServer((req, res) => {
+    paths.push(req.url ?? '')
+    setTimeout(() => res.end('{"openid":"o1","session_key":"a2V5"}'), 800)
+  })
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => srv.close())
+  const dispatcher = new Agent({ connections: 1 })
+  t.teardown(async () => await dispatcher.destroy())
+  const apiBase = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`
+  const { client: patient } = await clientFor(t, apiBase, { dispatcher, timeoutMs: 3000 })
+  const { client: hasty } = await clientFor(t, apiBase, { dispatcher, timeoutMs: 300 })
+  const first = patient.code2Session('first')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started = Date.now()
+  await t.rejects(hasty.code2Session('second'), { code: 'WX_TIMEOUT' })
+  t.ok(Date.now() - started < 700, 'failed at its own deadline, not when the connection came free')
+  t.same(await first, { openid: 'o1', sessionKey: 'a2V5' })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(paths.length, 1, 'the expired call was dropped, not sent late')
+})
+
+test('an API base with a path keeps it; a client that was closed fails fast with WX_UNAVAILABLE', async (t) => {
+  const paths: string[] = []
+  const srv = createServer((req, res) => { paths.push(req.url ?? ''); res.end('{"openid":"o1","session_key":"a2V5"}') })
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => srv.close())
+  const { client } = await clientFor(t, `http://127.0.0.1:${(srv.address() as AddressInfo).port}/wechat-proxy/`)
+  await client.code2Session('c1')
+  t.match(paths[0], /^\/wechat-proxy\/sns\/jscode2session\?appid=/)
+  await client.close()
+  await t.rejects(client.code2Session('c2'), { code: 'WX_UNAVAILABLE' })
+  t.equal(paths.length, 1)
 })
 
 test('bodies that are not what WeChat sends end in WX_BAD_RESPONSE', async (t) => {
