@@ -7,6 +7,7 @@ import {
   AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError
 } from '../lib/errors.js'
 import type { AccessClaims } from '../lib/schemas.js'
+import { createHs256Signer } from '../lib/jwt-signer.js'
 import { newJti, userTag } from '../lib/tokens.js'
 
 /** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
@@ -62,15 +63,14 @@ export default fp(async function auth (fastify) {
 
   // @fastify/jwt goes into a child context, under a namespace and with its own request decorator
   // name, so that it cannot clash with a host app that uses @fastify/jwt (or anything else that
-  // decorates request.user) for its own purposes. We keep only its signer and verifier.
+  // decorates request.user) for its own purposes. We keep only its verifier; tokens are signed by
+  // lib/jwt-signer.ts (same bytes, a third less CPU).
   let jwt: JWT | undefined
   await fastify.register(async function jwtScope (child) {
     await child.register(fastifyJwt, {
       namespace: JWT_NAMESPACE,
       decoratorName: 'wechatAuthJwtUser',
       secret: config.jwtSecret,
-      // aud is the session's mini program: set per token, in the payload.
-      sign: { algorithm: 'HS256', iss: config.JWT_ISSUER, expiresIn: config.ACCESS_TOKEN_TTL },
       verify: {
         algorithms: ['HS256'],
         allowedIss: config.JWT_ISSUER,
@@ -82,13 +82,15 @@ export default fp(async function auth (fastify) {
     jwt = (child.jwt as unknown as Record<string, JWT>)[JWT_NAMESPACE]
   })
   if (jwt === undefined) throw new Error('@fastify/jwt did not register')
-  const signer = jwt
+  const verifier = jwt
+  // aud is the session's mini program: set per token, in the payload.
+  const signToken = createHs256Signer({ secret: config.jwtSecret, iss: config.JWT_ISSUER, ttlSec: config.ACCESS_TOKEN_TTL })
 
   function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
     const jti = newJti()
     const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti, aud: input.aud }
     if (input.unionid !== undefined) payload.unionid = input.unionid
-    return { token: signer.sign(payload), jti, expiresIn: config.ACCESS_TOKEN_TTL }
+    return { token: signToken(payload), jti, expiresIn: config.ACCESS_TOKEN_TTL }
   }
 
   // Clients present the same token for its whole life, so verified tokens are remembered until
@@ -104,7 +106,7 @@ export default fp(async function auth (fastify) {
       if (token.length > MAX_TOKEN_LENGTH) throw new AuthTokenInvalidError()
       let fresh: Record<string, unknown>
       try {
-        fresh = signer.verify<Record<string, unknown>>(token)
+        fresh = verifier.verify<Record<string, unknown>>(token)
       } catch (err) {
         throw (err as { code?: string }).code === 'FAST_JWT_EXPIRED' ? new AuthTokenExpiredError() : new AuthTokenInvalidError()
       }
