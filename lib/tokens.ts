@@ -1,5 +1,5 @@
 // Pure helpers for identifiers and refresh tokens. No I/O, no Fastify.
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHmac, hash, randomBytes } from 'node:crypto'
 
 const b64url = (buf: Buffer): string => buf.toString('base64url')
 
@@ -23,7 +23,7 @@ export function randomId (bytes: number): string {
 
 /** A short, fixed-length digest (128 bits, base64url) used to index secrets without storing them. */
 export const digest = (value: string): string =>
-  b64url(createHash('sha256').update(value).digest().subarray(0, 16))
+  b64url(hash('sha256', value, 'buffer').subarray(0, 16))
 
 // Short on purpose: both are repeated in Redis key and field names. A tag has 96 bits, so two users
 // practically never share one; a session id only has to be unique among one user's sessions (72 bits).

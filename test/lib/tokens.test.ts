@@ -47,3 +47,8 @@ test('random ids come from a pool and do not repeat', async (t) => {
   t.equal(seen.size, 2000, 'across several refills of the pool')
   t.equal(Buffer.from(randomId(32), 'base64url').length, 32)
 })
+
+test('digests are the first 128 bits of SHA-256, so stored ones stay valid across versions', async (t) => {
+  t.equal(digest('abc'), 'ungWv48Bz-pBQUDeXa4iIw') // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223...
+  t.equal(digest('ü'), /* UTF-8 */ Buffer.from('607474ca475a9724d7360aba71a56d5d', 'hex').toString('base64url'))
+})
