@@ -53,7 +53,6 @@ function deepFreeze (value: unknown): void {
 
 const JWT_NAMESPACE = 'wechatAuth'
 const VERIFY_CACHE_SIZE = 10_000
-const TAG_MEMO_SIZE = 10_000
 const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
 
 export default fp(async function auth (fastify) {
@@ -123,26 +122,13 @@ export default fp(async function auth (fastify) {
     return { ...claims } as AccessClaims
   }
 
-  // userTag() is a SHA-256 per request; the same users come back again and again.
-  const tags = new Map<string, string>()
-  function tagOf (aud: string, sub: string): string {
-    const key = `${aud}\u0000${sub}`
-    let tag = tags.get(key)
-    if (tag === undefined) {
-      if (tags.size >= TAG_MEMO_SIZE) tags.clear()
-      tag = userTag(aud, sub)
-      tags.set(key, tag)
-    }
-    return tag
-  }
-
   async function authenticate (request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization
     if (header === undefined || header === '') throw new AuthTokenMissingError()
     const match = BEARER.exec(header)
     if (match === null) throw new AuthTokenInvalidError()
     const claims = verify(match[1] as string)
-    const status = await store.checkAccess({ tag: tagOf(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
+    const status = await store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
     if (status !== 'ok') throw new AuthTokenRevokedError()
     request.user = claims
   }

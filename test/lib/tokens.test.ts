@@ -52,3 +52,11 @@ test('digests are the first 128 bits of SHA-256, so stored ones stay valid acros
   t.equal(digest('abc'), 'ungWv48Bz-pBQUDeXa4iIw') // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223...
   t.equal(digest('ü'), /* UTF-8 */ Buffer.from('607474ca475a9724d7360aba71a56d5d', 'hex').toString('base64url'))
 })
+
+test('userTag is the digest of appid and sub, the same after its memo fills and is cleared', async (t) => {
+  const first = userTag('wxapp', 'first-user')
+  t.equal(first, digest('wxapp\u0000first-user').slice(0, 16))
+  for (let i = 0; i < 10_001; i++) userTag('wxapp', `filler-${i}`)
+  t.equal(userTag('wxapp', 'first-user'), first)
+  t.equal(userTag('wxapp', 'filler-10000'), digest('wxapp\u0000filler-10000').slice(0, 16))
+})
