@@ -41,8 +41,10 @@ const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat'
 // A code is valid at WeChat for 5 minutes; remember accepted ones for longer than that.
 const USED_CODE_TTL_MS = 10 * 60 * 1000
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 const isUserId = (id: unknown): id is string =>
-  typeof id === 'string' && id.length > 0 && id.length <= 256 && ![...id].some((c) => c < ' ' || c === '\u007f')
+  typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
 
 export default fp<SessionsPluginOptions>(async function sessions (fastify, opts) {
   const config = fastify.wechatAuthConfig
@@ -100,7 +102,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     try {
       const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
       if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
-      const reserved = Object.keys(user.claims ?? {}).filter((k) => RESERVED_CLAIMS.has(k))
+      const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
       if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
       ref = { tag: userTag(appid, user.userId), sid: newSessionId() }
       session = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }

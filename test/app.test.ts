@@ -93,7 +93,9 @@ test('resolveUser mistakes are refused loudly, not turned into tokens', async (t
   for (const [name, resolveUser] of [
     ['reserved claim', async () => ({ userId: 'u1', claims: { sub: 'admin' } })],
     ['empty userId', async () => ({ userId: '' })],
-    ['control character in userId', async () => ({ userId: 'a\u0001b' })]
+    ['control character in userId', async () => ({ userId: 'a\u0001b' })],
+    ['DEL in userId', async () => ({ userId: 'a\u007fb' })],
+    ['userId of 257 characters', async () => ({ userId: 'x'.repeat(257) })]
   ] as const) {
     const app = Fastify()
     t.teardown(async () => await app.close())
