@@ -47,6 +47,8 @@ interface Row {
   ratio: number
   /** % of one core used during the measured run, per process. */
   cpu: Record<string, number>
+  /** The gateway's CPU time per request (µs): its cost, steadier than req/s on a shared machine. */
+  gatewayCpuUsPerRequest: number
 }
 
 async function post (url: string, body: unknown): Promise<Pair> {
@@ -79,7 +81,7 @@ function cpuSeconds (pid: number | undefined): number {
   }
 }
 
-async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ result: autocannon.Result, cpu: Record<string, number> }> {
+async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ result: autocannon.Result, cpu: Record<string, number>, gatewayUsPerRequest: number }> {
   await autocannon({ ...s.options, duration: WARMUP, connections: CONNECTIONS })
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
   const self = process.cpuUsage()
@@ -90,7 +92,8 @@ async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ res
   for (const [k, p] of Object.entries(procs)) cpu[k] = Math.round(100 * (cpuSeconds(p.child.pid) - (before[k] ?? 0)) / wall)
   const used = process.cpuUsage(self)
   cpu.loadgen = Math.round((used.user + used.system) / 1e4 / wall)
-  return { result, cpu }
+  const gatewaySeconds = cpuSeconds(procs.gateway?.child.pid) - (before.gateway ?? 0)
+  return { result, cpu, gatewayUsPerRequest: Math.round(gatewaySeconds * 1e6 / Math.max(1, result.requests.total)) }
 }
 
 interface MemoryResult {
@@ -244,7 +247,7 @@ async function main (): Promise<void> {
     let ceiling = 0
     for (const s of scenarios.filter((x) => x.name === 'ceiling' || ONLY.length === 0 || ONLY.includes(x.name))) {
       process.stderr.write(`running ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
-      const { result: r, cpu } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
+      const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
       if (s.name === 'ceiling') ceiling = r.requests.average
       rows.push({
         scenario: s.name,
@@ -255,7 +258,8 @@ async function main (): Promise<void> {
         errors: r.errors,
         timeouts: r.timeouts,
         ratio: Number((r.requests.average / ceiling).toFixed(2)),
-        cpu
+        cpu,
+        gatewayCpuUsPerRequest: gatewayUsPerRequest
       })
     }
     await gw.stop() // ends the CPU profile, if any, before Redis is flushed for the memory run
@@ -267,9 +271,9 @@ async function main (): Promise<void> {
       `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator on the same machine.`,
       `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured.`,
       '',
-      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | CPU % gateway / redis / simulator / load generator |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
+      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | gateway CPU µs/req | CPU % gateway / redis / simulator / load generator |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} | ${r.gatewayCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
       `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
         `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesWithFullHistory} bytes with a full reuse history (${REFRESH_HISTORY + 2} refreshes).`
