@@ -86,11 +86,21 @@ export function createWeChatClient (opts: WeChatClientOptions) {
    */
   async function send (c: Call, deadline: number): Promise<{ status: number, text: string }> {
     const remaining = deadline - Date.now()
+    const query = new URLSearchParams(c.query).toString()
+    const request: Dispatcher.DispatchOptions = {
+      origin,
+      path: `${basePath}${c.path}${query === '' ? '' : `?${query}`}`,
+      ...(c.body === undefined
+        ? { method: 'GET' as const }
+        : { method: 'POST' as const, body: JSON.stringify(c.body), headers: { 'content-type': 'application/json' } }),
+      headersTimeout: remaining,
+      bodyTimeout: remaining
+    }
     return await new Promise((resolve, reject) => {
       let status = 0
       let size = 0
       const chunks: Buffer[] = []
-      let controller: Dispatcher.DispatchController | undefined
+      let abort: ((err: Error) => void) | undefined
       let settled = false
       const settle = (err: Error | null, text?: string): void => {
         if (settled) return
@@ -102,42 +112,40 @@ export function createWeChatClient (opts: WeChatClientOptions) {
       // Covers the whole exchange, waiting for a pooled connection included.
       const timer = setTimeout(() => {
         const err = new WxTimeoutError()
-        controller?.abort(err)
+        abort?.(err)
         settle(err)
       }, remaining)
+      const start = (abortRequest: (err: Error) => void): void => {
+        abort = abortRequest
+        if (settled) abortRequest(new WxTimeoutError()) // the deadline passed while it waited for a connection
+      }
+      const data = (chunk: Buffer): boolean => {
+        size += chunk.length
+        if (size > MAX_BODY_BYTES) {
+          const err = new WxBadResponseError(`HTTP ${status}, body over ${MAX_BODY_BYTES} bytes`)
+          abort?.(err)
+          settle(err)
+          return false
+        }
+        chunks.push(chunk)
+        return true
+      }
+      const end = (): void => { settle(null, Buffer.concat(chunks, size).toString('utf8')) }
+      // undici 7 calls the on{Request,Response}* methods. A host's dispatcher may be an undici 6 one
+      // (Node 20's own fetch dispatcher is), which only knows on{Connect,Headers,Data,Complete,Error}.
       const handler: Dispatcher.DispatchHandler = {
-        onRequestStart (ctl) {
-          controller = ctl
-          if (settled) ctl.abort(new WxTimeoutError()) // the deadline passed while it waited for a connection
-        },
-        onResponseStart (_ctl, statusCode) { status = statusCode },
-        onResponseData (ctl, chunk) {
-          size += chunk.length
-          if (size > MAX_BODY_BYTES) {
-            const err = new WxBadResponseError(`HTTP ${status}, body over ${MAX_BODY_BYTES} bytes`)
-            ctl.abort(err)
-            settle(err)
-            return
-          }
-          chunks.push(chunk)
-        },
-        onResponseEnd () { settle(null, Buffer.concat(chunks, size).toString('utf8')) },
-        onResponseError (_ctl, err) { settle(err) }
+        onRequestStart: (ctl) => { start((err) => { ctl.abort(err) }) },
+        onResponseStart: (_ctl, statusCode) => { status = statusCode },
+        onResponseData: (_ctl, chunk) => { data(chunk) },
+        onResponseEnd: end,
+        onResponseError: (_ctl, err) => { settle(err) },
+        onConnect: (abortRequest) => { start(abortRequest) },
+        onHeaders: (statusCode) => { status = statusCode; return true },
+        onData: data,
+        onComplete: end,
+        onError: (err) => { settle(err) }
       }
-      const query = new URLSearchParams(c.query).toString()
-      try {
-        dispatcher.dispatch({
-          origin,
-          path: `${basePath}${c.path}${query === '' ? '' : `?${query}`}`,
-          ...(c.body === undefined
-            ? { method: 'GET' as const }
-            : { method: 'POST' as const, body: JSON.stringify(c.body), headers: { 'content-type': 'application/json' } }),
-          headersTimeout: remaining,
-          bodyTimeout: remaining
-        }, handler)
-      } catch (err) {
-        settle(err as Error)
-      }
+      dispatcher.dispatch(request, handler) // reports its errors to the handler (a destroyed Agent, say)
     })
   }
 

@@ -1,9 +1,14 @@
+import { execFile } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { test, type Test } from 'tap'
 import { Agent } from 'undici'
 import { createWeChatClient } from '../../lib/wechat-client.js'
 import { freePort, startSim, APPID, SECRET } from '../helper.js'
+
+const execFileAsync = promisify(execFile)
 
 interface Line { level: string, obj: Record<string, unknown>, msg: string }
 function logger (): { lines: Line[], log: { warn: (o: object, m: string) => void, error: (o: object, m: string) => void } } {
@@ -125,6 +130,26 @@ test('an API base with a path keeps it; a client that was closed fails fast with
   await client.close()
   await t.rejects(client.code2Session('c2'), { code: 'WX_UNAVAILABLE' })
   t.equal(paths.length, 1)
+})
+
+test('a host\'s dispatcher from Node\'s own undici (6 on Node 20) works: answers, deadlines and body caps', async (t) => {
+  const sim = await startSim(t, { slowMs: 5_000 })
+  const big = createServer((_req, res) => res.end(`{"openid":"o","session_key":"k","pad":"${'x'.repeat(70_000)}"}`))
+  await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => big.close())
+  const fixture = fileURLToPath(new URL('../fixtures/node-dispatcher.ts', import.meta.url))
+  const run = async (apiBase: string, code: string, timeoutMs: number): Promise<Record<string, unknown>> => {
+    const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, fixture, apiBase, code, String(timeoutMs)],
+      { env: { ...process.env, APPID, SECRET }, timeout: 30_000 })
+    return JSON.parse(stdout) as Record<string, unknown>
+  }
+  const ok = await run(sim.url, 'alice.1', 2000)
+  t.equal(ok.kind, 'Agent', `Node's own dispatcher (undici ${String(ok.undici)})`)
+  t.same(ok.ok, { openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), sessionKey: sim.sessionKeyOf('alice') })
+  const started = Date.now()
+  t.same((await run(sim.url, 'slow.1', 300)).error, 'WX_TIMEOUT')
+  t.ok(Date.now() - started < 4_000, 'the deadline aborts it')
+  t.same((await run(`http://127.0.0.1:${(big.address() as AddressInfo).port}`, 'x', 2000)).error, 'WX_BAD_RESPONSE')
 })
 
 test('bodies that are not what WeChat sends end in WX_BAD_RESPONSE', async (t) => {
