@@ -261,6 +261,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
       const reply = String(await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
         ref.sid, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
         input.ttlSec * 1000, REFRESH_HISTORY, input.maxAgeSec * 1000, HISTORY_DIGEST_CHARS)))
+      // Seven parts, always: the script joins parts it split on SEP, so none of them holds one.
       const [status, ttl, nonce, sub, openid, unionid, claims] = reply.split(SEP)
       if (status === 'rotated' || status === 'grace') {
         const session: TokenSubject = { sub: sub ?? '', openid: openid ?? '' }

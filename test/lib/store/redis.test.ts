@@ -100,3 +100,17 @@ test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work 
   }
   t.equal(answer, 'revoked', 'reconnected by itself (the restarted Redis is empty)')
 })
+
+test('a rotation reply is built from split parts: a stored value holding the separator cannot shift its fields', async (t) => {
+  const redis = await startRedis(t)
+  const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+  const prefix = `${redis.prefix}sep:`
+  const store = createRedisStore({ client, keyPrefix: prefix, timeoutMs: 1000, ownsClient: true })
+  t.teardown(async () => await store.close())
+  const ref = { tag: userTag('wxapp', 'mallory'), sid: newSessionId() }
+  await store.createSession(ref, { sub: 'user-7', openid: 'o-mallory', sessionKey: 'k', claims: { role: 'user' } }, 'h0', 60)
+  // Only a write that bypassed the store could do this: the store never writes such values.
+  await redisClient(t, redis.url).hset(keyNames(prefix).user(ref.tag), `${ref.sid}o`, 'o-mallory\u0001u\u0001role\u0001admin')
+  const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  t.same(r.status === 'rotated' && r.session, { sub: 'user-7', openid: 'o-mallory', unionid: 'u', claims: { role: 'user' } })
+})
