@@ -76,16 +76,17 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
 
   /**
    * Exchanges a code with WeChat. A code is claimed in the store before WeChat is called, so a
-   * replay (or a concurrent duplicate) never reaches WeChat. Returns the identity and a function
-   * that remembers the code as used (called together with the session write, in one round trip).
+   * replay (or a concurrent duplicate) never reaches WeChat. The claim is made for as long as an
+   * accepted code is remembered, so a successful exchange writes nothing more (one store command
+   * less per login); a gateway that dies mid-exchange leaves its code claimed, and the client calls
+   * wx.login() again, as after any failed login.
    */
-  async function exchange (appid: string, code: string): Promise<{ identity: Awaited<ReturnType<typeof wechat.code2Session>>, markUsed: () => Promise<void> }> {
+  async function exchange (appid: string, code: string): Promise<Awaited<ReturnType<typeof wechat.code2Session>>> {
     const codeId = digest(`${appid}\u0000${code}`)
-    const claim = await store.claimCode(codeId, config.WECHAT_TIMEOUT_MS + 5000)
+    const claim = await store.claimCode(codeId, USED_CODE_TTL_MS)
     if (claim !== 'claimed') throw new WxCodeUsedError()
     try {
-      const identity = await wechat.code2Session(code, appid)
-      return { identity, markUsed: async () => { await store.settleCode(codeId, true, USED_CODE_TTL_MS) } }
+      return await wechat.code2Session(code, appid)
     } catch (err) {
       // Forget the claim so a code whose exchange failed transiently can be tried again;
       // remember it when WeChat itself says it is used.
@@ -96,26 +97,18 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
 
   async function login (code: string, requestedAppid?: string): Promise<TokenPair> {
     const appid = wechat.appOf(requestedAppid)
-    const { identity, markUsed } = await exchange(appid, code)
-    let session: NewSession
-    let ref: SessionRef
-    try {
-      const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
-      if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
-      const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
-      if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
-      ref = { tag: userTag(appid, user.userId), sid: newSessionId() }
-      session = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
-      if (identity.unionid !== undefined) session.unionid = identity.unionid
-      if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
-    } catch (err) {
-      await markUsed().catch(() => {}) // WeChat accepted the code: it cannot be exchanged again
-      throw err
-    }
+    const identity = await exchange(appid, code) // from here on the code stays claimed: WeChat accepted it
+    const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
+    if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
+    const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
+    if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
+    const ref: SessionRef = { tag: userTag(appid, user.userId), sid: newSessionId() }
+    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
+    if (identity.unionid !== undefined) session.unionid = identity.unionid
+    if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
     const refreshToken = newRefreshToken(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
-    // Issued in the same tick, so the store client sends both in one write.
-    await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl), markUsed()])
+    await store.createSession(ref, session, digest(refreshToken), ttl)
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 

@@ -103,6 +103,10 @@ test('resolveUser mistakes are refused loudly, not turned into tokens', async (t
     const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: `u.${name.length}` } })
     t.equal(res.statusCode, 500, name)
     t.same(res.json(), { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }, 'no details leak')
+    const calls = sim.calls.length
+    const again = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: `u.${name.length}` } })
+    t.equal(again.json().code, 'WX_CODE_USED', 'WeChat accepted the code: it stays used')
+    t.equal(sim.calls.length, calls, 'and is not sent again')
   }
 })
 

@@ -1,7 +1,9 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'tap'
-import { APPID, SECRET, bearer, buildApp, freePort, login, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
+import { keyNames } from '../../lib/keys.js'
+import { digest } from '../../lib/tokens.js'
+import { APPID, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>
   JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
@@ -55,6 +57,8 @@ test('POST /auth/login', async (t) => {
     t.equal(res.statusCode, 401)
     t.equal(res.json().code, 'WX_CODE_USED')
     t.equal(sim.calls.length, calls, 'WeChat not called')
+    const marker = keyNames(redis.prefix).code(digest(`${APPID}\u0000dora.1`))
+    t.ok(await redisClient(t, redis.url).pttl(marker) > 9 * 60_000, 'an accepted code is remembered for 10 minutes, longer than WeChat keeps it')
   })
 
   t.test('concurrent duplicates: one login, the other WX_CODE_USED, one upstream call', async (t) => {
