@@ -20,6 +20,9 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000)
 const MEMORY_SESSIONS = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
+// Every scenario, the ceiling included, runs once per round; each ratio is taken against the ceiling of
+// its own round (measured a minute apart at most), and the round with the median ratio is reported.
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)))
 const APPID = 'wx0123456789abcdef'
 const SECRET = 'bench-secret-0123456789abcdef'
 const RAISED_LIMIT = 1_000_000_000
@@ -49,6 +52,25 @@ interface Row {
   cpu: Record<string, number>
   /** The gateway's CPU time per request (µs): its cost, steadier than req/s on a shared machine. */
   gatewayCpuUsPerRequest: number
+  /** Lowest and highest ratio over the rounds. */
+  ratioRange: [number, number]
+}
+
+/** Per scenario, the round with the median ratio (errors summed over all rounds, so none hides). */
+function medianRows (rounds: Row[][]): Row[] {
+  return (rounds[0] ?? []).map(({ scenario }) => {
+    const runs = rounds.map((r) => r.find((x) => x.scenario === scenario) as Row)
+      .sort((a, b) => a.ratio - b.ratio || a.requestsPerSec - b.requestsPerSec)
+    const median = runs[Math.floor(runs.length / 2)] as Row
+    const sum = (k: 'non2xx' | 'errors' | 'timeouts'): number => runs.reduce((n, r) => n + r[k], 0)
+    return {
+      ...median,
+      non2xx: sum('non2xx'),
+      errors: sum('errors'),
+      timeouts: sum('timeouts'),
+      ratioRange: [(runs[0] as Row).ratio, (runs.at(-1) as Row).ratio]
+    }
+  })
 }
 
 async function post (url: string, body: unknown): Promise<Pair> {
@@ -243,25 +265,33 @@ async function main (): Promise<void> {
       }
     ]
 
-    const rows: Row[] = []
-    let ceiling = 0
-    for (const s of scenarios.filter((x) => x.name === 'ceiling' || ONLY.length === 0 || ONLY.includes(x.name))) {
-      process.stderr.write(`running ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
-      const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
-      if (s.name === 'ceiling') ceiling = r.requests.average
-      rows.push({
-        scenario: s.name,
-        requestsPerSec: Math.round(r.requests.average),
-        p50: r.latency.p50,
-        p99: r.latency.p99,
-        non2xx: r.non2xx,
-        errors: r.errors,
-        timeouts: r.timeouts,
-        ratio: Number((r.requests.average / ceiling).toFixed(2)),
-        cpu,
-        gatewayCpuUsPerRequest: gatewayUsPerRequest
-      })
+    const selected = scenarios.filter((x) => x.name === 'ceiling' || ONLY.length === 0 || ONLY.includes(x.name))
+    const rounds: Row[][] = []
+    for (let round = 1; round <= ROUNDS; round++) {
+      const rows: Row[] = []
+      let ceiling = 0
+      for (const s of selected) {
+        process.stderr.write(`round ${round}/${ROUNDS}: ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
+        const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
+        if (s.name === 'ceiling') ceiling = r.requests.average
+        const ratio = Number((r.requests.average / ceiling).toFixed(2))
+        rows.push({
+          scenario: s.name,
+          requestsPerSec: Math.round(r.requests.average),
+          p50: r.latency.p50,
+          p99: r.latency.p99,
+          non2xx: r.non2xx,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          ratio,
+          cpu,
+          gatewayCpuUsPerRequest: gatewayUsPerRequest,
+          ratioRange: [ratio, ratio]
+        })
+      }
+      rounds.push(rows)
     }
+    const rows = medianRows(rounds)
     await gw.stop() // ends the CPU profile, if any, before Redis is flushed for the memory run
     process.stderr.write(`measuring Redis memory with ${MEMORY_SESSIONS} sessions\n`)
     const memory = await memoryPerSession(redisUrl)
@@ -269,11 +299,12 @@ async function main (): Promise<void> {
     const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }
     const lines = [
       `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator on the same machine.`,
-      `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured.`,
+      `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured; ` +
+        `${ROUNDS} round(s), each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
       '',
       '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | gateway CPU µs/req | CPU % gateway / redis / simulator / load generator |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)} | ${r.gatewayCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
+      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)}${ROUNDS > 1 && r.scenario !== 'ceiling' ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} | ${r.gatewayCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
       `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
         `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesWithFullHistory} bytes with a full reuse history (${REFRESH_HISTORY + 2} refreshes).`
@@ -281,7 +312,7 @@ async function main (): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n')
     mkdirSync(`${root}/bench/results`, { recursive: true })
     const file = `${root}/bench/results/latest.json`
-    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, connections: CONNECTIONS, warmupSec: WARMUP, durationSec: DURATION, scenarios: rows, memory }, null, 2) + '\n')
+    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, connections: CONNECTIONS, warmupSec: WARMUP, durationSec: DURATION, rounds: ROUNDS, scenarios: rows, perRound: rounds, memory }, null, 2) + '\n')
     process.stderr.write(`results written to ${file}\n`)
     const failed = rows.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
     if (failed.length > 0) {
