@@ -41,7 +41,7 @@ const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat'
 // A code is valid at WeChat for 5 minutes; remember accepted ones for longer than that.
 const USED_CODE_TTL_MS = 10 * 60 * 1000
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
-// eslint-disable-next-line no-control-regex
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
