@@ -2,7 +2,8 @@
 // app passes a client (which is then left open on close); the in-memory store otherwise.
 import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
-import { connectRedis, createRedisStore, type RedisClient } from '../lib/store/redis.js'
+import { connectRedis, type RedisClient } from '../lib/store/redis-client.js'
+import { createRedisStore } from '../lib/store/redis.js'
 import type { SessionStore } from '../lib/store/types.js'
 
 export interface StorePluginOptions {

@@ -1,4 +1,5 @@
 import fastifyJwt from '@fastify/jwt'
+import { createClient } from '@redis/client'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { test } from 'tap'
@@ -65,6 +66,26 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
 
   await host.close()
   t.equal(await hostRedis.ping(), 'PONG', 'the host\'s Redis client is left open')
+})
+
+test('a host\'s node-redis client works as well, and is left open', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const hostRedis = createClient({ url: redis.url })
+  hostRedis.on('error', () => {})
+  await hostRedis.connect()
+  t.teardown(async () => { if (hostRedis.isOpen) await hostRedis.close() })
+  const app = Fastify()
+  await app.register(wechatAuth, { env: false, redis: hostRedis, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix } })
+  const pair = (await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'nora.1' } })).json()
+  t.equal((await app.inject({ method: 'GET', url: '/health' })).json().store, 'redis')
+  const me = await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${pair.accessToken as string}` } })
+  t.equal(me.json().openid, sim.openidOf('nora'))
+  const rotated = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: pair.refreshToken } })
+  t.equal(rotated.statusCode, 200)
+  t.ok(await hostRedis.exists(`${redis.prefix}{${pair.refreshToken.split('.')[0] as string}}`), 'the session is in the host\'s Redis')
+  await app.close()
+  t.equal(await hostRedis.ping(), 'PONG', 'the host\'s client is left open')
 })
 
 test('a host client with its own keyPrefix: logout on all devices still ends every session', async (t) => {

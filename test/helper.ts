@@ -2,7 +2,10 @@
 // HTTP, and gateway instances built with the same Fastify options as production.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
@@ -67,24 +70,60 @@ export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise
   }
   const port = await freePort()
   let proc: ChildProcess | null = null
-  const start = async (): Promise<void> => {
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    proc = p
-    await Promise.race([
-      waitForRedis(`redis://127.0.0.1:${port}`, 10_000),
-      new Promise((_resolve, reject) => p.once('error', (err) =>
-        reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`))))
-    ])
-  }
+  const start = async (): Promise<void> => { proc = await spawnRedis(port, []) }
   const stop = async (): Promise<void> => {
     const p = proc
     proc = null
-    if (p === null || p.exitCode !== null) return
-    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+    await killRedis(p)
   }
   await start()
   t.teardown(stop)
   return { url: `redis://127.0.0.1:${port}`, prefix, stop, start }
+}
+
+async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' })
+  await Promise.race([
+    waitForRedis(`redis://127.0.0.1:${port}`, 10_000),
+    new Promise((_resolve, reject) => p.once('error', (err) =>
+      reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`))))
+  ])
+  return p
+}
+
+async function killRedis (p: ChildProcess | null): Promise<void> {
+  if (p === null || p.exitCode !== null) return
+  await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+}
+
+/**
+ * A Redis Cluster of three masters on free ports, slots split evenly, stopped at teardown (always
+ * started here, whatever REDIS_URL says). Resolves once every node reports the cluster ok.
+ */
+export async function startRedisCluster (t: Tap): Promise<{ nodes: Array<{ host: string, port: number }> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'wxauth-cluster-'))
+  const procs: ChildProcess[] = []
+  t.teardown(async () => {
+    await Promise.all(procs.map(killRedis))
+    await rm(dir, { recursive: true, force: true })
+  })
+  const ports = [await freePort(), await freePort(), await freePort()]
+  for (const port of ports) {
+    procs.push(await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir]))
+  }
+  const admins = ports.map((port) => redisClient(t, `redis://127.0.0.1:${port}`))
+  const third = Math.floor(16384 / 3)
+  await Promise.all(admins.map(async (admin, i) =>
+    await admin.call('CLUSTER', 'ADDSLOTSRANGE', String(i * third), String(i === 2 ? 16383 : (i + 1) * third - 1))))
+  for (const port of ports.slice(1)) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(port))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    const infos = await Promise.all(admins.map(async (admin) => String(await admin.call('CLUSTER', 'INFO'))))
+    if (infos.every((info) => info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3'))) break
+    if (Date.now() > deadline) throw new Error('the Redis Cluster did not form')
+    await sleep(100)
+  }
+  return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })) }
 }
 
 /** An ioredis client for assertions, closed at teardown. */

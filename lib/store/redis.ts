@@ -2,13 +2,12 @@
 // and rate-limit counters in Redis. Every key has a TTL. All of one user lives in one key (so
 // "log out everywhere" is one DEL and every script touches one Redis Cluster slot); what must change
 // together changes in one Lua script.
-import { Redis, Cluster } from 'ioredis'
+import { createHash } from 'node:crypto'
 import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
 import { SID_CHARS } from '../tokens.js'
+import { closeClient, sendCommandOf, type RedisClient } from './redis-client.js'
 import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
-
-export type RedisClient = Redis | Cluster
 
 // A user is one hash. Each session is up to five fields, named by its id and a suffix, each value
 // at most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a longer value
@@ -159,7 +158,10 @@ return {c, ttl}`
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
-type ScriptFn = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>
+// Run by EVALSHA; after a Redis restart (NOSCRIPT) by EVAL, which loads the script again.
+const SCRIPT_SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) =>
+  [name, createHash('sha1').update(lua).digest('hex')])) as Record<ScriptName, string>
+const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.startsWith('NOSCRIPT')
 
 export interface RedisStoreOptions {
   client: RedisClient
@@ -176,14 +178,16 @@ const expiryOf = (packed: string): number => Number(packed.slice(0, packed.index
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { client, timeoutMs } = opts
   const keys = keyNames(opts.keyPrefix)
-
-  for (const [name, lua] of Object.entries(SCRIPTS)) {
-    if (!(name in client)) client.defineCommand(name, { lua })
+  const send = sendCommandOf(client)
+  const run = async (name: ScriptName, keyList: string[], ...args: Array<string | number>): Promise<unknown> => {
+    const rest = [String(keyList.length), ...keyList, ...args.map(String)]
+    try {
+      return await send(keyList[0], ['EVALSHA', SCRIPT_SHAS[name], ...rest])
+    } catch (err) {
+      if (!isNoScript(err)) throw err
+      return await send(keyList[0], ['EVAL', SCRIPTS[name], ...rest])
+    }
   }
-  // defineCommand adds methods ioredis cannot type; this is the one place they are looked up.
-  const commands = client as unknown as Record<ScriptName, ScriptFn>
-  const run = async (name: ScriptName, keyList: string[], ...args: Array<string | number>): Promise<unknown> =>
-    await commands[name](keyList.length, ...keyList, ...args)
 
   // Deadlines without a timer per operation (a timer each cost ~8% of throughput): pending
   // operations are swept by one interval, so a deadline fires within timeoutMs + timeoutMs / 10.
@@ -201,8 +205,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
   /**
    * Runs a store operation within the deadline. Every failure becomes STORE_UNAVAILABLE with a
-   * cause that keeps only the message: ioredis attaches the command and its arguments (session_key
-   * among them) to its errors, and a logged error must not carry them.
+   * cause that keeps only the message: client errors may carry the command and its arguments
+   * (ioredis attaches them; session_key is among them), and a logged error must not.
    */
   async function guard<T> (op: () => Promise<T>): Promise<T> {
     return await new Promise<T>((resolve, reject) => {
@@ -220,15 +224,15 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     kind: 'redis',
 
     async ping () {
-      await guard(async () => { await client.ping() })
+      await guard(async () => { await send(undefined, ['PING']) })
     },
 
     async claimCode (codeId, pendingTtlMs) {
       const key = keys.code(codeId)
       return await guard(async (): Promise<CodeClaim> => {
         for (let attempt = 0; attempt < 2; attempt++) {
-          if (await client.set(key, 'p', 'PX', pendingTtlMs, 'NX') === 'OK') return 'claimed'
-          const v = await client.get(key)
+          if (await send(key, ['SET', key, 'p', 'PX', String(pendingTtlMs), 'NX']) === 'OK') return 'claimed'
+          const v = await send(key, ['GET', key])
           if (v !== null) return v === 'u' ? 'used' : 'pending'
         }
         return 'pending' // claimed and released in between, twice: treat as in use
@@ -237,8 +241,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async settleCode (codeId, accepted, usedTtlMs) {
       await guard(async () => {
-        if (accepted) await client.set(keys.code(codeId), 'u', 'PX', usedTtlMs)
-        else await client.del(keys.code(codeId))
+        const key = keys.code(codeId)
+        await send(key, accepted ? ['SET', key, 'u', 'PX', String(usedTtlMs)] : ['DEL', key])
       })
     },
 
@@ -249,7 +253,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async getSession (ref) {
-      const [hot, o, k] = await guard(async () => await client.hmget(keys.user(ref.tag), ref.sid, `${ref.sid}o`, `${ref.sid}k`))
+      const key = keys.user(ref.tag)
+      const [hot, o, k] = await guard(async () => await send(key, ['HMGET', key, ref.sid, `${ref.sid}o`, `${ref.sid}k`])) as Array<string | null>
       if (typeof hot !== 'string' || expiryOf(hot) <= Date.now()) return null
       const [openid, unionid] = (o ?? '').split(SEP)
       const [sessionKey, createdAt, sub, claims] = (k ?? '').split(SEP)
@@ -276,7 +281,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.
     async checkAccess (ref, jti) {
-      const [packed, banned] = await guard(async () => await client.hmget(keys.user(ref.tag), ref.sid, blacklistField(jti)))
+      const key = keys.user(ref.tag)
+      const [packed, banned] = await guard(async () => await send(key, ['HMGET', key, ref.sid, blacklistField(jti)])) as Array<string | null>
       return typeof packed === 'string' && banned === null && expiryOf(packed) > Date.now() ? 'ok' : 'revoked'
     },
 
@@ -298,8 +304,9 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async getCredential (name) {
-      const packed = await guard(async () => await client.get(keys.credential(name)))
-      if (packed === null) return null
+      const key = keys.credential(name)
+      const packed = await guard(async () => await send(key, ['GET', key]))
+      if (typeof packed !== 'string') return null
       const [expiresAt, refreshAt] = packed.split(SEP, 2).map(Number)
       const value = packed.slice(packed.indexOf(SEP, packed.indexOf(SEP) + 1) + 1)
       if (expiresAt === undefined || refreshAt === undefined || !(expiresAt > Date.now())) return null
@@ -307,7 +314,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async lockCredential (name, owner, ttlMs) {
-      return await guard(async () => await client.set(keys.credentialLock(name), owner, 'PX', ttlMs, 'NX') === 'OK')
+      const key = keys.credentialLock(name)
+      return await guard(async () => await send(key, ['SET', key, owner, 'PX', String(ttlMs), 'NX']) === 'OK')
     },
 
     async saveCredential (name, credential: Credential, owner) {
@@ -323,10 +331,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async close () {
       clearInterval(sweeper)
-      if (!opts.ownsClient) return
-      // quit() waits for a reply that a dead server never sends; fall back to a hard disconnect.
-      await Promise.race([client.quit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())])
-      client.disconnect()
+      if (opts.ownsClient) await closeClient(client, timeoutMs)
     }
   }
 }
@@ -338,43 +343,4 @@ function decodeData (v: Array<string | null>): SessionData {
   if (unionid !== undefined && unionid !== '') data.unionid = unionid
   if (claims !== undefined && claims !== '') data.claims = JSON.parse(claims) as Record<string, unknown>
   return data
-}
-
-export interface ConnectOptions {
-  url: string
-  timeoutMs: number
-}
-
-/**
- * A client tuned for a login gateway: no offline queue and one retry per command, so an outage
- * fails requests fast instead of queueing them; unlimited reconnects so it recovers by itself.
- * Resolves once connected; rejects (and closes the client) if Redis does not answer in time.
- */
-export async function connectRedis (opts: ConnectOptions): Promise<Redis> {
-  const client = new Redis(opts.url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: opts.timeoutMs,
-    commandTimeout: opts.timeoutMs,
-    enableAutoPipelining: true,
-    retryStrategy: (times) => Math.min(times * 100, 2000)
-  })
-  // Without a listener ioredis prints every reconnect error; the store reports outages per request.
-  client.on('error', () => {})
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      client.connect(),
-      new Promise((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs * 3)
-      })
-    ])
-    return client
-  } catch (err) {
-    client.disconnect()
-    throw new Error(`REDIS_URL: cannot connect to Redis (${(err as Error).message})`, { cause: err })
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -2,19 +2,54 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/keys.js'
-import { connectRedis, createRedisStore } from '../../../lib/store/redis.js'
+import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.js'
+import { createRedisStore } from '../../../lib/store/redis.js'
 import { digest, newSessionId, randomId, userTag } from '../../../lib/tokens.js'
 import { freePort, redisClient, startRedis } from '../../helper.js'
 import { storeContract } from './contract.js'
 
-test('redis store honours the store contract', async (t) => {
+test('redis store honours the store contract, on the gateway\'s own client (node-redis) and on a host\'s ioredis client', async (t) => {
   const redis = await startRedis(t)
-  storeContract(t, async (t) => {
-    const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
-    const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: true })
-    t.teardown(async () => await store.close())
-    return { store, advance: async (ms) => { await sleep(ms) } }
+  t.test('node-redis, owned', async (t) => {
+    storeContract(t, async (t) => {
+      const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+      const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: true })
+      t.teardown(async () => await store.close())
+      return { store, advance: async (ms) => { await sleep(ms) } }
+    })
   })
+  t.test('ioredis, passed in', async (t) => {
+    storeContract(t, async (t) => {
+      const store = createRedisStore({ client: redisClient(t, redis.url), keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: false })
+      t.teardown(async () => await store.close())
+      return { store, advance: async (ms) => { await sleep(ms) } }
+    })
+  })
+})
+
+test('scripts are sent by digest, and loaded again after Redis forgot them (SCRIPT FLUSH, a restart)', async (t) => {
+  const redis = await startRedis(t, { own: true }) // its command statistics are this test's alone
+  const admin = redisClient(t, redis.url)
+  for (const [name, client] of [['node-redis', await connectRedis({ url: redis.url, timeoutMs: 1000 })], ['ioredis', redisClient(t, redis.url)]] as const) {
+    const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${name}:`, timeoutMs: 1000, ownsClient: name === 'node-redis' })
+    t.teardown(async () => await store.close())
+    const ref = { tag: userTag('wxapp', name), sid: newSessionId() }
+    await store.createSession(ref, { sub: name, openid: 'o', sessionKey: 'k' }, 'h0', 60)
+    await admin.script('FLUSH')
+    const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+    t.equal(r.status, 'rotated', `${name}: NOSCRIPT is answered by EVAL`)
+    await admin.config('RESETSTAT')
+    const r2 = await store.rotateRefresh(ref, { presentedHash: 'h1', nextHash: 'h2', nonce: 'n2', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+    t.equal(r2.status, 'rotated')
+    const stats = await admin.info('commandstats')
+    t.match(stats, /cmdstat_evalsha:calls=1,/, `${name}: then sent by digest again`)
+    t.notMatch(stats, /cmdstat_eval:/, `${name}: without the script's text`)
+  }
+})
+
+test('a client that is neither ioredis nor node-redis is refused at once', async (t) => {
+  t.throws(() => createRedisStore({ client: {} as unknown as RedisClient, keyPrefix: 'x:', timeoutMs: 1000, ownsClient: false }),
+    { message: /expected an ioredis or node-redis client or cluster/ })
 })
 
 test('every key the store writes has a TTL; a user is one key under its hash tag', async (t) => {
@@ -67,7 +102,7 @@ test('a host-provided client is left open on close; an owned one is closed', asy
   const owned = await connectRedis({ url: redis.url, timeoutMs: 1000 })
   const ownedStore = createRedisStore({ client: owned, keyPrefix: redis.prefix, timeoutMs: 1000, ownsClient: true })
   await ownedStore.close()
-  await t.rejects(owned.ping(), 'the owned client is closed')
+  await t.rejects(owned.sendCommand(['PING']), 'the owned client is closed')
 })
 
 test('connectRedis refuses an unreachable server quickly, without leaking the URL', async (t) => {

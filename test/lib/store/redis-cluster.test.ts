@@ -1,0 +1,43 @@
+// The Redis store on a real Redis Cluster (three masters), through both client libraries a host may
+// pass: every operation touches one slot (a user is one key under its hash tag), so it works as is.
+import { createCluster } from '@redis/client'
+import { Cluster } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'tap'
+import { createRedisStore } from '../../../lib/store/redis.js'
+import { newSessionId, userTag } from '../../../lib/tokens.js'
+import { redisClient, startRedisCluster } from '../../helper.js'
+import { storeContract } from './contract.js'
+
+test('redis store on a Redis Cluster', async (t) => {
+  const { nodes } = await startRedisCluster(t)
+
+  const nodeRedis = createCluster({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) })
+  nodeRedis.on('error', () => {})
+  await nodeRedis.connect()
+  t.teardown(async () => await nodeRedis.close())
+  const ioredis = new Cluster(nodes, { enableAutoPipelining: true })
+  ioredis.on('error', () => {})
+  t.teardown(() => ioredis.disconnect())
+
+  const clients = [['node-redis createCluster()', nodeRedis], ['ioredis Cluster', ioredis]] as const
+  for (const [name, client] of clients) {
+    t.test(`${name}: the store contract`, async (t) => {
+      storeContract(t, async (t) => {
+        const store = createRedisStore({ client, keyPrefix: `${newSessionId()}:`, timeoutMs: 2000, ownsClient: false })
+        t.teardown(async () => await store.close())
+        return { store, advance: async (ms) => { await sleep(ms) } }
+      })
+    })
+  }
+
+  t.test('users are spread over the nodes', async (t) => {
+    const store = createRedisStore({ client: nodeRedis, keyPrefix: 'spread:', timeoutMs: 2000, ownsClient: false })
+    for (let i = 0; i < 30; i++) {
+      await store.createSession({ tag: userTag('wxapp', `user-${i}`), sid: newSessionId() }, { sub: `user-${i}`, openid: 'o', sessionKey: 'k' }, 'h', 60)
+    }
+    const sizes = await Promise.all(nodes.map(async ({ host, port }) => Number(await redisClient(t, `redis://${host}:${port}`).dbsize())))
+    t.equal(sizes.reduce((a, b) => a + b, 0) >= 30, true, 'every user is a key')
+    t.ok(sizes.every((n) => n > 0), `each node holds some (${sizes.join(', ')})`)
+  })
+})
