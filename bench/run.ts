@@ -2,9 +2,11 @@
 // Starts its own redis-server, the WeChat simulator (own process) and the gateway (own process,
 // production setup: Redis store, revocation checks on), then runs each scenario with autocannon
 // for a fixed time after a warm-up, and measures Redis memory per session.
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -23,12 +25,20 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000)
 const MEMORY_SESSIONS = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
 // Every scenario, the ceiling included, runs once per round; each ratio is taken against the ceiling of
 // its own round (measured a minute apart at most), and the round with the median ratio is reported.
+if (SESSIONS < CONNECTIONS) throw new Error('BENCH_SESSIONS must be at least BENCH_CONNECTIONS: each refresh connection holds a session')
 const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)))
 const APPID = 'wx0123456789abcdef'
 const SECRET = 'bench-secret-0123456789abcdef'
 const RAISED_LIMIT = 1_000_000_000
 // BENCH_PROFILE=1 writes a V8 CPU profile of the gateway to bench/results/ (see bench/profile-top.ts).
 const PROFILE = process.env.BENCH_PROFILE === '1'
+// The load generator: wrk (C, from the OS packages) when it is on the PATH, autocannon otherwise;
+// BENCH_LOADGEN=wrk|autocannon chooses. On a machine with few cores the load generator's own CPU
+// is taken from the gateway, Redis and the simulator, so the lighter one measures the gateway better.
+const WRK_FOUND = spawnSync('wrk', ['--version']).error === undefined
+const LOADGEN = process.env.BENCH_LOADGEN ?? (WRK_FOUND ? 'wrk' : 'autocannon')
+if (LOADGEN !== 'wrk' && LOADGEN !== 'autocannon') throw new Error('BENCH_LOADGEN must be wrk or autocannon')
+if (LOADGEN === 'wrk' && !WRK_FOUND) throw new Error('BENCH_LOADGEN=wrk, but wrk is not on the PATH (apt-get install -y wrk)')
 // BENCH_ONLY=authenticated,refresh runs only those scenarios (the ceiling always runs).
 const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== '')
 
@@ -37,7 +47,23 @@ interface Pair { accessToken: string, refreshToken: string }
 interface Scenario {
   name: string
   describe: string
+  /** How autocannon runs it. */
   options: autocannon.Options
+  /** How wrk runs it: a script of bench/wrk/ and its arguments (fresh for each run). */
+  wrk: { script: string, path?: string, args: () => string[] }
+}
+
+/** What one measured run gave, whichever load generator made it. */
+interface LoadResult {
+  requestsPerSec: number
+  total: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  /** CPU seconds the load generator used. */
+  cpuSeconds: number
 }
 
 interface Row {
@@ -104,19 +130,68 @@ function cpuSeconds (pid: number | undefined): number {
   }
 }
 
-async function measure (s: Scenario, procs: Record<string, Proc>): Promise<{ result: autocannon.Result, cpu: Record<string, number>, gatewayUsPerRequest: number }> {
-  await autocannon({ ...s.options, duration: WARMUP, connections: CONNECTIONS })
-  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
+async function runAutocannon (s: Scenario, duration: number): Promise<LoadResult> {
   const self = process.cpuUsage()
+  const r = await autocannon({ ...s.options, duration, connections: CONNECTIONS })
+  const used = process.cpuUsage(self)
+  return {
+    requestsPerSec: r.requests.average,
+    total: r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    cpuSeconds: (used.user + used.system) / 1e6
+  }
+}
+
+const wrkDir = LOADGEN === 'wrk' ? mkdtempSync(join(tmpdir(), 'wxauth-bench-')) : ''
+const wrkReport = readFileSync(`${root}/bench/wrk/report.lua`, 'utf8')
+
+/**
+ * One wrk run (one thread: it needs a fraction of a core here). Its CPU time is read by the shell
+ * that waited for it (its children's time in /proc), so none of it escapes the measure.
+ */
+async function runWrk (s: Scenario, duration: number, base: string): Promise<LoadResult> {
+  const script = join(wrkDir, `${s.wrk.script}.lua`)
+  writeFileSync(script, readFileSync(`${root}/bench/wrk/${s.wrk.script}.lua`, 'utf8') + '\n' + wrkReport)
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${duration}s`, '--timeout', '10s', '-s', script, `${base}${s.wrk.path ?? '/'}`, '--', ...s.wrk.args()]
+  const child = spawn('sh', ['-c', 'wrk "$@"; status=$?; cat /proc/$$/stat >&2; exit $status', 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+  const line = out.split('\n').reverse().find((l) => l.startsWith('{"requests"'))
+  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${out}\n${err}`)
+  const j = JSON.parse(line) as Record<'requests' | 'durationUs' | 'connect' | 'read' | 'write' | 'status' | 'timeout' | 'p50' | 'p99', number>
+  // The shell's stat: fields 16 and 17 are the CPU time of the children it waited for (wrk), in ticks.
+  const stat = err.trim().split('\n').at(-1)?.split(') ')[1]?.split(' ') ?? []
+  return {
+    requestsPerSec: j.requests / (j.durationUs / 1e6),
+    total: j.requests,
+    p50: Math.round(j.p50 / 100) / 10,
+    p99: Math.round(j.p99 / 100) / 10,
+    non2xx: j.status,
+    errors: j.connect + j.read + j.write,
+    timeouts: j.timeout,
+    cpuSeconds: (Number(stat[13]) + Number(stat[14])) / 100
+  }
+}
+
+async function measure (s: Scenario, procs: Record<string, Proc>, base: string): Promise<{ result: LoadResult, cpu: Record<string, number>, gatewayUsPerRequest: number }> {
+  const run = async (duration: number): Promise<LoadResult> => LOADGEN === 'wrk' ? await runWrk(s, duration, base) : await runAutocannon(s, duration)
+  await run(WARMUP)
+  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
   const started = Date.now()
-  const result = await autocannon({ ...s.options, duration: DURATION, connections: CONNECTIONS })
+  const result = await run(DURATION)
   const wall = (Date.now() - started) / 1000
   const cpu: Record<string, number> = {}
   for (const [k, p] of Object.entries(procs)) cpu[k] = Math.round(100 * (cpuSeconds(p.child.pid) - (before[k] ?? 0)) / wall)
-  const used = process.cpuUsage(self)
-  cpu.loadgen = Math.round((used.user + used.system) / 1e4 / wall)
+  cpu.loadgen = Math.round(100 * result.cpuSeconds / wall)
   const gatewaySeconds = cpuSeconds(procs.gateway?.child.pid) - (before.gateway ?? 0)
-  return { result, cpu, gatewayUsPerRequest: Math.round(gatewaySeconds * 1e6 / Math.max(1, result.requests.total)) }
+  return { result, cpu, gatewayUsPerRequest: Math.round(gatewaySeconds * 1e6 / Math.max(1, result.total)) }
 }
 
 interface MemoryResult {
@@ -210,9 +285,22 @@ async function main (): Promise<void> {
     const idle = rotating.map((p) => ({ token: p.refreshToken }))
     let meIndex = 0
     let loginSeq = 0
+    // wrk's state lives in files: the access tokens, and the refresh tokens each run leaves behind.
+    const accessFile = join(wrkDir, 'access-tokens.txt')
+    const refreshFile = join(wrkDir, 'refresh-tokens.txt')
+    if (LOADGEN === 'wrk') {
+      writeFileSync(accessFile, authed.map((p) => p.accessToken).join('\n') + '\n')
+      writeFileSync(refreshFile, rotating.map((p) => p.refreshToken).join('\n') + '\n')
+    }
+    let wrkRun = 0
 
     const scenarios: Scenario[] = [
-      { name: 'ceiling', describe: 'GET /health/live: trivial JSON, no auth, no Redis', options: { url: `${base}/health/live` } },
+      {
+        name: 'ceiling',
+        describe: 'GET /health/live: trivial JSON, no auth, no Redis',
+        options: { url: `${base}/health/live` },
+        wrk: { script: 'ceiling', path: '/health/live', args: () => [] }
+      },
       {
         name: 'authenticated',
         describe: `GET /auth/me with valid access tokens of ${SESSIONS} sessions (signature, claims, blacklist and session checks)`,
@@ -223,7 +311,8 @@ async function main (): Promise<void> {
             path: '/auth/me',
             setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${(authed[meIndex++ % authed.length] as Pair).accessToken}` } })
           }]
-        }
+        },
+        wrk: { script: 'authenticated', args: () => [accessFile] }
       },
       {
         name: 'refresh',
@@ -246,7 +335,8 @@ async function main (): Promise<void> {
               idle.push(s)
             }
           }]
-        }
+        },
+        wrk: { script: 'refresh', args: () => [refreshFile] }
       },
       {
         name: 'login',
@@ -262,7 +352,8 @@ async function main (): Promise<void> {
               return { ...req, body: JSON.stringify({ code: `user${n % 10_000}.${n}` }) }
             }
           }]
-        }
+        },
+        wrk: { script: 'login', args: () => [`w${++wrkRun}`] }
       }
     ]
 
@@ -273,14 +364,14 @@ async function main (): Promise<void> {
       let ceiling = 0
       for (const s of selected) {
         process.stderr.write(`round ${round}/${ROUNDS}: ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
-        const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim })
-        if (s.name === 'ceiling') ceiling = r.requests.average
-        const ratio = Number((r.requests.average / ceiling).toFixed(2))
+        const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim }, base)
+        if (s.name === 'ceiling') ceiling = r.requestsPerSec
+        const ratio = Number((r.requestsPerSec / ceiling).toFixed(2))
         rows.push({
           scenario: s.name,
-          requestsPerSec: Math.round(r.requests.average),
-          p50: r.latency.p50,
-          p99: r.latency.p99,
+          requestsPerSec: Math.round(r.requestsPerSec),
+          p50: r.p50,
+          p99: r.p99,
           non2xx: r.non2xx,
           errors: r.errors,
           timeouts: r.timeouts,
@@ -299,7 +390,7 @@ async function main (): Promise<void> {
 
     const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }
     const lines = [
-      `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator on the same machine.`,
+      `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator (${LOADGEN}) on the same machine.`,
       `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured; ` +
         `${ROUNDS} round(s), each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
       '',
@@ -313,7 +404,7 @@ async function main (): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n')
     mkdirSync(`${root}/bench/results`, { recursive: true })
     const file = `${root}/bench/results/latest.json`
-    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, connections: CONNECTIONS, warmupSec: WARMUP, durationSec: DURATION, rounds: ROUNDS, scenarios: rows, perRound: rounds, memory }, null, 2) + '\n')
+    writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, loadGenerator: LOADGEN, connections: CONNECTIONS, warmupSec: WARMUP, durationSec: DURATION, rounds: ROUNDS, scenarios: rows, perRound: rounds, memory }, null, 2) + '\n')
     process.stderr.write(`results written to ${file}\n`)
     const failed = rows.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
     if (failed.length > 0) {
@@ -322,6 +413,7 @@ async function main (): Promise<void> {
     }
   } finally {
     await stopAll()
+    if (wrkDir !== '') rmSync(wrkDir, { recursive: true, force: true })
   }
 }
 

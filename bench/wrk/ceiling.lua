@@ -1,0 +1,1 @@
+-- ceiling: the same GET every time (wrk builds it once).
