@@ -2,7 +2,7 @@
 // HTTP, and gateway instances built with the same Fastify options as production.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,6 +37,9 @@ export interface RedisServer {
   prefix: string
   stop: () => Promise<void>
   start: () => Promise<void>
+  /** Freezes the server (SIGSTOP): it keeps its connections and answers nothing, like a hung host. */
+  pause: () => void
+  resume: () => void
 }
 
 async function waitForRedis (url: string, timeoutMs: number): Promise<void> {
@@ -66,7 +69,8 @@ export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise
   const prefix = `t${randomBytes(4).toString('hex')}:`
   const shared = process.env.REDIS_URL
   if (shared !== undefined && shared !== '' && opts.own !== true) {
-    return { url: shared, prefix, stop: async () => { throw new Error('cannot stop a shared REDIS_URL') }, start: async () => {} }
+    const refuse = (): never => { throw new Error('cannot stop or pause a shared REDIS_URL') }
+    return { url: shared, prefix, stop: async () => refuse(), start: async () => {}, pause: refuse, resume: refuse }
   }
   const port = await freePort()
   let proc: ChildProcess | null = null
@@ -78,7 +82,8 @@ export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise
   }
   await start()
   t.teardown(stop)
-  return { url: `redis://127.0.0.1:${port}`, prefix, stop, start }
+  const signal = (sig: NodeJS.Signals) => () => { (proc as ChildProcess | null)?.kill(sig) }
+  return { url: `redis://127.0.0.1:${port}`, prefix, stop, start, pause: signal('SIGSTOP'), resume: signal('SIGCONT') }
 }
 
 async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
@@ -94,6 +99,27 @@ async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> 
 async function killRedis (p: ChildProcess | null): Promise<void> {
   if (p === null || p.exitCode !== null) return
   await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+}
+
+/**
+ * A Redis master watched by one Sentinel (quorum 1) under the name `master`, both on free ports,
+ * stopped at teardown (always started here, whatever REDIS_URL says).
+ */
+export async function startRedisSentinel (t: Tap): Promise<{ name: string, sentinel: { host: string, port: number } }> {
+  const dir = await mkdtemp(join(tmpdir(), 'wxauth-sentinel-'))
+  const procs: ChildProcess[] = []
+  t.teardown(async () => {
+    await Promise.all(procs.map(killRedis))
+    await rm(dir, { recursive: true, force: true })
+  })
+  const [masterPort, sentinelPort] = [await freePort(), await freePort()]
+  procs.push(await spawnRedis(masterPort, []))
+  const conf = join(dir, 'sentinel.conf')
+  await writeFile(conf, `sentinel monitor master 127.0.0.1 ${masterPort} 1\n`)
+  const p = spawn('redis-server', [conf, '--sentinel', '--port', String(sentinelPort), '--bind', '127.0.0.1'], { stdio: 'ignore' })
+  procs.push(p)
+  await waitForRedis(`redis://127.0.0.1:${sentinelPort}`, 10_000)
+  return { name: 'master', sentinel: { host: '127.0.0.1', port: sentinelPort } }
 }
 
 /**

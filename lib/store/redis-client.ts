@@ -1,12 +1,12 @@
-// How the store talks to Redis: one function that sends a command and returns its RESP2 reply,
-// over whichever client the gateway was given.
+// How the store talks to Redis: one function that sends a command and returns its reply (strings,
+// numbers, null and arrays of them), over whichever client the gateway was given.
 //
 // The gateway's own client (REDIS_URL) is node-redis (@redis/client): in `npm run bench:micro` a
-// command costs ~5 µs of client CPU there against ~14 µs in ioredis, which builds a Command, a
+// command costs ~9 µs of client CPU there against ~21 µs in ioredis, which builds a Command, a
 // Pipeline and a promise chain per command; in the gateway that was a quarter of a refresh
 // (BENCHMARKS.md). A host app may pass its own client instead: an ioredis client or cluster (what
-// @fastify/redis decorates), or a node-redis client or cluster. Only the shapes below are used, so
-// neither library is needed at run time unless the gateway connects by itself.
+// @fastify/redis decorates), or a node-redis client, cluster or sentinel. Only the shapes below are
+// used; ioredis is never loaded by the gateway itself.
 import { createClient } from '@redis/client'
 
 /** What an ioredis `Redis` or `Cluster` offers that the store uses. */
@@ -17,39 +17,54 @@ export interface IoredisLike {
   disconnect: () => void
 }
 
+// node-redis: replies are asked for with the default type mapping (strings, not Buffers), whatever
+// the client's own commandOptions say.
+interface NodeRedisCommandOptions { typeMapping: Record<never, never> }
+
 /** What a node-redis client offers that the store uses (`createClient()` of redis or @redis/client). */
 export interface NodeRedisClientLike {
-  sendCommand: (args: string[]) => Promise<unknown>
-  close: () => Promise<void>
+  sendCommand: (args: string[], options?: NodeRedisCommandOptions) => Promise<unknown>
   destroy: () => void
   readonly isOpen: boolean
 }
 
 /** What a node-redis cluster offers that the store uses (`createCluster()`). */
 export interface NodeRedisClusterLike {
-  sendCommand: (firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]) => Promise<unknown>
-  close: () => Promise<void>
+  sendCommand: (firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: NodeRedisCommandOptions) => Promise<unknown>
   destroy: () => void
   readonly isOpen: boolean
   readonly masters: unknown
 }
 
-export type RedisClient = IoredisLike | NodeRedisClientLike | NodeRedisClusterLike
+/** What a node-redis sentinel offers that the store uses (`createSentinel()`). */
+export interface NodeRedisSentinelLike {
+  sendCommand: (isReadonly: boolean | undefined, args: string[], options?: NodeRedisCommandOptions) => Promise<unknown>
+  destroy: () => void
+  readonly isOpen: boolean
+  getSentinelNode: (...args: never[]) => unknown
+}
+
+export type RedisClient = IoredisLike | NodeRedisClientLike | NodeRedisClusterLike | NodeRedisSentinelLike
 
 /** Sends one command (all arguments strings); `key` routes it in a cluster. */
 export type SendCommand = (key: string | undefined, args: string[]) => Promise<unknown>
 
+const STRINGS: NodeRedisCommandOptions = { typeMapping: {} }
+
+/**
+ * The way to send commands through `client`, found by its shape. A node-redis client in legacy mode
+ * (`.legacy()`, v4's legacyMode: callbacks, no promises) is refused, as is anything else.
+ */
 export function sendCommandOf (client: RedisClient): SendCommand {
-  if ('defineCommand' in client) {
+  if ('defineCommand' in client && typeof client.call === 'function') {
     return async (_key, args) => await client.call(...(args as [string, ...string[]]))
   }
-  if ('masters' in client) {
-    return async (key, args) => await client.sendCommand(key, false, args)
+  if ('sendCommand' in client && typeof client.sendCommand === 'function' && 'isOpen' in client) {
+    if ('masters' in client) return async (key, args) => await client.sendCommand(key, false, args, STRINGS)
+    if ('getSentinelNode' in client) return async (_key, args) => await client.sendCommand(false, args, STRINGS)
+    if ('destroy' in client) return async (_key, args) => await client.sendCommand(args, STRINGS)
   }
-  if (typeof client.sendCommand === 'function') {
-    return async (_key, args) => await client.sendCommand(args)
-  }
-  throw new Error('redis: expected an ioredis or node-redis client or cluster')
+  throw new Error('redis: expected an ioredis client or cluster, or a node-redis client, cluster or sentinel (not in legacy mode)')
 }
 
 export interface ConnectOptions {
@@ -57,28 +72,37 @@ export interface ConnectOptions {
   timeoutMs: number
 }
 
+// Commands waiting for a reply on the gateway's own connection. A Redis that hangs (stopped, a
+// network partition) answers nothing while every request still sends its command; past this many
+// the client refuses new ones at once instead of holding them all in memory.
+const MAX_QUEUED_COMMANDS = 10_000
+
 /**
  * A client tuned for a login gateway: no offline queue, so an outage fails requests at once
- * instead of queueing them (commands in flight when the connection drops fail too), and endless
- * reconnects with a capped delay, so it recovers by itself. Resolves once connected; rejects (and
- * closes the client) if Redis does not answer in time. Error messages never carry the URL.
+ * instead of queueing them (commands in flight when the connection drops fail too), a bounded
+ * queue while Redis hangs, and endless reconnects with a capped, jittered delay, so it recovers by
+ * itself. Resolves once connected; rejects (and closes the client) if Redis does not answer in
+ * time. Error messages never carry the URL, and errors carry no cause that could.
  */
 export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClientLike> {
-  const client = createClient({
-    url: opts.url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: opts.timeoutMs,
-      reconnectStrategy: (retries: number) => Math.min((retries + 1) * 100, 2000)
-    }
-  })
-  // Without a listener an 'error' event would end the process; the store reports outages per request.
+  let client: ReturnType<typeof createClient> | undefined
   let lastError = ''
-  client.on('error', (err: Error) => { lastError = err.message })
   let timer: NodeJS.Timeout | undefined
   try {
+    client = createClient({
+      url: opts.url,
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      socket: {
+        connectTimeout: opts.timeoutMs,
+        reconnectStrategy: (retries: number) => Math.min((retries + 1) * 100, 2000) + Math.floor(Math.random() * 100)
+      }
+    })
+    // Without a listener an 'error' event would end the process; the store reports outages per request.
+    client.on('error', (err: Error) => { lastError = err.message })
+    const connecting = client.connect()
     await Promise.race([
-      client.connect(),
+      connecting,
       new Promise((_resolve, reject) => {
         // node-redis keeps retrying a first connection that fails: this is what gives up.
         timer = setTimeout(() => reject(new Error(`no answer within ${opts.timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)), opts.timeoutMs * 3)
@@ -86,19 +110,23 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
     ])
     return client as unknown as NodeRedisClientLike
   } catch (err) {
-    if (client.isOpen) client.destroy()
-    throw new Error(`REDIS_URL: cannot connect to Redis (${(err as Error).message})`, { cause: err })
+    if (client?.isOpen === true) client.destroy()
+    // A URL that does not parse is reported without its text (Node's error keeps it in `input`).
+    const reason = (err as { code?: string }).code === 'ERR_INVALID_URL'
+      ? 'not a valid URL; percent-encode special characters in the password'
+      : (err as Error).message
+    throw new Error(`REDIS_URL: cannot connect to Redis (${reason})`)
   } finally {
     clearTimeout(timer)
   }
 }
 
-/** Closes a client: waits for replies in flight up to `timeoutMs` (a dead server never sends them), then drops the socket. */
-export async function closeClient (client: RedisClient, timeoutMs: number): Promise<void> {
-  const ioredis = 'defineCommand' in client
-  if (!ioredis && !client.isOpen) return
-  const graceful = ioredis ? client.quit() : client.close()
-  await Promise.race([graceful.catch(() => {}), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())])
-  if (ioredis) client.disconnect()
+/**
+ * Drops the connection of a client the store owns, at once: commands still waiting fail. (node-redis's
+ * close() would wait for their replies, forever when Redis hangs, and marks the client closed at once,
+ * so it could not be destroyed after.)
+ */
+export function disconnectClient (client: RedisClient): void {
+  if ('defineCommand' in client) client.disconnect()
   else if (client.isOpen) client.destroy()
 }

@@ -3,10 +3,11 @@
 // "log out everywhere" is one DEL and every script touches one Redis Cluster slot); what must change
 // together changes in one Lua script.
 import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
 import { SID_CHARS } from '../tokens.js'
-import { closeClient, sendCommandOf, type RedisClient } from './redis-client.js'
+import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
 import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
 // A user is one hash. Each session is up to five fields, named by its id and a suffix, each value
@@ -82,8 +83,9 @@ if tonumber(string.sub(hot, 1, cut - 1)) <= now then
 end
 local presented = ARGV[2]
 -- <sid>k is session_key | createdAt | sub | claims: only what follows the session_key leaves Redis.
-local k = v[3]
-local public = string.sub(k, string.find(k, SEP, 1, true) + 1)
+local k = v[3] or ''
+local ks = string.find(k, SEP, 1, true)
+local public = ks and string.sub(k, ks + 1) or ''
 -- <sid>p is previous digest | rotated at | nonce
 local p, prev, a, b = v[4], '', 0, 0
 if p then
@@ -239,7 +241,9 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     kind: 'redis',
 
     async ping () {
-      await guard(async () => { await send(undefined, ['PING']) })
+      const answer = await guard(async () => await send(undefined, ['PING']))
+      // A client that answers anything else (a callback-style wrapper answers undefined) is not usable.
+      if (answer !== 'PONG') throw new StoreUnavailableError({ cause: new Error(`PING answered ${String(answer)}`) })
     },
 
     async claimCode (codeId, pendingTtlMs) {
@@ -344,8 +348,14 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async close () {
+      if (opts.ownsClient) {
+        // Operations in flight get until their deadline (the sweeper still runs), then the
+        // connection is dropped: a Redis that hangs cannot hold the process open.
+        const until = Date.now() + timeoutMs
+        while (pending.size > 0 && Date.now() < until) await sleep(5)
+        disconnectClient(client)
+      }
       clearInterval(sweeper)
-      if (opts.ownsClient) await closeClient(client, timeoutMs)
     }
   }
 }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { createClient, RESP_TYPES } from '@redis/client'
 import { test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/keys.js'
@@ -47,9 +48,58 @@ test('scripts are sent by digest, and loaded again after Redis forgot them (SCRI
   }
 })
 
-test('a client that is neither ioredis nor node-redis is refused at once', async (t) => {
-  t.throws(() => createRedisStore({ client: {} as unknown as RedisClient, keyPrefix: 'x:', timeoutMs: 1000, ownsClient: false }),
-    { message: /expected an ioredis or node-redis client or cluster/ })
+test('a client that is neither ioredis nor node-redis, or node-redis in legacy mode, is refused at once', async (t) => {
+  const legacy = createClient().legacy()
+  for (const client of [{}, legacy]) {
+    t.throws(() => createRedisStore({ client: client as unknown as RedisClient, keyPrefix: 'x:', timeoutMs: 1000, ownsClient: false }),
+      { message: /expected an ioredis client or cluster, or a node-redis client, cluster or sentinel \(not in legacy mode\)/ })
+  }
+})
+
+test('a host node-redis client that maps replies to Buffers still works: the store asks for strings', async (t) => {
+  const redis = await startRedis(t)
+  const host = createClient({ url: redis.url, commandOptions: { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } })
+  host.on('error', () => {})
+  await host.connect()
+  t.teardown(() => { if (host.isOpen) host.destroy() })
+  const store = createRedisStore({ client: host, keyPrefix: redis.prefix, timeoutMs: 1000, ownsClient: false })
+  const ref = { tag: userTag('wxapp', 'buffy'), sid: newSessionId() }
+  await store.createSession(ref, { sub: 'buffy', openid: 'o-buffy', sessionKey: 'k' }, 'h0', 60)
+  t.equal(await store.checkAccess(ref, 'j'), 'ok')
+  t.match(await store.getSession(ref), { openid: 'o-buffy', sessionKey: 'k' })
+  const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  t.same(r.status === 'rotated' && r.session, { sub: 'buffy', openid: 'o-buffy' })
+  t.equal(await store.claimCode(digest('c'), 1000), 'claimed')
+})
+
+test('closing while Redis hangs: operations in flight fail at their deadline, the connection is dropped, nothing holds the process', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const client = await connectRedis({ url: redis.url, timeoutMs: 300 })
+  const store = createRedisStore({ client, keyPrefix: redis.prefix, timeoutMs: 300, ownsClient: true })
+  const ref = { tag: userTag('wxapp', 'hung'), sid: newSessionId() }
+  redis.pause()
+  t.teardown(() => redis.resume())
+  const inFlight = store.checkAccess(ref, 'j')
+  const started = Date.now()
+  await store.close()
+  t.ok(Date.now() - started < 1000, `close() returned in ${Date.now() - started} ms`)
+  await t.rejects(inFlight, StoreUnavailableError, 'the operation in flight failed')
+  t.equal(client.isOpen, false)
+  redis.resume()
+  const admin = redisClient(t, redis.url)
+  let others = -1
+  for (let i = 0; i < 40 && others !== 0; i++) {
+    others = String(await admin.client('LIST')).trim().split('\n').length - 1
+    if (others !== 0) await sleep(50)
+  }
+  t.equal(others, 0, 'the server sees no connection but the admin\'s: the socket was closed')
+})
+
+test('a REDIS_URL that does not parse is refused without its text (the password stays out of errors and logs)', async (t) => {
+  const err = await connectRedis({ url: 'redis://:s3cr#t-pass@127.0.0.1:6390', timeoutMs: 300 }).then(() => null, (e: Error) => e)
+  t.match(err?.message, /^REDIS_URL: cannot connect to Redis \(not a valid URL/)
+  t.equal(err?.cause, undefined, 'no cause that could carry the URL')
+  t.notMatch(JSON.stringify(err) + String(err?.message) + String(err?.stack), /s3cr/)
 })
 
 test('every key the store writes has a TTL; a user is one key under its hash tag', async (t) => {
