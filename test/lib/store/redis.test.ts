@@ -79,11 +79,12 @@ test('closing while Redis hangs: operations in flight fail at their deadline, th
   const ref = { tag: userTag('wxapp', 'hung'), sid: newSessionId() }
   redis.pause()
   t.teardown(() => redis.resume())
-  const inFlight = store.checkAccess(ref, 'j')
+  // Expected to fail while close() waits, so the expectation is attached before.
+  const inFlight = t.rejects(store.checkAccess(ref, 'j'), StoreUnavailableError, 'the operation in flight failed')
   const started = Date.now()
   await store.close()
   t.ok(Date.now() - started < 1000, `close() returned in ${Date.now() - started} ms`)
-  await t.rejects(inFlight, StoreUnavailableError, 'the operation in flight failed')
+  await inFlight
   t.equal(client.isOpen, false)
   redis.resume()
   const admin = redisClient(t, redis.url)
