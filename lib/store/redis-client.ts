@@ -100,15 +100,14 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
     })
     // Without a listener an 'error' event would end the process; the store reports outages per request.
     client.on('error', (err: Error) => { lastError = err.message })
-    const connecting = client.connect()
     await Promise.race([
-      connecting,
+      client.connect(),
       new Promise((_resolve, reject) => {
         // node-redis keeps retrying a first connection that fails: this is what gives up.
         timer = setTimeout(() => reject(new Error(`no answer within ${opts.timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)), opts.timeoutMs * 3)
       })
     ])
-    return client as unknown as NodeRedisClientLike
+    return client
   } catch (err) {
     if (client?.isOpen === true) client.destroy()
     // A URL that does not parse is reported without its text (Node's error keeps it in `input`).

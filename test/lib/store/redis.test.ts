@@ -1,22 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, RESP_TYPES } from '@redis/client'
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/keys.js'
 import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
+import type { SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, randomId, userTag } from '../../../lib/tokens.js'
 import { freePort, redisClient, startRedis } from '../../helper.js'
 import { storeContract } from './contract.js'
+
+/** A store on its own node-redis connection (as the gateway makes it), closed at teardown. */
+async function ownedStore (t: Test, url: string, keyPrefix: string, timeoutMs = 1000): Promise<SessionStore> {
+  const store = createRedisStore({ client: await connectRedis({ url, timeoutMs }), keyPrefix, timeoutMs, ownsClient: true })
+  t.teardown(async () => await store.close())
+  return store
+}
 
 test('redis store honours the store contract, on the gateway\'s own client (node-redis) and on a host\'s ioredis client', async (t) => {
   const redis = await startRedis(t)
   t.test('node-redis, owned', async (t) => {
     storeContract(t, async (t) => {
-      const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
-      const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: true })
-      t.teardown(async () => await store.close())
-      return { store, advance: async (ms) => { await sleep(ms) } }
+      return { store: await ownedStore(t, redis.url, `${redis.prefix}${newSessionId()}:`), advance: async (ms) => { await sleep(ms) } }
     })
   })
   t.test('ioredis, passed in', async (t) => {
@@ -105,10 +110,8 @@ test('a REDIS_URL that does not parse is refused without its text (the password 
 
 test('every key the store writes has a TTL; a user is one key under its hash tag', async (t) => {
   const redis = await startRedis(t)
-  const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
   const prefix = `${redis.prefix}ttl:`
-  const store = createRedisStore({ client, keyPrefix: prefix, timeoutMs: 1000, ownsClient: true })
-  t.teardown(async () => await store.close())
+  const store = await ownedStore(t, redis.url, prefix)
   const tag = userTag('wxapp', 'alice')
   const ref = { tag, sid: newSessionId() }
   const other = { tag, sid: newSessionId() }
@@ -167,9 +170,7 @@ test('connectRedis refuses an unreachable server quickly, without leaking the UR
 
 test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work again after', async (t) => {
   const redis = await startRedis(t, { own: true })
-  const client = await connectRedis({ url: redis.url, timeoutMs: 300 })
-  const store = createRedisStore({ client, keyPrefix: redis.prefix, timeoutMs: 300, ownsClient: true })
-  t.teardown(async () => await store.close())
+  const store = await ownedStore(t, redis.url, redis.prefix, 300)
   const ref = { tag: userTag('wxapp', 'zoe'), sid: newSessionId() }
   await store.createSession(ref, { sub: 'zoe', openid: 'o', sessionKey: 'k' }, 'h0', 60)
   await redis.stop()
@@ -189,10 +190,8 @@ test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work 
 
 test('a rotation reply is built from split parts: a stored value holding the separator cannot shift its fields', async (t) => {
   const redis = await startRedis(t)
-  const client = await connectRedis({ url: redis.url, timeoutMs: 1000 })
   const prefix = `${redis.prefix}sep:`
-  const store = createRedisStore({ client, keyPrefix: prefix, timeoutMs: 1000, ownsClient: true })
-  t.teardown(async () => await store.close())
+  const store = await ownedStore(t, redis.url, prefix)
   const ref = { tag: userTag('wxapp', 'mallory'), sid: newSessionId() }
   await store.createSession(ref, { sub: 'user-7', openid: 'o-mallory', sessionKey: 'k', claims: { role: 'user' } }, 'h0', 60)
   // Only a write that bypassed the store could do this: the store never writes such values.
