@@ -120,11 +120,16 @@ async function prepareSessions (base: string, count: number, prefix: string): Pr
   return out
 }
 
+/** Seconds in two adjacent /proc/<pid>/stat fields (clock ticks of 1/100 s), counted after the name. */
+function ticksOf (stat: string, first: number): number {
+  const fields = stat.split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[first]) + Number(fields[first + 1])) / 100
+}
+
 /** CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
 function cpuSeconds (pid: number | undefined): number {
   try {
-    const fields = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) / 100 // utime + stime, in clock ticks of 1/100 s
+    return ticksOf(readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8'), 11) // utime + stime
   } catch {
     return 0
   }
@@ -166,8 +171,6 @@ async function runWrk (s: Scenario, duration: number, base: string): Promise<Loa
   const line = out.split('\n').reverse().find((l) => l.startsWith('{"requests"'))
   if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${out}\n${err}`)
   const j = JSON.parse(line) as Record<'requests' | 'durationUs' | 'connect' | 'read' | 'write' | 'status' | 'timeout' | 'p50' | 'p99', number>
-  // The shell's stat: fields 16 and 17 are the CPU time of the children it waited for (wrk), in ticks.
-  const stat = err.trim().split('\n').at(-1)?.split(') ')[1]?.split(' ') ?? []
   return {
     requestsPerSec: j.requests / (j.durationUs / 1e6),
     total: j.requests,
@@ -176,7 +179,8 @@ async function runWrk (s: Scenario, duration: number, base: string): Promise<Loa
     non2xx: j.status,
     errors: j.connect + j.read + j.write,
     timeouts: j.timeout,
-    cpuSeconds: (Number(stat[13]) + Number(stat[14])) / 100
+    // The shell's stat: cutime + cstime, the CPU time of the children it waited for (wrk).
+    cpuSeconds: ticksOf(err.trim().split('\n').at(-1) ?? '', 13)
   }
 }
 

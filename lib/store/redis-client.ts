@@ -13,7 +13,6 @@ import { createClient } from '@redis/client'
 export interface IoredisLike {
   call: (command: string, ...args: string[]) => Promise<unknown>
   defineCommand: (...args: never[]) => unknown
-  quit: () => Promise<unknown>
   disconnect: () => void
 }
 

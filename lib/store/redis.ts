@@ -185,7 +185,7 @@ export interface RedisStoreOptions {
   keyPrefix: string
   /** Upper bound on one operation; past it the operation fails with STORE_UNAVAILABLE. */
   timeoutMs: number
-  /** Whether close() should quit the client (true only when the store created it). */
+  /** Whether close() should disconnect the client (true only when the store created it). */
   ownsClient: boolean
 }
 
@@ -197,12 +197,15 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const keys = keyNames(opts.keyPrefix)
   const send = sendCommandOf(client)
   const run = async (name: ScriptName, keyList: string[], ...args: Array<string | number>): Promise<unknown> => {
-    const rest = [String(keyList.length), ...keyList, ...args.map(String)]
+    const command = ['EVALSHA', SCRIPT_SHAS[name], String(keyList.length), ...keyList, ...args.map(String)]
     try {
-      return await send(keyList[0], ['EVALSHA', SCRIPT_SHAS[name], ...rest])
+      return await send(keyList[0], command)
     } catch (err) {
       if (!isNoScript(err)) throw err
-      return await send(keyList[0], ['EVAL', SCRIPTS[name], ...rest])
+      // The failed command is over: the same arguments go again, with the script's text.
+      command[0] = 'EVAL'
+      command[1] = SCRIPTS[name]
+      return await send(keyList[0], command)
     }
   }
 
