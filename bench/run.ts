@@ -13,8 +13,7 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
-import { REFRESH_HISTORY } from '../lib/store/types.js'
-import { newRefreshToken, newSessionId, userTag, digest } from '../lib/tokens.js'
+import { digest, newRefreshToken, newSessionId, parseRefreshToken, successorKey, successorOf, userTag } from '../lib/tokens.js'
 import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -23,6 +22,8 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000)
 const MEMORY_SESSIONS = Number(process.env.BENCH_MEMORY_SESSIONS ?? 100_000)
+// Refreshes per session for the second memory measure (generations reach two digits).
+const MEMORY_ROTATIONS = 12
 // Every scenario, the ceiling included, runs once per round; each ratio is taken against the ceiling of
 // its own round (measured a minute apart at most), and the round with the median ratio is reported.
 if (SESSIONS < CONNECTIONS) throw new Error('BENCH_SESSIONS must be at least BENCH_CONNECTIONS: each refresh connection holds a session')
@@ -204,7 +205,7 @@ interface MemoryResult {
   keysPerSession: number
   /** Bytes per session after one rotation, and after enough rotations to fill the reuse history. */
   bytesAfterOneRotation: number
-  bytesWithFullHistory: number
+  bytesAfterManyRotations: number
 }
 
 const usedMemory = async (admin: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
@@ -216,7 +217,7 @@ async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
   const before = await usedMemory(admin)
   const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
   const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
-  const sessions: Array<{ ref: { tag: string, sid: string }, hash: string }> = []
+  const sessions: Array<{ ref: { tag: string, sid: string }, token: string }> = []
   const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
     let next = 0
     await Promise.all(Array.from({ length: 50 }, async () => { while (next < MEMORY_SESSIONS) await fn(next++) }))
@@ -225,33 +226,37 @@ async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
     // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
     const openid = `o${digest(`openid-${i}`)}${digest(`o2-${i}`)}`.slice(0, 28)
     const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
-    const hash = digest(newRefreshToken(ref))
-    sessions[i] = { ref, hash }
+    const token = newRefreshToken(ref)
+    sessions[i] = { ref, token }
     await store.createSession(ref, {
       sub: openid,
       openid,
       unionid: `u${digest(`unionid-${i}`)}${digest(`u2-${i}`)}`.slice(0, 28),
       sessionKey: randomBytes(16).toString('base64')
-    }, hash, 2_592_000)
+    }, digest(token), 2_592_000)
   })
   const fresh = await usedMemory(admin)
   const keys = await admin.dbsize()
+  // Rotated as the gateway does, with tokens derived from each other.
+  const key = successorKey('bench-secret-0123456789abcdefghij')
   const rotateAll = async (): Promise<void> => {
     await parallel(async (i) => {
-      const s = sessions[i] as { ref: { tag: string, sid: string }, hash: string }
-      const next = digest(randomBytes(32).toString('base64url'))
-      await store.rotateRefresh(s.ref, { presentedHash: s.hash, nextHash: next, nonce: randomBytes(16).toString('base64url'), graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
-      s.hash = next
+      const s = sessions[i] as { ref: { tag: string, sid: string }, token: string }
+      const next = successorOf(key, s.token)
+      const { generation } = parseRefreshToken(s.token) as { generation: number }
+      const r = await store.rotateRefresh(s.ref, { generation, presentedHash: digest(s.token), nextHash: digest(next), graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
+      if (r.status !== 'rotated') throw new Error(`memory run: rotation answered ${r.status}`)
+      s.token = next
     })
   }
   await rotateAll()
   const once = await usedMemory(admin)
-  for (let r = 0; r < REFRESH_HISTORY + 1; r++) await rotateAll()
+  for (let r = 1; r < MEMORY_ROTATIONS; r++) await rotateAll()
   const full = await usedMemory(admin)
   await store.close()
   admin.disconnect()
   const per = (bytes: number): number => Math.round((bytes - before) / MEMORY_SESSIONS)
-  return { sessions: MEMORY_SESSIONS, bytesPerSession: per(fresh), keysPerSession: keys / MEMORY_SESSIONS, bytesAfterOneRotation: per(once), bytesWithFullHistory: per(full) }
+  return { sessions: MEMORY_SESSIONS, bytesPerSession: per(fresh), keysPerSession: keys / MEMORY_SESSIONS, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full) }
 }
 
 async function main (): Promise<void> {
@@ -403,7 +408,7 @@ async function main (): Promise<void> {
       ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)}${ROUNDS > 1 && r.scenario !== 'ceiling' ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} | ${r.gatewayCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
       `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
-        `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesWithFullHistory} bytes with a full reuse history (${REFRESH_HISTORY + 2} refreshes).`
+        `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes.`
     ]
     process.stdout.write(lines.join('\n') + '\n')
     mkdirSync(`${root}/bench/results`, { recursive: true })

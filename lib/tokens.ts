@@ -59,33 +59,45 @@ export interface SessionRef {
 const SID_BYTES = 9
 export const SID_CHARS = 12
 const SECRET_BYTES = 32 // 256 bits of randomness in every refresh token
-const REFRESH_RE = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.([A-Za-z0-9_-]{43})$/
+// A generation is a decimal counter of up to 10 digits (a rotation a second for 300 years; the
+// successor of the last one does not parse, so its session just ends).
+const REFRESH_RE = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.(0|[1-9][0-9]{0,9})\.([A-Za-z0-9_-]{43})$/
 
 export const newSessionId = (): string => randomId(SID_BYTES)
 export const newJti = (): string => randomId(12)
 
-/** An opaque refresh token: `<tag>.<sid>.<secret>`. Only its digest is ever stored. */
+/**
+ * An opaque refresh token: `<tag>.<sid>.<generation>.<secret>`. A session's first token
+ * (generation 0) carries fresh randomness; only its digest is ever stored.
+ */
 export const newRefreshToken = (ref: SessionRef): string =>
-  `${ref.tag}.${ref.sid}.${randomId(SECRET_BYTES)}`
+  `${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`
 
-/** The session a refresh token claims to belong to, or null when it is not one of ours. */
-export function parseRefreshToken (token: string): SessionRef | null {
+/** A refresh token as presented: the session it claims to belong to, and its generation. */
+export interface ParsedRefreshToken {
+  ref: SessionRef
+  generation: number
+}
+
+/** The session and generation a refresh token claims, or null when it is not one of ours. */
+export function parseRefreshToken (token: string): ParsedRefreshToken | null {
   const m = REFRESH_RE.exec(token)
   if (m === null) return null
-  return { tag: m[1] as string, sid: m[2] as string }
+  return { ref: { tag: m[1] as string, sid: m[2] as string }, generation: Number(m[3]) }
 }
 
 /**
- * The successor of a refresh token: HMAC(key, predecessor, nonce). The nonce is fresh randomness
- * drawn at each rotation and kept in the session; the key is the gateway's (derived from the JWT
- * secret). So a client that retries within the grace window gets the same successor again, while
- * neither the store alone nor the key alone can produce a token.
+ * The successor of a refresh token: generation + 1, secret HMAC(key, predecessor). The key is the
+ * gateway's (derived from the JWT secret) and the chain starts from random bytes, so neither the
+ * store (it holds digests) nor the key alone can produce a token. Deterministic: a client that
+ * retries within the grace window gets the same successor again, and the gateway can tell a
+ * genuine older token of a session from a forged one by deriving forward from it.
  */
-export function successorOf (key: Buffer, predecessor: string, nonce: string): string {
-  const ref = parseRefreshToken(predecessor)
-  if (ref === null) throw new Error('not a refresh token')
-  const secret = createHmac('sha256', key).update(predecessor).update('\u0000').update(nonce).digest()
-  return `${ref.tag}.${ref.sid}.${b64url(secret)}`
+export function successorOf (key: Buffer, predecessor: string): string {
+  const parsed = parseRefreshToken(predecessor)
+  if (parsed === null) throw new Error('not a refresh token')
+  const secret = createHmac('sha256', key).update(predecessor).digest()
+  return `${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`
 }
 
 /** The key successorOf() uses, derived from the JWT secret so that one secret is configured. */

@@ -5,8 +5,7 @@ import { AuthRefreshInvalidError, AuthRefreshReusedError, AuthTokenRevokedError,
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
 import type { NewSession, TokenSubject } from '../lib/store/types.js'
 import {
-  digest, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag,
-  type SessionRef
+  digest, newRefreshToken, newSessionId, parseRefreshToken, successorKey, successorOf, userTag, type SessionRef
 } from '../lib/tokens.js'
 
 export interface WeChatIdentity {
@@ -43,6 +42,10 @@ const USED_CODE_TTL_MS = 10 * 60 * 1000
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
+// How many generations behind its session's current token a presented refresh token is still
+// recognised as one this session issued (reuse: the session is revoked) rather than refused as
+// unknown. Recognising one costs an HMAC per generation, on that path only.
+export const REUSE_DETECTION_DEPTH = 32
 const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
 
@@ -112,15 +115,22 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 
+  /** Whether `token` is `generations` rotations before the token whose digest is `currentHash`. */
+  function precedes (token: string, generations: number, currentHash: string): boolean {
+    let t = token
+    for (let i = 0; i < generations; i++) t = successorOf(successorSecret, t)
+    return digest(t) === currentHash
+  }
+
   async function refresh (presented: string): Promise<TokenPair> {
-    const ref = parseRefreshToken(presented)
-    if (ref === null) throw new AuthRefreshInvalidError()
-    const nonce = randomId(16)
-    const successor = successorOf(successorSecret, presented, nonce)
+    const parsed = parseRefreshToken(presented)
+    if (parsed === null) throw new AuthRefreshInvalidError()
+    const { ref, generation } = parsed
+    const successor = successorOf(successorSecret, presented)
     const result = await store.rotateRefresh(ref, {
+      generation,
       presentedHash: digest(presented),
       nextHash: digest(successor),
-      nonce,
       graceMs: config.REFRESH_GRACE_SECONDS * 1000,
       ttlSec: config.REFRESH_TOKEN_TTL,
       maxAgeSec: config.SESSION_MAX_AGE
@@ -128,6 +138,14 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     switch (result.status) {
       case 'invalid':
         throw new AuthRefreshInvalidError()
+      case 'behind': {
+        // An older token of this session, or a forged one that names it: only a genuine one,
+        // derived forward, reaches the current token. A forged one harms nothing.
+        const behind = result.generation - generation
+        if (behind > REUSE_DETECTION_DEPTH || !precedes(successor, behind - 1, result.currentHash)) throw new AuthRefreshInvalidError()
+        await store.revokeSession(ref)
+      }
+      // falls through
       case 'reused':
         fastify.log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
         throw new AuthRefreshReusedError()
@@ -138,10 +156,8 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
       await store.revokeSession(ref)
       throw new AuthRefreshInvalidError()
     }
-    return result.status === 'rotated'
-      ? pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
-      // A retry of a rotation whose answer was lost: derive the same successor again.
-      : pair(appid, result.session, ref.sid, successorOf(successorSecret, presented, result.nonce), Math.ceil(result.ttlMs / 1000))
+    // A retry of a rotation whose answer was lost ('grace') gets the same successor: it is derived.
+    return pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
   }
 
   async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {

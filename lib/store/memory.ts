@@ -1,16 +1,15 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import type { SessionRef } from '../tokens.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
+import { type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
 interface SessionEntry {
   data: SessionData
+  /** Digest of the current refresh token, and its generation. */
   current: string
-  previous?: string
-  previousAt?: number
-  nonce?: string
-  /** Older digests, shortened as in the Redis store. */
-  history: string[]
+  generation: number
+  /** When the current token was issued by a rotation (the grace window of its predecessor). */
+  rotatedAt: number
   expiresAt: number
   /** Blacklisted token ids of this session, with when they may be forgotten. */
   blacklist: Map<string, number>
@@ -88,7 +87,8 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       sessions.set(ref.sid, {
         data: { ...structuredClone(data), createdAt: now() },
         current: refreshHash,
-        history: [],
+        generation: 0,
+        rotatedAt: 0,
         expiresAt: now() + ttlSec * 1000,
         blacklist: new Map()
       })
@@ -103,28 +103,24 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       const e = liveSession(ref)
       if (e === undefined) return { status: 'invalid' }
       const t = now()
-      if (input.presentedHash === e.current) {
+      if (input.generation === e.generation && input.presentedHash === e.current) {
         const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
         if (ttlMs <= 0) {
           dropSession(ref)
           return { status: 'invalid' }
         }
-        if (e.previous !== undefined) e.history = [e.previous.slice(0, HISTORY_DIGEST_CHARS), ...e.history].slice(0, REFRESH_HISTORY)
-        e.previous = e.current
-        e.previousAt = t
-        e.nonce = input.nonce
         e.current = input.nextHash
+        e.generation++
+        e.rotatedAt = t
         e.expiresAt = t + ttlMs
         return { status: 'rotated', session: subjectOf(e.data), ttlMs }
       }
-      const isPrevious = input.presentedHash === e.previous
-      if (isPrevious && e.nonce !== undefined && t - (e.previousAt ?? 0) <= input.graceMs) {
-        return { status: 'grace', session: subjectOf(e.data), ttlMs: e.expiresAt - t, nonce: e.nonce }
-      }
-      if (isPrevious || e.history.includes(input.presentedHash.slice(0, HISTORY_DIGEST_CHARS))) {
+      if (input.generation === e.generation - 1 && input.nextHash === e.current) {
+        if (t - e.rotatedAt <= input.graceMs) return { status: 'grace', session: subjectOf(e.data), ttlMs: e.expiresAt - t }
         dropSession(ref)
         return { status: 'reused' }
       }
+      if (input.generation < e.generation - 1) return { status: 'behind', generation: e.generation, currentHash: e.current }
       return { status: 'invalid' }
     },
 

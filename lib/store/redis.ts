@@ -8,18 +8,18 @@ import { StoreUnavailableError } from '../errors.js'
 import { blacklistField, keyNames } from '../keys.js'
 import { SID_CHARS } from '../tokens.js'
 import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
-import { HISTORY_DIGEST_CHARS, REFRESH_HISTORY, type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
+import { type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
-// A user is one hash. Each session is up to five fields, named by its id and a suffix, each value
-// at most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a longer value
+// A user is one hash. Each session is three fields, named by its id and a suffix, each value at
+// most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a longer value
 // turns the whole hash into a hashtable, which costs about twice the memory). Values are joined
 // with \x01, which none of them can contain:
-//   <sid>   expiresAt ms | current refresh digest          (all the hot path reads)
+//   <sid>   expiresAt ms | current refresh digest | its generation | rotated at ms   (the hot path)
 //   <sid>o  openid | unionid
 //   <sid>k  session_key | createdAt ms | sub ('' = the openid) | claims JSON
-//   <sid>p  previous digest | rotated at ms | nonce        (after the first refresh)
-//   <sid>h  older digests, shortened, space-separated      (after the second refresh)
-// plus `b:<jti>` -> expiresAt ms for each blacklisted access token of the user.
+// plus `b:<jti>` -> expiresAt ms for each blacklisted access token of the user. A session costs
+// the same after any number of refreshes: older refresh tokens are recognised by derivation
+// (lib/tokens.ts successorOf), not by stored digests.
 const SEP = '\u0001'
 
 const LUA_COMMON = `
@@ -29,7 +29,7 @@ local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k', sid .. 'p', sid .. 'h' end
+local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k' end
 local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
 -- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
 -- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
@@ -60,74 +60,59 @@ local ttl = tonumber(ARGV[1])
 local sid = ARGV[2]
 purge(KEYS[1], now)
 redis.call('HSET', KEYS[1],
-  sid, (now + ttl) .. SEP .. ARGV[3],
+  sid, int(now + ttl) .. SEP .. ARGV[3] .. SEP .. '0' .. SEP .. '0',
   sid .. 'o', ARGV[5] .. SEP .. ARGV[6],
   sid .. 'k', ARGV[7] .. SEP .. now .. SEP .. ARGV[4] .. SEP .. ARGV[8])
 keepAlive(KEYS[1], ttl)
 return 1`,
 
-  // KEYS: user. ARGV: sid, presented digest, next digest, nonce, graceMs, ttlMs, historyMax, maxAgeMs, historyChars
-  // -> 'invalid' | 'reused' | {'rotated' | 'grace', ttl ms, nonce (grace only), <sid>o, <sid>k without the session_key}
-  // The hot path of every refresh: values are cut with plain string.find, no patterns and no
-  // tables (Lua patterns and per-field tables had made this script ~45 µs of Redis CPU a call).
+  // KEYS: user. ARGV: sid, generation, presented digest, next digest, graceMs, ttlMs, maxAgeMs
+  // -> 'invalid' | 'reused' | {'rotated' | 'grace', ttl ms, <sid>o, <sid>k without the session_key}
+  //    | {'behind', current generation, current digest}
+  // The hot path of every refresh: values are cut with plain string.find, no patterns and no tables.
   wxauthRotate: LUA_COMMON + `
 local key, sid = KEYS[1], ARGV[1]
-local v = redis.call('HMGET', key, fieldsOf(sid))
+local v = redis.call('HMGET', key, sid, sid .. 'o', sid .. 'k')
 local hot = v[1]
 if not hot then return 'invalid' end
+local a = string.find(hot, SEP, 1, true)
+local b = string.find(hot, SEP, a + 1, true)
+local c = b and string.find(hot, SEP, b + 1, true)
+-- A session written by an earlier version, whose tokens this one does not issue.
+if not c then return 'invalid' end
 local now = nowMs()
-local cut = string.find(hot, SEP, 1, true)
-if tonumber(string.sub(hot, 1, cut - 1)) <= now then
+local expiresAt = tonumber(string.sub(hot, 1, a - 1))
+if expiresAt <= now then
   dropSession(key, sid)
   return 'invalid'
 end
-local presented = ARGV[2]
+local current = string.sub(hot, a + 1, b - 1)
+local generation = tonumber(string.sub(hot, b + 1, c - 1))
+local presented = tonumber(ARGV[2])
 -- <sid>k is session_key | createdAt | sub | claims: only what follows the session_key leaves Redis.
 local k = v[3] or ''
 local ks = string.find(k, SEP, 1, true)
 local public = ks and string.sub(k, ks + 1) or ''
--- <sid>p is previous digest | rotated at | nonce
-local p, prev, a, b = v[4], '', 0, 0
-if p then
-  a = string.find(p, SEP, 1, true)
-  b = string.find(p, SEP, a + 1, true)
-  prev = string.sub(p, 1, a - 1)
-end
-local history = v[5] or ''
-if presented == string.sub(hot, cut + 1) then
+if presented == generation and ARGV[3] == current then
   local createdAt = tonumber(string.sub(public, 1, string.find(public, SEP, 1, true) - 1))
-  local ttl = math.min(tonumber(ARGV[6]), createdAt + tonumber(ARGV[8]) - now)
+  local ttl = math.min(tonumber(ARGV[6]), createdAt + tonumber(ARGV[7]) - now)
   if ttl <= 0 then
     dropSession(key, sid)
     return 'invalid'
   end
-  local fresh = {sid, (now + ttl) .. SEP .. ARGV[3], sid .. 'p', presented .. SEP .. now .. SEP .. ARGV[4]}
-  if prev ~= '' then
-    -- The predecessor joins the history, shortened; the oldest words beyond historyMax go.
-    local words = string.sub(prev, 1, tonumber(ARGV[9]))
-    local n, at = 1, 1
-    while history ~= '' and n < tonumber(ARGV[7]) do
-      local space = string.find(history, ' ', at, true)
-      if not space then
-        words = words .. ' ' .. string.sub(history, at)
-        break
-      end
-      words = words .. ' ' .. string.sub(history, at, space - 1)
-      n, at = n + 1, space + 1
-    end
-    fresh[5], fresh[6] = sid .. 'h', words
-  end
-  redis.call('HSET', key, unpack(fresh))
+  redis.call('HSET', key, sid, int(now + ttl) .. SEP .. ARGV[4] .. SEP .. int(generation + 1) .. SEP .. int(now))
   keepAlive(key, ttl)
-  return {'rotated', int(ttl), '', v[2] or '', public}
+  return {'rotated', int(ttl), v[2] or '', public}
 end
-if prev ~= '' and presented == prev and now - tonumber(string.sub(p, a + 1, b - 1)) <= tonumber(ARGV[5]) then
-  return {'grace', int(tonumber(string.sub(hot, 1, cut - 1)) - now), string.sub(p, b + 1), v[2] or '', public}
-end
-if (prev ~= '' and presented == prev) or string.find(' ' .. history .. ' ', ' ' .. string.sub(presented, 1, tonumber(ARGV[9])) .. ' ', 1, true) then
+-- The predecessor: its successor is the current token.
+if presented == generation - 1 and ARGV[4] == current then
+  if now - tonumber(string.sub(hot, c + 1)) <= tonumber(ARGV[5]) then
+    return {'grace', int(expiresAt - now), v[2] or '', public}
+  end
   dropSession(key, sid)
   return 'reused'
 end
+if presented < generation - 1 then return {'behind', int(generation), current} end
 return 'invalid'`,
 
   // KEYS: user. ARGV: sid
@@ -285,19 +270,18 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
       const reply = await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
-        ref.sid, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
-        input.ttlSec * 1000, REFRESH_HISTORY, input.maxAgeSec * 1000, HISTORY_DIGEST_CHARS))
+        ref.sid, input.generation, input.presentedHash, input.nextHash, input.graceMs,
+        input.ttlSec * 1000, input.maxAgeSec * 1000))
       if (!Array.isArray(reply)) return { status: reply === 'reused' ? 'reused' : 'invalid' }
-      // status, ttl ms, nonce (grace only), then the stored values: openid | unionid, and createdAt | sub | claims
-      const [status, ttl, nonce, o, k] = reply as [string, string, string, string, string]
+      const [status, n, o, k] = reply as [string, string, string, string?]
+      if (status === 'behind') return { status, generation: Number(n), currentHash: o }
+      // status, ttl ms, then the stored values: openid | unionid, and createdAt | sub | claims
       const [openid = '', unionid = ''] = o.split(SEP, 2)
-      const [, sub = '', claims = ''] = k.split(SEP, 3)
+      const [, sub = '', claims = ''] = (k ?? '').split(SEP, 3)
       const session: TokenSubject = { sub: sub === '' ? openid : sub, openid }
       if (unionid !== '') session.unionid = unionid
       if (claims !== '') session.claims = JSON.parse(claims) as Record<string, unknown>
-      return status === 'rotated'
-        ? { status, session, ttlMs: Number(ttl) }
-        : { status: 'grace', session, ttlMs: Number(ttl), nonce }
+      return { status: status === 'rotated' ? 'rotated' : 'grace', session, ttlMs: Number(n) }
     },
 
     // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.

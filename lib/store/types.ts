@@ -21,18 +21,29 @@ export type TokenSubject = Pick<SessionData, 'sub' | 'openid' | 'unionid' | 'cla
 
 export type RotateResult =
   | { status: 'rotated', session: TokenSubject, ttlMs: number }
-  | { status: 'grace', session: TokenSubject, ttlMs: number, nonce: string }
+  | { status: 'grace', session: TokenSubject, ttlMs: number }
+  /**
+   * The presented generation is two or more behind the session's: the caller tells a genuine older
+   * token (reuse: revoke the session) from a forged one by deriving forward to `currentHash`.
+   */
+  | { status: 'behind', generation: number, currentHash: string }
   | { status: 'reused' }
   | { status: 'invalid' }
 
 /** A session as the caller creates it; the store stamps `createdAt` with its own clock. */
 export type NewSession = Omit<SessionData, 'createdAt'>
 
+/**
+ * A rotation: the presented token is current when its generation and digest are the session's;
+ * it is the predecessor when its generation is one behind and its successor's digest is the
+ * session's current one (successors are derived, so that proves it without storing old digests).
+ */
 export interface RotateInput {
+  /** The presented token's generation (a session's first token is 0). */
+  generation: number
   presentedHash: string
+  /** Digest of the presented token's successor: stored when it rotates. */
   nextHash: string
-  /** Randomness the successor was derived with; a retry within the grace window gets it back. */
-  nonce: string
   graceMs: number
   /** Idle lifetime: each rotation renews the session to this, but never past maxAgeSec. */
   ttlSec: number
@@ -79,11 +90,3 @@ export interface SessionStore {
   hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
   close: () => Promise<void>
 }
-
-/**
- * How many superseded refresh-token digests a session remembers besides its predecessor, for reuse
- * detection. 5 shortened digests fill one 64-byte Redis hash value (see lib/store/redis.ts).
- */
-export const REFRESH_HISTORY = 5
-/** Superseded digests are kept shortened to this many characters (72 bits): enough to recognise them. */
-export const HISTORY_DIGEST_CHARS = 12

@@ -1,19 +1,24 @@
 import { test } from 'tap'
 import { digest, newJti, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag } from '../../lib/tokens.js'
 
-test('refresh tokens carry 256 random bits and name their session', async (t) => {
+test('refresh tokens carry 256 random bits, name their session and start at generation 0', async (t) => {
   const ref = { tag: userTag('wxapp', 'alice'), sid: newSessionId() }
   const a = newRefreshToken(ref)
   const b = newRefreshToken(ref)
   t.not(a, b)
-  const secret = a.split('.')[2] as string
+  const secret = a.split('.')[3] as string
   t.equal(Buffer.from(secret, 'base64url').length, 32, '32 bytes of randomness')
-  t.same(parseRefreshToken(a), ref)
+  t.same(parseRefreshToken(a), { ref, generation: 0 })
 })
 
 test('parseRefreshToken refuses anything that is not one of ours', async (t) => {
   const good = newRefreshToken({ tag: userTag('a', 'b'), sid: newSessionId() })
-  for (const bad of ['', 'x', 'a.b.c', `${good}x`, `x${good}`, good.replace('.', ':'), `${good}\n`, newJti()]) {
+  const [tag, sid, , secret] = good.split('.')
+  const withGeneration = (g: string): string => `${tag}.${sid}.${g}.${secret}`
+  t.same(parseRefreshToken(withGeneration('9999999999'))?.generation, 9_999_999_999, 'ten digits')
+  for (const bad of ['', 'x', 'a.b.c', `${good}x`, `x${good}`, good.replace('.', ':'), `${good}\n`, newJti(),
+    withGeneration('01'), withGeneration('-1'), withGeneration('1e3'), withGeneration(''), withGeneration('10000000000'),
+    `${tag}.${sid}.${secret}`]) {
     t.equal(parseRefreshToken(bad), null, JSON.stringify(bad))
   }
 })
@@ -27,18 +32,22 @@ test('digest and userTag are stable, short and distinct', async (t) => {
   t.not(userTag('ab', 'c'), userTag('a', 'bc'), 'no ambiguity between appid and sub')
 })
 
-test('a successor is derived from the predecessor, the nonce and the key, and nothing less', async (t) => {
+test('a successor is the next generation, derived from the predecessor and the key, and nothing less', async (t) => {
   const ref = { tag: userTag('a', 'b'), sid: newSessionId() }
   const token = newRefreshToken(ref)
   const key = successorKey('a-jwt-secret-that-is-long-enough-0123456789')
-  const next = successorOf(key, token, 'nonce-1')
-  t.equal(successorOf(key, token, 'nonce-1'), next, 'deterministic: a retry gets the same successor')
-  t.same(parseRefreshToken(next), ref, 'same session')
-  t.equal(Buffer.from(next.split('.')[2] as string, 'base64url').length, 32, '256 bits')
-  t.not(successorOf(key, token, 'nonce-2'), next, 'another nonce, another successor')
-  t.not(successorOf(successorKey('another-jwt-secret-that-is-long-enough-000'), token, 'nonce-1'), next, 'another key, another successor')
-  t.not(successorOf(key, newRefreshToken(ref), 'nonce-1'), next, 'another predecessor, another successor')
-  t.throws(() => successorOf(key, 'garbage', 'n'))
+  const next = successorOf(key, token)
+  t.equal(successorOf(key, token), next, 'deterministic: a retry gets the same successor')
+  t.same(parseRefreshToken(next), { ref, generation: 1 }, 'same session, next generation')
+  t.same(parseRefreshToken(successorOf(key, next))?.generation, 2)
+  t.equal(Buffer.from(next.split('.')[3] as string, 'base64url').length, 32, '256 bits')
+  t.not(successorOf(successorKey('another-jwt-secret-that-is-long-enough-000'), token), next, 'another key, another successor')
+  t.not(successorOf(key, newRefreshToken(ref)), next, 'another predecessor, another successor')
+  const [tag, sid, , secret] = token.split('.')
+  t.not(successorOf(key, `${tag}.${sid}.5.${secret}`).split('.')[3], next.split('.')[3], 'the generation is part of what is derived')
+  t.throws(() => successorOf(key, 'garbage'))
+  const last = `${tag}.${sid}.9999999999.${secret}`
+  t.equal(parseRefreshToken(successorOf(key, last)), null, 'the successor of the last generation does not parse: the session ends')
 })
 
 test('random ids come from a pool and do not repeat', async (t) => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { test } from 'tap'
 import { keyNames } from '../../lib/keys.js'
 import { digest } from '../../lib/tokens.js'
+import { REUSE_DETECTION_DEPTH } from '../../plugins/sessions.js'
 import { APPID, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>
@@ -24,7 +25,7 @@ test('POST /auth/login', async (t) => {
     const claims = decode(body.accessToken)
     t.match(claims, { sub: sim.openidOf('alice'), openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), iss: 'fastify-wechat-auth', aud: APPID, sid: String, jti: String })
     t.equal((claims.exp as number) - (claims.iat as number), 900)
-    t.match(body.refreshToken, new RegExp(`^[\\w-]{16}\\.${claims.sid as string}\\.[\\w-]{43}$`))
+    t.match(body.refreshToken, new RegExp(`^[\\w-]{16}\\.${claims.sid as string}\\.0\\.[\\w-]{43}$`), 'tag, session, generation 0, secret')
   })
 
   t.test('omits unionid when WeChat sends none', async (t) => {
@@ -184,15 +185,40 @@ test('POST /auth/refresh', async (t) => {
     t.equal((await me(app, other.accessToken)).statusCode, 200, 'the user\'s other session lives on')
   })
 
+  t.test('reuse is recognised many generations back; a token too old to recognise is only refused', async (t) => {
+    const many = await buildApp(t, { sim, redisServer: redis, config: { RATE_LIMIT_REFRESH_MAX: 1000 } })
+    const chain = [await login(many, 'alice.r8')]
+    for (let i = 0; i < REUSE_DETECTION_DEPTH + 2; i++) {
+      const res = await refresh(many, chain[chain.length - 1]?.refreshToken as string)
+      t.equal(res.statusCode, 200)
+      chain.push(res.json<Pair>())
+    }
+    const current = chain[chain.length - 1] as Pair
+    t.match(current.refreshToken, new RegExp(`\\.${REUSE_DETECTION_DEPTH + 2}\\.[\\w-]{43}$`), 'the generation counts the rotations')
+    const tooOld = await refresh(many, chain[1]?.refreshToken as string)
+    t.equal(tooOld.json().code, 'AUTH_REFRESH_INVALID', `${REUSE_DETECTION_DEPTH + 1} generations behind: refused, not recognised`)
+    t.equal((await me(many, current.accessToken)).statusCode, 200, 'the session lives on')
+    const reuse = await refresh(many, chain[2]?.refreshToken as string)
+    t.equal(reuse.json().code, 'AUTH_REFRESH_REUSED', `${REUSE_DETECTION_DEPTH} generations behind: reuse`)
+    t.equal((await me(many, current.accessToken)).json().code, 'AUTH_TOKEN_REVOKED', 'the session is revoked')
+    t.equal((await refresh(many, current.refreshToken)).json().code, 'AUTH_REFRESH_INVALID')
+  })
+
   t.test('unknown, malformed or forged tokens get AUTH_REFRESH_INVALID and harm nothing', async (t) => {
     const live = await login(app, 'alice.r6')
-    const forged = live.refreshToken.replace(/\.[\w-]{43}$/, `.${'A'.repeat(43)}`)
-    for (const token of ['nope', forged, `${live.refreshToken}x`]) {
+    const second = (await refresh(app, live.refreshToken)).json<Pair>()
+    const third = (await refresh(app, second.refreshToken)).json<Pair>()
+    const [tag, sid] = third.refreshToken.split('.') as [string, string]
+    const forge = (generation: number): string => `${tag}.${sid}.${generation}.${'A'.repeat(43)}`
+    // Anyone who saw an access token knows the session id: a forged token naming an older
+    // generation must not pass for reuse, or it would log the owner out.
+    for (const token of ['nope', forge(0), forge(1), forge(2), forge(3), forge(99), `${third.refreshToken}x`,
+      third.refreshToken.replace(`.${sid}.`, `.${'B'.repeat(12)}.`)]) {
       const res = await refresh(app, token)
       t.equal(res.statusCode, 401)
-      t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID', token)
     }
-    t.equal((await refresh(app, live.refreshToken)).statusCode, 200, 'the real token still works')
+    t.equal((await refresh(app, third.refreshToken)).statusCode, 200, 'the real token still works')
     const bad = await app.inject({ method: 'POST', url: '/auth/refresh', payload: {} })
     t.equal(bad.json().code, 'FST_ERR_VALIDATION')
   })

@@ -6,7 +6,7 @@ import { keyNames } from '../../../lib/keys.js'
 import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
-import { digest, newSessionId, randomId, userTag } from '../../../lib/tokens.js'
+import { digest, newSessionId, userTag } from '../../../lib/tokens.js'
 import { freePort, redisClient, startRedis } from '../../helper.js'
 import { storeContract } from './contract.js'
 
@@ -42,10 +42,10 @@ test('scripts are sent by digest, and loaded again after Redis forgot them (SCRI
     const ref = { tag: userTag('wxapp', name), sid: newSessionId() }
     await store.createSession(ref, { sub: name, openid: 'o', sessionKey: 'k' }, 'h0', 60)
     await admin.script('FLUSH')
-    const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+    const r = await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
     t.equal(r.status, 'rotated', `${name}: NOSCRIPT is answered by EVAL`)
     await admin.config('RESETSTAT')
-    const r2 = await store.rotateRefresh(ref, { presentedHash: 'h1', nextHash: 'h2', nonce: 'n2', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+    const r2 = await store.rotateRefresh(ref, { generation: 1, presentedHash: 'h1', nextHash: 'h2', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
     t.equal(r2.status, 'rotated')
     const stats = await admin.info('commandstats')
     t.match(stats, /cmdstat_evalsha:calls=1,/, `${name}: then sent by digest again`)
@@ -72,7 +72,7 @@ test('a host node-redis client that maps replies to Buffers still works: the sto
   await store.createSession(ref, { sub: 'buffy', openid: 'o-buffy', sessionKey: 'k' }, 'h0', 60)
   t.equal(await store.checkAccess(ref, 'j'), 'ok')
   t.match(await store.getSession(ref), { openid: 'o-buffy', sessionKey: 'k' })
-  const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  const r = await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   t.same(r.status === 'rotated' && r.session, { sub: 'buffy', openid: 'o-buffy' })
   t.equal(await store.claimCode(digest('c'), 1000), 'claimed')
 })
@@ -115,10 +115,11 @@ test('every key the store writes has a TTL; a user is one key under its hash tag
   const tag = userTag('wxapp', 'alice')
   const ref = { tag, sid: newSessionId() }
   const other = { tag, sid: newSessionId() }
-  await store.createSession(ref, { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' }, 'h0', 60)
   await store.createSession(other, { sub: 'user-42', openid: 'o-alice', sessionKey: 'k' }, 'h0', 600)
-  await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
-  await store.rotateRefresh(ref, { presentedHash: 'h1', nextHash: 'h1'.padEnd(22, 'x'), nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  // Digests as long as real ones (22 characters), so the encoding check below means something.
+  const h = (g: number): string => `h${g}`.padEnd(22, 'x')
+  await store.createSession(ref, { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' }, h(0), 60)
+  for (let g = 0; g < 2; g++) await store.rotateRefresh(ref, { generation: g, presentedHash: h(g), nextHash: h(g + 1), graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   await store.blacklist(ref, 'jti', 30)
   await store.hit('1.2.3.4', 60_000)
   await store.claimCode(digest('c1'), 5000)
@@ -132,17 +133,19 @@ test('every key the store writes has a TTL; a user is one key under its hash tag
   t.equal(userKey, `${prefix}{${tag}}`, 'the user key is its hash tag')
   t.ok((await inspect.pttl(userKey)) > 590_000, 'the user key lives as long as its longest session')
   const fields = (sid: string): string[] => [sid, `${sid}o`, `${sid}k`]
-  t.same((await inspect.hkeys(userKey)).sort(), [...fields(ref.sid), `${ref.sid}p`, `${ref.sid}h`, ...fields(other.sid), 'b:jti'].sort())
+  t.same((await inspect.hkeys(userKey)).sort(), [...fields(ref.sid), ...fields(other.sid), 'b:jti'].sort(), 'refreshed or not, a session is three fields')
   t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'compact encoding: every value fits in 64 bytes')
-  const [hot, prev, k] = await inspect.hmget(userKey, ref.sid, `${ref.sid}p`, `${other.sid}k`)
-  t.equal(hot?.split('\u0001')[1], 'h1'.padEnd(22, 'x'), 'the current refresh digest moved on')
-  t.match(prev?.split('\u0001'), ['h1', /^\d+$/, 'n1'], 'the predecessor, when, and the nonce (not a successor) are kept')
+  const [hot, fresh, k] = await inspect.hmget(userKey, ref.sid, other.sid, `${other.sid}k`)
+  t.match(hot?.split('\u0001'), [/^\d{13}$/, h(2), '2', /^\d{13}$/], 'expiry, the current digest, its generation, when it was issued')
+  t.match(fresh?.split('\u0001'), [/^\d{13}$/, 'h0', '0', '0'], 'a new session: generation 0, never rotated')
   t.equal(k?.split('\u0001')[2], 'user-42', 'a sub other than the openid is stored')
   t.equal((await inspect.hget(userKey, `${ref.sid}k`))?.split('\u0001')[2], '', 'a sub equal to the openid is not stored twice')
   t.match(await store.getSession(ref), { sub: 'o-alice', openid: 'o-alice', sessionKey: 'k' })
   t.match(await store.getSession(other), { sub: 'user-42', openid: 'o-alice' })
-  for (let i = 2; i < 12; i++) await store.rotateRefresh(ref, { presentedHash: `h${i - 1}`.padEnd(22, 'x'), nextHash: `h${i}`.padEnd(22, 'x'), nonce: randomId(16), graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
-  t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'still compact with a full reuse history')
+  const before = await inspect.memory('USAGE', userKey)
+  for (let g = 2; g < 40; g++) t.equal((await store.rotateRefresh(ref, { generation: g, presentedHash: h(g), nextHash: h(g + 1), graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })).status, 'rotated')
+  t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'still compact after many refreshes')
+  t.equal(await inspect.memory('USAGE', userKey), before, 'and no larger: nothing accumulates per refresh')
 })
 
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {
@@ -196,6 +199,17 @@ test('a rotation reply is built from split parts: a stored value holding the sep
   await store.createSession(ref, { sub: 'user-7', openid: 'o-mallory', sessionKey: 'k', claims: { role: 'user' } }, 'h0', 60)
   // Only a write that bypassed the store could do this: the store never writes such values.
   await redisClient(t, redis.url).hset(keyNames(prefix).user(ref.tag), `${ref.sid}o`, 'o-mallory\u0001u\u0001role\u0001admin')
-  const r = await store.rotateRefresh(ref, { presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  const r = await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   t.same(r.status === 'rotated' && r.session, { sub: 'user-7', openid: 'o-mallory', unionid: 'u', claims: { role: 'user' } })
+})
+
+test('a session stored by an earlier version (no generation in its hot field) is refused a refresh, not misread', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}legacy:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const ref = { tag: userTag('wxapp', 'old'), sid: newSessionId() }
+  await store.createSession(ref, { sub: 'old', openid: 'o-old', sessionKey: 'k' }, 'h0', 60)
+  await redisClient(t, redis.url).hset(keyNames(prefix).user(ref.tag), ref.sid, `${Date.now() + 60_000}\u0001h0`)
+  t.same(await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 }), { status: 'invalid' })
+  t.equal(await store.checkAccess(ref, 'j'), 'ok', 'its access tokens live out their time')
 })
