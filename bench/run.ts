@@ -13,7 +13,7 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
-import { digest, newRefreshToken, newSessionId, parseRefreshToken, successorKey, successorOf, userTag } from '../lib/tokens.js'
+import { digest, newNonce, newSessionId, parseRefreshToken, refreshTokens, userTag } from '../lib/tokens.js'
 import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -80,6 +80,7 @@ interface Row {
   cpu: Record<string, number>
   /** The gateway's CPU time per request (µs): its cost, steadier than req/s on a shared machine. */
   gatewayCpuUsPerRequest: number
+  redisCpuUsPerRequest: number
   /** Lowest and highest ratio over the rounds. */
   ratioRange: [number, number]
 }
@@ -185,7 +186,7 @@ async function runWrk (s: Scenario, duration: number, base: string): Promise<Loa
   }
 }
 
-async function measure (s: Scenario, procs: Record<string, Proc>, base: string): Promise<{ result: LoadResult, cpu: Record<string, number>, gatewayUsPerRequest: number }> {
+async function measure (s: Scenario, procs: Record<string, Proc>, base: string): Promise<{ result: LoadResult, cpu: Record<string, number>, gatewayUsPerRequest: number, redisUsPerRequest: number }> {
   const run = async (duration: number): Promise<LoadResult> => LOADGEN === 'wrk' ? await runWrk(s, duration, base) : await runAutocannon(s, duration)
   await run(WARMUP)
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
@@ -195,15 +196,16 @@ async function measure (s: Scenario, procs: Record<string, Proc>, base: string):
   const cpu: Record<string, number> = {}
   for (const [k, p] of Object.entries(procs)) cpu[k] = Math.round(100 * (cpuSeconds(p.child.pid) - (before[k] ?? 0)) / wall)
   cpu.loadgen = Math.round(100 * result.cpuSeconds / wall)
-  const gatewaySeconds = cpuSeconds(procs.gateway?.child.pid) - (before.gateway ?? 0)
-  return { result, cpu, gatewayUsPerRequest: Math.round(gatewaySeconds * 1e6 / Math.max(1, result.total)) }
+  const usPerRequest = (name: string): number =>
+    Math.round((cpuSeconds(procs[name]?.child.pid) - (before[name] ?? 0)) * 1e6 / Math.max(1, result.total))
+  return { result, cpu, gatewayUsPerRequest: usPerRequest('gateway'), redisUsPerRequest: usPerRequest('redis') }
 }
 
 interface MemoryResult {
   sessions: number
   bytesPerSession: number
   keysPerSession: number
-  /** Bytes per session after one rotation, and after enough rotations to fill the reuse history. */
+  /** Bytes per session after one rotation, and after MEMORY_ROTATIONS of them. */
   bytesAfterOneRotation: number
   bytesAfterManyRotations: number
 }
@@ -218,6 +220,7 @@ async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
   const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
   const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
   const sessions: Array<{ ref: { tag: string, sid: string }, token: string }> = []
+  const tokens = refreshTokens('bench-secret-0123456789abcdefghij')
   const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
     let next = 0
     await Promise.all(Array.from({ length: 50 }, async () => { while (next < MEMORY_SESSIONS) await fn(next++) }))
@@ -226,7 +229,7 @@ async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
     // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
     const openid = `o${digest(`openid-${i}`)}${digest(`o2-${i}`)}`.slice(0, 28)
     const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
-    const token = newRefreshToken(ref)
+    const token = tokens.first(ref)
     sessions[i] = { ref, token }
     await store.createSession(ref, {
       sub: openid,
@@ -238,13 +241,13 @@ async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
   const fresh = await usedMemory(admin)
   const keys = await admin.dbsize()
   // Rotated as the gateway does, with tokens derived from each other.
-  const key = successorKey('bench-secret-0123456789abcdefghij')
   const rotateAll = async (): Promise<void> => {
     await parallel(async (i) => {
       const s = sessions[i] as { ref: { tag: string, sid: string }, token: string }
-      const next = successorOf(key, s.token)
+      const nonce = newNonce()
+      const next = tokens.successor(s.token, nonce)
       const { generation } = parseRefreshToken(s.token) as { generation: number }
-      const r = await store.rotateRefresh(s.ref, { generation, presentedHash: digest(s.token), nextHash: digest(next), graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
+      const r = await store.rotateRefresh(s.ref, { generation, presentedHash: digest(s.token), nextHash: digest(next), nonce, graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
       if (r.status !== 'rotated') throw new Error(`memory run: rotation answered ${r.status}`)
       s.token = next
     })
@@ -373,7 +376,7 @@ async function main (): Promise<void> {
       let ceiling = 0
       for (const s of selected) {
         process.stderr.write(`round ${round}/${ROUNDS}: ${s.name} (${WARMUP}s warm-up, ${DURATION}s measured, ${CONNECTIONS} connections)\n`)
-        const { result: r, cpu, gatewayUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim }, base)
+        const { result: r, cpu, gatewayUsPerRequest, redisUsPerRequest } = await measure(s, { gateway: gw, redis: redisProc, simulator: sim }, base)
         if (s.name === 'ceiling') ceiling = r.requestsPerSec
         const ratio = Number((r.requestsPerSec / ceiling).toFixed(2))
         rows.push({
@@ -387,6 +390,7 @@ async function main (): Promise<void> {
           ratio,
           cpu,
           gatewayCpuUsPerRequest: gatewayUsPerRequest,
+          redisCpuUsPerRequest: redisUsPerRequest,
           ratioRange: [ratio, ratio]
         })
       }
@@ -403,9 +407,9 @@ async function main (): Promise<void> {
       `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${CONNECTIONS} connections, ${WARMUP}s warm-up, ${DURATION}s measured; ` +
         `${ROUNDS} round(s), each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
       '',
-      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | gateway CPU µs/req | CPU % gateway / redis / simulator / load generator |',
+      '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | CPU µs/req gateway / redis | CPU % gateway / redis / simulator / load generator |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)}${ROUNDS > 1 && r.scenario !== 'ceiling' ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} | ${r.gatewayCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
+      ...rows.map((r) => `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)}${ROUNDS > 1 && r.scenario !== 'ceiling' ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''} | ${r.gatewayCpuUsPerRequest} / ${r.redisCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`),
       '',
       `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
         `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes.`

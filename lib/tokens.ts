@@ -1,5 +1,5 @@
 // Pure helpers for identifiers and refresh tokens. No I/O, no Fastify.
-import { createHmac, hash, randomBytes } from 'node:crypto'
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 const b64url = (buf: Buffer): string => buf.toString('base64url')
 
@@ -58,20 +58,17 @@ export interface SessionRef {
 
 const SID_BYTES = 9
 export const SID_CHARS = 12
-const SECRET_BYTES = 32 // 256 bits of randomness in every refresh token
+const SECRET_BYTES = 32 // 256 bits in every refresh token
+const MAC_BYTES = 16
+const NONCE_BYTES = 12
 // A generation is a decimal counter of up to 10 digits (a rotation a second for 300 years; the
 // successor of the last one does not parse, so its session just ends).
-const REFRESH_RE = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.(0|[1-9][0-9]{0,9})\.([A-Za-z0-9_-]{43})$/
+const REFRESH_RE = /^(([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.(0|[1-9][0-9]{0,9})\.[A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/
 
 export const newSessionId = (): string => randomId(SID_BYTES)
 export const newJti = (): string => randomId(12)
-
-/**
- * An opaque refresh token: `<tag>.<sid>.<generation>.<secret>`. A session's first token
- * (generation 0) carries fresh randomness; only its digest is ever stored.
- */
-export const newRefreshToken = (ref: SessionRef): string =>
-  `${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`
+/** The randomness a rotation draws; kept in the session so a retry derives the same successor. */
+export const newNonce = (): string => randomId(NONCE_BYTES)
 
 /** A refresh token as presented: the session it claims to belong to, and its generation. */
 export interface ParsedRefreshToken {
@@ -79,27 +76,49 @@ export interface ParsedRefreshToken {
   generation: number
 }
 
-/** The session and generation a refresh token claims, or null when it is not one of ours. */
+/** The session and generation a refresh token claims, or null when it does not have our shape. */
 export function parseRefreshToken (token: string): ParsedRefreshToken | null {
   const m = REFRESH_RE.exec(token)
   if (m === null) return null
-  return { ref: { tag: m[1] as string, sid: m[2] as string }, generation: Number(m[3]) }
+  return { ref: { tag: m[2] as string, sid: m[3] as string }, generation: Number(m[4]) }
 }
 
 /**
- * The successor of a refresh token: generation + 1, secret HMAC(key, predecessor). The key is the
- * gateway's (derived from the JWT secret) and the chain starts from random bytes, so neither the
- * store (it holds digests) nor the key alone can produce a token. Deterministic: a client that
- * retries within the grace window gets the same successor again, and the gateway can tell a
- * genuine older token of a session from a forged one by deriving forward from it.
+ * Refresh tokens: `<tag>.<sid>.<generation>.<secret>.<mac>`. A session's first token (generation
+ * 0) has a random secret; each successor is the next generation with HMAC(successor key,
+ * predecessor, nonce) as its secret, the nonce being fresh randomness drawn at that rotation and
+ * kept in the session (so a retry gets the same successor). Only a digest of the current token is
+ * stored: neither a copy of Redis, nor the key, nor the key with older tokens produces the
+ * current one. The mac (HMAC of the rest under a second key) proves a token was issued by a
+ * gateway holding the key; it is only consulted to tell reuse of an older token from a forgery.
+ * Both keys are derived from the JWT secret, so one secret is configured.
  */
-export function successorOf (key: Buffer, predecessor: string): string {
-  const parsed = parseRefreshToken(predecessor)
-  if (parsed === null) throw new Error('not a refresh token')
-  const secret = createHmac('sha256', key).update(predecessor).digest()
-  return `${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`
+export function refreshTokens (jwtSecret: string) {
+  const successorKey = createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-successor').digest()
+  const macKey = createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-mac').digest()
+  const mac = (body: string): Buffer => createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES)
+  const seal = (body: string): string => `${body}.${b64url(mac(body))}`
+
+  return {
+    /** A session's first token. */
+    first: (ref: SessionRef): string => seal(`${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`),
+
+    /** The successor of `predecessor` (a token of our shape) with a rotation's nonce. */
+    successor (predecessor: string, nonce: string): string {
+      const parsed = parseRefreshToken(predecessor)
+      if (parsed === null) throw new Error('not a refresh token')
+      const secret = createHmac('sha256', successorKey).update(predecessor).update('\u0000').update(nonce).digest()
+      return seal(`${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`)
+    },
+
+    /** Whether a token of our shape was issued under this key (a forged one was not). */
+    issued (token: string): boolean {
+      const m = REFRESH_RE.exec(token)
+      if (m === null) return false
+      // Compared as text: a base64url string has variants that decode to the same bytes.
+      return timingSafeEqual(Buffer.from(m[5] as string), Buffer.from(b64url(mac(m[1] as string))))
+    }
+  }
 }
 
-/** The key successorOf() uses, derived from the JWT secret so that one secret is configured. */
-export const successorKey = (jwtSecret: string): Buffer =>
-  createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-successor').digest()
+export type RefreshTokens = ReturnType<typeof refreshTokens>

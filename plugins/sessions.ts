@@ -5,7 +5,7 @@ import { AuthRefreshInvalidError, AuthRefreshReusedError, AuthTokenRevokedError,
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
 import type { NewSession, TokenSubject } from '../lib/store/types.js'
 import {
-  digest, newRefreshToken, newSessionId, parseRefreshToken, successorKey, successorOf, userTag, type SessionRef
+  digest, newNonce, newSessionId, parseRefreshToken, refreshTokens, userTag, type SessionRef
 } from '../lib/tokens.js'
 
 export interface WeChatIdentity {
@@ -42,10 +42,6 @@ const USED_CODE_TTL_MS = 10 * 60 * 1000
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
-// How many generations behind its session's current token a presented refresh token is still
-// recognised as one this session issued (reuse: the session is revoked) rather than refused as
-// unknown. Recognising one costs an HMAC per generation, on that path only.
-export const REUSE_DETECTION_DEPTH = 32
 const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
 
@@ -54,7 +50,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
   const store = fastify.wechatAuthStore
   const wechat = fastify.wechat
   const tokens = fastify.wechatAuthTokens
-  const successorSecret = successorKey(config.jwtSecret)
+  const refreshTokenOf = refreshTokens(config.jwtSecret)
   const resolveUser: ResolveUser = opts.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
@@ -109,28 +105,29 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
-    const refreshToken = newRefreshToken(ref)
+    const refreshToken = refreshTokenOf.first(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
     await store.createSession(ref, session, digest(refreshToken), ttl)
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 
-  /** Whether `token` is `generations` rotations before the token whose digest is `currentHash`. */
-  function precedes (token: string, generations: number, currentHash: string): boolean {
-    let t = token
-    for (let i = 0; i < generations; i++) t = successorOf(successorSecret, t)
-    return digest(t) === currentHash
+  async function reused (ref: SessionRef): Promise<never> {
+    await store.revokeSession(ref)
+    fastify.log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
+    throw new AuthRefreshReusedError()
   }
 
   async function refresh (presented: string): Promise<TokenPair> {
     const parsed = parseRefreshToken(presented)
     if (parsed === null) throw new AuthRefreshInvalidError()
     const { ref, generation } = parsed
-    const successor = successorOf(successorSecret, presented)
+    const nonce = newNonce()
+    let successor = refreshTokenOf.successor(presented, nonce)
     const result = await store.rotateRefresh(ref, {
       generation,
       presentedHash: digest(presented),
       nextHash: digest(successor),
+      nonce,
       graceMs: config.REFRESH_GRACE_SECONDS * 1000,
       ttlSec: config.REFRESH_TOKEN_TTL,
       maxAgeSec: config.SESSION_MAX_AGE
@@ -138,17 +135,17 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
     switch (result.status) {
       case 'invalid':
         throw new AuthRefreshInvalidError()
-      case 'behind': {
-        // An older token of this session, or a forged one that names it: only a genuine one,
-        // derived forward, reaches the current token. A forged one harms nothing.
-        const behind = result.generation - generation
-        if (behind > REUSE_DETECTION_DEPTH || !precedes(successor, behind - 1, result.currentHash)) throw new AuthRefreshInvalidError()
-        await store.revokeSession(ref)
-      }
-      // falls through
-      case 'reused':
-        fastify.log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
-        throw new AuthRefreshReusedError()
+      // An older token: reuse if this gateway issued it. A forged one (anyone who saw an access
+      // token knows the session id) harms nothing.
+      case 'behind':
+        if (!refreshTokenOf.issued(presented)) throw new AuthRefreshInvalidError()
+        return await reused(ref)
+      // The predecessor if it derives the current token with the last rotation's nonce: within the
+      // grace window it gets that same token again (a retry of a lost answer), after it is reuse.
+      case 'predecessor':
+        successor = refreshTokenOf.successor(presented, result.nonce)
+        if (digest(successor) !== result.currentHash) throw new AuthRefreshInvalidError()
+        if (!result.inGrace) return await reused(ref)
     }
     // The session's mini program; none when it was removed from the configuration since.
     const appid = appOfSession(ref.tag, result.session.sub)
@@ -156,7 +153,6 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
       await store.revokeSession(ref)
       throw new AuthRefreshInvalidError()
     }
-    // A retry of a rotation whose answer was lost ('grace') gets the same successor: it is derived.
     return pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
   }
 

@@ -8,8 +8,9 @@ interface SessionEntry {
   /** Digest of the current refresh token, and its generation. */
   current: string
   generation: number
-  /** When the current token was issued by a rotation (the grace window of its predecessor). */
+  /** When the current token was issued by a rotation (the grace window of its predecessor), with what nonce. */
   rotatedAt: number
+  nonce: string
   expiresAt: number
   /** Blacklisted token ids of this session, with when they may be forgotten. */
   blacklist: Map<string, number>
@@ -89,6 +90,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
         current: refreshHash,
         generation: 0,
         rotatedAt: 0,
+        nonce: '',
         expiresAt: now() + ttlSec * 1000,
         blacklist: new Map()
       })
@@ -112,16 +114,21 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
         e.current = input.nextHash
         e.generation++
         e.rotatedAt = t
+        e.nonce = input.nonce
         e.expiresAt = t + ttlMs
         return { status: 'rotated', session: subjectOf(e.data), ttlMs }
       }
-      if (input.generation === e.generation - 1 && input.nextHash === e.current) {
-        if (t - e.rotatedAt <= input.graceMs) return { status: 'grace', session: subjectOf(e.data), ttlMs: e.expiresAt - t }
-        dropSession(ref)
-        return { status: 'reused' }
+      if (input.generation === e.generation - 1 && e.generation > 0) {
+        return {
+          status: 'predecessor',
+          session: subjectOf(e.data),
+          ttlMs: e.expiresAt - t,
+          nonce: e.nonce,
+          currentHash: e.current,
+          inGrace: t - e.rotatedAt <= input.graceMs
+        }
       }
-      if (input.generation < e.generation - 1) return { status: 'behind', generation: e.generation, currentHash: e.current }
-      return { status: 'invalid' }
+      return { status: input.generation < e.generation - 1 ? 'behind' : 'invalid' }
     },
 
     async checkAccess (ref, jti) {

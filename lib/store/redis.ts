@@ -10,17 +10,18 @@ import { SID_CHARS } from '../tokens.js'
 import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
 import { type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
-// A user is one hash. Each session is three fields, named by its id and a suffix, each value at
-// most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a longer value
-// turns the whole hash into a hashtable, which costs about twice the memory). Values are joined
-// with \x01, which none of them can contain:
-//   <sid>   expiresAt ms | current refresh digest [| its generation | rotated at ms]  (the hot path;
-//           the last two only once the session has rotated: a new session is generation 0)
+// A user is one hash. Each session is three fields, four once it has rotated, named by its id and a
+// suffix, each value at most 64 bytes so that Redis keeps the hash in its compact listpack encoding (a
+// longer value turns the whole hash into a hashtable, which costs about twice the memory). Values are
+// joined with \x01, which none of them can contain:
+//   <sid>   expiresAt ms | current refresh digest [| its generation, when not 0]   (the hot path)
 //   <sid>o  openid | unionid
 //   <sid>k  session_key | createdAt ms | sub ('' = the openid) | claims JSON
-// plus `b:<jti>` -> expiresAt ms for each blacklisted access token of the user. A session costs
-// the same after any number of refreshes: older refresh tokens are recognised by derivation
-// (lib/tokens.ts successorOf), not by stored digests.
+//   <sid>p  rotated at ms | nonce of that rotation                  (once the session has rotated)
+// plus `b:<jti>` -> expiresAt ms for each blacklisted access token of the user. A session costs the
+// same after any number of refreshes: older refresh tokens are recognised by their mac
+// (lib/tokens.ts), not by stored digests. (`<sid>h`, a digest history, was written by earlier builds;
+// it goes with its session.)
 const SEP = '\u0001'
 
 const LUA_COMMON = `
@@ -30,7 +31,7 @@ local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k' end
+local function fieldsOf(sid) return sid, sid .. 'o', sid .. 'k', sid .. 'p', sid .. 'h' end
 local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
 -- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
 -- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
@@ -67,13 +68,13 @@ redis.call('HSET', KEYS[1],
 keepAlive(KEYS[1], ttl)
 return 1`,
 
-  // KEYS: user. ARGV: sid, generation, presented digest, next digest, graceMs, ttlMs, maxAgeMs
-  // -> 'invalid' | 'reused' | {'rotated' | 'grace', ttl ms, <sid>o, <sid>k without the session_key}
-  //    | {'behind', current generation, current digest}
+  // KEYS: user. ARGV: sid, generation, presented digest, next digest, nonce, graceMs, ttlMs, maxAgeMs
+  // -> 'invalid' | 'behind' | {'rotated', ttl ms, <sid>o, <sid>k without the session_key}
+  //    | {'predecessor', ttl ms, <sid>o, <sid>k without the session_key, nonce, current digest, in grace '1' | '0'}
   // The hot path of every refresh: values are cut with plain string.find, no patterns and no tables.
   wxauthRotate: LUA_COMMON + `
 local key, sid = KEYS[1], ARGV[1]
-local v = redis.call('HMGET', key, sid, sid .. 'o', sid .. 'k')
+local v = redis.call('HMGET', key, sid, sid .. 'o', sid .. 'k', sid .. 'p')
 local hot = v[1]
 if not hot then return 'invalid' end
 local now = nowMs()
@@ -84,12 +85,9 @@ if expiresAt <= now then
   return 'invalid'
 end
 -- A session that never rotated stores no generation (32 bytes less per session in Redis' allocator).
-local current, generation, rotatedAt = string.sub(hot, a + 1), 0, 0
+local current, generation = string.sub(hot, a + 1), 0
 local b = string.find(hot, SEP, a + 1, true)
-if b then
-  local c = string.find(hot, SEP, b + 1, true)
-  current, generation, rotatedAt = string.sub(hot, a + 1, b - 1), tonumber(string.sub(hot, b + 1, c - 1)), tonumber(string.sub(hot, c + 1))
-end
+if b then current, generation = string.sub(hot, a + 1, b - 1), tonumber(string.sub(hot, b + 1)) end
 local presented = tonumber(ARGV[2])
 -- <sid>k is session_key | createdAt | sub | claims: only what follows the session_key leaves Redis.
 local k = v[3] or ''
@@ -97,24 +95,23 @@ local ks = string.find(k, SEP, 1, true)
 local public = ks and string.sub(k, ks + 1) or ''
 if presented == generation and ARGV[3] == current then
   local createdAt = tonumber(string.sub(public, 1, string.find(public, SEP, 1, true) - 1))
-  local ttl = math.min(tonumber(ARGV[6]), createdAt + tonumber(ARGV[7]) - now)
+  local ttl = math.min(tonumber(ARGV[7]), createdAt + tonumber(ARGV[8]) - now)
   if ttl <= 0 then
     dropSession(key, sid)
     return 'invalid'
   end
-  redis.call('HSET', key, sid, int(now + ttl) .. SEP .. ARGV[4] .. SEP .. int(generation + 1) .. SEP .. int(now))
+  redis.call('HSET', key, sid, int(now + ttl) .. SEP .. ARGV[4] .. SEP .. int(generation + 1), sid .. 'p', int(now) .. SEP .. ARGV[5])
   keepAlive(key, ttl)
   return {'rotated', int(ttl), v[2] or '', public}
 end
--- The predecessor: its successor is the current token.
-if presented == generation - 1 and ARGV[4] == current then
-  if now - rotatedAt <= tonumber(ARGV[5]) then
-    return {'grace', int(expiresAt - now), v[2] or '', public}
-  end
-  dropSession(key, sid)
-  return 'reused'
+if presented == generation - 1 then
+  local p = v[4] or ''
+  local c = string.find(p, SEP, 1, true)
+  if not c then return 'invalid' end
+  local inGrace = now - tonumber(string.sub(p, 1, c - 1)) <= tonumber(ARGV[6])
+  return {'predecessor', int(expiresAt - now), v[2] or '', public, string.sub(p, c + 1), current, inGrace and '1' or '0'}
 end
-if presented < generation - 1 then return {'behind', int(generation), current} end
+if presented < generation - 1 then return 'behind' end
 return 'invalid'`,
 
   // KEYS: user. ARGV: sid
@@ -272,18 +269,20 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
       const reply = await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
-        ref.sid, input.generation, input.presentedHash, input.nextHash, input.graceMs,
+        ref.sid, input.generation, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
         input.ttlSec * 1000, input.maxAgeSec * 1000))
-      if (!Array.isArray(reply)) return { status: reply === 'reused' ? 'reused' : 'invalid' }
-      const [status, n, o, k] = reply as [string, string, string, string?]
-      if (status === 'behind') return { status, generation: Number(n), currentHash: o }
-      // status, ttl ms, then the stored values: openid | unionid, and createdAt | sub | claims
-      const [openid = '', unionid = ''] = o.split(SEP, 2)
+      if (!Array.isArray(reply)) return { status: reply === 'behind' ? 'behind' : 'invalid' }
+      // status, ttl ms, the stored values (openid | unionid, and createdAt | sub | claims), then for
+      // a predecessor: the last rotation's nonce, the current digest, whether in the grace window
+      const [status, ttl, o, k, nonce, currentHash, inGrace] = reply as string[]
+      const [openid = '', unionid = ''] = (o ?? '').split(SEP, 2)
       const [, sub = '', claims = ''] = (k ?? '').split(SEP, 3)
       const session: TokenSubject = { sub: sub === '' ? openid : sub, openid }
       if (unionid !== '') session.unionid = unionid
       if (claims !== '') session.claims = JSON.parse(claims) as Record<string, unknown>
-      return { status: status === 'rotated' ? 'rotated' : 'grace', session, ttlMs: Number(n) }
+      return status === 'rotated'
+        ? { status, session, ttlMs: Number(ttl) }
+        : { status: 'predecessor', session, ttlMs: Number(ttl), nonce: nonce ?? '', currentHash: currentHash ?? '', inGrace: inGrace === '1' }
     },
 
     // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.

@@ -21,29 +21,28 @@ export type TokenSubject = Pick<SessionData, 'sub' | 'openid' | 'unionid' | 'cla
 
 export type RotateResult =
   | { status: 'rotated', session: TokenSubject, ttlMs: number }
-  | { status: 'grace', session: TokenSubject, ttlMs: number }
   /**
-   * The presented generation is two or more behind the session's: the caller tells a genuine older
-   * token (reuse: revoke the session) from a forged one by deriving forward to `currentHash`.
+   * The presented generation is one behind the session's. It is the predecessor only if the
+   * successor it derives with `nonce` (the last rotation's) has the digest `currentHash`; the
+   * caller checks, then answers the same successor again (`inGrace`) or revokes the session.
    */
-  | { status: 'behind', generation: number, currentHash: string }
-  | { status: 'reused' }
+  | { status: 'predecessor', session: TokenSubject, ttlMs: number, nonce: string, currentHash: string, inGrace: boolean }
+  /** Two or more generations behind: reuse if the token is genuine, which the caller checks. */
+  | { status: 'behind' }
   | { status: 'invalid' }
 
 /** A session as the caller creates it; the store stamps `createdAt` with its own clock. */
 export type NewSession = Omit<SessionData, 'createdAt'>
 
-/**
- * A rotation: the presented token is current when its generation and digest are the session's;
- * it is the predecessor when its generation is one behind and its successor's digest is the
- * session's current one (successors are derived, so that proves it without storing old digests).
- */
+/** A rotation: the presented token is current when its generation and digest are the session's. */
 export interface RotateInput {
   /** The presented token's generation (a session's first token is 0). */
   generation: number
   presentedHash: string
-  /** Digest of the presented token's successor: stored when it rotates. */
+  /** Digest of the successor, derived with `nonce`: both are stored when the token rotates. */
   nextHash: string
+  nonce: string
+  /** How long after a rotation its predecessor may be presented again. */
   graceMs: number
   /** Idle lifetime: each rotation renews the session to this, but never past maxAgeSec. */
   ttlSec: number

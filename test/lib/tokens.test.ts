@@ -1,26 +1,49 @@
 import { test } from 'tap'
-import { digest, newJti, newRefreshToken, newSessionId, parseRefreshToken, randomId, successorKey, successorOf, userTag } from '../../lib/tokens.js'
+import { digest, newJti, newNonce, newSessionId, parseRefreshToken, randomId, refreshTokens, userTag } from '../../lib/tokens.js'
 
-test('refresh tokens carry 256 random bits, name their session and start at generation 0', async (t) => {
+const SECRET = 'a-jwt-secret-that-is-long-enough-0123456789'
+const tokens = refreshTokens(SECRET)
+
+test('refresh tokens carry 256 random bits and a mac, name their session and start at generation 0', async (t) => {
   const ref = { tag: userTag('wxapp', 'alice'), sid: newSessionId() }
-  const a = newRefreshToken(ref)
-  const b = newRefreshToken(ref)
+  const a = tokens.first(ref)
+  const b = tokens.first(ref)
   t.not(a, b)
-  const secret = a.split('.')[3] as string
-  t.equal(Buffer.from(secret, 'base64url').length, 32, '32 bytes of randomness')
+  const [, , generation, secret, mac] = a.split('.')
+  t.equal(generation, '0')
+  t.equal(Buffer.from(secret as string, 'base64url').length, 32, '32 bytes of randomness')
+  t.equal(Buffer.from(mac as string, 'base64url').length, 16, 'a 128-bit mac')
   t.same(parseRefreshToken(a), { ref, generation: 0 })
+  t.ok(tokens.issued(a))
 })
 
-test('parseRefreshToken refuses anything that is not one of ours', async (t) => {
-  const good = newRefreshToken({ tag: userTag('a', 'b'), sid: newSessionId() })
-  const [tag, sid, , secret] = good.split('.')
-  const withGeneration = (g: string): string => `${tag}.${sid}.${g}.${secret}`
+test('parseRefreshToken refuses anything that is not of our shape', async (t) => {
+  const good = tokens.first({ tag: userTag('a', 'b'), sid: newSessionId() })
+  const [tag, sid, , secret, mac] = good.split('.')
+  const withGeneration = (g: string): string => `${tag}.${sid}.${g}.${secret}.${mac}`
   t.same(parseRefreshToken(withGeneration('9999999999'))?.generation, 9_999_999_999, 'ten digits')
   for (const bad of ['', 'x', 'a.b.c', `${good}x`, `x${good}`, good.replace('.', ':'), `${good}\n`, newJti(),
     withGeneration('01'), withGeneration('-1'), withGeneration('1e3'), withGeneration(''), withGeneration('10000000000'),
-    `${tag}.${sid}.${secret}`]) {
+    `${tag}.${sid}.${secret}.${mac}`, `${tag}.${sid}.0.${secret}`]) {
     t.equal(parseRefreshToken(bad), null, JSON.stringify(bad))
   }
+})
+
+test('issued: only a token sealed under this key, unaltered, passes', async (t) => {
+  const token = tokens.first({ tag: userTag('a', 'b'), sid: newSessionId() })
+  const [tag, sid, , secret, mac] = token.split('.') as [string, string, string, string, string]
+  t.ok(tokens.issued(token))
+  t.ok(tokens.issued(tokens.successor(token, newNonce())))
+  t.notOk(refreshTokens('another-jwt-secret-that-is-long-enough-000').issued(token), 'another key')
+  t.notOk(tokens.issued(`${tag}.${sid}.1.${secret}.${mac}`), 'another generation')
+  t.notOk(tokens.issued(`${tag}.${sid}.0.${'A'.repeat(43)}.${mac}`), 'another secret')
+  t.notOk(tokens.issued(`${tag}.${newSessionId()}.0.${secret}.${mac}`), 'another session')
+  t.notOk(tokens.issued(`${tag}.${sid}.0.${secret}.${'A'.repeat(22)}`), 'a made-up mac')
+  // The last base64url character of a 16-byte mac carries 2 bits: its siblings decode to the same bytes.
+  const last = mac.slice(-1)
+  const sibling = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('').find((c) => c !== last && Buffer.from(mac.slice(0, -1) + c, 'base64url').equals(Buffer.from(mac, 'base64url')))
+  if (sibling !== undefined) t.notOk(tokens.issued(`${tag}.${sid}.0.${secret}.${mac.slice(0, -1)}${sibling}`), 'another spelling of the same mac')
+  t.notOk(tokens.issued('garbage'))
 })
 
 test('digest and userTag are stable, short and distinct', async (t) => {
@@ -32,22 +55,20 @@ test('digest and userTag are stable, short and distinct', async (t) => {
   t.not(userTag('ab', 'c'), userTag('a', 'bc'), 'no ambiguity between appid and sub')
 })
 
-test('a successor is the next generation, derived from the predecessor and the key, and nothing less', async (t) => {
+test('a successor is the next generation, derived from the predecessor, the nonce and the key, and nothing less', async (t) => {
   const ref = { tag: userTag('a', 'b'), sid: newSessionId() }
-  const token = newRefreshToken(ref)
-  const key = successorKey('a-jwt-secret-that-is-long-enough-0123456789')
-  const next = successorOf(key, token)
-  t.equal(successorOf(key, token), next, 'deterministic: a retry gets the same successor')
+  const token = tokens.first(ref)
+  const next = tokens.successor(token, 'nonce-1')
+  t.equal(tokens.successor(token, 'nonce-1'), next, 'deterministic: a retry gets the same successor')
   t.same(parseRefreshToken(next), { ref, generation: 1 }, 'same session, next generation')
-  t.same(parseRefreshToken(successorOf(key, next))?.generation, 2)
+  t.same(parseRefreshToken(tokens.successor(next, 'n'))?.generation, 2)
   t.equal(Buffer.from(next.split('.')[3] as string, 'base64url').length, 32, '256 bits')
-  t.not(successorOf(successorKey('another-jwt-secret-that-is-long-enough-000'), token), next, 'another key, another successor')
-  t.not(successorOf(key, newRefreshToken(ref)), next, 'another predecessor, another successor')
-  const [tag, sid, , secret] = token.split('.')
-  t.not(successorOf(key, `${tag}.${sid}.5.${secret}`).split('.')[3], next.split('.')[3], 'the generation is part of what is derived')
-  t.throws(() => successorOf(key, 'garbage'))
-  const last = `${tag}.${sid}.9999999999.${secret}`
-  t.equal(parseRefreshToken(successorOf(key, last)), null, 'the successor of the last generation does not parse: the session ends')
+  t.not(tokens.successor(token, 'nonce-2'), next, 'another nonce, another successor: the key and old tokens are not enough')
+  t.not(refreshTokens('another-jwt-secret-that-is-long-enough-000').successor(token, 'nonce-1').split('.')[3], next.split('.')[3], 'another key, another successor')
+  t.not(tokens.successor(tokens.first(ref), 'nonce-1'), next, 'another predecessor, another successor')
+  t.throws(() => tokens.successor('garbage', 'n'))
+  const [tag, sid, , secret, mac] = token.split('.')
+  t.equal(parseRefreshToken(tokens.successor(`${tag}.${sid}.9999999999.${secret}.${mac}`, 'n')), null, 'the successor of the last generation does not parse: the session ends')
 })
 
 test('random ids come from a pool and do not repeat', async (t) => {
