@@ -87,7 +87,9 @@ end
 -- A session that never rotated stores no generation (32 bytes less per session in Redis' allocator).
 local current, generation = string.sub(hot, a + 1), 0
 local b = string.find(hot, SEP, a + 1, true)
-if b then current, generation = string.sub(hot, a + 1, b - 1), tonumber(string.sub(hot, b + 1)) end
+if b then current, generation = string.sub(hot, a + 1, b - 1), tonumber(string.match(string.sub(hot, b + 1), '^%d+$')) end
+-- A value this version did not write (a development build's layout): refused, never a script error.
+if not generation then return 'invalid' end
 local presented = tonumber(ARGV[2])
 -- <sid>k is session_key | createdAt | sub | claims: only what follows the session_key leaves Redis.
 local k = v[3] or ''
@@ -107,8 +109,9 @@ end
 if presented == generation - 1 then
   local p = v[4] or ''
   local c = string.find(p, SEP, 1, true)
-  if not c then return 'invalid' end
-  local inGrace = now - tonumber(string.sub(p, 1, c - 1)) <= tonumber(ARGV[6])
+  local rotatedAt = c and tonumber(string.match(string.sub(p, 1, c - 1), '^%d+$'))
+  if not rotatedAt then return 'invalid' end
+  local inGrace = now - rotatedAt <= tonumber(ARGV[6])
   return {'predecessor', int(expiresAt - now), v[2] or '', public, string.sub(p, c + 1), current, inGrace and '1' or '0'}
 end
 if presented < generation - 1 then return 'behind' end

@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/keys.js'
 import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
-import type { SessionStore } from '../../../lib/store/types.js'
+import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag } from '../../../lib/tokens.js'
 import { freePort, redisClient, startRedis } from '../../helper.js'
 import { storeContract } from './contract.js'
@@ -202,4 +202,23 @@ test('a rotation reply is built from split parts: a stored value holding the sep
   await redisClient(t, redis.url).hset(keyNames(prefix).user(ref.tag), `${ref.sid}o`, 'o-mallory\u0001u\u0001role\u0001admin')
   const r = await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   t.same(r.status === 'rotated' && r.session, { sub: 'user-7', openid: 'o-mallory', unionid: 'u', claims: { role: 'user' } })
+})
+
+test('stored values of a layout this version did not write are refused, never a script error', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}layout:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const admin = redisClient(t, redis.url)
+  const ref = { tag: userTag('wxapp', 'odd'), sid: newSessionId() }
+  const key = keyNames(prefix).user(ref.tag)
+  await store.createSession(ref, { sub: 'odd', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
+  const exp = Date.now() + 60_000
+  const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: 'hn', nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  // A development build's hot field (expiry | digest | generation | rotated at), then a predecessor
+  // whose rotation record is not this version's (previous digest | rotated at | nonce).
+  await admin.hset(key, ref.sid, `${exp}\u0001h3\u00013\u0001${Date.now()}`)
+  for (const g of [0, 2, 3, 5]) t.same(await store.rotateRefresh(ref, rot(g)), { status: 'invalid' }, `generation ${g}`)
+  await admin.hset(key, ref.sid, `${exp}\u0001h3\u00013`, `${ref.sid}p`, `hprev\u0001${Date.now()}\u0001n`)
+  t.same(await store.rotateRefresh(ref, rot(2)), { status: 'invalid' }, 'a predecessor with an unreadable rotation record')
+  t.equal((await store.rotateRefresh(ref, rot(3))).status, 'rotated', 'the current token still rotates')
 })
