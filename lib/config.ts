@@ -60,6 +60,9 @@ export function resolveConfig (config: Config, opts: { hasRedisClient: boolean, 
     // With `true` the client's own X-Forwarded-For decides its IP, and so its rate-limit budget.
     if (config.TRUST_PROXY === 'true') throw new ConfigError('TRUST_PROXY=true lets clients choose their IP; set the number of proxies in front (e.g. 1) or their addresses')
   }
+  if (config.JWT_SECRET_PREVIOUS !== undefined && (config.JWT_SECRET === undefined || config.JWT_SECRET_PREVIOUS === config.JWT_SECRET)) {
+    throw new ConfigError('JWT_SECRET_PREVIOUS needs a JWT_SECRET that differs from it')
+  }
   // The simulator lets anyone log in as anyone: never let it face a network.
   if (!hasAppid && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)

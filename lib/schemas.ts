@@ -30,6 +30,8 @@ export const ConfigSchema = Type.Object({
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
   STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  // The JWT_SECRET before a change, while refresh tokens issued under it may still come back.
+  JWT_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'fastify-wechat-auth' }),
   ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
   REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }),

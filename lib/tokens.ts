@@ -91,32 +91,45 @@ export function parseRefreshToken (token: string): ParsedRefreshToken | null {
  * stored: neither a copy of Redis, nor the key, nor the key with older tokens produces the
  * current one. The mac (HMAC of the rest under a second key) proves a token was issued by a
  * gateway holding the key; it is only consulted to tell reuse of an older token from a forgery.
- * Both keys are derived from the JWT secret, so one secret is configured.
+ * Both keys are derived from the JWT secret, so one secret is configured; tokens issued under the
+ * previous one (JWT_SECRET_PREVIOUS) are still recognised.
  */
-export function refreshTokens (jwtSecret: string) {
-  const successorKey = createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-successor').digest()
-  const macKey = createHmac('sha256', jwtSecret).update('fastify-wechat-auth/refresh-mac').digest()
-  const mac = (body: string): Buffer => createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES)
-  const seal = (body: string): string => `${body}.${b64url(mac(body))}`
+export function refreshTokens (jwtSecret: string, previousSecret?: string) {
+  interface RefreshKeys { successorKey: Buffer, macKey: Buffer }
+  const keysOf = (secret: string): RefreshKeys => ({
+    successorKey: createHmac('sha256', secret).update('fastify-wechat-auth/refresh-successor').digest(),
+    macKey: createHmac('sha256', secret).update('fastify-wechat-auth/refresh-mac').digest()
+  })
+  const current = keysOf(jwtSecret)
+  const previous = previousSecret === undefined ? undefined : keysOf(previousSecret)
+  const macOf = (macKey: Buffer, body: string): string => b64url(createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES))
+  const seal = (keys: RefreshKeys, body: string): string => `${body}.${macOf(keys.macKey, body)}`
+  function derive (keys: RefreshKeys, predecessor: string, nonce: string): string {
+    const parsed = parseRefreshToken(predecessor)
+    if (parsed === null) throw new Error('not a refresh token')
+    const secret = createHmac('sha256', keys.successorKey).update(predecessor).update('\u0000').update(nonce).digest()
+    return seal(keys, `${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`)
+  }
+  // Compared as text: a base64url string has variants that decode to the same bytes.
+  const sameText = (a: string, b: string): boolean => timingSafeEqual(Buffer.from(a), Buffer.from(b))
 
   return {
     /** A session's first token. */
-    first: (ref: SessionRef): string => seal(`${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`),
+    first: (ref: SessionRef): string => seal(current, `${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`),
 
     /** The successor of `predecessor` (a token of our shape) with a rotation's nonce. */
-    successor (predecessor: string, nonce: string): string {
-      const parsed = parseRefreshToken(predecessor)
-      if (parsed === null) throw new Error('not a refresh token')
-      const secret = createHmac('sha256', successorKey).update(predecessor).update('\u0000').update(nonce).digest()
-      return seal(`${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`)
-    },
+    successor: (predecessor: string, nonce: string): string => derive(current, predecessor, nonce),
 
-    /** Whether a token of our shape was issued under this key (a forged one was not). */
+    /** The successor a rotation made before the JWT secret changed (JWT_SECRET_PREVIOUS), if one is set. */
+    previousSuccessor: (predecessor: string, nonce: string): string | undefined =>
+      previous === undefined ? undefined : derive(previous, predecessor, nonce),
+
+    /** Whether a token of our shape was issued under this secret or the previous one (a forged one was not). */
     issued (token: string): boolean {
       const m = REFRESH_RE.exec(token)
       if (m === null) return false
-      // Compared as text: a base64url string has variants that decode to the same bytes.
-      return timingSafeEqual(Buffer.from(m[5] as string), Buffer.from(b64url(mac(m[1] as string))))
+      const [, body, , , , mac] = m as unknown as [string, string, string, string, string, string]
+      return sameText(mac, macOf(current.macKey, body)) || (previous !== undefined && sameText(mac, macOf(previous.macKey, body)))
     }
   }
 }

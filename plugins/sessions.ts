@@ -50,7 +50,7 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
   const store = fastify.wechatAuthStore
   const wechat = fastify.wechat
   const tokens = fastify.wechatAuthTokens
-  const refreshTokenOf = refreshTokens(config.jwtSecret)
+  const refreshTokenOf = refreshTokens(config.jwtSecret, config.JWT_SECRET_PREVIOUS)
   const resolveUser: ResolveUser = opts.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
@@ -142,10 +142,14 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
         return await reused(ref)
       // The predecessor if it derives the current token with the last rotation's nonce: within the
       // grace window it gets that same token again (a retry of a lost answer), after it is reuse.
-      case 'predecessor':
-        successor = refreshTokenOf.successor(presented, result.nonce)
-        if (digest(successor) !== result.currentHash) throw new AuthRefreshInvalidError()
+      case 'predecessor': {
+        // The rotation may have been made before the JWT secret changed.
+        const derived = [refreshTokenOf.successor(presented, result.nonce), refreshTokenOf.previousSuccessor(presented, result.nonce)]
+          .find((t) => t !== undefined && digest(t) === result.currentHash)
+        if (derived === undefined) throw new AuthRefreshInvalidError()
         if (!result.inGrace) return await reused(ref)
+        successor = derived
+      }
     }
     // The session's mini program; none when it was removed from the configuration since.
     const appid = appOfSession(ref.tag, result.session.sub)

@@ -61,6 +61,17 @@ test('production refuses to run without credentials, Redis and a strong secret',
   t.ok(resolveConfig(loadConfig({ ...full, TRUST_PROXY: '1', HOST: '0.0.0.0' }), { hasRedisClient: false }), 'a hop count, on any interface, is fine')
 })
 
+test('JWT_SECRET_PREVIOUS needs a JWT_SECRET that differs from it, and is not echoed', async (t) => {
+  const previous = 'the-previous-jwt-secret-0123456789abcdef'
+  t.equal(resolveConfig(loadConfig({ JWT_SECRET: strong, JWT_SECRET_PREVIOUS: previous }), { hasRedisClient: false }).JWT_SECRET_PREVIOUS, previous)
+  for (const env of [{ JWT_SECRET_PREVIOUS: previous }, { JWT_SECRET: previous, JWT_SECRET_PREVIOUS: previous }]) {
+    const err = (() => { try { resolveConfig(loadConfig(env), { hasRedisClient: false }) } catch (e) { return e as Error } return null })()
+    t.match(err, { code: 'CONFIG_INVALID', message: /JWT_SECRET_PREVIOUS needs a JWT_SECRET that differs from it/ })
+    t.notMatch(err?.message, /the-previous/, 'the value itself is not echoed')
+  }
+  t.throws(() => loadConfig({ JWT_SECRET_PREVIOUS: 'short' }), { message: /JWT_SECRET_PREVIOUS/ })
+})
+
 test('the simulator never faces a network', async (t) => {
   t.throws(() => resolveConfig(loadConfig({ HOST: '0.0.0.0' }), { hasRedisClient: false }), { message: /HOST=0.0.0.0 needs WECHAT_APPID/ })
   for (const host of ['127.0.0.1', '::1', 'localhost']) t.ok(resolveConfig(loadConfig({ HOST: host }), { hasRedisClient: false }).useSimulator, host)

@@ -55,6 +55,19 @@ test('digest and userTag are stable, short and distinct', async (t) => {
   t.not(userTag('ab', 'c'), userTag('a', 'bc'), 'no ambiguity between appid and sub')
 })
 
+test('with the previous secret, tokens issued under it are recognised and their successors derived', async (t) => {
+  const ref = { tag: userTag('a', 'b'), sid: newSessionId() }
+  const before = refreshTokens(SECRET)
+  const after = refreshTokens('the-next-jwt-secret-which-is-long-enough-9876', SECRET)
+  const old = before.first(ref)
+  t.ok(after.issued(old), 'a token of the previous secret')
+  t.ok(after.issued(after.first(ref)), 'and of the current one')
+  t.equal(after.previousSuccessor(old, 'n'), before.successor(old, 'n'), 'the successor made before the change')
+  t.not(after.successor(old, 'n'), before.successor(old, 'n'))
+  t.equal(refreshTokens(SECRET).previousSuccessor(old, 'n'), undefined, 'none without a previous secret')
+  t.notOk(refreshTokens('the-next-jwt-secret-which-is-long-enough-9876').issued(old))
+})
+
 test('a successor is the next generation, derived from the predecessor, the nonce and the key, and nothing less', async (t) => {
   const ref = { tag: userTag('a', 'b'), sid: newSessionId() }
   const token = tokens.first(ref)

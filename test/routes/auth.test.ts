@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { test } from 'tap'
 import { keyNames } from '../../lib/keys.js'
 import { digest, refreshTokens } from '../../lib/tokens.js'
-import { APPID, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
+import { APPID, JWT_SECRET, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>
   JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
@@ -198,6 +198,23 @@ test('POST /auth/refresh', async (t) => {
     t.equal(reuse.json().code, 'AUTH_REFRESH_REUSED', '39 generations behind: reuse')
     t.equal((await me(many, current.accessToken)).json().code, 'AUTH_TOKEN_REVOKED', 'the session is revoked')
     t.equal((await refresh(many, current.refreshToken)).json().code, 'AUTH_REFRESH_INVALID')
+  })
+
+  t.test('after a JWT_SECRET change, JWT_SECRET_PREVIOUS keeps the grace window and reuse detection for tokens issued before it', async (t) => {
+    const NEW_SECRET = 'the-next-jwt-secret-which-is-long-enough-9876'
+    const changed = await buildApp(t, { sim, redisServer: redis, config: { JWT_SECRET: NEW_SECRET, JWT_SECRET_PREVIOUS: JWT_SECRET } })
+    const without = await buildApp(t, { sim, redisServer: redis, config: { JWT_SECRET: NEW_SECRET } })
+    for (const [gateway, recognised] of [[without, false], [changed, true]] as const) {
+      const t0 = await login(app, `alice.k${String(recognised)}`)
+      const t1 = (await refresh(app, t0.refreshToken)).json<Pair>()
+      const t2 = (await refresh(app, t1.refreshToken)).json<Pair>()
+      const retry = await refresh(gateway, t1.refreshToken)
+      t.equal(retry.statusCode, recognised ? 200 : 401, 'the predecessor in the grace window')
+      if (recognised) t.equal(retry.json<Pair>().refreshToken, t2.refreshToken, 'gets the successor issued before the change')
+      const reuse = await refresh(gateway, t0.refreshToken)
+      t.equal(reuse.json().code, recognised ? 'AUTH_REFRESH_REUSED' : 'AUTH_REFRESH_INVALID', 'an older token')
+      t.equal((await refresh(gateway, t2.refreshToken)).statusCode, recognised ? 401 : 200, recognised ? 'reuse revoked the session' : 'unrecognised: the session lives on')
+    }
   })
 
   t.test('unknown, malformed or forged tokens get AUTH_REFRESH_INVALID and harm nothing', async (t) => {
