@@ -128,7 +128,8 @@ export function refreshTokens (jwtSecret: string, previousSecret?: string) {
     issued (token: string): boolean {
       const m = REFRESH_RE.exec(token)
       if (m === null) return false
-      const [, body, , , , mac] = m as unknown as [string, string, string, string, string, string]
+      const body = m[1] as string
+      const mac = m[5] as string
       return sameText(mac, macOf(current.macKey, body)) || (previous !== undefined && sameText(mac, macOf(previous.macKey, body)))
     }
   }

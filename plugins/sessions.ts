@@ -142,14 +142,15 @@ export default fp<SessionsPluginOptions>(async function sessions (fastify, opts)
         return await reused(ref)
       // The predecessor if it derives the current token with the last rotation's nonce: within the
       // grace window it gets that same token again (a retry of a lost answer), after it is reuse.
-      case 'predecessor': {
-        // The rotation may have been made before the JWT secret changed.
-        const derived = [refreshTokenOf.successor(presented, result.nonce), refreshTokenOf.previousSuccessor(presented, result.nonce)]
-          .find((t) => t !== undefined && digest(t) === result.currentHash)
-        if (derived === undefined) throw new AuthRefreshInvalidError()
+      case 'predecessor':
+        successor = refreshTokenOf.successor(presented, result.nonce)
+        if (digest(successor) !== result.currentHash) {
+          // The rotation may have been made before the JWT secret changed.
+          const before = refreshTokenOf.previousSuccessor(presented, result.nonce)
+          if (before === undefined || digest(before) !== result.currentHash) throw new AuthRefreshInvalidError()
+          successor = before
+        }
         if (!result.inGrace) return await reused(ref)
-        successor = derived
-      }
     }
     // The session's mini program; none when it was removed from the configuration since.
     const appid = appOfSession(ref.tag, result.session.sub)
