@@ -19,7 +19,8 @@ export function loadConfig (env: Record<string, string | undefined> | false, exp
   const pick = (src: Record<string, unknown>): Record<string, unknown> =>
     Object.fromEntries(Object.entries(src).filter(([k, v]) => KNOWN.has(k) && v !== undefined && v !== ''))
   try {
-    return envSchema<Config>({ schema: ConfigSchema, data: [pick(env === false ? {} : env), pick(explicit)], dotenv: false })
+    // env-schema reads process.env unless told not to (`env: false`): only what is passed here counts.
+    return envSchema<Config>({ schema: ConfigSchema, data: [pick(env === false ? {} : env), pick(explicit)], env: false, dotenv: false })
   } catch (err) {
     throw new ConfigError((err as Error).message)
   }

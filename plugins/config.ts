@@ -4,9 +4,13 @@ import { loadConfig, resolveConfig, type ResolvedConfig } from '../lib/config.js
 import type { ConfigInput, WechatApp } from '../lib/schemas.js'
 
 export interface ConfigPluginOptions {
-  /** Values by environment-variable name; they win over the environment. */
+  /** Values by environment-variable name; they win over `env`. */
   config?: ConfigInput
-  /** Where else to read values from: process.env by default, false for nowhere. */
+  /**
+   * Values by environment-variable name from somewhere else, such as `process.env`. Nothing is read
+   * from the environment unless it is passed here: a host's own JWT_SECRET, PORT or REDIS_URL are
+   * not the gateway's.
+   */
   env?: Record<string, string | undefined> | false
   /** Mini programs besides WECHAT_APPID/WECHAT_APPS (the first configured is the default one). */
   apps?: WechatApp[]
@@ -21,7 +25,7 @@ declare module 'fastify' {
 }
 
 export default fp<ConfigPluginOptions>(async function wechatAuthConfig (fastify, opts) {
-  const config = resolveConfig(loadConfig(opts.env ?? process.env, opts.config), { hasRedisClient: opts.hasRedisClient === true, apps: opts.apps })
+  const config = resolveConfig(loadConfig(opts.env ?? false, opts.config), { hasRedisClient: opts.hasRedisClient === true, apps: opts.apps })
   if (config.devDefaults.length > 0) {
     fastify.log.warn({ devDefaults: config.devDefaults },
       '*** DEVELOPMENT MODE: not for production (set NODE_ENV=production to forbid these defaults) ***')

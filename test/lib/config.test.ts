@@ -117,3 +117,22 @@ test('several mini programs: WECHAT_APPID first, then WECHAT_APPS, then the apps
   refuse({ WECHAT_APPID: a.appid, WECHAT_SECRET: a.secret, WECHAT_APPS: JSON.stringify([{ ...a, secret: 'secret-of-another-0' }]) }, undefined, /appid wx000000000000000a is configured twice/, 'duplicate')
   refuse({ WECHAT_APPID: a.appid }, undefined, /WECHAT_APPID and WECHAT_SECRET must be set together/, 'half a pair')
 })
+
+test('nothing is read from process.env unless it is passed in', async (t) => {
+  const polluted = { JWT_SECRET: 'the-host-apps-own-secret-0123456789abcdef', PORT: '4567', REDIS_URL: 'redis://10.9.9.9:6379', AUTH_PREFIX: '/host' }
+  const saved = Object.fromEntries(Object.keys(polluted).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, polluted)
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) Reflect.deleteProperty(process.env, k)
+      else process.env[k] = v
+    }
+  })
+  for (const [label, config] of [['env false', loadConfig(false)], ['an empty env', loadConfig({})], ['explicit values only', loadConfig(false, { HOST: '::1' })]] as const) {
+    t.equal(config.JWT_SECRET, undefined, `${label}: no JWT_SECRET`)
+    t.equal(config.PORT, 3000, `${label}: default PORT`)
+    t.equal(config.REDIS_URL, undefined, `${label}: no REDIS_URL`)
+    t.equal(config.AUTH_PREFIX, '/auth', `${label}: default AUTH_PREFIX`)
+  }
+  t.equal(loadConfig(process.env).JWT_SECRET, polluted.JWT_SECRET, 'read when process.env is passed')
+})

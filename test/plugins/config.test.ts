@@ -27,3 +27,28 @@ test('development with no configuration runs, and says so loudly', async (t) => 
   const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice' } })
   t.equal(res.statusCode, 200, 'logs in through the built-in simulator')
 })
+
+test('the plugin reads its options only: a host environment is not the gateway configuration', async (t) => {
+  const polluted = { JWT_SECRET: 'the-host-apps-own-secret-0123456789abcdef', REDIS_URL: 'redis://10.9.9.9:6379', AUTH_PREFIX: '/host', NODE_ENV: 'production' }
+  const saved = Object.fromEntries(Object.keys(polluted).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, polluted)
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) Reflect.deleteProperty(process.env, k)
+      else process.env[k] = v
+    }
+  })
+  for (const opts of [{ env: false as const }, {}]) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await app.register(wechatAuth, opts)
+    await app.ready()
+    const config = app.wechatAuthConfig
+    t.equal(config.production, false, 'NODE_ENV of the host is not read')
+    t.not(config.jwtSecret, polluted.JWT_SECRET, 'the host JWT_SECRET is not used to sign')
+    t.equal(config.REDIS_URL, undefined, 'the host REDIS_URL is not used')
+    t.equal(app.wechatAuthStore.kind, 'memory')
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice' } })
+    t.equal(res.statusCode, 200, 'routes under the default prefix, not the host AUTH_PREFIX')
+  }
+})
