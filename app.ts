@@ -1,7 +1,7 @@
 // The whole gateway as one plugin. It only registers the parts, in the order they depend on each
 // other; everything it decorates (fastify.authenticate, fastify.wechat, ...) is visible to the host.
 import fp from 'fastify-plugin'
-import authPlugin from './plugins/auth.js'
+import authPlugin from './plugins/jwt.js'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import sessionsPlugin, { type SessionsPluginOptions } from './plugins/sessions.js'
 import storePlugin, { type StorePluginOptions } from './plugins/store.js'

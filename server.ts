@@ -3,8 +3,8 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import wechatAuth from './app.js'
 import { loadConfig } from './lib/config.js'
-import { notFoundHandler } from './lib/error-handler.js'
-import { serverOptions } from './lib/server-options.js'
+import { notFoundHandler } from './http/error-handler.js'
+import { serverOptions } from './http/server-options.js'
 
 let config
 try {

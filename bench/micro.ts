@@ -12,7 +12,7 @@ import { Agent, request } from 'undici'
 import { createHs256Signer } from '../lib/jwt-signer.js'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
-import { digest, newSessionId, userTag } from '../lib/tokens.js'
+import { digest, newSessionId, userTag } from '../lib/ids.js'
 import { createWeChatClient } from '../lib/wechat-client.js'
 import { freePort, startRedis } from './processes.js'
 

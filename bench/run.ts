@@ -13,7 +13,8 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
-import { digest, newNonce, newSessionId, parseRefreshToken, refreshTokens, userTag } from '../lib/tokens.js'
+import { digest, newNonce, newSessionId, userTag } from '../lib/ids.js'
+import { parseRefreshToken, refreshTokens } from '../lib/refresh-tokens.js'
 import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))

@@ -7,6 +7,7 @@ import {
 import type { PhoneResponse } from './schemas.js'
 import { sessionKeySignature } from './wechat-crypto.js'
 import { TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
+import type { Logger } from './logger.js'
 
 export interface WeChatClientOptions {
   appid: string
@@ -14,7 +15,7 @@ export interface WeChatClientOptions {
   apiBase: string
   /** Deadline for one whole call, retry included. */
   timeoutMs: number
-  log: Pick<import('fastify').FastifyBaseLogger, 'warn' | 'error'>
+  log: Pick<Logger, 'warn' | 'error'>
   /** A connection pool shared by the clients of several mini programs; left open by close(). */
   dispatcher?: Dispatcher
 }

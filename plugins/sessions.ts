@@ -4,9 +4,8 @@ import fp from 'fastify-plugin'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, AuthTokenRevokedError, WxCodeUsedError } from '../lib/errors.js'
 import type { AccessClaims, TokenPair } from '../lib/schemas.js'
 import type { NewSession, TokenSubject } from '../lib/store/types.js'
-import {
-  digest, newNonce, newSessionId, parseRefreshToken, refreshTokens, userTag, type SessionRef
-} from '../lib/tokens.js'
+import { digest, newNonce, newSessionId, userTag, type SessionRef } from '../lib/ids.js'
+import { parseRefreshToken, refreshTokens } from '../lib/refresh-tokens.js'
 
 export interface WeChatIdentity {
   openid: string
@@ -45,7 +44,7 @@ const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
 
-export default fp<SessionsPluginOptions>(async function sessions (fastify, opts) {
+export default fp<SessionsPluginOptions>(async function wechatAuthSessions (fastify, opts) {
   const config = fastify.wechatAuthConfig
   const store = fastify.wechatAuthStore
   const wechat = fastify.wechat

@@ -3,7 +3,7 @@
 // the built-in simulator and talks to it over real HTTP.
 import fp from 'fastify-plugin'
 import { Agent } from 'undici'
-import { createAccessTokenManager, type AccessTokenManager } from '../lib/access-token.js'
+import { createAccessTokenManager, type AccessTokenManager } from '../lib/wechat-access-token.js'
 import { WxAppUnknownError } from '../lib/errors.js'
 import type { WechatApp } from '../lib/schemas.js'
 import { createWeChatClient, type Code2SessionResult, type PhoneNumber, type WeChatClient } from '../lib/wechat-client.js'

@@ -4,7 +4,7 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { perMinute, setupRouteContext } from '../lib/route-context.js'
+import { perMinute, setupRouteContext } from '../http/route-context.js'
 import { ErrorResponses as errors, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.

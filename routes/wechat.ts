@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { WxSignatureInvalidError } from '../lib/errors.js'
-import { perMinute, setupRouteContext } from '../lib/route-context.js'
+import { perMinute, setupRouteContext } from '../http/route-context.js'
 import {
   DecryptBody, DecryptResponse, ErrorResponses as errors, NoContent, PhoneBody, PhoneResponse, VerifySignatureBody,
   type AccessClaims

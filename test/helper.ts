@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { Redis } from 'ioredis'
 import wechatAuth, { type WechatAuthOptions } from '../app.js'
 import type { ConfigInput } from '../lib/schemas.js'
-import { serverOptions } from '../lib/server-options.js'
+import { serverOptions } from '../http/server-options.js'
 import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }

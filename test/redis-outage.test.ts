@@ -1,8 +1,8 @@
 // Redis going down and coming back, seen through HTTP: fast 503s, no hang, no crash, recovery.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
-import { keyNames } from '../lib/keys.js'
-import { userTag } from '../lib/tokens.js'
+import { keyNames } from '../lib/store/redis-layout.js'
+import { userTag } from '../lib/ids.js'
 import { bearer, buildApp, login, redisClient, startRedis, startSim } from './helper.js'
 
 test('with Redis down every route answers 503 STORE_UNAVAILABLE fast, and recovers by itself', async (t) => {

@@ -1,6 +1,6 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
-import type { SessionRef } from '../tokens.js'
+import type { SessionRef } from '../ids.js'
 import { type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 
 interface SessionEntry {

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../errors.js'
-import { blacklistField, keyNames } from '../keys.js'
-import { SID_CHARS } from '../tokens.js'
+import { blacklistField, keyNames } from './redis-layout.js'
+import { SID_CHARS } from '../ids.js'
 import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
 import { type CodeClaim, type Credential, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
 

@@ -1,7 +1,7 @@
 // The contract both session stores honour (lib/store/memory.ts, lib/store/redis.ts).
 // It knows nothing about HTTP or JWTs: hashes in, records out. Time is the store's own clock
 // (Redis TIME), so gateway instances with skewed clocks agree on grace windows and lifetimes.
-import type { SessionRef } from '../tokens.js'
+import type { SessionRef } from '../ids.js'
 
 /** What a session holds. `sessionKey` is WeChat's session_key: it never leaves the server. */
 export interface SessionData {

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
-import { serverOptions } from '../../lib/server-options.js'
+import { serverOptions } from '../../http/server-options.js'
 
 test('refuses to boot on a bad value, naming it', async (t) => {
   const app = Fastify()

@@ -1,8 +1,9 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'tap'
-import { keyNames } from '../../lib/keys.js'
-import { digest, refreshTokens } from '../../lib/tokens.js'
+import { keyNames } from '../../lib/store/redis-layout.js'
+import { digest } from '../../lib/ids.js'
+import { refreshTokens } from '../../lib/refresh-tokens.js'
 import { APPID, JWT_SECRET, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>

@@ -1,7 +1,8 @@
 // The contract every session store honours. memory.test.ts and redis.test.ts run it.
 import type { Test } from 'tap'
 import { type NewSession, type RotateInput, type SessionStore } from '../../../lib/store/types.js'
-import { digest, newSessionId, refreshTokens, userTag, type SessionRef } from '../../../lib/tokens.js'
+import { digest, newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
+import { refreshTokens } from '../../../lib/refresh-tokens.js'
 
 export interface ContractContext {
   store: SessionStore

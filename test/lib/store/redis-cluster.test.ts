@@ -5,7 +5,7 @@ import { Cluster } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import { createRedisStore } from '../../../lib/store/redis.js'
-import { newSessionId, userTag } from '../../../lib/tokens.js'
+import { newSessionId, userTag } from '../../../lib/ids.js'
 import { redisClient, startRedisCluster } from '../../helper.js'
 import { storeContract } from './contract.js'
 

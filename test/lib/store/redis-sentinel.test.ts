@@ -4,7 +4,7 @@ import { createSentinel } from '@redis/client'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import { createRedisStore } from '../../../lib/store/redis.js'
-import { newSessionId } from '../../../lib/tokens.js'
+import { newSessionId } from '../../../lib/ids.js'
 import { startRedisSentinel } from '../../helper.js'
 import { storeContract } from './contract.js'
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type Test } from 'tap'
-import { createAccessTokenManager, renewalTimes, EXPIRY_MARGIN_MS } from '../../lib/access-token.js'
+import { createAccessTokenManager, renewalTimes, EXPIRY_MARGIN_MS } from '../../lib/wechat-access-token.js'
 import { WxAccessTokenRejectedError, WxUnavailableError } from '../../lib/errors.js'
 import { createMemoryStore } from '../../lib/store/memory.js'
 import type { SessionStore } from '../../lib/store/types.js'

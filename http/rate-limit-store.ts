@@ -2,7 +2,7 @@
 // store's deadline (STORE_TIMEOUT_MS) and fail-fast behaviour: @fastify/rate-limit's own Redis store
 // has no deadline and, on a client with an offline queue, would hold requests during an outage.
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { SessionStore } from './store/types.js'
+import type { SessionStore } from '../lib/store/types.js'
 
 export function rateLimitStore (store: SessionStore): FastifyRateLimitStoreCtor {
   class SessionRateLimitStore implements FastifyRateLimitStore {

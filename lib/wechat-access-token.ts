@@ -8,8 +8,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WxAccessTokenRejectedError, WxTimeoutError } from './errors.js'
 import type { Credential, SessionStore } from './store/types.js'
-import { randomId } from './tokens.js'
+import { randomId } from './ids.js'
 import type { StableToken } from './wechat-client.js'
+import type { Logger } from './logger.js'
 
 export interface AccessTokenManagerOptions {
   /** The store key of the token: the appid. */
@@ -21,7 +22,7 @@ export interface AccessTokenManagerOptions {
   timeoutMs: number
   /** The store's deadline (STORE_TIMEOUT_MS): the renewal lock also covers a read and a write. */
   storeTimeoutMs: number
-  log: Pick<import('fastify').FastifyBaseLogger, 'warn' | 'info'>
+  log: Pick<Logger, 'warn' | 'info'>
   /** Clock for token lifetimes, in ms (tests); Date.now by default. */
   now?: () => number
 }

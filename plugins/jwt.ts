@@ -8,7 +8,7 @@ import {
 } from '../lib/errors.js'
 import type { AccessClaims } from '../lib/schemas.js'
 import { createHs256Signer } from '../lib/jwt-signer.js'
-import { newJti, userTag } from '../lib/tokens.js'
+import { newJti, userTag } from '../lib/ids.js'
 
 /** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
 export interface AccessTokenInput {
@@ -55,7 +55,7 @@ const JWT_NAMESPACE = 'wechatAuth'
 const VERIFY_CACHE_SIZE = 10_000
 const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud'] as const
 
-export default fp(async function auth (fastify) {
+export default fp(async function wechatAuthJwt (fastify) {
   const config = fastify.wechatAuthConfig
   const store = fastify.wechatAuthStore
   const appids = fastify.wechat.appids

@@ -1,7 +1,7 @@
 // Fastify's options for the standalone gateway. The tests build their instances from the same
 // function, so they run with what production runs.
 import type { FastifyServerOptions } from 'fastify'
-import type { Config } from './schemas.js'
+import type { Config } from '../lib/schemas.js'
 
 /** Log paths that may hold credentials; pino replaces them before a line is written. */
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']

@@ -3,7 +3,7 @@
 // in the log. Host apps keep their own handler: this one is set only inside the gateway's contexts.
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { RouteNotFoundError } from './errors.js'
+import { RouteNotFoundError } from '../lib/errors.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
 const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|FST_)/

@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { digest, newJti, newNonce, newSessionId, parseRefreshToken, randomId, refreshTokens, userTag } from '../../lib/tokens.js'
+import { digest, newJti, newNonce, newSessionId, randomId, userTag } from '../../lib/ids.js'
+import { parseRefreshToken, refreshTokens } from '../../lib/refresh-tokens.js'
 
 const SECRET = 'a-jwt-secret-that-is-long-enough-0123456789'
 const tokens = refreshTokens(SECRET)

@@ -48,7 +48,7 @@ test('a token blacklisted by id is refused while its session lives', async (t) =
   const app = await buildApp(t, { sim, redisServer: redis })
   const a = await login(app, 'bob.1')
   const claims = app.wechatAuthTokens.verify(a.accessToken)
-  await app.wechatAuthStore.blacklist({ tag: (await import('../../lib/tokens.js')).userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti, 60)
+  await app.wechatAuthStore.blacklist({ tag: (await import('../../lib/ids.js')).userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti, 60)
   t.equal((await me(app, a.accessToken)).json().code, 'AUTH_TOKEN_REVOKED')
   const next = (await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: a.refreshToken } })).json()
   t.equal((await me(app, next.accessToken as string)).statusCode, 200, 'the session itself lives on')

@@ -2,10 +2,10 @@
 // a JSON parser that takes an empty body as "no body", and rate limits counted in the session store.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
-import { RateLimitedError } from './errors.js'
+import { RateLimitedError } from '../lib/errors.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
-import type { SessionStore } from './store/types.js'
+import type { SessionStore } from '../lib/store/types.js'
 
 export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: SessionStore }): Promise<void> {
   fastify.setErrorHandler(errorHandler)

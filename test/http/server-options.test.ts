@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { parseTrustProxy, serverOptions } from '../../lib/server-options.js'
+import { parseTrustProxy, serverOptions } from '../../http/server-options.js'
 
 test('TRUST_PROXY accepts booleans, hop counts and address lists', async (t) => {
   t.equal(parseTrustProxy('true'), true)
