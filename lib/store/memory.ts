@@ -23,6 +23,8 @@ export interface MemoryStoreOptions {
   now?: () => number
   /** How often expired entries are swept, in ms. */
   sweepMs?: number
+  /** Called after each background sweep (tests: the sweep is otherwise invisible behind expiry checks). */
+  onSweep?: () => void
 }
 
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
@@ -62,6 +64,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     for (const [k, h] of hits) if (h.expiresAt <= t) hits.delete(k)
     for (const [k, l] of locks) if (l.expiresAt <= t) locks.delete(k)
     for (const [k, c] of credentials) if (c.expiresAt <= t) credentials.delete(k)
+    opts.onSweep?.()
   }
   const timer = setInterval(sweep, opts.sweepMs ?? 30_000)
   timer.unref()
