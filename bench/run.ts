@@ -13,8 +13,9 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
-import { digest, newNonce, newSessionId, userTag } from '../lib/ids.js'
-import { parseRefreshToken, refreshTokens } from '../lib/refresh-tokens.js'
+import { createAccessTokens } from '../lib/access-tokens.js'
+import { digest } from '../lib/ids.js'
+import { createSessions } from '../lib/sessions.js'
 import { freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -213,45 +214,47 @@ interface MemoryResult {
 
 const usedMemory = async (admin: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
 
-/** Creates MEMORY_SESSIONS sessions of distinct users through the store, then rotates them. */
+/**
+ * Logs MEMORY_SESSIONS distinct users in and refreshes their sessions through lib/sessions.ts, the
+ * flows the gateway runs, against Redis; WeChat answers with ids shaped like its own.
+ */
 async function memoryPerSession (redisUrl: string): Promise<MemoryResult> {
   const admin = new Redis(redisUrl)
   await admin.flushall()
   const before = await usedMemory(admin)
   const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
   const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
-  const sessions: Array<{ ref: { tag: string, sid: string }, token: string }> = []
-  const tokens = refreshTokens('bench-secret-0123456789abcdefghij')
+  const secret = 'bench-secret-0123456789abcdefghij'
+  const sessions = createSessions({
+    store,
+    // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
+    wechat: {
+      appids: [APPID],
+      appOf: () => APPID,
+      code2Session: async (code) => ({
+        openid: `o${digest(`openid-${code}`)}${digest(`o2-${code}`)}`.slice(0, 28),
+        unionid: `u${digest(`unionid-${code}`)}${digest(`u2-${code}`)}`.slice(0, 28),
+        sessionKey: randomBytes(16).toString('base64')
+      })
+    },
+    tokens: createAccessTokens({ secret, issuer: 'bench', ttlSec: 900, appids: [APPID], store }),
+    config: { jwtSecret: secret, JWT_SECRET_PREVIOUS: undefined, REFRESH_TOKEN_TTL: 2_592_000, SESSION_MAX_AGE: 7_776_000, REFRESH_GRACE_SECONDS: 10 },
+    log: { warn: () => {} }
+  })
+  const tokens: string[] = []
   const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
     let next = 0
     await Promise.all(Array.from({ length: 50 }, async () => { while (next < MEMORY_SESSIONS) await fn(next++) }))
   }
-  await parallel(async (i) => {
-    // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
-    const openid = `o${digest(`openid-${i}`)}${digest(`o2-${i}`)}`.slice(0, 28)
-    const ref = { tag: userTag(APPID, openid), sid: newSessionId() }
-    const token = tokens.first(ref)
-    sessions[i] = { ref, token }
-    await store.createSession(ref, {
-      sub: openid,
-      openid,
-      unionid: `u${digest(`unionid-${i}`)}${digest(`u2-${i}`)}`.slice(0, 28),
-      sessionKey: randomBytes(16).toString('base64')
-    }, digest(token), 2_592_000)
-  })
+  await parallel(async (i) => { tokens[i] = (await sessions.login(String(i))).refreshToken })
+  // Login codes are remembered for 10 minutes, not for the session's life: not counted per session.
+  for await (const batch of admin.scanStream({ match: 'wxauth:c:*', count: 1000 })) {
+    if ((batch as string[]).length > 0) await admin.unlink(...(batch as string[]))
+  }
   const fresh = await usedMemory(admin)
   const keys = await admin.dbsize()
-  // Rotated as the gateway does, with tokens derived from each other.
   const rotateAll = async (): Promise<void> => {
-    await parallel(async (i) => {
-      const s = sessions[i] as { ref: { tag: string, sid: string }, token: string }
-      const nonce = newNonce()
-      const next = tokens.successor(s.token, nonce)
-      const { generation } = parseRefreshToken(s.token) as { generation: number }
-      const r = await store.rotateRefresh(s.ref, { generation, presentedHash: digest(s.token), nextHash: digest(next), nonce, graceMs: 10_000, ttlSec: 2_592_000, maxAgeSec: 7_776_000 })
-      if (r.status !== 'rotated') throw new Error(`memory run: rotation answered ${r.status}`)
-      s.token = next
-    })
+    await parallel(async (i) => { tokens[i] = (await sessions.refresh(tokens[i] as string)).refreshToken })
   }
   await rotateAll()
   const once = await usedMemory(admin)

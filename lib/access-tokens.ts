@@ -1,0 +1,135 @@
+// The gateway's own access tokens: HS256 JWTs signed here, verified (signature, algorithm, iss,
+// aud, expiry) by fast-jwt, the library @fastify/jwt wraps, and checked against the session store
+// for revocation. No Fastify: the jwt plugin decorates what this builds.
+import { createVerifier } from 'fast-jwt'
+import {
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError
+} from './errors.js'
+import { newJti, userTag } from './ids.js'
+import { createHs256Signer } from './jwt-signer.js'
+import type { AccessClaims } from './schemas.js'
+import type { SessionStore } from './store/types.js'
+
+/** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
+export interface AccessTokenInput {
+  /** The mini program's appid: the token's audience. */
+  aud: string
+  sub: string
+  openid: string
+  unionid?: string
+  sid: string
+  claims?: Record<string, unknown>
+}
+
+export interface AccessTokensOptions {
+  secret: string
+  issuer: string
+  ttlSec: number
+  /** The mini programs served: a token's audience must be one of them. */
+  appids: readonly string[]
+  store: Pick<SessionStore, 'checkAccess'>
+  /** Clock in ms (tests). */
+  now?: () => number
+  /** How many verified tokens are remembered (10,000 by default). */
+  cacheSize?: number
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+// Our tokens are well under 1 KiB; a longer one is not ours, and is refused before any work.
+const MAX_TOKEN_LENGTH = 4096
+const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud', 'iss'] as const
+// Tokens are signed with an iat from this clock and a lifetime of at most a day (ACCESS_TOKEN_TTL);
+// another instance's clock may run a little ahead.
+const MAX_LIFETIME_SEC = 86_400
+const CLOCK_SKEW_SEC = 60
+
+/**
+ * Whether verified claims are ones this gateway could have signed: a valid signature on other
+ * claims (a leaked key, a signer bug) must not reach a handler as a date it cannot format.
+ */
+function plausible (c: Record<string, unknown>, nowSec: number): boolean {
+  if (STRING_CLAIMS.some((k) => typeof c[k] !== 'string')) return false
+  if (c.unionid !== undefined && typeof c.unionid !== 'string') return false
+  const { iat, exp } = c
+  return Number.isSafeInteger(iat) && Number.isSafeInteger(exp) &&
+    (iat as number) <= nowSec + CLOCK_SKEW_SEC && (exp as number) > (iat as number) && (exp as number) - (iat as number) <= MAX_LIFETIME_SEC
+}
+
+function deepFreeze (value: unknown): void {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return
+  Object.freeze(value)
+  for (const v of Object.values(value)) deepFreeze(v)
+}
+
+export function createAccessTokens (opts: AccessTokensOptions) {
+  const now = opts.now ?? Date.now
+  const cacheSize = opts.cacheSize ?? 10_000
+  const verifier = createVerifier({
+    key: opts.secret,
+    algorithms: ['HS256'],
+    allowedIss: opts.issuer,
+    allowedAud: [...opts.appids],
+    // fast-jwt skips allowedIss/allowedAud for a token without the claim: require them.
+    requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
+    // Expiry is checked below, by `now`, the clock tokens are signed with.
+    ignoreExpiration: true
+  })
+  const signToken = createHs256Signer({ secret: opts.secret, iss: opts.issuer, ttlSec: opts.ttlSec, now })
+
+  function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
+    const jti = newJti()
+    const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti, aud: input.aud }
+    if (input.unionid !== undefined) payload.unionid = input.unionid
+    return { token: signToken(payload), jti, expiresIn: opts.ttlSec }
+  }
+
+  // Clients present the same token for its whole life, so verified tokens are remembered until
+  // they expire, keyed by the token itself (hashing it would cost ~20% of throughput). Only
+  // successes are kept (fast-jwt's own cache also stores failures: junk tokens would fill it
+  // with attacker data), so every entry is a token this gateway signed. Oldest entries go first.
+  const verified = new Map<string, Readonly<Record<string, unknown>>>()
+
+  /** Verifies signature, algorithm, iss, aud and expiry; throws AUTH_TOKEN_* errors. A fresh copy per call. */
+  function verify (token: string): AccessClaims {
+    let claims = verified.get(token)
+    if (claims === undefined) {
+      if (token.length > MAX_TOKEN_LENGTH) throw new AuthTokenInvalidError()
+      let fresh: Record<string, unknown>
+      try {
+        fresh = verifier(token) as Record<string, unknown>
+      } catch {
+        throw new AuthTokenInvalidError()
+      }
+      if (!plausible(fresh, Math.floor(now() / 1000))) throw new AuthTokenInvalidError()
+      if ((fresh.exp as number) * 1000 <= now()) throw new AuthTokenExpiredError()
+      deepFreeze(fresh)
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string)
+      verified.set(token, fresh)
+      claims = fresh
+    } else if ((claims.exp as number) * 1000 <= now()) {
+      verified.delete(token)
+      throw new AuthTokenExpiredError()
+    }
+    // A caller that changes the claims (a host writing to request.user) must not change what the
+    // next request sees: the remembered object is shared, and deep-frozen.
+    return { ...claims } as AccessClaims
+  }
+
+  /** The claims of the bearer token in an Authorization header, once verified and not revoked. */
+  async function authenticate (authorization: string | undefined): Promise<AccessClaims> {
+    if (authorization === undefined || authorization === '') throw new AuthTokenMissingError()
+    const match = BEARER.exec(authorization)
+    if (match === null) throw new AuthTokenInvalidError()
+    const claims = verify(match[1] as string)
+    const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
+    if (status !== 'ok') throw new AuthTokenRevokedError()
+    return claims
+  }
+
+  /** How many verified tokens are remembered (bounded by `cacheSize`). */
+  const remembered = (): number => verified.size
+
+  return { sign, verify, authenticate, remembered }
+}
+
+export type AccessTokens = ReturnType<typeof createAccessTokens>

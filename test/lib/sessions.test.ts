@@ -1,0 +1,178 @@
+// The login, refresh and logout flows on the memory store, with no Fastify. WeChat is a recording
+// stand-in here: what these tests pin down is what reaches it and when (the HTTP side is tested
+// against the simulator in test/routes).
+import { test } from 'tap'
+import { createAccessTokens } from '../../lib/access-tokens.js'
+import { WxCodeUsedError, WxUnavailableError } from '../../lib/errors.js'
+import { userTag } from '../../lib/ids.js'
+import { parseRefreshToken } from '../../lib/refresh-tokens.js'
+import { createSessions, type ResolveUser } from '../../lib/sessions.js'
+import { createMemoryStore } from '../../lib/store/memory.js'
+import type { Code2SessionResult } from '../../lib/wechat-client.js'
+
+const APPID = 'wx0123456789abcdef'
+const SECRET = 'a-jwt-secret-that-is-long-enough-0123456789'
+const config = { jwtSecret: SECRET, JWT_SECRET_PREVIOUS: undefined, REFRESH_TOKEN_TTL: 3600, SESSION_MAX_AGE: 7200, REFRESH_GRACE_SECONDS: 10 }
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+function setup (t: Tap, opts: { resolveUser?: ResolveUser, answer?: (code: string) => Promise<Code2SessionResult> } = {}) {
+  let clock = 1_700_000_000_000
+  const store = createMemoryStore({ now: () => clock })
+  t.teardown(async () => await store.close())
+  const calls: string[] = []
+  const answer = opts.answer ?? (async (code: string) => ({ openid: `o-${code}`, unionid: `u-${code}`, sessionKey: `key-${code}` }))
+  const wechat = {
+    appids: [APPID],
+    appOf: (appid?: string) => appid ?? APPID,
+    code2Session: async (code: string) => { calls.push(code); return await answer(code) }
+  }
+  const tokens = createAccessTokens({ secret: SECRET, issuer: 'test', ttlSec: 900, appids: [APPID], store, now: () => clock })
+  const warnings: string[] = []
+  const sessions = createSessions({ store, wechat, tokens, config, resolveUser: opts.resolveUser, log: { warn: (_o, msg) => { warnings.push(msg ?? '') } } })
+  return { store, sessions, tokens, calls, warnings, advance: (ms: number) => { clock += ms } }
+}
+
+test('login exchanges the code once and answers a token pair for the session it stores', async (t) => {
+  const { store, sessions, tokens, calls } = setup(t)
+  const pair = await sessions.login('alice')
+  t.same(calls, ['alice'], 'WeChat was called once, with the code')
+  t.match(pair, { tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: 3600, openid: 'o-alice', unionid: 'u-alice' })
+  const claims = tokens.verify(pair.accessToken)
+  t.match(claims, { sub: 'o-alice', openid: 'o-alice', unionid: 'u-alice', aud: APPID, iss: 'test' }, 'the openid is the user id by default')
+  const parsed = parseRefreshToken(pair.refreshToken)
+  t.same(parsed, { ref: { tag: userTag(APPID, 'o-alice'), sid: claims.sid }, generation: 0 }, 'the refresh token names the same session')
+  const stored = await store.getSession({ tag: userTag(APPID, 'o-alice'), sid: claims.sid })
+  t.equal(stored?.sessionKey, 'key-alice', 'the session_key is stored')
+  t.notMatch(JSON.stringify(pair), /key-alice/, 'and never answered')
+  t.equal(await sessions.sessionKeyOf(claims), 'key-alice')
+})
+
+test('a replayed code never reaches WeChat, nor does a concurrent duplicate', async (t) => {
+  const { sessions, calls } = setup(t)
+  await sessions.login('bob')
+  await t.rejects(sessions.login('bob'), { code: 'WX_CODE_USED' })
+  const both = await Promise.allSettled([sessions.login('carol'), sessions.login('carol')])
+  t.same(both.map((r) => r.status).sort(), ['fulfilled', 'rejected'])
+  t.match(both.find((r) => r.status === 'rejected'), { reason: { code: 'WX_CODE_USED' } })
+  t.same(calls, ['bob', 'carol'], 'one WeChat call per code')
+})
+
+test('a transient WeChat failure releases the code; a code WeChat calls used stays used', async (t) => {
+  let fail: Error | null = new WxUnavailableError()
+  const { sessions, calls } = setup(t, {
+    answer: async (code) => {
+      const err = fail
+      fail = null
+      if (err !== null) throw err
+      return { openid: `o-${code}`, sessionKey: 'k' }
+    }
+  })
+  await t.rejects(sessions.login('dave'), { code: 'WX_UNAVAILABLE' })
+  t.equal((await sessions.login('dave')).openid, 'o-dave', 'the same code works once WeChat is back')
+  fail = new WxCodeUsedError()
+  await t.rejects(sessions.login('erin'), { code: 'WX_CODE_USED' })
+  await t.rejects(sessions.login('erin'), { code: 'WX_CODE_USED' })
+  t.same(calls, ['dave', 'dave', 'erin'], 'the code WeChat refused as used is not sent again')
+})
+
+test('resolveUser picks the user id and adds claims; reserved claims and bad ids are refused', async (t) => {
+  const { sessions, tokens } = setup(t, {
+    resolveUser: async ({ openid }) => openid === 'o-mallory'
+      ? { userId: 'u1', claims: { sub: 'admin' } }
+      : openid === 'o-nul' ? { userId: 'a\u0000b' } : { userId: `user-${openid}`, claims: { role: 'member' } }
+  })
+  const pair = await sessions.login('frank')
+  t.match(tokens.verify(pair.accessToken), { sub: 'user-o-frank', role: 'member' })
+  const refreshed = await sessions.refresh(pair.refreshToken)
+  t.match(tokens.verify(refreshed.accessToken), { sub: 'user-o-frank', role: 'member' }, 'claims survive a refresh')
+  await t.rejects(sessions.login('mallory'), { message: /reserved claim\(s\): sub/ })
+  await t.rejects(sessions.login('nul'), { message: /userId/ })
+})
+
+test('refresh rotates; the predecessor gets the same successor in the grace window and is reuse after it', async (t) => {
+  const { sessions, tokens, advance, warnings } = setup(t)
+  const first = await sessions.login('grace')
+  advance(1000)
+  const second = await sessions.refresh(first.refreshToken)
+  t.not(second.refreshToken, first.refreshToken)
+  t.equal(parseRefreshToken(second.refreshToken)?.generation, 1)
+  t.equal(second.refreshExpiresIn, 3600)
+  t.equal(tokens.verify(second.accessToken).sid, tokens.verify(first.accessToken).sid, 'same session')
+  advance(9000)
+  const retry = await sessions.refresh(first.refreshToken)
+  t.equal(retry.refreshToken, second.refreshToken, 'a retry within the grace window gets the same successor')
+  advance(1001)
+  await t.rejects(sessions.refresh(first.refreshToken), { code: 'AUTH_REFRESH_REUSED' })
+  t.same(warnings, ['refresh token reuse detected: session revoked'])
+  await t.rejects(sessions.refresh(second.refreshToken), { code: 'AUTH_REFRESH_INVALID' }, 'reuse ended the session')
+})
+
+test('an older token is reuse if ours, invalid if forged; junk is invalid', async (t) => {
+  const { sessions } = setup(t)
+  const t0 = (await sessions.login('old')).refreshToken
+  const t1 = (await sessions.refresh(t0)).refreshToken
+  const t2 = (await sessions.refresh(t1)).refreshToken
+  const forged = t0.slice(0, -2) + (t0.endsWith('AA') ? 'BA' : 'AA')
+  await t.rejects(sessions.refresh(forged), { code: 'AUTH_REFRESH_INVALID' }, 'a forged older token harms nothing')
+  t.ok((await sessions.refresh(t2)).refreshToken, 'the session lives on after a forgery')
+  await t.rejects(sessions.refresh(t0), { code: 'AUTH_REFRESH_REUSED' }, 'two generations behind, ours')
+  await t.rejects(sessions.refresh('not-a-token'), { code: 'AUTH_REFRESH_INVALID' })
+})
+
+test('a session ends at SESSION_MAX_AGE however often it is refreshed, and its refresh lifetime shrinks to it', async (t) => {
+  const { sessions, advance } = setup(t)
+  let token = (await sessions.login('max')).refreshToken
+  advance(3000 * 1000)
+  const late = await sessions.refresh(token)
+  t.equal(late.refreshExpiresIn, 3600)
+  token = late.refreshToken
+  advance(3000 * 1000)
+  const last = await sessions.refresh(token)
+  t.equal(last.refreshExpiresIn, 1200, 'capped by the absolute lifetime (7200 s from creation)')
+  advance(1200 * 1000)
+  await t.rejects(sessions.refresh(last.refreshToken), { code: 'AUTH_REFRESH_INVALID' })
+})
+
+test('logout ends one session or all of the user, and their access tokens with them', async (t) => {
+  const { sessions, tokens } = setup(t, { resolveUser: async () => ({ userId: 'same-user' }) })
+  const a = await sessions.login('phone')
+  const b = await sessions.login('tablet')
+  const c = await sessions.login('laptop')
+  const bearer = (p: { accessToken: string }): string => `Bearer ${p.accessToken}`
+  t.equal(await sessions.logout(tokens.verify(a.accessToken), false), 1)
+  await t.rejects(tokens.authenticate(bearer(a)), { code: 'AUTH_TOKEN_REVOKED' })
+  await t.rejects(sessions.sessionKeyOf(tokens.verify(a.accessToken)), { code: 'AUTH_TOKEN_REVOKED' })
+  t.equal((await tokens.authenticate(bearer(b))).sub, 'same-user', 'the other sessions live')
+  t.equal(await sessions.logout(tokens.verify(b.accessToken), true), 2, 'all devices: the two left')
+  await t.rejects(tokens.authenticate(bearer(c)), { code: 'AUTH_TOKEN_REVOKED' })
+  await t.rejects(sessions.refresh(c.refreshToken), { code: 'AUTH_REFRESH_INVALID' })
+})
+
+test('a session of a mini program no longer served cannot be refreshed', async (t) => {
+  const { store, sessions } = setup(t)
+  const pair = await sessions.login('gone')
+  const tokens = createAccessTokens({ secret: SECRET, issuer: 'test', ttlSec: 900, appids: ['wx1111111111111111'], store })
+  const other = createSessions({
+    store,
+    wechat: { appids: ['wx1111111111111111'], appOf: () => 'wx1111111111111111', code2Session: async () => { throw new Error('not called') } },
+    tokens,
+    config,
+    log: { warn: () => {} }
+  })
+  await t.rejects(other.refresh(pair.refreshToken), { code: 'AUTH_REFRESH_INVALID' })
+  await t.rejects(sessions.refresh(pair.refreshToken), { code: 'AUTH_REFRESH_INVALID' }, 'and the session was ended')
+})
+
+test('resolveUser must be a function', async (t) => {
+  const store = createMemoryStore()
+  t.teardown(async () => await store.close())
+  t.throws(() => createSessions({
+    store,
+    wechat: { appids: [APPID], appOf: () => APPID, code2Session: async () => ({ openid: 'o', sessionKey: 'k' }) },
+    tokens: createAccessTokens({ secret: SECRET, issuer: 'test', ttlSec: 900, appids: [APPID], store }),
+    config,
+    resolveUser: 'nope' as unknown as ResolveUser,
+    log: { warn: () => {} }
+  }), { message: /resolveUser must be a function/ })
+})
