@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import authPlugin from './plugins/jwt.js'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import sessionsPlugin, { type SessionsPluginOptions } from './plugins/sessions.js'
+import simulatorPlugin from './plugins/simulator.js'
 import storePlugin, { type StorePluginOptions } from './plugins/store.js'
 import wechatPlugin from './plugins/wechat.js'
 import authRoutes from './routes/auth.js'
@@ -18,6 +19,8 @@ export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisCl
 export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(configPlugin, { config: opts.config, env: opts.env, apps: opts.apps, hasRedisClient: opts.redis !== undefined })
   await fastify.register(storePlugin, { redis: opts.redis })
+  // Development without WeChat credentials: the built-in simulator stands in for WeChat.
+  if (fastify.wechatAuthConfig.useSimulator) await fastify.register(simulatorPlugin)
   await fastify.register(wechatPlugin)
   await fastify.register(authPlugin)
   await fastify.register(sessionsPlugin, { resolveUser: opts.resolveUser })

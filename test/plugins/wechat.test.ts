@@ -1,30 +1,9 @@
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
-import { request } from 'undici'
 import { test } from 'tap'
 import configPlugin from '../../plugins/config.js'
 import storePlugin from '../../plugins/store.js'
 import wechatPlugin from '../../plugins/wechat.js'
-import { DEV_APPID } from '../../simulator/index.js'
 import { APPID, SECRET, buildApp, startRedis, startSim } from '../helper.js'
-
-test('without credentials in development, fastify.wechat talks to a simulator it starts and stops', async (t) => {
-  const app = Fastify()
-  t.teardown(async () => await app.close())
-  let simulatorUrl = ''
-  app.log.warn = ((obj: { simulator?: string }) => { simulatorUrl = obj.simulator ?? simulatorUrl }) as typeof app.log.warn
-  await app.register(configPlugin, { env: {} })
-  await app.register(storePlugin)
-  await app.register(wechatPlugin)
-  await app.ready()
-  t.equal(app.wechat.appid, DEV_APPID)
-  t.match(simulatorUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'the simulator runs on loopback')
-  const identity = await app.wechat.code2Session('alice')
-  t.match(identity, { openid: /^o/, unionid: /^u/, sessionKey: String })
-  await app.close()
-  await t.rejects(request(`${simulatorUrl}/sns/jscode2session`), { code: 'ECONNREFUSED' }, 'closed with the app')
-})
 
 test('with credentials, fastify.wechat uses them and starts no simulator', async (t) => {
   const app = Fastify()
@@ -34,6 +13,14 @@ test('with credentials, fastify.wechat uses them and starts no simulator', async
   await app.register(wechatPlugin)
   t.equal(app.wechat.appid, 'wx0123456789abcdef')
   await t.rejects(app.wechat.code2Session('alice'), { code: 'WX_UNAVAILABLE' })
+})
+
+test('without credentials and without the simulator plugin, the boot fails naming what is missing', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(configPlugin, { env: {} })
+  await app.register(storePlugin)
+  await t.rejects(async () => { await app.register(wechatPlugin) }, { message: /WECHAT_APPID and WECHAT_SECRET, or WECHAT_APPS; in development, the wechat-auth-simulator plugin/ })
 })
 
 test('two instances sharing Redis, 50 concurrent access_token calls each: one stable_token call', async (t) => {
@@ -81,22 +68,4 @@ test('the appid argument picks the mini program; unknown or missing ones are WX_
   t.same(phone, sim.phoneOf('dave'))
   t.match(sim.calls.at(-1), { path: '/wxa/business/getuserphonenumber', appid: other.appid })
   t.throws(() => app.authenticateFor('wx2222222222222222'), { code: 'WX_APP_UNKNOWN' }, 'a typo in the host\'s code fails when it is wired')
-})
-
-test('the dev simulator takes another port when WECHAT_SIMULATOR_PORT is taken', async (t) => {
-  const busy = createServer()
-  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => busy.close())
-  const port = (busy.address() as AddressInfo).port
-  const app = Fastify()
-  t.teardown(async () => await app.close())
-  let simulatorUrl = ''
-  app.log.warn = ((obj: { simulator?: string }) => { simulatorUrl = obj.simulator ?? simulatorUrl }) as typeof app.log.warn
-  await app.register(configPlugin, { env: {}, config: { WECHAT_SIMULATOR_PORT: port } })
-  await app.register(storePlugin)
-  await app.register(wechatPlugin)
-  await app.ready()
-  t.match(simulatorUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
-  t.not(simulatorUrl, `http://127.0.0.1:${port}`)
-  t.match(await app.wechat.code2Session('alice'), { openid: /^o/ })
 })
