@@ -136,7 +136,12 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
 
     async checkAccess (ref, jti) {
       const e = liveSession(ref)
-      return e === undefined || e.blacklist.has(jti) ? 'revoked' : 'ok'
+      if (e === undefined) return 'revoked'
+      const until = e.blacklist.get(jti)
+      if (until === undefined) return 'ok'
+      if (until > now()) return 'revoked'
+      e.blacklist.delete(jti) // past its TTL: forgotten, as the Redis store forgets it
+      return 'ok'
     },
 
     async revokeSession (ref) {

@@ -17,6 +17,9 @@ async function ownedStore (t: Test, url: string, keyPrefix: string, timeoutMs = 
   return store
 }
 
+// The Redis store's clock is Redis's own (TIME, and key expiry), which a test cannot move: letting
+// time pass means waiting for it. The contract keeps its TTLs near a second (sessions take whole
+// seconds), about nine seconds of waiting per run.
 test('redis store honours the store contract, on the gateway\'s own client (node-redis) and on a host\'s ioredis client', async (t) => {
   const redis = await startRedis(t)
   t.test('node-redis, owned', async (t) => {
