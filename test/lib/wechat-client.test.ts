@@ -4,9 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { test, type Test } from 'tap'
-import { Agent } from 'undici'
 import { createWeChatClient } from '../../lib/wechat-client.js'
-import { freePort, startSim, APPID, SECRET } from '../helper.js'
+import { startSim, APPID, SECRET } from '../helper.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -50,86 +49,6 @@ test('every WeChat errcode maps to a coded error', async (t) => {
   t.equal(badSecret.lines[0]?.level, 'error', 'credential problems are errors')
   const badAppid = await clientFor(t, sim.url, { appid: 'wxffffffffffffffff' })
   await t.rejects(badAppid.client.code2Session('alice.4'), { code: 'WX_CREDENTIALS_REJECTED' })
-})
-
-test('-1 is retried once inside the deadline; the retry succeeds', async (t) => {
-  const sim = await startSim(t)
-  const { client } = await clientFor(t, sim.url)
-  const r = await client.code2Session('busy.1')
-  t.equal(r.openid, sim.openidOf('busy'))
-  t.same(sim.calls.map((c) => c.errcode), [-1, 0], 'two upstream calls: -1 then success')
-})
-
-test('a -1 that persists, or a server that is down, ends in WX_UNAVAILABLE after one retry', async (t) => {
-  let hits = 0
-  const busy = createServer((_req, res) => { hits++; res.end('{"errcode":-1,"errmsg":"system error"}') })
-  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => busy.close())
-  const { client, lines } = await clientFor(t, `http://127.0.0.1:${(busy.address() as AddressInfo).port}`)
-  await t.rejects(client.code2Session('x'), { code: 'WX_UNAVAILABLE', statusCode: 503 })
-  t.equal(hits, 2, 'retried exactly once')
-  t.match(lines.at(-1)?.obj, { errcode: -1, retried: true })
-
-  const down = await clientFor(t, `http://127.0.0.1:${await freePort()}`)
-  await t.rejects(down.client.code2Session('x'), { code: 'WX_UNAVAILABLE' })
-  t.match(down.lines.at(-1)?.obj, { network: 'ECONNREFUSED', retried: true })
-})
-
-test('HTTP 5xx counts as transient; a 5xx then success works', async (t) => {
-  let hits = 0
-  const flaky = createServer((_req, res) => {
-    hits++
-    if (hits === 1) { res.statusCode = 502; res.end('bad gateway'); return }
-    res.end('{"openid":"o1","session_key":"k1"}')
-  })
-  await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => flaky.close())
-  const { client } = await clientFor(t, `http://127.0.0.1:${(flaky.address() as AddressInfo).port}/`)
-  t.same(await client.code2Session('x'), { openid: 'o1', sessionKey: 'k1' })
-})
-
-test('a slow WeChat ends in WX_TIMEOUT at the deadline, without waiting for it', async (t) => {
-  const sim = await startSim(t, { slowMs: 10_000 })
-  const { client } = await clientFor(t, sim.url, { timeoutMs: 300 })
-  const started = Date.now()
-  await t.rejects(client.code2Session('slow.1'), { code: 'WX_TIMEOUT', statusCode: 504 })
-  t.ok(Date.now() - started < 1500, 'answered near the deadline')
-})
-
-test('a call whose deadline passes while it waits for a pooled connection fails at its deadline and is never sent', async (t) => {
-  const paths: string[] = []
-  const srv = createServer((req, res) => {
-    paths.push(req.url ?? '')
-    setTimeout(() => res.end('{"openid":"o1","session_key":"a2V5"}'), 800)
-  })
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => srv.close())
-  const dispatcher = new Agent({ connections: 1 })
-  t.teardown(async () => await dispatcher.destroy())
-  const apiBase = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`
-  const { client: patient } = await clientFor(t, apiBase, { dispatcher, timeoutMs: 3000 })
-  const { client: hasty } = await clientFor(t, apiBase, { dispatcher, timeoutMs: 300 })
-  const first = patient.code2Session('first')
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  const started = Date.now()
-  await t.rejects(hasty.code2Session('second'), { code: 'WX_TIMEOUT' })
-  t.ok(Date.now() - started < 700, 'failed at its own deadline, not when the connection came free')
-  t.same(await first, { openid: 'o1', sessionKey: 'a2V5' })
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  t.equal(paths.length, 1, 'the expired call was dropped, not sent late')
-})
-
-test('an API base with a path keeps it; a client that was closed fails fast with WX_UNAVAILABLE', async (t) => {
-  const paths: string[] = []
-  const srv = createServer((req, res) => { paths.push(req.url ?? ''); res.end('{"openid":"o1","session_key":"a2V5"}') })
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => srv.close())
-  const { client } = await clientFor(t, `http://127.0.0.1:${(srv.address() as AddressInfo).port}/wechat-proxy/`)
-  await client.code2Session('c1')
-  t.match(paths[0], /^\/wechat-proxy\/sns\/jscode2session\?appid=/)
-  await client.close()
-  await t.rejects(client.code2Session('c2'), { code: 'WX_UNAVAILABLE' })
-  t.equal(paths.length, 1)
 })
 
 test('a host\'s dispatcher from Node\'s own undici (6 on Node 20) works: answers, deadlines and body caps', async (t) => {
