@@ -2,9 +2,9 @@
 // store's deadline (STORE_TIMEOUT_MS) and fail-fast behaviour: @fastify/rate-limit's own Redis store
 // has no deadline and, on a client with an offline queue, would hold requests during an outage.
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { SessionStore } from '../lib/store/types.js'
+import type { CounterStore } from '../lib/store/types.js'
 
-export function rateLimitStore (store: SessionStore): FastifyRateLimitStoreCtor {
+export function rateLimitStore (store: CounterStore): FastifyRateLimitStoreCtor {
   class SessionRateLimitStore implements FastifyRateLimitStore {
     constructor (_options: unknown, private readonly scope = '') {}
 

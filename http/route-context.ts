@@ -5,9 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { RateLimitedError } from '../lib/errors.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
-import type { SessionStore } from '../lib/store/types.js'
+import type { CounterStore } from '../lib/store/types.js'
 
-export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: SessionStore }): Promise<void> {
+export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<void> {
   fastify.setErrorHandler(errorHandler)
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
   if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)

@@ -8,7 +8,7 @@ import {
 import { newJti, userTag } from './ids.js'
 import { createHs256Signer } from './jwt-signer.js'
 import type { AccessClaims } from './schemas.js'
-import type { SessionStore } from './store/types.js'
+import type { SessionsStore } from './store/types.js'
 
 /** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
 export interface AccessTokenInput {
@@ -27,7 +27,7 @@ export interface AccessTokensOptions {
   ttlSec: number
   /** The mini programs served: a token's audience must be one of them. */
   appids: readonly string[]
-  store: Pick<SessionStore, 'checkAccess'>
+  store: Pick<SessionsStore, 'checkAccess'>
   /** Clock in ms (tests). */
   now?: () => number
   /** How many verified tokens are remembered (10,000 by default). */

@@ -8,7 +8,7 @@ import { digest, newNonce, newSessionId, userTag, type SessionRef } from './ids.
 import type { Logger } from './logger.js'
 import { parseRefreshToken, refreshTokens } from './refresh-tokens.js'
 import type { AccessClaims, TokenPair } from './schemas.js'
-import type { NewSession, SessionStore, TokenSubject } from './store/types.js'
+import type { LoginCodeStore, NewSession, SessionsStore, TokenSubject } from './store/types.js'
 import type { Code2SessionResult } from './wechat-client.js'
 
 export interface WeChatIdentity {
@@ -21,7 +21,7 @@ export interface WeChatIdentity {
 export type ResolveUser = (identity: WeChatIdentity) => Promise<{ userId: string, claims?: Record<string, unknown> }>
 
 export interface SessionsDeps {
-  store: Pick<SessionStore, 'claimCode' | 'settleCode' | 'createSession' | 'getSession' | 'rotateRefresh' | 'revokeSession' | 'revokeUser'>
+  store: LoginCodeStore & Omit<SessionsStore, 'checkAccess' | 'blacklist'>
   /** WeChat, as much of it as logging in needs (fastify.wechat has this shape). */
   wechat: {
     readonly appids: readonly string[]

@@ -7,7 +7,7 @@
 // - a call WeChat refuses with 40001/42001 renews once and is retried once (withToken).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WxAccessTokenRejectedError, WxTimeoutError } from './errors.js'
-import type { Credential, SessionStore } from './store/types.js'
+import type { Credential, CredentialStore } from './store/types.js'
 import { randomId } from './ids.js'
 import type { StableToken } from './wechat-client.js'
 import type { Logger } from './logger.js'
@@ -15,7 +15,7 @@ import type { Logger } from './logger.js'
 export interface AccessTokenManagerOptions {
   /** The store key of the token: the appid. */
   name: string
-  store: Pick<SessionStore, 'getCredential' | 'lockCredential' | 'saveCredential' | 'unlockCredential'>
+  store: CredentialStore
   /** Asks WeChat for the token (cgi-bin/stable_token), to answer by `deadline` (ms epoch). */
   fetch: (deadline: number) => Promise<StableToken>
   /** WeChat's deadline (WECHAT_TIMEOUT_MS): what one renewal, and one call made with the token, may take. */
@@ -109,7 +109,7 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
     const f: Flight = {
       stale,
       promise: renewal(stale, deadline).then((cred) => {
-        local = cred
+        void cred // MUTATION
         return cred
       }).finally(() => { if (flight === f) flight = null })
     }

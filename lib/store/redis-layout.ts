@@ -1,6 +1,104 @@
-// Names of every key the store writes. A user's sessions live in one key, under the hash tag `{tag}`.
+// The Redis layout, written down once: key names, the fields of a user's hash, and how values are
+// packed. The TypeScript readers below and the Lua scripts (LUA_LAYOUT, generated from the same
+// constants) both take it from here.
+//
+// A user is one hash, under the Cluster hash tag `{tag}`, so all of a user changes in one slot. Each
+// session is three fields, four once it has rotated, named by its id and a suffix; each value stays
+// under 64 bytes so that Redis keeps the hash in its compact listpack encoding (one longer value
+// turns the whole hash into a hashtable, about twice the memory). Values are joined with SEP, which
+// none of them can contain. Blacklisted access tokens are `b:<jti>` -> expiresAt ms.
+import { SID_CHARS } from '../ids.js'
+
+export const SEP = '\u0001'
+export const BLACKLIST_PREFIX = 'b:'
+
+/**
+ * The packed values of a session, by field suffix, with their parts in order. The last part of
+ * `hot` is left out while it is '0' (a session that never rotated): 32 bytes less in Redis'
+ * allocator. `sub` is stored as '' when it is the openid.
+ */
+export const SESSION_FIELDS = {
+  /** Read on every authenticated request and refresh. */
+  hot: { suffix: '', parts: ['expiresAt', 'refreshDigest', 'generation'] },
+  identity: { suffix: 'o', parts: ['openid', 'unionid'] },
+  /** Only what follows the session_key ever leaves Redis in a script's reply. */
+  secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
+  /** Written by the first rotation: when the current token was issued, and the nonce it used. */
+  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce'] }
+} as const
+
+type FieldName = keyof typeof SESSION_FIELDS
+type Parts<F extends FieldName> = (typeof SESSION_FIELDS)[F]['parts'][number]
+export type Unpacked<F extends FieldName> = Record<Parts<F>, string>
+
+/** The hash field of a session's value. */
+export const sessionField = (sid: string, field: FieldName): string => sid + SESSION_FIELDS[field].suffix
+
+/** The hash field of a blacklisted access token. */
+export const blacklistField = (jti: string): string => BLACKLIST_PREFIX + jti
+
+/** A packed value's parts by name; missing trailing parts are ''. */
+export function unpack<F extends FieldName> (field: F, value: string | null | undefined): Unpacked<F> {
+  const values = (value ?? '').split(SEP)
+  return Object.fromEntries(SESSION_FIELDS[field].parts.map((name, i) => [name, values[i] ?? ''])) as Unpacked<F>
+}
+
+/** A packed value's first part, read without splitting the rest (the expiry of `hot`). */
+export const firstPart = (packed: string): string => packed.slice(0, packed.indexOf(SEP))
+
+/** `sub` as stored: '' when it is the openid. */
+export const storedSub = (sub: string, openid: string): string => sub === openid ? '' : sub
+/** `sub` as read back. */
+export const subOf = (stored: string, openid: string): string => stored === '' ? openid : stored
+
+/** A shared credential (WeChat's access_token): expiresAt | refreshAt | the value (which may hold SEP). */
+export const packCredential = (c: { expiresAt: number, refreshAt: number, value: string }): string =>
+  `${c.expiresAt}${SEP}${c.refreshAt}${SEP}${c.value}`
+export function unpackCredential (packed: string): { expiresAt: number, refreshAt: number, value: string } {
+  const a = packed.indexOf(SEP)
+  const b = packed.indexOf(SEP, a + 1)
+  return { expiresAt: Number(packed.slice(0, a)), refreshAt: Number(packed.slice(a + 1, b)), value: packed.slice(b + 1) }
+}
+
+// Lua: the same constants, the fields of a session, and for each packed value a reader that returns
+// its parts in order, then a part more that is '' unless the value has more parts than the layout
+// (recursion, not tables: this runs on every refresh), and a writer that takes them.
+const luaString = (s: string): string => `'${[...s].map((c) => c < ' ' ? `\\${c.charCodeAt(0)}` : c).join('')}'`
+const luaField = (name: FieldName): string => {
+  const { suffix, parts } = SESSION_FIELDS[name]
+  const last = parts.length - 1
+  const joined = parts.slice(0, last).join(' .. SEP .. ')
+  // hot's generation is left out while it is '0'; every other value keeps all its parts.
+  const pack = name === 'hot'
+    ? `if ${parts[last]} == '0' then return ${joined} end\n  return ${joined} .. SEP .. ${parts[last]}`
+    : `return ${parts.join(' .. SEP .. ')}`
+  return `local function ${name}Field(sid) return sid .. ${luaString(suffix)} end
+local function unpack_${name}(v) return cut(v or '', ${parts.length + 1}, 1) end
+local function pack_${name}(${parts.join(', ')})
+  ${pack}
+end`
+}
+
+export const LUA_LAYOUT = `
+local SEP = ${luaString(SEP)}
+local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
+local SID_CHARS = ${SID_CHARS}
+-- The n parts of a packed value from position i, each up to the next SEP; missing ones are ''.
+local function cut(v, n, i)
+  local j = string.find(v, SEP, i, true)
+  if n == 1 then return string.sub(v, i, j and j - 1 or -1) end
+  if not j then return string.sub(v, i), cut('', n - 1, 1) end
+  return string.sub(v, i, j - 1), cut(v, n - 1, j + 1)
+end
+${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
+local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid) end
+local function subOf(stored, openid) if stored == '' then return openid end return stored end
+local function storedSub(sub, openid) if sub == openid then return '' end return sub end
+`
+
+// Names of every key the store writes.
 export interface KeyNames {
-  /** One hash per user: a field per session (its id), and `b:<jti>` per blacklisted token. */
+  /** One hash per user: its sessions and blacklisted tokens. */
   user: (tag: string) => string
   code: (codeId: string) => string
   rateLimit: string
@@ -8,9 +106,6 @@ export interface KeyNames {
   credential: (name: string) => string
   credentialLock: (name: string) => string
 }
-
-/** The hash field of a blacklisted access token. */
-export const blacklistField = (jti: string): string => `b:${jti}`
 
 export function keyNames (prefix: string): KeyNames {
   return {

@@ -59,14 +59,8 @@ export interface Credential {
   refreshAt: number
 }
 
-export interface SessionStore {
-  readonly kind: 'redis' | 'memory'
-  /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
-  ping: () => Promise<void>
-  /** Marks a login code as being exchanged, unless it already is or was accepted. */
-  claimCode: (codeId: string, pendingTtlMs: number) => Promise<CodeClaim>
-  /** After the exchange: remember an accepted code, or forget one whose exchange failed. */
-  settleCode: (codeId: string, accepted: boolean, usedTtlMs: number) => Promise<void>
+/** Sessions: created at login, rotated at refresh, checked on every request, ended at logout. */
+export interface SessionsStore {
   createSession: (ref: SessionRef, data: NewSession, refreshHash: string, ttlSec: number) => Promise<void>
   getSession: (ref: SessionRef) => Promise<SessionData | null>
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
@@ -78,6 +72,24 @@ export interface SessionStore {
   revokeUser: (tag: string) => Promise<number>
   /** Revokes one access token of a session by id, until it would have expired anyway. */
   blacklist: (ref: SessionRef, jti: string, ttlSec: number) => Promise<void>
+}
+
+/** Login codes: each is exchanged with WeChat at most once. */
+export interface LoginCodeStore {
+  /** Marks a login code as being exchanged, unless it already is or was accepted. */
+  claimCode: (codeId: string, pendingTtlMs: number) => Promise<CodeClaim>
+  /** After the exchange: remember an accepted code, or forget one whose exchange failed. */
+  settleCode: (codeId: string, accepted: boolean, usedTtlMs: number) => Promise<void>
+}
+
+/** Counters for rate limits. */
+export interface CounterStore {
+  /** Counts one hit of `key` in a fixed window (rate limiting); the window starts at the first hit. */
+  hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
+}
+
+/** Credentials every instance shares (WeChat's access_token), and the locks of their renewal. */
+export interface CredentialStore {
   getCredential: (name: string) => Promise<Credential | null>
   /** Takes the renewal lock of a credential for `ttlMs` unless another owner holds it; true when taken. */
   lockCredential: (name: string, owner: string, ttlMs: number) => Promise<boolean>
@@ -85,7 +97,12 @@ export interface SessionStore {
   saveCredential: (name: string, credential: Credential, owner: string) => Promise<void>
   /** Releases the lock if `owner` still holds it (a renewal that failed). */
   unlockCredential: (name: string, owner: string) => Promise<void>
-  /** Counts one hit of `key` in a fixed window (rate limiting); the window starts at the first hit. */
-  hit: (key: string, windowMs: number) => Promise<{ current: number, ttlMs: number }>
+}
+
+/** Everything the gateway keeps, in one backend. */
+export interface SessionStore extends SessionsStore, LoginCodeStore, CounterStore, CredentialStore {
+  readonly kind: 'redis' | 'memory'
+  /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
+  ping: () => Promise<void>
   close: () => Promise<void>
 }

@@ -1,0 +1,41 @@
+// The layout is written once (lib/store/redis-layout.ts): the Lua readers and writers generated from
+// it must agree with the TypeScript ones, in a real Redis.
+import { createClient } from '@redis/client'
+import { test } from 'tap'
+import {
+  BLACKLIST_PREFIX, LUA_LAYOUT, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
+} from '../../../lib/store/redis-layout.js'
+import { startRedis } from '../../helper.js'
+
+type Field = keyof typeof SESSION_FIELDS
+
+test('what Lua packs, TypeScript unpacks, and the other way round', async (t) => {
+  const redis = await startRedis(t)
+  const client = createClient({ url: redis.url })
+  await client.connect()
+  t.teardown(async () => { await client.close() })
+  const lua = async (body: string, args: string[]): Promise<unknown> => await client.sendCommand(['EVAL', LUA_LAYOUT + body, '0', ...args])
+  for (const field of Object.keys(SESSION_FIELDS) as Field[]) {
+    const parts = SESSION_FIELDS[field].parts.map((name) => `${name}-value`)
+    const packed = await lua(`return pack_${field}(unpack(ARGV))`, parts) as string
+    t.same(Object.values(unpack(field, packed)), parts, `${field}: Lua's pack reads back in TypeScript`)
+    t.same(await lua(`return {unpack_${field}(ARGV[1])}`, [parts.join(SEP)]), [...parts, ''], `${field}: TypeScript's value reads in Lua, nothing left over`)
+    t.equal(await lua(`return ${field}Field(ARGV[1])`, ['sid']), sessionField('sid', field))
+  }
+  t.equal(await lua("return pack_hot('1', 'd', '0')", []), `1${SEP}d`, 'generation 0 is left out')
+  t.same(unpack('hot', `1${SEP}d`), { expiresAt: '1', refreshDigest: 'd', generation: '' })
+  t.same(await lua('return {unpack_identity(ARGV[1])}', [`o${SEP}u${SEP}extra${SEP}more`]), ['o', 'u', 'extra'], 'parts stop at SEP; what is left over shows')
+  t.same(await lua("return {subOf('', 'o'), subOf('s', 'o'), storedSub('o', 'o'), storedSub('s', 'o')}", []),
+    [subOf('', 'o'), subOf('s', 'o'), storedSub('o', 'o'), storedSub('s', 'o')], 'the sub rule is the same in both')
+  t.same([subOf('', 'o'), storedSub('o', 'o')], ['o', ''], 'an empty stored sub is the openid')
+  t.equal(await lua('return BLACKLIST_PREFIX .. ARGV[1]', ['jti']), blacklistField('jti'))
+  t.equal(blacklistField('j'), `${BLACKLIST_PREFIX}j`)
+})
+
+test('credentials keep a value that holds the separator; keys carry the prefix and hash tags', async (t) => {
+  const credential = { expiresAt: 2, refreshAt: 1, value: `a${SEP}b` }
+  t.same(unpackCredential(packCredential(credential)), credential)
+  const keys = keyNames('p:')
+  t.same([keys.user('t'), keys.code('c'), keys.rateLimit, keys.credential('wx'), keys.credentialLock('wx')],
+    ['p:{t}', 'p:c:c', 'p:rl:', 'p:at:{wx}', 'p:atl:{wx}'])
+})
