@@ -109,7 +109,7 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
     const f: Flight = {
       stale,
       promise: renewal(stale, deadline).then((cred) => {
-        void cred // MUTATION
+        local = cred
         return cred
       }).finally(() => { if (flight === f) flight = null })
     }
