@@ -1,9 +1,33 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { EventEmitter, once } from 'node:events'
 import { test, type Test } from 'tap'
 import { createAccessTokenManager, renewalTimes, EXPIRY_MARGIN_MS } from '../../lib/wechat-access-token.js'
 import { WxAccessTokenRejectedError, WxUnavailableError } from '../../lib/errors.js'
 import { createMemoryStore } from '../../lib/store/memory.js'
 import type { SessionStore } from '../../lib/store/types.js'
+
+const NAME = 'wx0123456789abcdef'
+
+/** Waits for `promise`, failing with `what` when it takes longer than `ms` (a bound, not a pause). */
+async function within<T> (promise: Promise<T>, what: string, ms = 2_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms) })
+  return await Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/** Polls `condition` (one event-loop turn between tries) until it holds, or fails after `ms`. */
+async function until (condition: () => Promise<boolean>, what: string, ms = 2_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/**
+ * Lets every pending promise chain run. The memory store and the fake upstream answer without
+ * timers or I/O, so whatever a call to the manager set going has reached WeChat (or not) after it.
+ */
+const settle = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 
 interface Upstream {
   calls: number
@@ -12,20 +36,30 @@ interface Upstream {
   expiresIn: number
   /** Answer this token instead of a new one. */
   same: string | null
-  delayMs: number
   fail: Error | null
+  /** Holds every answer until release(): a WeChat that is slow for as long as the test needs. */
+  hold: () => void
+  release: () => void
+  /** Resolves at the next call to WeChat. */
+  nextCall: () => Promise<void>
 }
 
 function upstream (): Upstream {
+  const events = new EventEmitter()
+  let gate: Promise<void> | null = null
+  let open = (): void => {}
   const u: Upstream = {
     calls: 0,
     expiresIn: 7200,
-    delayMs: 0,
     fail: null,
     same: null,
+    hold: () => { gate = new Promise((resolve) => { open = resolve }) },
+    release: () => { gate = null; open() },
+    nextCall: async () => { await within(once(events, 'call'), 'a call to WeChat') },
     fetch: async () => {
       const n = ++u.calls
-      if (u.delayMs > 0) await sleep(u.delayMs)
+      events.emit('call')
+      if (gate !== null) await gate
       if (u.fail !== null) throw u.fail
       if (u.same !== null) return { accessToken: u.same, expiresIn: u.expiresIn }
       return { accessToken: `token-${n}-${'x'.repeat(20)}`, expiresIn: u.expiresIn }
@@ -34,9 +68,17 @@ function upstream (): Upstream {
   return u
 }
 
-function logs (): { lines: Array<{ level: string, obj: object }>, log: { warn: (o: object) => void, info: (o: object) => void } } {
-  const lines: Array<{ level: string, obj: object }> = []
-  return { lines, log: { warn: (obj) => lines.push({ level: 'warn', obj }), info: (obj) => lines.push({ level: 'info', obj }) } }
+interface Line { level: string, obj: object }
+
+function logs (): { lines: Line[], nextLine: (level: string) => Promise<object>, log: { warn: (o: object) => void, info: (o: object) => void } } {
+  const lines: Line[] = []
+  const events = new EventEmitter()
+  const write = (level: string) => (obj: object) => {
+    lines.push({ level, obj })
+    events.emit(level, obj)
+  }
+  const nextLine = async (level: string): Promise<object> => (await within(once(events, level), `a ${level} log line`))[0] as object
+  return { lines, nextLine, log: { warn: write('warn'), info: write('info') } }
 }
 
 function setup (t: Test, opts: { store?: SessionStore, up?: Upstream, clock?: { now: number } } = {}) {
@@ -44,9 +86,9 @@ function setup (t: Test, opts: { store?: SessionStore, up?: Upstream, clock?: { 
   const store = opts.store ?? createMemoryStore({ now: () => clock.now })
   if (opts.store === undefined) t.teardown(async () => await store.close())
   const up = opts.up ?? upstream()
-  const { lines, log } = logs()
-  const manager = createAccessTokenManager({ name: 'wx0123456789abcdef', store, fetch: up.fetch, timeoutMs: 300, storeTimeoutMs: 50, log: log as never, now: () => clock.now })
-  return { manager, store, up, clock, lines }
+  const { lines, nextLine, log } = logs()
+  const manager = createAccessTokenManager({ name: NAME, store, fetch: up.fetch, timeoutMs: 300, storeTimeoutMs: 50, log: log as never, now: () => clock.now })
+  return { manager, store, up, clock, lines, nextLine }
 }
 
 test('renewalTimes: 5 minutes ahead, or half-way for a short-lived token', async (t) => {
@@ -56,8 +98,12 @@ test('renewalTimes: 5 minutes ahead, or half-way for a short-lived token', async
 
 test('one fetch serves every caller; concurrent callers share it', async (t) => {
   const { manager, up } = setup(t)
-  up.delayMs = 20
-  const tokens = await Promise.all(Array.from({ length: 100 }, async () => await manager.get()))
+  up.hold()
+  const asked = up.nextCall()
+  const all = Promise.all(Array.from({ length: 100 }, async () => await manager.get()))
+  await asked
+  up.release()
+  const tokens = await all
   t.equal(up.calls, 1, 'one upstream call for 100 concurrent callers')
   t.equal(new Set(tokens).size, 1)
   t.equal(await manager.get(), tokens[0], 'then served from memory')
@@ -68,12 +114,14 @@ test('renewed ahead of expiry in the background; the current token is served mea
   const { manager, up, clock } = setup(t)
   const first = await manager.get()
   clock.now += (7200 - 300) * 1000 // due, still valid
-  up.delayMs = 20
-  t.equal(await manager.get(), first, 'no waiting: the current token while renewing')
-  t.equal(await manager.get(), first)
-  await sleep(60)
+  up.hold() // WeChat answers only when the test says so
+  const asked = up.nextCall()
+  t.equal(await within(manager.get(), 'the current token'), first, 'no waiting: the current token while renewing')
+  await asked
+  t.equal(await within(manager.get(), 'the current token'), first, 'still the current token while WeChat has not answered')
+  up.release()
+  await until(async () => await manager.get() !== first, 'the renewed token is served')
   t.equal(up.calls, 2, 'one renewal')
-  t.not(await manager.get(), first, 'the renewed token afterwards')
 })
 
 test('a token in its last seconds is not handed out: callers wait for the renewal', async (t) => {
@@ -90,10 +138,14 @@ test('two instances sharing a store make one upstream call between them', async 
   const store = createMemoryStore({ now: () => clock.now })
   t.teardown(async () => await store.close())
   const up = upstream()
-  up.delayMs = 50
+  up.hold()
+  const asked = up.nextCall()
   const a = setup(t, { store, up, clock })
   const b = setup(t, { store, up, clock })
-  const tokens = await Promise.all(Array.from({ length: 100 }, async (_, i) => await (i % 2 === 0 ? a : b).manager.get()))
+  const all = Promise.all(Array.from({ length: 100 }, async (_, i) => await (i % 2 === 0 ? a : b).manager.get()))
+  await asked
+  up.release()
+  const tokens = await all
   t.equal(up.calls, 1)
   t.equal(new Set(tokens).size, 1)
 })
@@ -106,7 +158,7 @@ test('a renewal that fails releases the lock at once; waiters give up with WX_TI
   up.fail = new WxUnavailableError()
   const a = setup(t, { store, up, clock })
   await t.rejects(a.manager.get(), { code: 'WX_UNAVAILABLE' })
-  t.equal(await store.lockCredential('wx0123456789abcdef', 'other', 60_000), true, 'the lock was released')
+  t.equal(await store.lockCredential(NAME, 'other', 60_000), true, 'the lock was released')
   // Now "other" holds the lock and never saves: a waiter gives up after the lock's lifetime.
   up.fail = null
   const started = Date.now()
@@ -116,19 +168,32 @@ test('a renewal that fails releases the lock at once; waiters give up with WX_TI
 })
 
 test('waiters take the token another instance saves', async (t) => {
-  const { manager, store, up, clock } = setup(t)
-  await store.lockCredential('wx0123456789abcdef', 'other', 60_000)
-  setTimeout(() => {
-    store.saveCredential('wx0123456789abcdef', { value: 'from-the-other-instance', ...renewalTimes(clock.now, 7200) }, 'other').catch(t.error)
-  }, 50)
-  t.equal(await manager.get(), 'from-the-other-instance')
+  const clock = { now: 1_700_000_000_000 }
+  const inner = createMemoryStore({ now: () => clock.now })
+  t.teardown(async () => await inner.close())
+  // The other instance saves once ours has found the lock taken, and so waits.
+  const refused = new EventEmitter()
+  const store = Object.assign(Object.create(inner) as SessionStore, {
+    lockCredential: async (name: string, owner: string, ttlMs: number) => {
+      const taken = await inner.lockCredential(name, owner, ttlMs)
+      if (!taken) refused.emit('refused')
+      return taken
+    }
+  })
+  const { manager, up } = setup(t, { store, clock })
+  await inner.lockCredential(NAME, 'other', 60_000)
+  const waiting = within(once(refused, 'refused'), 'our instance finding the lock taken')
+  const got = manager.get()
+  await waiting
+  await inner.saveCredential(NAME, { value: 'from-the-other-instance', ...renewalTimes(clock.now, 7200) }, 'other')
+  t.equal(await got, 'from-the-other-instance')
   t.equal(up.calls, 0)
 })
 
 test('a due token stays in use while another instance renews it', async (t) => {
   const { manager, store, up, clock } = setup(t)
-  await store.saveCredential('wx0123456789abcdef', { value: 'current', ...renewalTimes(clock.now - 7000_000, 7200) }, 'x')
-  await store.lockCredential('wx0123456789abcdef', 'other', 60_000)
+  await store.saveCredential(NAME, { value: 'current', ...renewalTimes(clock.now - 7000_000, 7200) }, 'x')
+  await store.lockCredential(NAME, 'other', 60_000)
   t.equal(await manager.get(), 'current')
   t.equal(up.calls, 0)
 })
@@ -163,25 +228,30 @@ test('withToken: refused twice ends in WX_ACCESS_TOKEN_REJECTED; other errors ar
 test('many calls refused together lead to one renewal', async (t) => {
   const { manager, up } = setup(t)
   const first = await manager.get()
-  up.delayMs = 20
-  const results = await Promise.all(Array.from({ length: 50 }, async () => await manager.withToken(async (token) => {
+  up.hold()
+  const asked = up.nextCall()
+  const all = Promise.all(Array.from({ length: 50 }, async () => await manager.withToken(async (token) => {
     if (token === first) throw new WxAccessTokenRejectedError()
     return token
   })))
+  await asked
+  up.release()
+  const results = await all
   t.equal(up.calls, 2, 'one initial fetch, one renewal')
   t.equal(new Set(results).size, 1)
 })
 
 test('a failed background renewal is logged, the current token kept, and the next try waits', async (t) => {
-  const { manager, up, clock, lines } = setup(t)
+  const { manager, up, clock, nextLine } = setup(t)
   const first = await manager.get()
   clock.now += (7200 - 200) * 1000
   up.fail = new WxUnavailableError()
+  const warned = nextLine('warn')
   t.equal(await manager.get(), first)
-  await sleep(20)
-  t.match(lines.at(-1), { level: 'warn', obj: { code: 'WX_UNAVAILABLE', retryInMs: 1000 } })
-  for (let i = 0; i < 20; i++) t.equal(await manager.get(), first)
-  await sleep(20)
+  t.match(await warned, { code: 'WX_UNAVAILABLE', retryInMs: 1000 }, 'the failure is logged, with when the next try comes')
+  t.equal(up.calls, 2)
+  for (let i = 0; i < 20; i++) t.equal(await manager.get(), first, 'the current token is kept')
+  await settle() // a renewal any of those calls started would have asked WeChat by now
   t.equal(up.calls, 2, 'a failing WeChat is not asked again at every call')
 })
 
@@ -197,7 +267,7 @@ test('WeChat answering the very token it refused: no loop, no retry with it, one
 
 test('withToken answers within twice the WeChat deadline, even while another instance holds the lock', async (t) => {
   const { manager, store, up } = setup(t)
-  await store.lockCredential('wx0123456789abcdef', 'other', 60_000)
+  await store.lockCredential(NAME, 'other', 60_000)
   const started = Date.now()
   await t.rejects(manager.withToken(async () => 'never'), { code: 'WX_TIMEOUT' })
   t.ok(Date.now() - started <= 2 * 300 + 100, `gave up after ${Date.now() - started} ms`)
@@ -218,5 +288,5 @@ test('a token saved by another instance between the read and the lock is used, n
   const { manager, up } = setup(t, { store, clock })
   t.equal(await manager.get(), 'saved-meanwhile')
   t.equal(up.calls, 0)
-  t.equal(await inner.lockCredential('wx0123456789abcdef', 'next', 1000), true, 'our lock was released')
+  t.equal(await inner.lockCredential(NAME, 'next', 1000), true, 'our lock was released')
 })
