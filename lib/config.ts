@@ -45,15 +45,32 @@ export interface ResolvedConfig extends Config {
  * Applies the production rules (refuse to run without real credentials, Redis and a strong secret)
  * and the development defaults (simulator, in-memory store, random secret).
  */
-export function resolveConfig (config: Config, opts: { hasRedisClient: boolean, apps?: unknown }): ResolvedConfig {
+export interface ResolveOptions {
+  hasRedisClient: boolean
+  apps?: unknown
+  /**
+   * The process says it runs in production (NODE_ENV=production in its environment). This is not
+   * configuration, only a refusal: development defaults (the simulator lets anyone log in as anyone)
+   * never run in such a process, whatever the plugin's options say.
+   */
+  processInProduction?: boolean
+  /** The host app has a Redis client of its own (fastify.redis, from @fastify/redis) it did not pass. */
+  hostRedisUnused?: boolean
+}
+
+export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedConfig {
   const production = config.NODE_ENV === 'production'
+  if (opts.processInProduction === true && !production) {
+    throw new ConfigError('this process runs with NODE_ENV=production but the gateway\'s configuration does not: pass NODE_ENV: \'production\' in its config (development defaults such as the WeChat simulator never run in production)')
+  }
   const apps = resolveApps(config, opts.apps)
   const hasAppid = apps.length > 0
   const hasRedis = opts.hasRedisClient || config.REDIS_URL !== undefined
+  const redisHint = opts.hostRedisUnused === true ? ' (this app has fastify.redis: pass it as `redis: fastify.redis`)' : ''
   if (production) {
     const missing = [
       hasAppid ? null : 'WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS)',
-      hasRedis ? null : 'REDIS_URL',
+      hasRedis ? null : `REDIS_URL${redisHint}`,
       config.JWT_SECRET === undefined ? 'JWT_SECRET' : null
     ].filter((x) => x !== null)
     if (missing.length > 0) throw new ConfigError(`NODE_ENV=production requires ${missing.join(', ')}`)
@@ -70,7 +87,7 @@ export function resolveConfig (config: Config, opts: { hasRedisClient: boolean, 
   }
   const devDefaults: string[] = []
   if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')
-  if (!hasRedis) devDefaults.push('no REDIS_URL: sessions live in process memory and vanish on restart')
+  if (!hasRedis) devDefaults.push(`no REDIS_URL: sessions live in process memory and vanish on restart${redisHint}`)
   if (config.JWT_SECRET === undefined) devDefaults.push('no JWT_SECRET: a random one was generated; tokens die with the process')
   return {
     ...config,

@@ -25,7 +25,12 @@ declare module 'fastify' {
 }
 
 export default fp<ConfigPluginOptions>(async function wechatAuthConfig (fastify, opts) {
-  const config = resolveConfig(loadConfig(opts.env ?? false, opts.config), { hasRedisClient: opts.hasRedisClient === true, apps: opts.apps })
+  const config = resolveConfig(loadConfig(opts.env ?? false, opts.config), {
+    hasRedisClient: opts.hasRedisClient === true,
+    apps: opts.apps,
+    processInProduction: process.env.NODE_ENV === 'production',
+    hostRedisUnused: opts.hasRedisClient !== true && fastify.hasDecorator('redis')
+  })
   if (config.devDefaults.length > 0) {
     fastify.log.warn({ devDefaults: config.devDefaults },
       '*** DEVELOPMENT MODE: not for production (set NODE_ENV=production to forbid these defaults) ***')

@@ -29,26 +29,57 @@ test('development with no configuration runs, and says so loudly', async (t) => 
 })
 
 test('the plugin reads its options only: a host environment is not the gateway configuration', async (t) => {
-  const polluted = { JWT_SECRET: 'the-host-apps-own-secret-0123456789abcdef', REDIS_URL: 'redis://10.9.9.9:6379', AUTH_PREFIX: '/host', NODE_ENV: 'production' }
-  const saved = Object.fromEntries(Object.keys(polluted).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, polluted)
-  t.teardown(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) Reflect.deleteProperty(process.env, k)
-      else process.env[k] = v
-    }
-  })
+  const polluted = { JWT_SECRET: 'the-host-apps-own-secret-0123456789abcdef', REDIS_URL: 'redis://10.9.9.9:6379', AUTH_PREFIX: '/host', WECHAT_APPID: 'wx1111111111111111' }
+  withEnv(t, polluted)
   for (const opts of [{ env: false as const }, {}]) {
     const app = Fastify()
     t.teardown(async () => await app.close())
     await app.register(wechatAuth, opts)
     await app.ready()
     const config = app.wechatAuthConfig
-    t.equal(config.production, false, 'NODE_ENV of the host is not read')
     t.not(config.jwtSecret, polluted.JWT_SECRET, 'the host JWT_SECRET is not used to sign')
     t.equal(config.REDIS_URL, undefined, 'the host REDIS_URL is not used')
+    t.same(config.apps, [], 'nor its WECHAT_APPID')
     t.equal(app.wechatAuthStore.kind, 'memory')
     const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice' } })
     t.equal(res.statusCode, 200, 'routes under the default prefix, not the host AUTH_PREFIX')
   }
 })
+
+test('a process with NODE_ENV=production never gets development defaults: its config must say production too', async (t) => {
+  withEnv(t, { NODE_ENV: 'production' })
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await t.rejects(async () => { await app.register(wechatAuth, {}) }, { code: 'CONFIG_INVALID', message: /NODE_ENV: 'production'/ })
+  const explicit = Fastify()
+  t.teardown(async () => await explicit.close())
+  await t.rejects(async () => { await explicit.register(wechatAuth, { config: { NODE_ENV: 'production' } }) },
+    { code: 'CONFIG_INVALID', message: /requires WECHAT_APPID/ }, 'said explicitly, the production rules apply')
+})
+
+test('a host with fastify.redis that does not pass it is told how', async (t) => {
+  const lines: string[] = []
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(l) } } }))
+  t.teardown(async () => await app.close())
+  app.decorate('redis', {})
+  await app.register(wechatAuth, {})
+  await app.ready()
+  const warn = lines.map((l) => JSON.parse(l) as { devDefaults?: string[] }).find((l) => l.devDefaults !== undefined)
+  t.match(warn?.devDefaults, [/simulator/, /memory.*pass it as `redis: fastify.redis`/])
+  const prod = Fastify()
+  t.teardown(async () => await prod.close())
+  prod.decorate('redis', {})
+  await t.rejects(async () => { await prod.register(wechatAuth, { config: { NODE_ENV: 'production' } }) },
+    { code: 'CONFIG_INVALID', message: /REDIS_URL \(this app has fastify.redis: pass it as `redis: fastify.redis`\)/ })
+})
+
+function withEnv (t: { teardown: (fn: () => void) => void }, values: Record<string, string>): void {
+  const saved = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, values)
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) Reflect.deleteProperty(process.env, k)
+      else process.env[k] = v
+    }
+  })
+}
