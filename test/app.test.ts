@@ -50,11 +50,12 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
 
   const login = await host.inject({ method: 'POST', url: '/api/wx/login', payload: { code: 'alice' } })
   t.equal(login.statusCode, 200)
-  const { accessToken, refreshToken, openid } = login.json()
-  t.same(seen, [{ openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), appid: sim.appid }], 'resolveUser got the identity')
+  const { accessToken, refreshToken } = login.json()
+  const openid = sim.openidOf('alice')
+  t.same(seen, [{ openid, unionid: sim.unionidOf('alice'), appid: sim.appid }], 'resolveUser got the identity')
 
   const profile = await host.inject({ method: 'GET', url: '/api/profile', headers: { authorization: `Bearer ${accessToken as string}` } })
-  t.same(profile.json(), { sub: `user-${(openid as string).slice(0, 6)}`, role: 'member', openid })
+  t.same(profile.json(), { sub: `user-${openid.slice(0, 6)}`, role: 'member', openid }, 'the user resolveUser named, with its claims')
 
   const denied = await host.inject({ method: 'GET', url: '/api/profile' })
   t.same(denied.json(), { host: true, code: 'AUTH_TOKEN_MISSING' }, 'the host error handler sees our coded errors')
