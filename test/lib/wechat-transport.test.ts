@@ -151,3 +151,21 @@ test('close destroys the pool the transport made and leaves a shared one open', 
   t.same(await second.call({ path: '/x', query: {}, secrets: [] }), { errcode: 0 }, 'the shared pool still carries calls')
   t.equal(dispatcher.destroyed, false)
 })
+
+test('a transient failure too close to the deadline for a retry fails at once, logged as not retried', async (t) => {
+  let hits = 0
+  const apiBase = await serve(t, (_req, res) => { hits++; res.end('{"errcode":-1,"errmsg":"system error"}') })
+  const { transport, lines } = transportFor(t, apiBase)
+  await t.rejects(transport.call({ ...login('x'), deadline: Date.now() + 140 }), { code: 'WX_UNAVAILABLE' })
+  t.equal(hits, 1)
+  t.match(lines, [{ level: 'warn', obj: { errcode: -1, retried: false } }])
+})
+
+test('an answer that is not a JSON object, or over 64 KiB, is WX_BAD_RESPONSE and not retried', async (t) => {
+  const bodies = ['<html>502</html>', '[]', 'null', `{"pad":"${'x'.repeat(70_000)}"}`]
+  let hits = 0
+  const apiBase = await serve(t, (_req, res) => { res.end(bodies[hits++]) })
+  const { transport } = transportFor(t, apiBase)
+  for (const body of bodies) await t.rejects(transport.call(login('x')), { code: 'WX_BAD_RESPONSE' }, body.slice(0, 20))
+  t.equal(hits, bodies.length)
+})
