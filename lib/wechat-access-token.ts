@@ -50,22 +50,25 @@ interface Flight {
   promise: Promise<Credential>
 }
 
-export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
+/** Whether a token can still be handed out (not refused, not in its last seconds), and whether it is due for renewal. */
+function freshness (now: () => number) {
+  return {
+    usable: (c: Credential | null, stale?: string): c is Credential =>
+      c !== null && c.expiresAt - EXPIRY_MARGIN_MS > now() && c.value !== stale,
+    due: (c: Credential): boolean => now() >= c.refreshAt
+  }
+}
+
+/**
+ * One renewal: the token another instance saved in the store, or, under the store's lock, a new
+ * one from WeChat, saved for every instance.
+ */
+function createRenewal (opts: AccessTokenManagerOptions, lockTtlMs: number) {
   const now = opts.now ?? Date.now
   const { store, name, log, timeoutMs } = opts
-  // The holder reads the store, calls WeChat and writes the store within this.
-  const lockTtlMs = timeoutMs + 2 * opts.storeTimeoutMs + 1000
-  let local: Credential | null = null
-  let flight: Flight | null = null
-  let backoffMs = 0
-  let nextBackgroundAt = 0
-
-  const usable = (c: Credential | null, stale?: string): c is Credential =>
-    c !== null && c.expiresAt - EXPIRY_MARGIN_MS > now() && c.value !== stale
-  const due = (c: Credential): boolean => now() >= c.refreshAt
-
+  const { usable, due } = freshness(now)
   /** Renews from the store or from WeChat by `deadline`; `stale` is a token WeChat refused, never taken back. */
-  async function renewal (stale: string | undefined, deadline: number): Promise<Credential> {
+  return async function renewal (stale: string | undefined, deadline: number): Promise<Credential> {
     const owner = randomId(12)
     let wait = POLL_FIRST_MS
     for (;;) {
@@ -104,6 +107,20 @@ export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
       wait = Math.min(wait * 2, POLL_MAX_MS)
     }
   }
+}
+
+export function createAccessTokenManager (opts: AccessTokenManagerOptions) {
+  const now = opts.now ?? Date.now
+  const { name, log, timeoutMs } = opts
+  // The holder reads the store, calls WeChat and writes the store within this.
+  const lockTtlMs = timeoutMs + 2 * opts.storeTimeoutMs + 1000
+  let local: Credential | null = null
+  let flight: Flight | null = null
+  let backoffMs = 0
+  let nextBackgroundAt = 0
+
+  const { usable, due } = freshness(now)
+  const renewal = createRenewal(opts, lockTtlMs)
 
   function start (stale: string | undefined, deadline: number): Flight {
     const f: Flight = {

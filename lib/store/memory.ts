@@ -1,7 +1,9 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import type { SessionRef } from '../ids.js'
-import { type CodeClaim, type Credential, type RotateInput, type RotateResult, type SessionData, type SessionStore, type TokenSubject } from './types.js'
+import type {
+  CodeClaim, CounterStore, Credential, CredentialStore, LoginCodeStore, RotateInput, RotateResult, SessionData, SessionStore, SessionsStore, TokenSubject
+} from './types.js'
 
 interface SessionEntry {
   data: SessionData
@@ -27,43 +29,27 @@ export interface MemoryStoreOptions {
   onSweep?: () => void
 }
 
+/** Everything the memory store holds, with its clock. */
+interface State {
+  now: () => number
+  users: Map<string, Map<string, SessionEntry>> // tag -> sid -> session
+  codes: Map<string, Expiring<'pending' | 'used'>>
+  hits: Map<string, Expiring<number>>
+  credentials: Map<string, Credential>
+  locks: Map<string, Expiring<string>>
+}
+
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
-  const now = opts.now ?? Date.now
-  const users = new Map<string, Map<string, SessionEntry>>() // tag -> sid -> session
-  const codes = new Map<string, Expiring<'pending' | 'used'>>()
-  const hits = new Map<string, Expiring<number>>()
-  const credentials = new Map<string, Credential>()
-  const locks = new Map<string, Expiring<string>>()
-  const live = <T>(map: Map<string, Expiring<T>>, key: string): T | undefined => {
-    const e = map.get(key)
-    return e !== undefined && e.expiresAt > now() ? e.value : undefined
-  }
-
-  function liveSession (ref: SessionRef): SessionEntry | undefined {
-    const entry = users.get(ref.tag)?.get(ref.sid)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt <= now()) {
-      dropSession(ref)
-      return undefined
-    }
-    return entry
-  }
-
-  function dropSession (ref: SessionRef): void {
-    const sessions = users.get(ref.tag)
-    sessions?.delete(ref.sid)
-    if (sessions?.size === 0) users.delete(ref.tag)
-  }
-
+  const state: State = { now: opts.now ?? Date.now, users: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map() }
+  const { now, users, codes, hits, credentials, locks } = state
   function sweep (): void {
     const t = now()
     for (const [tag, sessions] of users) {
-      for (const [sid, e] of sessions) if (e.expiresAt <= t) dropSession({ tag, sid })
+      for (const [sid, e] of sessions) if (e.expiresAt <= t) dropSession(state, { tag, sid })
     }
-    for (const [k, c] of codes) if (c.expiresAt <= t) codes.delete(k)
-    for (const [k, h] of hits) if (h.expiresAt <= t) hits.delete(k)
-    for (const [k, l] of locks) if (l.expiresAt <= t) locks.delete(k)
-    for (const [k, c] of credentials) if (c.expiresAt <= t) credentials.delete(k)
+    for (const map of [codes, hits, locks, credentials]) {
+      for (const [k, e] of map) if (e.expiresAt <= t) map.delete(k)
+    }
     opts.onSweep?.()
   }
   const timer = setInterval(sweep, opts.sweepMs ?? 30_000)
@@ -72,19 +58,36 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
   return {
     kind: 'memory',
     async ping () {},
+    ...memorySessions(state),
+    ...memoryLoginCodes(state),
+    ...memoryCounters(state),
+    ...memoryCredentials(state),
+    async close () {
+      clearInterval(timer)
+      for (const map of [credentials, locks, users, codes, hits]) map.clear()
+    }
+  }
+}
 
-    async claimCode (codeId, pendingTtlMs): Promise<CodeClaim> {
-      const c = codes.get(codeId)
-      if (c !== undefined && c.expiresAt > now()) return c.value
-      codes.set(codeId, { value: 'pending', expiresAt: now() + pendingTtlMs })
-      return 'claimed'
-    },
+function liveSession ({ users, now }: State, ref: SessionRef): SessionEntry | undefined {
+  const entry = users.get(ref.tag)?.get(ref.sid)
+  if (entry === undefined) return undefined
+  if (entry.expiresAt <= now()) {
+    dropSession({ users }, ref)
+    return undefined
+  }
+  return entry
+}
 
-    async settleCode (codeId, accepted, usedTtlMs) {
-      if (accepted) codes.set(codeId, { value: 'used', expiresAt: now() + usedTtlMs })
-      else codes.delete(codeId)
-    },
+function dropSession ({ users }: Pick<State, 'users'>, ref: SessionRef): void {
+  const sessions = users.get(ref.tag)
+  sessions?.delete(ref.sid)
+  if (sessions?.size === 0) users.delete(ref.tag)
+}
 
+function memorySessions (state: State): SessionsStore {
+  const { users, now } = state
+  return {
     async createSession (ref, data, refreshHash, ttlSec) {
       let sessions = users.get(ref.tag)
       if (sessions === undefined) users.set(ref.tag, (sessions = new Map()))
@@ -100,42 +103,14 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     },
 
     async getSession (ref) {
-      const e = liveSession(ref)
+      const e = liveSession(state, ref)
       return e === undefined ? null : structuredClone(e.data)
     },
 
-    async rotateRefresh (ref, input: RotateInput): Promise<RotateResult> {
-      const e = liveSession(ref)
-      if (e === undefined) return { status: 'invalid' }
-      const t = now()
-      if (input.generation === e.generation && input.presentedHash === e.current) {
-        const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
-        if (ttlMs <= 0) {
-          dropSession(ref)
-          return { status: 'invalid' }
-        }
-        e.current = input.nextHash
-        e.generation++
-        e.rotatedAt = t
-        e.nonce = input.nonce
-        e.expiresAt = t + ttlMs
-        return { status: 'rotated', session: subjectOf(e.data), ttlMs }
-      }
-      if (input.generation === e.generation - 1 && e.generation > 0) {
-        return {
-          status: 'predecessor',
-          session: subjectOf(e.data),
-          ttlMs: e.expiresAt - t,
-          nonce: e.nonce,
-          currentHash: e.current,
-          inGrace: t - e.rotatedAt <= input.graceMs
-        }
-      }
-      return { status: input.generation < e.generation - 1 ? 'behind' : 'invalid' }
-    },
+    async rotateRefresh (ref, input) { return rotate(state, ref, input) },
 
     async checkAccess (ref, jti) {
-      const e = liveSession(ref)
+      const e = liveSession(state, ref)
       if (e === undefined) return 'revoked'
       const until = e.blacklist.get(jti)
       if (until === undefined) return 'ok'
@@ -145,23 +120,73 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     },
 
     async revokeSession (ref) {
-      dropSession(ref)
+      dropSession(state, ref)
     },
 
     async revokeUser (tag) {
       const sessions = [...(users.get(tag)?.keys() ?? [])]
       let live = 0
       for (const sid of sessions) {
-        if (liveSession({ tag, sid }) !== undefined) live++
+        if (liveSession(state, { tag, sid }) !== undefined) live++
       }
       users.delete(tag)
       return live
     },
 
     async blacklist (ref, jti, ttlSec) {
-      liveSession(ref)?.blacklist.set(jti, now() + Math.max(1, ttlSec) * 1000)
+      liveSession(state, ref)?.blacklist.set(jti, now() + Math.max(1, ttlSec) * 1000)
+    }
+  }
+}
+
+function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResult {
+  const e = liveSession(state, ref)
+  if (e === undefined) return { status: 'invalid' }
+  const t = state.now()
+  if (input.generation === e.generation && input.presentedHash === e.current) {
+    const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
+    if (ttlMs <= 0) {
+      dropSession(state, ref)
+      return { status: 'invalid' }
+    }
+    e.current = input.nextHash
+    e.generation++
+    e.rotatedAt = t
+    e.nonce = input.nonce
+    e.expiresAt = t + ttlMs
+    return { status: 'rotated', session: subjectOf(e.data), ttlMs }
+  }
+  if (input.generation === e.generation - 1 && e.generation > 0) {
+    return {
+      status: 'predecessor',
+      session: subjectOf(e.data),
+      ttlMs: e.expiresAt - t,
+      nonce: e.nonce,
+      currentHash: e.current,
+      inGrace: t - e.rotatedAt <= input.graceMs
+    }
+  }
+  return { status: input.generation < e.generation - 1 ? 'behind' : 'invalid' }
+}
+
+function memoryLoginCodes ({ codes, now }: State): LoginCodeStore {
+  return {
+    async claimCode (codeId, pendingTtlMs): Promise<CodeClaim> {
+      const c = codes.get(codeId)
+      if (c !== undefined && c.expiresAt > now()) return c.value
+      codes.set(codeId, { value: 'pending', expiresAt: now() + pendingTtlMs })
+      return 'claimed'
     },
 
+    async settleCode (codeId, accepted, usedTtlMs) {
+      if (accepted) codes.set(codeId, { value: 'used', expiresAt: now() + usedTtlMs })
+      else codes.delete(codeId)
+    }
+  }
+}
+
+function memoryCounters ({ hits, now }: State): CounterStore {
+  return {
     async hit (key, windowMs) {
       const t = now()
       const h = hits.get(key)
@@ -171,8 +196,16 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       }
       h.value++
       return { current: h.value, ttlMs: h.expiresAt - t }
-    },
+    }
+  }
+}
 
+function memoryCredentials ({ credentials, locks, now }: State): CredentialStore {
+  const live = <T>(map: Map<string, Expiring<T>>, key: string): T | undefined => {
+    const e = map.get(key)
+    return e !== undefined && e.expiresAt > now() ? e.value : undefined
+  }
+  return {
     async getCredential (name) {
       const c = credentials.get(name)
       return c === undefined || c.expiresAt <= now() ? null : { ...c }
@@ -191,15 +224,6 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
 
     async unlockCredential (name, owner) {
       if (live(locks, name) === owner) locks.delete(name)
-    },
-
-    async close () {
-      clearInterval(timer)
-      credentials.clear()
-      locks.clear()
-      users.clear()
-      codes.clear()
-      hits.clear()
     }
   }
 }

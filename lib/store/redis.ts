@@ -9,7 +9,9 @@ import {
   blacklistField, firstPart, keyNames, packCredential, sessionField, subOf, unpack, unpackCredential
 } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
-import type { CodeClaim, RotateResult, SessionData, SessionStore, TokenSubject } from './types.js'
+import type {
+  CodeClaim, CounterStore, CredentialStore, LoginCodeStore, RotateResult, SessionData, SessionStore, SessionsStore, TokenSubject
+} from './types.js'
 
 export interface RedisStoreOptions {
   client: RedisClient
@@ -28,16 +30,27 @@ function subjectOf ([openid = '', unionid = '', sub = '', claims = '']: string[]
   return session
 }
 
+/** What every part of the store sends its commands with. */
+interface Context {
+  keys: ReturnType<typeof keyNames>
+  send: ReturnType<typeof sendCommandOf>
+  run: ReturnType<typeof scriptRunner>
+  guard: ReturnType<typeof createDeadlines>['guard']
+}
+
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { client } = opts
-  const keys = keyNames(opts.keyPrefix)
   const send = sendCommandOf(client)
-  const run = scriptRunner(send)
   const deadlines = createDeadlines(opts.timeoutMs)
+  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: scriptRunner(send), guard: deadlines.guard }
   const guard = deadlines.guard
 
   return {
     kind: 'redis',
+    ...redisSessions(ctx),
+    ...redisLoginCodes(ctx),
+    ...redisCounters(ctx),
+    ...redisCredentials(ctx),
 
     async ping () {
       const answer = await guard(async () => await send(undefined, ['PING']))
@@ -45,25 +58,20 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
       if (answer !== 'PONG') throw new StoreUnavailableError({ cause: new Error(`PING answered ${String(answer)}`) })
     },
 
-    async claimCode (codeId, pendingTtlMs) {
-      const key = keys.code(codeId)
-      return await guard(async (): Promise<CodeClaim> => {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          if (await send(key, ['SET', key, 'p', 'PX', String(pendingTtlMs), 'NX']) === 'OK') return 'claimed'
-          const v = await send(key, ['GET', key])
-          if (v !== null) return v === 'u' ? 'used' : 'pending'
-        }
-        return 'pending' // claimed and released in between, twice: treat as in use
-      })
-    },
+    async close () {
+      // Operations in flight get until their deadline, then the connection is dropped: a Redis
+      // that hangs cannot hold the process open.
+      if (opts.ownsClient) {
+        await deadlines.drain()
+        disconnectClient(client)
+      }
+      deadlines.stop()
+    }
+  }
+}
 
-    async settleCode (codeId, accepted, usedTtlMs) {
-      await guard(async () => {
-        const key = keys.code(codeId)
-        await send(key, accepted ? ['SET', key, 'u', 'PX', String(usedTtlMs)] : ['DEL', key])
-      })
-    },
-
+function redisSessions ({ keys, send, run, guard }: Context): SessionsStore {
+  return {
     async createSession (ref, data, refreshHash, ttlSec) {
       await guard(async () => await run('wxauthCreate', [keys.user(ref.tag)], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims)))
@@ -111,13 +119,44 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async blacklist (ref, jti, ttlSec) {
       await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, jti, Math.max(1, ttlSec) * 1000))
+    }
+  }
+}
+
+function redisLoginCodes ({ keys, send, guard }: Context): LoginCodeStore {
+  return {
+    async claimCode (codeId, pendingTtlMs) {
+      const key = keys.code(codeId)
+      return await guard(async (): Promise<CodeClaim> => {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          if (await send(key, ['SET', key, 'p', 'PX', String(pendingTtlMs), 'NX']) === 'OK') return 'claimed'
+          const v = await send(key, ['GET', key])
+          if (v !== null) return v === 'u' ? 'used' : 'pending'
+        }
+        return 'pending' // claimed and released in between, twice: treat as in use
+      })
     },
 
+    async settleCode (codeId, accepted, usedTtlMs) {
+      await guard(async () => {
+        const key = keys.code(codeId)
+        await send(key, accepted ? ['SET', key, 'u', 'PX', String(usedTtlMs)] : ['DEL', key])
+      })
+    }
+  }
+}
+
+function redisCounters ({ keys, run, guard }: Context): CounterStore {
+  return {
     async hit (key, windowMs) {
       const [current, ttl] = await guard(async () => await run('wxauthHit', [keys.rateLimit + key], windowMs)) as [number, number]
       return { current: Number(current), ttlMs: Number(ttl) }
-    },
+    }
+  }
+}
 
+function redisCredentials ({ keys, send, run, guard }: Context): CredentialStore {
+  return {
     async getCredential (name) {
       const key = keys.credential(name)
       const packed = await guard(async () => await send(key, ['GET', key]))
@@ -140,16 +179,6 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
 
     async unlockCredential (name, owner) {
       await guard(async () => await run('wxauthUnlock', [keys.credentialLock(name)], owner))
-    },
-
-    async close () {
-      // Operations in flight get until their deadline, then the connection is dropped: a Redis
-      // that hangs cannot hold the process open.
-      if (opts.ownsClient) {
-        await deadlines.drain()
-        disconnectClient(client)
-      }
-      deadlines.stop()
     }
   }
 }

@@ -1,0 +1,66 @@
+// Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
+// window, and any older token of ours is reuse, which ends the session.
+import { AuthRefreshInvalidError, AuthRefreshReusedError } from './errors.js'
+import { digest, newNonce, userTag, type SessionRef } from './ids.js'
+import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
+import type { TokenPair } from './schemas.js'
+import type { PairOf, SessionsDeps } from './sessions-deps.js'
+
+export function createRefresh ({ store, wechat, config, log }: SessionsDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
+  /** The mini program of a session: the one whose user tag the session's key carries. */
+  const appOfSession = (tag: string, sub: string): string | undefined =>
+    wechat.appids.find((appid) => userTag(appid, sub) === tag)
+
+  async function reused (ref: SessionRef): Promise<never> {
+    await store.revokeSession(ref)
+    log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
+    throw new AuthRefreshReusedError()
+  }
+
+  /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. */
+  async function refresh (presented: string): Promise<TokenPair> {
+    const parsed = parseRefreshToken(presented)
+    if (parsed === null) throw new AuthRefreshInvalidError()
+    const { ref, generation } = parsed
+    const nonce = newNonce()
+    let successor = refreshTokenOf.successor(presented, nonce)
+    const result = await store.rotateRefresh(ref, {
+      generation,
+      presentedHash: digest(presented),
+      nextHash: digest(successor),
+      nonce,
+      graceMs: config.REFRESH_GRACE_SECONDS * 1000,
+      ttlSec: config.REFRESH_TOKEN_TTL,
+      maxAgeSec: config.SESSION_MAX_AGE
+    })
+    switch (result.status) {
+      case 'invalid':
+        throw new AuthRefreshInvalidError()
+      // An older token: reuse if this gateway issued it. A forged one (anyone who saw an access
+      // token knows the session id) harms nothing.
+      case 'behind':
+        if (!refreshTokenOf.issued(presented)) throw new AuthRefreshInvalidError()
+        return await reused(ref)
+      // The predecessor if it derives the current token with the last rotation's nonce: within the
+      // grace window it gets that same token again (a retry of a lost answer), after it is reuse.
+      case 'predecessor':
+        successor = refreshTokenOf.successor(presented, result.nonce)
+        if (digest(successor) !== result.currentHash) {
+          // The rotation may have been made before the JWT secret changed.
+          const before = refreshTokenOf.previousSuccessor(presented, result.nonce)
+          if (before === undefined || digest(before) !== result.currentHash) throw new AuthRefreshInvalidError()
+          successor = before
+        }
+        if (!result.inGrace) return await reused(ref)
+    }
+    // The session's mini program; none when it was removed from the configuration since.
+    const appid = appOfSession(ref.tag, result.session.sub)
+    if (appid === undefined) {
+      await store.revokeSession(ref)
+      throw new AuthRefreshInvalidError()
+    }
+    return pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
+  }
+
+  return refresh
+}

@@ -1,0 +1,34 @@
+// What the login, refresh and logout flows are built from, and what they share.
+import type { AccessTokens } from './access-tokens.js'
+import type { ResolvedConfig } from './config.js'
+import type { Logger } from './logger.js'
+import type { TokenPair } from './schemas.js'
+import type { LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
+import type { Code2SessionResult } from './wechat-client.js'
+
+export interface WeChatIdentity {
+  openid: string
+  unionid?: string
+  appid: string
+}
+
+/** The host app's hook: find or create its own user; `userId` becomes the token's `sub`. */
+export type ResolveUser = (identity: WeChatIdentity) => Promise<{ userId: string, claims?: Record<string, unknown> }>
+
+export interface SessionsDeps {
+  store: LoginCodeStore & Omit<SessionsStore, 'checkAccess' | 'blacklist'>
+  /** WeChat, as much of it as logging in needs (fastify.wechat has this shape). */
+  wechat: {
+    readonly appids: readonly string[]
+    appOf: (appid?: string) => string
+    code2Session: (code: string, appid?: string) => Promise<Code2SessionResult>
+  }
+  tokens: Pick<AccessTokens, 'sign'>
+  config: Pick<ResolvedConfig, 'jwtSecret' | 'JWT_SECRET_PREVIOUS' | 'REFRESH_TOKEN_TTL' | 'SESSION_MAX_AGE' | 'REFRESH_GRACE_SECONDS'>
+  /** The openid becomes the user id when none is given. */
+  resolveUser?: ResolveUser
+  log: Pick<Logger, 'warn'>
+}
+
+/** Builds a token pair for a session: a fresh access token and the given refresh token. */
+export type PairOf = (appid: string, session: TokenSubject, sid: string, refreshToken: string, refreshTtlSec: number) => TokenPair
