@@ -134,7 +134,7 @@ test('resolveUser mistakes are refused loudly, not turned into tokens', async (t
 
 test('the package exports the plugin set, each plugin usable alone', async (t) => {
   t.equal(pkg.default, wechatAuth)
-  for (const name of ['wechatAuthConfig', 'wechatAuthStore', 'wechat', 'wechatAuthJwt', 'wechatAuthSessions', 'wechatAuthRoutes', 'wechatAuthHealth', 'startSimulator', 'createMemoryStore', 'createRedisStore', 'decryptUserData', 'verifyUserSignature', 'sessionKeySignature'] as const) {
+  for (const name of ['wechatAuthConfig', 'wechatAuthStore', 'wechatAuthSimulator', 'wechat', 'wechatAuthJwt', 'wechatAuthSessions', 'wechatAuthRoutes', 'wechatAuthHealth', 'startSimulator', 'createMemoryStore', 'createRedisStore', 'createSessions', 'createAccessTokens', 'createWeChatApi', 'decryptUserData', 'verifyUserSignature', 'sessionKeySignature'] as const) {
     t.type(pkg[name], 'function', name)
   }
   const sim = await startSim(t)
