@@ -1,4 +1,4 @@
--- Appended to every scenario script by bench/run.ts: one JSON line on stdout when the run ends
+-- Appended to every scenario script by bench/loadgen.ts: one JSON line on stdout when the run ends
 -- (latency in µs; `status` counts answers of 400 and above, wrk's "non-2xx").
 function done (summary, latency, requests)
   local e = summary.errors

@@ -1,0 +1,77 @@
+// Redis memory per session: logs distinct users in and refreshes their sessions through lib/sessions.ts,
+// the flows the gateway runs, against Redis; WeChat answers with ids shaped like its own.
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { createAccessTokens } from '../lib/access-tokens.js'
+import { digest } from '../lib/ids.js'
+import { createSessions } from '../lib/sessions.js'
+import { connectRedis } from '../lib/store/redis-client.js'
+import { createRedisStore } from '../lib/store/redis.js'
+import { APPID } from './processes.js'
+
+/** Refreshes per session for the second memory measure (generations reach two digits). */
+export const MEMORY_ROTATIONS = 12
+
+export interface MemoryResult {
+  sessions: number
+  bytesPerSession: number
+  keysPerSession: number
+  /** Bytes per session after one rotation, and after MEMORY_ROTATIONS of them. */
+  bytesAfterOneRotation: number
+  bytesAfterManyRotations: number
+}
+
+const usedMemory = async (admin: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+
+function benchSessions (store: ReturnType<typeof createRedisStore>): ReturnType<typeof createSessions> {
+  const secret = 'bench-secret-0123456789abcdefghij'
+  return createSessions({
+    store,
+    // Shaped like WeChat's: 28-character openid and unionid, 24-character session_key.
+    wechat: {
+      appids: [APPID],
+      appOf: () => APPID,
+      code2Session: async (code) => ({
+        openid: `o${digest(`openid-${code}`)}${digest(`o2-${code}`)}`.slice(0, 28),
+        unionid: `u${digest(`unionid-${code}`)}${digest(`u2-${code}`)}`.slice(0, 28),
+        sessionKey: randomBytes(16).toString('base64')
+      })
+    },
+    tokens: createAccessTokens({ secret, issuer: 'bench', ttlSec: 900, appids: [APPID], store }),
+    config: { jwtSecret: secret, JWT_SECRET_PREVIOUS: undefined, REFRESH_TOKEN_TTL: 2_592_000, SESSION_MAX_AGE: 7_776_000, REFRESH_GRACE_SECONDS: 10 },
+    log: { warn: () => {} }
+  })
+}
+
+/** Flushes the Redis at `redisUrl`, then measures `count` sessions: new, refreshed once, refreshed MEMORY_ROTATIONS times. */
+export async function memoryPerSession (redisUrl: string, count: number): Promise<MemoryResult> {
+  const admin = new Redis(redisUrl)
+  await admin.flushall()
+  const before = await usedMemory(admin)
+  const client = await connectRedis({ url: redisUrl, timeoutMs: 5000 })
+  const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
+  const sessions = benchSessions(store)
+  const tokens: string[] = []
+  const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
+    let next = 0
+    await Promise.all(Array.from({ length: 50 }, async () => { while (next < count) await fn(next++) }))
+  }
+  await parallel(async (i) => { tokens[i] = (await sessions.login(String(i))).refreshToken })
+  // Login codes are remembered for 10 minutes, not for the session's life: not counted per session.
+  for await (const batch of admin.scanStream({ match: 'wxauth:c:*', count: 1000 })) {
+    if ((batch as string[]).length > 0) await admin.unlink(...(batch as string[]))
+  }
+  const fresh = await usedMemory(admin)
+  const keys = await admin.dbsize()
+  const rotateAll = async (): Promise<void> => {
+    await parallel(async (i) => { tokens[i] = (await sessions.refresh(tokens[i] as string)).refreshToken })
+  }
+  await rotateAll()
+  const once = await usedMemory(admin)
+  for (let r = 1; r < MEMORY_ROTATIONS; r++) await rotateAll()
+  const full = await usedMemory(admin)
+  await store.close()
+  admin.disconnect()
+  const per = (bytes: number): number => Math.round((bytes - before) / count)
+  return { sessions: count, bytesPerSession: per(fresh), keysPerSession: keys / count, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full) }
+}

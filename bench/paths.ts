@@ -1,0 +1,14 @@
+// Where the benchmark finds the project: its modules run from .bench/bench/, two levels below the root.
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+export const paths = {
+  /** The built gateway and simulator (`npm run build`). */
+  dist: join(root, 'dist'),
+  /** The scenarios' wrk scripts and report.lua. */
+  wrkScripts: join(root, 'bench', 'wrk'),
+  /** latest.json and the CPU profiles (git ignores it). */
+  results: join(root, 'bench', 'results')
+}
