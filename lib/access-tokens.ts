@@ -110,7 +110,7 @@ export function createAccessTokens (opts: AccessTokensOptions) {
       verified.delete(token)
       throw new AuthTokenExpiredError()
     }
-    // A caller that changes the claims (a host writing to request.user) must not change what the
+    // A caller that changes the claims (a host writing to request.wechatAuthUser) must not change what the
     // next request sees: the remembered object is shared, and deep-frozen.
     return { ...claims } as AccessClaims
   }

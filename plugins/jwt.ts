@@ -1,12 +1,13 @@
-// Decorates fastify.authenticate (an onRequest/preHandler hook that sets request.user),
+// Decorates fastify.authenticate (an onRequest/preHandler hook that sets request.wechatAuthUser),
 // fastify.authenticateFor(appid) and fastify.wechatAuthTokens (sign/verify of the gateway's
 // access tokens, lib/access-tokens.ts).
 //
+// The claims go on their own request property, not request.user: that one belongs to the host
+// (its own @fastify/jwt, passport...), whose type for it would clash with ours (TS2717).
 // Tokens are verified by fast-jwt directly, the library @fastify/jwt wraps: registering
 // @fastify/jwt took a child context, a namespace and a cast to reach its verifier, and its
 // request.jwtVerify() would not check revocation. Signing is ours (lib/jwt-signer.ts: the same
-// bytes, a third less CPU). Only @fastify/jwt's types are used, to type request.user.
-import type {} from '@fastify/jwt'
+// bytes, a third less CPU).
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAccessTokens, type AccessTokens } from '../lib/access-tokens.js'
@@ -15,18 +16,18 @@ import type { AccessClaims } from '../lib/schemas.js'
 
 export type { AccessTokenInput } from '../lib/access-tokens.js'
 
-declare module '@fastify/jwt' {
-  interface FastifyJWT {
-    payload: Record<string, unknown>
-    user: AccessClaims
-  }
-}
-
 type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The verified claims of the request's access token, set by fastify.authenticate (null on a
+     * route that does not run it). Each request gets its own copy.
+     */
+    wechatAuthUser: AccessClaims
+  }
   interface FastifyInstance {
-    /** Verifies the Bearer access token (of any mini program served), checks revocation, sets request.user. */
+    /** Verifies the Bearer access token (of any mini program served), checks revocation, sets request.wechatAuthUser. */
     authenticate: Hook
     /** Like authenticate, and refuses (403 AUTH_WRONG_APP) a token of another mini program than `appid`. */
     authenticateFor: (appid: string) => Hook
@@ -44,17 +45,17 @@ export default fp(async function wechatAuthJwt (fastify) {
     store: fastify.wechatAuthStore
   })
   async function authenticate (request: FastifyRequest): Promise<void> {
-    request.user = await tokens.authenticate(request.headers.authorization)
+    request.wechatAuthUser = await tokens.authenticate(request.headers.authorization)
   }
 
-  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest<AccessClaims | null>('user', null)
+  fastify.decorateRequest<AccessClaims | null>('wechatAuthUser', null)
   fastify.decorate('wechatAuthTokens', { sign: tokens.sign, verify: tokens.verify })
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateFor', (appid: string): Hook => {
     fastify.wechat.appOf(appid) // a typo in the host's code fails at boot, not per request
     return async function authenticateApp (request) {
       await authenticate(request)
-      if (request.user?.aud !== appid) throw new AuthWrongAppError()
+      if (request.wechatAuthUser?.aud !== appid) throw new AuthWrongAppError()
     }
   })
 }, { name: 'wechat-auth-jwt', fastify: '5.x', dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat'] })

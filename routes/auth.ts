@@ -39,7 +39,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     onRequest: fastify.authenticate,
     schema: { body: LogoutBody, response: { 204: NoContent, ...errors } }
   }, async (request, reply) => {
-    await sessions.logout(request.user, request.body?.allDevices === true)
+    await sessions.logout(request.wechatAuthUser, request.body?.allDevices === true)
     return await reply.code(204).send(null)
   })
 
@@ -47,7 +47,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     onRequest: fastify.authenticate,
     schema: { response: { 200: MeResponse, ...errors } }
   }, async (request) => {
-    const { openid, unionid, sid, iat, exp } = request.user
+    const { openid, unionid, sid, iat, exp } = request.wechatAuthUser
     return {
       openid,
       ...(unionid !== undefined ? { unionid } : {}),

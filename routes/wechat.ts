@@ -38,15 +38,15 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
     bodyLimit: DECRYPT_BODY_LIMIT,
     schema: { body: DecryptBody, response: { 200: DecryptResponse, ...errors } }
   }, async (request) => {
-    const sessionKey = await sessions.sessionKeyOf(request.user)
-    return decryptUserData({ sessionKey, encryptedData: request.body.encryptedData, iv: request.body.iv, appid: request.user.aud })
+    const sessionKey = await sessions.sessionKeyOf(request.wechatAuthUser)
+    return decryptUserData({ sessionKey, encryptedData: request.body.encryptedData, iv: request.body.iv, appid: request.wechatAuthUser.aud })
   })
 
   fastify.post('/verify-signature', {
     bodyLimit: SMALL_BODY_LIMIT,
     schema: { body: VerifySignatureBody, response: { 204: NoContent, ...errors } }
   }, async (request, reply) => {
-    const sessionKey = await sessions.sessionKeyOf(request.user)
+    const sessionKey = await sessions.sessionKeyOf(request.wechatAuthUser)
     if (!verifyUserSignature({ rawData: request.body.rawData, signature: request.body.signature, sessionKey })) {
       throw new WxSignatureInvalidError()
     }
@@ -54,14 +54,14 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   })
 
   // Counted per user of a mini program, after authentication.
-  const userKey = (request: FastifyRequest): string => `${request.user?.aud ?? ''}|${request.user?.sub ?? ''}`
+  const userKey = (request: FastifyRequest): string => `${request.wechatAuthUser?.aud ?? ''}|${request.wechatAuthUser?.sub ?? ''}`
   fastify.post('/phone', {
     bodyLimit: SMALL_BODY_LIMIT,
     config: { rateLimit: { ...perMinute(config.RATE_LIMIT_PHONE_MAX), hook: 'preHandler', keyGenerator: userKey } },
     schema: { body: PhoneBody, response: { 200: PhoneResponse, ...errors } }
   }, async (request) => {
-    const phone = await wechat.getPhoneNumber(request.body.code, request.user.aud)
-    if (onPhoneNumber !== undefined) await onPhoneNumber(request.user, phone)
+    const phone = await wechat.getPhoneNumber(request.body.code, request.wechatAuthUser.aud)
+    if (onPhoneNumber !== undefined) await onPhoneNumber(request.wechatAuthUser, phone)
     return phone
   })
 }

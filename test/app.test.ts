@@ -7,6 +7,13 @@ import wechatAuth from '../app.js'
 import * as pkg from '../index.js'
 import { JWT_SECRET, startRedis, startSim } from './helper.js'
 
+// The host's own @fastify/jwt users, typed its own way: the gateway's types must not clash (TS2717).
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: { name: string }
+  }
+}
+
 test('drops into an existing Fastify app: own routes, own Redis client, own prefix, own jwt', async (t) => {
   const redis = await startRedis(t)
   const sim = await startSim(t)
@@ -19,6 +26,7 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
   await host.register(fastifyJwt, { secret: 'the-host-apps-own-secret-0123456789' })
   host.setErrorHandler((err: { statusCode?: number, code?: string }, _request, reply) => reply.code(err.statusCode ?? 500).send({ host: true, code: err.code }))
   host.get('/public', async () => ({ hello: 'world' }))
+  host.get('/host-only', { onRequest: async (request) => { await request.jwtVerify() } }, async (request) => ({ name: request.user.name }))
 
   const seen: unknown[] = []
   await host.register(wechatAuth, {
@@ -40,7 +48,7 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
   })
   host.register(async function protectedRoutes (child) {
     child.addHook('onRequest', child.authenticate)
-    child.get('/api/profile', async (request) => ({ sub: request.user.sub, role: request.user.role, openid: request.user.openid }))
+    child.get('/api/profile', async (request) => ({ sub: request.wechatAuthUser.sub, role: request.wechatAuthUser.role, openid: request.wechatAuthUser.openid }))
   })
   await host.ready()
 
@@ -64,6 +72,10 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
   t.equal(refreshed.statusCode, 200)
   t.equal(host.jwt.decode<{ role: string }>(refreshed.json().accessToken)?.role, 'member', 'custom claims survive refresh')
   t.throws(() => host.jwt.verify(accessToken as string), 'the host\'s own jwt does not accept gateway tokens')
+  const hostUser = await host.inject({ method: 'GET', url: '/host-only', headers: { authorization: `Bearer ${host.jwt.sign({ name: 'host-user' })}` } })
+  t.same(hostUser.json(), { name: 'host-user' }, 'request.user stays the host\'s, filled by its own jwt')
+  const gatewayTokenOnHost = await host.inject({ method: 'GET', url: '/host-only', headers: { authorization: `Bearer ${accessToken as string}` } })
+  t.equal(gatewayTokenOnHost.statusCode, 401)
 
   await host.close()
   t.equal(await hostRedis.ping(), 'PONG', 'the host\'s Redis client is left open')

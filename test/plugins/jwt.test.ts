@@ -72,7 +72,7 @@ test('revocation takes effect at once across two instances sharing one Redis', a
   t.equal(reuse.json().refreshToken, rotated.json().refreshToken)
 })
 
-test('a handler that writes to request.user changes nothing for the next request', async (t) => {
+test('a handler that writes to request.wechatAuthUser changes nothing for the next request', async (t) => {
   const redis = await startRedis(t)
   const sim = await startSim(t)
   let bSid = ''
@@ -83,9 +83,9 @@ test('a handler that writes to request.user changes nothing for the next request
     extend: (host) => host.register(async (scope) => {
       scope.addHook('onRequest', scope.authenticate)
       scope.get('/scribble', async (request) => {
-        const seen = { sid: request.user.sid, role: request.user.role ?? null }
-        request.user.sid = bSid
-        request.user.role = 'admin'
+        const seen = { sid: request.wechatAuthUser.sid, role: request.wechatAuthUser.role ?? null }
+        request.wechatAuthUser.sid = bSid
+        request.wechatAuthUser.role = 'admin'
         return seen
       })
     })

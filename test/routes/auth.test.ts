@@ -356,7 +356,7 @@ test('several mini programs in one gateway', async (t) => {
     config: { RATE_LIMIT_LOGIN_MAX: 3 },
     extend: (host) => host.register(async (scope) => {
       scope.addHook('onRequest', scope.authenticateFor(appB.appid))
-      scope.get('/b-only', async (request) => ({ aud: request.user.aud }))
+      scope.get('/b-only', async (request) => ({ aud: request.wechatAuthUser.aud }))
     })
   })
   const loginAs = async (code: string, appid?: string, ip = '10.1.0.1') =>
