@@ -6,9 +6,16 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
-const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|FST_)/
+const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|FST_)/
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // The client closed its connection before its request was read: nobody to answer, no server fault
+  // (logged at error level, anyone could flood the log by hanging up).
+  if (request.raw.destroyed && error.code === 'ECONNRESET') {
+    request.log.info({ code: error.code }, 'client went away before its request was read')
+    // Sent to no one; it ends the request's lifecycle as any answer does.
+    return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })
+  }
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
   const statusCode = known && typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
   if (statusCode >= 500) {

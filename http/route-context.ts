@@ -1,16 +1,38 @@
 // What every context of gateway routes sets up the same way: the error handler with stable codes,
 // a JSON parser that takes an empty body as "no body", and rate limits counted in the session store.
+//
+// A host that registered @fastify/rate-limit itself (before the gateway, so its fastify.rateLimit is
+// visible here) already limits every route it sees, ours included: its registration then counts
+// the gateway's limits too, with the gateway's budgets and error code, so that each request is
+// counted once (a second registration here would count it again, in another store, with another
+// budget). Without one, the gateway registers its own, counting in the session store.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
-import { RateLimitedError } from '../lib/errors.js'
+import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
+import { asksToUpgrade } from './server-options.js'
 import type { CounterStore } from '../lib/store/types.js'
 
-export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<void> {
+/** A route's rate limit: `max` requests a minute, refused with 429 RATE_LIMITED whichever registration counts it. */
+export type PerMinute = (max: number) => ReturnType<typeof limitOf>
+
+export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<{ perMinute: PerMinute }> {
   fastify.setErrorHandler(errorHandler)
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
   if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)
+
+  // JSON only: Fastify's own text/plain parser would hand the schema a string (400 FST_ERR_VALIDATION)
+  // where the answer is 415 FST_ERR_CTP_INVALID_MEDIA_TYPE, as for any other type.
+  fastify.removeContentTypeParser('text/plain')
+  // A request that asks to switch protocols (Upgrade: websocket) has no body Node will parse: it
+  // would wait for one until a timeout. The gateway speaks no other protocol: refused at once.
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (asksToUpgrade(request.headers)) {
+      reply.header('connection', 'close')
+      throw new UpgradeRefusedError()
+    }
+  })
 
   // An empty body with content-type: application/json (Postman, wx.request) means "no body".
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
@@ -20,15 +42,27 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
     else parseJson(request, text, done)
   })
 
+  if (fastify.hasDecorator('rateLimit')) {
+    fastify.log.info('a @fastify/rate-limit registration of the host app counts the gateway\'s rate limits')
+    // The host's store is not the gateway's: if it fails, the request goes on to its handler.
+    return { perMinute: (max) => limitOf(max, true) }
+  }
   await fastify.register(rateLimit, {
     global: false,
-    // Counted in the session store: shared by all gateway instances when it is Redis. If the store
-    // fails, the request goes on and meets the same failure in its handler (503 STORE_UNAVAILABLE).
-    store: rateLimitStore(opts.store),
-    skipOnError: true,
-    errorResponseBuilder: (_request, context) => Object.assign(new RateLimitedError(context.after), { statusCode: context.statusCode })
+    // Counted in the session store: shared by all gateway instances when it is Redis.
+    store: rateLimitStore(opts.store)
   })
+  // The store the handler needs: if counting fails, the request fails at once (503
+  // STORE_UNAVAILABLE) instead of waiting out the store's deadline a second time in its handler.
+  return { perMinute: (max) => limitOf(max, false) }
 }
 
-/** A route's rate limit: `max` requests a minute. */
-export const perMinute = (max: number): { max: number, timeWindow: number } => ({ max, timeWindow: 60_000 })
+function limitOf (max: number, skipOnError: boolean) {
+  return {
+    max,
+    timeWindow: 60_000,
+    skipOnError,
+    errorResponseBuilder: (_request: unknown, context: { after: string, statusCode: number }) =>
+      Object.assign(new RateLimitedError(context.after), { statusCode: context.statusCode })
+  }
+}

@@ -1,7 +1,10 @@
 // Fastify's options for the standalone gateway. The tests build their instances from the same
 // function, so they run with what production runs.
-import type { FastifyServerOptions } from 'fastify'
-import type { Config } from '../lib/schemas.js'
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import { UpgradeRefusedError } from '../lib/errors.js'
+import { ConfigSchema, type Config } from '../lib/schemas.js'
 
 /** Log paths that may hold credentials; pino replaces them before a line is written. */
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']
@@ -21,7 +24,19 @@ export interface ServerOptionsExtra {
   logStream?: { write: (line: string) => void }
 }
 
-export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
+type Timeouts = Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS'>
+const defaultOf = (key: keyof Timeouts): number => ConfigSchema.properties[key].default
+
+// Node checks the header and request deadlines every connectionsCheckingInterval (30 s by default,
+// so a 30 s deadline fired after 30 to 60 s): checked every second, they fire within a second.
+const CHECK_INTERVAL_MS = 1000
+
+export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'> & Partial<Timeouts>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
+  const headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS ?? defaultOf('HTTP_HEADERS_TIMEOUT_MS')
+  const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS ?? defaultOf('HTTP_REQUEST_TIMEOUT_MS')
+  // Longer than the idle timeout of the load balancers in front (60 s for most), so that they, not
+  // the gateway, close an idle connection: no request is sent on a connection being closed.
+  const keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS ?? defaultOf('HTTP_KEEP_ALIVE_TIMEOUT_MS')
   return {
     logger: {
       level: config.LOG_LEVEL,
@@ -33,6 +48,63 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     // silently dropping or converting them: a client bug should be a 400 it can see.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
-    requestTimeout: 30_000
+    requestTimeout,
+    keepAliveTimeout,
+    serverFactory: (handler) => {
+      const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS }, (request, response) => {
+        // A request that asks to switch protocols has no body Node will parse: anything that read
+        // one would wait until a timeout. This server speaks plain HTTP only.
+        if (asksToUpgrade(request.headers)) sendCoded(response, new UpgradeRefusedError())
+        else handler(request, response)
+      })
+      server.keepAliveTimeout = keepAliveTimeout
+      // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
+      server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+        sendCoded(response, { statusCode: 417, code: 'HTTP_EXPECTATION_FAILED', message: 'Only Expect: 100-continue is supported' })
+      })
+      return server
+    },
+    clientErrorHandler
   }
+}
+
+/**
+ * Whether a request asks to switch protocols (Connection: Upgrade with an Upgrade header). Node's
+ * parser then stops reading the body (what follows the headers belongs to the new protocol), yet
+ * without an 'upgrade' listener it still hands the request on as a plain one: anything that reads
+ * its body waits until the request timeout. Such requests are refused before that.
+ */
+export const asksToUpgrade = (headers: { connection?: string | undefined, upgrade?: string | undefined }): boolean =>
+  headers.upgrade !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(headers.connection ?? '')
+
+interface Coded { statusCode: number, code: string, message: string }
+
+// Node's parser and timeout errors (by their code), as answered.
+const CLIENT_ERRORS: Record<string, Coded> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { statusCode: 408, code: 'HTTP_REQUEST_TIMEOUT', message: 'The request was not received in time' },
+  HPE_HEADER_OVERFLOW: { statusCode: 431, code: 'HTTP_HEADERS_TOO_LARGE', message: 'The request headers are too large' }
+}
+const BAD_REQUEST: Coded = { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'The request is not valid HTTP/1.1' }
+
+const body = ({ statusCode, code, message }: Coded): string =>
+  JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })
+
+function sendCoded (response: ServerResponse, coded: Coded): void {
+  response.writeHead(coded.statusCode, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body(coded))
+}
+
+/**
+ * Errors Node meets before a request exists (a malformed request line, headers too large, a
+ * request too slow): answered with a code like every other error, then the connection is closed.
+ * A client going away is nobody's fault: nothing to answer, nothing above debug in the log.
+ */
+function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
+  this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
+  if (socket.writable) {
+    const text = body(coded)
+    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
+  }
+  socket.destroy()
 }

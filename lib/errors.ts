@@ -21,6 +21,7 @@ export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; 
 export const StoreUnavailableError = createError('STORE_UNAVAILABLE', 'The session store is unavailable; try again later', 503)
 
 export const RouteNotFoundError = createError('ROUTE_NOT_FOUND', 'No route %s %s', 404)
+export const UpgradeRefusedError = createError('UPGRADE_REFUSED', 'This server does not switch protocols (Upgrade); send a plain HTTP/1.1 request', 400)
 
 export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration: %s')
 

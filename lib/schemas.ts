@@ -29,6 +29,10 @@ export const ConfigSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
   STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),
+  // The standalone server's HTTP deadlines (a host app sets its own server's).
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 120000, default: 10000 }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000 }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 72000 }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   // The JWT_SECRET before a change, while refresh tokens issued under it may still come back.
   JWT_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),

@@ -4,7 +4,7 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { perMinute, setupRouteContext } from '../http/route-context.js'
+import { setupRouteContext } from '../http/route-context.js'
 import { ErrorResponses as errors, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
@@ -13,7 +13,7 @@ export const BODY_LIMIT = 4096
 const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
-  await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
+  const { perMinute } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
 
   // Login budgets are per client IP and mini program, so counted once the body is parsed; an
   // appid that is not served shares the IP's budget of its default mini program.

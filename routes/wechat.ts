@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { WxSignatureInvalidError } from '../lib/errors.js'
-import { perMinute, setupRouteContext } from '../http/route-context.js'
+import { setupRouteContext } from '../http/route-context.js'
 import {
   DecryptBody, DecryptResponse, ErrorResponses as errors, NoContent, PhoneBody, PhoneResponse, VerifySignatureBody,
   type AccessClaims
@@ -30,7 +30,7 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   const onPhoneNumber = opts.onPhoneNumber
   if (onPhoneNumber !== undefined && typeof onPhoneNumber !== 'function') throw new Error('onPhoneNumber must be a function')
 
-  await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT, store: fastify.wechatAuthStore })
+  const { perMinute } = await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT, store: fastify.wechatAuthStore })
   // Every route of this context acts for the caller's session.
   fastify.addHook('onRequest', fastify.authenticate)
 

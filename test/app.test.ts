@@ -1,4 +1,5 @@
 import fastifyJwt from '@fastify/jwt'
+import rateLimit from '@fastify/rate-limit'
 import { createClient } from '@redis/client'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
@@ -165,4 +166,46 @@ test('the package exports the plugin set, each plugin usable alone', async (t) =
   const wrongOrder = Fastify()
   t.teardown(async () => await wrongOrder.close())
   await t.rejects(async () => { await wrongOrder.register(pkg.wechat); await wrongOrder.ready() }, /wechat-auth-config/, 'a missing dependency fails at boot')
+})
+
+test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, with the gateway\'s budgets and code', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const hostRedis = new Redis(redis.url)
+  t.teardown(() => hostRedis.disconnect())
+  const counted: string[] = []
+  // The host's own store: counts in memory and records each hit, so double counting shows.
+  class CountingStore {
+    private readonly hits = new Map<string, number>()
+    constructor (_options: unknown, private readonly scope = '') {}
+    incr (key: string, cb: (err: Error | null, res?: { current: number, ttl: number }) => void): void {
+      const k = `${this.scope}${key}`
+      counted.push(k)
+      this.hits.set(k, (this.hits.get(k) ?? 0) + 1)
+      cb(null, { current: this.hits.get(k) as number, ttl: 60_000 })
+    }
+
+    child (opts: { routeInfo: { url: string } }): CountingStore { return new CountingStore(undefined, `${opts.routeInfo.url}:`) }
+  }
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  await host.register(rateLimit, { global: true, max: 1000, timeWindow: 60_000, store: CountingStore as never })
+  host.get('/host-route', async () => ({ ok: true }))
+  await host.register(wechatAuth, {
+    redis: hostRedis,
+    config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix, RATE_LIMIT_LOGIN_MAX: 3 }
+  })
+  await host.ready()
+  const statuses: number[] = []
+  let last
+  for (let i = 0; i < 4; i++) {
+    last = await host.inject({ method: 'POST', url: '/auth/login', payload: { code: `alice.${i}` } })
+    statuses.push(last.statusCode)
+  }
+  t.same(statuses, [200, 200, 200, 429], 'the gateway\'s budget (3 a minute), not the host\'s 1000')
+  t.equal(last?.json().code, 'RATE_LIMITED', 'and its error code')
+  t.equal(counted.filter((k) => k.startsWith('/auth/login:')).length, 4, 'each login counted once, in the host\'s store')
+  t.same(await hostRedis.keys(`${redis.prefix}rl:*`), [], 'and not again in the gateway\'s')
+  await host.inject('/host-route')
+  t.equal(counted.length, 5, 'one count per request in all: the host route by the host\'s global params')
 })

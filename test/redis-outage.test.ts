@@ -94,3 +94,27 @@ test('a Redis error mid-login gives 503, and the session_key stays out of the lo
   t.notOk(res.body.includes(sessionKey))
   t.notMatch(text, /"args"/, 'nor any command arguments')
 })
+
+test('with Redis frozen, login and refresh answer 503 within one store deadline, not one per store call', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { STORE_TIMEOUT_MS: 500 } })
+  const before = await login(app, 'frost.1')
+  redis.pause()
+  t.teardown(() => { redis.resume() })
+  for (const req of [
+    { method: 'POST' as const, url: '/auth/login', payload: { code: 'frost.2' } },
+    { method: 'POST' as const, url: '/auth/refresh', payload: { refreshToken: before.refreshToken } }
+  ]) {
+    const started = Date.now()
+    const res = await app.inject(req)
+    const took = Date.now() - started
+    t.equal(res.statusCode, 503, req.url)
+    t.equal(res.json().code, 'STORE_UNAVAILABLE', req.url)
+    // One deadline (500 ms) and the sweeper's granularity (a tenth of it), not two deadlines in a row.
+    t.ok(took < 800, `${req.url} answered in ${took} ms`)
+  }
+  redis.resume()
+  const retried = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: before.refreshToken } })
+  t.equal(retried.statusCode, 200, 'the refresh token still works: nothing was changed')
+})

@@ -20,14 +20,17 @@ export function createDeadlines (timeoutMs: number) {
   /**
    * Runs a store operation within the deadline. Every failure becomes STORE_UNAVAILABLE with a
    * cause that keeps only the message: client errors may carry the command and its arguments
-   * (ioredis attaches them; session_key is among them), and a logged error must not.
+   * (ioredis attaches them; session_key is among them), and a logged error must not. `onLate`
+   * gets the result of an operation that completed after its deadline had already failed it.
    */
-  async function guard<T> (op: () => Promise<T>): Promise<T> {
+  async function guard<T> (op: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
     return await new Promise<T>((resolve, reject) => {
       const entry = { startedAt: Date.now(), fail: reject }
       pending.add(entry)
       op().then((value) => {
         if (pending.delete(entry)) resolve(value)
+        // The caller was told STORE_UNAVAILABLE, "nothing was changed": undo what still happened.
+        else onLate?.(value)
       }, (err: Error) => {
         if (pending.delete(entry)) reject(new StoreUnavailableError({ cause: new Error(`${err.name}: ${err.message}`) }))
       })

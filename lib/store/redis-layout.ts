@@ -51,6 +51,10 @@ export const storedSub = (sub: string, openid: string): string => sub === openid
 /** `sub` as read back. */
 export const subOf = (stored: string, openid: string): string => stored === '' ? openid : stored
 
+/** A login code's marker: claimed (with the claim's own id after the prefix), or accepted by WeChat. */
+export const CODE_PENDING = 'p:'
+export const CODE_USED = 'u'
+
 /** A shared credential (WeChat's access_token): expiresAt | refreshAt | the value (which may hold SEP). */
 export const packCredential = (c: { expiresAt: number, refreshAt: number, value: string }): string =>
   `${c.expiresAt}${SEP}${c.refreshAt}${SEP}${c.value}`
@@ -61,9 +65,24 @@ export function unpackCredential (packed: string): { expiresAt: number, refreshA
 }
 
 // Lua: the same constants, the fields of a session, and for each packed value a reader that returns
-// its parts in order, then a part more that is '' unless the value has more parts than the layout
-// (recursion, not tables: this runs on every refresh), and a writer that takes them.
+// its parts in order, then one part more that is '' unless the value has more parts than the layout,
+// and a writer that takes them. Readers are unrolled string.find calls, no tables, no recursion:
+// one runs on every refresh.
 const luaString = (s: string): string => `'${[...s].map((c) => c < ' ' ? `\\${c.charCodeAt(0)}` : c).join('')}'`
+function luaUnpack (name: string, n: number): string {
+  // p0..pn: positions of the separators; the kth part runs from p(k-1) + 1 to pk - 1.
+  const part = (k: number): string => `string.sub(v, p${k - 1} + 1, p${k} - 1)`
+  const lines = [`local function unpack_${name}(v)`, '  v = v or \'\'', '  local p0 = 0']
+  for (let k = 1; k <= n; k++) {
+    const found = Array.from({ length: k - 1 }, (_, j) => part(j + 1))
+    const missing = Array.from({ length: n - k + 1 }, () => '\'\'')
+    lines.push(`  local p${k} = string.find(v, SEP, p${k - 1} + 1, true)`,
+      `  if not p${k} then return ${[...found, `string.sub(v, p${k - 1} + 1)`, ...missing].join(', ')} end`)
+  }
+  lines.push(`  local e = string.find(v, SEP, p${n} + 1, true)`,
+    `  return ${[...Array.from({ length: n }, (_, j) => part(j + 1)), `string.sub(v, p${n} + 1, e and e - 1 or -1)`].join(', ')}`, 'end')
+  return lines.join('\n')
+}
 const luaField = (name: FieldName): string => {
   const { suffix, parts } = SESSION_FIELDS[name]
   const last = parts.length - 1
@@ -72,8 +91,8 @@ const luaField = (name: FieldName): string => {
   const pack = name === 'hot'
     ? `if ${parts[last]} == '0' then return ${joined} end\n  return ${joined} .. SEP .. ${parts[last]}`
     : `return ${parts.join(' .. SEP .. ')}`
-  return `local function ${name}Field(sid) return sid .. ${luaString(suffix)} end
-local function unpack_${name}(v) return cut(v or '', ${parts.length + 1}, 1) end
+  return `local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${luaString(suffix)}`} end
+${luaUnpack(name, parts.length)}
 local function pack_${name}(${parts.join(', ')})
   ${pack}
 end`
@@ -83,13 +102,6 @@ export const LUA_LAYOUT = `
 local SEP = ${luaString(SEP)}
 local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
 local SID_CHARS = ${SID_CHARS}
--- The n parts of a packed value from position i, each up to the next SEP; missing ones are ''.
-local function cut(v, n, i)
-  local j = string.find(v, SEP, i, true)
-  if n == 1 then return string.sub(v, i, j and j - 1 or -1) end
-  if not j then return string.sub(v, i), cut('', n - 1, 1) end
-  return string.sub(v, i, j - 1), cut(v, n - 1, j + 1)
-end
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
 local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid) end
 local function subOf(stored, openid) if stored == '' then return openid end return stored end

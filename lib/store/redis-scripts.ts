@@ -123,9 +123,10 @@ redis.call('SET', credentialKey, packed, 'PX', ttlMs)
 if redis.call('GET', lockKey) == owner then redis.call('DEL', lockKey) end
 return 1`,
 
-  wxauthUnlock: `
-local lockKey, owner = KEYS[1], ARGV[1]
-if redis.call('GET', lockKey) == owner then redis.call('DEL', lockKey) end
+  // A lock or a login-code claim, released by its own holder only.
+  wxauthDeleteIfEquals: `
+local key, value = KEYS[1], ARGV[1]
+if redis.call('GET', key) == value then redis.call('DEL', key) end
 return 1`,
 
   // -> {hits in the window, ms left in it}

@@ -5,8 +5,9 @@
 import { StoreUnavailableError } from '../errors.js'
 import { createDeadlines } from './deadlines.js'
 import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
+import { randomId } from '../ids.js'
 import {
-  blacklistField, firstPart, keyNames, packCredential, sessionField, subOf, unpack, unpackCredential
+  CODE_PENDING, CODE_USED, blacklistField, firstPart, keyNames, packCredential, sessionField, subOf, unpack, unpackCredential
 } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
 import type {
@@ -123,24 +124,30 @@ function redisSessions ({ keys, send, run, guard }: Context): SessionsStore {
   }
 }
 
-function redisLoginCodes ({ keys, send, guard }: Context): LoginCodeStore {
+function redisLoginCodes ({ keys, send, run, guard }: Context): LoginCodeStore {
   return {
     async claimCode (codeId, pendingTtlMs) {
       const key = keys.code(codeId)
+      // Each claim is its own value, so that one answered too late (a frozen Redis) is released by
+      // this claim alone: a client that got 503 STORE_UNAVAILABLE may use its code again.
+      const claim = `${CODE_PENDING}${randomId(9)}`
+      const release = (outcome: CodeClaim): void => {
+        if (outcome === 'claimed') run('wxauthDeleteIfEquals', [key], claim).catch(() => {})
+      }
       return await guard(async (): Promise<CodeClaim> => {
         for (let attempt = 0; attempt < 2; attempt++) {
-          if (await send(key, ['SET', key, 'p', 'PX', String(pendingTtlMs), 'NX']) === 'OK') return 'claimed'
+          if (await send(key, ['SET', key, claim, 'PX', String(pendingTtlMs), 'NX']) === 'OK') return 'claimed'
           const v = await send(key, ['GET', key])
-          if (v !== null) return v === 'u' ? 'used' : 'pending'
+          if (v !== null) return v === CODE_USED ? 'used' : 'pending'
         }
         return 'pending' // claimed and released in between, twice: treat as in use
-      })
+      }, release)
     },
 
     async settleCode (codeId, accepted, usedTtlMs) {
       await guard(async () => {
         const key = keys.code(codeId)
-        await send(key, accepted ? ['SET', key, 'u', 'PX', String(usedTtlMs)] : ['DEL', key])
+        await send(key, accepted ? ['SET', key, CODE_USED, 'PX', String(usedTtlMs)] : ['DEL', key])
       })
     }
   }
@@ -178,7 +185,7 @@ function redisCredentials ({ keys, send, run, guard }: Context): CredentialStore
     },
 
     async unlockCredential (name, owner) {
-      await guard(async () => await run('wxauthUnlock', [keys.credentialLock(name)], owner))
+      await guard(async () => await run('wxauthDeleteIfEquals', [keys.credentialLock(name)], owner))
     }
   }
 }

@@ -1,5 +1,12 @@
+import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
 import { test } from 'tap'
+import wechatAuth from '../../app.js'
 import { parseTrustProxy, serverOptions } from '../../http/server-options.js'
+import type { Config } from '../../lib/schemas.js'
+
+type Tap = { teardown: (fn: () => unknown) => void }
 
 test('TRUST_PROXY accepts booleans, hop counts and address lists', async (t) => {
   t.equal(parseTrustProxy('true'), true)
@@ -19,4 +26,91 @@ test('server options redact credentials from logs and refuse unknown body proper
   const o = serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' })
   t.match(o.logger, { level: 'info', redact: { paths: ['req.headers.authorization'] } })
   t.match(o.ajv, { customOptions: { removeAdditional: false } })
+})
+
+// Real sockets against a listening gateway: these limits live in Node's HTTP server, which inject() bypasses.
+interface RawAnswer { status: number, body: Record<string, unknown>, closedAfterMs: number }
+
+async function listening (t: Tap, config: Partial<Config> = {}, logs: string[] = []): Promise<number> {
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'debug', TRUST_PROXY: 'false', ...config }, { logStream: { write: (l) => { logs.push(l) } } }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, {})
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return (app.server.address() as { port: number }).port
+}
+
+/** Sends `parts` (a number is a pause in ms), then reads until the server closes the connection. */
+async function raw (port: number, parts: Array<string | number>): Promise<RawAnswer> {
+  const socket = connect(port, '127.0.0.1')
+  const started = Date.now()
+  let text = ''
+  socket.on('data', (d) => { text += d.toString() })
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now() - started)))
+  socket.on('error', () => {})
+  for (const part of parts) {
+    if (socket.destroyed) break
+    if (typeof part === 'number') await sleep(part)
+    else socket.write(part)
+  }
+  const closedAfterMs = await closed
+  const [head = '', payload = ''] = text.split('\r\n\r\n')
+  let body: Record<string, unknown> = {}
+  try { body = JSON.parse(payload.trim() === '' ? '{}' : payload.replace(/^[0-9a-f]+\r\n/i, '').split('\r\n')[0] as string) } catch {}
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), body, closedAfterMs }
+}
+
+const LOGIN = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+
+test('a request asking to switch protocols with a broken chunked body is refused at once, with a code', async (t) => {
+  const port = await listening(t)
+  const a = await raw(port, [`${LOGIN}Upgrade: websocket\r\nConnection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`])
+  t.match(a, { status: 400, body: { code: 'UPGRADE_REFUSED' } })
+  t.ok(a.closedAfterMs < 1000, `answered and closed in ${a.closedAfterMs} ms`)
+  const plain = await raw(port, [`${LOGIN}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`])
+  t.match(plain, { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'without Upgrade: a coded 400 from the parser')
+})
+
+test('the configured timeouts are the ones enforced, within a second: headers, whole request, idle keep-alive', async (t) => {
+  const port = await listening(t, { HTTP_HEADERS_TIMEOUT_MS: 1000, HTTP_REQUEST_TIMEOUT_MS: 2000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 1500 })
+  const drip = (text: string, everyMs: number): Array<string | number> => [...text].flatMap((c) => [c, everyMs])
+  const headers = await raw(port, ['POST /auth/login HTTP/1.1\r\n', ...drip('X-Slow: ' + 'a'.repeat(40), 100)])
+  t.match(headers, { status: 408, body: { code: 'HTTP_REQUEST_TIMEOUT' } }, 'headers one byte every 100 ms')
+  t.ok(headers.closedAfterMs >= 1000 && headers.closedAfterMs < 2200, `headers cut after ${headers.closedAfterMs} ms (1000 configured)`)
+  const body = await raw(port, [`${LOGIN}Content-Length: 40\r\n\r\n`, ...drip('{"code":"' + 'a'.repeat(29), 250)])
+  t.match(body, { status: 408, body: { code: 'HTTP_REQUEST_TIMEOUT' } }, 'a body one byte every 250 ms')
+  t.ok(body.closedAfterMs >= 2000 && body.closedAfterMs < 3200, `body cut after ${body.closedAfterMs} ms (2000 configured)`)
+  const idle = await raw(port, ['GET /health HTTP/1.1\r\nHost: x\r\n\r\n'])
+  t.equal(idle.status, 200)
+  t.ok(idle.closedAfterMs >= 1500 && idle.closedAfterMs < 2700, `an idle keep-alive connection closed after ${idle.closedAfterMs} ms (1500 configured)`)
+})
+
+test('low-level errors answer with a code: bad request line, headers too large, an unknown Expect', async (t) => {
+  const port = await listening(t)
+  t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } })
+  t.match(await raw(port, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]), { status: 431, body: { code: 'HTTP_HEADERS_TOO_LARGE' } })
+  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+})
+
+test('inside a host app, the gateway refuses an upgrade request on its own routes too', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, {})
+  const res = await app.inject({ method: 'POST', url: '/auth/login', headers: { connection: 'keep-alive, Upgrade', upgrade: 'websocket' }, payload: { code: 'alice' } })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().code, 'UPGRADE_REFUSED')
+  t.equal(res.headers.connection, 'close')
+})
+
+test('a client that goes away in the middle of its body is not an error of the server', async (t) => {
+  const logs: string[] = []
+  const port = await listening(t, {}, logs)
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`${LOGIN}Content-Length: 100\r\n\r\n{"code":`)
+  await sleep(100)
+  socket.destroy()
+  await sleep(300)
+  const lines = logs.map((l) => JSON.parse(l) as { level: number, msg: string, err?: unknown })
+  t.same(lines.filter((l) => l.level >= 50), [], 'nothing at error level')
+  t.ok(lines.some((l) => l.level <= 30 && /went away|aborted/i.test(l.msg)), 'said at info or below')
 })

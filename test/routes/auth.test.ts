@@ -85,6 +85,8 @@ test('POST /auth/login', async (t) => {
       ['{"code":', 'application/json', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
       ['{"__proto__":{"x":1},"code":"a"}', 'application/json', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
       ['code=alice', 'application/x-www-form-urlencoded', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      ['{"code":"alice"}', 'text/plain', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      ['{"code":"alice"}', 'text/plain; charset=utf-8', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
       [JSON.stringify({ code: 'a'.repeat(5000) }), 'application/json', 413, 'FST_ERR_CTP_BODY_TOO_LARGE']
     ]
     for (const [payload, type, status, code] of cases) {

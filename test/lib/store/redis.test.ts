@@ -225,3 +225,21 @@ test('stored values of a layout this version did not write are refused, never a 
   t.same(await store.rotateRefresh(ref, rot(2)), { status: 'invalid' }, 'a predecessor with an unreadable rotation record')
   t.equal((await store.rotateRefresh(ref, rot(3))).status, 'rotated', 'the current token still rotates')
 })
+
+test('a login-code claim that answered after its deadline is released: the code is not burned', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const store = await ownedStore(t, redis.url, `${redis.prefix}late:`, 300)
+  t.equal(await store.claimCode('c1', 60_000), 'claimed')
+  redis.pause()
+  t.teardown(() => { redis.resume() })
+  await t.rejects(store.claimCode('c2', 60_000), { code: 'STORE_UNAVAILABLE' }, 'Redis frozen: the claim times out')
+  redis.resume()
+  // The SET NX was in flight: Redis applies it once it thaws, and the late answer releases it.
+  let outcome = await store.claimCode('c2', 60_000)
+  for (let i = 0; i < 100 && outcome !== 'claimed'; i++) {
+    await sleep(20)
+    outcome = await store.claimCode('c2', 60_000)
+  }
+  t.equal(outcome, 'claimed', 'the same code can be claimed again')
+  t.equal(await store.claimCode('c1', 60_000), 'pending', 'a claim that answered in time stays')
+})
