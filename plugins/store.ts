@@ -2,7 +2,7 @@
 // app passes a client (which is then left open on close); the in-memory store otherwise.
 import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
-import { connectRedis, type RedisClient } from '../lib/store/redis-client.js'
+import { connectRedis, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import type { SessionStore } from '../lib/store/types.js'
 
@@ -32,6 +32,9 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   } catch (err) {
     await store.close()
     throw new Error('the session store does not answer at boot (check REDIS_URL or the Redis client passed in)', { cause: err })
+  }
+  if (opts.redis !== undefined && hasOfflineQueue(opts.redis) === true) {
+    fastify.log.warn('the Redis client passed in has an offline queue: during an outage requests still fail after STORE_TIMEOUT_MS, but their commands run late, when Redis returns. Give the gateway a client without one (ioredis, @fastify/redis: enableOfflineQueue: false; node-redis: disableOfflineQueue: true)')
   }
   fastify.decorate('wechatAuthStore', store)
   fastify.addHook('onClose', async () => { await store.close() })

@@ -120,6 +120,19 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
 }
 
 /**
+ * Whether a client passed in queues commands while disconnected (ioredis' and @fastify/redis'
+ * default; node-redis's unless disableOfflineQueue). Requests still fail after STORE_TIMEOUT_MS,
+ * but their queued commands run when Redis returns, late: a logout or a code claim then lands
+ * after its client was told 503. Undefined when the shape does not say.
+ */
+export function hasOfflineQueue (client: RedisClient): boolean | undefined {
+  const options = (client as { options?: { enableOfflineQueue?: boolean, disableOfflineQueue?: boolean } }).options
+  if (options === undefined) return undefined
+  if ('defineCommand' in client) return options.enableOfflineQueue !== false
+  return options.disableOfflineQueue !== true
+}
+
+/**
  * Drops the connection of a client the store owns, at once: commands still waiting fail. (node-redis's
  * close() would wait for their replies, forever when Redis hangs, and marks the client closed at once,
  * so it could not be destroyed after.)

@@ -1,7 +1,11 @@
+import { createClient } from '@redis/client'
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
-import { freePort, startSim } from '../helper.js'
+import { serverOptions } from '../../http/server-options.js'
+import type { RedisClient } from '../../lib/store/redis-client.js'
+import { freePort, startRedis, startSim } from '../helper.js'
 
 test('an unreachable REDIS_URL refuses the boot within seconds', async (t) => {
   const sim = await startSim(t)
@@ -16,4 +20,33 @@ test('an unreachable REDIS_URL refuses the boot within seconds', async (t) => {
     })
   }, { message: /REDIS_URL: cannot connect to Redis/ })
   t.ok(Date.now() - started < 3000)
+})
+
+test('a client passed in with an offline queue is accepted, with a warning naming the option', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix }
+  const cases: Array<[string, RedisClient, boolean]> = [
+    ['ioredis defaults (as @fastify/redis)', new Redis(redis.url), true],
+    ['ioredis without an offline queue', new Redis(redis.url, { enableOfflineQueue: false, lazyConnect: false }), false],
+    ['node-redis defaults', createClient({ url: redis.url }), true],
+    ['node-redis without an offline queue', createClient({ url: redis.url, disableOfflineQueue: true }), false]
+  ]
+  for (const [label, client, warned] of cases) {
+    if (client instanceof Redis) {
+      await client.ping()
+      t.teardown(() => { client.disconnect() })
+    } else {
+      const nodeRedis = client as ReturnType<typeof createClient>
+      await nodeRedis.connect()
+      t.teardown(() => { nodeRedis.destroy() })
+    }
+    const lines: string[] = []
+    const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(l) } } }))
+    t.teardown(async () => await app.close())
+    await app.register(wechatAuth, { redis: client, config })
+    await app.ready()
+    const warning = lines.some((l) => /offline queue.*enableOfflineQueue: false.*disableOfflineQueue: true/.test(l))
+    t.equal(warning, warned, label)
+  }
 })
