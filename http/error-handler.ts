@@ -23,8 +23,9 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   } else {
     request.log.info({ code: error.code, statusCode }, 'request rejected')
   }
+  const detail = (error as { detail?: unknown }).detail
   const body = known
-    ? { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message }
+    ? { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message, ...(typeof detail === 'object' && detail !== null ? { detail } : {}) }
     : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }
   return reply.code(statusCode).send(body)
 }

@@ -3,7 +3,7 @@
 // for revocation. No Fastify: the jwt plugin decorates what this builds.
 import { createVerifier } from 'fast-jwt'
 import {
-  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionReplaced
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { createHs256Signer } from './jwt-signer.js'
@@ -122,7 +122,8 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     if (match === null) throw new AuthTokenInvalidError()
     const claims = verify(match[1] as string)
     const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
-    if (status !== 'ok') throw new AuthTokenRevokedError()
+    if (status === 'revoked') throw new AuthTokenRevokedError()
+    if (status !== 'ok') throw sessionReplaced(status)
     return claims
   }
 

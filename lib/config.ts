@@ -78,6 +78,11 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     // With `true` the client's own X-Forwarded-For decides its IP, and so its rate-limit budget.
     if (config.TRUST_PROXY === 'true') throw new ConfigError('TRUST_PROXY=true lets clients choose their IP; set the number of proxies in front (e.g. 1) or their addresses')
   }
+  const deviceTypes = config.DEVICE_TYPES.split(',')
+  if (!deviceTypes.includes(config.DEVICE_TYPE_DEFAULT)) throw new ConfigError('DEVICE_TYPE_DEFAULT must be one of DEVICE_TYPES')
+  if ((config.EXCLUSIVE_DEVICE_TYPES ?? '').split(',').some((type) => type !== '' && !deviceTypes.includes(type))) {
+    throw new ConfigError('EXCLUSIVE_DEVICE_TYPES must name types of DEVICE_TYPES')
+  }
   if (config.JWT_SECRET_PREVIOUS !== undefined && (config.JWT_SECRET === undefined || config.JWT_SECRET_PREVIOUS === config.JWT_SECRET)) {
     throw new ConfigError('JWT_SECRET_PREVIOUS needs a JWT_SECRET that differs from it')
   }

@@ -1,5 +1,6 @@
 // Every error the gateway answers with, by stable code. Clients and tests match on `code`.
 import createError from '@fastify/error'
+import type { SessionEnd } from './store/types.js'
 
 export const WxCodeInvalidError = createError('WX_CODE_INVALID', 'The login code is invalid or expired; call wx.login() again', 401)
 export const WxCodeUsedError = createError('WX_CODE_USED', 'The login code has already been used; call wx.login() again', 401)
@@ -33,3 +34,17 @@ export const WxSignatureInvalidError = createError('WX_SIGNATURE_INVALID', 'The 
 export const WxPhoneCodeInvalidError = createError('WX_PHONE_CODE_INVALID', 'The phone-number code is invalid, expired or already used; ask the user again', 400)
 export const WxAccessTokenRejectedError = createError('WX_ACCESS_TOKEN_REJECTED', 'WeChat rejected the gateway\'s access_token even after a refresh', 502)
 export const AuthWrongAppError = createError('AUTH_WRONG_APP', 'This access token belongs to another mini program', 403)
+export const AuthSessionReplacedError = createError('AUTH_SESSION_REPLACED', 'This session was ended by a login on another device (%s); log in again', 401)
+export const AuthDeviceInUseError = createError('AUTH_DEVICE_IN_USE', 'This account is already signed in on a device of this type (%s); sign out there first', 403)
+export const AuthDeviceTypeUnknownError = createError('AUTH_DEVICE_TYPE_UNKNOWN', 'Unknown device type; use one of %s', 400)
+export const AuthSessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'No such session of yours', 404)
+
+/** AUTH_SESSION_REPLACED, saying which kind of device took the session's place, when, and why. */
+export function sessionReplaced (end: SessionEnd): Error {
+  const cause = end.reason === 'limit' ? 'session-limit' : 'exclusive-device'
+  return Object.assign(new AuthSessionReplacedError(end.by), { detail: { deviceType: end.by, endedAt: new Date(end.endedAt).toISOString(), cause } })
+}
+
+/** AUTH_DEVICE_IN_USE, naming the device type. */
+export const deviceInUse = (deviceType: string): Error =>
+  Object.assign(new AuthDeviceInUseError(deviceType), { detail: { deviceType } })

@@ -1,10 +1,10 @@
 // Logging in: a wx.login() code, claimed once in the store, exchanged with WeChat, then a session
 // for the user the host's resolveUser names, and its first token pair.
-import { WxCodeUsedError } from './errors.js'
+import { AuthDeviceTypeUnknownError, WxCodeUsedError, deviceInUse } from './errors.js'
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import type { RefreshTokens } from './refresh-tokens.js'
-import type { TokenPair } from './schemas.js'
-import type { PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
+import { ConfigSchema, type TokenPair } from './schemas.js'
+import type { LoginDevice, PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
 import type { NewSession } from './store/types.js'
 import type { Code2SessionResult } from './wechat-client.js'
 
@@ -17,6 +17,20 @@ export const USED_CODE_TTL_MS = 10 * 60 * 1000
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
+
+/** Session control from the configuration, with the schema's defaults for what is left out. */
+function sessionRules (config: SessionsDeps['config']) {
+  const d = ConfigSchema.properties
+  const list = (s: string | undefined): string[] => (s ?? '').split(',').filter((x) => x !== '')
+  return {
+    types: list(config.DEVICE_TYPES ?? d.DEVICE_TYPES.default),
+    defaultType: config.DEVICE_TYPE_DEFAULT ?? d.DEVICE_TYPE_DEFAULT.default,
+    exclusiveTypes: new Set(list(config.EXCLUSIVE_DEVICE_TYPES)),
+    mode: config.EXCLUSIVE_MODE ?? d.EXCLUSIVE_MODE.default,
+    maxSessions: config.MAX_SESSIONS_PER_USER ?? d.MAX_SESSIONS_PER_USER.default,
+    accessTtlSec: config.ACCESS_TOKEN_TTL ?? d.ACCESS_TOKEN_TTL.default
+  }
+}
 
 export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUser: ResolveUser, refreshTokenOf: RefreshTokens, pair: PairOf) {
   /**
@@ -40,21 +54,30 @@ export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUse
     }
   }
 
+  const rules = sessionRules(config)
+
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
-  async function login (code: string, requestedAppid?: string): Promise<TokenPair> {
+  async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<TokenPair> {
     const appid = wechat.appOf(requestedAppid)
+    const deviceType = device.deviceType ?? rules.defaultType
+    if (!rules.types.includes(deviceType)) throw new AuthDeviceTypeUnknownError(rules.types.join(', '))
     const identity = await exchange(appid, code) // from here on the code stays claimed: WeChat accepted it
     const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
     if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
     const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
     if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
     const ref: SessionRef = { tag: userTag(appid, user.userId), sid: newSessionId() }
-    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey }
+    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, device: { ...device, deviceType } }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
     const refreshToken = refreshTokenOf.first(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
-    await store.createSession(ref, session, digest(refreshToken), ttl)
+    const created = await store.createSession(ref, session, digest(refreshToken), ttl, {
+      exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
+      maxSessions: rules.maxSessions,
+      accessTtlMs: rules.accessTtlSec * 1000
+    })
+    if (created.status === 'refused') throw deviceInUse(created.deviceType)
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 

@@ -1,6 +1,6 @@
 // Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
 // window, and any older token of ours is reuse, which ends the session.
-import { AuthRefreshInvalidError, AuthRefreshReusedError } from './errors.js'
+import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionReplaced } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
 import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
 import type { TokenPair } from './schemas.js'
@@ -36,6 +36,8 @@ export function createRefresh ({ store, wechat, config, log }: SessionsDeps, ref
     switch (result.status) {
       case 'invalid':
         throw new AuthRefreshInvalidError()
+      case 'ended':
+        throw sessionReplaced(result.end)
       // An older token: reuse if this gateway issued it. A forged one (anyone who saw an access
       // token knows the session id) harms nothing.
       case 'behind':

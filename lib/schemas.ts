@@ -1,6 +1,11 @@
 // Every TypeBox schema of the project: configuration, route bodies and responses.
 // Types are derived from these with Static<>, never written a second time.
-import { Type, type Static } from '@sinclair/typebox'
+import { STATUS_CODES } from 'node:http'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import {
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
+  StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
+} from './errors.js'
 
 const LogLevel = Type.Union(
   ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))
@@ -46,7 +51,14 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_REFRESH_MAX: Type.Integer({ minimum: 1, default: 30 }),
   // Per user and mini program: each phone-number lookup is a paid-for WeChat call.
   RATE_LIMIT_PHONE_MAX: Type.Integer({ minimum: 1, default: 10 }),
-  AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' })
+  AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' }),
+  // Session control: device types, exclusive ones, and the per-user session limit.
+  DEVICE_TYPES: Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$', default: 'mp,app,h5,web,pc' }),
+  DEVICE_TYPE_DEFAULT: Type.String({ pattern: '^[a-z0-9-]{1,8}$', default: 'mp' }),
+  EXCLUSIVE_DEVICE_TYPES: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$' })),
+  EXCLUSIVE_MODE: Type.Union([Type.Literal('same'), Type.Literal('all'), Type.Literal('refuse')], { default: 'same' }),
+  // A user's hash stays compact in Redis (listpack) up to about 20 sessions.
+  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 20, default: 10 })
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -71,8 +83,11 @@ const RefreshTokenString = Type.String({ minLength: 1, maxLength: 512 })
 export const LoginBody = Type.Object({
   code: LoginCode,
   // Any string: one that is not a configured appid gets WX_APP_UNKNOWN, not a validation error.
-  appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program; required when the gateway serves several' }))
-}, { additionalProperties: false })
+  appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program; required when the gateway serves several' })),
+  // Any short name: one that is not in DEVICE_TYPES gets AUTH_DEVICE_TYPE_UNKNOWN.
+  deviceType: Type.Optional(Type.String({ minLength: 1, maxLength: 8, description: 'the kind of device, from DEVICE_TYPES (DEVICE_TYPE_DEFAULT when omitted)' })),
+  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'what the device is, e.g. wx.getDeviceInfo().model; shown in the list of sessions, cut to 24 bytes' }))
+}, { additionalProperties: false, examples: [{ code: 'alice.1' }] })
 export type LoginBody = Static<typeof LoginBody>
 
 export const RefreshBody = Type.Object({ refreshToken: RefreshTokenString }, { additionalProperties: false })
@@ -81,7 +96,7 @@ export type RefreshBody = Static<typeof RefreshBody>
 export const LogoutBody = Type.Union([
   Type.Object({ allDevices: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Null()
-])
+], { description: 'optional: none ends this session, { "allDevices": true } every session of the user in this mini program', examples: [{ allDevices: true }] })
 export type LogoutBody = Static<typeof LogoutBody>
 
 export const TokenPair = Type.Object({
@@ -108,7 +123,7 @@ export type MeResponse = Static<typeof MeResponse>
 export const DecryptBody = Type.Object({
   encryptedData: Type.String({ maxLength: 48 * 1024, description: 'base64, as the client received it' }),
   iv: Type.String({ maxLength: 1024, description: 'base64, 16 bytes' })
-}, { additionalProperties: false })
+}, { additionalProperties: false, description: 'from wx.getUserInfo and the like; in development, POST <simulator>/dev/encrypt?user=alice makes some' })
 export type DecryptBody = Static<typeof DecryptBody>
 
 /** Whatever WeChat encrypted (user info, run data, group id...), with its watermark. */
@@ -117,10 +132,10 @@ export const DecryptResponse = Type.Object({}, { additionalProperties: true })
 export const VerifySignatureBody = Type.Object({
   rawData: Type.String({ minLength: 1, maxLength: 16 * 1024 }),
   signature: Type.String({ minLength: 1, maxLength: 64 })
-}, { additionalProperties: false })
+}, { additionalProperties: false, description: 'from wx.getUserInfo; in development, POST <simulator>/dev/encrypt?user=alice makes a pair' })
 export type VerifySignatureBody = Static<typeof VerifySignatureBody>
 
-export const PhoneBody = Type.Object({ code: LoginCode }, { additionalProperties: false })
+export const PhoneBody = Type.Object({ code: LoginCode }, { additionalProperties: false, examples: [{ code: 'alice.p1' }] })
 export type PhoneBody = Static<typeof PhoneBody>
 
 export const PhoneResponse = Type.Object({
@@ -144,10 +159,67 @@ export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
   code: Type.String(),
   error: Type.String(),
-  message: Type.String()
+  message: Type.String(),
+  /** What some codes add for the client: why a session ended, which device type is in use. */
+  detail: Type.Optional(Type.Record(Type.String(), Type.String()))
 })
 /** The error responses every route declares. */
 export const ErrorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+// ---- Error answers by route, and the OpenAPI document's parts ----
+
+// Codes that are not lib/errors.ts constructors: Fastify's, the error handler's, the standalone server's.
+const OTHER_STATUS = { FST_ERR_VALIDATION: 400, FST_ERR_CTP_INVALID_JSON_BODY: 400, FST_ERR_CTP_BODY_TOO_LARGE: 413, FST_ERR_CTP_INVALID_MEDIA_TYPE: 415, INTERNAL_ERROR: 500, HTTP_BAD_REQUEST: 400, HTTP_REQUEST_TIMEOUT: 408, HTTP_HEADERS_TOO_LARGE: 431, HTTP_EXPECTATION_FAILED: 417 } as const
+/** An error a route may answer: a lib/errors.ts constructor, or one of the codes above. */
+export type RouteError = (new () => Error & { code: string, statusCode?: number }) | keyof typeof OTHER_STATUS
+type Answer = { statusCode: number, code: string, error?: string, message: string }
+
+const answerOf = (E: RouteError): Answer => typeof E === 'string'
+  ? { statusCode: OTHER_STATUS[E], code: E, message: STATUS_CODES[OTHER_STATUS[E]] as string }
+  : (({ statusCode, code, message }) => ({ statusCode: statusCode ?? 500, code, message: message.replaceAll('%s', '…') }))(new E())
+
+/** The answers of one status: their codes (an enum, not checked when serialising) and an example of each. */
+const errorAnswer = (status: number, answers: Answer[]) => Type.Object({
+  ...ErrorResponse.properties, statusCode: Type.Integer({ enum: [status] }), code: Type.String({ enum: answers.map((a) => a.code) })
+}, {
+  description: answers.map((a) => a.code).join(', '),
+  'x-examples': Object.fromEntries(answers.map((a) => [a.code, { value: { ...a, error: STATUS_CODES[status] } }]))
+})
+
+/** A route's error responses: one per status, naming the codes the route answers with it. */
+export function errorResponses (...errors: RouteError[]): Record<string, TSchema> {
+  const byStatus = new Map<number, Answer[]>()
+  for (const a of errors.map(answerOf)) byStatus.set(a.statusCode, [...(byStatus.get(a.statusCode) ?? []), a])
+  const other = (description: string) => Type.Object(ErrorResponse.properties, { description })
+  return { ...Object.fromEntries([...byStatus].map(([status, answers]) => [status, errorAnswer(status, answers)])), '4xx': other('another client error'), '5xx': other('another server error') }
+}
+
+/** Errors routes share: in any gateway context, with a JSON body, behind fastify.authenticate, calling WeChat. */
+export const RouteErrors = {
+  any: [UpgradeRefusedError, 'INTERNAL_ERROR'],
+  body: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+  authenticated: [AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, StoreUnavailableError],
+  wechat: [WxRateLimitedError, WxUnavailableError, WxTimeoutError, WxBadResponseError, WxCredentialsRejectedError]
+} satisfies Record<string, RouteError[]>
+
+/** The gateway's tags: they also tell its routes from a host's in a document both share. */
+export const Tags = { sessions: 'wechat-auth: sessions', userData: 'wechat-auth: user data', health: 'wechat-auth: health' } as const
+/** The security requirement of the routes that take an access token. */
+export const BearerAuth = [{ wechatAuth: [] }]
+
+/** What a document listing the gateway's routes needs, a host's included. */
+export const OpenApiParts = {
+  info: { title: 'fastify-wechat-auth', version: '1', description: 'WeChat mini-program login. In development, the simulator takes login codes `alice` or `alice.<anything>` (each once); errors are `{ statusCode, code, error, message }`: match on `code`.' },
+  tags: [{ name: Tags.sessions, description: 'Log in with a wx.login() code, refresh, log out' }, { name: Tags.userData, description: 'WeChat user data, with the session\'s session_key' }, { name: Tags.health }],
+  securitySchemes: { wechatAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'the accessToken answered by login or refresh' } },
+  // Codes no gateway route answers: a path it does not serve, the standalone server's refusals before
+  // any route, and a host route behind fastify.authenticateFor(appid).
+  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED'] as RouteError[])
+    .map(answerOf).map((a) => {
+      const { 'x-examples': examples, ...schema } = errorAnswer(a.statusCode, [a])
+      return [a.code, { description: `${a.statusCode} ${a.code}`, content: { 'application/json': { schema, examples } } }]
+    }))
+}
 
 // ---- JWT claims ----
 

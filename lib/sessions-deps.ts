@@ -12,6 +12,16 @@ export interface WeChatIdentity {
   appid: string
 }
 
+export type SessionRuleKey = 'DEVICE_TYPES' | 'DEVICE_TYPE_DEFAULT' | 'EXCLUSIVE_DEVICE_TYPES' | 'EXCLUSIVE_MODE' | 'MAX_SESSIONS_PER_USER' | 'ACCESS_TOKEN_TTL'
+
+/** What a login says about its device; the type defaults to DEVICE_TYPE_DEFAULT. */
+export interface LoginDevice {
+  deviceType?: string
+  deviceName?: string
+  ip?: string
+  userAgent?: string
+}
+
 /** The host app's hook: find or create its own user; `userId` becomes the token's `sub`. */
 export type ResolveUser = (identity: WeChatIdentity) => Promise<{ userId: string, claims?: Record<string, unknown> }>
 
@@ -24,7 +34,9 @@ export interface SessionsDeps {
     code2Session: (code: string, appid?: string) => Promise<Code2SessionResult>
   }
   tokens: Pick<AccessTokens, 'sign'>
-  config: Pick<ResolvedConfig, 'jwtSecret' | 'JWT_SECRET_PREVIOUS' | 'REFRESH_TOKEN_TTL' | 'SESSION_MAX_AGE' | 'REFRESH_GRACE_SECONDS'>
+  config: Pick<ResolvedConfig, 'jwtSecret' | 'JWT_SECRET_PREVIOUS' | 'REFRESH_TOKEN_TTL' | 'SESSION_MAX_AGE' | 'REFRESH_GRACE_SECONDS'> &
+    /** Session control; the configuration's defaults when left out. */
+    Partial<Pick<ResolvedConfig, SessionRuleKey>>
   /** The openid becomes the user id when none is given. */
   resolveUser?: ResolveUser
   log: Pick<Logger, 'warn'>

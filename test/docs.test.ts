@@ -29,7 +29,8 @@ function sourceFiles (dir = root): string[] {
 function constructorCodes (): Map<string, number | undefined> {
   const codes = new Map<string, number | undefined>()
   for (const value of Object.values(errors)) {
-    if (typeof value !== 'function') continue
+    // Error classes only (lib/errors.ts also exports helpers that build a coded error with details).
+    if (typeof value !== 'function' || !(value.prototype instanceof Error)) continue
     const instance = new (value as new () => { code?: unknown, statusCode?: unknown })()
     if (typeof instance.code === 'string') codes.set(instance.code, typeof instance.statusCode === 'number' ? instance.statusCode : undefined)
   }

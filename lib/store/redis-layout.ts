@@ -24,8 +24,42 @@ export const SESSION_FIELDS = {
   /** Only what follows the session_key ever leaves Redis in a script's reply. */
   secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
   /** Written by the first rotation: when the current token was issued, and the nonce it used. */
-  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce'] }
+  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce'] },
+  /** What the user sees in their list of devices; at most DEVICE_BYTES (see packDevice). */
+  device: { suffix: 'd', parts: ['deviceType', 'deviceName', 'ip', 'userAgent'] },
+  /**
+   * Left in place of a session that another login ended (its other fields are gone), so that its
+   * tokens are told why: until when it is kept, why, when, and the device type that replaced it.
+   */
+  ended: { suffix: 'x', parts: ['expiresAt', 'reason', 'endedAt', 'detail'] }
 } as const
+
+/**
+ * Redis keeps a hash compact (listpack) while every value is at most 64 bytes: the device value is
+ * cut to fit, the user agent giving way first. Lengths are counted in bytes (UTF-8).
+ */
+export const DEVICE_BYTES = 64
+
+/** At most this many ended markers per user, the oldest forgotten first: a user's hash stays bounded however often it logs in. */
+export const MAX_ENDED = 16
+export const DEVICE_NAME_BYTES = 24
+
+/** `text` cut to at most `bytes` bytes of UTF-8, never inside a character, without SEP. */
+export function cutBytes (text: string, bytes: number): string {
+  const clean = text.replaceAll(SEP, ' ')
+  const buf = Buffer.from(clean, 'utf8')
+  if (buf.length <= bytes) return clean
+  let end = Math.max(0, bytes)
+  while (end > 0 && ((buf[end] ?? 0) & 0xc0) === 0x80) end--
+  return buf.subarray(0, end).toString('utf8')
+}
+
+/** A session's device parts, cut so that the packed value stays within DEVICE_BYTES. */
+export function deviceParts (d: { deviceType: string, deviceName?: string, ip?: string, userAgent?: string }): string[] {
+  const head = [d.deviceType, cutBytes(d.deviceName ?? '', DEVICE_NAME_BYTES), cutBytes(d.ip ?? '', 45)]
+  const used = head.reduce((n, p) => n + Buffer.byteLength(p), 0) + head.length
+  return [...head, cutBytes(d.userAgent ?? '', DEVICE_BYTES - used)]
+}
 
 type FieldName = keyof typeof SESSION_FIELDS
 type Parts<F extends FieldName> = (typeof SESSION_FIELDS)[F]['parts'][number]
@@ -102,8 +136,10 @@ export const LUA_LAYOUT = `
 local SEP = ${luaString(SEP)}
 local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
 local SID_CHARS = ${SID_CHARS}
+local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
+local MAX_ENDED = ${MAX_ENDED}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
-local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid) end
+local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
 local function subOf(stored, openid) if stored == '' then return openid end return stored end
 local function storedSub(sub, openid) if sub == openid then return '' end return sub end
 `

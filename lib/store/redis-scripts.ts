@@ -18,38 +18,93 @@ local function keepAlive(key, ttl)
 end
 local function isSession(name) return #name == SID_CHARS end
 local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX) == BLACKLIST_PREFIX end
--- The expiry (ms) a session's hot value or a blacklist entry starts with.
+local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
+-- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
 local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
--- Drops the user's expired sessions and blacklist entries.
-local function purge(key, now)
+-- One pass over the user: drops what expired, and lists the live sessions (device type, last
+-- activity, expiry) and the ended markers kept.
+local function scan(key, now)
   local all = redis.call('HGETALL', key)
+  local values = {}
+  for i = 1, #all, 2 do values[all[i]] = all[i + 1] end
+  local live, ended = {}, {}
   for i = 1, #all, 2 do
     local name = all[i]
-    if isSession(name) or isBlacklisted(name) then
+    if isSession(name) or isBlacklisted(name) or isEnded(name) then
       local exp = expiryOf(all[i + 1])
-      if exp and exp <= now then
+      if not exp or exp <= now then
         if isSession(name) then dropSession(key, name) else redis.call('HDEL', key, name) end
+      elseif isSession(name) then
+        local deviceType = unpack_device(values[deviceField(name)])
+        local _, createdAt = unpack_secret(values[secretField(name)])
+        local rotatedAt = unpack_rotation(values[rotationField(name)])
+        live[#live + 1] = { sid = name, type = deviceType, expiresAt = exp,
+          active = math.max(tonumber(createdAt) or 0, tonumber(rotatedAt) or 0) }
+      elseif isEnded(name) then
+        local _, _, endedAt = unpack_ended(all[i + 1])
+        ended[#ended + 1] = { name = name, at = tonumber(endedAt) or 0 }
       end
     end
   end
+  return live, ended
+end
+-- Ends a session another login replaces: its tokens will be told why, until the last could be presented.
+local function endSession(key, s, reason, by, now, accessTtlMs)
+  dropSession(key, s.sid)
+  redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
+end
+-- Why a session is gone, if another login ended it: {reason, endedAt, by}, or nil.
+local function endOf(key, sid, now)
+  local marker = redis.call('HGET', key, endedField(sid))
+  if not marker then return nil end
+  local exp, reason, endedAt, by = unpack_ended(marker)
+  if (tonumber(exp) or 0) <= now then return nil end
+  return {'ended', reason, endedAt, by}
 end
 `
 
 export const SCRIPTS = {
+  // -> {'created', sessions ended} | {'refused', device type}
   wxauthCreate: LUA_COMMON + `
 local key = KEYS[1]
 local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs =
+  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
 local now = nowMs()
-purge(key, now)
+local live, ended = scan(key, now)
+local kept, count = {}, 0
+for _, s in ipairs(live) do
+  if exclusive == 'refuse' and s.type == deviceType then return {'refused', deviceType} end
+  if exclusive == 'all' or (exclusive == 'same' and s.type == deviceType) then
+    endSession(key, s, 'replaced', deviceType, now, accessTtlMs)
+    count = count + 1
+  else
+    kept[#kept + 1] = s
+  end
+end
+-- The session limit: the least recently refreshed go first.
+if #kept >= maxSessions then
+  table.sort(kept, function (a, b) return a.active < b.active end)
+  for i = 1, #kept - maxSessions + 1 do
+    endSession(key, kept[i], 'limit', deviceType, now, accessTtlMs)
+    count = count + 1
+  end
+end
+-- Markers are bounded too: the oldest are forgotten (their tokens then get the generic code).
+if #ended + count > MAX_ENDED then
+  table.sort(ended, function (a, b) return a.at < b.at end)
+  for i = 1, math.min(#ended, #ended + count - MAX_ENDED) do redis.call('HDEL', key, ended[i].name) end
+end
 redis.call('HSET', key,
   hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0'),
   identityField(sid), pack_identity(openid, unionid),
   secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims))
+if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(deviceType, deviceName, ip, userAgent)) end
 keepAlive(key, ttl)
-return 1`,
+return {'created', count}`,
 
-  // -> 'invalid' | 'behind' | {'rotated', ttl ms, openid, unionid, sub, claims}
+  // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}
   //    | {'predecessor', ttl ms, openid, unionid, sub, claims, nonce, current digest, in grace '1' | '0'}
   // Never the session_key. The hot path of every refresh: values are cut with plain string.find.
   wxauthRotate: LUA_COMMON + `
@@ -57,8 +112,8 @@ local key = KEYS[1]
 local sid, presented, presentedDigest, nextDigest, nonce, graceMs, ttlMs, maxAgeMs =
   ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local v = redis.call('HMGET', key, hotField(sid), identityField(sid), secretField(sid), rotationField(sid))
-if not v[1] then return 'invalid' end
 local now = nowMs()
+if not v[1] then return endOf(key, sid, now) or 'invalid' end
 local expiresAt, current, generation, extra = unpack_hot(v[1])
 expiresAt = tonumber(expiresAt)
 -- A session that never rotated stores no generation. A value this version did not write is refused, never a script error.

@@ -3,6 +3,49 @@
 // (Redis TIME), so gateway instances with skewed clocks agree on grace windows and lifetimes.
 import type { SessionRef } from '../ids.js'
 
+/** The device a session was opened on, as the user sees it in their list of devices. */
+export interface DeviceInfo {
+  /** A short name from the configured set (DEVICE_TYPES), e.g. `mp` for the mini program. */
+  deviceType: string
+  /** What the client says it is (wx.getDeviceInfo's model, say); cut to a few dozen bytes. */
+  deviceName?: string
+  ip?: string
+  userAgent?: string
+}
+
+/** A session as its user sees it: never its session_key or tokens. */
+export interface SessionInfo extends Required<DeviceInfo> {
+  sid: string
+  createdAt: number
+  /** When it was last refreshed; null when never. */
+  lastRefreshAt: number | null
+  expiresAt: number
+}
+
+/** Why a session ended other than by logout or expiry, told to its tokens. */
+export interface SessionEnd {
+  /** `replaced`: an exclusive login of the same (or any) device type; `limit`: the user's session limit. */
+  reason: 'replaced' | 'limit'
+  endedAt: number
+  /** The device type of the login that ended it. */
+  by: string
+}
+
+/** The rules a new session is created under, decided inside the same atomic operation. */
+export interface SessionPolicy {
+  /**
+   * For the new session's device type: `same` ends the user's other sessions of that type, `all`
+   * every other session, `refuse` refuses the login while one of that type lives; '' none of these.
+   */
+  exclusive: '' | 'same' | 'all' | 'refuse'
+  /** At most this many live sessions per user: the least recently refreshed end first. */
+  maxSessions: number
+  /** An ended session's marker lives at least this long (the access tokens' lifetime). */
+  accessTtlMs: number
+}
+
+export type CreateResult = { status: 'created', ended: number } | { status: 'refused', deviceType: string }
+
 /** What a session holds. `sessionKey` is WeChat's session_key: it never leaves the server. */
 export interface SessionData {
   sub: string
@@ -30,9 +73,11 @@ export type RotateResult =
   /** Two or more generations behind: reuse if the token is genuine, which the caller checks. */
   | { status: 'behind' }
   | { status: 'invalid' }
+  /** The session was ended by another login: its tokens are told why. */
+  | { status: 'ended', end: SessionEnd }
 
 /** A session as the caller creates it; the store stamps `createdAt` with its own clock. */
-export type NewSession = Omit<SessionData, 'createdAt'>
+export type NewSession = Omit<SessionData, 'createdAt'> & { device?: DeviceInfo }
 
 /** A rotation: the presented token is current when its generation and digest are the session's. */
 export interface RotateInput {
@@ -61,11 +106,17 @@ export interface Credential {
 
 /** Sessions: created at login, rotated at refresh, checked on every request, ended at logout. */
 export interface SessionsStore {
-  createSession: (ref: SessionRef, data: NewSession, refreshHash: string, ttlSec: number) => Promise<void>
+  /** Creates a session; under `policy`, ends the sessions it replaces (or refuses) in the same operation. */
+  createSession: (ref: SessionRef, data: NewSession, refreshHash: string, ttlSec: number, policy?: SessionPolicy) => Promise<CreateResult>
+  /** The user's live sessions. */
+  listSessions: (tag: string) => Promise<SessionInfo[]>
   getSession: (ref: SessionRef) => Promise<SessionData | null>
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
-  /** 'ok' when the session is alive and the token id is not blacklisted. One round trip. */
-  checkAccess: (ref: SessionRef, jti: string) => Promise<'ok' | 'revoked'>
+  /**
+   * 'ok' when the session is alive and the token id is not blacklisted; why, when another login ended
+   * it; 'revoked' otherwise. One round trip.
+   */
+  checkAccess: (ref: SessionRef, jti: string) => Promise<'ok' | 'revoked' | SessionEnd>
   /** Ends one session: every token issued in it stops working. */
   revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */

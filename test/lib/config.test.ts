@@ -136,3 +136,14 @@ test('nothing is read from process.env unless it is passed in', async (t) => {
   }
   t.equal(loadConfig(process.env).JWT_SECRET, polluted.JWT_SECRET, 'read when process.env is passed')
 })
+
+test('device types: the default and the exclusive ones must be configured types', async (t) => {
+  const resolve = (env: Record<string, string>) => () => resolveConfig(loadConfig(env), { hasRedisClient: false })
+  t.same(loadConfig({}).DEVICE_TYPES.split(','), ['mp', 'app', 'h5', 'web', 'pc'])
+  t.doesNotThrow(resolve({ EXCLUSIVE_DEVICE_TYPES: 'mp,app' }))
+  t.throws(resolve({ DEVICE_TYPE_DEFAULT: 'tv' }), { code: 'CONFIG_INVALID', message: /DEVICE_TYPE_DEFAULT/ })
+  t.throws(resolve({ EXCLUSIVE_DEVICE_TYPES: 'mp,tv' }), { code: 'CONFIG_INVALID', message: /EXCLUSIVE_DEVICE_TYPES/ })
+  t.throws(() => loadConfig({ DEVICE_TYPES: 'MP' }), { code: 'CONFIG_INVALID', message: /DEVICE_TYPES/ })
+  t.throws(() => loadConfig({ EXCLUSIVE_MODE: 'kick' }), { code: 'CONFIG_INVALID', message: /EXCLUSIVE_MODE/ })
+  t.throws(() => loadConfig({ MAX_SESSIONS_PER_USER: '21' }), { code: 'CONFIG_INVALID', message: /MAX_SESSIONS_PER_USER/ })
+})

@@ -3,6 +3,7 @@ import type { Test } from 'tap'
 import { type NewSession, type RotateInput, type SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
 import { refreshTokens } from '../../../lib/refresh-tokens.js'
+import { sessionControlContract } from './session-control-contract.js'
 
 export interface ContractContext {
   store: SessionStore
@@ -21,6 +22,7 @@ const rot = (generation: number, over: Partial<RotateInput> = {}): RotateInput =
   ({ generation, presentedHash: `h${generation}`, nextHash: `h${generation + 1}`, nonce: `n${generation + 1}`, graceMs: 10_000, ttlSec: 60, maxAgeSec: 3600, ...over })
 
 export function storeContract (t: Test, make: (t: Test) => Promise<ContractContext>): void {
+  sessionControlContract(t, make)
   t.test('a session round-trips, with and without optional fields, stamped with the store clock', async (t) => {
     const { store } = await make(t)
     const a = refOf('alice')

@@ -187,7 +187,7 @@ test('operations fail fast with STORE_UNAVAILABLE while Redis is down, and work 
   await t.rejects(store.claimCode('c', 1000), StoreUnavailableError)
   t.ok(Date.now() - started < 2000, 'no hang')
   await redis.start()
-  let answer: string | undefined
+  let answer: Awaited<ReturnType<typeof store.checkAccess>> | undefined
   for (let i = 0; i < 100 && answer === undefined; i++) {
     answer = await store.checkAccess(ref, 'j').catch(() => undefined)
     if (answer === undefined) await sleep(50)

@@ -1,0 +1,211 @@
+// The memory store's sessions: what the Redis store keeps in a user's hash, in maps, with the same
+// rules (lib/store/memory.ts assembles the store).
+import type { SessionRef } from '../ids.js'
+import { MAX_ENDED, deviceParts, unpack } from './redis-layout.js'
+import type {
+  CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
+  SessionsStore, TokenSubject
+} from './types.js'
+
+export interface SessionEntry {
+  data: SessionData
+  /** Digest of the current refresh token, and its generation. */
+  current: string
+  generation: number
+  /** When the current token was issued by a rotation (the grace window of its predecessor), with what nonce. */
+  rotatedAt: number
+  nonce: string
+  expiresAt: number
+  /** Blacklisted token ids of this session, with when they may be forgotten. */
+  blacklist: Map<string, number>
+  device: Required<DeviceInfo> | undefined
+}
+
+export interface Expiring<T> { value: T, expiresAt: number }
+
+/** Everything the memory store holds, with its clock. */
+export interface State {
+  now: () => number
+  users: Map<string, Map<string, SessionEntry>> // tag -> sid -> session
+  ended: Map<string, Map<string, Expiring<SessionEnd>>> // tag -> sid -> why another login ended it
+  codes: Map<string, Expiring<'pending' | 'used'>>
+  hits: Map<string, Expiring<number>>
+  credentials: Map<string, Credential>
+  locks: Map<string, Expiring<string>>
+}
+
+function liveSession ({ users, now }: State, ref: SessionRef): SessionEntry | undefined {
+  const entry = users.get(ref.tag)?.get(ref.sid)
+  if (entry === undefined) return undefined
+  if (entry.expiresAt <= now()) {
+    dropSession({ users }, ref)
+    return undefined
+  }
+  return entry
+}
+
+export function dropSession ({ users }: Pick<State, 'users'>, ref: SessionRef): void {
+  const sessions = users.get(ref.tag)
+  sessions?.delete(ref.sid)
+  if (sessions?.size === 0) users.delete(ref.tag)
+}
+
+export function memorySessions (state: State): SessionsStore {
+  const { users, now } = state
+  return {
+    async createSession (ref, data, refreshHash, ttlSec, policy) {
+      return createIn(state, ref, data, refreshHash, ttlSec, policy)
+    },
+
+    async listSessions (tag) {
+      const out: SessionInfo[] = []
+      for (const sid of [...(users.get(tag)?.keys() ?? [])]) {
+        const e = liveSession(state, { tag, sid })
+        if (e === undefined) continue
+        out.push({
+          sid,
+          ...(e.device ?? { deviceType: '', deviceName: '', ip: '', userAgent: '' }),
+          createdAt: e.data.createdAt,
+          lastRefreshAt: e.generation > 0 ? e.rotatedAt : null,
+          expiresAt: e.expiresAt
+        })
+      }
+      return out.sort((a, b) => a.createdAt - b.createdAt)
+    },
+
+    async getSession (ref) {
+      const e = liveSession(state, ref)
+      return e === undefined ? null : structuredClone(e.data)
+    },
+
+    async rotateRefresh (ref, input) { return rotate(state, ref, input) },
+
+    async checkAccess (ref, jti) {
+      const e = liveSession(state, ref)
+      if (e === undefined) return endOf(state, ref) ?? 'revoked'
+      const until = e.blacklist.get(jti)
+      if (until === undefined) return 'ok'
+      if (until > now()) return 'revoked'
+      e.blacklist.delete(jti) // past its TTL: forgotten, as the Redis store forgets it
+      return 'ok'
+    },
+
+    async revokeSession (ref) {
+      dropSession(state, ref)
+    },
+
+    async revokeUser (tag) {
+      const sessions = [...(users.get(tag)?.keys() ?? [])]
+      let live = 0
+      for (const sid of sessions) {
+        if (liveSession(state, { tag, sid }) !== undefined) live++
+      }
+      users.delete(tag)
+      return live
+    },
+
+    async blacklist (ref, jti, ttlSec) {
+      liveSession(state, ref)?.blacklist.set(jti, now() + Math.max(1, ttlSec) * 1000)
+    }
+  }
+}
+
+function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResult {
+  const e = liveSession(state, ref)
+  if (e === undefined) {
+    const end = endOf(state, ref)
+    return end === undefined ? { status: 'invalid' } : { status: 'ended', end }
+  }
+  const t = state.now()
+  if (input.generation === e.generation && input.presentedHash === e.current) {
+    const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
+    if (ttlMs <= 0) {
+      dropSession(state, ref)
+      return { status: 'invalid' }
+    }
+    e.current = input.nextHash
+    e.generation++
+    e.rotatedAt = t
+    e.nonce = input.nonce
+    e.expiresAt = t + ttlMs
+    return { status: 'rotated', session: subjectOf(e.data), ttlMs }
+  }
+  if (input.generation === e.generation - 1 && e.generation > 0) {
+    return {
+      status: 'predecessor',
+      session: subjectOf(e.data),
+      ttlMs: e.expiresAt - t,
+      nonce: e.nonce,
+      currentHash: e.current,
+      inGrace: t - e.rotatedAt <= input.graceMs
+    }
+  }
+  return { status: input.generation < e.generation - 1 ? 'behind' : 'invalid' }
+}
+
+/** Why a session is gone, when another login ended it (and its marker has not expired). */
+function endOf ({ ended, now }: State, ref: SessionRef): SessionEnd | undefined {
+  const marker = ended.get(ref.tag)?.get(ref.sid)
+  return marker !== undefined && marker.expiresAt > now() ? { ...marker.value } : undefined
+}
+
+/** As the Redis store's create script: the policy decided in the same step that creates the session. */
+function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash: string, ttlSec: number, policy?: SessionPolicy): CreateResult {
+  const { users, ended, now } = state
+  const t = now()
+  const { device: deviceInput, ...data } = input
+  const device = deviceInput === undefined ? undefined : deviceOf(deviceInput)
+  const type = device?.deviceType ?? ''
+  const live = [...(users.get(ref.tag)?.keys() ?? [])].flatMap((sid) => {
+    const e = liveSession(state, { tag: ref.tag, sid })
+    return e === undefined ? [] : [{ sid, e }]
+  })
+  const markers = ended.get(ref.tag) ?? new Map<string, Expiring<SessionEnd>>()
+  for (const [sid, m] of markers) if (m.expiresAt <= t) markers.delete(sid)
+  const end = (sid: string, e: SessionEntry, reason: SessionEnd['reason']): void => {
+    dropSession(state, { tag: ref.tag, sid })
+    markers.set(sid, { value: { reason, endedAt: t, by: type }, expiresAt: Math.max(e.expiresAt, t + (policy?.accessTtlMs ?? 0)) })
+  }
+  let kept = live
+  if (policy !== undefined && policy.exclusive !== '') {
+    if (policy.exclusive === 'refuse' && live.some(({ e }) => e.device?.deviceType === type)) return { status: 'refused', deviceType: type }
+    kept = live.filter(({ sid, e }) => {
+      const replaced = policy.exclusive === 'all' || (policy.exclusive === 'same' && e.device?.deviceType === type)
+      if (replaced) end(sid, e, 'replaced')
+      return !replaced
+    })
+  }
+  const max = policy?.maxSessions ?? Number.MAX_SAFE_INTEGER
+  const active = (e: SessionEntry): number => Math.max(e.data.createdAt, e.rotatedAt)
+  const evicted = kept.length >= max ? [...kept].sort((a, b) => active(a.e) - active(b.e)).slice(0, kept.length - max + 1) : []
+  for (const { sid, e } of evicted) end(sid, e, 'limit')
+  const oldest = [...markers].sort((a, b) => a[1].value.endedAt - b[1].value.endedAt)
+  for (const [sid] of oldest.slice(0, Math.max(0, markers.size - MAX_ENDED))) markers.delete(sid)
+  if (markers.size > 0) ended.set(ref.tag, markers)
+  let sessions = users.get(ref.tag)
+  if (sessions === undefined) users.set(ref.tag, (sessions = new Map()))
+  sessions.set(ref.sid, {
+    data: { ...structuredClone(data), createdAt: t },
+    current: refreshHash,
+    generation: 0,
+    rotatedAt: 0,
+    nonce: '',
+    expiresAt: t + ttlSec * 1000,
+    blacklist: new Map(),
+    device
+  })
+  return { status: 'created', ended: live.length - kept.length + evicted.length }
+}
+
+/** A device as the Redis store keeps it: cut to the same bounds. */
+function deviceOf (d: DeviceInfo): Required<DeviceInfo> {
+  const [deviceType = '', deviceName = '', ip = '', userAgent = ''] = deviceParts(d)
+  return unpack('device', [deviceType, deviceName, ip, userAgent].join('\u0001'))
+}
+
+function subjectOf (data: SessionData): TokenSubject {
+  const out: TokenSubject = { sub: data.sub, openid: data.openid }
+  if (data.unionid !== undefined) out.unionid = data.unionid
+  if (data.claims !== undefined) out.claims = structuredClone(data.claims)
+  return out
+}
