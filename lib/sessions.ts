@@ -1,13 +1,14 @@
 // The login, refresh and logout flows, built from WeChat's code2Session, the session store and the
 // access-token signer. No Fastify: the sessions plugin decorates what this builds, the benchmark
 // and the tests call it directly.
-import { AuthTokenRevokedError } from './errors.js'
+import { AuthSessionNotFoundError, AuthTokenRevokedError } from './errors.js'
 import { userTag } from './ids.js'
 import { createLogin } from './login.js'
 import { createRefresh } from './refresh.js'
 import { refreshTokens } from './refresh-tokens.js'
 import type { AccessClaims, TokenPair } from './schemas.js'
 import type { PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
+import type { SessionInfo } from './store/types.js'
 
 export type { PairOf, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
 export { USED_CODE_TTL_MS } from './login.js'
@@ -53,7 +54,20 @@ export function createSessions (deps: SessionsDeps) {
     return session.sessionKey
   }
 
-  return { login, refresh, logout, sessionKeyOf }
+  /** The caller's live sessions, the current one marked; never a secret. */
+  async function listSessions (user: AccessClaims): Promise<Array<SessionInfo & { current: boolean }>> {
+    const list = await store.listSessions(userTag(user.aud, user.sub))
+    return list.map((s) => ({ ...s, current: s.sid === user.sid }))
+  }
+
+  /** Ends one of the caller's own sessions (AUTH_SESSION_NOT_FOUND for any other id). */
+  async function endSession (user: AccessClaims, sid: string): Promise<void> {
+    const tag = userTag(user.aud, user.sub)
+    if (!(await store.listSessions(tag)).some((s) => s.sid === sid)) throw new AuthSessionNotFoundError()
+    await store.revokeSession({ tag, sid })
+  }
+
+  return { login, refresh, logout, sessionKeyOf, listSessions, endSession }
 }
 
 export type Sessions = ReturnType<typeof createSessions>

@@ -6,7 +6,7 @@ import { createAccessTokens } from '../../lib/access-tokens.js'
 import { WxCodeUsedError, WxUnavailableError } from '../../lib/errors.js'
 import { userTag } from '../../lib/ids.js'
 import { parseRefreshToken } from '../../lib/refresh-tokens.js'
-import { createSessions, type ResolveUser } from '../../lib/sessions.js'
+import { createSessions, type ResolveUser, type SessionsDeps } from '../../lib/sessions.js'
 import { createMemoryStore } from '../../lib/store/memory.js'
 import type { Code2SessionResult } from '../../lib/wechat-client.js'
 
@@ -16,7 +16,7 @@ const config = { jwtSecret: SECRET, JWT_SECRET_PREVIOUS: undefined, REFRESH_TOKE
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
-function setup (t: Tap, opts: { resolveUser?: ResolveUser, answer?: (code: string) => Promise<Code2SessionResult> } = {}) {
+function setup (t: Tap, opts: { resolveUser?: ResolveUser, answer?: (code: string) => Promise<Code2SessionResult>, rules?: Partial<SessionsDeps['config']> } = {}) {
   let clock = 1_700_000_000_000
   const store = createMemoryStore({ now: () => clock })
   t.teardown(async () => await store.close())
@@ -29,7 +29,7 @@ function setup (t: Tap, opts: { resolveUser?: ResolveUser, answer?: (code: strin
   }
   const tokens = createAccessTokens({ secret: SECRET, issuer: 'test', ttlSec: 900, appids: [APPID], store, now: () => clock })
   const warnings: string[] = []
-  const sessions = createSessions({ store, wechat, tokens, config, resolveUser: opts.resolveUser, log: { warn: (_o, msg) => { warnings.push(msg ?? '') } } })
+  const sessions = createSessions({ store, wechat, tokens, config: { ...config, ...opts.rules }, resolveUser: opts.resolveUser, log: { warn: (_o, msg) => { warnings.push(msg ?? '') } } })
   return { store, sessions, tokens, calls, warnings, advance: (ms: number) => { clock += ms } }
 }
 
@@ -175,4 +175,56 @@ test('resolveUser must be a function', async (t) => {
     resolveUser: 'nope' as unknown as ResolveUser,
     log: { warn: () => {} }
   }), { message: /resolveUser must be a function/ })
+})
+
+test('a login records its device; the user lists their sessions, the current one marked, and ends one of them', async (t) => {
+  const { sessions, tokens } = setup(t, { resolveUser: async () => ({ userId: 'u-devices' }) })
+  const phone = await sessions.login('phone', undefined, { deviceName: 'iPhone 15', ip: '203.0.113.7', userAgent: 'wechat' })
+  const web = await sessions.login('web', undefined, { deviceType: 'web' })
+  const me = tokens.verify(phone.accessToken)
+  const list = await sessions.listSessions(me)
+  t.same(list.map((s) => [s.deviceType, s.deviceName, s.ip, s.current]).sort(), [['mp', 'iPhone 15', '203.0.113.7', true], ['web', '', '', false]])
+  const webSid = tokens.verify(web.accessToken).sid
+  await t.rejects(sessions.endSession(me, 'AAAAAAAAAAAA'), { code: 'AUTH_SESSION_NOT_FOUND' })
+  await sessions.endSession(me, webSid)
+  await t.rejects(tokens.authenticate(`Bearer ${web.accessToken}`), { code: 'AUTH_TOKEN_REVOKED' }, 'ended by its user: the plain code')
+  await t.rejects(sessions.endSession(me, webSid), { code: 'AUTH_SESSION_NOT_FOUND' }, 'already gone')
+  await t.rejects(sessions.login('tv', undefined, { deviceType: 'tv' }), { code: 'AUTH_DEVICE_TYPE_UNKNOWN' })
+})
+
+test('another user\'s session cannot be seen or ended', async (t) => {
+  const { sessions, tokens } = setup(t)
+  const alice = tokens.verify((await sessions.login('alice')).accessToken)
+  const bob = tokens.verify((await sessions.login('bob')).accessToken)
+  t.same((await sessions.listSessions(alice)).map((s) => s.sid), [alice.sid])
+  await t.rejects(sessions.endSession(alice, bob.sid), { code: 'AUTH_SESSION_NOT_FOUND' })
+  t.equal((await sessions.listSessions(bob)).length, 1, 'bob\'s session lives on')
+})
+
+test('an exclusive device type: the replaced session\'s tokens are told why; refuse mode answers AUTH_DEVICE_IN_USE', async (t) => {
+  const same = setup(t, { resolveUser: async () => ({ userId: 'one-phone' }), rules: { EXCLUSIVE_DEVICE_TYPES: 'mp' } })
+  const first = await same.sessions.login('p1')
+  const second = await same.sessions.login('p2')
+  const web = await same.sessions.login('w1', undefined, { deviceType: 'web' })
+  const err = await same.tokens.authenticate(`Bearer ${first.accessToken}`).catch((e: unknown) => e)
+  t.match(err, { code: 'AUTH_SESSION_REPLACED', statusCode: 401, detail: { deviceType: 'mp', cause: 'exclusive-device', endedAt: /^\d{4}-/ } })
+  await t.rejects(same.sessions.refresh(first.refreshToken), { code: 'AUTH_SESSION_REPLACED' })
+  t.ok(await same.tokens.authenticate(`Bearer ${second.accessToken}`))
+  t.ok(await same.tokens.authenticate(`Bearer ${web.accessToken}`), 'web is not exclusive')
+  const refuse = setup(t, { resolveUser: async () => ({ userId: 'no-second' }), rules: { EXCLUSIVE_DEVICE_TYPES: 'mp', EXCLUSIVE_MODE: 'refuse' } })
+  await refuse.sessions.login('r1')
+  await t.rejects(refuse.sessions.login('r2'), { code: 'AUTH_DEVICE_IN_USE', statusCode: 403, detail: { deviceType: 'mp' } })
+})
+
+test('the session limit ends the least recently refreshed session, told why', async (t) => {
+  const { sessions, tokens, advance } = setup(t, { resolveUser: async () => ({ userId: 'busy' }), rules: { MAX_SESSIONS_PER_USER: 2 } })
+  const a = await sessions.login('a')
+  advance(10)
+  const b = await sessions.login('b')
+  advance(10)
+  await sessions.refresh(a.refreshToken)
+  advance(10)
+  await sessions.login('c')
+  await t.rejects(tokens.authenticate(`Bearer ${b.accessToken}`), { code: 'AUTH_SESSION_REPLACED', detail: { cause: 'session-limit' } })
+  t.equal((await sessions.listSessions(tokens.verify(a.accessToken))).length, 2)
 })
