@@ -41,7 +41,7 @@ export const SESSION_FIELDS = {
 export const DEVICE_BYTES = 64
 
 /** At most this many ended markers per user, the oldest forgotten first: a user's hash stays bounded however often it logs in. */
-export const MAX_ENDED = 16
+export const MAX_ENDED = 24
 export const DEVICE_NAME_BYTES = 24
 
 /** `text` cut to at most `bytes` bytes of UTF-8, never inside a character, without SEP. */

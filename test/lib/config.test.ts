@@ -145,5 +145,5 @@ test('device types: the default and the exclusive ones must be configured types'
   t.throws(resolve({ EXCLUSIVE_DEVICE_TYPES: 'mp,tv' }), { code: 'CONFIG_INVALID', message: /EXCLUSIVE_DEVICE_TYPES/ })
   t.throws(() => loadConfig({ DEVICE_TYPES: 'MP' }), { code: 'CONFIG_INVALID', message: /DEVICE_TYPES/ })
   t.throws(() => loadConfig({ EXCLUSIVE_MODE: 'kick' }), { code: 'CONFIG_INVALID', message: /EXCLUSIVE_MODE/ })
-  t.throws(() => loadConfig({ MAX_SESSIONS_PER_USER: '21' }), { code: 'CONFIG_INVALID', message: /MAX_SESSIONS_PER_USER/ })
+  t.throws(() => loadConfig({ MAX_SESSIONS_PER_USER: '17' }), { code: 'CONFIG_INVALID', message: /MAX_SESSIONS_PER_USER/ })
 })
