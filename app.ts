@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import authPlugin from './plugins/jwt.js'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
+import openapiPlugin, { type OpenapiPluginOptions } from './plugins/openapi.js'
 import sessionsPlugin, { type SessionsPluginOptions } from './plugins/sessions.js'
 import simulatorPlugin from './plugins/simulator.js'
 import storePlugin, { type StorePluginOptions } from './plugins/store.js'
@@ -11,7 +12,7 @@ import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import wechatRoutes, { type WechatRoutesOptions } from './routes/wechat.js'
 
-export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions {
+export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions, OpenapiPluginOptions {
   /** Where GET health answers ('/health' by default); false to leave health checks to the host. */
   healthPath?: string | false
 }
@@ -24,6 +25,8 @@ export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(wechatPlugin)
   await fastify.register(authPlugin)
   await fastify.register(sessionsPlugin, { resolveUser: opts.resolveUser })
+  // Before the routes, which it documents as they are added.
+  await fastify.register(openapiPlugin, { openapiPath: opts.openapiPath, openapiUiPath: opts.openapiUiPath })
   await fastify.register(authRoutes, { prefix: fastify.wechatAuthConfig.AUTH_PREFIX })
   await fastify.register(wechatRoutes, { prefix: `${fastify.wechatAuthConfig.AUTH_PREFIX}/wechat`, onPhoneNumber: opts.onPhoneNumber })
   if (opts.healthPath !== false) await fastify.register(healthRoutes, { path: opts.healthPath ?? '/health' })

@@ -3,7 +3,7 @@
 import { STATUS_CODES } from 'node:http'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
-  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
+  AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
   StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
 
@@ -183,7 +183,7 @@ const errorAnswer = (status: number, answers: Answer[]) => Type.Object({
   ...ErrorResponse.properties, statusCode: Type.Integer({ enum: [status] }), code: Type.String({ enum: answers.map((a) => a.code) })
 }, {
   description: answers.map((a) => a.code).join(', '),
-  'x-examples': Object.fromEntries(answers.map((a) => [a.code, { value: { ...a, error: STATUS_CODES[status] } }]))
+  'x-examples': Object.fromEntries(answers.map((a) => [a.code, { value: { statusCode: status, code: a.code, error: STATUS_CODES[status], message: a.message } }]))
 })
 
 /** A route's error responses: one per status, naming the codes the route answers with it. */
@@ -198,7 +198,7 @@ export function errorResponses (...errors: RouteError[]): Record<string, TSchema
 export const RouteErrors = {
   any: [UpgradeRefusedError, 'INTERNAL_ERROR'],
   body: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
-  authenticated: [AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, StoreUnavailableError],
+  authenticated: [AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, AuthSessionReplacedError, StoreUnavailableError],
   wechat: [WxRateLimitedError, WxUnavailableError, WxTimeoutError, WxBadResponseError, WxCredentialsRejectedError]
 } satisfies Record<string, RouteError[]>
 
@@ -216,8 +216,9 @@ export const OpenApiParts = {
   // any route, and a host route behind fastify.authenticateFor(appid).
   responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED'] as RouteError[])
     .map(answerOf).map((a) => {
-      const { 'x-examples': examples, ...schema } = errorAnswer(a.statusCode, [a])
-      return [a.code, { description: `${a.statusCode} ${a.code}`, content: { 'application/json': { schema, examples } } }]
+      // Plain JSON Schema, valid in OpenAPI 3.0 too: nothing converts components.
+      const schema = Type.Pick(errorAnswer(a.statusCode, [a]), ['statusCode', 'code', 'error', 'message'])
+      return [a.code, { description: `${a.statusCode} ${a.code}`, content: { 'application/json': { schema, examples: errorAnswer(a.statusCode, [a])['x-examples'] } } }]
     }))
 }
 

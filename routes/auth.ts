@@ -5,7 +5,13 @@ import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { setupRouteContext } from '../http/route-context.js'
-import { ErrorResponses as errors, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, TokenPair } from '../lib/schemas.js'
+import {
+  AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError, RateLimitedError,
+  StoreUnavailableError, WxAppUnknownError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
+} from '../lib/errors.js'
+import {
+  BearerAuth, errorResponses, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair
+} from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
 export const BODY_LIMIT = 4096
@@ -25,19 +31,45 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   fastify.post('/login', {
     bodyLimit: BODY_LIMIT,
     config: { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX), hook: 'preHandler', keyGenerator: loginKey } },
-    schema: { body: LoginBody, response: { 200: TokenPair, ...errors } }
+    schema: {
+      summary: 'Log in with a wx.login() code',
+      tags: [Tags.sessions],
+      operationId: 'login',
+      body: LoginBody,
+      response: {
+        200: TokenPair,
+        ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, WxAppUnknownError, AuthDeviceTypeUnknownError,
+          AuthDeviceInUseError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
+      }
+    }
   }, async (request) => await sessions.login(request.body.code, request.body.appid))
 
   fastify.post('/refresh', {
     bodyLimit: BODY_LIMIT,
     config: { rateLimit: perMinute(config.RATE_LIMIT_REFRESH_MAX) },
-    schema: { body: RefreshBody, response: { 200: TokenPair, ...errors } }
+    schema: {
+      summary: 'Trade the refresh token for a new pair',
+      tags: [Tags.sessions],
+      operationId: 'refresh',
+      body: RefreshBody,
+      response: {
+        200: TokenPair,
+        ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError)
+      }
+    }
   }, async (request) => await sessions.refresh(request.body.refreshToken))
 
   fastify.post('/logout', {
     bodyLimit: BODY_LIMIT,
     onRequest: fastify.authenticate,
-    schema: { body: LogoutBody, response: { 204: NoContent, ...errors } }
+    schema: {
+      summary: 'End this session, or all of the user\'s',
+      tags: [Tags.sessions],
+      operationId: 'logout',
+      security: BearerAuth,
+      body: LogoutBody,
+      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated) }
+    }
   }, async (request, reply) => {
     await sessions.logout(request.wechatAuthUser, request.body?.allDevices === true)
     return await reply.code(204).send(null)
@@ -45,7 +77,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
 
   fastify.get('/me', {
     onRequest: fastify.authenticate,
-    schema: { response: { 200: MeResponse, ...errors } }
+    schema: {
+      summary: 'Who the access token is for',
+      tags: [Tags.sessions],
+      operationId: 'me',
+      security: BearerAuth,
+      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
+    }
   }, async (request) => {
     const { openid, unionid, sid, iat, exp } = request.wechatAuthUser
     return {

@@ -3,11 +3,13 @@
 // access token; the session_key they use never leaves the server.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { WxSignatureInvalidError } from '../lib/errors.js'
+import {
+  RateLimitedError, WxAccessTokenRejectedError, WxDecryptFailedError, WxPhoneCodeInvalidError, WxSessionKeyStaleError, WxSignatureInvalidError
+} from '../lib/errors.js'
 import { setupRouteContext } from '../http/route-context.js'
 import {
-  DecryptBody, DecryptResponse, ErrorResponses as errors, NoContent, PhoneBody, PhoneResponse, VerifySignatureBody,
-  type AccessClaims
+  BearerAuth, DecryptBody, DecryptResponse, errorResponses, NoContent, PhoneBody, PhoneResponse, RouteErrors, Tags, VerifySignatureBody,
+  type AccessClaims, type RouteError
 } from '../lib/schemas.js'
 import { decryptUserData, verifyUserSignature } from '../lib/wechat-crypto.js'
 import type { PhoneNumber } from '../lib/wechat-client.js'
@@ -23,6 +25,10 @@ export interface WechatRoutesOptions {
 export const DECRYPT_BODY_LIMIT = 64 * 1024
 const SMALL_BODY_LIMIT = 4096 + 16 * 1024
 
+// What every route of this context documents: its tag, the access token, and the errors all may answer.
+const documented = (summary: string, operationId: string) => ({ summary, operationId, tags: [Tags.userData], security: BearerAuth })
+const errorsOf = (...errors: RouteError[]) => errorResponses(...RouteErrors.any, ...RouteErrors.body, ...RouteErrors.authenticated, ...errors)
+
 const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async function wechatRoutes (fastify, opts) {
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
@@ -36,7 +42,11 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
 
   fastify.post('/decrypt', {
     bodyLimit: DECRYPT_BODY_LIMIT,
-    schema: { body: DecryptBody, response: { 200: DecryptResponse, ...errors } }
+    schema: {
+      ...documented('Decrypt user data with the session\'s session_key', 'decryptUserData'),
+      body: DecryptBody,
+      response: { 200: DecryptResponse, ...errorsOf(WxDecryptFailedError, WxSessionKeyStaleError) }
+    }
   }, async (request) => {
     const sessionKey = await sessions.sessionKeyOf(request.wechatAuthUser)
     return decryptUserData({ sessionKey, encryptedData: request.body.encryptedData, iv: request.body.iv, appid: request.wechatAuthUser.aud })
@@ -44,7 +54,11 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
 
   fastify.post('/verify-signature', {
     bodyLimit: SMALL_BODY_LIMIT,
-    schema: { body: VerifySignatureBody, response: { 204: NoContent, ...errors } }
+    schema: {
+      ...documented('Check a signature over rawData with the session\'s session_key', 'verifyUserSignature'),
+      body: VerifySignatureBody,
+      response: { 204: NoContent, ...errorsOf(WxSignatureInvalidError) }
+    }
   }, async (request, reply) => {
     const sessionKey = await sessions.sessionKeyOf(request.wechatAuthUser)
     if (!verifyUserSignature({ rawData: request.body.rawData, signature: request.body.signature, sessionKey })) {
@@ -58,7 +72,11 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   fastify.post('/phone', {
     bodyLimit: SMALL_BODY_LIMIT,
     config: { rateLimit: { ...perMinute(config.RATE_LIMIT_PHONE_MAX), hook: 'preHandler', keyGenerator: userKey } },
-    schema: { body: PhoneBody, response: { 200: PhoneResponse, ...errors } }
+    schema: {
+      ...documented('The phone number of a getPhoneNumber button\'s code', 'getPhoneNumber'),
+      body: PhoneBody,
+      response: { 200: PhoneResponse, ...errorsOf(RateLimitedError, WxPhoneCodeInvalidError, WxAccessTokenRejectedError, ...RouteErrors.wechat) }
+    }
   }, async (request) => {
     const phone = await wechat.getPhoneNumber(request.body.code, request.wechatAuthUser.aud)
     if (onPhoneNumber !== undefined) await onPhoneNumber(request.wechatAuthUser, phone)
