@@ -15,11 +15,21 @@ export const MEMORY_ROTATIONS = 12
 
 export interface MemoryResult {
   sessions: number
+  /** Sessions of each user. */
+  perUser: number
   bytesPerSession: number
   keysPerSession: number
   /** Bytes per session after one rotation, and after MEMORY_ROTATIONS of them. */
   bytesAfterOneRotation: number
   bytesAfterManyRotations: number
+}
+
+const userOf = (code: string): string => code.split('.')[0] ?? code
+
+// What a phone says about itself through the gateway: cut to the stored bounds like any other.
+const DEVICE = {
+  deviceName: 'iPhone 15 Pro<iPhone16,1>',
+  userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.43'
 }
 
 const usedMemory = async (admin: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
@@ -36,9 +46,10 @@ function benchSessions (store: ReturnType<typeof createRedisStore>): ReturnType<
     wechat: {
       appids: [APPID],
       appOf: () => APPID,
+      // A code is `<user>.<n>`: the same user for every n.
       code2Session: async (code) => ({
-        openid: `o${digest(`openid-${code}`)}${digest(`o2-${code}`)}`.slice(0, 28),
-        unionid: `u${digest(`unionid-${code}`)}${digest(`u2-${code}`)}`.slice(0, 28),
+        openid: `o${digest(`openid-${userOf(code)}`)}${digest(`o2-${userOf(code)}`)}`.slice(0, 28),
+        unionid: `u${digest(`unionid-${userOf(code)}`)}${digest(`u2-${userOf(code)}`)}`.slice(0, 28),
         sessionKey: randomBytes(16).toString('base64')
       })
     },
@@ -48,8 +59,11 @@ function benchSessions (store: ReturnType<typeof createRedisStore>): ReturnType<
   })
 }
 
-/** Flushes the Redis at `redisUrl`, then measures `count` sessions: new, refreshed once, refreshed MEMORY_ROTATIONS times. */
-export async function memoryPerSession (redisUrl: string, count: number): Promise<MemoryResult> {
+/**
+ * Flushes the Redis at `redisUrl`, then measures `count` sessions, `perUser` to a user, each with
+ * its device recorded: new, refreshed once, refreshed MEMORY_ROTATIONS times.
+ */
+export async function memoryPerSession (redisUrl: string, count: number, perUser = 1): Promise<MemoryResult> {
   const admin = new Redis(redisUrl)
   await admin.flushall()
   const before = await usedMemory(admin)
@@ -61,7 +75,10 @@ export async function memoryPerSession (redisUrl: string, count: number): Promis
     let next = 0
     await Promise.all(Array.from({ length: 50 }, async () => { while (next < count) await fn(next++) }))
   }
-  await parallel(async (i) => { tokens[i] = (await sessions.login(String(i))).refreshToken })
+  await parallel(async (i) => {
+    const device = { ...DEVICE, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }
+    tokens[i] = (await sessions.login(`${Math.floor(i / perUser)}.${i}`, undefined, device)).refreshToken
+  })
   const fresh = await usedMemory(admin)
   const keys = await admin.dbsize()
   const rotateAll = async (): Promise<void> => {
@@ -74,5 +91,5 @@ export async function memoryPerSession (redisUrl: string, count: number): Promis
   await store.close()
   admin.disconnect()
   const per = (bytes: number): number => Math.round((bytes - before) / count)
-  return { sessions: count, bytesPerSession: per(fresh), keysPerSession: keys / count, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full) }
+  return { sessions: count, perUser, bytesPerSession: per(fresh), keysPerSession: keys / count, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full) }
 }

@@ -67,7 +67,7 @@ function medianRows (rounds: Row[][]): Row[] {
 }
 
 /** What a run found, as latest.json holds it. */
-export function resultsOf (setup: RoundsSetup & { loadgen: LoadGeneratorName }, measured: Measured[][], memory: MemoryResult) {
+export function resultsOf (setup: RoundsSetup & { loadgen: LoadGeneratorName }, measured: Measured[][], memory: MemoryResult[]) {
   const perRound = measured.map(rowsOf)
   return {
     date: new Date().toISOString(),
@@ -103,8 +103,9 @@ export function reportText (results: Results): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...results.scenarios.map((r) => tableRow(r, results.rounds)),
     '',
-    `Redis memory (${memory.sessions} sessions of distinct users, used_memory delta / count): ${memory.bytesPerSession} bytes and ${memory.keysPerSession.toFixed(2)} keys per new session; ` +
-      `${memory.bytesAfterOneRotation} bytes after one refresh; ${memory.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes.`
+    ...memory.map((m) =>
+      `Redis memory (${m.sessions} sessions, ${m.perUser} per user, device recorded; used_memory delta / count): ${m.bytesPerSession} bytes and ${m.keysPerSession.toFixed(2)} keys per new session; ` +
+      `${m.bytesAfterOneRotation} bytes after one refresh; ${m.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes.`)
   ].join('\n') + '\n'
 }
 

@@ -43,7 +43,9 @@ async function main (config: BenchConfig): Promise<void> {
     const rounds = await runRounds(loadgen, scenarios, stack.procs, config)
     await gateway.stop() // ends the CPU profile, if any, before Redis is flushed for the memory run
     process.stderr.write(`measuring Redis memory with ${config.memorySessions} sessions\n`)
-    const memory = await memoryPerSession(stack.redisUrl, config.memorySessions)
+    const memory = []
+    // One session per user, then users with 5 and with the default session limit (10) of them.
+    for (const perUser of [1, 5, 10]) memory.push(await memoryPerSession(stack.redisUrl, config.memorySessions, perUser))
 
     const results = resultsOf(config, rounds, memory)
     process.stdout.write(reportText(results))

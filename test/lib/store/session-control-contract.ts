@@ -42,7 +42,7 @@ export function sessionControlContract (t: Test, make: (t: Test) => Promise<Cont
     const ref = u.ref()
     await store.createSession(ref, u.data('mp', { device: { deviceType: 'mp', deviceName: '华为'.repeat(20), ip: '2001:db8::1', userAgent: `x${SEP}y`.repeat(100) } }), 'h0', 60, policy())
     const [info] = await store.listSessions(u.tag)
-    t.equal(info?.deviceName, '华为'.repeat(4), '24 bytes of whole characters')
+    t.equal(info?.deviceName, '华为'.repeat(3), '20 bytes at most, whole characters only')
     const packed = [info?.deviceType, info?.deviceName, info?.ip, info?.userAgent].join(SEP)
     t.ok(Buffer.byteLength(packed) <= DEVICE_BYTES, `${Buffer.byteLength(packed)} bytes`)
     t.notOk(info?.userAgent.includes(SEP), 'the separator never gets in')
