@@ -57,8 +57,8 @@ export const ConfigSchema = Type.Object({
   DEVICE_TYPE_DEFAULT: Type.String({ pattern: '^[a-z0-9-]{1,8}$', default: 'mp' }),
   EXCLUSIVE_DEVICE_TYPES: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$' })),
   EXCLUSIVE_MODE: Type.Union([Type.Literal('same'), Type.Literal('all'), Type.Literal('refuse')], { default: 'same' }),
-  // A user's hash stays compact in Redis (listpack) up to about 20 sessions.
-  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 20, default: 10 })
+  // A user's hash stays compact in Redis (listpack: 128 fields) with 16 sessions and 24 ended markers.
+  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 16, default: 10 })
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -86,7 +86,7 @@ export const LoginBody = Type.Object({
   appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program; required when the gateway serves several' })),
   // Any short name: one that is not in DEVICE_TYPES gets AUTH_DEVICE_TYPE_UNKNOWN.
   deviceType: Type.Optional(Type.String({ minLength: 1, maxLength: 8, description: 'the kind of device, from DEVICE_TYPES (DEVICE_TYPE_DEFAULT when omitted)' })),
-  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'what the device is, e.g. wx.getDeviceInfo().model; shown in the list of sessions, cut to 24 bytes' }))
+  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'what the device is, e.g. wx.getDeviceInfo().model; shown in the list of sessions, cut to 20 bytes' }))
 }, { additionalProperties: false, examples: [{ code: 'alice.1' }] })
 export type LoginBody = Static<typeof LoginBody>
 
