@@ -86,7 +86,7 @@ test('the development gateway serves a valid OpenAPI 3.1 document of every route
   t.equal(doc.openapi, '3.1.0')
 
   const listed = routes.filter((route) => route.method !== 'HEAD' && route.schema?.hide !== true)
-  t.same(listed.map((r) => `${String(r.method)} ${r.url}`).sort(), operations(doc).map(([method, url]) => `${method} ${url}`).sort(), 'every route, and only routes')
+  t.same(listed.map((r) => `${String(r.method)} ${r.url.replace(/:(\w+)/g, '{$1}')}`).sort(), operations(doc).map(([method, url]) => `${method} ${url}`).sort(), 'every route, and only routes')
   const ids = new Set<string>()
   for (const [method, url, op] of operations(doc)) {
     t.ok(op.summary !== undefined && op.operationId !== undefined && !ids.has(op.operationId), `${method} ${url}: a summary and a unique operationId`)
