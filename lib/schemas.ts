@@ -7,72 +7,7 @@ import {
   StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
 
-const LogLevel = Type.Union(
-  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))
-)
-
-/**
- * The configuration, by the names of the environment variables. The standalone server reads it
- * from the environment; a host app passes the same names in the plugin's `config` option.
- */
-export const ConfigSchema = Type.Object({
-  NODE_ENV: Type.String({ default: 'development' }),
-  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  LOG_LEVEL: Type.Unsafe<Static<typeof LogLevel>>({ ...LogLevel, default: 'info' }),
-  // "true"/"false", a hop count, or a comma-separated list of trusted addresses/CIDRs.
-  TRUST_PROXY: Type.String({ default: 'false' }),
-  WECHAT_APPID: Type.Optional(Type.String({ pattern: '^wx[0-9a-f]{16}$' })),
-  WECHAT_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 128 })),
-  // Several mini programs: a JSON array of { appid, secret } (see WechatApps below).
-  WECHAT_APPS: Type.Optional(Type.String({ minLength: 2 })),
-  WECHAT_API_BASE: Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', default: 'https://api.weixin.qq.com' }),
-  WECHAT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
-  // Where the built-in simulator listens in development: PORT + 1 by default, a free port if taken.
-  WECHAT_SIMULATOR_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
-  // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
-  STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),
-  // The standalone server's HTTP deadlines (a host app sets its own server's).
-  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 120000, default: 10000 }),
-  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000 }),
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 72000 }),
-  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
-  // The JWT_SECRET before a change, while refresh tokens issued under it may still come back.
-  JWT_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'fastify-wechat-auth' }),
-  ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
-  REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }),
-  REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
-  // Absolute session lifetime: refreshing cannot keep a session alive past this.
-  SESSION_MAX_AGE: Type.Integer({ minimum: 60, maximum: 31536000, default: 7776000 }),
-  RATE_LIMIT_LOGIN_MAX: Type.Integer({ minimum: 1, default: 10 }),
-  RATE_LIMIT_REFRESH_MAX: Type.Integer({ minimum: 1, default: 30 }),
-  // Per user and mini program: each phone-number lookup is a paid-for WeChat call.
-  RATE_LIMIT_PHONE_MAX: Type.Integer({ minimum: 1, default: 10 }),
-  AUTH_PREFIX: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' }),
-  // Session control: device types, exclusive ones, and the per-user session limit.
-  DEVICE_TYPES: Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$', default: 'mp,app,h5,web,pc' }),
-  DEVICE_TYPE_DEFAULT: Type.String({ pattern: '^[a-z0-9-]{1,8}$', default: 'mp' }),
-  EXCLUSIVE_DEVICE_TYPES: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$' })),
-  EXCLUSIVE_MODE: Type.Union([Type.Literal('same'), Type.Literal('all'), Type.Literal('refuse')], { default: 'same' }),
-  // A user's hash stays compact in Redis (listpack: 128 fields) with 16 sessions and 24 ended markers.
-  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 16, default: 10 })
-})
-export type Config = Static<typeof ConfigSchema>
-
-const AppId = Type.String({ pattern: '^wx[0-9a-f]{16}$' })
-
-/** One mini program the gateway serves. */
-export const WechatApp = Type.Object({
-  appid: AppId,
-  secret: Type.String({ minLength: 16, maxLength: 128 })
-}, { additionalProperties: false })
-export type WechatApp = Static<typeof WechatApp>
-export const WechatApps = Type.Array(WechatApp, { minItems: 1, maxItems: 100 })
-/** What a caller may pass: every key optional, numbers also as strings (as in the environment). */
-export type ConfigInput = { [K in keyof Config]?: Config[K] | string }
+export * from './config-schema.js'
 
 // ---- HTTP bodies ----
 
@@ -118,6 +53,27 @@ export const MeResponse = Type.Object({
   expiresAt: Type.String({ description: 'ISO 8601 time the access token expires' })
 })
 export type MeResponse = Static<typeof MeResponse>
+
+const IsoTime = (description: string) => Type.String({ format: 'date-time', description })
+
+/** One of the caller's sessions, as GET /auth/sessions lists it: never a token or the session_key. */
+export const SessionView = Type.Object({
+  sessionId: Type.String(),
+  deviceType: Type.String({ description: 'from DEVICE_TYPES' }),
+  deviceName: Type.String({ description: 'as the client said at login (cut to 20 bytes); empty when it said nothing' }),
+  ip: Type.String({ description: 'the client IP at login' }),
+  userAgent: Type.String({ description: 'the start of the User-Agent at login' }),
+  createdAt: IsoTime('when the session was opened (the login)'),
+  lastRefreshAt: Type.Union([IsoTime('when the session was last refreshed'), Type.Null()]),
+  expiresAt: IsoTime('when the session ends unless refreshed'),
+  current: Type.Boolean({ description: 'the session of the token that asked' })
+})
+export const SessionsResponse = Type.Object({ sessions: Type.Array(SessionView) })
+export type SessionsResponse = Static<typeof SessionsResponse>
+
+export const SessionParams = Type.Object({
+  sid: Type.String({ pattern: '^[A-Za-z0-9_-]{12}$', description: 'a sessionId from GET /auth/sessions' })
+}, { additionalProperties: false })
 
 // Only shape and size here: what is wrong inside (base64, lengths) is WX_DECRYPT_FAILED's to say.
 export const DecryptBody = Type.Object({

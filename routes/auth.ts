@@ -1,16 +1,18 @@
-// POST /login, POST /refresh, POST /logout, GET /me under the configured prefix (/auth).
+// POST /login, POST /refresh, POST /logout under the configured prefix (/auth), and the routes of
+// routes/sessions.ts (GET /me, the caller's sessions) in the same context.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { setupRouteContext } from '../http/route-context.js'
+import sessionRoutes from './sessions.js'
 import {
   AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError, RateLimitedError,
   StoreUnavailableError, WxAppUnknownError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
 import {
-  BearerAuth, errorResponses, LoginBody, LogoutBody, MeResponse, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair
+  BearerAuth, errorResponses, LoginBody, LogoutBody, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair
 } from '../lib/schemas.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
@@ -42,7 +44,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
           AuthDeviceInUseError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
       }
     }
-  }, async (request) => await sessions.login(request.body.code, request.body.appid))
+  }, async (request) => await sessions.login(request.body.code, request.body.appid, {
+    deviceType: request.body.deviceType,
+    deviceName: request.body.deviceName,
+    ip: request.ip,
+    userAgent: request.headers['user-agent']
+  }))
 
   fastify.post('/refresh', {
     bodyLimit: BODY_LIMIT,
@@ -75,25 +82,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     return await reply.code(204).send(null)
   })
 
-  fastify.get('/me', {
-    onRequest: fastify.authenticate,
-    schema: {
-      summary: 'Who the access token is for',
-      tags: [Tags.sessions],
-      operationId: 'me',
-      security: BearerAuth,
-      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
-    }
-  }, async (request) => {
-    const { openid, unionid, sid, iat, exp } = request.wechatAuthUser
-    return {
-      openid,
-      ...(unionid !== undefined ? { unionid } : {}),
-      sessionId: sid,
-      issuedAt: new Date(iat * 1000).toISOString(),
-      expiresAt: new Date(exp * 1000).toISOString()
-    }
-  })
+  // GET /me, GET /sessions, DELETE /sessions/:sid: in this context (its error handler and prefix).
+  await fastify.register(sessionRoutes)
 }
 
 export default authRoutes

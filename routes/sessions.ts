@@ -1,0 +1,70 @@
+// GET /me, GET /sessions and DELETE /sessions/:sid (Bearer): the caller's session and their own
+// sessions, "my devices". Registered
+// by routes/auth.ts inside its context (prefix, error handler, JSON parser).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AuthSessionNotFoundError } from '../lib/errors.js'
+import { BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
+
+const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (fastify) {
+  const sessions = fastify.wechatAuthSessions
+
+  fastify.get('/me', {
+    onRequest: fastify.authenticate,
+    schema: {
+      summary: 'Who the access token is for',
+      tags: [Tags.sessions],
+      operationId: 'me',
+      security: BearerAuth,
+      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
+    }
+  }, async (request) => {
+    const { openid, unionid, sid, iat, exp } = request.wechatAuthUser
+    return {
+      openid,
+      ...(unionid !== undefined ? { unionid } : {}),
+      sessionId: sid,
+      issuedAt: new Date(iat * 1000).toISOString(),
+      expiresAt: new Date(exp * 1000).toISOString()
+    }
+  })
+
+  fastify.get('/sessions', {
+    onRequest: fastify.authenticate,
+    schema: {
+      summary: 'The caller\'s live sessions (my devices)',
+      tags: [Tags.sessions],
+      operationId: 'listSessions',
+      security: BearerAuth,
+      response: { 200: SessionsResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
+    }
+  }, async (request) => {
+    const iso = (ms: number): string => new Date(ms).toISOString()
+    const list = await sessions.listSessions(request.wechatAuthUser)
+    return {
+      sessions: list.map(({ sid, createdAt, lastRefreshAt, expiresAt, ...device }) => ({
+        sessionId: sid,
+        ...device,
+        createdAt: iso(createdAt),
+        lastRefreshAt: lastRefreshAt === null ? null : iso(lastRefreshAt),
+        expiresAt: iso(expiresAt)
+      }))
+    }
+  })
+
+  fastify.delete('/sessions/:sid', {
+    onRequest: fastify.authenticate,
+    schema: {
+      summary: 'End one of the caller\'s sessions (sign a device out)',
+      tags: [Tags.sessions],
+      operationId: 'endSession',
+      security: BearerAuth,
+      params: SessionParams,
+      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION', AuthSessionNotFoundError) }
+    }
+  }, async (request, reply) => {
+    await sessions.endSession(request.wechatAuthUser, request.params.sid)
+    return await reply.code(204).send(null)
+  })
+}
+
+export default sessionRoutes
