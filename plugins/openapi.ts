@@ -14,12 +14,12 @@ export interface OpenapiPluginOptions {
 
 type Body = { required?: boolean, content?: Record<string, { schema?: { anyOf?: Array<{ type?: unknown }> } }> }
 type Document = { tags?: Array<{ name: string }>, components?: Record<string, object>, paths?: Record<string, Record<string, { requestBody?: Body }>> }
-const documentOf = (arg: object): Document => ('openapiObject' in arg ? arg.openapiObject : {}) as Document
 const GATEWAY_TAGS = new Set<string>(Object.values(Tags))
 
 // A gateway route brings what it needs into whichever document lists it: its tags and security scheme.
 const withGatewayParts: SwaggerTransform = ({ schema, url, ...arg }) => {
-  const doc = documentOf(arg)
+  if (!('openapiObject' in arg)) return { schema: { ...schema, security: undefined }, url } // Swagger 2.0 has no bearer scheme
+  const doc = arg.openapiObject as Document
   const named = new Set(doc.tags?.map((tag) => tag.name))
   doc.tags = [...(doc.tags ?? []), ...OpenApiParts.tags.filter((tag) => !named.has(tag.name))]
   const { securitySchemes, responses } = doc.components ?? {}
@@ -56,7 +56,7 @@ export default fp<OpenapiPluginOptions>(async function wechatAuthOpenapi (fastif
     openapi: { openapi: '3.1.0', info: OpenApiParts.info },
     decorator: 'wechatAuthOpenapi', // not `swagger`: the host may still register its own after the gateway
     transform: ({ schema, url }) => ({ schema: { ...schema, hide: true }, url }), // routes of the host's, added later
-    transformObject: (arg) => markOptionalBodies(documentOf(arg))
+    transformObject: (arg) => markOptionalBodies(('openapiObject' in arg ? arg.openapiObject : {}) as Document)
   })
   const openapi = (fastify as unknown as { wechatAuthOpenapi: typeof fastify.swagger }).wechatAuthOpenapi
   if (documentPath !== false) fastify.get(documentPath, { schema: { hide: true } }, async () => openapi())

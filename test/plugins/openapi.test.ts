@@ -198,6 +198,18 @@ test('a host that registered @fastify/swagger gets the gateway\'s routes in its 
   t.equal((await host.inject('/api/wx/docs')).json().code, 'ROUTE_NOT_FOUND', 'nor UI')
 })
 
+test('a host\'s Swagger 2.0 document lists the gateway\'s routes too, without their bearer scheme', async (t) => {
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  await host.register(swagger, { swagger: { info: { title: 'the host', version: '1' } } })
+  await host.register(wechatAuth, { env: false, config: { LOG_LEVEL: 'silent', WECHAT_SIMULATOR_PORT: 0 } })
+  await host.ready()
+  const doc = host.swagger() as unknown as { swagger: string, paths: Document['paths'] }
+  t.equal(doc.swagger, '2.0')
+  t.same(doc.paths['/auth/me']?.get?.tags, [Tags.sessions])
+  t.equal(doc.paths['/auth/me']?.get?.security, undefined)
+})
+
 test('the gateway\'s own document leaves out a host\'s routes, and a host may add @fastify/swagger later', async (t) => {
   const host = Fastify()
   t.teardown(async () => await host.close())
