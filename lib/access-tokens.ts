@@ -3,7 +3,7 @@
 // for revocation. No Fastify: the jwt plugin decorates what this builds.
 import { createVerifier } from 'fast-jwt'
 import {
-  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionReplaced
+  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionEnded
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { createHs256Signer } from './jwt-signer.js'
@@ -123,7 +123,7 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     const claims = verify(match[1] as string)
     const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
     if (status === 'revoked') throw new AuthTokenRevokedError()
-    if (status !== 'ok') throw sessionReplaced(status)
+    if (status !== 'ok') throw sessionEnded(status)
     return claims
   }
 

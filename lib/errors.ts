@@ -38,11 +38,26 @@ export const AuthSessionReplacedError = createError('AUTH_SESSION_REPLACED', 'Th
 export const AuthDeviceInUseError = createError('AUTH_DEVICE_IN_USE', 'This account is already signed in on a device of this type (%s); sign out there first', 403)
 export const AuthDeviceTypeUnknownError = createError('AUTH_DEVICE_TYPE_UNKNOWN', 'Unknown device type; use one of %s', 400)
 export const AuthSessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'No such session of yours', 404)
+export const AuthSessionKickedError = createError('AUTH_SESSION_KICKED', 'This session was ended by the service (%s); log in again', 401)
+export const AuthAccountBannedError = createError('AUTH_ACCOUNT_BANNED', 'This account is banned (%s)', 403)
 
-/** AUTH_SESSION_REPLACED, saying which kind of device took the session's place, when, and why. */
-export function sessionReplaced (end: SessionEnd): Error {
-  const cause = end.reason === 'limit' ? 'session-limit' : 'exclusive-device'
-  return Object.assign(new AuthSessionReplacedError(end.by), { detail: { deviceType: end.by, endedAt: new Date(end.endedAt).toISOString(), cause } })
+/**
+ * The error a session's tokens get when it did not end by logout or expiry: AUTH_SESSION_REPLACED
+ * (which kind of device took its place, when, why), AUTH_SESSION_KICKED (the reason code, when) or
+ * AUTH_ACCOUNT_BANNED (the reason code, until when unless for good).
+ */
+export function sessionEnded (end: SessionEnd): Error {
+  const at = (ms: number): string => new Date(ms).toISOString()
+  switch (end.reason) {
+    case 'kicked':
+      return Object.assign(new AuthSessionKickedError(end.by), { detail: { reason: end.by, endedAt: at(end.endedAt) } })
+    case 'banned':
+      return Object.assign(new AuthAccountBannedError(end.by), { detail: { reason: end.by, ...(end.endedAt > 0 ? { until: at(end.endedAt) } : {}) } })
+    default: {
+      const cause = end.reason === 'limit' ? 'session-limit' : 'exclusive-device'
+      return Object.assign(new AuthSessionReplacedError(end.by), { detail: { deviceType: end.by, endedAt: at(end.endedAt), cause } })
+    }
+  }
 }
 
 /** AUTH_DEVICE_IN_USE, naming the device type. */

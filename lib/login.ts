@@ -1,6 +1,6 @@
 // Logging in: a wx.login() code, claimed once in the store, exchanged with WeChat, then a session
 // for the user the host's resolveUser names, and its first token pair.
-import { AuthDeviceTypeUnknownError, WxCodeUsedError, deviceInUse } from './errors.js'
+import { AuthDeviceTypeUnknownError, WxCodeUsedError, deviceInUse, sessionEnded } from './errors.js'
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import type { RefreshTokens } from './refresh-tokens.js'
 import { ConfigSchema, type TokenPair } from './schemas.js'
@@ -19,7 +19,7 @@ const isUserId = (id: unknown): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
 
 /** Session control from the configuration, with the schema's defaults for what is left out. */
-function sessionRules (config: SessionsDeps['config']) {
+export function sessionRules (config: SessionsDeps['config']) {
   const d = ConfigSchema.properties
   const list = (s: string | undefined): string[] => (s ?? '').split(',').filter((x) => x !== '')
   return {
@@ -78,6 +78,7 @@ export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUse
       accessTtlMs: rules.accessTtlSec * 1000
     })
     if (created.status === 'refused') throw deviceInUse(created.deviceType)
+    if (created.status === 'banned') throw sessionEnded(created.end)
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 

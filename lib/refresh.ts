@@ -1,6 +1,6 @@
 // Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
 // window, and any older token of ours is reuse, which ends the session.
-import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionReplaced } from './errors.js'
+import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
 import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
 import type { TokenPair } from './schemas.js'
@@ -37,7 +37,7 @@ export function createRefresh ({ store, wechat, config, log }: SessionsDeps, ref
       case 'invalid':
         throw new AuthRefreshInvalidError()
       case 'ended':
-        throw sessionReplaced(result.end)
+        throw sessionEnded(result.end)
       // An older token: reuse if this gateway issued it. A forged one (anyone who saw an access
       // token knows the session id) harms nothing.
       case 'behind':

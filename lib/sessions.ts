@@ -4,6 +4,7 @@
 import { AuthSessionNotFoundError, AuthTokenRevokedError } from './errors.js'
 import { userTag } from './ids.js'
 import { createLogin } from './login.js'
+import { createModeration } from './moderation.js'
 import { createRefresh } from './refresh.js'
 import { refreshTokens } from './refresh-tokens.js'
 import type { AccessClaims, TokenPair } from './schemas.js'
@@ -67,7 +68,8 @@ export function createSessions (deps: SessionsDeps) {
     await store.revokeSession({ tag, sid })
   }
 
-  return { login, refresh, logout, sessionKeyOf, listSessions, endSession }
+  return { login, refresh, logout, sessionKeyOf, listSessions, endSession, ...createModeration(deps) }
 }
 
 export type Sessions = ReturnType<typeof createSessions>
+export type { UserName } from './moderation.js'

@@ -39,3 +39,72 @@ test('20 concurrent logins of one user with a session limit of 3, on 2 instances
   t.equal(results.filter(([status]) => status === 200).length, 3, 'exactly the limit')
   t.same([...new Set(results.filter(([status]) => status !== 200).map((r) => r.join(' ')))], ['401 AUTH_SESSION_REPLACED 401 AUTH_SESSION_REPLACED'])
 })
+
+test('a ban during a storm of refreshes and requests on 2 instances: once it returns, nothing of that user succeeds; unban restores login', async (t) => {
+  const apps = await twoInstances(t, {})
+  const [a, b] = apps as [FastifyInstance, FastifyInstance]
+  // 10 sessions of the user, refreshed in chains and used, half on each instance.
+  const pairs = await Promise.all(Array.from({ length: 10 }, async (_, i) => await login(apps[i % 2] as FastifyInstance, `storm.${i}`)))
+  const bystander = await login(a, 'calm.1')
+  const user = { appid: a.wechat.appid, sub: (await me(a, pairs[0]?.accessToken as string)).json().openid as string }
+  // 20 workers in sequence, 10 refreshing (chains) and 10 using access tokens, 10 requests each:
+  // 100 refreshes and 100 authenticated requests; the ban is issued once 60 of them are done.
+  let banReturned = 0
+  let done = 0
+  let banStarted: Promise<void> | undefined
+  const afterBan: string[] = []
+  let successesBefore = 0
+  const worker = async (w: number): Promise<void> => {
+    const app = apps[w % 2] as FastifyInstance
+    const p = pairs[w % 10] as Pair
+    for (let n = 0; n < 10; n++) {
+      const started = Date.now()
+      const res = w < 10 ? await refresh(app, p.refreshToken) : await me(app, p.accessToken)
+      if (res.statusCode === 200) {
+        if (w < 10) p.refreshToken = res.json().refreshToken
+        if (banReturned > 0 && started > banReturned) afterBan.push(`worker ${w}: 200 after the ban`)
+        else successesBefore++
+      }
+      if (++done === 60) {
+        banStarted = (async () => {
+          await b.wechatAuthSessions.ban(user, { reason: 'abuse-42' })
+          banReturned = Date.now()
+        })()
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 20 }, async (_, w) => { await worker(w) }))
+  await banStarted
+  t.ok(successesBefore > 0 && banReturned > 0, `the storm ran (${successesBefore} successes before the ban) and the ban returned during it`)
+  t.ok(done === 200, '100 refreshes and 100 authenticated requests')
+  t.same(afterBan, [], 'no request started after the ban returned succeeded')
+  for (const [i, p] of pairs.entries()) {
+    const app = apps[i % 2] as FastifyInstance
+    const access = await me(app, p.accessToken)
+    t.equal(access.statusCode, 403)
+    t.match(access.json(), { code: 'AUTH_ACCOUNT_BANNED', detail: { reason: 'abuse-42' } })
+    t.equal((await refresh(app, p.refreshToken)).json().code, 'AUTH_ACCOUNT_BANNED', 'no new token')
+  }
+  const login403 = await a.inject({ method: 'POST', url: '/auth/login', payload: { code: 'storm.99' } })
+  t.equal(login403.statusCode, 403)
+  t.equal(login403.json().code, 'AUTH_ACCOUNT_BANNED')
+  t.equal((await me(a, bystander.accessToken)).statusCode, 200, 'another user is untouched')
+  await a.wechatAuthSessions.unban(user)
+  t.equal((await b.inject({ method: 'POST', url: '/auth/login', payload: { code: 'storm.100' } })).statusCode, 200, 'unban restores login')
+  const old = await me(b, pairs[1]?.accessToken as string)
+  t.match(old.json(), { code: 'AUTH_SESSION_KICKED', detail: { reason: 'abuse-42' } }, 'sessions the ban ended stay ended')
+})
+
+test('kick through the host API: one session or all, each told the reason', async (t) => {
+  const [a, b] = await twoInstances(t, {}) as [FastifyInstance, FastifyInstance]
+  const one = await login(a, 'kim.1')
+  const two = await login(b, 'kim.2')
+  const who = (await me(a, one.accessToken)).json()
+  const user = { appid: a.wechat.appid, sub: who.openid as string }
+  t.equal(await b.wechatAuthSessions.kick(user, { sid: who.sessionId, reason: 'lost-phone' }), 1)
+  t.match((await me(a, one.accessToken)).json(), { statusCode: 401, code: 'AUTH_SESSION_KICKED', detail: { reason: 'lost-phone' } })
+  t.equal((await me(b, two.accessToken)).statusCode, 200)
+  t.equal(await a.wechatAuthSessions.kick(user), 1)
+  t.equal((await refresh(b, two.refreshToken)).json().code, 'AUTH_SESSION_KICKED')
+  await t.rejects(a.wechatAuthSessions.kick(user, { reason: 'has spaces' }), TypeError, 'a reason code, not free text')
+})

@@ -3,7 +3,7 @@
 import type { SessionRef } from '../ids.js'
 import { MAX_ENDED, deviceParts, unpack } from './redis-layout.js'
 import type {
-  CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
+  Ban, CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
   SessionsStore, TokenSubject
 } from './types.js'
 
@@ -32,9 +32,10 @@ export interface State {
   hits: Map<string, Expiring<number>>
   credentials: Map<string, Credential>
   locks: Map<string, Expiring<string>>
+  bans: Map<string, Ban> // tag -> ban
 }
 
-function liveSession ({ users, now }: State, ref: SessionRef): SessionEntry | undefined {
+export function liveSession ({ users, now }: State, ref: SessionRef): SessionEntry | undefined {
   const entry = users.get(ref.tag)?.get(ref.sid)
   if (entry === undefined) return undefined
   if (entry.expiresAt <= now()) {
@@ -50,7 +51,7 @@ export function dropSession ({ users }: Pick<State, 'users'>, ref: SessionRef): 
   if (sessions?.size === 0) users.delete(ref.tag)
 }
 
-export function memorySessions (state: State): SessionsStore {
+export function memorySessions (state: State): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { users, now } = state
   return {
     async createSession (ref, data, refreshHash, ttlSec, policy) {
@@ -81,6 +82,8 @@ export function memorySessions (state: State): SessionsStore {
     async rotateRefresh (ref, input) { return rotate(state, ref, input) },
 
     async checkAccess (ref, jti) {
+      const banned = banOf(state, ref.tag)
+      if (banned !== undefined) return banned
       const e = liveSession(state, ref)
       if (e === undefined) return endOf(state, ref) ?? 'revoked'
       const until = e.blacklist.get(jti)
@@ -101,6 +104,7 @@ export function memorySessions (state: State): SessionsStore {
         if (liveSession(state, { tag, sid }) !== undefined) live++
       }
       users.delete(tag)
+      state.ended.delete(tag) // as the Redis store: logging out everywhere forgets why sessions ended, not a ban
       return live
     },
 
@@ -111,6 +115,8 @@ export function memorySessions (state: State): SessionsStore {
 }
 
 function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResult {
+  const banned = banOf(state, ref.tag)
+  if (banned !== undefined) return { status: 'ended', end: banned }
   const e = liveSession(state, ref)
   if (e === undefined) {
     const end = endOf(state, ref)
@@ -152,6 +158,8 @@ function endOf ({ ended, now }: State, ref: SessionRef): SessionEnd | undefined 
 /** As the Redis store's create script: the policy decided in the same step that creates the session. */
 function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash: string, ttlSec: number, policy?: SessionPolicy): CreateResult {
   const { users, ended, now } = state
+  const banned = banOf(state, ref.tag)
+  if (banned !== undefined) return { status: 'banned', end: banned }
   const t = now()
   const { device: deviceInput, ...data } = input
   const device = deviceInput === undefined ? undefined : deviceOf(deviceInput)
@@ -208,4 +216,15 @@ function subjectOf (data: SessionData): TokenSubject {
   if (data.unionid !== undefined) out.unionid = data.unionid
   if (data.claims !== undefined) out.claims = structuredClone(data.claims)
   return out
+}
+
+/** The user's ban while it lasts, as what its tokens are told (an expired one is dropped). */
+export function banOf ({ bans, now }: State, tag: string): SessionEnd | undefined {
+  const ban = bans.get(tag)
+  if (ban === undefined) return undefined
+  if (ban.until !== null && ban.until <= now()) {
+    bans.delete(tag)
+    return undefined
+  }
+  return { reason: 'banned', endedAt: ban.until ?? 0, by: ban.reason }
 }

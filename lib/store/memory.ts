@@ -1,5 +1,6 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
+import { memoryControl } from './memory-control.js'
 import { dropSession, memorySessions, type Expiring, type State } from './memory-sessions.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
@@ -14,7 +15,7 @@ export interface MemoryStoreOptions {
 
 /** Everything the memory store holds, with its clock. */
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
-  const state: State = { now: opts.now ?? Date.now, users: new Map(), ended: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map() }
+  const state: State = { now: opts.now ?? Date.now, users: new Map(), ended: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map(), bans: new Map() }
   const { now, users, ended, codes, hits, credentials, locks } = state
   function sweep (): void {
     const t = now()
@@ -37,12 +38,13 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     kind: 'memory',
     async ping () {},
     ...memorySessions(state),
+    ...memoryControl(state),
     ...memoryLoginCodes(state),
     ...memoryCounters(state),
     ...memoryCredentials(state),
     async close () {
       clearInterval(timer)
-      for (const map of [credentials, locks, users, ended, codes, hits]) map.clear()
+      for (const map of [credentials, locks, users, ended, codes, hits, state.bans]) map.clear()
     }
   }
 }

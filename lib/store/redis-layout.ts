@@ -32,7 +32,13 @@ export const SESSION_FIELDS = {
    * Left in place of a session that another login ended (its other fields are gone), so that its
    * tokens are told why: until when it is kept, why, when, and the device type that replaced it.
    */
-  ended: { suffix: 'x', parts: ['expiresAt', 'reason', 'endedAt', 'detail'] }
+  ended: { suffix: 'x', parts: ['expiresAt', 'reason', 'endedAt', 'detail'] },
+  /**
+   * The user's ban, one field of the user's hash (no session id has a '!'): until when (ms; 0 for
+   * good), the reason code, and the service it is limited to ('' for all). Read with every session
+   * check, in the same HMGET.
+   */
+  ban: { name: '!ban', parts: ['bannedUntil', 'reason', 'service'] }
 } as const
 
 /**
@@ -64,11 +70,14 @@ export function deviceParts (d: { deviceType: string, deviceName?: string, ip?: 
 }
 
 type FieldName = keyof typeof SESSION_FIELDS
+type PerSession = { [F in FieldName]: (typeof SESSION_FIELDS)[F] extends { suffix: string } ? F : never }[FieldName]
 type Parts<F extends FieldName> = (typeof SESSION_FIELDS)[F]['parts'][number]
 export type Unpacked<F extends FieldName> = Record<Parts<F>, string>
 
 /** The hash field of a session's value. */
-export const sessionField = (sid: string, field: FieldName): string => sid + SESSION_FIELDS[field].suffix
+export const sessionField = (sid: string, field: PerSession): string => sid + SESSION_FIELDS[field].suffix
+/** The hash field of the user's ban. */
+export const BAN_FIELD = SESSION_FIELDS.ban.name
 
 /** The hash field of a blacklisted access token. */
 export const blacklistField = (jti: string): string => BLACKLIST_PREFIX + jti
@@ -120,14 +129,18 @@ function luaUnpack (name: string, n: number): string {
   return lines.join('\n')
 }
 const luaField = (name: FieldName): string => {
-  const { suffix, parts } = SESSION_FIELDS[name]
+  const entry: { parts: readonly string[], suffix?: string, name?: string } = SESSION_FIELDS[name]
+  const { suffix, parts } = entry
   const last = parts.length - 1
   const joined = parts.slice(0, last).join(' .. SEP .. ')
   // hot's generation is left out while it is '0'; every other value keeps all its parts.
   const pack = name === 'hot'
     ? `if ${parts[last]} == '0' then return ${joined} end\n  return ${joined} .. SEP .. ${parts[last]}`
     : `return ${parts.join(' .. SEP .. ')}`
-  return `local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${luaString(suffix)}`} end
+  const field = suffix === undefined
+    ? `local ${name.toUpperCase()}_FIELD = ${luaString(entry.name ?? name)}`
+    : `local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${luaString(suffix)}`} end`
+  return `${field}
 ${luaUnpack(name, parts.length)}
 local function pack_${name}(${parts.join(', ')})
   ${pack}

@@ -2,66 +2,7 @@
 // (one Cluster slot). Field names and packed values come from LUA_LAYOUT (redis-layout.ts). Each
 // script names its KEYS and ARGV as locals at the top.
 import { createHash } from 'node:crypto'
-import { LUA_LAYOUT } from './redis-layout.js'
-
-const LUA_COMMON = LUA_LAYOUT + `
-local function nowMs()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
--- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
--- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
-local function int(n) return string.format('%d', n) end
-local function keepAlive(key, ttl)
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, int(ttl)) end
-end
-local function isSession(name) return #name == SID_CHARS end
-local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX) == BLACKLIST_PREFIX end
-local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
--- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
-local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
--- One pass over the user: drops what expired, and lists the live sessions (device type, last
--- activity, expiry) and the ended markers kept.
-local function scan(key, now)
-  local all = redis.call('HGETALL', key)
-  local values = {}
-  for i = 1, #all, 2 do values[all[i]] = all[i + 1] end
-  local live, ended = {}, {}
-  for i = 1, #all, 2 do
-    local name = all[i]
-    if isSession(name) or isBlacklisted(name) or isEnded(name) then
-      local exp = expiryOf(all[i + 1])
-      if not exp or exp <= now then
-        if isSession(name) then dropSession(key, name) else redis.call('HDEL', key, name) end
-      elseif isSession(name) then
-        local deviceType = unpack_device(values[deviceField(name)])
-        local _, createdAt = unpack_secret(values[secretField(name)])
-        local rotatedAt = unpack_rotation(values[rotationField(name)])
-        live[#live + 1] = { sid = name, type = deviceType, expiresAt = exp,
-          active = math.max(tonumber(createdAt) or 0, tonumber(rotatedAt) or 0) }
-      elseif isEnded(name) then
-        local _, _, endedAt = unpack_ended(all[i + 1])
-        ended[#ended + 1] = { name = name, at = tonumber(endedAt) or 0 }
-      end
-    end
-  end
-  return live, ended
-end
--- Ends a session another login replaces: its tokens will be told why, until the last could be presented.
-local function endSession(key, s, reason, by, now, accessTtlMs)
-  dropSession(key, s.sid)
-  redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
-end
--- Why a session is gone, if another login ended it: {reason, endedAt, by}, or nil.
-local function endOf(key, sid, now)
-  local marker = redis.call('HGET', key, endedField(sid))
-  if not marker then return nil end
-  local exp, reason, endedAt, by = unpack_ended(marker)
-  if (tonumber(exp) or 0) <= now then return nil end
-  return {'ended', reason, endedAt, by}
-end
-`
+import { LUA_COMMON } from './redis-lua.js'
 
 export const SCRIPTS = {
   // -> {'created', sessions ended} | {'refused', device type}
@@ -72,6 +13,8 @@ local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
 local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs =
   ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
 local now = nowMs()
+local banned = banOf(key, redis.call('HGET', key, BAN_FIELD), now)
+if banned then return banned end
 local live, ended = scan(key, now)
 local kept, count = {}, 0
 for _, s in ipairs(live) do
@@ -91,11 +34,7 @@ if #kept >= maxSessions then
     count = count + 1
   end
 end
--- Markers are bounded too: the oldest are forgotten (their tokens then get the generic code).
-if #ended + count > MAX_ENDED then
-  table.sort(ended, function (a, b) return a.at < b.at end)
-  for i = 1, math.min(#ended, #ended + count - MAX_ENDED) do redis.call('HDEL', key, ended[i].name) end
-end
+trimEnded(key, ended, count)
 redis.call('HSET', key,
   hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0'),
   identityField(sid), pack_identity(openid, unionid),
@@ -111,8 +50,10 @@ return {'created', count}`,
 local key = KEYS[1]
 local sid, presented, presentedDigest, nextDigest, nonce, graceMs, ttlMs, maxAgeMs =
   ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local v = redis.call('HMGET', key, hotField(sid), identityField(sid), secretField(sid), rotationField(sid))
+local v = redis.call('HMGET', key, hotField(sid), identityField(sid), secretField(sid), rotationField(sid), BAN_FIELD)
 local now = nowMs()
+local banned = banOf(key, v[5], now)
+if banned then return banned end
 if not v[1] then return endOf(key, sid, now) or 'invalid' end
 local expiresAt, current, generation, extra = unpack_hot(v[1])
 expiresAt = tonumber(expiresAt)
@@ -168,8 +109,46 @@ local all = redis.call('HGETALL', key)
 for i = 1, #all, 2 do
   if isSession(all[i]) and (expiryOf(all[i + 1]) or 0) > now then n = n + 1 end
 end
+-- Logging out everywhere ends the sessions, not the ban.
+local ban = redis.call('HGET', key, BAN_FIELD)
 redis.call('DEL', key)
+if ban then
+  redis.call('HSET', key, BAN_FIELD, ban)
+  fixTtl(key, now)
+end
 return n`,
+
+  // ARGV: reason code, access token TTL ms, then the session ids ('*' alone: all). -> sessions ended
+  wxauthKick: LUA_COMMON + `
+local key, reason, accessTtlMs = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local now = nowMs()
+local live, ended = scan(key, now)
+local wanted = {}
+for i = 3, #ARGV do wanted[ARGV[i]] = true end
+local chosen = {}
+for _, s in ipairs(live) do
+  if wanted['*'] or wanted[s.sid] then chosen[#chosen + 1] = s end
+end
+trimEnded(key, ended, #chosen)
+for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
+return #chosen`,
+
+  // ARGV: until ms (0: for good), reason code, access token TTL ms. Ends every session, then bans.
+  wxauthBan: LUA_COMMON + `
+local key, bannedUntil, reason, accessTtlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = nowMs()
+local live, ended = scan(key, now)
+trimEnded(key, ended, #live)
+for _, s in ipairs(live) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
+redis.call('HSET', key, BAN_FIELD, pack_ban(bannedUntil, reason, ''))
+fixTtl(key, now)
+return 1`,
+
+  wxauthUnban: LUA_COMMON + `
+local key = KEYS[1]
+redis.call('HDEL', key, BAN_FIELD)
+fixTtl(key, nowMs())
+return 1`,
 
   wxauthSaveCredential: `
 local credentialKey, lockKey = KEYS[1], KEYS[2]

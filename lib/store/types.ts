@@ -22,13 +22,22 @@ export interface SessionInfo extends Required<DeviceInfo> {
   expiresAt: number
 }
 
-/** Why a session ended other than by logout or expiry, told to its tokens. */
+/**
+ * Why a session's tokens are refused other than by logout or expiry. `replaced`: an exclusive login
+ * of the same (or any) device type; `limit`: the user's session limit (`by`: the device type of the
+ * login that ended it); `kicked`: ended by the host or an operator (`by`: their reason code);
+ * `banned`: the account is banned (`by`: the reason code; `endedAt`: until when, 0 for good).
+ */
 export interface SessionEnd {
-  /** `replaced`: an exclusive login of the same (or any) device type; `limit`: the user's session limit. */
-  reason: 'replaced' | 'limit'
+  reason: 'replaced' | 'limit' | 'kicked' | 'banned'
   endedAt: number
-  /** The device type of the login that ended it. */
   by: string
+}
+
+/** A ban of an account: until when (ms epoch; null for good), and a reason code for the client. */
+export interface Ban {
+  until: number | null
+  reason: string
 }
 
 /** The rules a new session is created under, decided inside the same atomic operation. */
@@ -44,7 +53,7 @@ export interface SessionPolicy {
   accessTtlMs: number
 }
 
-export type CreateResult = { status: 'created', ended: number } | { status: 'refused', deviceType: string }
+export type CreateResult = { status: 'created', ended: number } | { status: 'refused', deviceType: string } | { status: 'banned', end: SessionEnd }
 
 /** What a session holds. `sessionKey` is WeChat's session_key: it never leaves the server. */
 export interface SessionData {
@@ -123,6 +132,14 @@ export interface SessionsStore {
   revokeUser: (tag: string) => Promise<number>
   /** Revokes one access token of a session by id, until it would have expired anyway. */
   blacklist: (ref: SessionRef, jti: string, ttlSec: number) => Promise<void>
+  /**
+   * Ends sessions of the user behind `tag` (the given ids, or all) for a reason code their tokens are
+   * told (AUTH_SESSION_KICKED); returns how many ended.
+   */
+  kick: (tag: string, sids: string[] | 'all', reason: string, accessTtlMs: number) => Promise<number>
+  /** Bans the user: every session ends (kicked, for the ban's reason), logins and tokens are refused until unbanned or `until`. */
+  ban: (tag: string, ban: Ban, accessTtlMs: number) => Promise<void>
+  unban: (tag: string) => Promise<void>
 }
 
 /** Login codes: each is exchanged with WeChat at most once. */

@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import { type NewSession, type RotateInput, type SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
 import { refreshTokens } from '../../../lib/refresh-tokens.js'
-import { sessionControlContract } from './session-control-contract.js'
+import { moderationContract, sessionControlContract } from './session-control-contract.js'
 
 export interface ContractContext {
   store: SessionStore
@@ -23,6 +23,7 @@ const rot = (generation: number, over: Partial<RotateInput> = {}): RotateInput =
 
 export function storeContract (t: Test, make: (t: Test) => Promise<ContractContext>): void {
   sessionControlContract(t, make)
+  moderationContract(t, make)
   t.test('a session round-trips, with and without optional fields, stamped with the store clock', async (t) => {
     const { store } = await make(t)
     const a = refOf('alice')

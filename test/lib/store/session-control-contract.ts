@@ -108,3 +108,56 @@ export function sessionControlContract (t: Test, make: (t: Test) => Promise<Cont
     t.match(await store.checkAccess(refs[refs.length - 2] as SessionRef, 'j'), { reason: 'replaced' }, 'recent ones are kept')
   })
 }
+
+export function moderationContract (t: Test, make: (t: Test) => Promise<ContractContext>): void {
+  t.test('kick ends the chosen sessions (or all) for a reason their tokens are told', async (t) => {
+    const { store } = await make(t)
+    const u = user('kicked')
+    const [a, b, c] = [u.ref(), u.ref(), u.ref()]
+    for (const ref of [a, b, c]) await store.createSession(ref, u.data('mp'), 'h0', 60, policy())
+    t.equal(await store.kick(u.tag, [a.sid, 'AAAAAAAAAAAA'], 'fraud-check', 60_000), 1, 'only live sessions count')
+    t.match(await store.checkAccess(a, 'j'), { reason: 'kicked', by: 'fraud-check', endedAt: Number })
+    t.match(await store.rotateRefresh(a, rot(0)), { status: 'ended', end: { reason: 'kicked', by: 'fraud-check' } })
+    t.equal(await store.checkAccess(b, 'j'), 'ok')
+    t.equal(await store.kick(u.tag, 'all', 'password-change', 60_000), 2)
+    t.match(await store.checkAccess(c, 'j'), { reason: 'kicked', by: 'password-change' })
+    t.same(await store.listSessions(u.tag), [])
+  })
+
+  t.test('a ban ends every session and refuses the user\'s logins, refreshes and tokens until unbanned; logout everywhere keeps it', async (t) => {
+    const { store } = await make(t)
+    const u = user('banned')
+    const a = u.ref()
+    await store.createSession(a, u.data('mp'), 'h0', 60, policy())
+    await store.ban(u.tag, { until: null, reason: 'tos-7' }, 60_000)
+    const other2 = u.ref()
+    t.same(await store.createSession(other2, u.data('mp'), 'h0', 60, policy()), { status: 'banned', end: { reason: 'banned', endedAt: 0, by: 'tos-7' } })
+    const banned = { reason: 'banned', endedAt: 0, by: 'tos-7' }
+    t.same(await store.checkAccess(a, 'j'), banned)
+    t.same(await store.rotateRefresh(a, rot(0)), { status: 'ended', end: banned })
+    t.same(await store.createSession(u.ref(), u.data('web'), 'h0', 60, policy()), { status: 'banned', end: banned }, 'no new session')
+    t.equal(await store.revokeUser(u.tag), 0)
+    t.same(await store.checkAccess(a, 'j'), banned, 'logging out everywhere does not lift the ban')
+    const other = user('bystander')
+    const b = other.ref()
+    await store.createSession(b, other.data('mp'), 'h0', 60, policy())
+    t.equal(await store.checkAccess(b, 'j'), 'ok', 'other users are untouched')
+    await store.unban(u.tag)
+    const c = u.ref()
+    await store.createSession(c, u.data('mp'), 'h0', 60, policy())
+    await store.ban(u.tag, { until: null, reason: 'again' }, 60_000)
+    await store.unban(u.tag)
+    t.match(await store.checkAccess(c, 'j'), { reason: 'kicked', by: 'again' }, 'unbanned, a session the ban ended stays ended, told why')
+    t.equal(await store.checkAccess(a, 'j'), 'revoked', 'unbanned: the old session stays ended (logging out everywhere forgot why)')
+    t.match(await store.createSession(u.ref(), u.data('mp'), 'h0', 60, policy()), { status: 'created' }, 'and logging in works again')
+  })
+
+  t.test('a ban with an end lifts by itself', async (t) => {
+    const { store, advance } = await make(t)
+    const u = user('timed')
+    await store.ban(u.tag, { until: Date.now() + 300, reason: 'cool-down' }, 60_000)
+    t.match(await store.createSession(u.ref(), u.data('mp'), 'h0', 60, policy()), { status: 'banned', end: { reason: 'banned', by: 'cool-down', endedAt: Number } })
+    await advance(400)
+    t.match(await store.createSession(u.ref(), u.data('mp'), 'h0', 60, policy()), { status: 'created' })
+  })
+}

@@ -1,0 +1,146 @@
+// The Redis store's sessions: creating (under the session policy), reading, rotating, checking,
+// ending, kicking and banning, over one hash per user (redis-layout.ts, redis-scripts.ts).
+import { SID_CHARS, type SessionRef } from '../ids.js'
+import {
+  BAN_FIELD, blacklistField, deviceParts, firstPart, sessionField, subOf, unpack
+} from './redis-layout.js'
+import type { createDeadlines } from './deadlines.js'
+import type { keyNames } from './redis-layout.js'
+import type { scriptRunner } from './redis-scripts.js'
+import type { sendCommandOf } from './redis-client.js'
+import type { RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
+
+/** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
+function subjectOf ([openid = '', unionid = '', sub = '', claims = '']: string[]): TokenSubject {
+  const session: TokenSubject = { sub: subOf(sub, openid), openid }
+  if (unionid !== '') session.unionid = unionid
+  if (claims !== '') session.claims = JSON.parse(claims) as Record<string, unknown>
+  return session
+}
+
+const NO_POLICY: SessionPolicy = { exclusive: '', maxSessions: Number.MAX_SAFE_INTEGER, accessTtlMs: 0 }
+
+/** An ended marker's reason, time and device type, as the scripts and the reader give them. */
+const REASONS = new Set<SessionEnd['reason']>(['replaced', 'limit', 'kicked', 'banned'])
+const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
+  ({ reason: REASONS.has(reason as SessionEnd['reason']) ? reason as SessionEnd['reason'] : 'replaced', endedAt: Number(endedAt), by: by ?? '' })
+
+const pairsToRecord = (flat: string[]): Record<string, string> =>
+  Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]))
+
+/** The live sessions in a user's hash, as their user sees them. */
+function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[] {
+  const out: SessionInfo[] = []
+  for (const [name, value] of Object.entries(fields)) {
+    if (name.length !== SID_CHARS) continue
+    const { expiresAt } = unpack('hot', value)
+    if (!(Number(expiresAt) > now)) continue
+    const device = unpack('device', fields[sessionField(name, 'device')])
+    const { rotatedAt } = unpack('rotation', fields[sessionField(name, 'rotation')])
+    out.push({
+      sid: name,
+      ...device,
+      createdAt: Number(unpack('secret', fields[sessionField(name, 'secret')]).createdAt),
+      lastRefreshAt: rotatedAt === '' ? null : Number(rotatedAt),
+      expiresAt: Number(expiresAt)
+    })
+  }
+  return out.sort((a, b) => a.createdAt - b.createdAt)
+}
+
+/** What every part of the store sends its commands with. */
+export interface Context {
+  keys: ReturnType<typeof keyNames>
+  send: ReturnType<typeof sendCommandOf>
+  run: ReturnType<typeof scriptRunner>
+  guard: ReturnType<typeof createDeadlines>['guard']
+}
+
+export function redisSessions (ctx: Context): SessionsStore {
+  const { keys, send, run, guard } = ctx
+  return {
+    async createSession (ref, data, refreshHash, ttlSec, policy = NO_POLICY) {
+      const device = data.device === undefined ? ['', '', '', ''] : deviceParts(data.device)
+      const [status, detail, ...more] = await guard(async () => await run('wxauthCreate', [keys.user(ref.tag)], ttlSec * 1000, ref.sid, refreshHash,
+        data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
+        ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs)) as [string, string | number, ...string[]]
+      if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
+      return status === 'refused' ? { status, deviceType: String(detail) } : { status: 'created', ended: Number(detail) }
+    },
+
+    async listSessions (tag) {
+      const key = keys.user(tag)
+      const flat = await guard(async () => await send(key, ['HGETALL', key])) as string[] | Record<string, string>
+      return sessionsIn(Array.isArray(flat) ? pairsToRecord(flat) : flat, Date.now())
+    },
+
+    async getSession (ref) {
+      const key = keys.user(ref.tag)
+      const [hot, identity, secret] = await guard(async () => await send(key,
+        ['HMGET', key, sessionField(ref.sid, 'hot'), sessionField(ref.sid, 'identity'), sessionField(ref.sid, 'secret')])) as Array<string | null>
+      if (typeof hot !== 'string' || !(Number(firstPart(hot)) > Date.now())) return null
+      const { openid, unionid } = unpack('identity', identity)
+      const { sessionKey, createdAt, sub, claims } = unpack('secret', secret)
+      const data: SessionData = { sub: subOf(sub, openid), openid, sessionKey, createdAt: Number(createdAt) }
+      if (unionid !== '') data.unionid = unionid
+      if (claims !== '') data.claims = JSON.parse(claims) as Record<string, unknown>
+      return data
+    },
+
+    async rotateRefresh (ref, input): Promise<RotateResult> {
+      const reply = await guard(async () => await run('wxauthRotate', [keys.user(ref.tag)],
+        ref.sid, input.generation, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
+        input.ttlSec * 1000, input.maxAgeSec * 1000))
+      if (!Array.isArray(reply)) return { status: reply === 'behind' ? 'behind' : 'invalid' }
+      const [status, ttl, ...rest] = reply as string[]
+      if (status === 'ended') return { status, end: endOf([ttl, ...rest]) }
+      const session = subjectOf(rest)
+      if (status === 'rotated') return { status, session, ttlMs: Number(ttl) }
+      const [nonce = '', currentHash = '', inGrace] = rest.slice(4)
+      return { status: 'predecessor', session, ttlMs: Number(ttl), nonce, currentHash, inGrace: inGrace === '1' }
+    },
+
+    // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.
+    async checkAccess (ref, jti) { return await checkAccess(ctx, ref, jti) },
+
+    async revokeSession (ref) {
+      await guard(async () => await run('wxauthRevoke', [keys.user(ref.tag)], ref.sid))
+    },
+
+    async revokeUser (tag) {
+      return Number(await guard(async () => await run('wxauthRevokeUser', [keys.user(tag)])))
+    },
+
+    async blacklist (ref, jti, ttlSec) {
+      await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, jti, Math.max(1, ttlSec) * 1000))
+    },
+
+    async kick (tag, sids, reason, accessTtlMs) {
+      return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
+    },
+
+    async ban (tag, ban, accessTtlMs) {
+      await guard(async () => await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs))
+    },
+
+    async unban (tag) {
+      await guard(async () => await run('wxauthUnban', [keys.user(tag)]))
+    }
+  }
+}
+
+/** One HMGET: the session, the token's blacklist entry, the session's ended marker and the user's ban. */
+async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti: string): Promise<'ok' | 'revoked' | SessionEnd> {
+  const key = keys.user(ref.tag)
+  const [hot, blacklisted, ended, ban] = await guard(async () => await send(key,
+    ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD])) as Array<string | null>
+  const now = Date.now()
+  if (typeof ban === 'string') {
+    const { bannedUntil, reason } = unpack('ban', ban)
+    if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
+  }
+  if (typeof hot === 'string') return blacklisted === null && Number(firstPart(hot)) > now ? 'ok' : 'revoked'
+  if (typeof ended !== 'string') return 'revoked'
+  const marker = unpack('ended', ended)
+  return Number(marker.expiresAt) > now ? endOf([marker.reason, marker.endedAt, marker.detail]) : 'revoked'
+}
