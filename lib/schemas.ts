@@ -3,7 +3,7 @@
 import { STATUS_CODES } from 'node:http'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
-  AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
+  AuthAccountBannedError, AuthSessionKickedError, AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
   StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
 
@@ -154,7 +154,10 @@ export function errorResponses (...errors: RouteError[]): Record<string, TSchema
 export const RouteErrors = {
   any: [UpgradeRefusedError, 'INTERNAL_ERROR'],
   body: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
-  authenticated: [AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, AuthSessionReplacedError, StoreUnavailableError],
+  authenticated: [
+    AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, AuthSessionReplacedError, AuthSessionKickedError,
+    AuthAccountBannedError, StoreUnavailableError
+  ],
   wechat: [WxRateLimitedError, WxUnavailableError, WxTimeoutError, WxBadResponseError, WxCredentialsRejectedError]
 } satisfies Record<string, RouteError[]>
 

@@ -8,7 +8,8 @@ import type { FastifyRequest } from 'fastify'
 import { setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import {
-  AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError, RateLimitedError,
+  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionKickedError,
+  AuthSessionReplacedError, RateLimitedError,
   StoreUnavailableError, WxAppUnknownError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
 import {
@@ -41,7 +42,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       response: {
         200: TokenPair,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, WxAppUnknownError, AuthDeviceTypeUnknownError,
-          AuthDeviceInUseError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
+          AuthDeviceInUseError, AuthAccountBannedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
       }
     }
   }, async (request) => await sessions.login(request.body.code, request.body.appid, {
@@ -61,7 +62,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       body: RefreshBody,
       response: {
         200: TokenPair,
-        ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError)
+        ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError,
+          AuthSessionKickedError, AuthAccountBannedError)
       }
     }
   }, async (request) => await sessions.refresh(request.body.refreshToken))
