@@ -9,10 +9,11 @@ import { RouteNotFoundError } from '../lib/errors.js'
 const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|FST_)/
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  // The client closed its connection before its request was read: nobody to answer, no server fault
-  // (logged at error level, anyone could flood the log by hanging up).
-  if (request.raw.destroyed && error.code === 'ECONNRESET') {
-    request.log.info({ code: error.code }, 'client went away before its request was read')
+  // The client closed its connection before its request was answered: nobody to answer, and what
+  // failed was about the missing client (its aborted body, its address gone), no server fault:
+  // logged at error level, anyone could flood the log by hanging up.
+  if (request.raw.destroyed && (error.code === 'ECONNRESET' || request.raw.socket?.destroyed !== false)) {
+    request.log.info({ code: error.code }, 'client went away before its request was answered')
     // Sent to no one; it ends the request's lifecycle as any answer does.
     return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })
   }

@@ -51,10 +51,12 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     requestTimeout,
     keepAliveTimeout,
     serverFactory: (handler) => {
-      const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS }, (request, response) => {
+      // Node's own check of the Host header answers a bare 400 without a body: done here, with a code.
+      const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
         if (asksToUpgrade(request.headers)) sendCoded(response, new UpgradeRefusedError())
+        else if (request.headers.host === undefined && request.httpVersion === '1.1') sendCoded(response, NO_HOST)
         else handler(request, response)
       })
       server.keepAliveTimeout = keepAliveTimeout
@@ -85,6 +87,7 @@ const CLIENT_ERRORS: Record<string, Coded> = {
   HPE_HEADER_OVERFLOW: { statusCode: 431, code: 'HTTP_HEADERS_TOO_LARGE', message: 'The request headers are too large' }
 }
 const BAD_REQUEST: Coded = { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'The request is not valid HTTP/1.1' }
+const NO_HOST: Coded = { ...BAD_REQUEST, message: 'An HTTP/1.1 request needs a Host header' }
 
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })

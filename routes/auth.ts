@@ -29,7 +29,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   const appids = new Set(fastify.wechat.appids)
   const loginKey = (request: FastifyRequest): string => {
     const appid = (request.body as LoginBody | undefined)?.appid
-    return `${normalizeIP(request.ip)}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
+    // A client that reset its connection has no address left: its (unanswerable) request still gets a key.
+    return `${normalizeIP(request.ip ?? '')}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
   }
   fastify.post('/login', {
     bodyLimit: BODY_LIMIT,

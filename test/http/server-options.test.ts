@@ -87,6 +87,8 @@ test('the configured timeouts are the ones enforced, within a second: headers, w
 test('low-level errors answer with a code: bad request line, headers too large, an unknown Expect', async (t) => {
   const port = await listening(t)
   t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } })
+  t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST', message: /Host/ } }, 'HTTP/1.1 without Host')
+  t.match(await raw(port, ['GET /health HTTP/1.0\r\n\r\n']), { status: 200 }, 'HTTP/1.0 needs none')
   t.match(await raw(port, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]), { status: 431, body: { code: 'HTTP_HEADERS_TOO_LARGE' } })
   t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
 })
