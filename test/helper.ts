@@ -228,3 +228,15 @@ export async function refresh (app: FastifyInstance, refreshToken: string, prefi
 export async function me (app: FastifyInstance, accessToken: string, prefix = '/auth'): Promise<LightMyRequestResponse> {
   return await app.inject({ method: 'GET', url: `${prefix}/me`, headers: bearer(accessToken) })
 }
+
+/** Sets environment variables for one test (a polluted host environment), restored at teardown. */
+export function withEnv (t: Tap, values: Record<string, string>): void {
+  const saved = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, values)
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) Reflect.deleteProperty(process.env, k)
+      else process.env[k] = v
+    }
+  })
+}

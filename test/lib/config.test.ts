@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { loadConfig, resolveConfig } from '../../lib/config.js'
+import { withEnv } from '../helper.js'
 
 const strong = 'a-strong-jwt-secret-0123456789-abcdefghijkl'
 
@@ -120,14 +121,7 @@ test('several mini programs: WECHAT_APPID first, then WECHAT_APPS, then the apps
 
 test('nothing is read from process.env unless it is passed in', async (t) => {
   const polluted = { JWT_SECRET: 'the-host-apps-own-secret-0123456789abcdef', PORT: '4567', REDIS_URL: 'redis://10.9.9.9:6379', AUTH_PREFIX: '/host' }
-  const saved = Object.fromEntries(Object.keys(polluted).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, polluted)
-  t.teardown(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) Reflect.deleteProperty(process.env, k)
-      else process.env[k] = v
-    }
-  })
+  withEnv(t, polluted)
   for (const [label, config] of [['env false', loadConfig(false)], ['an empty env', loadConfig({})], ['explicit values only', loadConfig(false, { HOST: '::1' })]] as const) {
     t.equal(config.JWT_SECRET, undefined, `${label}: no JWT_SECRET`)
     t.equal(config.PORT, 3000, `${label}: default PORT`)

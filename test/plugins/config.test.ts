@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
 import { serverOptions } from '../../http/server-options.js'
+import { withEnv } from '../helper.js'
 
 test('refuses to boot on a bad value, naming it', async (t) => {
   const app = Fastify()
@@ -72,14 +73,3 @@ test('a host with fastify.redis that does not pass it is told how', async (t) =>
   await t.rejects(async () => { await prod.register(wechatAuth, { config: { NODE_ENV: 'production' } }) },
     { code: 'CONFIG_INVALID', message: /REDIS_URL \(this app has fastify.redis: pass it as `redis: fastify.redis`\)/ })
 })
-
-function withEnv (t: { teardown: (fn: () => void) => void }, values: Record<string, string>): void {
-  const saved = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, values)
-  t.teardown(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) Reflect.deleteProperty(process.env, k)
-      else process.env[k] = v
-    }
-  })
-}
