@@ -139,8 +139,7 @@ const luaField = (name: FieldName): string => {
     : `return ${parts.join(' .. SEP .. ')}`
   const field = suffix === undefined
     ? `local ${name.toUpperCase()}_FIELD = ${luaString(entry.name ?? name)}`
-    : `local ${name.toUpperCase()}_SUFFIX = ${luaString(suffix)}
-local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${name.toUpperCase()}_SUFFIX`} end`
+    : `local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${luaString(suffix)}`} end`
   return `${field}
 ${luaUnpack(name, parts.length)}
 local function pack_${name}(${parts.join(', ')})
@@ -152,6 +151,7 @@ export const LUA_LAYOUT = `
 local SEP = ${luaString(SEP)}
 local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
 local SID_CHARS = ${SID_CHARS}
+local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
 local MAX_ENDED = ${MAX_ENDED}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
 local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end

@@ -19,50 +19,32 @@ local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX)
 local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
 -- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
 local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
--- One pass over the user: drops what expired, and lists the live sessions (id, expiry, and the raw
--- values of their other fields, unpacked only when a rule needs them: typeOf, activityOf) and the
--- ended markers kept. No table of every field: this runs on every login.
+-- One pass over the user: drops what expired, and lists the live sessions (device type, last
+-- activity, expiry) and the ended markers kept.
 local function scan(key, now)
   local all = redis.call('HGETALL', key)
-  local bySid, live, ended = {}, {}, {}
+  local values = {}
+  for i = 1, #all, 2 do values[all[i]] = all[i + 1] end
+  local live, ended = {}, {}
   for i = 1, #all, 2 do
-    local name, v = all[i], all[i + 1]
-    local n = #name
-    if n == SID_CHARS then
-      local exp = expiryOf(v)
+    local name = all[i]
+    if isSession(name) or isBlacklisted(name) or isEnded(name) then
+      local exp = expiryOf(all[i + 1])
       if not exp or exp <= now then
-        dropSession(key, name)
-      else
-        local s = bySid[name]
-        if not s then s = {}; bySid[name] = s end
-        s.sid, s.expiresAt = name, exp
-        live[#live + 1] = s
-      end
-    elseif n == SID_CHARS + 1 and isEnded(name) then
-      local exp = expiryOf(v)
-      if not exp or exp <= now then
-        redis.call('HDEL', key, name)
-      else
-        local _, _, endedAt = unpack_ended(v)
+        if isSession(name) then dropSession(key, name) else redis.call('HDEL', key, name) end
+      elseif isSession(name) then
+        local deviceType = unpack_device(values[deviceField(name)])
+        local _, createdAt = unpack_secret(values[secretField(name)])
+        local rotatedAt = unpack_rotation(values[rotationField(name)])
+        live[#live + 1] = { sid = name, type = deviceType, expiresAt = exp,
+          active = math.max(tonumber(createdAt) or 0, tonumber(rotatedAt) or 0) }
+      elseif isEnded(name) then
+        local _, _, endedAt = unpack_ended(all[i + 1])
         ended[#ended + 1] = { name = name, at = tonumber(endedAt) or 0 }
       end
-    elseif n == SID_CHARS + 1 then
-      local sid = string.sub(name, 1, SID_CHARS)
-      local s = bySid[sid]
-      if not s then s = {}; bySid[sid] = s end
-      s[string.sub(name, n)] = v
-    elseif isBlacklisted(name) then
-      local exp = expiryOf(v)
-      if not exp or exp <= now then redis.call('HDEL', key, name) end
     end
   end
   return live, ended
-end
-local function typeOf(s) return (unpack_device(s[DEVICE_SUFFIX])) end
--- When the session was last active: its last refresh, or its creation.
-local function activityOf(s)
-  local _, createdAt = unpack_secret(s[SECRET_SUFFIX])
-  return math.max(tonumber(createdAt) or 0, tonumber((unpack_rotation(s[ROTATION_SUFFIX]))) or 0)
 end
 -- Ends a session another login replaces: its tokens will be told why, until the last could be presented.
 local function endSession(key, s, reason, by, now, accessTtlMs)

@@ -18,9 +18,8 @@ if banned then return banned end
 local live, ended = scan(key, now)
 local kept, count = {}, 0
 for _, s in ipairs(live) do
-  local same = exclusive ~= '' and typeOf(s) == deviceType
-  if exclusive == 'refuse' and same then return {'refused', deviceType} end
-  if exclusive == 'all' or (exclusive == 'same' and same) then
+  if exclusive == 'refuse' and s.type == deviceType then return {'refused', deviceType} end
+  if exclusive == 'all' or (exclusive == 'same' and s.type == deviceType) then
     endSession(key, s, 'replaced', deviceType, now, accessTtlMs)
     count = count + 1
   else
@@ -29,7 +28,6 @@ for _, s in ipairs(live) do
 end
 -- The session limit: the least recently refreshed go first.
 if #kept >= maxSessions then
-  for _, s in ipairs(kept) do s.active = activityOf(s) end
   table.sort(kept, function (a, b) return a.active < b.active end)
   for i = 1, #kept - maxSessions + 1 do
     endSession(key, kept[i], 'limit', deviceType, now, accessTtlMs)
