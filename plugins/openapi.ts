@@ -58,7 +58,7 @@ export default fp<OpenapiPluginOptions>(async function wechatAuthOpenapi (fastif
     transform: ({ schema, url }) => ({ schema: { ...schema, hide: true }, url }), // routes of the host's, added later
     transformObject: (arg) => markOptionalBodies(('openapiObject' in arg ? arg.openapiObject : {}) as Document)
   })
-  const openapi = (fastify as unknown as { wechatAuthOpenapi: typeof fastify.swagger }).wechatAuthOpenapi
+  const openapi = (fastify as unknown as { wechatAuthOpenapi: typeof fastify.swagger }).wechatAuthOpenapi // swagger types only its default decorator name
   if (documentPath !== false) fastify.get(documentPath, { schema: { hide: true } }, async () => openapi())
   if (uiPath === false) return
   const ui = await import('@fastify/swagger-ui').catch((err: unknown) => {

@@ -127,6 +127,8 @@ export interface CollectionOptions {
 
 /** The collection for an OpenAPI document, validated first (@apidevtools/swagger-parser). */
 export async function toPostmanCollection (document: OpenApiDocument, opts: CollectionOptions = {}) {
+  // swagger-parser types its input and output with openapi-types, which this script does not depend on:
+  // the document is checked at run time by validate() itself, and read back through our narrower shape.
   const doc = await SwaggerParser.validate(structuredClone(document) as never) as unknown as OpenApiDocument
   const operations = new Map(Object.entries(doc.paths).flatMap(([path, item]) =>
     Object.entries(item).map(([method, op]) => [op.operationId ?? `${method} ${path}`, { method, path, op }] as const)))

@@ -155,41 +155,54 @@ function endOf ({ ended, now }: State, ref: SessionRef): SessionEnd | undefined 
   return marker !== undefined && marker.expiresAt > now() ? { ...marker.value } : undefined
 }
 
+/** A user's live sessions (dropping the expired ones met on the way). */
+export function liveSessionsOf (state: State, tag: string): Array<{ sid: string, e: SessionEntry }> {
+  return [...(state.users.get(tag)?.keys() ?? [])].flatMap((sid) => {
+    const e = liveSession(state, { tag, sid })
+    return e === undefined ? [] : [{ sid, e }]
+  })
+}
+
+/**
+ * Ends sessions of the user behind `tag` as the Redis scripts' endSession does: each leaves a marker
+ * its tokens are told, kept until its last token could come back; expired markers go, and at most
+ * MAX_ENDED stay, the oldest forgotten first.
+ */
+export function endSessions (state: State, tag: string, ending: Array<{ sid: string, e: SessionEntry }>, end: Omit<SessionEnd, 'endedAt'>, accessTtlMs: number): void {
+  const t = state.now()
+  const markers = state.ended.get(tag) ?? new Map<string, Expiring<SessionEnd>>()
+  for (const [sid, m] of markers) if (m.expiresAt <= t) markers.delete(sid)
+  for (const { sid, e } of ending) {
+    dropSession(state, { tag, sid })
+    markers.set(sid, { value: { ...end, endedAt: t }, expiresAt: Math.max(e.expiresAt, t + accessTtlMs) })
+  }
+  const oldest = [...markers].sort((a, b) => a[1].value.endedAt - b[1].value.endedAt)
+  for (const [sid] of oldest.slice(0, Math.max(0, markers.size - MAX_ENDED))) markers.delete(sid)
+  if (markers.size > 0) state.ended.set(tag, markers)
+  else state.ended.delete(tag)
+}
+
 /** As the Redis store's create script: the policy decided in the same step that creates the session. */
 function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash: string, ttlSec: number, policy?: SessionPolicy): CreateResult {
-  const { users, ended, now } = state
+  const { users, now } = state
   const banned = banOf(state, ref.tag)
   if (banned !== undefined) return { status: 'banned', end: banned }
   const t = now()
   const { device: deviceInput, ...data } = input
   const device = deviceInput === undefined ? undefined : deviceOf(deviceInput)
   const type = device?.deviceType ?? ''
-  const live = [...(users.get(ref.tag)?.keys() ?? [])].flatMap((sid) => {
-    const e = liveSession(state, { tag: ref.tag, sid })
-    return e === undefined ? [] : [{ sid, e }]
-  })
-  const markers = ended.get(ref.tag) ?? new Map<string, Expiring<SessionEnd>>()
-  for (const [sid, m] of markers) if (m.expiresAt <= t) markers.delete(sid)
-  const end = (sid: string, e: SessionEntry, reason: SessionEnd['reason']): void => {
-    dropSession(state, { tag: ref.tag, sid })
-    markers.set(sid, { value: { reason, endedAt: t, by: type }, expiresAt: Math.max(e.expiresAt, t + (policy?.accessTtlMs ?? 0)) })
-  }
-  let kept = live
-  if (policy !== undefined && policy.exclusive !== '') {
-    if (policy.exclusive === 'refuse' && live.some(({ e }) => e.device?.deviceType === type)) return { status: 'refused', deviceType: type }
-    kept = live.filter(({ sid, e }) => {
-      const replaced = policy.exclusive === 'all' || (policy.exclusive === 'same' && e.device?.deviceType === type)
-      if (replaced) end(sid, e, 'replaced')
-      return !replaced
-    })
-  }
+  const live = liveSessionsOf(state, ref.tag)
+  const sameType = (e: SessionEntry): boolean => e.device?.deviceType === type
+  const exclusive = policy?.exclusive ?? ''
+  if (exclusive === 'refuse' && live.some(({ e }) => sameType(e))) return { status: 'refused', deviceType: type }
+  const replaced = live.filter(({ e }) => exclusive === 'all' || (exclusive === 'same' && sameType(e)))
+  const kept = live.filter((s) => !replaced.includes(s))
   const max = policy?.maxSessions ?? Number.MAX_SAFE_INTEGER
   const active = (e: SessionEntry): number => Math.max(e.data.createdAt, e.rotatedAt)
   const evicted = kept.length >= max ? [...kept].sort((a, b) => active(a.e) - active(b.e)).slice(0, kept.length - max + 1) : []
-  for (const { sid, e } of evicted) end(sid, e, 'limit')
-  const oldest = [...markers].sort((a, b) => a[1].value.endedAt - b[1].value.endedAt)
-  for (const [sid] of oldest.slice(0, Math.max(0, markers.size - MAX_ENDED))) markers.delete(sid)
-  if (markers.size > 0) ended.set(ref.tag, markers)
+  const accessTtlMs = policy?.accessTtlMs ?? 0
+  endSessions(state, ref.tag, replaced, { reason: 'replaced', by: type }, accessTtlMs)
+  endSessions(state, ref.tag, evicted, { reason: 'limit', by: type }, accessTtlMs)
   let sessions = users.get(ref.tag)
   if (sessions === undefined) users.set(ref.tag, (sessions = new Map()))
   sessions.set(ref.sid, {
@@ -202,7 +215,7 @@ function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash
     blacklist: new Map(),
     device
   })
-  return { status: 'created', ended: live.length - kept.length + evicted.length }
+  return { status: 'created', ended: replaced.length + evicted.length }
 }
 
 /** A device as the Redis store keeps it: cut to the same bounds. */
