@@ -1,6 +1,7 @@
 // The whole gateway as one plugin. It only registers the parts, in the order they depend on each
 // other; everything it decorates (fastify.authenticate, fastify.wechat, ...) is visible to the host.
 import fp from 'fastify-plugin'
+import authorizePlugin from './plugins/authorize.js'
 import authPlugin from './plugins/jwt.js'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import openapiPlugin, { type OpenapiPluginOptions } from './plugins/openapi.js'
@@ -24,6 +25,7 @@ export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   if (fastify.wechatAuthConfig.useSimulator) await fastify.register(simulatorPlugin)
   await fastify.register(wechatPlugin)
   await fastify.register(authPlugin)
+  await fastify.register(authorizePlugin)
   await fastify.register(sessionsPlugin, { resolveUser: opts.resolveUser })
   // Before the routes, which it documents as they are added.
   await fastify.register(openapiPlugin, { openapiPath: opts.openapiPath, openapiUiPath: opts.openapiUiPath })

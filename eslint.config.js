@@ -11,7 +11,7 @@ export default [
   }),
   {
     // TypeBox idiom: a schema constant and its Static<> type share one name.
-    files: ['lib/schemas.ts', 'lib/config-schema.ts'],
+    files: ['lib/schemas.ts', 'lib/config-schema.ts', 'lib/access-schemas.ts'],
     rules: { '@typescript-eslint/no-redeclare': 'off' }
   },
   {

@@ -8,7 +8,14 @@ import {
 import { newJti, userTag } from './ids.js'
 import { createHs256Signer } from './jwt-signer.js'
 import type { AccessClaims } from './schemas.js'
-import type { SessionsStore } from './store/types.js'
+import type { LiveAccess, SessionsStore } from './store/types.js'
+
+/**
+ * An authenticated caller: the token's claims, and the user's roles, permissions and service bans
+ * and the session's last step-up as the store holds them now (read in the same round trip as the
+ * revocation check: a change applies to the next request on every instance).
+ */
+export type AuthUser = AccessClaims & Readonly<Pick<LiveAccess, 'roles' | 'permissions' | 'steppedUpAt' | 'serviceBans'>>
 
 /** What the gateway puts in an access token besides iat/exp/iss/aud/jti. */
 export interface AccessTokenInput {
@@ -115,16 +122,21 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     return { ...claims } as AccessClaims
   }
 
-  /** The claims of the bearer token in an Authorization header, once verified and not revoked. */
-  async function authenticate (authorization: string | undefined): Promise<AccessClaims> {
+  /** The caller of the bearer token in an Authorization header, once verified and not revoked. */
+  async function authenticate (authorization: string | undefined): Promise<AuthUser> {
     if (authorization === undefined || authorization === '') throw new AuthTokenMissingError()
     const match = BEARER.exec(authorization)
     if (match === null) throw new AuthTokenInvalidError()
     const claims = verify(match[1] as string)
     const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
     if (status === 'revoked') throw new AuthTokenRevokedError()
-    if (status !== 'ok') throw sessionEnded(status)
-    return claims
+    if ('reason' in status) throw sessionEnded(status)
+    const user = claims as AuthUser & Record<'roles' | 'permissions' | 'steppedUpAt' | 'serviceBans', unknown>
+    user.roles = status.roles
+    user.permissions = status.permissions
+    user.steppedUpAt = status.steppedUpAt
+    user.serviceBans = status.serviceBans
+    return user
   }
 
   /** How many verified tokens are remembered (bounded by `cacheSize`). */

@@ -53,7 +53,13 @@ export const ConfigSchema = Type.Object({
   EXCLUSIVE_DEVICE_TYPES: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*$' })),
   EXCLUSIVE_MODE: Type.Union([Type.Literal('same'), Type.Literal('all'), Type.Literal('refuse')], { default: 'same' }),
   // A user's hash stays compact in Redis (listpack: 128 fields) with 16 sessions and 24 ended markers.
-  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 16, default: 10 })
+  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 16, default: 10 }),
+  // How long a step-up (a fresh wx.login() code) counts for routes that ask for one.
+  STEP_UP_TTL: Type.Integer({ minimum: 10, maximum: 86400, default: 300 }),
+  // The standalone server's admin API: its own listener, off unless ADMIN_PORT is set.
+  ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 256 }))
 })
 export type Config = Static<typeof ConfigSchema>
 

@@ -40,6 +40,11 @@ export const AuthDeviceTypeUnknownError = createError('AUTH_DEVICE_TYPE_UNKNOWN'
 export const AuthSessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'No such session of yours', 404)
 export const AuthSessionKickedError = createError('AUTH_SESSION_KICKED', 'This session was ended by the service (%s); log in again', 401)
 export const AuthAccountBannedError = createError('AUTH_ACCOUNT_BANNED', 'This account is banned (%s)', 403)
+export const AuthForbiddenError = createError('AUTH_FORBIDDEN', 'Not allowed: %s', 403)
+export const AuthStepUpRequiredError = createError('AUTH_STEP_UP_REQUIRED', 'This needs a recent step-up: call wx.login() and send the code to the step-up route', 401)
+export const AuthStepUpMismatchError = createError('AUTH_STEP_UP_MISMATCH', 'The login code belongs to another WeChat user than this session', 403)
+export const UserNotFoundError = createError('USER_NOT_FOUND', 'No user is known by this openid (it has not logged in lately); name the user by its id', 404)
+export const ServiceBansFullError = createError('SERVICE_BANS_FULL', 'This user already has %s service bans; lift one first', 409)
 
 /**
  * The error a session's tokens get when it did not end by logout or expiry: AUTH_SESSION_REPLACED
@@ -59,6 +64,12 @@ export function sessionEnded (end: SessionEnd): Error {
     }
   }
 }
+
+/** AUTH_ACCOUNT_BANNED for one service: the reason code, the service, until when unless for good. */
+export const serviceBanned = (ban: { service: string, reason: string, until: number | null }): Error =>
+  Object.assign(new AuthAccountBannedError(ban.reason), {
+    detail: { reason: ban.reason, service: ban.service, ...(ban.until !== null ? { until: new Date(ban.until).toISOString() } : {}) }
+  })
 
 /** AUTH_DEVICE_IN_USE, naming the device type. */
 export const deviceInUse = (deviceType: string): Error =>

@@ -1,17 +1,18 @@
 // Logging in: a wx.login() code, claimed once in the store, exchanged with WeChat, then a session
 // for the user the host's resolveUser names, and its first token pair.
-import { AuthDeviceTypeUnknownError, WxCodeUsedError, deviceInUse, sessionEnded } from './errors.js'
+import { Value } from '@sinclair/typebox/value'
+import { AccessInput } from './access-schemas.js'
+import type { CodeExchange } from './code-exchange.js'
+import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.js'
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import type { RefreshTokens } from './refresh-tokens.js'
 import { ConfigSchema, type TokenPair } from './schemas.js'
 import type { LoginDevice, PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
 import type { NewSession } from './store/types.js'
-import type { Code2SessionResult } from './wechat-client.js'
 
 // Claims the gateway sets itself; resolveUser may not override them.
-const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud'])
-// A code is valid at WeChat for 5 minutes; remember accepted ones for longer than that.
-export const USED_CODE_TTL_MS = 10 * 60 * 1000
+// roles, permissions, steppedUpAt and serviceBans are the store's, read on every request.
+const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'roles', 'permissions', 'steppedUpAt', 'serviceBans'])
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
@@ -28,32 +29,20 @@ export function sessionRules (config: SessionsDeps['config']) {
     exclusiveTypes: new Set(list(config.EXCLUSIVE_DEVICE_TYPES)),
     mode: config.EXCLUSIVE_MODE ?? d.EXCLUSIVE_MODE.default,
     maxSessions: config.MAX_SESSIONS_PER_USER ?? d.MAX_SESSIONS_PER_USER.default,
-    accessTtlSec: config.ACCESS_TOKEN_TTL ?? d.ACCESS_TOKEN_TTL.default
+    accessTtlSec: config.ACCESS_TOKEN_TTL ?? d.ACCESS_TOKEN_TTL.default,
+    stepUpTtlSec: config.STEP_UP_TTL ?? d.STEP_UP_TTL.default
   }
 }
 
-export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUser: ResolveUser, refreshTokenOf: RefreshTokens, pair: PairOf) {
-  /**
-   * Exchanges a code with WeChat. A code is claimed in the store before WeChat is called, so a
-   * replay (or a concurrent duplicate) never reaches WeChat. The claim is made for as long as an
-   * accepted code is remembered, so a successful exchange writes nothing more (one store command
-   * less per login); a gateway that dies mid-exchange leaves its code claimed, and the client calls
-   * wx.login() again, as after any failed login.
-   */
-  async function exchange (appid: string, code: string): Promise<Code2SessionResult> {
-    const codeId = digest(`${appid}\u0000${code}`)
-    const claim = await store.claimCode(codeId, USED_CODE_TTL_MS)
-    if (claim !== 'claimed') throw new WxCodeUsedError()
-    try {
-      return await wechat.code2Session(code, appid)
-    } catch (err) {
-      // Forget the claim so a code whose exchange failed transiently can be tried again;
-      // remember it when WeChat itself says it is used.
-      await store.settleCode(codeId, err instanceof WxCodeUsedError, USED_CODE_TTL_MS).catch(() => {})
-      throw err
-    }
-  }
+/** The roles and permissions resolveUser returned, checked; undefined when it returned neither. */
+function accessOf (user: { roles?: unknown, permissions?: unknown }): AccessInput | undefined {
+  if (user.roles === undefined && user.permissions === undefined) return undefined
+  const access = { roles: user.roles ?? [], permissions: user.permissions ?? [] }
+  if (!Value.Check(AccessInput, access)) throw new Error('resolveUser returned invalid roles or permissions (see AccessInput)')
+  return access
+}
 
+export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
 
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
@@ -70,13 +59,17 @@ export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUse
     const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, device: { ...device, deviceType } }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
+    const access = accessOf(user)
+    if (access !== undefined) session.access = access
     const refreshToken = refreshTokenOf.first(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
-    const created = await store.createSession(ref, session, digest(refreshToken), ttl, {
+    const [created] = await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
       exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
       maxSessions: rules.maxSessions,
       accessTtlMs: rules.accessTtlSec * 1000
-    })
+    }),
+    // Operators may name the user by openid: remember whom it maps to (nothing to remember by default).
+    user.userId === identity.openid ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE)])
     if (created.status === 'refused') throw deviceInUse(created.deviceType)
     if (created.status === 'banned') throw sessionEnded(created.end)
     return pair(appid, session, ref.sid, refreshToken, ttl)

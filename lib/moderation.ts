@@ -1,48 +1,83 @@
-// Kick and ban: what the host (or an operator) does to a user's sessions, told to the user's tokens
-// with their own codes (AUTH_SESSION_KICKED, AUTH_ACCOUNT_BANNED). Atomic in the store, seen by every
-// instance at once.
+// What the host (or an operator, through the admin API) does to a user: end sessions (kick), ban the
+// account or one service, set roles and permissions. Told to the user's tokens with their own codes
+// (AUTH_SESSION_KICKED, AUTH_ACCOUNT_BANNED), atomic in the store, seen by every instance at once.
+import { Value } from '@sinclair/typebox/value'
+import { AccessInput, Openid, ReasonCode, ServiceName, UserId } from './access-schemas.js'
+import { UserNotFoundError } from './errors.js'
 import { userTag } from './ids.js'
 import { sessionRules } from './login.js'
 import type { SessionsDeps } from './sessions-deps.js'
+import type { Access, SessionInfo, UserState } from './store/types.js'
 
-/** A user as the host names one: the mini program and the user id (the tokens' `aud` and `sub`). */
-export interface UserName {
-  appid: string
-  sub: string
+/**
+ * A user as the host or an operator names one: the mini program and the user id (the tokens' `aud`
+ * and `sub`), or the mini program and the user's openid there.
+ */
+export type UserName = { appid: string, sub: string } | { appid: string, openid: string }
+
+function checked<T> (schema: Parameters<typeof Value.Check>[0], value: unknown, what: string): T {
+  if (!Value.Check(schema, value)) throw new TypeError(`${what}: ${Value.Errors(schema, value).First()?.message ?? 'invalid'}`)
+  return value as T
 }
+const reasonCode = (reason: unknown): string => checked(ReasonCode, reason, 'a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
 
-// A reason code reaches clients in an error's detail: short and plain, never free text.
-const REASON_CODE = /^[A-Za-z0-9_.:-]{1,32}$/
-function reasonCode (reason: string): string {
-  if (!REASON_CODE.test(reason)) throw new TypeError('a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
-  return reason
-}
-
-export function createModeration ({ store, config }: Pick<SessionsDeps, 'store' | 'config'>) {
+export function createModeration ({ store, config, wechat, resolveUser }: Pick<SessionsDeps, 'store' | 'config' | 'wechat' | 'resolveUser'>) {
   const accessTtlMs = sessionRules(config).accessTtlSec * 1000
-  const tagOf = (user: UserName): string => userTag(user.appid, user.sub)
+
+  /** The user id behind a name. By openid: the user it last logged in as (the openid itself by default). */
+  async function subOf (user: UserName): Promise<{ appid: string, sub: string }> {
+    const appid = wechat.appOf(user.appid)
+    if ('sub' in user) return { appid, sub: checked<string>(UserId, user.sub, 'sub') }
+    const openid = checked<string>(Openid, user.openid, 'openid')
+    const known = await store.subOfOpenid(appid, openid)
+    if (known !== null) return { appid, sub: known }
+    if (resolveUser === undefined) return { appid, sub: openid }
+    throw new UserNotFoundError()
+  }
+  const tagOf = async (user: UserName): Promise<string> => (({ appid, sub }) => userTag(appid, sub))(await subOf(user))
 
   /**
    * Ends a user's sessions (one by id, or all) for a reason code their tokens are told with
-   * AUTH_SESSION_KICKED; returns how many ended. For the host and operators.
+   * AUTH_SESSION_KICKED; returns how many ended.
    */
   async function kick (user: UserName, opts: { sid?: string, reason?: string } = {}): Promise<number> {
-    return await store.kick(tagOf(user), opts.sid === undefined ? 'all' : [opts.sid], reasonCode(opts.reason ?? 'kicked'), accessTtlMs)
+    const reason = reasonCode(opts.reason ?? 'kicked')
+    return await store.kick(await tagOf(user), opts.sid === undefined ? 'all' : [opts.sid], reason, accessTtlMs)
   }
 
   /**
-   * Bans a user on every instance at once: their sessions end, and logins, refreshes and requests
-   * get AUTH_ACCOUNT_BANNED (403, with the reason code and `until`) until unban() or `until`.
+   * Bans a user on every instance at once until unban() or `until`. The account: its sessions end,
+   * and logins, refreshes and requests get AUTH_ACCOUNT_BANNED (403, reason code, `until`). One
+   * `service` only: sessions live on, and routes that name the service (authorize) refuse.
    */
-  async function ban (user: UserName, opts: { reason: string, until?: Date | number }): Promise<void> {
+  async function ban (user: UserName, opts: { reason: string, until?: Date | number | string, service?: string }): Promise<void> {
     const until = opts.until === undefined ? null : new Date(opts.until).getTime()
     if (until !== null && !(until > Date.now())) throw new TypeError('ban: until must be a time in the future')
-    await store.ban(tagOf(user), { until, reason: reasonCode(opts.reason) }, accessTtlMs)
+    const reason = reasonCode(opts.reason)
+    if (opts.service === undefined) return await store.ban(await tagOf(user), { until, reason }, accessTtlMs)
+    const service = checked<string>(ServiceName, opts.service, 'ban: service')
+    await store.banService(await tagOf(user), { service, until, reason })
   }
 
-  async function unban (user: UserName): Promise<void> {
-    await store.unban(tagOf(user))
+  /** Lifts the account's ban, or only the ban from `service`. */
+  async function unban (user: UserName, opts: { service?: string } = {}): Promise<void> {
+    if (opts.service === undefined) return await store.unban(await tagOf(user))
+    await store.unbanService(await tagOf(user), checked<string>(ServiceName, opts.service, 'unban: service'))
   }
 
-  return { kick, ban, unban }
+  /** Replaces a user's roles and permissions: every instance's next request sees them. */
+  async function setAccess (user: UserName, access: Partial<Access>): Promise<void> {
+    const value = { roles: access.roles ?? [], permissions: access.permissions ?? [] }
+    await store.setAccess(await tagOf(user), checked<Access>(AccessInput, value, 'setAccess'))
+  }
+
+  /** Everything about a user an operator may see: never a session_key or a token. */
+  async function userState (user: UserName): Promise<UserState & { appid: string, sub: string, sessions: SessionInfo[] }> {
+    const { appid, sub } = await subOf(user)
+    const tag = userTag(appid, sub)
+    const [state, sessions] = await Promise.all([store.userState(tag), store.listSessions(tag)])
+    return { appid, sub, ...state, sessions }
+  }
+
+  return { kick, ban, unban, setAccess, userState }
 }

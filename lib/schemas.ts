@@ -8,6 +8,7 @@ import {
 } from './errors.js'
 
 export * from './config-schema.js'
+export * from './access-schemas.js'
 
 // ---- HTTP bodies ----
 
@@ -50,7 +51,10 @@ export const MeResponse = Type.Object({
   unionid: Type.Optional(Type.String()),
   sessionId: Type.String(),
   issuedAt: Type.String({ description: 'ISO 8601 time the access token was issued' }),
-  expiresAt: Type.String({ description: 'ISO 8601 time the access token expires' })
+  expiresAt: Type.String({ description: 'ISO 8601 time the access token expires' }),
+  roles: Type.Array(Type.String(), { description: 'the user\'s roles now (they may change at any time)' }),
+  permissions: Type.Array(Type.String()),
+  steppedUpAt: Type.Union([Type.String({ format: 'date-time', description: 'when this session last stepped up' }), Type.Null()])
 })
 export type MeResponse = Static<typeof MeResponse>
 

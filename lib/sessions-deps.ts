@@ -3,7 +3,7 @@ import type { AccessTokens } from './access-tokens.js'
 import type { ResolvedConfig } from './config.js'
 import type { Logger } from './logger.js'
 import type { TokenPair } from './schemas.js'
-import type { LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
+import type { AccessStore, LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
 import type { Code2SessionResult } from './wechat-client.js'
 
 export interface WeChatIdentity {
@@ -12,7 +12,7 @@ export interface WeChatIdentity {
   appid: string
 }
 
-export type SessionRuleKey = 'DEVICE_TYPES' | 'DEVICE_TYPE_DEFAULT' | 'EXCLUSIVE_DEVICE_TYPES' | 'EXCLUSIVE_MODE' | 'MAX_SESSIONS_PER_USER' | 'ACCESS_TOKEN_TTL'
+export type SessionRuleKey = 'DEVICE_TYPES' | 'DEVICE_TYPE_DEFAULT' | 'EXCLUSIVE_DEVICE_TYPES' | 'EXCLUSIVE_MODE' | 'MAX_SESSIONS_PER_USER' | 'ACCESS_TOKEN_TTL' | 'STEP_UP_TTL'
 
 /** What a login says about its device; the type defaults to DEVICE_TYPE_DEFAULT. */
 export interface LoginDevice {
@@ -22,11 +22,15 @@ export interface LoginDevice {
   userAgent?: string
 }
 
-/** The host app's hook: find or create its own user; `userId` becomes the token's `sub`. */
-export type ResolveUser = (identity: WeChatIdentity) => Promise<{ userId: string, claims?: Record<string, unknown> }>
+/**
+ * The host app's hook: find or create its own user; `userId` becomes the token's `sub`. Roles and
+ * permissions, when returned, replace the user's stored ones (shared by every instance, read on
+ * every request); left out, the stored ones stay.
+ */
+export type ResolveUser = (identity: WeChatIdentity) => Promise<{ userId: string, claims?: Record<string, unknown>, roles?: string[], permissions?: string[] }>
 
 export interface SessionsDeps {
-  store: LoginCodeStore & Omit<SessionsStore, 'checkAccess' | 'blacklist'>
+  store: LoginCodeStore & Omit<SessionsStore, 'checkAccess' | 'blacklist'> & AccessStore
   /** WeChat, as much of it as logging in needs (fastify.wechat has this shape). */
   wechat: {
     readonly appids: readonly string[]

@@ -1,18 +1,20 @@
 // The login, refresh and logout flows, built from WeChat's code2Session, the session store and the
 // access-token signer. No Fastify: the sessions plugin decorates what this builds, the benchmark
 // and the tests call it directly.
+import { createCodeExchange } from './code-exchange.js'
 import { AuthSessionNotFoundError, AuthTokenRevokedError } from './errors.js'
 import { userTag } from './ids.js'
 import { createLogin } from './login.js'
 import { createModeration } from './moderation.js'
 import { createRefresh } from './refresh.js'
 import { refreshTokens } from './refresh-tokens.js'
+import { createStepUp } from './step-up.js'
 import type { AccessClaims, TokenPair } from './schemas.js'
 import type { PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
 import type { SessionInfo } from './store/types.js'
 
 export type { PairOf, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
-export { USED_CODE_TTL_MS } from './login.js'
+export { USED_CODE_TTL_MS } from './code-exchange.js'
 
 export function createSessions (deps: SessionsDeps) {
   const { store, tokens } = deps
@@ -34,7 +36,9 @@ export function createSessions (deps: SessionsDeps) {
     return out
   }
 
-  const login = createLogin(deps, resolveUser, refreshTokenOf, pair)
+  const exchange = createCodeExchange(deps)
+  const login = createLogin(deps, resolveUser, exchange, refreshTokenOf, pair)
+  const stepUp = createStepUp(deps, exchange)
   const refresh = createRefresh(deps, refreshTokenOf, pair)
 
   /**
@@ -68,7 +72,7 @@ export function createSessions (deps: SessionsDeps) {
     await store.revokeSession({ tag, sid })
   }
 
-  return { login, refresh, logout, sessionKeyOf, listSessions, endSession, ...createModeration(deps) }
+  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, ...createModeration(deps) }
 }
 
 export type Sessions = ReturnType<typeof createSessions>

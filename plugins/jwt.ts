@@ -10,21 +10,21 @@
 // bytes, a third less CPU).
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { createAccessTokens, type AccessTokens } from '../lib/access-tokens.js'
+import { createAccessTokens, type AccessTokens, type AuthUser } from '../lib/access-tokens.js'
 import { AuthWrongAppError } from '../lib/errors.js'
-import type { AccessClaims } from '../lib/schemas.js'
 
-export type { AccessTokenInput } from '../lib/access-tokens.js'
+export type { AccessTokenInput, AuthUser } from '../lib/access-tokens.js'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 declare module 'fastify' {
   interface FastifyRequest {
     /**
-     * The verified claims of the request's access token, set by fastify.authenticate (null on a
-     * route that does not run it). Each request gets its own copy.
+     * The verified claims of the request's access token, with the user's roles, permissions and
+     * service bans and the session's last step-up as the store holds them now; set by
+     * fastify.authenticate (null on a route that does not run it). Each request gets its own copy.
      */
-    wechatAuthUser: AccessClaims
+    wechatAuthUser: AuthUser
   }
   interface FastifyInstance {
     /** Verifies the Bearer access token (of any mini program served), checks revocation, sets request.wechatAuthUser. */
@@ -48,7 +48,7 @@ export default fp(async function wechatAuthJwt (fastify) {
     request.wechatAuthUser = await tokens.authenticate(request.headers.authorization)
   }
 
-  fastify.decorateRequest<AccessClaims | null>('wechatAuthUser', null)
+  fastify.decorateRequest<AuthUser | null>('wechatAuthUser', null)
   fastify.decorate('wechatAuthTokens', { sign: tokens.sign, verify: tokens.verify })
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateFor', (appid: string): Hook => {

@@ -1,5 +1,5 @@
 // POST /login, POST /refresh, POST /logout under the configured prefix (/auth), and the routes of
-// routes/sessions.ts (GET /me, the caller's sessions) in the same context.
+// routes/sessions.ts (GET /me, the caller's sessions, step-up) in the same context.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
 import { normalizeIP } from '@fastify/rate-limit'
@@ -86,7 +86,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
 
   // GET /me, GET /sessions, DELETE /sessions/:sid: in this context (its error handler and prefix).
-  await fastify.register(sessionRoutes)
+  await fastify.register(sessionRoutes, { perMinute })
 }
 
 export default authRoutes

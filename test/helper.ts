@@ -240,3 +240,6 @@ export function withEnv (t: Tap, values: Record<string, string>): void {
     }
   })
 }
+
+/** A session check's outcome: 'ok' for a live session's access state, else what the store said. */
+export const statusOf = (r: unknown): unknown => typeof r === 'object' && r !== null && 'status' in r ? (r as { status: unknown }).status : r

@@ -1,8 +1,15 @@
-// The memory store's kick and ban, as the Redis store's scripts do them.
-import { endSessions, liveSessionsOf, type State } from './memory-sessions.js'
-import type { SessionsStore } from './types.js'
+// The memory store's session and access control (kick, ban, service bans, roles, step-up), as the
+// Redis store's scripts do them.
+import { ServiceBansFullError } from '../errors.js'
+import { lastingBans } from './access-state.js'
+import { MAX_SERVICE_BANS } from './redis-layout.js'
+import { endOf, endSessions, liveSession, liveSessionsOf, type State } from './memory-sessions.js'
+import { banOf, setAccessIn } from './memory-user.js'
+import type { AccessStore, SessionsStore } from './types.js'
 
-export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> {
+export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+  const { now } = state
+  const openidKey = (appid: string, openid: string): string => `${appid}\u0000${openid}`
   return {
     async kick (tag, sids, reason, accessTtlMs) { return kickIn(state, tag, sids, reason, accessTtlMs) },
 
@@ -11,7 +18,51 @@ export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban'
       state.bans.set(tag, { ...ban })
     },
 
-    async unban (tag) { state.bans.delete(tag) }
+    async unban (tag) { state.bans.delete(tag) },
+
+    async setAccess (tag, access) { setAccessIn(state, tag, access) },
+
+    async userState (tag) {
+      const ban = banOf(state, tag)
+      const access = state.access.get(tag)
+      return {
+        roles: [...access?.roles ?? []],
+        permissions: [...access?.permissions ?? []],
+        ban: ban === undefined ? null : { until: ban.endedAt === 0 ? null : ban.endedAt, reason: ban.by },
+        serviceBans: lastingBans(state.serviceBans.get(tag) ?? [], now()).map((b) => ({ ...b }))
+      }
+    },
+
+    async banService (tag, ban) {
+      const kept = lastingBans(state.serviceBans.get(tag) ?? [], now()).filter((b) => b.service !== ban.service)
+      if (kept.length >= MAX_SERVICE_BANS) throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
+      state.serviceBans.set(tag, [...kept, { ...ban }])
+    },
+
+    async unbanService (tag, service) {
+      const kept = lastingBans(state.serviceBans.get(tag) ?? [], now()).filter((b) => b.service !== service)
+      if (kept.length > 0) state.serviceBans.set(tag, kept)
+      else state.serviceBans.delete(tag)
+    },
+
+    async stepUp (ref, sessionKey) {
+      const banned = banOf(state, ref.tag)
+      if (banned !== undefined) return banned
+      const e = liveSession(state, ref)
+      if (e === undefined) return endOf(state, ref) ?? 'revoked'
+      e.data.sessionKey = sessionKey
+      e.steppedUpAt = now()
+      return { status: 'ok', at: e.steppedUpAt }
+    },
+
+    async rememberOpenid (appid, openid, sub, ttlSec) {
+      state.openids.set(openidKey(appid, openid), { value: sub, expiresAt: now() + ttlSec * 1000 })
+    },
+
+    async subOfOpenid (appid, openid) {
+      const entry = state.openids.get(openidKey(appid, openid))
+      return entry !== undefined && entry.expiresAt > now() ? entry.value : null
+    }
   }
 }
 

@@ -2,9 +2,10 @@
 // rules (lib/store/memory.ts assembles the store).
 import type { SessionRef } from '../ids.js'
 import { MAX_ENDED, deviceParts, unpack } from './redis-layout.js'
+import { accessIn, banOf, setAccessIn } from './memory-user.js'
 import type {
-  Ban, CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
-  SessionsStore, TokenSubject
+  Access, Ban, CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
+  ServiceBan, SessionsStore, TokenSubject
 } from './types.js'
 
 export interface SessionEntry {
@@ -19,6 +20,8 @@ export interface SessionEntry {
   /** Blacklisted token ids of this session, with when they may be forgotten. */
   blacklist: Map<string, number>
   device: Required<DeviceInfo> | undefined
+  /** When the session last stepped up (ms); 0 when never. */
+  steppedUpAt: number
 }
 
 export interface Expiring<T> { value: T, expiresAt: number }
@@ -33,6 +36,9 @@ export interface State {
   credentials: Map<string, Credential>
   locks: Map<string, Expiring<string>>
   bans: Map<string, Ban> // tag -> ban
+  access: Map<string, Access> // tag -> roles and permissions
+  serviceBans: Map<string, ServiceBan[]> // tag -> bans from single services
+  openids: Map<string, Expiring<string>> // appid NUL openid -> sub
 }
 
 export function liveSession ({ users, now }: State, ref: SessionRef): SessionEntry | undefined {
@@ -87,10 +93,9 @@ export function memorySessions (state: State): Omit<SessionsStore, 'kick' | 'ban
       const e = liveSession(state, ref)
       if (e === undefined) return endOf(state, ref) ?? 'revoked'
       const until = e.blacklist.get(jti)
-      if (until === undefined) return 'ok'
-      if (until > now()) return 'revoked'
+      if (until !== undefined && until > now()) return 'revoked'
       e.blacklist.delete(jti) // past its TTL: forgotten, as the Redis store forgets it
-      return 'ok'
+      return accessIn(state, ref.tag, e)
     },
 
     async revokeSession (ref) {
@@ -150,7 +155,7 @@ function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResul
 }
 
 /** Why a session is gone, when another login ended it (and its marker has not expired). */
-function endOf ({ ended, now }: State, ref: SessionRef): SessionEnd | undefined {
+export function endOf ({ ended, now }: State, ref: SessionRef): SessionEnd | undefined {
   const marker = ended.get(ref.tag)?.get(ref.sid)
   return marker !== undefined && marker.expiresAt > now() ? { ...marker.value } : undefined
 }
@@ -188,7 +193,7 @@ function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash
   const banned = banOf(state, ref.tag)
   if (banned !== undefined) return { status: 'banned', end: banned }
   const t = now()
-  const { device: deviceInput, ...data } = input
+  const { device: deviceInput, access: _access, ...data } = input
   const device = deviceInput === undefined ? undefined : deviceOf(deviceInput)
   const type = device?.deviceType ?? ''
   const live = liveSessionsOf(state, ref.tag)
@@ -213,8 +218,10 @@ function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash
     nonce: '',
     expiresAt: t + ttlSec * 1000,
     blacklist: new Map(),
-    device
+    device,
+    steppedUpAt: 0
   })
+  if (input.access !== undefined) setAccessIn(state, ref.tag, input.access)
   return { status: 'created', ended: replaced.length + evicted.length }
 }
 
@@ -229,15 +236,4 @@ function subjectOf (data: SessionData): TokenSubject {
   if (data.unionid !== undefined) out.unionid = data.unionid
   if (data.claims !== undefined) out.claims = structuredClone(data.claims)
   return out
-}
-
-/** The user's ban while it lasts, as what its tokens are told (an expired one is dropped). */
-export function banOf ({ bans, now }: State, tag: string): SessionEnd | undefined {
-  const ban = bans.get(tag)
-  if (ban === undefined) return undefined
-  if (ban.until !== null && ban.until <= now()) {
-    bans.delete(tag)
-    return undefined
-  }
-  return { reason: 'banned', endedAt: ban.until ?? 0, by: ban.reason }
 }

@@ -15,7 +15,7 @@ export interface MemoryStoreOptions {
 
 /** Everything the memory store holds, with its clock. */
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
-  const state: State = { now: opts.now ?? Date.now, users: new Map(), ended: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map(), bans: new Map() }
+  const state: State = { now: opts.now ?? Date.now, users: new Map(), ended: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map(), bans: new Map(), access: new Map(), serviceBans: new Map(), openids: new Map() }
   const { now, users, ended, codes, hits, credentials, locks } = state
   function sweep (): void {
     const t = now()
@@ -26,7 +26,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
       for (const [sid, m] of markers) if (m.expiresAt <= t) markers.delete(sid)
       if (markers.size === 0) ended.delete(tag)
     }
-    for (const map of [codes, hits, locks, credentials]) {
+    for (const map of [codes, hits, locks, credentials, state.openids]) {
       for (const [k, e] of map) if (e.expiresAt <= t) map.delete(k)
     }
     opts.onSweep?.()
@@ -44,7 +44,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     ...memoryCredentials(state),
     async close () {
       clearInterval(timer)
-      for (const map of [credentials, locks, users, ended, codes, hits, state.bans]) map.clear()
+      for (const map of [credentials, locks, users, ended, codes, hits, state.bans, state.access, state.serviceBans, state.openids]) map.clear()
     }
   }
 }

@@ -38,8 +38,26 @@ export const SESSION_FIELDS = {
    * good), the reason code, and the service it is limited to ('' for all). Read with every session
    * check, in the same HMGET.
    */
-  ban: { name: '!ban', parts: ['bannedUntil', 'reason', 'service'] }
+  ban: { name: '!ban', parts: ['bannedUntil', 'reason', 'service'] },
+  /** When the session last stepped up (ms), by the store's clock; written by step-up only. */
+  stepUp: { suffix: 'u', parts: ['steppedUpAt'] },
+  /**
+   * The user's roles and permissions, each list joined with ',' (names never hold one). Kept for
+   * good while it holds any: the standalone gateway has no other home for them. Read with every
+   * session check. Longer than 64 bytes, it turns the user's hash into a hashtable (about twice
+   * the memory): a cost paid by users with many roles only.
+   */
+  access: { name: '!acl', parts: ['roles', 'permissions'] },
+  /**
+   * The user's bans from single services: a list of entries of these parts, one after another,
+   * at most MAX_SERVICE_BANS. Read with every session check; only a route that names the service
+   * refuses (authorize's `service`).
+   */
+  serviceBans: { name: '!sban', parts: ['service', 'bannedUntil', 'reason'] }
 } as const
+
+/** At most this many service bans per user at once. */
+export const MAX_SERVICE_BANS = 8
 
 /**
  * The device value is cut to this many bytes (UTF-8), the user agent giving way first: under Redis'
@@ -76,8 +94,30 @@ export type Unpacked<F extends FieldName> = Record<Parts<F>, string>
 
 /** The hash field of a session's value. */
 export const sessionField = (sid: string, field: PerSession): string => sid + SESSION_FIELDS[field].suffix
-/** The hash field of the user's ban. */
+/** The hash fields of the user's ban, roles and permissions, and service bans: user fields start with '!'. */
 export const BAN_FIELD = SESSION_FIELDS.ban.name
+export const ACCESS_FIELD = SESSION_FIELDS.access.name
+export const SERVICE_BANS_FIELD = SESSION_FIELDS.serviceBans.name
+
+/** Roles and permissions as stored; both empty is no field at all. */
+export const packAccess = (a: { roles: readonly string[], permissions: readonly string[] }): string =>
+  a.roles.length + a.permissions.length === 0 ? '' : `${a.roles.join(',')}${SEP}${a.permissions.join(',')}`
+export function unpackAccess (packed: string | null | undefined): { roles: string[], permissions: string[] } {
+  const { roles, permissions } = unpack('access', packed)
+  const list = (s: string): string[] => s === '' ? [] : s.split(',')
+  return { roles: list(roles), permissions: list(permissions) }
+}
+
+/** Service bans as stored: service, until (ms; 0 for good), reason, for each. */
+export function unpackServiceBans (packed: string | null | undefined): Array<{ service: string, until: number | null, reason: string }> {
+  const parts = (packed ?? '').split(SEP)
+  const out: Array<{ service: string, until: number | null, reason: string }> = []
+  for (let i = 0; i + 2 < parts.length; i += 3) {
+    const until = Number(parts[i + 1])
+    out.push({ service: parts[i] as string, until: until === 0 ? null : until, reason: parts[i + 2] as string })
+  }
+  return out
+}
 
 /** The hash field of a blacklisted access token. */
 export const blacklistField = (jti: string): string => BLACKLIST_PREFIX + jti
@@ -154,7 +194,8 @@ local SID_CHARS = ${SID_CHARS}
 local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
 local MAX_ENDED = ${MAX_ENDED}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
-local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
+local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid), stepUpField(sid) end
+local MAX_SERVICE_BANS = ${MAX_SERVICE_BANS}
 local function subOf(stored, openid) if stored == '' then return openid end return stored end
 local function storedSub(sub, openid) if sub == openid then return '' end return sub end
 `
@@ -168,6 +209,8 @@ export interface KeyNames {
   /** A shared credential (an appid's access_token) and the lock of its renewal. */
   credential: (name: string) => string
   credentialLock: (name: string) => string
+  /** Which user (sub) an openid of a mini program last logged in as (the admin API names users by openid). */
+  openid: (appid: string, openid: string) => string
 }
 
 export function keyNames (prefix: string): KeyNames {
@@ -176,6 +219,7 @@ export function keyNames (prefix: string): KeyNames {
     code: (codeId) => `${prefix}c:${codeId}`,
     rateLimit: `${prefix}rl:`,
     credential: (name) => `${prefix}at:{${name}}`,
-    credentialLock: (name) => `${prefix}atl:{${name}}`
+    credentialLock: (name) => `${prefix}atl:{${name}}`,
+    openid: (appid, openid) => `${prefix}oid:${appid}:${openid}`
   }
 }

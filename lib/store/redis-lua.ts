@@ -1,5 +1,5 @@
 // The Lua the store's scripts share: the clock, a user's sessions found in one pass, ending a session
-// with a marker, the ban, the key's lifetime. Field names and packed values come from LUA_LAYOUT.
+// with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and packed values come from LUA_LAYOUT.
 import { LUA_LAYOUT } from './redis-layout.js'
 
 export const LUA_COMMON = LUA_LAYOUT + `
@@ -11,14 +11,57 @@ local function dropSession(key, sid) redis.call('HDEL', key, fieldsOf(sid)) end
 -- Numbers go to redis.call as integer strings: Redis 7.2.0-7.2.4 turned whole doubles such as
 -- 1e9 into '1e+09' (redis/redis#13113), which PEXPIRE refuses and tonumber misreads.
 local function int(n) return string.format('%d', n) end
-local function keepAlive(key, ttl)
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, int(ttl)) end
-end
 local function isSession(name) return #name == SID_CHARS end
 local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX) == BLACKLIST_PREFIX end
 local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
 -- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
 local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
+-- A value split at every SEP (the list of service bans).
+local function split(v)
+  local parts, i = {}, 1
+  while true do
+    local j = string.find(v, SEP, i, true)
+    parts[#parts + 1] = string.sub(v, i, j and j - 1 or -1)
+    if not j then return parts end
+    i = j + 1
+  end
+end
+-- The key lives as long as what it holds: its latest session, marker, blacklist entry or ban, or
+-- for good while it holds roles or permissions or a ban without end. A key with nothing left is deleted.
+local function fixTtl(key, now)
+  local latest = 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local name = all[i]
+    if name == BAN_FIELD then
+      local bannedUntil = tonumber((unpack_ban(all[i + 1]))) or 0
+      if bannedUntil == 0 then return redis.call('PERSIST', key) end
+      latest = math.max(latest, bannedUntil)
+    elseif name == ACCESS_FIELD then
+      return redis.call('PERSIST', key)
+    elseif name == SERVICEBANS_FIELD then
+      local parts = split(all[i + 1])
+      for k = 2, #parts, 3 do
+        local bannedUntil = tonumber(parts[k]) or 0
+        if bannedUntil == 0 then return redis.call('PERSIST', key) end
+        latest = math.max(latest, bannedUntil)
+      end
+    elseif isSession(name) or isBlacklisted(name) or isEnded(name) then
+      latest = math.max(latest, expiryOf(all[i + 1]) or 0)
+    end
+  end
+  if latest <= now then return redis.call('DEL', key) end
+  return redis.call('PEXPIRE', key, int(latest - now))
+end
+-- After a write of something that lives \`ttl\` ms: the key lives at least that long. A key without
+-- expiry is new or kept for good (roles, a service ban): fixTtl decides which.
+local function keepAlive(key, ttl, now)
+  local pttl = redis.call('PTTL', key)
+  if pttl == -1 and (redis.call('HEXISTS', key, ACCESS_FIELD) == 1 or redis.call('HEXISTS', key, SERVICEBANS_FIELD) == 1) then
+    return fixTtl(key, now)
+  end
+  if pttl < ttl then redis.call('PEXPIRE', key, int(ttl)) end
+end
 -- One pass over the user: drops what expired, and lists the live sessions (device type, last
 -- activity, expiry) and the ended markers kept.
 local function scan(key, now)
@@ -68,24 +111,6 @@ local function banOf(key, value, now)
     return nil
   end
   return {'ended', 'banned', int(untilMs), reason}
-end
--- The key lives as long as what it holds: its latest session, marker or blacklist entry, or for
--- good while a ban without end lasts. A key with nothing left is deleted.
-local function fixTtl(key, now)
-  local latest = 0
-  local all = redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    local name = all[i]
-    if name == BAN_FIELD then
-      local bannedUntil = tonumber((unpack_ban(all[i + 1]))) or 0
-      if bannedUntil == 0 then return redis.call('PERSIST', key) end
-      latest = math.max(latest, bannedUntil)
-    elseif isSession(name) or isBlacklisted(name) or isEnded(name) then
-      latest = math.max(latest, expiryOf(all[i + 1]) or 0)
-    end
-  end
-  if latest <= now then return redis.call('DEL', key) end
-  return redis.call('PEXPIRE', key, int(latest - now))
 end
 -- Why a session is gone, if another login ended it: {reason, endedAt, by}, or nil.
 local function endOf(key, sid, now)

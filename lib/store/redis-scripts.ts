@@ -2,16 +2,19 @@
 // (one Cluster slot). Field names and packed values come from LUA_LAYOUT (redis-layout.ts). Each
 // script names its KEYS and ARGV as locals at the top.
 import { createHash } from 'node:crypto'
+import { CONTROL_SCRIPTS } from './redis-control-scripts.js'
 import { LUA_COMMON } from './redis-lua.js'
 
 export const SCRIPTS = {
-  // -> {'created', sessions ended} | {'refused', device type}
+  ...CONTROL_SCRIPTS,
+  // ARGV 16, 17: '1' and the packed roles and permissions to replace the user's ('' none), or '0' to keep them.
+  // -> {'created', sessions ended} | {'refused', device type} | {'ended', 'banned', until, reason}
   wxauthCreate: LUA_COMMON + `
 local key = KEYS[1]
 local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs =
-  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs, setAccess, access =
+  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local now = nowMs()
 local banned = banOf(key, redis.call('HGET', key, BAN_FIELD), now)
 if banned then return banned end
@@ -40,7 +43,10 @@ redis.call('HSET', key,
   identityField(sid), pack_identity(openid, unionid),
   secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims))
 if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(deviceType, deviceName, ip, userAgent)) end
-keepAlive(key, ttl)
+if setAccess == '1' then
+  if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
+end
+keepAlive(key, ttl, now)
 return {'created', count}`,
 
   // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}
@@ -75,7 +81,7 @@ if presented == generation and presentedDigest == current then
   end
   redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1)),
     rotationField(sid), pack_rotation(int(now), nonce))
-  keepAlive(key, ttl)
+  keepAlive(key, ttl, now)
   return {'rotated', int(ttl), openid, unionid, sub, claims}
 end
 if presented == generation - 1 then
@@ -97,8 +103,9 @@ return 1`,
   wxauthBlacklist: LUA_COMMON + `
 local key, sid, jti, ttlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('HEXISTS', key, hotField(sid)) == 0 then return 0 end
-redis.call('HSET', key, BLACKLIST_PREFIX .. jti, int(nowMs() + ttlMs))
-keepAlive(key, ttlMs)
+local now = nowMs()
+redis.call('HSET', key, BLACKLIST_PREFIX .. jti, int(now + ttlMs))
+keepAlive(key, ttlMs, now)
 return 1`,
 
   // -> how many live sessions ended
@@ -109,46 +116,20 @@ local all = redis.call('HGETALL', key)
 for i = 1, #all, 2 do
   if isSession(all[i]) and (expiryOf(all[i + 1]) or 0) > now then n = n + 1 end
 end
--- Logging out everywhere ends the sessions, not the ban.
-local ban = redis.call('HGET', key, BAN_FIELD)
+-- Logging out everywhere ends the sessions, not what belongs to the user: bans, roles (fields named '!...').
+local kept = {}
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 1) == '!' then
+    kept[#kept + 1] = all[i]
+    kept[#kept + 1] = all[i + 1]
+  end
+end
 redis.call('DEL', key)
-if ban then
-  redis.call('HSET', key, BAN_FIELD, ban)
+if #kept > 0 then
+  redis.call('HSET', key, unpack(kept))
   fixTtl(key, now)
 end
 return n`,
-
-  // ARGV: reason code, access token TTL ms, then the session ids ('*' alone: all). -> sessions ended
-  wxauthKick: LUA_COMMON + `
-local key, reason, accessTtlMs = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local now = nowMs()
-local live, ended = scan(key, now)
-local wanted = {}
-for i = 3, #ARGV do wanted[ARGV[i]] = true end
-local chosen = {}
-for _, s in ipairs(live) do
-  if wanted['*'] or wanted[s.sid] then chosen[#chosen + 1] = s end
-end
-trimEnded(key, ended, #chosen)
-for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
-return #chosen`,
-
-  // ARGV: until ms (0: for good), reason code, access token TTL ms. Ends every session, then bans.
-  wxauthBan: LUA_COMMON + `
-local key, bannedUntil, reason, accessTtlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-local now = nowMs()
-local live, ended = scan(key, now)
-trimEnded(key, ended, #live)
-for _, s in ipairs(live) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
-redis.call('HSET', key, BAN_FIELD, pack_ban(bannedUntil, reason, ''))
-fixTtl(key, now)
-return 1`,
-
-  wxauthUnban: LUA_COMMON + `
-local key = KEYS[1]
-redis.call('HDEL', key, BAN_FIELD)
-fixTtl(key, nowMs())
-return 1`,
 
   wxauthSaveCredential: `
 local credentialKey, lockKey = KEYS[1], KEYS[2]

@@ -1,14 +1,15 @@
 // The Redis store's sessions: creating (under the session policy), reading, rotating, checking,
 // ending, kicking and banning, over one hash per user (redis-layout.ts, redis-scripts.ts).
 import { SID_CHARS, type SessionRef } from '../ids.js'
+import { liveAccess } from './access-state.js'
 import {
-  BAN_FIELD, blacklistField, deviceParts, firstPart, sessionField, subOf, unpack
+  ACCESS_FIELD, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, sessionField, subOf, unpack
 } from './redis-layout.js'
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
 import type { scriptRunner } from './redis-scripts.js'
 import type { sendCommandOf } from './redis-client.js'
-import type { RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
+import type { LiveAccess, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
 
 /** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
 function subjectOf ([openid = '', unionid = '', sub = '', claims = '']: string[]): TokenSubject {
@@ -22,7 +23,7 @@ const NO_POLICY: SessionPolicy = { exclusive: '', maxSessions: Number.MAX_SAFE_I
 
 /** An ended marker's reason, time and device type, as the scripts and the reader give them. */
 const REASONS = new Set<SessionEnd['reason']>(['replaced', 'limit', 'kicked', 'banned'])
-const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
+export const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
   ({ reason: REASONS.has(reason as SessionEnd['reason']) ? reason as SessionEnd['reason'] : 'replaced', endedAt: Number(endedAt), by: by ?? '' })
 
 const pairsToRecord = (flat: string[]): Record<string, string> =>
@@ -56,14 +57,15 @@ export interface Context {
   guard: ReturnType<typeof createDeadlines>['guard']
 }
 
-export function redisSessions (ctx: Context): SessionsStore {
+export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { keys, send, run, guard } = ctx
   return {
     async createSession (ref, data, refreshHash, ttlSec, policy = NO_POLICY) {
       const device = data.device === undefined ? ['', '', '', ''] : deviceParts(data.device)
       const [status, detail, ...more] = await guard(async () => await run('wxauthCreate', [keys.user(ref.tag)], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
-        ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs)) as [string, string | number, ...string[]]
+        ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
+        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access))) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
       return status === 'refused' ? { status, deviceType: String(detail) } : { status: 'created', ended: Number(detail) }
     },
@@ -113,33 +115,27 @@ export function redisSessions (ctx: Context): SessionsStore {
 
     async blacklist (ref, jti, ttlSec) {
       await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, jti, Math.max(1, ttlSec) * 1000))
-    },
-
-    async kick (tag, sids, reason, accessTtlMs) {
-      return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
-    },
-
-    async ban (tag, ban, accessTtlMs) {
-      await guard(async () => await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs))
-    },
-
-    async unban (tag) {
-      await guard(async () => await run('wxauthUnban', [keys.user(tag)]))
     }
   }
 }
 
-/** One HMGET: the session, the token's blacklist entry, the session's ended marker and the user's ban. */
-async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti: string): Promise<'ok' | 'revoked' | SessionEnd> {
+/**
+ * One HMGET: the session, the token's blacklist entry, the session's ended marker and step-up time,
+ * the user's ban, roles and permissions, and service bans.
+ */
+async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti: string): Promise<LiveAccess | 'revoked' | SessionEnd> {
   const key = keys.user(ref.tag)
-  const [hot, blacklisted, ended, ban] = await guard(async () => await send(key,
-    ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD])) as Array<string | null>
+  const [hot, blacklisted, ended, ban, steppedUpAt, access, serviceBans] = await guard(async () => await send(key,
+    ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
+      sessionField(ref.sid, 'stepUp'), ACCESS_FIELD, SERVICE_BANS_FIELD])) as Array<string | null>
   const now = Date.now()
   if (typeof ban === 'string') {
     const { bannedUntil, reason } = unpack('ban', ban)
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
-  if (typeof hot === 'string') return blacklisted === null && Number(firstPart(hot)) > now ? 'ok' : 'revoked'
+  if (typeof hot === 'string') {
+    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, steppedUpAt ?? null, now) : 'revoked'
+  }
   if (typeof ended !== 'string') return 'revoked'
   const marker = unpack('ended', ended)
   return Number(marker.expiresAt) > now ? endOf([marker.reason, marker.endedAt, marker.detail]) : 'revoked'

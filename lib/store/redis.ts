@@ -9,6 +9,7 @@ import { disconnectClient, sendCommandOf, type RedisClient } from './redis-clien
 import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
+import { redisControl } from './redis-control.js'
 import { redisSessions, type Context } from './redis-sessions.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
@@ -31,6 +32,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   return {
     kind: 'redis',
     ...redisSessions(ctx),
+    ...redisControl(ctx),
     ...redisLoginCodes(ctx),
     ...redisCounters(ctx),
     ...redisCredentials(ctx),

@@ -40,6 +40,37 @@ export interface Ban {
   reason: string
 }
 
+/** A ban from one named service only: checked where a route asks for it (authorize's `service`). */
+export interface ServiceBan extends Ban {
+  service: string
+}
+
+/** A user's roles and permissions, as the host's resolveUser or an operator sets them. */
+export interface Access {
+  roles: string[]
+  permissions: string[]
+}
+
+/**
+ * What checking a live session's token reads besides "alive", in the same round trip: the user's
+ * roles and permissions now, when this session last stepped up, and the services the user is
+ * banned from. Shared, frozen values: callers copy before changing.
+ */
+export interface LiveAccess {
+  status: 'ok'
+  roles: readonly string[]
+  permissions: readonly string[]
+  /** When the session last proved its user with a fresh wx.login() code (ms epoch); null when never. */
+  steppedUpAt: number | null
+  serviceBans: readonly ServiceBan[]
+}
+
+/** A user as an operator sees it: roles and permissions, bans (the account's, then by service). */
+export interface UserState extends Access {
+  ban: Ban | null
+  serviceBans: ServiceBan[]
+}
+
 /** The rules a new session is created under, decided inside the same atomic operation. */
 export interface SessionPolicy {
   /**
@@ -86,7 +117,11 @@ export type RotateResult =
   | { status: 'ended', end: SessionEnd }
 
 /** A session as the caller creates it; the store stamps `createdAt` with its own clock. */
-export type NewSession = Omit<SessionData, 'createdAt'> & { device?: DeviceInfo }
+export type NewSession = Omit<SessionData, 'createdAt'> & {
+  device?: DeviceInfo
+  /** The user's roles and permissions as resolveUser gave them: they replace the stored ones. Left out: kept. */
+  access?: Access
+}
 
 /** A rotation: the presented token is current when its generation and digest are the session's. */
 export interface RotateInput {
@@ -122,10 +157,10 @@ export interface SessionsStore {
   getSession: (ref: SessionRef) => Promise<SessionData | null>
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
   /**
-   * 'ok' when the session is alive and the token id is not blacklisted; why, when another login ended
-   * it; 'revoked' otherwise. One round trip.
+   * The user's access state when the session is alive and the token id is not blacklisted; why, when
+   * another login ended it; 'revoked' otherwise. One round trip, no write.
    */
-  checkAccess: (ref: SessionRef, jti: string) => Promise<'ok' | 'revoked' | SessionEnd>
+  checkAccess: (ref: SessionRef, jti: string) => Promise<LiveAccess | 'revoked' | SessionEnd>
   /** Ends one session: every token issued in it stops working. */
   revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */
@@ -140,6 +175,26 @@ export interface SessionsStore {
   /** Bans the user: every session ends (kicked, for the ban's reason), logins and tokens are refused until unbanned or `until`. */
   ban: (tag: string, ban: Ban, accessTtlMs: number) => Promise<void>
   unban: (tag: string) => Promise<void>
+}
+
+/** Access control: roles and permissions, service bans, step-up. Each change is seen by every instance's next check. */
+export interface AccessStore {
+  /** Replaces the user's roles and permissions (none of either: forgets them). */
+  setAccess: (tag: string, access: Access) => Promise<void>
+  /** The user's roles, permissions and bans. */
+  userState: (tag: string) => Promise<UserState>
+  /** Bans the user from one service (at most MAX_SERVICE_BANS at once); sessions live on. */
+  banService: (tag: string, ban: ServiceBan) => Promise<void>
+  unbanService: (tag: string, service: string) => Promise<void>
+  /**
+   * Marks a live session as stepped up now, with the session_key of the code that proved it: the
+   * time, by the store's clock; why, when the session ended otherwise; 'revoked' when it is gone.
+   */
+  stepUp: (ref: SessionRef, sessionKey: string) => Promise<{ status: 'ok', at: number } | 'revoked' | SessionEnd>
+  /** Remembers which user (sub) an openid of a mini program logged in as, for `ttlSec`. */
+  rememberOpenid: (appid: string, openid: string, sub: string, ttlSec: number) => Promise<void>
+  /** The user an openid last logged in as, while remembered; null otherwise. */
+  subOfOpenid: (appid: string, openid: string) => Promise<string | null>
 }
 
 /** Login codes: each is exchanged with WeChat at most once. */
@@ -168,7 +223,7 @@ export interface CredentialStore {
 }
 
 /** Everything the gateway keeps, in one backend. */
-export interface SessionStore extends SessionsStore, LoginCodeStore, CounterStore, CredentialStore {
+export interface SessionStore extends SessionsStore, AccessStore, LoginCodeStore, CounterStore, CredentialStore {
   readonly kind: 'redis' | 'memory'
   /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping: () => Promise<void>

@@ -28,8 +28,9 @@ test('a signed token verifies to its claims, and authenticate checks the session
   const claims = tokens.verify(token)
   t.match(claims, { sub: 'u1', openid: 'o1', aud: APPID, iss: 'iss', jti, role: 'admin' })
   t.equal(claims.exp - claims.iat, 60)
-  t.same(await tokens.authenticate(`Bearer ${token}`), claims)
-  t.same(await tokens.authenticate(`bearer   ${token}  `), claims, 'scheme in any case, spaces tolerated')
+  const none = { roles: [], permissions: [], steppedUpAt: null, serviceBans: [] }
+  t.same(await tokens.authenticate(`Bearer ${token}`), { ...claims, ...none }, 'the claims, and the user\'s access state from the store')
+  t.same(await tokens.authenticate(`bearer   ${token}  `), { ...claims, ...none }, 'scheme in any case, spaces tolerated')
 })
 
 test('authenticate refuses with a stable code for each way a header or token is wrong', async (t) => {

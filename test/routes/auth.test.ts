@@ -279,7 +279,10 @@ test('POST /auth/logout and GET /auth/me', async (t) => {
       unionid: sim.unionidOf('frank'),
       sessionId: claims.sid,
       issuedAt: new Date((claims.iat as number) * 1000).toISOString(),
-      expiresAt: new Date((claims.exp as number) * 1000).toISOString()
+      expiresAt: new Date((claims.exp as number) * 1000).toISOString(),
+      roles: [],
+      permissions: [],
+      steppedUpAt: null
     })
   })
 

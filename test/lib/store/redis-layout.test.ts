@@ -3,7 +3,7 @@
 import { createClient } from '@redis/client'
 import { test } from 'tap'
 import {
-  BAN_FIELD, BLACKLIST_PREFIX, LUA_LAYOUT, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
+  ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, LUA_LAYOUT, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
 } from '../../../lib/store/redis-layout.js'
 import { startRedis } from '../../helper.js'
 
@@ -20,8 +20,11 @@ test('what Lua packs, TypeScript unpacks, and the other way round', async (t) =>
     const packed = await lua(`return pack_${field}(unpack(ARGV))`, parts) as string
     t.same(Object.values(unpack(field, packed)), parts, `${field}: Lua's pack reads back in TypeScript`)
     t.same(await lua(`return {unpack_${field}(ARGV[1])}`, [parts.join(SEP)]), [...parts, ''], `${field}: TypeScript's value reads in Lua, nothing left over`)
-    if (field === 'ban') t.equal(await lua('return BAN_FIELD', []), BAN_FIELD, 'the ban: one field of the user')
-    else t.equal(await lua(`return ${field}Field(ARGV[1])`, ['sid']), sessionField('sid', field))
+    const userField = { ban: BAN_FIELD, access: ACCESS_FIELD, serviceBans: SERVICE_BANS_FIELD } as const
+    if (field === 'ban' || field === 'access' || field === 'serviceBans') {
+      t.equal(await lua(`return ${field.toUpperCase()}_FIELD`, []), userField[field], `${field}: one field of the user`)
+      t.equal(userField[field][0], '!', 'user fields start with !, which no session id holds (revokeUser keeps them)')
+    } else t.equal(await lua(`return ${field}Field(ARGV[1])`, ['sid']), sessionField('sid', field))
   }
   t.equal(await lua("return pack_hot('1', 'd', '0')", []), `1${SEP}d`, 'generation 0 is left out')
   t.same(unpack('hot', `1${SEP}d`), { expiresAt: '1', refreshDigest: 'd', generation: '' })
@@ -33,10 +36,21 @@ test('what Lua packs, TypeScript unpacks, and the other way round', async (t) =>
   t.equal(blacklistField('j'), `${BLACKLIST_PREFIX}j`)
 })
 
+test('roles and permissions, and service bans, read back as written', async (t) => {
+  const access = { roles: ['admin', 'ops'], permissions: ['order:*', 'user:read'] }
+  t.same(unpackAccess(packAccess(access)), access)
+  t.same(unpackAccess(packAccess({ roles: [], permissions: ['p'] })), { roles: [], permissions: ['p'] })
+  t.equal(packAccess({ roles: [], permissions: [] }), '', 'none of either: nothing stored')
+  t.same(unpackAccess(null), { roles: [], permissions: [] })
+  t.same(unpackServiceBans(['pay', '0', 'fraud', 'chat', '1700000000000', 'spam'].join(SEP)),
+    [{ service: 'pay', until: null, reason: 'fraud' }, { service: 'chat', until: 1700000000000, reason: 'spam' }], '0 is for good')
+  t.same(unpackServiceBans(null), [])
+})
+
 test('credentials keep a value that holds the separator; keys carry the prefix and hash tags', async (t) => {
   const credential = { expiresAt: 2, refreshAt: 1, value: `a${SEP}b` }
   t.same(unpackCredential(packCredential(credential)), credential)
   const keys = keyNames('p:')
-  t.same([keys.user('t'), keys.code('c'), keys.rateLimit, keys.credential('wx'), keys.credentialLock('wx')],
-    ['p:{t}', 'p:c:c', 'p:rl:', 'p:at:{wx}', 'p:atl:{wx}'])
+  t.same([keys.user('t'), keys.code('c'), keys.rateLimit, keys.credential('wx'), keys.credentialLock('wx'), keys.openid('wx1', 'o')],
+    ['p:{t}', 'p:c:c', 'p:rl:', 'p:at:{wx}', 'p:atl:{wx}', 'p:oid:wx1:o'])
 })

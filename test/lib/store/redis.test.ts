@@ -7,7 +7,7 @@ import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag } from '../../../lib/ids.js'
-import { freePort, redisClient, startRedis } from '../../helper.js'
+import { freePort, redisClient, startRedis, statusOf } from '../../helper.js'
 import { storeContract } from './contract.js'
 
 /** A store on its own node-redis connection (as the gateway makes it), closed at teardown. */
@@ -73,7 +73,7 @@ test('a host node-redis client that maps replies to Buffers still works: the sto
   const store = createRedisStore({ client: host, keyPrefix: redis.prefix, timeoutMs: 1000, ownsClient: false })
   const ref = { tag: userTag('wxapp', 'buffy'), sid: newSessionId() }
   await store.createSession(ref, { sub: 'buffy', openid: 'o-buffy', sessionKey: 'k' }, 'h0', 60)
-  t.equal(await store.checkAccess(ref, 'j'), 'ok')
+  t.equal(statusOf(await store.checkAccess(ref, 'j')), 'ok')
   t.match(await store.getSession(ref), { openid: 'o-buffy', sessionKey: 'k' })
   const r = await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
   t.same(r.status === 'rotated' && r.session, { sub: 'buffy', openid: 'o-buffy' })
@@ -150,6 +150,37 @@ test('every key the store writes has a TTL; a user is one key under its hash tag
   for (let g = 2; g < 40; g++) t.equal((await store.rotateRefresh(ref, { generation: g, presentedHash: h(g), nextHash: h(g + 1), nonce: `n${g + 1}`.padEnd(16, 'x'), graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })).status, 'rotated')
   t.equal(await inspect.object('ENCODING', userKey), 'listpack', 'still compact after many refreshes')
   t.equal(await inspect.memory('USAGE', userKey), before, 'and no larger: nothing accumulates per refresh')
+})
+
+test('roles and permanent service bans keep the user key for good; without them it expires with its sessions', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}keep:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const inspect = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'keeper')
+  const key = keyNames(prefix).user(tag)
+  const ref = { tag, sid: newSessionId() }
+  await store.createSession(ref, { sub: 'keeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  t.ok(await inspect.pttl(key) > 0, 'a plain user expires')
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  t.equal(await inspect.pttl(key), -1, 'a user with roles does not')
+  await store.createSession({ tag, sid: newSessionId() }, { sub: 'keeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  await store.rotateRefresh(ref, { generation: 0, presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  await store.blacklist(ref, 'jti', 30)
+  t.equal(await inspect.pttl(key), -1, 'not by a login, a refresh or a blacklisted token either')
+  await store.setAccess(tag, { roles: [], permissions: [] })
+  const pttl = await inspect.pttl(key)
+  t.ok(pttl > 0 && pttl <= 60_000, 'roles forgotten: the key lives as long as its sessions again')
+  await store.banService(tag, { service: 'pay', until: null, reason: 'r' })
+  await store.createSession({ tag, sid: newSessionId() }, { sub: 'keeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  t.equal(await inspect.pttl(key), -1, 'a service ban for good keeps it too, through a login')
+  await store.unbanService(tag, 'pay')
+  await store.banService(tag, { service: 'pay', until: Date.now() + 600_000, reason: 'r' })
+  t.ok(await inspect.pttl(key) > 590_000, 'a temporary one keeps it until the ban ends')
+  const other = userTag('wxapp', 'only-roles')
+  await store.setAccess(other, { roles: ['r'], permissions: [] })
+  await store.setAccess(other, { roles: [], permissions: [] })
+  t.equal(await inspect.exists(keyNames(prefix).user(other)), 0, 'a key left with nothing is deleted')
 })
 
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {

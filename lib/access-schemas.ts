@@ -1,0 +1,47 @@
+// Schemas of access control (part of lib/schemas.ts, which re-exports them): the names of roles,
+// permissions and services, the step-up route, and the admin API's bodies and answers.
+import { Type, type Static } from '@sinclair/typebox'
+
+/** A user id (the tokens' `sub`), as resolveUser returned it. */
+export const UserId = Type.String({ minLength: 1, maxLength: 256 })
+/** An openid, as WeChat spells them. */
+export const Openid = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' })
+
+/** A role: a plain name, compared exactly. */
+export const RoleName = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })
+/** A permission, e.g. `order:refund`; a held `order:*` grants every `order:...`, a held `*` every one. */
+export const PermissionName = Type.String({ pattern: '^[A-Za-z0-9_.:-]{0,63}[A-Za-z0-9_.:*-]$' })
+/** A service a ban may be limited to, named by the host's routes (authorize's `service`). */
+export const ServiceName = Type.String({ pattern: '^[a-z0-9_.-]{1,32}$' })
+/** A reason code the client is told: short and plain, never free text. */
+export const ReasonCode = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,32}$' })
+
+/** A user's roles and permissions, as resolveUser returns them or an operator sets them. */
+export const AccessInput = Type.Object({
+  roles: Type.Array(RoleName, { maxItems: 32, uniqueItems: true, default: [] }),
+  permissions: Type.Array(PermissionName, { maxItems: 64, uniqueItems: true, default: [] })
+}, { additionalProperties: false })
+export type AccessInput = Static<typeof AccessInput>
+
+/** What a route asks of its caller (fastify.authorize). */
+export const Requirement = Type.Object({
+  roles: Type.Optional(Type.Array(RoleName, { minItems: 1 })),
+  permissions: Type.Optional(Type.Array(PermissionName, { minItems: 1 })),
+  /** `all` (the default): every role and permission listed; `any`: at least one of them. */
+  mode: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('any')])),
+  /** A step-up within STEP_UP_TTL (true), or within this many seconds (at most STEP_UP_TTL). */
+  stepUp: Type.Optional(Type.Union([Type.Literal(true), Type.Integer({ minimum: 1, maximum: 86400 })])),
+  /** Refuse users banned from this service. */
+  service: Type.Optional(ServiceName)
+}, { additionalProperties: false })
+export type Requirement = Static<typeof Requirement>
+
+export const StepUpBody = Type.Object({
+  code: Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'a fresh wx.login() code of the same user' })
+}, { additionalProperties: false, examples: [{ code: 'alice.2' }] })
+export type StepUpBody = Static<typeof StepUpBody>
+
+export const StepUpResponse = Type.Object({
+  steppedUpAt: Type.String({ format: 'date-time', description: 'when the session proved its user again' }),
+  expiresIn: Type.Integer({ description: 'seconds the step-up counts for (STEP_UP_TTL); a route may ask for a more recent one' })
+})

@@ -1,0 +1,26 @@
+// Step-up (二次认证): a session proves its user again with a fresh wx.login() code before a
+// sensitive action. WeChat must name the same openid; the session's session_key is replaced by
+// the fresh one (WeChat has just rotated it) and the session counts as stepped up for STEP_UP_TTL.
+import type { CodeExchange } from './code-exchange.js'
+import { AuthStepUpMismatchError, AuthTokenRevokedError, sessionEnded } from './errors.js'
+import { userTag } from './ids.js'
+import { sessionRules } from './login.js'
+import type { AccessClaims } from './schemas.js'
+import type { SessionsDeps } from './sessions-deps.js'
+
+export function createStepUp ({ store, config }: Pick<SessionsDeps, 'store' | 'config'>, exchange: CodeExchange) {
+  const { stepUpTtlSec } = sessionRules(config)
+
+  /**
+   * Steps `user`'s session up with `code`: AUTH_STEP_UP_MISMATCH when WeChat says the code is
+   * another user's (the code is spent either way), the session's own codes when it has ended.
+   */
+  return async function stepUp (user: AccessClaims, code: string): Promise<{ steppedUpAt: number, expiresIn: number }> {
+    const identity = await exchange(user.aud, code)
+    if (identity.openid !== user.openid) throw new AuthStepUpMismatchError()
+    const result = await store.stepUp({ tag: userTag(user.aud, user.sub), sid: user.sid }, identity.sessionKey)
+    if (result === 'revoked') throw new AuthTokenRevokedError()
+    if ('reason' in result) throw sessionEnded(result)
+    return { steppedUpAt: result.at, expiresIn: stepUpTtlSec }
+  }
+}

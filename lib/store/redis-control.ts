@@ -1,0 +1,68 @@
+// The Redis store's session and access control: kick and ban, service bans, roles and permissions,
+// step-up, and which user an openid logged in as. Scripts in redis-control-scripts.ts.
+import { ServiceBansFullError } from '../errors.js'
+import { lastingBans } from './access-state.js'
+import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
+import { endOf, type Context } from './redis-sessions.js'
+import type { AccessStore, SessionsStore } from './types.js'
+
+export function redisControl ({ keys, send, run, guard }: Context): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+  return {
+    async kick (tag, sids, reason, accessTtlMs) {
+      return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
+    },
+
+    async ban (tag, ban, accessTtlMs) {
+      await guard(async () => await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs))
+    },
+
+    async unban (tag) {
+      await guard(async () => await run('wxauthUnban', [keys.user(tag)]))
+    },
+
+    async setAccess (tag, access) {
+      await guard(async () => await run('wxauthSetAccess', [keys.user(tag)], packAccess(access)))
+    },
+
+    async userState (tag) {
+      const key = keys.user(tag)
+      const [access, ban, serviceBans] = await guard(async () =>
+        await send(key, ['HMGET', key, ACCESS_FIELD, BAN_FIELD, SERVICE_BANS_FIELD])) as Array<string | null>
+      const now = Date.now()
+      const { bannedUntil, reason } = unpack('ban', ban)
+      const until = Number(bannedUntil)
+      return {
+        ...unpackAccess(access),
+        ban: ban !== null && (until === 0 || until > now) ? { until: until === 0 ? null : until, reason } : null,
+        serviceBans: lastingBans(unpackServiceBans(serviceBans), now)
+      }
+    },
+
+    async banService (tag, ban) {
+      const reply = await guard(async () => await run('wxauthServiceBan', [keys.user(tag)], ban.service, ban.until ?? 0, ban.reason))
+      if (reply === 'full') throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
+    },
+
+    async unbanService (tag, service) {
+      await guard(async () => await run('wxauthServiceBan', [keys.user(tag)], service, '', ''))
+    },
+
+    async stepUp (ref, sessionKey) {
+      const reply = await guard(async () => await run('wxauthStepUp', [keys.user(ref.tag)], ref.sid, sessionKey))
+      if (!Array.isArray(reply)) return 'revoked'
+      const [status, ...rest] = reply as string[]
+      return status === 'ok' ? { status, at: Number(rest[0]) } : endOf(rest)
+    },
+
+    async rememberOpenid (appid, openid, sub, ttlSec) {
+      const key = keys.openid(appid, openid)
+      await guard(async () => await send(key, ['SET', key, sub, 'EX', String(ttlSec)]))
+    },
+
+    async subOfOpenid (appid, openid) {
+      const key = keys.openid(appid, openid)
+      const sub = await guard(async () => await send(key, ['GET', key]))
+      return typeof sub === 'string' ? sub : null
+    }
+  }
+}
