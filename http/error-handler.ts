@@ -1,12 +1,15 @@
 // The error handler of the gateway's own routes: Fastify's shape { statusCode, code, error, message }
 // with stable codes. Coded errors pass through; anything unexpected becomes a 500 whose details stay
 // in the log. Host apps keep their own handler: this one is set only inside the gateway's contexts.
+// A host may set it for its own routes too (exported as wechatAuthErrorHandler): then the `detail`
+// of the gateway's codes (why a session ended, what a route's authorize found missing) reaches its
+// clients as well; Fastify's default handler answers the code and status without it.
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
-const PUBLIC_CODE = /^(WX_|AUTH_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|FST_)/
+const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|SERVICE_BANS_FULL$|USER_NOT_FOUND$|FST_)/
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   // The client closed its connection before its request was answered: nobody to answer, and what

@@ -1,18 +1,13 @@
-// GET /me, GET /sessions, DELETE /sessions/:sid and POST /step-up (Bearer): the caller's session,
-// their own sessions ("my devices"), and proving the user again before a sensitive action.
-// Registered by routes/auth.ts inside its context (prefix, error handler, JSON parser, rate limit).
+// GET /me, GET /sessions and DELETE /sessions/:sid (Bearer): the caller's session and their own
+// sessions, "my devices". Registered by routes/auth.ts inside its context (prefix, error handler,
+// JSON parser).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { PerMinute } from '../http/route-context.js'
-import {
-  AuthSessionNotFoundError, AuthStepUpMismatchError, RateLimitedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
-} from '../lib/errors.js'
-import {
-  BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as shared, SessionParams, SessionsResponse, StepUpBody, StepUpResponse, Tags
-} from '../lib/schemas.js'
+import { AuthSessionNotFoundError } from '../lib/errors.js'
+import { BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
-const sessionRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function sessionRoutes (fastify, { perMinute }) {
+const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (fastify) {
   const sessions = fastify.wechatAuthSessions
 
   fastify.get('/me', {
@@ -73,28 +68,6 @@ const sessionRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async
   }, async (request, reply) => {
     await sessions.endSession(request.wechatAuthUser, request.params.sid)
     return await reply.code(204).send(null)
-  })
-
-  fastify.post('/step-up', {
-    onRequest: fastify.authenticate,
-    // Per user: each step-up spends a code at WeChat.
-    config: { rateLimit: { ...perMinute(fastify.wechatAuthConfig.RATE_LIMIT_LOGIN_MAX), hook: 'preHandler', keyGenerator: (request) => `step-up|${request.wechatAuthUser.aud}|${request.wechatAuthUser.sub}` } },
-    schema: {
-      summary: 'Prove the user again with a fresh wx.login() code (step-up, 二次认证)',
-      description: 'Routes that ask for a recent step-up answer 401 AUTH_STEP_UP_REQUIRED until the session has one.',
-      tags: [Tags.sessions],
-      operationId: 'stepUp',
-      security: BearerAuth,
-      body: StepUpBody,
-      response: {
-        200: StepUpResponse,
-        ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthStepUpMismatchError, WxCodeInvalidError, WxCodeUsedError,
-          WxUserBlockedError, ...shared.wechat)
-      }
-    }
-  }, async (request) => {
-    const { steppedUpAt, expiresIn } = await sessions.stepUp(request.wechatAuthUser, request.body.code)
-    return { steppedUpAt: iso(steppedUpAt), expiresIn }
   })
 }
 

@@ -108,3 +108,22 @@ test('kick through the host API: one session or all, each told the reason', asyn
   t.equal((await refresh(b, two.refreshToken)).json().code, 'AUTH_SESSION_KICKED')
   await t.rejects(a.wechatAuthSessions.kick(user, { reason: 'has spaces' }), TypeError, 'a reason code, not free text')
 })
+
+test('a permission change applied on instance A is enforced by instance B on its next request', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const routes = (app: FastifyInstance): void => {
+    app.get('/refunds', { onRequest: app.authorize({ permissions: ['order:refund'] }) }, async () => ({ ok: true }))
+  }
+  const [a, b] = await Promise.all([0, 1].map(async () => await buildApp(t, { sim, redisServer: redis, extend: routes }))) as [FastifyInstance, FastifyInstance]
+  const clerk = await login(b, 'clerk.1')
+  const user = { appid: a.wechat.appid, openid: sim.openidOf('clerk') }
+  const onB = async (): Promise<string | undefined> => (await b.inject({ method: 'GET', url: '/refunds', headers: { authorization: `Bearer ${clerk.accessToken}` } })).json().code
+  t.equal(await onB(), 'AUTH_FORBIDDEN')
+  await a.wechatAuthSessions.setAccess(user, { permissions: ['order:*'] })
+  t.equal(await onB(), undefined, 'granted on A: B lets the very next request through')
+  await a.wechatAuthSessions.setAccess(user, { permissions: ['order:read'] })
+  t.equal(await onB(), 'AUTH_FORBIDDEN', 'narrowed on A: B refuses the very next request')
+  await b.wechatAuthSessions.setAccess(user, { roles: ['x'], permissions: ['order:refund'] })
+  t.same((await a.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${clerk.accessToken}` } })).json().roles, ['x'], 'and the other way round')
+})
