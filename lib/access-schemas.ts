@@ -45,3 +45,26 @@ export const StepUpResponse = Type.Object({
   steppedUpAt: Type.String({ format: 'date-time', description: 'when the session proved its user again' }),
   expiresIn: Type.Integer({ description: 'seconds the step-up counts for (STEP_UP_TTL); a route may ask for a more recent one' })
 })
+
+// Several values: the key repeated, or one value with commas (names never hold one).
+const Names = (name: string) => Type.Union([Type.String({ maxLength: 2048 }), Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 64 })], { description: `${name}(s) the caller must hold: repeated, or comma-separated` })
+
+/** What a proxy may ask of GET /auth/verify's caller, by query string (nginx auth_request, Traefik address). */
+export const VerifyQuery = Type.Object({
+  role: Type.Optional(Names('role')),
+  permission: Type.Optional(Names('permission')),
+  mode: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('any')])),
+  appid: Type.Optional(Type.String({ pattern: '^wx[0-9a-f]{16}$', description: 'the token must be of this mini program (403 AUTH_WRONG_APP)' })),
+  service: Type.Optional(ServiceName),
+  stepUp: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'seconds: a step-up this recent (at most STEP_UP_TTL)' }))
+}, { additionalProperties: false })
+export type VerifyQuery = Static<typeof VerifyQuery>
+
+export const VerifyResponse = Type.Object({
+  sub: Type.String(),
+  openid: Type.String(),
+  appid: Type.String(),
+  sessionId: Type.String(),
+  roles: Type.Array(Type.String()),
+  permissions: Type.Array(Type.String())
+}, { description: 'the caller; the same in the X-Auth-Request-* and Remote-* headers' })

@@ -1,0 +1,95 @@
+// GET /verify: forward authentication for a proxy in front of other services (nginx auth_request,
+// Traefik ForwardAuth, Envoy ext_authz in HTTP mode). It authenticates the Bearer token exactly as
+// fastify.authenticate does (revocation, session-control reasons, bans) and checks what the query
+// string asks (roles, permissions, appid, service, step-up); 200 names the caller in headers of both
+// common conventions, 401/403 answer the gateway's JSON error with WWW-Authenticate.
+// Registered by routes/auth.ts inside its context (prefix, error handler).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
+import type { AuthUser } from '../lib/access-tokens.js'
+import { AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError } from '../lib/errors.js'
+import { requirementCheck, type Requirement } from '../lib/permissions.js'
+import { errorResponses, RouteErrors as shared, Tags, VerifyQuery, VerifyResponse, BearerAuth } from '../lib/schemas.js'
+
+// A header value as is when it is printable ASCII, percent-encoded otherwise (a user id may hold
+// any printable character; a header may not).
+const headerValue = (v: string): string => /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v)
+const list = (v: string | string[] | undefined): string[] | undefined =>
+  v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).filter((x) => x !== '')
+
+/** The caller's identity, as oauth2-proxy (X-Auth-Request-*) and Authelia (Remote-*) name it. */
+function identityHeaders (reply: FastifyReply, user: AuthUser): void {
+  const roles = user.roles.join(',')
+  reply.headers({
+    'x-auth-request-user': headerValue(user.sub),
+    'remote-user': headerValue(user.sub),
+    'x-auth-request-groups': roles,
+    'remote-groups': roles,
+    'x-auth-request-permissions': user.permissions.join(','),
+    'x-auth-request-openid': user.openid,
+    'x-auth-request-appid': user.aud,
+    'x-auth-request-session': user.sid,
+    ...(user.unionid !== undefined ? { 'x-auth-request-unionid': user.unionid } : {}),
+    'cache-control': 'no-store'
+  })
+}
+
+const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fastify) {
+  const ttl = fastify.wechatAuthConfig.STEP_UP_TTL
+  // One check per distinct query string (a proxy sends the same few), built and validated once.
+  const checks = new Map<string, ((u: AuthUser) => void) | null>()
+  const checkOf = (q: VerifyQuery, raw: string): ((u: AuthUser) => void) | null => {
+    let check = checks.get(raw)
+    if (check === undefined) {
+      const requirement: Requirement = {}
+      const roles = list(q.role)
+      const permissions = list(q.permission)
+      if (roles !== undefined && roles.length > 0) requirement.roles = roles
+      if (permissions !== undefined && permissions.length > 0) requirement.permissions = permissions
+      if (q.mode !== undefined) requirement.mode = q.mode
+      if (q.service !== undefined) requirement.service = q.service
+      if (q.stepUp !== undefined) requirement.stepUp = Number(q.stepUp)
+      try {
+        check = Object.keys(requirement).length === 0 || (Object.keys(requirement).length === 1 && q.mode !== undefined) ? null : requirementCheck(requirement, ttl)
+      } catch (err) {
+        throw Object.assign(new Error(`querystring: ${(err as Error).message.replace(/^authorize: /, '')}`), { statusCode: 400, code: 'FST_ERR_VALIDATION', validation: [] })
+      }
+      if (checks.size >= 256) checks.delete(checks.keys().next().value as string)
+      checks.set(raw, check)
+    }
+    return check
+  }
+
+  fastify.get('/verify', {
+    schema: {
+      summary: 'Forward authentication for a proxy (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)',
+      description: 'Authenticates the Bearer token as every protected route does; the query string may ask for roles, permissions, a mini program, a service without a ban, a recent step-up. 200 names the caller in X-Auth-Request-* and Remote-* headers.',
+      tags: [Tags.sessions],
+      operationId: 'verify',
+      security: BearerAuth,
+      querystring: VerifyQuery,
+      response: { 200: VerifyResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION', AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError) }
+    }
+  }, async (request, reply) => {
+    const raw = request.url.slice(request.url.indexOf('?') + 1)
+    const check = request.url.includes('?') ? checkOf(request.query, raw) : null
+    try {
+      await fastify.authenticate(request, reply)
+      const user = request.wechatAuthUser
+      if (request.query.appid !== undefined && user.aud !== request.query.appid) throw new AuthWrongAppError()
+      check?.(user)
+      identityHeaders(reply, user)
+      return { sub: user.sub, openid: user.openid, appid: user.aud, sessionId: user.sid, roles: [...user.roles], permissions: [...user.permissions] }
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? ''
+      const error = code === 'AUTH_TOKEN_MISSING' ? '' : code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' ? ', error="insufficient_scope"' : ', error="invalid_token"'
+      reply.header('www-authenticate', `Bearer realm="wechat-auth"${error}`)
+      reply.header('cache-control', 'no-store')
+      // What the proxy asked about, for the log: the method and path only (a query may hold secrets).
+      request.log.debug({ forwardedMethod: request.headers['x-forwarded-method'], forwardedUri: String(request.headers['x-forwarded-uri'] ?? '').split('?')[0]?.slice(0, 200), code }, 'forward auth refused')
+      throw err
+    }
+  })
+}
+
+export default verifyRoutes

@@ -1,0 +1,156 @@
+// GET /auth/verify: forward authentication, through inject and through a real nginx (Debian's
+// package, auth_request) in front of the gateway and a dummy upstream when nginx is installed.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import { test, type Test } from 'tap'
+import { createAccessTokens } from '../../lib/access-tokens.js'
+import { bearer, buildApp, freePort, JWT_SECRET, login, startRedis, startSim, type Pair } from '../helper.js'
+
+async function setup (t: Test): Promise<{ app: FastifyInstance, root: Pair, guest: Pair, expired: string, rootSub: string }> {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const rootOpenid = sim.openidOf('root')
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    resolveUser: async ({ openid }) => openid === rootOpenid ? { userId: '用户 42', roles: ['admin', 'ops'], permissions: ['order:*'] } : { userId: openid }
+  })
+  const root = await login(app, 'root.1')
+  const guest = await login(app, 'guest.1')
+  // A token this gateway signed an hour ago: expired, and genuine.
+  const past = createAccessTokens({ secret: JWT_SECRET, issuer: app.wechatAuthConfig.JWT_ISSUER, ttlSec: 60, appids: [app.wechat.appid], store: app.wechatAuthStore, now: () => Date.now() - 3_600_000 })
+  const expired = past.sign({ aud: app.wechat.appid, sub: 'x', openid: 'x', sid: 'AAAAAAAAAAAA' }).token
+  return { app, root, guest, expired, rootSub: '用户 42' }
+}
+
+test('forward auth by inject: 200 names the caller in both header conventions; refusals are coded, with WWW-Authenticate', async (t) => {
+  const { app, root, guest, expired, rootSub } = await setup(t)
+  const verify = async (query: string, token: string) => await app.inject({ method: 'GET', url: `/auth/verify${query}`, headers: bearer(token) })
+  const ok = await verify('', root.accessToken)
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.headers['x-auth-request-user'], encodeURIComponent(rootSub), 'a user id outside printable ASCII is percent-encoded')
+  t.equal(ok.headers['remote-user'], encodeURIComponent(rootSub))
+  t.equal(ok.headers['x-auth-request-groups'], 'admin,ops')
+  t.equal(ok.headers['remote-groups'], 'admin,ops')
+  t.equal(ok.headers['x-auth-request-permissions'], 'order:*')
+  t.equal(ok.headers['x-auth-request-openid'], root.openid)
+  t.equal(ok.headers['x-auth-request-appid'], app.wechat.appid)
+  t.match(ok.headers['x-auth-request-session'], /^[A-Za-z0-9_-]{12}$/)
+  t.equal(ok.headers['cache-control'], 'no-store')
+  t.match(ok.json(), { sub: rootSub, openid: root.openid, appid: app.wechat.appid, roles: ['admin', 'ops'] })
+  t.equal((await app.inject({ method: 'HEAD', url: '/auth/verify', headers: bearer(root.accessToken) })).statusCode, 200, 'HEAD too')
+
+  const refusals: Array<[string, string | undefined, number, string, string]> = [
+    ['', undefined, 401, 'AUTH_TOKEN_MISSING', 'Bearer realm="wechat-auth"'],
+    ['', 'Bearer nope', 401, 'AUTH_TOKEN_INVALID', 'Bearer realm="wechat-auth", error="invalid_token"'],
+    ['', `Bearer ${expired}`, 401, 'AUTH_TOKEN_EXPIRED', 'Bearer realm="wechat-auth", error="invalid_token"'],
+    ['?role=admin', `Bearer ${guest.accessToken}`, 403, 'AUTH_FORBIDDEN', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
+    ['?permission=order:refund&permission=report:read', `Bearer ${root.accessToken}`, 403, 'AUTH_FORBIDDEN', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
+    ['?appid=wx00000000000000ff', `Bearer ${root.accessToken}`, 403, 'AUTH_WRONG_APP', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
+    ['?stepUp=60', `Bearer ${root.accessToken}`, 401, 'AUTH_STEP_UP_REQUIRED', 'Bearer realm="wechat-auth", error="invalid_token"']
+  ]
+  for (const [query, authorization, status, code, challenge] of refusals) {
+    const res = await app.inject({ method: 'GET', url: `/auth/verify${query}`, headers: authorization === undefined ? {} : { authorization } })
+    t.equal(res.statusCode, status, `${query} ${code}`)
+    t.equal(res.json().code, code)
+    t.equal(res.headers['www-authenticate'], challenge)
+    t.equal(res.headers['x-auth-request-user'], undefined, 'no identity on a refusal')
+  }
+  t.equal((await verify('?role=admin,ops&permission=order:refund', root.accessToken)).statusCode, 200, 'comma-separated; order:* grants order:refund')
+  t.equal((await verify('?role=admin&role=auditor&mode=any', root.accessToken)).statusCode, 200, 'mode any')
+  t.equal((await verify(`?appid=${app.wechat.appid}`, root.accessToken)).statusCode, 200)
+  for (const bad of ['?role=has%20space', '?stepUp=0', '?mode=some', '?other=1', '?service=Pay']) {
+    const res = await verify(bad, root.accessToken)
+    t.equal(res.statusCode, 400, bad)
+    t.equal(res.json().code, 'FST_ERR_VALIDATION', bad)
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(root.accessToken) })).statusCode, 204)
+  const revoked = await verify('', root.accessToken)
+  t.equal(revoked.json().code, 'AUTH_TOKEN_REVOKED', 'a revoked session, at once')
+})
+
+const nginxBinary = ['nginx', '/usr/sbin/nginx'].find((b) => spawnSync(b, ['-v']).error === undefined) ?? null
+
+test('forward auth through a real nginx (auth_request) in front of the gateway and an upstream', { skip: nginxBinary === null ? 'nginx is not installed (.ci/run installs it)' : false }, async (t) => {
+  const { app, root, guest, expired, rootSub } = await setup(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const gatewayPort = (app.server.address() as { port: number }).port
+  // The upstream answers with the headers it received.
+  const upstream = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(req.headers)) })
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { upstream.close() })
+  const upstreamPort = (upstream.address() as { port: number }).port
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
+  const conf = join(dir, 'nginx.conf')
+  writeFileSync(conf, nginxConf(dir, port, gatewayPort, upstreamPort))
+  const nginx = spawn(nginxBinary as string, ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], { stdio: 'ignore' })
+  t.teardown(() => { nginx.kill('SIGQUIT') })
+  const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> =>
+    await new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => { body += c.toString() })
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }) })
+      })
+      req.on('error', reject)
+      req.end()
+    })
+  for (let i = 0; i < 100; i++) {
+    if (await get('/api/x').then(() => true, () => false)) break
+    await sleep(50)
+  }
+  const ok = await get('/api/orders?page=2', { ...bearer(root.accessToken), 'x-auth-request-user': 'spoofed' })
+  t.equal(ok.status, 200)
+  const seen = JSON.parse(ok.body) as Record<string, string>
+  t.equal(decodeURIComponent(seen['x-auth-request-user'] ?? ''), rootSub, 'the upstream gets the caller; a client\'s own header is replaced')
+  t.equal(seen['remote-groups'], 'admin,ops')
+  t.equal((await get('/api/x')).status, 401, 'no token')
+  const expiredAnswer = await get('/api/x', bearer(expired))
+  t.equal(expiredAnswer.status, 401, 'an expired token')
+  t.equal(expiredAnswer.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="invalid_token"', 'the challenge reaches the client (nginx passes it on a 401)')
+  t.equal((await get('/admin/x', bearer(guest.accessToken))).status, 403, 'a location that asks for a role')
+  t.equal((await get('/admin/x', bearer(root.accessToken))).status, 200)
+  const sessionId = JSON.parse((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(guest.accessToken) })).body).sessionId as string
+  await app.wechatAuthSessions.kick({ appid: app.wechat.appid, sub: guest.openid }, { sid: sessionId, reason: 'test' })
+  t.equal((await get('/api/x', bearer(guest.accessToken))).status, 401, 'a revoked (kicked) session, at once')
+})
+
+function nginxConf (dir: string, port: number, gateway: number, upstream: number): string {
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `${k}_temp_path ${join(dir, k)};`).join('\n  ')
+  const auth = (query: string): string => `
+      internal;
+      proxy_pass http://127.0.0.1:${gateway}/auth/verify${query};
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-Uri $request_uri;
+      proxy_set_header X-Forwarded-Method $request_method;`
+  const protectedLocation = (authPath: string): string => `
+      auth_request ${authPath};
+      auth_request_set $auth_user $upstream_http_x_auth_request_user;
+      auth_request_set $auth_groups $upstream_http_remote_groups;
+      proxy_set_header X-Auth-Request-User $auth_user;
+      proxy_set_header Remote-Groups $auth_groups;
+      proxy_pass http://127.0.0.1:${upstream};`
+  return `worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+events { worker_connections 64; }
+http {
+  access_log off;
+  ${temp}
+  server {
+    listen 127.0.0.1:${port};
+    location = /_auth {${auth('')} }
+    location = /_auth_admin {${auth('?role=admin')} }
+    location /api/ {${protectedLocation('/_auth')} }
+    location /admin/ {${protectedLocation('/_auth_admin')} }
+  }
+}
+`
+}
