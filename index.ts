@@ -10,6 +10,7 @@ export { default as wechatAuthSessions, type ResolveUser, type SessionsPluginOpt
 export { default as wechatAuthRoutes } from './routes/auth.js'
 export { default as wechatAuthHealth, type HealthRouteOptions } from './routes/health.js'
 export { default as wechatAuthWechatRoutes, type OnPhoneNumber, type WechatRoutesOptions } from './routes/wechat.js'
+export { default as wechatAuthAdmin, type AdminOptions } from './routes/admin.js'
 export { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 export { createSessions, type Sessions, type SessionsDeps } from './lib/sessions.js'
 export { createAccessTokens, type AccessTokens, type AccessTokensOptions } from './lib/access-tokens.js'

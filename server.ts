@@ -1,14 +1,20 @@
 // The standalone gateway: reads the environment, builds Fastify, listens, and closes gracefully.
+// With ADMIN_PORT, the admin API listens too, on a Fastify instance of its own (ADMIN_HOST, loopback
+// by default): its routes are never reachable through the gateway's port.
 import closeWithGrace from 'close-with-grace'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import wechatAuth from './app.js'
-import { loadConfig } from './lib/config.js'
+import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 import { notFoundHandler } from './http/error-handler.js'
 import { serverOptions } from './http/server-options.js'
+import adminRoutes from './routes/admin.js'
 
 let config
 try {
   config = loadConfig(process.env)
+  // The plugin resolves it again; checked here first, every configuration error (the production and
+  // admin rules included) is one line on stderr before anything starts.
+  resolveConfig(config, { hasRedisClient: false, processInProduction: process.env.NODE_ENV === 'production' })
 } catch (err) {
   process.stderr.write(`fastify-wechat-auth: ${(err as Error).message}\n`)
   process.exit(1)
@@ -16,16 +22,36 @@ try {
 
 const server = Fastify(serverOptions(config))
 server.setNotFoundHandler(notFoundHandler)
+let admin: FastifyInstance | null = null
 closeWithGrace({ delay: 10_000, logger: server.log }, async ({ err }) => {
   if (err !== undefined) server.log.error({ err }, 'closing after an error')
+  // The admin API first: its requests use the gateway's store, which closes with the gateway.
+  await admin?.close()
   await server.close()
 })
+
+/** The admin API on its own listener, logging through the gateway's logger. */
+async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, port: number, token: string): Promise<FastifyInstance> {
+  const { logger: _ownLogger, ...options } = serverOptions(resolved)
+  const instance = Fastify({ ...options, loggerInstance: gateway.log.child({ listener: 'admin' }) })
+  instance.setNotFoundHandler(notFoundHandler)
+  await instance.register(adminRoutes, { sessions: gateway.wechatAuthSessions, token })
+  const address = await instance.listen({ port, host: resolved.ADMIN_HOST, listenTextResolver: (at) => `admin API listening at ${at}/admin` })
+  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(resolved.ADMIN_HOST)) {
+    instance.log.warn({ address }, 'the admin API listens beyond loopback (ADMIN_HOST): make sure only operators can reach it')
+  }
+  return instance
+}
 
 try {
   await server.register(wechatAuth, { config, env: false })
   await server.listen({ port: config.PORT, host: config.HOST })
+  const resolved = server.wechatAuthConfig
+  // resolveConfig refuses one without the other.
+  if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
 } catch (err) {
   server.log.fatal({ err }, 'the gateway cannot start')
+  await admin?.close().catch(() => {})
   await server.close().catch(() => {})
   process.exit(1)
 }

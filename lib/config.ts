@@ -90,6 +90,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   if (!hasAppid && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
+  checkAdmin(config)
   const devDefaults: string[] = []
   if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')
   if (!hasRedis) devDefaults.push(`no REDIS_URL: sessions live in process memory and vanish on restart${redisHint}`)
@@ -102,6 +103,17 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     useSimulator: !hasAppid,
     devDefaults
   }
+}
+
+/**
+ * The standalone server's admin API: on only with both ADMIN_PORT and ADMIN_TOKEN, in every mode (a
+ * generated token could only be used by logging it), on a port of its own.
+ */
+function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
+  if (ADMIN_PORT !== undefined && ADMIN_TOKEN === undefined) throw new ConfigError('ADMIN_PORT needs an ADMIN_TOKEN (32 to 256 characters)')
+  if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
+  if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
+  if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
 }
 
 /**

@@ -45,6 +45,7 @@ export const AuthStepUpRequiredError = createError('AUTH_STEP_UP_REQUIRED', 'Thi
 export const AuthStepUpMismatchError = createError('AUTH_STEP_UP_MISMATCH', 'The login code belongs to another WeChat user than this session', 403)
 export const UserNotFoundError = createError('USER_NOT_FOUND', 'No user is known by this openid (it has not logged in lately); name the user by its id', 404)
 export const ServiceBansFullError = createError('SERVICE_BANS_FULL', 'This user already has %s service bans; lift one first', 409)
+export const AdminTokenInvalidError = createError('ADMIN_TOKEN_INVALID', 'The admin API needs an Authorization: Bearer <ADMIN_TOKEN> header with the admin token', 401)
 
 /**
  * The error a session's tokens get when it did not end by logout or expiry: AUTH_SESSION_REPLACED

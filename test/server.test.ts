@@ -11,13 +11,14 @@ import { freePort } from './helper.js'
 const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
 
-function run (env: Record<string, string>, file = entry): { output: () => string, exited: Promise<number | null>, kill: () => void } {
+function run (env: Record<string, string>, file = entry): { output: () => string, errors: () => string, exited: Promise<number | null>, kill: () => void } {
   const child = spawn(process.execPath, [file], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
+  let err = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); err += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { output: () => out, exited, kill: () => child.kill('SIGTERM') }
+  return { output: () => out, errors: () => err, exited, kill: () => child.kill('SIGTERM') }
 }
 
 test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
@@ -49,6 +50,49 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     t.match(await nowhere.body.json(), { code: 'ROUTE_NOT_FOUND' }, 'the standalone server answers unknown routes with a code too')
     p.kill()
     t.equal(await p.exited, 0, 'clean exit on SIGTERM')
+  })
+})
+
+test('the admin API listens on loopback, on a port of its own, behind ADMIN_TOKEN', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
+  const token = 'admin-token-0123456789-abcdefghijklmnop'
+
+  t.test('ADMIN_PORT without ADMIN_TOKEN refuses to start', async (t) => {
+    const p = run({ PORT: String(await freePort()), ADMIN_PORT: String(await freePort()) })
+    t.equal(await p.exited, 1)
+    t.match(p.errors(), /^fastify-wechat-auth: Invalid configuration: ADMIN_PORT needs an ADMIN_TOKEN/, 'one line on stderr')
+  })
+
+  t.test('with ADMIN_PORT and ADMIN_TOKEN it answers operators there, and nowhere else', async (t) => {
+    const [port, adminPort] = [await freePort(), await freePort()]
+    const p = run({ PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN: token, LOG_LEVEL: 'info' })
+    t.teardown(p.kill)
+    for (let i = 0; i < 100 && !p.output().includes('admin API listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    t.match(p.output(), `admin API listening at http://127.0.0.1:${adminPort}/admin`, 'the boot log says where')
+    const appid = /"appid":"(wx[0-9a-f]{16})"/.exec(p.output())?.[1] as string
+    const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'alice' }) })
+    const { openid, accessToken } = await login.body.json() as { openid: string, accessToken: string }
+    const user = `/admin/apps/${appid}/users/${openid}`
+    const state = await request(`http://127.0.0.1:${adminPort}${user}`, { headers: { authorization: `Bearer ${token}` } })
+    t.equal(state.statusCode, 200)
+    t.match(await state.body.json(), { appid, sub: openid, sessions: [{ deviceType: 'mp', ip: '127.0.0.1' }] })
+    const anonymous = await request(`http://127.0.0.1:${adminPort}${user}`)
+    t.equal(anonymous.statusCode, 401)
+    t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="wechat-auth-admin"')
+    t.match(await anonymous.body.json(), { code: 'ADMIN_TOKEN_INVALID' })
+    const kick = await request(`http://127.0.0.1:${adminPort}${user}/kick`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'ops' })
+    })
+    t.same(await kick.body.json(), { ended: 1 })
+    const me = await request(`http://127.0.0.1:${port}/auth/me`, { headers: { authorization: `Bearer ${accessToken}` } })
+    t.match(await me.body.json(), { code: 'AUTH_SESSION_KICKED', detail: { reason: 'ops' } }, 'the gateway sees the kick at once')
+    const onGateway = await request(`http://127.0.0.1:${port}${user}`, { headers: { authorization: `Bearer ${token}` } })
+    t.equal(onGateway.statusCode, 404)
+    t.match(await onGateway.body.json(), { code: 'ROUTE_NOT_FOUND' }, 'the gateway\'s port has no admin routes')
+    const elsewhere = await request(`http://127.0.0.1:${adminPort}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"code":"bob"}' })
+    t.match(await elsewhere.body.json(), { code: 'ROUTE_NOT_FOUND' }, 'the admin port has no gateway routes')
+    p.kill()
+    t.equal(await p.exited, 0, 'both listeners close on SIGTERM')
+    t.notMatch(p.output(), token, 'the token is never logged')
   })
 })
 

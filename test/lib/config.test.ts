@@ -141,3 +141,28 @@ test('device types: the default and the exclusive ones must be configured types'
   t.throws(() => loadConfig({ EXCLUSIVE_MODE: 'kick' }), { code: 'CONFIG_INVALID', message: /EXCLUSIVE_MODE/ })
   t.throws(() => loadConfig({ MAX_SESSIONS_PER_USER: '17' }), { code: 'CONFIG_INVALID', message: /MAX_SESSIONS_PER_USER/ })
 })
+
+test('the admin API: ADMIN_PORT and a strong ADMIN_TOKEN together, in every mode, on a port of its own; the token is never echoed', async (t) => {
+  const token = 'admin-token-0123456789-abcdefghijklmnop'
+  const production = { NODE_ENV: 'production', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'a-secret-of-16-chars', REDIS_URL: 'redis://r:6379', JWT_SECRET: strong }
+  const resolve = (env: Record<string, string>) => () => resolveConfig(loadConfig(env), { hasRedisClient: false })
+  const off = resolve({})()
+  t.equal(off.ADMIN_PORT, undefined, 'off by default')
+  t.equal(off.ADMIN_HOST, '127.0.0.1', 'loopback by default')
+  t.match(resolve({ ADMIN_PORT: '3100', ADMIN_TOKEN: token })(), { ADMIN_PORT: 3100, ADMIN_HOST: '127.0.0.1', ADMIN_TOKEN: token })
+  t.match(resolve({ ...production, ADMIN_PORT: '3100', ADMIN_TOKEN: token })(), { production: true, ADMIN_PORT: 3100 })
+  t.doesNotThrow(resolve({ PORT: '0', ADMIN_PORT: '0', ADMIN_TOKEN: token }), 'two random ports differ')
+  const refusals: Array<[Record<string, string>, RegExp]> = [
+    [{ ADMIN_PORT: '3100' }, /ADMIN_PORT needs an ADMIN_TOKEN/],
+    [{ ...production, ADMIN_PORT: '3100' }, /ADMIN_PORT needs an ADMIN_TOKEN/],
+    [{ ADMIN_TOKEN: token }, /ADMIN_TOKEN is set but ADMIN_PORT is not/],
+    [{ ADMIN_PORT: '3100', ADMIN_TOKEN: 'ab'.repeat(20) }, /ADMIN_TOKEN is too weak/],
+    [{ PORT: '3100', ADMIN_PORT: '3100', ADMIN_TOKEN: token }, /ADMIN_PORT must differ from PORT/]
+  ]
+  for (const [env, message] of refusals) {
+    const err = t.throws(resolve(env), { code: 'CONFIG_INVALID', message })
+    t.notMatch(String((err as Error | undefined)?.message), token, 'the token is not in the message')
+  }
+  t.throws(() => loadConfig({ ADMIN_PORT: '3100', ADMIN_TOKEN: 'too-short' }), { code: 'CONFIG_INVALID', message: /ADMIN_TOKEN/ })
+  t.throws(() => loadConfig({ ADMIN_PORT: '65536' }), { code: 'CONFIG_INVALID', message: /ADMIN_PORT/ })
+})

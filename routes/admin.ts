@@ -1,0 +1,189 @@
+// The admin API: what an operator does to a user through the host API (fastify.wechatAuthSessions),
+// over HTTP. List a user's sessions, end them (kick), ban and unban, set roles and permissions.
+// Everything is under /admin, behind a bearer ADMIN_TOKEN, with its own OpenAPI document at
+// GET /admin/openapi.json. The standalone server serves it on a listener of its own (server.ts); a host
+// registers it where only operators reach it. Never answers a session_key or a token.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import swagger from '@fastify/swagger'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { errorHandler, notFoundHandler } from '../http/error-handler.js'
+import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
+import {
+  AccessInput, errorResponses, NoContent, OpenApiParts, Openid, PermissionName, ReasonCode, RoleName, RouteErrors as shared, ServiceName, SessionParams, SessionView, UserId, type RouteError
+} from '../lib/schemas.js'
+import type { Sessions, UserName } from '../lib/sessions.js'
+
+export interface AdminOptions {
+  /** The host API the routes act through: `fastify.wechatAuthSessions`. */
+  sessions: Pick<Sessions, 'kick' | 'ban' | 'unban' | 'setAccess' | 'userState'>
+  /** The bearer token operators send: at least 32 characters, 10 of them distinct. */
+  token: string
+}
+
+// The largest body is PUT access: 32 roles and 64 permissions of 64 characters.
+const BODY_LIMIT = 8192
+const TAG = 'wechat-auth: admin'
+const SECURITY = [{ adminToken: [] }]
+
+// ---- Schemas (of this API only) ----
+
+const Appid = Type.String({ minLength: 1, maxLength: 64, description: 'a mini program the gateway serves' })
+const BySub = Type.Object({ appid: Appid, sub: UserId }, { additionalProperties: false })
+const ByOpenid = Type.Object({ appid: Appid, openid: Openid }, { additionalProperties: false })
+const IsoTime = Type.String({ format: 'date-time' })
+
+const KickBody = Type.Union([Type.Object({
+  sessionId: Type.Optional(SessionParams.properties.sid),
+  reason: Type.Optional({ ...ReasonCode, description: 'told to the session\'s tokens (AUTH_SESSION_KICKED); `kicked` when omitted' })
+}, { additionalProperties: false }), Type.Null()], { description: 'optional: none ends every session of the user', examples: [{ reason: 'fraud' }] })
+const KickResponse = Type.Object({ ended: Type.Integer({ description: 'how many sessions ended' }) })
+const BanBody = Type.Object({
+  reason: { ...ReasonCode, description: 'told to the client (AUTH_ACCOUNT_BANNED)' },
+  until: Type.Optional({ ...IsoTime, description: 'when the ban ends by itself (in the future); for good when omitted' }),
+  service: Type.Optional({ ...ServiceName, description: 'ban from this service only: sessions live on, routes that name it refuse' })
+}, { additionalProperties: false, examples: [{ reason: 'spam', until: '2030-01-01T00:00:00Z' }] })
+// Both lists, always: PUT replaces them, so a forgotten one must not silently become empty.
+const AccessBody = Type.Object({
+  roles: Type.Array(RoleName, { maxItems: AccessInput.properties.roles.maxItems, uniqueItems: true }),
+  permissions: Type.Array(PermissionName, { maxItems: AccessInput.properties.permissions.maxItems, uniqueItems: true })
+}, { additionalProperties: false, examples: [{ roles: ['admin'], permissions: ['order:refund'] }] })
+const UnbanQuery = Type.Object({ service: Type.Optional(ServiceName) }, { additionalProperties: false })
+const BanView = Type.Object({ until: Type.Union([IsoTime, Type.Null()], { description: 'null: for good' }), reason: Type.String() })
+export const UserStateResponse = Type.Object({
+  appid: Type.String(),
+  sub: Type.String({ description: 'the user id (the tokens\' sub)' }),
+  roles: Type.Array(Type.String()),
+  permissions: Type.Array(Type.String()),
+  ban: Type.Union([BanView, Type.Null()], { description: 'the account\'s ban; null when none' }),
+  serviceBans: Type.Array(Type.Object({ service: Type.String(), ...BanView.properties })),
+  sessions: Type.Array(Type.Omit(SessionView, ['current']), { description: 'the live sessions: never a token or the session_key' })
+})
+
+// ---- Options and the token ----
+
+function checkOptions (opts: Partial<AdminOptions>): AdminOptions {
+  const { sessions, token } = opts
+  const api = ['kick', 'ban', 'unban', 'setAccess', 'userState'] as const
+  if (typeof sessions !== 'object' || sessions === null || api.some((name) => typeof sessions[name] !== 'function')) {
+    throw new Error('the admin API\'s sessions option must be the host API, fastify.wechatAuthSessions')
+  }
+  if (typeof token !== 'string' || token.length < 32 || token.length > 256) throw new Error('the admin API\'s token option must be 32 to 256 characters')
+  if (new Set(token).size < 10) throw new Error('the admin API\'s token option is too weak (too few distinct characters)')
+  return { sessions, token }
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/** Refuses a request without `Authorization: Bearer <token>`, comparing digests in constant time. */
+function requireToken (token: string) {
+  const expected = digest(token)
+  return async function adminToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const given = /^Bearer +([\x21-\x7e]+) *$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+    if (timingSafeEqual(digest(given), expected)) return
+    reply.header('www-authenticate', 'Bearer realm="wechat-auth-admin"')
+    throw new AdminTokenInvalidError()
+  }
+}
+
+// ---- Routes ----
+
+const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString()
+const ban = <T extends { until: number | null }>(b: T): Omit<T, 'until'> & { until: string | null } => ({ ...b, until: iso(b.until) })
+
+/** A user's state as answered: times in ISO 8601, sessions as their user sees them (no `current`). */
+async function stateOf (sessions: AdminOptions['sessions'], user: UserName) {
+  const state = await sessions.userState(user)
+  return {
+    appid: state.appid,
+    sub: state.sub,
+    roles: state.roles,
+    permissions: state.permissions,
+    ban: state.ban === null ? null : ban(state.ban),
+    serviceBans: state.serviceBans.map(ban),
+    sessions: state.sessions.map(({ sid, deviceType, deviceName, ip, userAgent, createdAt, lastRefreshAt, expiresAt }) => ({
+      sessionId: sid, deviceType, deviceName, ip, userAgent, createdAt: iso(createdAt), lastRefreshAt: iso(lastRefreshAt), expiresAt: iso(expiresAt)
+    }))
+  }
+}
+
+const refusals: RouteError[] = [...shared.any, AdminTokenInvalidError, 'FST_ERR_VALIDATION', WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
+
+/** The five routes for users named one way: by user id (`users/:sub`) or by openid (`openids/:openid`). */
+function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'], by: 'sub' | 'openid'): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const path = by === 'sub' ? '/apps/:appid/users/:sub' : '/apps/:appid/openids/:openid'
+  const params = by === 'sub' ? BySub : ByOpenid
+  const named = by === 'sub' ? 'by user id' : 'by openid'
+  const id = (name: string): string => by === 'sub' ? name : `${name}ByOpenid`
+  const schema = (summary: string, operationId: string, response: object, ...errors: RouteError[]) => ({
+    summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, response: { ...response, ...errorResponses(...new Set([...refusals, ...errors])) }
+  })
+  const user = (p: Record<string, string>): UserName => by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
+
+  app.get(path, { schema: schema('A user\'s roles, permissions, bans and live sessions', 'adminUserState', { 200: UserStateResponse }) },
+    async (request) => await stateOf(sessions, user(request.params)))
+
+  app.post(`${path}/kick`, { schema: { ...schema('End one or all of a user\'s sessions (kick)', 'adminKick', { 200: KickResponse }, ...shared.body), body: KickBody } },
+    async (request) => {
+      const ended = await sessions.kick(user(request.params), { sid: request.body?.sessionId, reason: request.body?.reason })
+      request.log.info({ admin: 'kick', ...request.params, sessionId: request.body?.sessionId, reason: request.body?.reason, ended }, 'admin: sessions ended')
+      return { ended }
+    })
+
+  app.put(`${path}/ban`, { schema: { ...schema('Ban a user, or from one service', 'adminBan', { 204: NoContent }, ...shared.body, ServiceBansFullError), body: BanBody } },
+    async (request, reply) => {
+      const { reason, until, service } = request.body
+      // The schema says date-time; only here can "in the future" be said, with the same code.
+      if (until !== undefined && !(Date.parse(until) > Date.now())) throw new errorCodes.FST_ERR_VALIDATION('body/until must be a time in the future')
+      await sessions.ban(user(request.params), { reason, until, service })
+      request.log.info({ admin: 'ban', ...request.params, reason, until, service }, 'admin: user banned')
+      return await reply.code(204).send(null)
+    })
+
+  app.delete(`${path}/ban`, { schema: { ...schema('Lift a user\'s ban, or the ban from one service', 'adminUnban', { 204: NoContent }), querystring: UnbanQuery } },
+    async (request, reply) => {
+      await sessions.unban(user(request.params), { service: request.query.service })
+      request.log.info({ admin: 'unban', ...request.params, service: request.query.service }, 'admin: ban lifted')
+      return await reply.code(204).send(null)
+    })
+
+  app.put(`${path}/access`, { schema: { ...schema('Replace a user\'s roles and permissions', 'adminSetAccess', { 204: NoContent }, ...shared.body), body: AccessBody } },
+    async (request, reply) => {
+      await sessions.setAccess(user(request.params), request.body)
+      request.log.info({ admin: 'access', ...request.params, ...request.body }, 'admin: roles and permissions set')
+      return await reply.code(204).send(null)
+    })
+}
+
+const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wechatAuthAdmin (fastify, opts) {
+  const { sessions, token } = checkOptions(opts)
+  await fastify.register(async function admin (context) {
+    context.setErrorHandler(errorHandler)
+    context.setNotFoundHandler(notFoundHandler)
+    // JSON only (text/plain gets 415); an empty JSON body counts as none, as on the gateway's routes.
+    context.removeContentTypeParser('text/plain')
+    const parseJson = context.getDefaultJsonParser('error', 'error')
+    context.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+      if (body === '') done(null, null)
+      else parseJson(request, body as string, done)
+    })
+    context.addHook('onRequest', requireToken(token))
+    await context.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: { title: 'fastify-wechat-auth admin API', version: '1', description: 'Kick, ban, roles and permissions. Bearer ADMIN_TOKEN; errors are `{ statusCode, code, error, message }`: match on `code`.' },
+        tags: [{ name: TAG, description: 'What an operator does to a user' }],
+        components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } }, responses: OpenApiParts.responses as Record<string, { description: string }> }
+      },
+      decorator: 'wechatAuthAdminOpenapi'
+    })
+    const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
+    context.get('/openapi.json', { schema: { hide: true } }, async () => openapi())
+    userRoutes(context, sessions, 'sub')
+    userRoutes(context, sessions, 'openid')
+  }, { prefix: '/admin' })
+}
+
+export default adminRoutes
