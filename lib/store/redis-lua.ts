@@ -1,8 +1,16 @@
 // The Lua the store's scripts share: the clock, a user's sessions found in one pass, ending a session
-// with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and packed values come from LUA_LAYOUT.
-import { LUA_LAYOUT } from './redis-layout.js'
+// with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and
+// packed values come from LUA_LAYOUT.
+import { LUA_LAYOUT, SESSION_FIELDS } from './redis-layout.js'
+
+/** A part's position (from 1) in its packed value, for partOf. */
+const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeof SESSION_FIELDS)[F]['parts'][number]): number =>
+  (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name) + 1
 
 export const LUA_COMMON = LUA_LAYOUT + `
+local ENDED_BYTE, BLACKLIST_BYTE = string.byte(ENDED_SUFFIX, -1), string.byte(BLACKLIST_PREFIX)
+local DEVICE_TYPE_PART, CREATED_AT_PART, ROTATED_AT_PART, ENDED_AT_PART =
+  ${partIndex('device', 'deviceType')}, ${partIndex('secret', 'createdAt')}, ${partIndex('rotation', 'rotatedAt')}, ${partIndex('ended', 'endedAt')}
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,6 +24,105 @@ local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX)
 local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
 -- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
 local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
+-- The user's ban while it lasts, as a reply {'ended', 'banned', until (0: for good), reason}; nil
+-- when none (an expired one is dropped).
+local function banOf(key, value, now)
+  if not value then return nil end
+  local bannedUntil, reason = unpack_ban(value)
+  local untilMs = tonumber(bannedUntil) or 0
+  if untilMs ~= 0 and untilMs <= now then
+    redis.call('HDEL', key, BAN_FIELD)
+    return nil
+  end
+  return {'ended', 'banned', int(untilMs), reason}
+end
+-- The kth part of a packed value, '' when it has fewer (what the kth result of unpack_* is).
+local function partOf(v, k)
+  v = v or ''
+  local from = 1
+  for _ = 2, k do
+    local p = string.find(v, SEP, from, true)
+    if not p then return '' end
+    from = p + 1
+  end
+  local e = string.find(v, SEP, from, true)
+  return string.sub(v, from, e and e - 1 or -1)
+end
+-- Deletes fields, in as few commands as the stack allows.
+local function forget(key, names)
+  for i = 1, #names, 1000 do redis.call('HDEL', key, unpack(names, i, math.min(i + 999, #names))) end
+end
+-- One pass over the user: drops what expired, and lists the live sessions (id, expiry) and the
+-- ended markers kept. A login at the session limit runs it over some 60 fields, and parsing them
+-- all was most of its cost (issue 14), so it reads expiries only: a session's device type and
+-- last activity (typeOf, activityOf) and a marker's time (trimEnded) are read when a rule needs them.
+-- With checkBan, the user's ban is read in the same pass, and a banned user's hash is left as it is:
+-- nil, nil, the ban's reply.
+local function scan(key, now, checkBan)
+  local all = redis.call('HGETALL', key)
+  local values, live, ended, gone, ban = {}, {}, {}, {}, nil
+  for i = 1, #all, 2 do
+    local name, v = all[i], all[i + 1]
+    values[name] = v
+    local n = #name
+    if n == SID_CHARS + 1 and string.byte(name, n) ~= ENDED_BYTE and string.byte(name) ~= BLACKLIST_BYTE then
+      -- a session's other value: read when a rule needs it
+    elseif n == SID_CHARS then
+      local exp = expiryOf(v)
+      if exp and exp > now then
+        live[#live + 1] = { sid = name, expiresAt = exp, values = values }
+      else
+        local h, o, k, p, d, u = fieldsOf(name)
+        gone[#gone + 1], gone[#gone + 2], gone[#gone + 3], gone[#gone + 4], gone[#gone + 5], gone[#gone + 6] = h, o, k, p, d, u
+      end
+    elseif isBlacklisted(name) then
+      local exp = expiryOf(v)
+      if not exp or exp <= now then gone[#gone + 1] = name end
+    elseif isEnded(name) then
+      local exp = expiryOf(v)
+      if exp and exp > now then ended[#ended + 1] = { name = name, value = v } else gone[#gone + 1] = name end
+    elseif name == BAN_FIELD then
+      ban = v
+    end
+  end
+  if checkBan then
+    local banned = banOf(key, ban, now)
+    if banned then return nil, nil, banned end
+  end
+  forget(key, gone)
+  return live, ended
+end
+local function typeOf(s) return partOf(s.values[deviceField(s.sid)], DEVICE_TYPE_PART) end
+-- When a session was last active: its last refresh, or its creation.
+local function activityOf(s)
+  return math.max(tonumber(partOf(s.values[secretField(s.sid)], CREATED_AT_PART)) or 0,
+    tonumber(partOf(s.values[rotationField(s.sid)], ROTATED_AT_PART)) or 0)
+end
+-- The n entries of a list with the least entry[field] (all of them when n >= #list): one pass for
+-- the usual one, a sort for more.
+local function leastOf(list, n, field)
+  if n == 1 then
+    local least = list[1]
+    for i = 2, #list do if list[i][field] < least[field] then least = list[i] end end
+    return { least }
+  end
+  table.sort(list, function (a, b) return a[field] < b[field] end)
+  return { unpack(list, 1, math.min(n, #list)) }
+end
+-- Ends a session another login replaces: its tokens will be told why, until the last could be presented.
+local function endSession(key, s, reason, by, now, accessTtlMs)
+  dropSession(key, s.sid)
+  redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
+end
+-- Markers are bounded: the oldest are forgotten (their tokens then get the generic code).
+local function trimEnded(key, ended, added)
+  local surplus = #ended + added - MAX_ENDED
+  if surplus <= 0 then return end
+  for _, e in ipairs(ended) do e.at = tonumber(partOf(e.value, ENDED_AT_PART)) or 0 end
+  local oldest = {}
+  for i, e in ipairs(leastOf(ended, surplus, 'at')) do oldest[i] = e.name end
+  forget(key, oldest)
+end
 -- A value split at every SEP (the list of service bans).
 local function split(v)
   local parts, i = {}, 1
@@ -61,56 +168,6 @@ local function keepAlive(key, ttl, now)
     return fixTtl(key, now)
   end
   if pttl < ttl then redis.call('PEXPIRE', key, int(ttl)) end
-end
--- One pass over the user: drops what expired, and lists the live sessions (device type, last
--- activity, expiry) and the ended markers kept.
-local function scan(key, now)
-  local all = redis.call('HGETALL', key)
-  local values = {}
-  for i = 1, #all, 2 do values[all[i]] = all[i + 1] end
-  local live, ended = {}, {}
-  for i = 1, #all, 2 do
-    local name = all[i]
-    if isSession(name) or isBlacklisted(name) or isEnded(name) then
-      local exp = expiryOf(all[i + 1])
-      if not exp or exp <= now then
-        if isSession(name) then dropSession(key, name) else redis.call('HDEL', key, name) end
-      elseif isSession(name) then
-        local deviceType = unpack_device(values[deviceField(name)])
-        local _, createdAt = unpack_secret(values[secretField(name)])
-        local rotatedAt = unpack_rotation(values[rotationField(name)])
-        live[#live + 1] = { sid = name, type = deviceType, expiresAt = exp,
-          active = math.max(tonumber(createdAt) or 0, tonumber(rotatedAt) or 0) }
-      elseif isEnded(name) then
-        local _, _, endedAt = unpack_ended(all[i + 1])
-        ended[#ended + 1] = { name = name, at = tonumber(endedAt) or 0 }
-      end
-    end
-  end
-  return live, ended
-end
--- Ends a session another login replaces: its tokens will be told why, until the last could be presented.
-local function endSession(key, s, reason, by, now, accessTtlMs)
-  dropSession(key, s.sid)
-  redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
-end
--- Markers are bounded: the oldest are forgotten (their tokens then get the generic code).
-local function trimEnded(key, ended, added)
-  if #ended + added <= MAX_ENDED then return end
-  table.sort(ended, function (a, b) return a.at < b.at end)
-  for i = 1, math.min(#ended, #ended + added - MAX_ENDED) do redis.call('HDEL', key, ended[i].name) end
-end
--- The user's ban while it lasts, as a reply {'ended', 'banned', until (0: for good), reason}; nil
--- when none (an expired one is dropped).
-local function banOf(key, value, now)
-  if not value then return nil end
-  local bannedUntil, reason = unpack_ban(value)
-  local untilMs = tonumber(bannedUntil) or 0
-  if untilMs ~= 0 and untilMs <= now then
-    redis.call('HDEL', key, BAN_FIELD)
-    return nil
-  end
-  return {'ended', 'banned', int(untilMs), reason}
 end
 -- Why a session is gone, if another login ended it: {reason, endedAt, by}, or nil.
 local function endOf(key, sid, now)

@@ -16,13 +16,13 @@ local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
 local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs, setAccess, access =
   ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local now = nowMs()
-local banned = banOf(key, redis.call('HGET', key, BAN_FIELD), now)
+local live, ended, banned = scan(key, now, true)
 if banned then return banned end
-local live, ended = scan(key, now)
 local kept, count = {}, 0
 for _, s in ipairs(live) do
-  if exclusive == 'refuse' and s.type == deviceType then return {'refused', deviceType} end
-  if exclusive == 'all' or (exclusive == 'same' and s.type == deviceType) then
+  local sameType = exclusive ~= '' and typeOf(s) == deviceType
+  if exclusive == 'refuse' and sameType then return {'refused', deviceType} end
+  if exclusive == 'all' or (exclusive == 'same' and sameType) then
     endSession(key, s, 'replaced', deviceType, now, accessTtlMs)
     count = count + 1
   else
@@ -31,9 +31,9 @@ for _, s in ipairs(live) do
 end
 -- The session limit: the least recently refreshed go first.
 if #kept >= maxSessions then
-  table.sort(kept, function (a, b) return a.active < b.active end)
-  for i = 1, #kept - maxSessions + 1 do
-    endSession(key, kept[i], 'limit', deviceType, now, accessTtlMs)
+  for _, s in ipairs(kept) do s.active = activityOf(s) end
+  for _, s in ipairs(leastOf(kept, #kept - maxSessions + 1, 'active')) do
+    endSession(key, s, 'limit', deviceType, now, accessTtlMs)
     count = count + 1
   end
 end

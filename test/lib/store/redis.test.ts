@@ -183,6 +183,22 @@ test('roles and permanent service bans keep the user key for good; without them 
   t.equal(await inspect.exists(keyNames(prefix).user(other)), 0, 'a key left with nothing is deleted')
 })
 
+test('an expired session is swept whole at the next login, its step-up time included', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}sweep:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const inspect = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'sweeper')
+  const old = { tag, sid: newSessionId() }
+  await store.createSession(old, { sub: 'sweeper', openid: 'o', sessionKey: 'k', device: { deviceType: 'mp' } }, 'h0', 1)
+  await store.stepUp(old, 'k2')
+  t.ok((await inspect.hkeys(keyNames(prefix).user(tag))).includes(`${old.sid}u`))
+  await sleep(1_100)
+  const next = { tag, sid: newSessionId() }
+  await store.createSession(next, { sub: 'sweeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  t.same((await inspect.hkeys(keyNames(prefix).user(tag))).filter((f) => f.startsWith(old.sid)), [], 'nothing of the expired session is left')
+})
+
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {
   const redis = await startRedis(t)
   const hostClient = redisClient(t, redis.url)
