@@ -94,6 +94,17 @@ test('the admin API listens on loopback, on a port of its own, behind ADMIN_TOKE
     t.equal(await p.exited, 0, 'both listeners close on SIGTERM')
     t.notMatch(p.output(), token, 'the token is never logged')
   })
+
+  t.test('ADMIN_HOST beyond loopback is a deliberate choice, warned about at boot', async (t) => {
+    const adminPort = await freePort()
+    const p = run({ PORT: String(await freePort()), ADMIN_PORT: String(adminPort), ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN: token })
+    t.teardown(p.kill)
+    for (let i = 0; i < 100 && !p.output().includes('beyond loopback'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    t.match(p.output(), /"level":40,.*the admin API listens beyond loopback/)
+    t.equal((await request(`http://127.0.0.1:${adminPort}/admin/openapi.json`)).statusCode, 401, 'still behind the token')
+    p.kill()
+    t.equal(await p.exited, 0)
+  })
 })
 
 test('the simulator runs on its own (npm run simulator)', { skip: existsSync(simulatorEntry) ? false : 'run `npm run build` first' }, async (t) => {
