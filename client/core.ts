@@ -1,0 +1,127 @@
+// Logging in: the options with their defaults, the stored session, wx.login() codes, and one login in
+// flight at a time for every caller, bounded per minute.
+import { WechatAuthError, codeOf } from './errors.js'
+import { createEmitter, createSessionStore } from './session.js'
+import { createTransport } from './transport.js'
+import type { ClientOptions, ServerErrorCode, Session, TokenPair } from './types.js'
+
+// Every mini-program runtime has setTimeout; declared here so the client compiles without Node's types.
+declare const setTimeout: (fn: () => void, ms: number) => unknown
+
+/** The codes that end a session: the client forgets its tokens and logs in again. */
+export const RELOGIN_CODES: ServerErrorCode[] = ['AUTH_TOKEN_REVOKED', 'AUTH_TOKEN_INVALID', 'AUTH_REFRESH_INVALID', 'AUTH_REFRESH_REUSED', 'AUTH_SESSION_REPLACED', 'AUTH_SESSION_KICKED']
+// A code the gateway could not exchange: a new one from wx.login() is tried once.
+const NEW_CODE = ['WX_CODE_USED', 'WX_CODE_INVALID']
+
+const withDefaults = (options: ClientOptions) => Object.assign({
+  prefix: '/auth',
+  storageKey: 'wechat-auth',
+  refreshAhead: 0.2,
+  maxLoginsPerMinute: 3,
+  retries: 2,
+  maxRetryAfter: 10,
+  refreshTries: 3,
+  refreshTimeout: 5000,
+  reloginOn: RELOGIN_CODES,
+  now: () => Date.now(),
+  sleep: (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) }),
+  random: Math.random
+}, options)
+
+export const bearer = (s: Session) => ({ Authorization: `Bearer ${s.accessToken}` })
+
+/** Runs start() once for every caller that comes while it is in flight. */
+export function singleFlight<T> (start: () => Promise<T>): () => Promise<T> {
+  let flight: Promise<T> | null = null
+  const done = (): void => { flight = null }
+  return () => {
+    if (flight === null) {
+      flight = start()
+      flight.then(done, done)
+    }
+    return flight
+  }
+}
+
+export function createCore (options: ClientOptions) {
+  const o = withDefaults(options)
+  const store = createSessionStore(o.platform, o.storageKey)
+  const events = createEmitter()
+  const logins: number[] = []
+
+  const wxCode = (): Promise<string> => new Promise((resolve, reject) => {
+    const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg ?? 'wx.login() gave no code'))
+    o.platform.login({ success: (res) => res && res.code ? resolve(res.code) : failed(), fail: (err) => failed(err && err.errMsg) })
+  })
+
+  /** Runs fn with a fresh wx.login() code, and once more with a new one if the gateway refused it. */
+  async function withCode<T> (fn: (code: string) => Promise<T>): Promise<T> {
+    try {
+      return await fn(await wxCode())
+    } catch (err) {
+      if (NEW_CODE.indexOf(codeOf(err) as string) < 0) throw err
+      return await fn(await wxCode())
+    }
+  }
+
+  function keep (pair: TokenPair): Session {
+    if (typeof pair !== 'object' || pair === null || typeof pair.accessToken !== 'string' || typeof pair.refreshToken !== 'string') {
+      throw new WechatAuthError('CLIENT_BAD_RESPONSE', 'the gateway answered no tokens: check baseUrl and prefix')
+    }
+    return store.save(pair, o.now())
+  }
+
+  /** Forgets a session, if it is still the current one, and says why. */
+  function end (s: Session, reason: WechatAuthError | 'logout'): void {
+    if (store.get() !== s) return
+    store.clear()
+    events.emit('loggedOut', reason === 'logout' ? { reason } : Object.assign({ reason: reason.code }, reason.detail && { detail: reason.detail }))
+  }
+
+  /** Refuses a login beyond maxLoginsPerMinute: a gateway that keeps ending sessions cannot make the client loop. */
+  function countLogin (now: number): void {
+    while (logins.length > 0 && (logins[0] as number) <= now - 60_000) logins.shift()
+    if (logins.length >= o.maxLoginsPerMinute) {
+      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', `${logins.length} logins in the last minute: not trying again yet`)
+      err.retryAfter = Math.ceil(((logins[0] as number) + 60_000 - now) / 1000)
+      throw err
+    }
+    logins.push(now)
+  }
+
+  const transport = createTransport(o)
+  const login = singleFlight(async () => {
+    countLogin(o.now())
+    const body = { appid: o.appid, deviceType: o.deviceType, deviceName: o.deviceName }
+    const pair = await withCode((code) => transport.call<TokenPair>({ url: `${o.prefix}/login`, method: 'POST', data: Object.assign({ code }, body) }))
+    const s = keep(pair)
+    events.emit('loggedIn', s)
+    return s
+  })
+
+  /** The stored session while its refresh token lives, else a login (shared with every caller). */
+  async function ensureLogin (): Promise<Session> {
+    const s = store.get()
+    if (s !== null && s.refreshExpiresAt > o.now()) return s
+    if (s !== null) store.clear()
+    return await login()
+  }
+
+  return Object.assign({ o, store, events, withCode, keep, end, ensureLogin }, transport)
+}
+
+export type Core = ReturnType<typeof createCore>
+
+/** logout(): ends the session at the gateway (every session of the user with allDevices) and forgets it. */
+export function createLogout ({ o, store, send, end }: Core) {
+  return async (opts: { allDevices?: boolean } = {}): Promise<void> => {
+    const s = store.get()
+    if (s === null) return
+    try {
+      await send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(s) })
+    } catch {
+      // Offline: the tokens are forgotten all the same, and the session expires at the gateway.
+    }
+    end(s, 'logout')
+  }
+}

@@ -1,0 +1,67 @@
+// Where the tokens live: the platform's storage, so they survive a restart of the mini program, with
+// a copy in memory that the client compares by identity to tell whether a session changed meanwhile.
+import type { Events, Platform, Session, TokenPair } from './types.js'
+
+const isSession = (v: unknown): v is Session => {
+  const s = v as Session | null
+  return typeof s === 'object' && s !== null && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' &&
+    typeof s.expiresAt === 'number' && typeof s.receivedAt === 'number' && typeof s.refreshExpiresAt === 'number'
+}
+
+export function createSessionStore (platform: Platform, key: string) {
+  let current: Session | null = null
+  try {
+    const stored = platform.getStorageSync(key)
+    if (isSession(stored)) current = stored
+  } catch {
+    // Unreadable storage is no session: the next request logs in.
+  }
+
+  /** Keeps a login's or a refresh's pair; a full storage only costs the next cold start a login. */
+  function save (pair: TokenPair, now: number): Session {
+    const s: Session = {
+      accessToken: pair.accessToken,
+      refreshToken: pair.refreshToken,
+      openid: pair.openid,
+      expiresAt: now + pair.expiresIn * 1000,
+      receivedAt: now,
+      refreshExpiresAt: now + pair.refreshExpiresIn * 1000
+    }
+    if (pair.unionid !== undefined) s.unionid = pair.unionid
+    current = s
+    try { platform.setStorageSync(key, s) } catch {}
+    return s
+  }
+
+  function clear (): void {
+    current = null
+    try { platform.removeStorageSync(key) } catch {}
+  }
+
+  return { get: (): Session | null => current, save, clear }
+}
+
+type Listener<K extends keyof Events> = (value: Events[K]) => void
+
+export function createEmitter () {
+  const listeners: { [K in keyof Events]?: Array<Listener<K>> } = {}
+
+  /** Listens to an event; returns the function that stops listening. */
+  function on<K extends keyof Events> (name: K, fn: Listener<K>): () => void {
+    const list: Array<Listener<K>> = listeners[name] ?? (listeners[name] = [] as never)
+    list.push(fn)
+    return () => {
+      const i = list.indexOf(fn)
+      if (i >= 0) list.splice(i, 1)
+    }
+  }
+
+  function emit<K extends keyof Events> (name: K, value: Events[K]): void {
+    for (const fn of (listeners[name] ?? []).slice()) {
+      // A listener that throws must not break the request that emitted.
+      try { fn(value) } catch {}
+    }
+  }
+
+  return { on, emit }
+}
