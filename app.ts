@@ -11,11 +11,14 @@ import storePlugin, { type StorePluginOptions } from './plugins/store.js'
 import wechatPlugin from './plugins/wechat.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
+import jwksRoutes from './routes/jwks.js'
 import wechatRoutes, { type WechatRoutesOptions } from './routes/wechat.js'
 
 export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions, OpenapiPluginOptions {
   /** Where GET health answers ('/health' by default); false to leave health checks to the host. */
   healthPath?: string | false
+  /** Where the JWKS answers with JWT_ALGORITHM ES256 or EdDSA ('/.well-known/jwks.json' by default); false for nowhere. */
+  jwksPath?: string | false
 }
 
 export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
@@ -32,4 +35,7 @@ export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(authRoutes, { prefix: fastify.wechatAuthConfig.AUTH_PREFIX })
   await fastify.register(wechatRoutes, { prefix: `${fastify.wechatAuthConfig.AUTH_PREFIX}/wechat`, onPhoneNumber: opts.onPhoneNumber })
   if (opts.healthPath !== false) await fastify.register(healthRoutes, { path: opts.healthPath ?? '/health' })
+  if (fastify.wechatAuthConfig.signing !== undefined && opts.jwksPath !== false) {
+    await fastify.register(jwksRoutes, { path: opts.jwksPath ?? '/.well-known/jwks.json' })
+  }
 }, { name: 'fastify-wechat-auth', fastify: '5.x' })

@@ -2,14 +2,15 @@
 // next to the way it was done before. Numbers only, no assertions; `npm run bench` is the real measure.
 // The WeChat server runs in a child process, Redis in its own, so only the client's CPU is counted.
 import { fork } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createSigner } from 'fast-jwt'
+import { createSigner, createVerifier } from 'fast-jwt'
 import { Redis } from 'ioredis'
 import { Agent, request } from 'undici'
 import { createHs256Signer } from '../lib/jwt-signer.js'
+import { createAsymmetricSigner } from '../lib/signing-keys.js'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import { digest, newSessionId, userTag } from '../lib/ids.js'
@@ -52,6 +53,17 @@ async function main (): Promise<void> {
   const fastJwt = createSigner({ key: secret, algorithm: 'HS256', iss: 'fastify-wechat-auth', expiresIn: 900_000 })
   const ours = createHs256Signer({ secret, iss: 'fastify-wechat-auth', ttlSec: 900 })
   rows.push(['sign an access token: fast-jwt\'s signer → lib/jwt-signer.ts', perOp(() => fastJwt({ ...payload })), perOp(() => ours(payload))])
+  // JWT_ALGORITHM=ES256 / EdDSA: what asymmetric tokens cost against HS256 (lib/signing-keys.ts).
+  for (const [algorithm, key] of [['ES256', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey], ['EdDSA', generateKeyPairSync('ed25519').privateKey]] as const) {
+    const signer = createAsymmetricSigner({ key, algorithm, kid: 'k', iss: 'fastify-wechat-auth', ttlSec: 900 })
+    rows.push([`sign an access token: HS256 → ${algorithm}`, perOp(() => ours(payload), SYNC_OPS / 10), perOp(() => signer(payload), SYNC_OPS / 10)])
+    const hsVerify = createVerifier({ key: secret, algorithms: ['HS256'] })
+    const hsToken = ours(payload)
+    const pub = createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString()
+    const verify = createVerifier({ key: pub, algorithms: [algorithm] })
+    const token = signer(payload)
+    rows.push([`verify an access token (not remembered): HS256 → ${algorithm}`, perOp(() => hsVerify(hsToken), SYNC_OPS / 10), perOp(() => verify(token), SYNC_OPS / 10)])
+  }
 
   const input = (i: number): string => `wx0123456789abcdef\u0000user-${i}`
   rows.push(['128-bit digest: createHash() → crypto.hash()',

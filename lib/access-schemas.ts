@@ -68,3 +68,16 @@ export const VerifyResponse = Type.Object({
   roles: Type.Array(Type.String()),
   permissions: Type.Array(Type.String())
 }, { description: 'the caller; the same in the X-Auth-Request-* and Remote-* headers' })
+
+/** The public keys of asymmetric access tokens (RFC 7517). */
+export const Jwks = Type.Object({
+  keys: Type.Array(Type.Object({
+    kty: Type.String(),
+    crv: Type.String(),
+    x: Type.String(),
+    y: Type.Optional(Type.String()),
+    kid: Type.String({ description: 'RFC 7638 thumbprint; the kid of the tokens it verifies' }),
+    alg: Type.String(),
+    use: Type.Literal('sig')
+  }))
+})

@@ -1,12 +1,12 @@
 // The gateway's own access tokens: HS256 JWTs signed here, verified (signature, algorithm, iss,
 // aud, expiry) by fast-jwt, the library @fastify/jwt wraps, and checked against the session store
 // for revocation. No Fastify: the jwt plugin decorates what this builds.
-import { createVerifier } from 'fast-jwt'
 import {
   AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionEnded
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
-import { createHs256Signer } from './jwt-signer.js'
+import { tokenKeys, type AsymmetricAlgorithm, type PublicJwk } from './signing-keys.js'
+import type { KeyObject } from 'node:crypto'
 import type { AccessClaims } from './schemas.js'
 import type { LiveAccess, SessionsStore } from './store/types.js'
 
@@ -39,6 +39,11 @@ export interface AccessTokensOptions {
   now?: () => number
   /** How many verified tokens are remembered (10,000 by default). */
   cacheSize?: number
+  /**
+   * Sign with ES256 or EdDSA instead of HS256 with `secret`: the private key, and the public keys of
+   * the keys before it, whose tokens keep verifying (by their header's kid) until they expire.
+   */
+  signing?: { algorithm: AsymmetricAlgorithm, privateKey: KeyObject, previousPublicKeys?: KeyObject[] }
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
@@ -71,17 +76,7 @@ function deepFreeze (value: unknown): void {
 export function createAccessTokens (opts: AccessTokensOptions) {
   const now = opts.now ?? Date.now
   const cacheSize = opts.cacheSize ?? 10_000
-  const verifier = createVerifier({
-    key: opts.secret,
-    algorithms: ['HS256'],
-    allowedIss: opts.issuer,
-    allowedAud: [...opts.appids],
-    // fast-jwt skips allowedIss/allowedAud for a token without the claim: require them.
-    requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
-    // Expiry is checked below, by `now`, the clock tokens are signed with.
-    ignoreExpiration: true
-  })
-  const signToken = createHs256Signer({ secret: opts.secret, iss: opts.issuer, ttlSec: opts.ttlSec, now })
+  const { signToken, verifierFor, jwks } = tokenKeys({ ...opts, now })
 
   function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
     const jti = newJti()
@@ -103,6 +98,8 @@ export function createAccessTokens (opts: AccessTokensOptions) {
       if (token.length > MAX_TOKEN_LENGTH) throw new AuthTokenInvalidError()
       let fresh: Record<string, unknown>
       try {
+        const verifier = verifierFor(token)
+        if (verifier === undefined) throw new Error('no key of this kid')
         fresh = verifier(token) as Record<string, unknown>
       } catch {
         throw new AuthTokenInvalidError()
@@ -142,7 +139,10 @@ export function createAccessTokens (opts: AccessTokensOptions) {
   /** How many verified tokens are remembered (bounded by `cacheSize`). */
   const remembered = (): number => verified.size
 
-  return { sign, verify, authenticate, remembered }
+  /** The public keys tokens are verified with (current first), as a JWKS; empty with HS256. */
+  const publicKeys = (): { keys: PublicJwk[] } => ({ keys: jwks.map((k) => ({ ...k })) })
+
+  return { sign, verify, authenticate, remembered, publicKeys }
 }
 
 export type AccessTokens = ReturnType<typeof createAccessTokens>

@@ -37,6 +37,12 @@ export const ConfigSchema = Type.Object({
   // The JWT_SECRET before a change, while refresh tokens issued under it may still come back.
   JWT_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'fastify-wechat-auth' }),
+  // Access tokens signed with a private key (ES256, EdDSA) whose public keys are served as a JWKS;
+  // HS256 signs with JWT_SECRET. Refresh tokens always use JWT_SECRET.
+  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'HS256' }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 32, maxLength: 8192 })),
+  // The public keys of the keys before a rotation, whose tokens keep verifying: PEM blocks or JWKs.
+  JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String({ minLength: 32, maxLength: 32768 })),
   ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
   REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }),
   REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),

@@ -1,8 +1,9 @@
 // Loads and checks the configuration. Pure: the config plugin and server.ts both use it.
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
+import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
 import { ConfigSchema, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
 
 const KNOWN = new Set(Object.keys(ConfigSchema.properties))
@@ -35,6 +36,8 @@ export interface ResolvedConfig extends Config {
   apps: WechatApp[]
   /** The JWT secret in use: JWT_SECRET, or a random one generated for this process in development. */
   jwtSecret: string
+  /** With JWT_ALGORITHM ES256 or EdDSA: the key access tokens are signed with, and the previous public keys. */
+  signing?: { algorithm: AsymmetricAlgorithm, privateKey: KeyObject, previousPublicKeys: KeyObject[] }
   /** Development without WeChat credentials: the gateway runs the built-in WeChat simulator. */
   useSimulator: boolean
   /** What development mode filled in by itself, to be said loudly at boot. */
@@ -92,6 +95,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   }
   checkAdmin(config)
   const devDefaults: string[] = []
+  const signing = signingOf(config, production, devDefaults)
   if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')
   if (!hasRedis) devDefaults.push(`no REDIS_URL: sessions live in process memory and vanish on restart${redisHint}`)
   if (config.JWT_SECRET === undefined) devDefaults.push('no JWT_SECRET: a random one was generated; tokens die with the process')
@@ -100,9 +104,46 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     production,
     apps,
     jwtSecret: config.JWT_SECRET ?? randomBytes(48).toString('base64url'),
+    ...(signing !== undefined ? { signing } : {}),
     useSimulator: !hasAppid,
     devDefaults
   }
+}
+
+/**
+ * The asymmetric signing key and the previous public keys (JWT_ALGORITHM ES256 or EdDSA). Production
+ * needs JWT_PRIVATE_KEY; development without it signs with a key made for this process, said at boot.
+ * Messages never hold a key.
+ */
+function signingOf (config: Config, production: boolean, devDefaults: string[]): ResolvedConfig['signing'] {
+  const algorithm = config.JWT_ALGORITHM
+  if (algorithm === 'HS256') {
+    if (config.JWT_PRIVATE_KEY !== undefined || config.JWT_PREVIOUS_PUBLIC_KEYS !== undefined) {
+      throw new ConfigError('JWT_PRIVATE_KEY and JWT_PREVIOUS_PUBLIC_KEYS need JWT_ALGORITHM=ES256 or EdDSA (HS256 signs with JWT_SECRET)')
+    }
+    return undefined
+  }
+  const parse = <T>(name: string, read: () => T): T => {
+    try {
+      return read()
+    } catch (err) {
+      throw new ConfigError(`${name}: ${(err as Error).message}`)
+    }
+  }
+  let privateKey: KeyObject
+  if (config.JWT_PRIVATE_KEY !== undefined) {
+    privateKey = parse('JWT_PRIVATE_KEY', () => parsePrivateKey(config.JWT_PRIVATE_KEY as string))
+  } else if (production) {
+    throw new ConfigError(`NODE_ENV=production with JWT_ALGORITHM=${algorithm} requires JWT_PRIVATE_KEY (a key is never made silently in production)`)
+  } else {
+    privateKey = algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : generateKeyPairSync('ed25519').privateKey
+    devDefaults.push(`no JWT_PRIVATE_KEY: a ${algorithm} key was made for this process; its tokens and JWKS die with it`)
+  }
+  const previousPublicKeys = config.JWT_PREVIOUS_PUBLIC_KEYS === undefined ? [] : parse('JWT_PREVIOUS_PUBLIC_KEYS', () => parsePublicKeys(config.JWT_PREVIOUS_PUBLIC_KEYS as string))
+  if (!fitsAlgorithm(privateKey, algorithm)) throw new ConfigError(`JWT_PRIVATE_KEY is not ${algorithm === 'ES256' ? 'a P-256 EC' : 'an Ed25519'} key`)
+  if (previousPublicKeys.some((k) => !fitsAlgorithm(k, algorithm))) throw new ConfigError(`JWT_PREVIOUS_PUBLIC_KEYS must be ${algorithm} keys`)
+  if (previousPublicKeys.length > 5) throw new ConfigError('JWT_PREVIOUS_PUBLIC_KEYS: at most 5 keys')
+  return { algorithm, privateKey, previousPublicKeys }
 }
 
 /**

@@ -166,14 +166,14 @@ export const RouteErrors = {
 } satisfies Record<string, RouteError[]>
 
 /** The gateway's tags: they also tell its routes from a host's in a document both share. */
-export const Tags = { sessions: 'wechat-auth: sessions', userData: 'wechat-auth: user data', health: 'wechat-auth: health' } as const
+export const Tags = { sessions: 'wechat-auth: sessions', userData: 'wechat-auth: user data', health: 'wechat-auth: health', keys: 'wechat-auth: keys' } as const
 /** The security requirement of the routes that take an access token. */
 export const BearerAuth = [{ wechatAuth: [] }]
 
 /** What a document listing the gateway's routes needs, a host's included. */
 export const OpenApiParts = {
   info: { title: 'fastify-wechat-auth', version: '1', description: 'WeChat mini-program login. In development, the simulator takes login codes `alice` or `alice.<anything>` (each once); errors are `{ statusCode, code, error, message }`: match on `code`.' },
-  tags: [{ name: Tags.sessions, description: 'Log in with a wx.login() code, refresh, log out' }, { name: Tags.userData, description: 'WeChat user data, with the session\'s session_key' }, { name: Tags.health }],
+  tags: [{ name: Tags.sessions, description: 'Log in with a wx.login() code, refresh, log out' }, { name: Tags.userData, description: 'WeChat user data, with the session\'s session_key' }, { name: Tags.health }, { name: Tags.keys, description: 'The public keys of ES256/EdDSA access tokens' }],
   securitySchemes: { wechatAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'the accessToken answered by login or refresh' } },
   // Codes no gateway route answers: a path it does not serve, the standalone server's refusals before
   // any route, and a host route behind fastify.authenticateFor(appid).

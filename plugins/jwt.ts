@@ -31,7 +31,8 @@ declare module 'fastify' {
     authenticate: Hook
     /** Like authenticate, and refuses (403 AUTH_WRONG_APP) a token of another mini program than `appid`. */
     authenticateFor: (appid: string) => Hook
-    wechatAuthTokens: Pick<AccessTokens, 'sign' | 'verify'>
+    /** Signs and verifies the gateway's access tokens; publicKeys() is the JWKS (ES256/EdDSA; empty with HS256). */
+    wechatAuthTokens: Pick<AccessTokens, 'sign' | 'verify' | 'publicKeys'>
   }
 }
 
@@ -42,14 +43,15 @@ export default fp(async function wechatAuthJwt (fastify) {
     issuer: config.JWT_ISSUER,
     ttlSec: config.ACCESS_TOKEN_TTL,
     appids: fastify.wechat.appids,
-    store: fastify.wechatAuthStore
+    store: fastify.wechatAuthStore,
+    ...(config.signing !== undefined ? { signing: config.signing } : {})
   })
   async function authenticate (request: FastifyRequest): Promise<void> {
     request.wechatAuthUser = await tokens.authenticate(request.headers.authorization)
   }
 
   fastify.decorateRequest<AuthUser | null>('wechatAuthUser', null)
-  fastify.decorate('wechatAuthTokens', { sign: tokens.sign, verify: tokens.verify })
+  fastify.decorate('wechatAuthTokens', { sign: tokens.sign, verify: tokens.verify, publicKeys: tokens.publicKeys })
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateFor', (appid: string): Hook => {
     fastify.wechat.appOf(appid) // a typo in the host's code fails at boot, not per request
