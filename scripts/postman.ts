@@ -67,6 +67,9 @@ export const FLOW: Step[] = [
   },
   { operationId: 'verifyUserSignature', body: { rawData: '{{rawData}}', signature: '{{signature}}' } },
   { operationId: 'getPhoneNumber', body: { code: '{{user}}.p{{$guid}}' } },
+  // Step-up takes a fresh code of the same user, as login does; forward auth answers with the caller.
+  { operationId: 'stepUp', body: { code: '{{user}}.{{$guid}}' } },
+  { operationId: 'verify', tests: ['pm.test(\'names the caller\', () => pm.expect(pm.response.headers.get(\'x-auth-request-user\')).to.be.a(\'string\'))'] },
   // A second session of the user, then ended from this one: the tokens kept are this session's.
   { operationId: 'login', name: 'Log in on a second device', body: { code: '{{user}}.{{$guid}}', deviceName: 'second device' } },
   { operationId: 'listSessions', tests: ['pm.collectionVariables.set(\'sid\', pm.response.json().sessions.find((s) => !s.current).sessionId)'] },
