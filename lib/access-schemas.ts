@@ -1,5 +1,5 @@
-// Schemas of access control (part of lib/schemas.ts, which re-exports them): the names of roles,
-// permissions and services, the step-up route, and the admin API's bodies and answers.
+// Schemas of session and access control (part of lib/schemas.ts, which re-exports them): a user's
+// sessions as they are listed, the names of roles, permissions and services, step-up, forward auth.
 import { Type, type Static } from '@sinclair/typebox'
 
 /** A user id (the tokens' `sub`), as resolveUser returned it. */
@@ -81,3 +81,24 @@ export const Jwks = Type.Object({
     use: Type.Literal('sig')
   }))
 })
+
+const IsoTime = (description: string) => Type.String({ format: 'date-time', description })
+
+/** One of the caller's sessions, as GET /auth/sessions lists it: never a token or the session_key. */
+export const SessionView = Type.Object({
+  sessionId: Type.String(),
+  deviceType: Type.String({ description: 'from DEVICE_TYPES' }),
+  deviceName: Type.String({ description: 'as the client said at login (cut to 20 bytes); empty when it said nothing' }),
+  ip: Type.String({ description: 'the client IP at login' }),
+  userAgent: Type.String({ description: 'the start of the User-Agent at login' }),
+  createdAt: IsoTime('when the session was opened (the login)'),
+  lastRefreshAt: Type.Union([IsoTime('when the session was last refreshed'), Type.Null()]),
+  expiresAt: IsoTime('when the session ends unless refreshed'),
+  current: Type.Boolean({ description: 'the session of the token that asked' })
+})
+export const SessionsResponse = Type.Object({ sessions: Type.Array(SessionView) })
+export type SessionsResponse = Static<typeof SessionsResponse>
+
+export const SessionParams = Type.Object({
+  sid: Type.String({ pattern: '^[A-Za-z0-9_-]{12}$', description: 'a sessionId from GET /auth/sessions' })
+}, { additionalProperties: false })

@@ -9,6 +9,7 @@ import {
 
 export * from './config-schema.js'
 export * from './access-schemas.js'
+export * from './admin-schemas.js'
 
 // ---- HTTP bodies ----
 
@@ -57,27 +58,6 @@ export const MeResponse = Type.Object({
   steppedUpAt: Type.Union([Type.String({ format: 'date-time', description: 'when this session last stepped up' }), Type.Null()])
 })
 export type MeResponse = Static<typeof MeResponse>
-
-const IsoTime = (description: string) => Type.String({ format: 'date-time', description })
-
-/** One of the caller's sessions, as GET /auth/sessions lists it: never a token or the session_key. */
-export const SessionView = Type.Object({
-  sessionId: Type.String(),
-  deviceType: Type.String({ description: 'from DEVICE_TYPES' }),
-  deviceName: Type.String({ description: 'as the client said at login (cut to 20 bytes); empty when it said nothing' }),
-  ip: Type.String({ description: 'the client IP at login' }),
-  userAgent: Type.String({ description: 'the start of the User-Agent at login' }),
-  createdAt: IsoTime('when the session was opened (the login)'),
-  lastRefreshAt: Type.Union([IsoTime('when the session was last refreshed'), Type.Null()]),
-  expiresAt: IsoTime('when the session ends unless refreshed'),
-  current: Type.Boolean({ description: 'the session of the token that asked' })
-})
-export const SessionsResponse = Type.Object({ sessions: Type.Array(SessionView) })
-export type SessionsResponse = Static<typeof SessionsResponse>
-
-export const SessionParams = Type.Object({
-  sid: Type.String({ pattern: '^[A-Za-z0-9_-]{12}$', description: 'a sessionId from GET /auth/sessions' })
-}, { additionalProperties: false })
 
 // Only shape and size here: what is wrong inside (base64, lengths) is WX_DECRYPT_FAILED's to say.
 export const DecryptBody = Type.Object({

@@ -6,12 +6,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
 import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
-  AccessInput, errorResponses, NoContent, OpenApiParts, Openid, PermissionName, ReasonCode, RoleName, RouteErrors as shared, ServiceName, SessionParams, SessionView, UserId, type RouteError
+  AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoContent, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
 import type { Sessions, UserName } from '../lib/sessions.js'
 
@@ -26,40 +25,6 @@ export interface AdminOptions {
 const BODY_LIMIT = 8192
 const TAG = 'wechat-auth: admin'
 const SECURITY = [{ adminToken: [] }]
-
-// ---- Schemas (of this API only) ----
-
-const Appid = Type.String({ minLength: 1, maxLength: 64, description: 'a mini program the gateway serves' })
-const BySub = Type.Object({ appid: Appid, sub: UserId }, { additionalProperties: false })
-const ByOpenid = Type.Object({ appid: Appid, openid: Openid }, { additionalProperties: false })
-const IsoTime = Type.String({ format: 'date-time' })
-
-const KickBody = Type.Union([Type.Object({
-  sessionId: Type.Optional(SessionParams.properties.sid),
-  reason: Type.Optional({ ...ReasonCode, description: 'told to the session\'s tokens (AUTH_SESSION_KICKED); `kicked` when omitted' })
-}, { additionalProperties: false }), Type.Null()], { description: 'optional: none ends every session of the user', examples: [{ reason: 'fraud' }] })
-const KickResponse = Type.Object({ ended: Type.Integer({ description: 'how many sessions ended' }) })
-const BanBody = Type.Object({
-  reason: { ...ReasonCode, description: 'told to the client (AUTH_ACCOUNT_BANNED)' },
-  until: Type.Optional({ ...IsoTime, description: 'when the ban ends by itself (in the future); for good when omitted' }),
-  service: Type.Optional({ ...ServiceName, description: 'ban from this service only: sessions live on, routes that name it refuse' })
-}, { additionalProperties: false, examples: [{ reason: 'spam', until: '2030-01-01T00:00:00Z' }] })
-// Both lists, always: PUT replaces them, so a forgotten one must not silently become empty.
-const AccessBody = Type.Object({
-  roles: Type.Array(RoleName, { maxItems: AccessInput.properties.roles.maxItems, uniqueItems: true }),
-  permissions: Type.Array(PermissionName, { maxItems: AccessInput.properties.permissions.maxItems, uniqueItems: true })
-}, { additionalProperties: false, examples: [{ roles: ['admin'], permissions: ['order:refund'] }] })
-const UnbanQuery = Type.Object({ service: Type.Optional(ServiceName) }, { additionalProperties: false })
-const BanView = Type.Object({ until: Type.Union([IsoTime, Type.Null()], { description: 'null: for good' }), reason: Type.String() })
-export const UserStateResponse = Type.Object({
-  appid: Type.String(),
-  sub: Type.String({ description: 'the user id (the tokens\' sub)' }),
-  roles: Type.Array(Type.String()),
-  permissions: Type.Array(Type.String()),
-  ban: Type.Union([BanView, Type.Null()], { description: 'the account\'s ban; null when none' }),
-  serviceBans: Type.Array(Type.Object({ service: Type.String(), ...BanView.properties })),
-  sessions: Type.Array(Type.Omit(SessionView, ['current']), { description: 'the live sessions: never a token or the session_key' })
-})
 
 // ---- Options and the token ----
 
