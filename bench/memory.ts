@@ -22,6 +22,8 @@ export interface MemoryResult {
   /** Bytes per session after one rotation, and after MEMORY_ROTATIONS of them. */
   bytesAfterOneRotation: number
   bytesAfterManyRotations: number
+  /** Bytes per session once each has also stepped up (a fresh code, its time kept in the session). */
+  bytesAfterStepUp: number
 }
 
 const userOf = (code: string): string => code.split('.')[0] ?? code
@@ -71,13 +73,17 @@ export async function memoryPerSession (redisUrl: string, count: number, perUser
   const store = createRedisStore({ client, keyPrefix: 'wxauth:', timeoutMs: 5000, ownsClient: true })
   const sessions = benchSessions(store)
   const tokens: string[] = []
+  const users: Array<{ openid: string, sid: string }> = []
   const parallel = async (fn: (i: number) => Promise<void>): Promise<void> => {
     let next = 0
     await Promise.all(Array.from({ length: 50 }, async () => { while (next < count) await fn(next++) }))
   }
   await parallel(async (i) => {
     const device = { ...DEVICE, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }
-    tokens[i] = (await sessions.login(`${Math.floor(i / perUser)}.${i}`, undefined, device)).refreshToken
+    const pair = await sessions.login(`${Math.floor(i / perUser)}.${i}`, undefined, device)
+    tokens[i] = pair.refreshToken
+    // A refresh token is <version>.<session id>.<secret>: the session a step-up names.
+    users[i] = { openid: pair.openid, sid: pair.refreshToken.split('.')[1] as string }
   })
   const fresh = await usedMemory(admin)
   const keys = await admin.dbsize()
@@ -88,8 +94,13 @@ export async function memoryPerSession (redisUrl: string, count: number, perUser
   const once = await usedMemory(admin)
   for (let r = 1; r < MEMORY_ROTATIONS; r++) await rotateAll()
   const full = await usedMemory(admin)
+  await parallel(async (i) => {
+    const { openid, sid } = users[i] as { openid: string, sid: string }
+    await sessions.stepUp({ aud: APPID, sub: openid, openid, sid, jti: 'bench', iat: 0, exp: 0, iss: 'bench' }, `${Math.floor(i / perUser)}.s${i}`)
+  })
+  const steppedUp = await usedMemory(admin)
   await store.close()
   admin.disconnect()
   const per = (bytes: number): number => Math.round((bytes - before) / count)
-  return { sessions: count, perUser, bytesPerSession: per(fresh), keysPerSession: keys / count, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full) }
+  return { sessions: count, perUser, bytesPerSession: per(fresh), keysPerSession: keys / count, bytesAfterOneRotation: per(once), bytesAfterManyRotations: per(full), bytesAfterStepUp: per(steppedUp) }
 }

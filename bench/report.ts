@@ -105,7 +105,7 @@ export function reportText (results: Results): string {
     '',
     ...memory.map((m) =>
       `Redis memory (${m.sessions} sessions, ${m.perUser} per user, device recorded; used_memory delta / count): ${m.bytesPerSession} bytes and ${m.keysPerSession.toFixed(2)} keys per new session; ` +
-      `${m.bytesAfterOneRotation} bytes after one refresh; ${m.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes.`)
+      `${m.bytesAfterOneRotation} bytes after one refresh; ${m.bytesAfterManyRotations} bytes after ${MEMORY_ROTATIONS} refreshes; ${m.bytesAfterStepUp} bytes once stepped up too.`)
   ].join('\n') + '\n'
 }
 

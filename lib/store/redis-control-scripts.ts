@@ -67,12 +67,13 @@ return 1`,
   // -> {'ok', now} | 'revoked' | {'ended', reason, ended at, by}
   wxauthStepUp: LUA_COMMON + `
 local key, sid, sessionKey = KEYS[1], ARGV[1], ARGV[2]
-local v = redis.call('HMGET', key, hotField(sid), secretField(sid), BAN_FIELD)
+local v = redis.call('HMGET', key, hotField(sid), secretField(sid), BAN_FIELD, rotationField(sid))
 local now = nowMs()
 local banned = banOf(key, v[3], now)
 if banned then return banned end
 if not v[1] or (expiryOf(v[1]) or 0) <= now then return endOf(key, sid, now) or 'revoked' end
 local _, createdAt, sub, claims = unpack_secret(v[2])
-redis.call('HSET', key, secretField(sid), pack_secret(sessionKey, createdAt, sub, claims), stepUpField(sid), pack_stepUp(int(now)))
+local rotatedAt, nonce = unpack_rotation(v[4])
+redis.call('HSET', key, secretField(sid), pack_secret(sessionKey, createdAt, sub, claims), rotationField(sid), pack_rotation(rotatedAt, nonce, int(now)))
 return {'ok', int(now)}`
 } as const

@@ -24,8 +24,12 @@ export const SESSION_FIELDS = {
   identity: { suffix: 'o', parts: ['openid', 'unionid'] },
   /** Only what follows the session_key ever leaves Redis in a script's reply. */
   secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
-  /** Written by the first rotation: when the current token was issued, and the nonce it used. */
-  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce'] },
+  /**
+   * Written by the first rotation: when the current token was issued, and the nonce it used; and by a
+   * step-up: when the session last proved its user (ms, by the store's clock), carried over by each
+   * rotation. Read with every session check: a step-up costs no field of its own (~64 bytes).
+   */
+  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce', 'steppedUpAt'] },
   /** What the user sees in their list of devices; at most DEVICE_BYTES (see deviceParts). */
   device: { suffix: 'd', parts: ['deviceType', 'deviceName', 'ip', 'userAgent'] },
   /**
@@ -39,8 +43,6 @@ export const SESSION_FIELDS = {
    * check, in the same HMGET.
    */
   ban: { name: '!ban', parts: ['bannedUntil', 'reason', 'service'] },
-  /** When the session last stepped up (ms), by the store's clock; written by step-up only. */
-  stepUp: { suffix: 'u', parts: ['steppedUpAt'] },
   /**
    * The user's roles and permissions, each list joined with ',' (names never hold one). Kept for
    * good while it holds any: the standalone gateway has no other home for them. Read with every
@@ -194,7 +196,7 @@ local SID_CHARS = ${SID_CHARS}
 local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
 local MAX_ENDED = ${MAX_ENDED}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
-local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid), stepUpField(sid) end
+local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
 local MAX_SERVICE_BANS = ${MAX_SERVICE_BANS}
 local function subOf(stored, openid) if stored == '' then return openid end return stored end
 local function storedSub(sub, openid) if sub == openid then return '' end return sub end

@@ -72,8 +72,8 @@ local function scan(key, now, checkBan)
       if exp and exp > now then
         live[#live + 1] = { sid = name, expiresAt = exp, values = values }
       else
-        local h, o, k, p, d, u = fieldsOf(name)
-        gone[#gone + 1], gone[#gone + 2], gone[#gone + 3], gone[#gone + 4], gone[#gone + 5], gone[#gone + 6] = h, o, k, p, d, u
+        local h, o, k, p, d = fieldsOf(name)
+        gone[#gone + 1], gone[#gone + 2], gone[#gone + 3], gone[#gone + 4], gone[#gone + 5] = h, o, k, p, d
       end
     elseif isBlacklisted(name) then
       local exp = expiryOf(v)

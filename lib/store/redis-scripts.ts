@@ -80,7 +80,7 @@ if presented == generation and presentedDigest == current then
     return 'invalid'
   end
   redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1)),
-    rotationField(sid), pack_rotation(int(now), nonce))
+    rotationField(sid), pack_rotation(int(now), nonce, partOf(v[4], 3)))
   keepAlive(key, ttl, now)
   return {'rotated', int(ttl), openid, unionid, sub, claims}
 end

@@ -120,21 +120,21 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
 }
 
 /**
- * One HMGET: the session, the token's blacklist entry, the session's ended marker and step-up time,
+ * One HMGET: the session, the token's blacklist entry, the session's ended marker and rotation (its step-up time),
  * the user's ban, roles and permissions, and service bans.
  */
 async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti: string): Promise<LiveAccess | 'revoked' | SessionEnd> {
   const key = keys.user(ref.tag)
-  const [hot, blacklisted, ended, ban, steppedUpAt, access, serviceBans] = await guard(async () => await send(key,
+  const [hot, blacklisted, ended, ban, rotation, access, serviceBans] = await guard(async () => await send(key,
     ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
-      sessionField(ref.sid, 'stepUp'), ACCESS_FIELD, SERVICE_BANS_FIELD])) as Array<string | null>
+      sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD])) as Array<string | null>
   const now = Date.now()
   if (typeof ban === 'string') {
     const { bannedUntil, reason } = unpack('ban', ban)
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
   if (typeof hot === 'string') {
-    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, steppedUpAt ?? null, now) : 'revoked'
+    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : unpack('rotation', rotation).steppedUpAt, now) : 'revoked'
   }
   if (typeof ended !== 'string') return 'revoked'
   const marker = unpack('ended', ended)

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import { wechatAuthErrorHandler } from '../../index.js'
 import { userTag } from '../../lib/ids.js'
-import { keyNames, sessionField } from '../../lib/store/redis-layout.js'
+import { keyNames, SEP, sessionField, unpack } from '../../lib/store/redis-layout.js'
 import { bearer, buildApp, login, redisClient, startRedis, startSim, type Pair } from '../helper.js'
 
 async function setup (t: Test) {
@@ -36,7 +36,9 @@ async function setup (t: Test) {
   /** Sets when a session last stepped up, straight in Redis: the step-up's age without waiting. */
   const stepUpAgo = async (p: Pair, sub: string, ms: number): Promise<void> => {
     const sid = (await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(p.accessToken) })).json().sessionId as string
-    await inspect.hset(keyNames(redis.prefix).user(userTag(app.wechat.appid, sub)), sessionField(sid, 'stepUp'), String(Date.now() - ms))
+    const key = keyNames(redis.prefix).user(userTag(app.wechat.appid, sub))
+    const { rotatedAt, nonce } = unpack('rotation', await inspect.hget(key, sessionField(sid, 'rotation')))
+    await inspect.hset(key, sessionField(sid, 'rotation'), [rotatedAt, nonce, String(Date.now() - ms)].join(SEP))
   }
   const get = async (url: string, p?: Pair) => await app.inject({ method: 'GET', url, headers: p === undefined ? {} : bearer(p.accessToken) })
   return { app, sim, get, stepUpAgo }

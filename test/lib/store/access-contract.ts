@@ -109,6 +109,13 @@ export function accessContract (t: Test, make: (t: Test) => Promise<ContractCont
     t.equal((await store.getSession(a))?.sessionKey, 'fresh-key', 'the session_key is the fresh one')
     t.equal((await store.getSession(b))?.sessionKey, 'old-key')
     t.match(await store.getSession(a), { sub: 'stepper', openid: 'o-stepper' }, 'the rest of the session is unchanged')
+    const rot = { generation: 0, presentedHash: 'h0', nextHash: 'h1', nonce: 'n1', graceMs: 10_000, ttlSec: 60, maxAgeSec: 3600 }
+    t.equal((await store.rotateRefresh(a, rot)).status, 'rotated')
+    t.equal(live(await store.checkAccess(a, 'j')).steppedUpAt, at, 'a refresh keeps the step-up')
+    t.equal((await store.rotateRefresh(a, { ...rot, generation: 0 })).status, 'predecessor', 'and the grace window still works')
+    const second = await store.stepUp(a, 'fresher-key')
+    t.equal((await store.rotateRefresh(a, { ...rot, generation: 1, presentedHash: 'h1', nextHash: 'h2', nonce: 'n2' })).status, 'rotated', 'a step-up after a refresh keeps the rotation state')
+    t.equal(live(await store.checkAccess(a, 'j')).steppedUpAt, (second as { at: number }).at)
   })
 
   t.test('step-up of a session that ended says why; of none, revoked; of a banned user, banned', async (t) => {

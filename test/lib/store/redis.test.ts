@@ -192,7 +192,7 @@ test('an expired session is swept whole at the next login, its step-up time incl
   const old = { tag, sid: newSessionId() }
   await store.createSession(old, { sub: 'sweeper', openid: 'o', sessionKey: 'k', device: { deviceType: 'mp' } }, 'h0', 1)
   await store.stepUp(old, 'k2')
-  t.ok((await inspect.hkeys(keyNames(prefix).user(tag))).includes(`${old.sid}u`))
+  t.ok((await inspect.hkeys(keyNames(prefix).user(tag))).includes(`${old.sid}p`), 'the step-up time is in the rotation field')
   await sleep(1_100)
   const next = { tag, sid: newSessionId() }
   await store.createSession(next, { sub: 'sweeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
