@@ -16,8 +16,10 @@ const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'jti', 'iat'
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
+// Half of a UTF-16 pair alone: no UTF-8 encodes it (a header, a log line, JSON elsewhere would break).
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const isUserId = (id: unknown): id is string =>
-  typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id)
+  typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id) && !LONE_SURROGATE.test(id)
 
 /** Session control from the configuration, with the schema's defaults for what is left out. */
 export function sessionRules (config: SessionsDeps['config']) {
@@ -42,7 +44,7 @@ function accessOf (user: { roles?: unknown, permissions?: unknown }): AccessInpu
   return access
 }
 
-export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, refreshTokenOf: RefreshTokens, pair: PairOf) {
+export function createLogin ({ store, wechat, config, resolveUser: hostResolver }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
 
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
@@ -68,8 +70,10 @@ export function createLogin ({ store, wechat, config }: SessionsDeps, resolveUse
       maxSessions: rules.maxSessions,
       accessTtlMs: rules.accessTtlSec * 1000
     }),
-    // Operators may name the user by openid: remember whom it maps to (nothing to remember by default).
-    user.userId === identity.openid ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE)])
+    // Operators may name the user by openid: with a host's resolveUser, remember whom it maps to now,
+    // the openid itself included, so that an old mapping never names a user it no longer is (nothing
+    // to remember by default: the openid is the user id).
+    hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE)])
     if (created.status === 'refused') throw deviceInUse(created.deviceType)
     if (created.status === 'banned') throw sessionEnded(created.end)
     return pair(appid, session, ref.sid, refreshToken, ttl)

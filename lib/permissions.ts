@@ -49,7 +49,9 @@ export function requirementCheck (requirement: Requirement, stepUpTtlSec: number
         detail: { mode, ...(missingRoles.length > 0 ? { roles: missingRoles.join(',') } : {}), ...(missingPermissions.length > 0 ? { permissions: missingPermissions.join(',') } : {}) }
       })
     }
-    if (windowMs > 0 && (caller.steppedUpAt === null || caller.steppedUpAt + windowMs <= now())) {
+    // Anything but a time (a host that put bare claims on the request) counts as no step-up.
+    const at = caller.steppedUpAt
+    if (windowMs > 0 && !(typeof at === 'number' && Number.isFinite(at) && at + windowMs > now())) {
       throw Object.assign(new AuthStepUpRequiredError(), { detail: { maxAgeSeconds: String(windowMs / 1000) } })
     }
   }

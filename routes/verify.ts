@@ -8,14 +8,18 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import type { AuthUser } from '../lib/access-tokens.js'
 import { AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError } from '../lib/errors.js'
+import { LONE_SURROGATE } from '../lib/login.js'
 import { requirementCheck, type Requirement } from '../lib/permissions.js'
 import { errorResponses, RouteErrors as shared, Tags, VerifyQuery, VerifyResponse, BearerAuth } from '../lib/schemas.js'
 
-// A header value as is when it is printable ASCII, percent-encoded otherwise (a user id may hold
-// any printable character; a header may not).
-const headerValue = (v: string): string => /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v)
+// A header value as is when it is printable ASCII without '%' or spaces, percent-encoded otherwise:
+// one decoding gives the user id back, and two ids never give the same header (a plain value holds no
+// '%', so no id reads as another's encoding; a space at either end would be stripped in transit).
+const headerValue = (v: string): string => /^[\x21-\x24\x26-\x7e]*$/.test(v) ? v : encodeURIComponent(v.replace(new RegExp(LONE_SURROGATE, 'g'), '\uFFFD'))
+// Names, from a repeated key or commas. An empty name is refused, never skipped: `?role=` from an unset
+// proxy variable must not let every caller through.
 const list = (v: string | string[] | undefined): string[] | undefined =>
-  v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).filter((x) => x !== '')
+  v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(','))
 
 /** The caller's identity, as oauth2-proxy (X-Auth-Request-*) and Authelia (Remote-*) name it. */
 function identityHeaders (reply: FastifyReply, user: AuthUser): void {
@@ -44,8 +48,8 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       const requirement: Requirement = {}
       const roles = list(q.role)
       const permissions = list(q.permission)
-      if (roles !== undefined && roles.length > 0) requirement.roles = roles
-      if (permissions !== undefined && permissions.length > 0) requirement.permissions = permissions
+      if (roles !== undefined) requirement.roles = roles
+      if (permissions !== undefined) requirement.permissions = permissions
       if (q.mode !== undefined) requirement.mode = q.mode
       if (q.service !== undefined) requirement.service = q.service
       if (q.stepUp !== undefined) requirement.stepUp = Number(q.stepUp)
@@ -86,7 +90,13 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       reply.header('www-authenticate', `Bearer realm="wechat-auth"${error}`)
       reply.header('cache-control', 'no-store')
       // What the proxy asked about, for the log: the method and path only (a query may hold secrets).
-      request.log.debug({ forwardedMethod: request.headers['x-forwarded-method'], forwardedUri: String(request.headers['x-forwarded-uri'] ?? '').split('?')[0]?.slice(0, 200), code }, 'forward auth refused')
+      const method = String(request.headers['x-forwarded-method'] ?? '')
+      request.log.debug({
+        forwardedMethod: /^[A-Z]{1,10}$/.test(method) ? method : undefined,
+        // The first path segment only: a path, a ;param or a query may hold a secret.
+        forwardedUri: String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/').slice(0, 64),
+        code
+      }, 'forward auth refused')
       throw err
     }
   })

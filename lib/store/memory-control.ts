@@ -4,7 +4,7 @@ import { ServiceBansFullError } from '../errors.js'
 import { lastingBans } from './access-state.js'
 import { MAX_SERVICE_BANS } from './redis-layout.js'
 import { endOf, endSessions, liveSession, liveSessionsOf, type State } from './memory-sessions.js'
-import { banOf, setAccessIn } from './memory-user.js'
+import { accessOf, banOf, setAccessIn } from './memory-user.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
 export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
@@ -24,7 +24,7 @@ export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban'
 
     async userState (tag) {
       const ban = banOf(state, tag)
-      const access = state.access.get(tag)
+      const access = accessOf(state, tag)
       return {
         roles: [...access?.roles ?? []],
         permissions: [...access?.permissions ?? []],

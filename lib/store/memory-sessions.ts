@@ -36,7 +36,7 @@ export interface State {
   credentials: Map<string, Credential>
   locks: Map<string, Expiring<string>>
   bans: Map<string, Ban> // tag -> ban
-  access: Map<string, Access> // tag -> roles and permissions
+  access: Map<string, Access & { fromLogin: boolean }> // tag -> roles and permissions, and whether resolveUser gave them
   serviceBans: Map<string, ServiceBan[]> // tag -> bans from single services
   openids: Map<string, Expiring<string>> // appid NUL openid -> sub
 }
@@ -221,7 +221,7 @@ function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash
     device,
     steppedUpAt: 0
   })
-  if (input.access !== undefined) setAccessIn(state, ref.tag, input.access)
+  if (input.access !== undefined) setAccessIn(state, ref.tag, input.access, true)
   return { status: 'created', ended: replaced.length + evicted.length }
 }
 

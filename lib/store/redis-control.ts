@@ -21,7 +21,8 @@ export function redisControl ({ keys, send, run, guard }: Context): Pick<Session
     },
 
     async setAccess (tag, access) {
-      await guard(async () => await run('wxauthSetAccess', [keys.user(tag)], packAccess(access)))
+      const packed = packAccess(access)
+      await guard(async () => await run('wxauthSetAccess', [keys.user(tag)], packed))
     },
 
     async userState (tag) {

@@ -44,12 +44,15 @@ export const SESSION_FIELDS = {
    */
   ban: { name: '!ban', parts: ['bannedUntil', 'reason', 'service'] },
   /**
-   * The user's roles and permissions, each list joined with ',' (names never hold one). Kept for
-   * good while it holds any: the standalone gateway has no other home for them. Read with every
+   * The user's roles and permissions, each list joined with ',' (names never hold one), and where
+   * they came from: '' an operator or the host (setAccess), kept for good (the standalone gateway has
+   * no other home for them); ACCESS_FROM_LOGIN resolveUser at a login, which gives them again at the
+   * next, so they live as long as the user's sessions (a host that gives every user a role must not
+   * keep every user's hash for good). Read with every
    * session check. Longer than 64 bytes, it turns the user's hash into a hashtable (about twice
    * the memory): a cost paid by users with many roles only.
    */
-  access: { name: '!acl', parts: ['roles', 'permissions'] },
+  access: { name: '!acl', parts: ['roles', 'permissions', 'source'] },
   /**
    * The user's bans from single services: a list of entries of these parts, one after another,
    * at most MAX_SERVICE_BANS. Read with every session check; only a route that names the service
@@ -101,9 +104,15 @@ export const BAN_FIELD = SESSION_FIELDS.ban.name
 export const ACCESS_FIELD = SESSION_FIELDS.access.name
 export const SERVICE_BANS_FIELD = SESSION_FIELDS.serviceBans.name
 
-/** Roles and permissions as stored; both empty is no field at all. */
-export const packAccess = (a: { roles: readonly string[], permissions: readonly string[] }): string =>
-  a.roles.length + a.permissions.length === 0 ? '' : `${a.roles.join(',')}${SEP}${a.permissions.join(',')}`
+/** The `source` of roles resolveUser gave at a login. */
+export const ACCESS_FROM_LOGIN = 'l'
+
+/** Roles and permissions as stored; both empty is no field at all. Names holding ',' or SEP are refused. */
+export function packAccess (a: { roles: readonly string[], permissions: readonly string[] }, source = ''): string {
+  const names = [...a.roles, ...a.permissions]
+  if (names.some((n) => n === '' || n.includes(',') || n.includes(SEP))) throw new TypeError('a role or permission name is empty or holds "," or the separator')
+  return names.length === 0 ? '' : [a.roles.join(','), a.permissions.join(','), source].join(SEP)
+}
 export function unpackAccess (packed: string | null | undefined): { roles: string[], permissions: string[] } {
   const { roles, permissions } = unpack('access', packed)
   const list = (s: string): string[] => s === '' ? [] : s.split(',')
@@ -198,6 +207,7 @@ local MAX_ENDED = ${MAX_ENDED}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
 local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
 local MAX_SERVICE_BANS = ${MAX_SERVICE_BANS}
+local ACCESS_FROM_LOGIN = ${luaString(ACCESS_FROM_LOGIN)}
 local function subOf(stored, openid) if stored == '' then return openid end return stored end
 local function storedSub(sub, openid) if sub == openid then return '' end return sub end
 `

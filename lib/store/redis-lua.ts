@@ -134,34 +134,46 @@ local function split(v)
   end
 end
 -- The key lives as long as what it holds: its latest session, marker, blacklist entry or ban, or
--- for good while it holds roles or permissions or a ban without end. A key with nothing left is deleted.
+-- for good while it holds roles an operator set or a ban without end. What expired is deleted first;
+-- a key with nothing left is deleted.
 local function fixTtl(key, now)
-  local latest = 0
+  local latest, forGood, gone = 0, false, {}
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
-    local name = all[i]
+    local name, v = all[i], all[i + 1]
     if name == BAN_FIELD then
-      local bannedUntil = tonumber((unpack_ban(all[i + 1]))) or 0
-      if bannedUntil == 0 then return redis.call('PERSIST', key) end
+      local bannedUntil = tonumber((unpack_ban(v))) or 0
+      if bannedUntil == 0 then forGood = true end
       latest = math.max(latest, bannedUntil)
     elseif name == ACCESS_FIELD then
-      return redis.call('PERSIST', key)
+      local _, _, source = unpack_access(v)
+      if source ~= ACCESS_FROM_LOGIN then forGood = true end
     elseif name == SERVICEBANS_FIELD then
-      local parts = split(all[i + 1])
+      local parts = split(v)
       for k = 2, #parts, 3 do
         local bannedUntil = tonumber(parts[k]) or 0
-        if bannedUntil == 0 then return redis.call('PERSIST', key) end
+        if bannedUntil == 0 then forGood = true end
         latest = math.max(latest, bannedUntil)
       end
     elseif isSession(name) or isBlacklisted(name) or isEnded(name) then
-      latest = math.max(latest, expiryOf(all[i + 1]) or 0)
+      local exp = expiryOf(v) or 0
+      -- What expired goes now: a key kept for good must not keep a dead session's session_key.
+      if exp <= now then
+        if isSession(name) then
+          local h, o, k, p, d = fieldsOf(name)
+          gone[#gone + 1], gone[#gone + 2], gone[#gone + 3], gone[#gone + 4], gone[#gone + 5] = h, o, k, p, d
+        else
+          gone[#gone + 1] = name
+        end
+      end
+      latest = math.max(latest, exp)
     end
   end
+  forget(key, gone)
+  if forGood then return redis.call('PERSIST', key) end
   if latest <= now then return redis.call('DEL', key) end
   return redis.call('PEXPIRE', key, int(latest - now))
 end
--- After a write of something that lives \`ttl\` ms: the key lives at least that long. A key without
--- expiry is new or kept for good (roles, a service ban): fixTtl decides which.
 local function keepAlive(key, ttl, now)
   local pttl = redis.call('PTTL', key)
   if pttl == -1 and (redis.call('HEXISTS', key, ACCESS_FIELD) == 1 or redis.call('HEXISTS', key, SERVICEBANS_FIELD) == 1) then

@@ -3,7 +3,7 @@
 import { SID_CHARS, type SessionRef } from '../ids.js'
 import { liveAccess } from './access-state.js'
 import {
-  ACCESS_FIELD, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, sessionField, subOf, unpack
+  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, sessionField, subOf, unpack
 } from './redis-layout.js'
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
@@ -65,7 +65,7 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
       const [status, detail, ...more] = await guard(async () => await run('wxauthCreate', [keys.user(ref.tag)], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
         ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
-        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access))) as [string, string | number, ...string[]]
+        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN))) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
       return status === 'refused' ? { status, deviceType: String(detail) } : { status: 'created', ended: Number(detail) }
     },

@@ -54,6 +54,9 @@ test('step-up: within STEP_UP_TTL, or within the route\'s own window, never long
   now += 240_000
   t.match(refusal(recent, stepped), { code: 'AUTH_STEP_UP_REQUIRED' }, 'expired after STEP_UP_TTL')
   t.match(refusal(loose, stepped), { code: 'AUTH_STEP_UP_REQUIRED', detail: { maxAgeSeconds: '300' } }, 'a route cannot stretch it past STEP_UP_TTL')
+  for (const odd of [undefined, 'now', Number.NaN, Number.POSITIVE_INFINITY]) {
+    t.match(refusal(recent, { ...caller(), steppedUpAt: odd as never }), { code: 'AUTH_STEP_UP_REQUIRED' }, `${String(odd)} is no step-up (bare claims put on the request by a host)`)
+  }
 })
 
 test('a ban from the route\'s service comes first, then missing roles, then step-up', async (t) => {

@@ -228,3 +228,18 @@ test('the session limit ends the least recently refreshed session, told why', as
   await t.rejects(tokens.authenticate(`Bearer ${b.accessToken}`), { code: 'AUTH_SESSION_REPLACED', detail: { cause: 'session-limit' } })
   t.equal((await sessions.listSessions(tokens.verify(a.accessToken))).length, 2)
 })
+
+test('users named by openid: the user it logs in as now, never an older mapping', async (t) => {
+  let linked = true
+  // The host links the WeChat user to account acct-1, then unlinks it (the openid becomes its own user).
+  const resolveUser: ResolveUser = async ({ openid }) => ({ userId: linked ? 'acct-1' : openid })
+  const { sessions } = setup(t, { resolveUser, answer: async (code) => ({ openid: 'o-bob', sessionKey: `key-${code}` }) })
+  await sessions.login('bob.1')
+  t.equal((await sessions.userState({ appid: APPID, openid: 'o-bob' })).sub, 'acct-1')
+  linked = false
+  await sessions.login('bob.2')
+  const now = await sessions.userState({ appid: APPID, openid: 'o-bob' })
+  t.equal(now.sub, 'o-bob', 'the mapping follows the last login, the openid itself included')
+  t.equal(now.sessions.length, 1)
+  await t.rejects(sessions.userState({ appid: APPID, openid: 'o-never' }), { code: 'USER_NOT_FOUND', statusCode: 404 }, 'with a host resolveUser, an openid that never logged in is not guessed')
+})

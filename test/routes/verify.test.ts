@@ -18,7 +18,10 @@ async function setup (t: Test): Promise<{ app: FastifyInstance, root: Pair, gues
   const app = await buildApp(t, {
     sim,
     redisServer: redis,
-    resolveUser: async ({ openid }) => openid === rootOpenid ? { userId: '用户 42', roles: ['admin', 'ops'], permissions: ['order:*'] } : { userId: openid }
+    resolveUser: async ({ openid }) => openid === rootOpenid
+      ? { userId: '用户 42', roles: ['admin', 'ops'], permissions: ['order:*'] }
+      // A user id that reads like root's encoded id: it must not reach an upstream as root.
+      : { userId: openid === sim.openidOf('eve') ? encodeURIComponent('用户 42') : openid }
   })
   const root = await login(app, 'root.1')
   const guest = await login(app, 'guest.1')
@@ -64,7 +67,12 @@ test('forward auth by inject: 200 names the caller in both header conventions; r
   t.equal((await verify('?role=admin,ops&permission=order:refund', root.accessToken)).statusCode, 200, 'comma-separated; order:* grants order:refund')
   t.equal((await verify('?role=admin&role=auditor&mode=any', root.accessToken)).statusCode, 200, 'mode any')
   t.equal((await verify(`?appid=${app.wechat.appid}`, root.accessToken)).statusCode, 200)
-  for (const bad of ['?role=has%20space', '?stepUp=0', '?mode=some', '?other=1', '?service=Pay']) {
+  const eve = await login(app, 'eve.1')
+  const eveHeader = (await verify('', eve.accessToken)).headers['x-auth-request-user'] as string
+  t.not(eveHeader, ok.headers['x-auth-request-user'], 'two user ids never give the same header')
+  t.equal(decodeURIComponent(eveHeader), encodeURIComponent('用户 42'), 'one decoding gives the id back')
+  // An empty name (an unset proxy variable) is refused, never read as "no requirement".
+  for (const bad of ['?role=has%20space', '?stepUp=0', '?mode=some', '?other=1', '?service=Pay', '?role=', '?role=,', '?permission=', '?role=admin,']) {
     const res = await verify(bad, root.accessToken)
     t.equal(res.statusCode, 400, bad)
     t.equal(res.json().code, 'FST_ERR_VALIDATION', bad)

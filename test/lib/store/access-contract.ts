@@ -59,6 +59,21 @@ export function accessContract (t: Test, make: (t: Test) => Promise<ContractCont
     t.same(live(await store.checkAccess(c, 'j')).roles, [], 'an empty list from resolveUser clears them')
   })
 
+  t.test('roles resolveUser gave at a login go with the user\'s last session; an operator\'s stay', async (t) => {
+    const { store, advance } = await make(t)
+    const u = user('login-only')
+    await store.createSession(u.ref(), u.data({ access: { roles: ['member'], permissions: [] } }), 'h0', 1, policy)
+    t.same((await store.userState(u.tag)).roles, ['member'])
+    await advance(1_100)
+    t.same((await store.userState(u.tag)).roles, [], 'gone with the session: the next login gives them again')
+    const o = user('operator-set')
+    await store.createSession(o.ref(), o.data({ access: { roles: ['member'], permissions: [] } }), 'h0', 1, policy)
+    await store.setAccess(o.tag, { roles: ['vip'], permissions: [] })
+    await advance(1_100)
+    t.same((await store.userState(o.tag)).roles, ['vip'], 'set by an operator: kept')
+    await t.rejects(store.setAccess(o.tag, { roles: ['a,admin'], permissions: [] }), TypeError, 'a name that would read as two is refused by the store itself')
+  })
+
   t.test('service bans: the sessions live on, checks carry the ban, unban and expiry lift it, the number is bounded', async (t) => {
     const { store, advance } = await make(t)
     const u = user('svc')

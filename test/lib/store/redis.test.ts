@@ -177,10 +177,30 @@ test('roles and permanent service bans keep the user key for good; without them 
   await store.unbanService(tag, 'pay')
   await store.banService(tag, { service: 'pay', until: Date.now() + 600_000, reason: 'r' })
   t.ok(await inspect.pttl(key) > 590_000, 'a temporary one keeps it until the ban ends')
+  const member = userTag('wxapp', 'member')
+  await store.createSession({ tag: member, sid: newSessionId() }, { sub: 'member', openid: 'm', sessionKey: 'k', access: { roles: ['member'], permissions: [] } }, 'h0', 60)
+  const memberTtl = await inspect.pttl(keyNames(prefix).user(member))
+  t.ok(memberTtl > 0 && memberTtl <= 60_000, 'roles from resolveUser at login do not keep the key: a host giving every user a role must not keep every user')
   const other = userTag('wxapp', 'only-roles')
   await store.setAccess(other, { roles: ['r'], permissions: [] })
   await store.setAccess(other, { roles: [], permissions: [] })
   t.equal(await inspect.exists(keyNames(prefix).user(other)), 0, 'a key left with nothing is deleted')
+})
+
+test('a key kept for good keeps no expired session: fixTtl deletes what expired before it keeps the rest', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}kept:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const inspect = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'kept')
+  const ref = { tag, sid: newSessionId() }
+  await store.createSession(ref, { sub: 'kept', openid: 'o', sessionKey: 'secret-session-key' }, 'h0', 1)
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  await sleep(1_100)
+  await store.banService(tag, { service: 'pay', until: null, reason: 'r' })
+  const key = keyNames(prefix).user(tag)
+  t.same((await inspect.hkeys(key)).sort(), ['!acl', '!sban'], 'the expired session, its session_key with it, is gone')
+  t.equal(await inspect.pttl(key), -1)
 })
 
 test('an expired session is swept whole at the next login, its step-up time included', async (t) => {
