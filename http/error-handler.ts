@@ -22,8 +22,13 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   }
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
   const statusCode = known && typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
-  if (statusCode >= 500) {
-    request.log.error({ err: error }, known ? 'dependency failure' : 'unexpected error')
+  if (statusCode >= 500 && !known) {
+    request.log.error({ err: error }, 'unexpected error')
+  } else if (statusCode >= 500) {
+    // WeChat or Redis down or slow: expected in operation, a warning without a stack; the cause's
+    // name and message (never a request's secret: the clients and the store build them) say which.
+    const cause = (error as { cause?: unknown }).cause
+    request.log.warn({ code: error.code, statusCode, cause: cause instanceof Error ? `${cause.name}: ${cause.message}`.slice(0, 200) : undefined }, 'dependency failure')
   } else {
     request.log.info({ code: error.code, statusCode }, 'request rejected')
   }

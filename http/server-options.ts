@@ -1,5 +1,6 @@
 // Fastify's options for the standalone gateway. The tests build their instances from the same
 // function, so they run with what production runs.
+import { randomUUID } from 'node:crypto'
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
@@ -31,7 +32,23 @@ const defaultOf = (key: keyof Timeouts): number => ConfigSchema.properties[key].
 // so a 30 s deadline fired after 30 to 60 s): checked every second, they fire within a second.
 const CHECK_INTERVAL_MS = 1000
 
-export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'> & Partial<Timeouts>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
+// A request id a client or proxy sent is kept when it looks like one: short, without spaces or control
+// characters (it is written into every log line of the request, and answered back).
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
+const requestIds = new WeakMap<IncomingMessage, string>()
+
+/** The request's id: the one it came with, if sane, or a new one; the server remembers it for genReqId. */
+function requestIdOf (request: IncomingMessage, header: string): string {
+  const known = requestIds.get(request)
+  if (known !== undefined) return known
+  const sent = request.headers[header]
+  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) ? sent : randomUUID()
+  requestIds.set(request, id)
+  return id
+}
+
+export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'> & Partial<Timeouts & Pick<Config, 'REQUEST_ID_HEADER'>>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
+  const idHeader = (config.REQUEST_ID_HEADER ?? ConfigSchema.properties.REQUEST_ID_HEADER.default).toLowerCase()
   const headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS ?? defaultOf('HTTP_HEADERS_TIMEOUT_MS')
   const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS ?? defaultOf('HTTP_REQUEST_TIMEOUT_MS')
   // Longer than the idle timeout of the load balancers in front (60 s for most), so that they, not
@@ -48,6 +65,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     // silently dropping or converting them: a client bug should be a 400 it can see.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
+    // The id each log line of a request carries (reqId), answered in the same header.
+    requestIdHeader: false,
+    genReqId: (request) => requestIdOf(request as IncomingMessage, idHeader),
     requestTimeout,
     keepAliveTimeout,
     serverFactory: (handler) => {
@@ -55,6 +75,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
+        response.setHeader(idHeader, requestIdOf(request, idHeader))
         if (asksToUpgrade(request.headers)) sendCoded(response, new UpgradeRefusedError())
         else if (request.headers.host === undefined && request.httpVersion === '1.1') sendCoded(response, NO_HOST)
         else handler(request, response)

@@ -116,3 +116,22 @@ test('a client that goes away in the middle of its body is not an error of the s
   t.same(lines.filter((l) => l.level >= 50), [], 'nothing at error level')
   t.ok(lines.some((l) => l.level <= 30 && /went away|aborted/i.test(l.msg)), 'said at info or below')
 })
+
+test('request ids: a sane x-request-id is kept, answered and in every log line of the request; anything else gets a new one', async (t) => {
+  const logs: string[] = []
+  const port = await listening(t, {}, logs)
+  const get = async (headers: Record<string, string>) => await fetch(`http://127.0.0.1:${port}/auth/me`, { headers })
+  const kept = await get({ 'x-request-id': 'trace-0af7651916cd43dd8448eb211c80319c' })
+  t.equal(kept.headers.get('x-request-id'), 'trace-0af7651916cd43dd8448eb211c80319c', 'answered back')
+  t.equal((await kept.json() as { code: string }).code, 'AUTH_TOKEN_MISSING')
+  const lines = logs.map((l) => JSON.parse(l) as { reqId?: string, msg: string }).filter((l) => l.reqId === 'trace-0af7651916cd43dd8448eb211c80319c')
+  t.ok(lines.length >= 2, `every line of the request carries it (${lines.map((l) => l.msg).join(' / ')})`)
+  for (const insane of ['has space', 'x'.repeat(129), 'line\\nbreak', '']) {
+    const res = await get(insane === '' ? {} : { 'x-request-id': insane })
+    t.match(res.headers.get('x-request-id'), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `${insane.slice(0, 20) || 'none'}: a new one`)
+  }
+  t.notOk(logs.some((l) => l.includes('has space')), 'an id refused is not logged either')
+  const other = await listening(t, { REQUEST_ID_HEADER: 'X-Correlation-Id' })
+  const res = await fetch(`http://127.0.0.1:${other}/health/live`, { headers: { 'x-correlation-id': 'abc.123' } })
+  t.equal(res.headers.get('x-correlation-id'), 'abc.123', 'the configured header')
+})
