@@ -1,15 +1,22 @@
-// The standalone gateway: reads the environment, builds Fastify, listens, and closes gracefully.
+// The standalone gateway: reads the environment, builds Fastify, listens, and closes gracefully; with
+// WORKERS > 1 this process is the primary of that many such workers (workers.ts).
 // With ADMIN_PORT, the admin API listens too, on a Fastify instance of its own (ADMIN_HOST, loopback
 // by default): its routes are never reachable through the gateway's port.
+import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance } from 'fastify'
 import wechatAuth from './app.js'
 import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
+import type { Config } from './lib/schemas.js'
 import { notFoundHandler } from './http/error-handler.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
+import { runPrimary, workerCount } from './workers.js'
 
-let config
+// How long a closing gateway lets its requests finish.
+const DRAIN_MS = 10_000
+
+let config: Config
 try {
   config = loadConfig(process.env)
   // The plugin resolves it again; checked here first, every configuration error (the production and
@@ -20,15 +27,34 @@ try {
   process.exit(1)
 }
 
-const server = Fastify(serverOptions(config))
-server.setNotFoundHandler(notFoundHandler)
-let admin: FastifyInstance | null = null
-closeWithGrace({ delay: 10_000, logger: server.log }, async ({ err }) => {
-  if (err !== undefined) server.log.error({ err }, 'closing after an error')
-  // The admin API first: its requests use the gateway's store, which closes with the gateway.
-  await admin?.close()
-  await server.close()
-})
+const workers = workerCount(config.WORKERS)
+if (cluster.isPrimary && workers > 1) runPrimary(workers, DRAIN_MS)
+else await serve(config)
+
+async function serve (config: Config): Promise<void> {
+  const server = Fastify(serverOptions(config))
+  server.setNotFoundHandler(notFoundHandler)
+  let admin: FastifyInstance | null = null
+  closeWithGrace({ delay: DRAIN_MS, logger: server.log }, async ({ err }) => {
+    if (err !== undefined) server.log.error({ err }, 'closing after an error')
+    // The admin API first: its requests use the gateway's store, which closes with the gateway.
+    await admin?.close()
+    await server.close()
+  })
+
+  try {
+    await server.register(wechatAuth, { config, env: false })
+    await server.listen({ port: config.PORT, host: config.HOST })
+    const resolved = server.wechatAuthConfig
+    // resolveConfig refuses one without the other.
+    if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
+  } catch (err) {
+    server.log.fatal({ err }, 'the gateway cannot start')
+    await admin?.close().catch(() => {})
+    await server.close().catch(() => {})
+    process.exit(1)
+  }
+}
 
 /** The admin API on its own listener, logging through the gateway's logger. */
 async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, port: number, token: string): Promise<FastifyInstance> {
@@ -41,17 +67,4 @@ async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, 
     instance.log.warn({ address }, 'the admin API listens beyond loopback (ADMIN_HOST): make sure only operators can reach it')
   }
   return instance
-}
-
-try {
-  await server.register(wechatAuth, { config, env: false })
-  await server.listen({ port: config.PORT, host: config.HOST })
-  const resolved = server.wechatAuthConfig
-  // resolveConfig refuses one without the other.
-  if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
-} catch (err) {
-  server.log.fatal({ err }, 'the gateway cannot start')
-  await admin?.close().catch(() => {})
-  await server.close().catch(() => {})
-  process.exit(1)
 }

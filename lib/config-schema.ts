@@ -33,6 +33,9 @@ export const ConfigSchema = Type.Object({
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 120000, default: 10000 }),
   HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000 }),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 72000 }),
+  // The standalone server's processes: a number, or `auto` for every core (node:cluster). More than
+  // one needs Redis and a JWT_SECRET: the memory store and a generated secret are per process.
+  WORKERS: Type.String({ pattern: '^(auto|[1-9][0-9]?)$', default: '1' }),
   // The standalone server's request-id header: taken from the request when sane, else made; answered.
   REQUEST_ID_HEADER: Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', default: 'x-request-id' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),

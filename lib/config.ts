@@ -94,6 +94,12 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
   checkAdmin(config)
+  if (config.WORKERS !== '1') {
+    // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
+    const missing = [hasRedis ? null : 'REDIS_URL', config.JWT_SECRET === undefined ? 'JWT_SECRET' : null,
+      hasAppid ? null : 'WECHAT_APPID and WECHAT_SECRET (or a simulator of its own: npm run simulator, WECHAT_API_BASE)'].filter((x) => x !== null)
+    if (missing.length > 0) throw new ConfigError(`WORKERS=${config.WORKERS} needs ${missing.join(', ')}: sessions, secrets and WeChat must be shared by the processes`)
+  }
   const devDefaults: string[] = []
   const signing = signingOf(config, production, devDefaults)
   if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')

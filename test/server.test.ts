@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { test } from 'tap'
-import { freePort } from './helper.js'
+import { freePort, startRedis, startSim } from './helper.js'
 
 const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
@@ -117,4 +117,43 @@ test('the simulator runs on its own (npm run simulator)', { skip: existsSync(sim
   t.match(await res.body.json(), { openid: String, session_key: String })
   p.kill()
   t.equal(await p.exited, 0)
+})
+
+test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGTERM drains all', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const port = await freePort()
+  const env = {
+    PORT: String(port), LOG_LEVEL: 'info', WORKERS: '2', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, JWT_SECRET: 'workers-test-secret-0123456789-abcdefghij',
+    WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url
+  }
+  const refused = run({ ...env, REDIS_URL: '', WECHAT_APPID: '', WECHAT_SECRET: '' })
+  t.equal(await refused.exited, 1)
+  t.match(refused.output(), /WORKERS=2 needs REDIS_URL, WECHAT_APPID and WECHAT_SECRET \(or a simulator of its own/)
+  const p = run(env)
+  t.teardown(p.kill)
+  const listening = (): number => p.output().split('\n').filter((l) => l.includes('Server listening')).length
+  for (let i = 0; i < 200 && listening() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(listening(), 2, 'two workers listen')
+  const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'walt.1' }) })
+  const { accessToken } = await login.body.json() as { accessToken: string }
+  // New connections: the primary hands each to a worker in turn.
+  const me = async (): Promise<number | string> => await request(`http://127.0.0.1:${port}/auth/me`, { headers: { authorization: `Bearer ${accessToken}`, connection: 'close' }, reset: true })
+    .then(async (r) => r.statusCode === 200 ? 200 : `${r.statusCode} ${await r.body.text()}`, (err: Error) => err.message)
+  const answers = await Promise.all(Array.from({ length: 20 }, me))
+  t.same([...new Set(answers)], [200], 'a token from one worker works on the other')
+  const pids = [...new Set(p.output().split('\n').filter((l) => l.includes('incoming request')).map((l) => (JSON.parse(l) as { pid: number }).pid))]
+  t.equal(pids.length, 2, 'both workers served requests')
+  process.kill(pids[0] as number, 'SIGKILL')
+  // Connections the primary handed to the worker as it died are lost with it; once the primary knows
+  // (a moment later), every connection goes to the living worker.
+  for (let i = 0; i < 100 && !p.output().includes('a worker died'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  const during = await Promise.all(Array.from({ length: 10 }, me))
+  t.same([...new Set(during)], [200], 'the other worker serves while one is gone')
+  for (let i = 0; i < 200 && listening() < 3; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(listening(), 3, 'a new worker replaced the killed one')
+  t.match(p.output(), /"role":"primary".*"msg":"a worker died; starting another"/)
+  p.kill()
+  t.equal(await p.exited, 0, 'SIGTERM: every worker drains, the primary exits cleanly')
+  t.match(p.output(), /every worker has stopped/)
 })

@@ -166,3 +166,13 @@ test('the admin API: ADMIN_PORT and a strong ADMIN_TOKEN together, in every mode
   t.throws(() => loadConfig({ ADMIN_PORT: '3100', ADMIN_TOKEN: 'too-short' }), { code: 'CONFIG_INVALID', message: /ADMIN_TOKEN/ })
   t.throws(() => loadConfig({ ADMIN_PORT: '65536' }), { code: 'CONFIG_INVALID', message: /ADMIN_PORT/ })
 })
+
+test('WORKERS: more than one process needs what they must share (Redis, the JWT secret, WeChat)', async (t) => {
+  const resolve = (values: Record<string, string>) => resolveConfig(loadConfig(false, values), { hasRedisClient: false })
+  t.throws(() => resolve({ WORKERS: '2' }), { code: 'CONFIG_INVALID', message: /WORKERS=2 needs REDIS_URL, JWT_SECRET, WECHAT_APPID and WECHAT_SECRET/ })
+  t.throws(() => resolve({ WORKERS: 'auto', REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: 'a-long-and-varied-secret-0123456789abcdef' }), { message: /WORKERS=auto needs WECHAT_APPID and WECHAT_SECRET/ })
+  t.throws(() => loadConfig(false, { WORKERS: '0' }), { code: 'CONFIG_INVALID' }, 'at least one')
+  t.throws(() => loadConfig(false, { WORKERS: 'many' }), { code: 'CONFIG_INVALID' })
+  t.equal(resolve({ WORKERS: '2', REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: 'a-long-and-varied-secret-0123456789abcdef', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'secret-0123456789abcdef' }).WORKERS, '2')
+  t.equal(resolve({}).WORKERS, '1', 'one by default')
+})

@@ -1,0 +1,70 @@
+// WORKERS: the standalone gateway on several cores. The primary process forks that many workers
+// (node:cluster: they share the listening sockets and the primary hands out the connections), restarts
+// a worker that dies with a growing delay while it keeps dying, and on SIGTERM or SIGINT asks every
+// worker to drain (each closes like a single-process gateway: close-with-grace in server.ts) and exits
+// once they have. The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1
+// requires (lib/config.ts).
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
+
+/** How many workers WORKERS asks for: a number, or `auto` for the cores this process may use. */
+export function workerCount (value: string): number {
+  return value === 'auto' ? availableParallelism() : Number(value)
+}
+
+// One JSON line, in the shape of the workers' pino lines, so that one log pipeline reads both.
+function log (level: 30 | 40 | 50, msg: string, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, role: 'primary', ...extra, msg })}\n`)
+}
+
+const FIRST_DELAY_MS = 500
+const MAX_DELAY_MS = 30_000
+// A worker that lived this long was healthy: the next death restarts at once again.
+const HEALTHY_AFTER_MS = 10_000
+
+/** Runs the primary: `count` workers, restarted when they die, drained on SIGTERM/SIGINT. */
+export function runPrimary (count: number, drainMs: number): void {
+  let stopping = false
+  let delay = FIRST_DELAY_MS
+  const started = new Map<number, number>() // worker id -> when it was forked
+
+  const fork = (): void => {
+    const worker = cluster.fork()
+    started.set(worker.id, Date.now())
+  }
+
+  cluster.on('exit', (worker, code, signal) => {
+    const lived = Date.now() - (started.get(worker.id) ?? 0)
+    started.delete(worker.id)
+    if (stopping) {
+      if (started.size === 0) {
+        log(30, 'every worker has stopped')
+        process.exit(0)
+      }
+      return
+    }
+    delay = lived >= HEALTHY_AFTER_MS ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS)
+    const wait = lived >= HEALTHY_AFTER_MS ? 0 : delay
+    log(40, 'a worker died; starting another', { worker: worker.process.pid, code, signal, restartInMs: wait })
+    setTimeout(() => { if (!stopping) fork() }, wait).unref()
+  })
+
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log(30, 'stopping: every worker drains', { signal, workers: started.size })
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
+    if (started.size === 0) process.exit(0)
+    // A worker that does not finish draining in time is stopped.
+    setTimeout(() => {
+      log(50, 'workers did not stop in time: killing them', { workers: started.size })
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+      process.exit(1)
+    }, drainMs + 5_000).unref()
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', () => { stop('SIGINT') })
+
+  log(30, 'starting workers', { workers: count })
+  for (let i = 0; i < count; i++) fork()
+}
