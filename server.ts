@@ -9,6 +9,7 @@ import wechatAuth from './app.js'
 import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 import type { Config } from './lib/schemas.js'
 import { notFoundHandler } from './http/error-handler.js'
+import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import { runPrimary, workerCount } from './workers.js'
@@ -43,6 +44,7 @@ async function serve (config: Config): Promise<void> {
   })
 
   try {
+    await registerLoadShedding(server, { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, livePath: '/health/live' })
     await server.register(wechatAuth, { config, env: false })
     await server.listen({ port: config.PORT, host: config.HOST })
     const resolved = server.wechatAuthConfig

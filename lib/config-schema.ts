@@ -36,6 +36,8 @@ export const ConfigSchema = Type.Object({
   // The standalone server's processes: a number, or `auto` for every core (node:cluster). More than
   // one needs Redis and a JWT_SECRET: the memory store and a generated secret are per process.
   WORKERS: Type.String({ pattern: '^(auto|[1-9][0-9]?)$', default: '1' }),
+  // The standalone server sheds load (503 OVERLOADED) while its event loop lags past this; 0: never.
+  MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000 }),
   // The standalone server's request-id header: taken from the request when sane, else made; answered.
   REQUEST_ID_HEADER: Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$', default: 'x-request-id' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),

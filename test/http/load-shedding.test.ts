@@ -1,0 +1,42 @@
+// Load shedding: a blocked event loop makes the gateway answer 503 OVERLOADED with retry-after (the
+// liveness route excepted) until it recovers. Real HTTP against a listening instance.
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
+import { test } from 'tap'
+import { request } from 'undici'
+import { registerLoadShedding } from '../../http/load-shedding.js'
+
+test('while the event loop lags past the bound: 503 OVERLOADED with retry-after, liveness still answered; then back to normal', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await registerLoadShedding(app, { maxEventLoopDelayMs: 100, livePath: '/health/live' })
+  app.get('/health/live', async () => ({ status: 'ok' }))
+  app.get('/work', async () => ({ done: true }))
+  app.get('/block', async () => {
+    const until = Date.now() + 1_200
+    while (Date.now() < until); // a handler that hogs the event loop
+    return { blocked: true }
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.equal((await request(`${base}/work`)).statusCode, 200, 'not shedding at rest')
+  await (await request(`${base}/block`)).body.dump()
+  await sleep(50) // the plugin's sampling timer, overdue during the block, has run since
+  const shed = await request(`${base}/work`)
+  t.equal(shed.statusCode, 503)
+  t.equal(shed.headers['retry-after'], '5')
+  t.same(await shed.body.json(), { statusCode: 503, code: 'OVERLOADED', error: 'Service Unavailable', message: 'The gateway is overloaded; retry after the retry-after header\'s seconds' })
+  t.equal((await request(`${base}/health/live`)).statusCode, 200, 'liveness is answered: a busy gateway is not a dead one')
+  let recovered = 0
+  for (let i = 0; i < 40 && recovered !== 200; i++) {
+    await sleep(100)
+    recovered = (await request(`${base}/work`)).statusCode
+  }
+  t.equal(recovered, 200, 'answers again once the loop has caught up')
+})
+
+test('MAX_EVENT_LOOP_DELAY_MS=0 turns it off', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await registerLoadShedding(app, { maxEventLoopDelayMs: 0, livePath: '/health/live' })
+  t.notOk(app.hasDecorator('isUnderPressure'), 'not registered')
+})
