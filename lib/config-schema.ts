@@ -69,6 +69,8 @@ export const ConfigSchema = Type.Object({
   MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 16, default: 10 }),
   // How long a step-up (a fresh wx.login() code) counts for routes that ask for one.
   STEP_UP_TTL: Type.Integer({ minimum: 10, maximum: 86400, default: 300 }),
+  // One-time tickets (POST /auth/tickets): how long one can be exchanged.
+  TICKET_TTL: Type.Integer({ minimum: 10, maximum: 600, default: 300 }),
   // The standalone server's admin API: its own listener, off unless ADMIN_PORT is set.
   ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),

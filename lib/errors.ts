@@ -75,3 +75,6 @@ export const serviceBanned = (ban: { service: string, reason: string, until: num
 /** AUTH_DEVICE_IN_USE, naming the device type. */
 export const deviceInUse = (deviceType: string): Error =>
   Object.assign(new AuthDeviceInUseError(deviceType), { detail: { deviceType } })
+
+export const TicketInvalidError = createError('AUTH_TICKET_INVALID', 'The ticket is invalid, expired or already used (or its session has ended)', 401)
+export const TicketAudienceMismatchError = createError('AUTH_TICKET_AUDIENCE_MISMATCH', 'This ticket was issued for another device type (%s); it is spent', 403)

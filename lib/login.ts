@@ -3,12 +3,10 @@
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput } from './access-schemas.js'
 import type { CodeExchange } from './code-exchange.js'
-import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.js'
-import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
-import type { RefreshTokens } from './refresh-tokens.js'
 import { ConfigSchema, type TokenPair } from './schemas.js'
-import type { LoginDevice, PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
-import type { NewSession } from './store/types.js'
+import type { SessionOpener } from './session-opener.js'
+import type { LoginDevice, ResolveUser, SessionsDeps } from './sessions-deps.js'
+import type { DeviceInfo, NewSession } from './store/types.js'
 
 // Claims the gateway sets itself; resolveUser may not override them.
 // roles, permissions, steppedUpAt and serviceBans are the store's, read on every request.
@@ -44,39 +42,29 @@ function accessOf (user: { roles?: unknown, permissions?: unknown }): AccessInpu
   return access
 }
 
-export function createLogin ({ store, wechat, config, resolveUser: hostResolver }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, refreshTokenOf: RefreshTokens, pair: PairOf) {
+export function createLogin ({ store, wechat, config, resolveUser: hostResolver }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, opener: SessionOpener) {
   const rules = sessionRules(config)
 
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
   async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<TokenPair> {
     const appid = wechat.appOf(requestedAppid)
     const deviceType = device.deviceType ?? rules.defaultType
-    if (!rules.types.includes(deviceType)) throw new AuthDeviceTypeUnknownError(rules.types.join(', '))
+    opener.checkDeviceType(deviceType)
     const identity = await exchange(appid, code) // from here on the code stays claimed: WeChat accepted it
     const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
     if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
     const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
     if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
-    const ref: SessionRef = { tag: userTag(appid, user.userId), sid: newSessionId() }
-    const session: NewSession = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, device: { ...device, deviceType } }
+    const session: NewSession & { device: DeviceInfo } = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, device: { ...device, deviceType } }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
     const access = accessOf(user)
     if (access !== undefined) session.access = access
-    const refreshToken = refreshTokenOf.first(ref)
-    const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
-    const [created] = await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
-      exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
-      maxSessions: rules.maxSessions,
-      accessTtlMs: rules.accessTtlSec * 1000
-    }),
     // Operators may name the user by openid: with a host's resolveUser, remember whom it maps to now,
     // the openid itself included, so that an old mapping never names a user it no longer is (nothing
     // to remember by default: the openid is the user id).
-    hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE)])
-    if (created.status === 'refused') throw deviceInUse(created.deviceType)
-    if (created.status === 'banned') throw sessionEnded(created.end)
-    return pair(appid, session, ref.sid, refreshToken, ttl)
+    return await opener.openSession(appid, session,
+      hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE))
   }
 
   return login

@@ -10,6 +10,7 @@ import {
 export * from './config-schema.js'
 export * from './access-schemas.js'
 export * from './admin-schemas.js'
+export * from './web-schemas.js'
 
 // ---- HTTP bodies ----
 

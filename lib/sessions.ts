@@ -8,15 +8,18 @@ import { createLogin } from './login.js'
 import { createModeration } from './moderation.js'
 import { createRefresh } from './refresh.js'
 import { refreshTokens } from './refresh-tokens.js'
+import { createSessionOpener } from './session-opener.js'
 import { createStepUp } from './step-up.js'
+import { createTickets } from './tickets.js'
 import type { AccessClaims, TokenPair } from './schemas.js'
 import type { PairOf, ResolveUser, SessionsDeps } from './sessions-deps.js'
-import type { SessionInfo } from './store/types.js'
+import type { HandoffStore, SessionInfo } from './store/types.js'
 
 export type { PairOf, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
 export { USED_CODE_TTL_MS } from './code-exchange.js'
 
-export function createSessions (deps: SessionsDeps) {
+/** `deps.store` also keeps one-time tickets and QR logins. */
+export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
   const { store, tokens } = deps
   const refreshTokenOf = refreshTokens(deps.config.jwtSecret, deps.config.JWT_SECRET_PREVIOUS)
   const resolveUser: ResolveUser = deps.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
@@ -37,7 +40,9 @@ export function createSessions (deps: SessionsDeps) {
   }
 
   const exchange = createCodeExchange(deps)
-  const login = createLogin(deps, resolveUser, exchange, refreshTokenOf, pair)
+  const opener = createSessionOpener(deps, refreshTokenOf, pair)
+  const login = createLogin(deps, resolveUser, exchange, opener)
+  const tickets = createTickets(deps, opener)
   const stepUp = createStepUp(deps, exchange)
   const refresh = createRefresh(deps, refreshTokenOf, pair)
 
@@ -72,7 +77,7 @@ export function createSessions (deps: SessionsDeps) {
     await store.revokeSession({ tag, sid })
   }
 
-  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, ...createModeration(deps) }
+  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, ...createModeration(deps) }
 }
 
 export type Sessions = ReturnType<typeof createSessions>

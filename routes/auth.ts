@@ -1,6 +1,6 @@
 // POST /login, POST /refresh, POST /logout under the configured prefix (/auth), and the routes of
-// routes/sessions.ts (GET /me, the caller's sessions), routes/step-up.ts and routes/verify.ts (forward
-// auth) in the same context.
+// routes/sessions.ts (GET /me, the caller's sessions), routes/step-up.ts, routes/tickets.ts and
+// routes/verify.ts (forward auth) in the same context.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
 import { normalizeIP } from '@fastify/rate-limit'
@@ -9,6 +9,7 @@ import type { FastifyRequest } from 'fastify'
 import { setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import stepUpRoutes from './step-up.js'
+import ticketRoutes from './tickets.js'
 import verifyRoutes from './verify.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionKickedError,
@@ -91,6 +92,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   // GET /me, GET /sessions, DELETE /sessions/:sid: in this context (its error handler and prefix).
   await fastify.register(sessionRoutes)
   await fastify.register(stepUpRoutes, { perMinute })
+  await fastify.register(ticketRoutes, { perMinute })
   await fastify.register(verifyRoutes)
 }
 

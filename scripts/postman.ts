@@ -70,6 +70,9 @@ export const FLOW: Step[] = [
   // Step-up takes a fresh code of the same user, as login does; forward auth answers with the caller.
   { operationId: 'stepUp', body: { code: '{{user}}.{{$guid}}' } },
   { operationId: 'verify', tests: ['pm.test(\'names the caller\', () => pm.expect(pm.response.headers.get(\'x-auth-request-user\')).to.be.a(\'string\'))'] },
+  // A one-time ticket of this user, exchanged once for a `web` session (the tokens kept are still this session's).
+  { operationId: 'issueTicket', body: { deviceType: 'web' }, tests: ['pm.collectionVariables.set(\'ticket\', pm.response.json().ticket)'] },
+  { operationId: 'exchangeTicket', body: { ticket: '{{ticket}}' } },
   // A second session of the user, then ended from this one: the tokens kept are this session's.
   { operationId: 'login', name: 'Log in on a second device', body: { code: '{{user}}.{{$guid}}', deviceName: 'second device' } },
   { operationId: 'listSessions', tests: ['pm.collectionVariables.set(\'sid\', pm.response.json().sessions.find((s) => !s.current).sessionId)'] },

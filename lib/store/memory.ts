@@ -1,6 +1,7 @@
 // The zero-setup store: one process, real TTLs. Same contract as the Redis store
 // (test/lib/store/contract.ts runs against both); for development and single-instance use.
 import { memoryControl } from './memory-control.js'
+import { memoryHandoff } from './memory-handoff.js'
 import { dropSession, memorySessions, type Expiring, type State } from './memory-sessions.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
@@ -17,6 +18,7 @@ export interface MemoryStoreOptions {
 export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore {
   const state: State = { now: opts.now ?? Date.now, users: new Map(), ended: new Map(), codes: new Map(), hits: new Map(), credentials: new Map(), locks: new Map(), bans: new Map(), access: new Map(), serviceBans: new Map(), openids: new Map() }
   const { now, users, ended, codes, hits, credentials, locks } = state
+  const { sweep: sweepHandoff, clear: clearHandoff, ...handoff } = memoryHandoff(now)
   function sweep (): void {
     const t = now()
     for (const [tag, sessions] of users) {
@@ -29,6 +31,7 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     for (const map of [codes, hits, locks, credentials, state.openids]) {
       for (const [k, e] of map) if (e.expiresAt <= t) map.delete(k)
     }
+    sweepHandoff()
     opts.onSweep?.()
   }
   const timer = setInterval(sweep, opts.sweepMs ?? 30_000)
@@ -42,8 +45,10 @@ export function createMemoryStore (opts: MemoryStoreOptions = {}): SessionStore 
     ...memoryLoginCodes(state),
     ...memoryCounters(state),
     ...memoryCredentials(state),
+    ...handoff,
     async close () {
       clearInterval(timer)
+      clearHandoff()
       for (const map of [credentials, locks, users, ended, codes, hits, state.bans, state.access, state.serviceBans, state.openids]) map.clear()
     }
   }

@@ -223,6 +223,9 @@ export interface KeyNames {
   credentialLock: (name: string) => string
   /** Which user (sub) an openid of a mini program last logged in as (the admin API names users by openid). */
   openid: (appid: string, openid: string) => string
+  /** A one-time ticket, by its digest; a web QR login (a hash: QR_FIELDS, redis-handoff-scripts.ts), by its id. */
+  ticket: (ticketHash: string) => string
+  qr: (id: string) => string
 }
 
 export function keyNames (prefix: string): KeyNames {
@@ -232,6 +235,8 @@ export function keyNames (prefix: string): KeyNames {
     rateLimit: `${prefix}rl:`,
     credential: (name) => `${prefix}at:{${name}}`,
     credentialLock: (name) => `${prefix}atl:{${name}}`,
-    openid: (appid, openid) => `${prefix}oid:${appid}:${openid}`
+    openid: (appid, openid) => `${prefix}oid:${appid}:${openid}`,
+    ticket: (ticketHash) => `${prefix}tk:${ticketHash}`,
+    qr: (id) => `${prefix}qr:{${id}}`
   }
 }

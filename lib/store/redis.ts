@@ -10,6 +10,7 @@ import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
 import { redisControl } from './redis-control.js'
+import { redisHandoff } from './redis-handoff.js'
 import { redisSessions, type Context } from './redis-sessions.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
@@ -36,6 +37,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     ...redisLoginCodes(ctx),
     ...redisCounters(ctx),
     ...redisCredentials(ctx),
+    ...redisHandoff(ctx),
 
     async ping () {
       const answer = await guard(async () => await send(undefined, ['PING']))

@@ -2,6 +2,7 @@
 // It knows nothing about HTTP or JWTs: hashes in, records out. Time is the store's own clock
 // (Redis TIME), so gateway instances with skewed clocks agree on grace windows and lifetimes.
 import type { SessionRef } from '../ids.js'
+import type { HandoffStore } from './handoff-types.js'
 
 /** The device a session was opened on, as the user sees it in their list of devices. */
 export interface DeviceInfo {
@@ -223,9 +224,11 @@ export interface CredentialStore {
 }
 
 /** Everything the gateway keeps, in one backend. */
-export interface SessionStore extends SessionsStore, AccessStore, LoginCodeStore, CounterStore, CredentialStore {
+export interface SessionStore extends SessionsStore, AccessStore, LoginCodeStore, CounterStore, CredentialStore, HandoffStore {
   readonly kind: 'redis' | 'memory'
   /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping: () => Promise<void>
   close: () => Promise<void>
 }
+
+export type { HandoffStore, QrOutcome, QrRecord, QrState, QrStep, TicketGrant } from './handoff-types.js'

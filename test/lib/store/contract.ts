@@ -5,6 +5,7 @@ import { digest, newSessionId, userTag, type SessionRef } from '../../../lib/ids
 import { refreshTokens } from '../../../lib/refresh-tokens.js'
 import { statusOf } from '../../helper.js'
 import { accessContract } from './access-contract.js'
+import { handoffContract } from './handoff-contract.js'
 import { moderationContract, sessionControlContract } from './session-control-contract.js'
 
 export interface ContractContext {
@@ -27,6 +28,7 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
   sessionControlContract(t, make)
   moderationContract(t, make)
   accessContract(t, make)
+  handoffContract(t, make)
   t.test('a session round-trips, with and without optional fields, stamped with the store clock', async (t) => {
     const { store } = await make(t)
     const a = refOf('alice')

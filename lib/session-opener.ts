@@ -1,0 +1,55 @@
+// Opening a session for a user under the session rules (device types, exclusive types, the limit,
+// bans), decided in the store's one atomic operation, and its first token pair. Logging in, ticket
+// exchange and QR collect all open sessions this way.
+import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.js'
+import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
+import { sessionRules } from './login.js'
+import type { RefreshTokens } from './refresh-tokens.js'
+import type { TokenPair } from './schemas.js'
+import type { LoginDevice, PairOf, SessionsDeps } from './sessions-deps.js'
+import type { DeviceInfo, NewSession } from './store/types.js'
+
+export function createSessionOpener ({ store, config }: Pick<SessionsDeps, 'store' | 'config'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
+  const rules = sessionRules(config)
+
+  /** AUTH_DEVICE_TYPE_UNKNOWN unless `deviceType` is one of DEVICE_TYPES. */
+  function checkDeviceType (deviceType: string): void {
+    if (!rules.types.includes(deviceType)) throw new AuthDeviceTypeUnknownError(rules.types.join(', '))
+  }
+
+  /**
+   * Opens a session of `session.sub` in mini program `appid`; `alongside` is awaited with the store's
+   * operation (login remembers the user's openid meanwhile). AUTH_DEVICE_IN_USE or the ban's code
+   * when the rules refuse it.
+   */
+  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>): Promise<TokenPair> {
+    const { deviceType } = session.device
+    const ref: SessionRef = { tag: userTag(appid, session.sub), sid: newSessionId() }
+    const refreshToken = refreshTokenOf.first(ref)
+    const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
+    const [created] = await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
+      exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
+      maxSessions: rules.maxSessions,
+      accessTtlMs: rules.accessTtlSec * 1000
+    }), alongside])
+    if (created.status === 'refused') throw deviceInUse(created.deviceType)
+    if (created.status === 'banned') throw sessionEnded(created.end)
+    return pair(appid, session, ref.sid, refreshToken, ttl)
+  }
+
+  /**
+   * Opens a session for the user of a live session `from` (a ticket's issuer, a QR login's
+   * confirmer), on another device: the same openid, unionid, claims and WeChat session_key (shared:
+   * a new wx.login() of either replaces it for both at WeChat). Null when `from` has ended.
+   */
+  async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo): Promise<TokenPair | null> {
+    const source = await store.getSession(from)
+    if (source === null) return null
+    const { createdAt: _createdAt, ...data } = source
+    return await openSession(appid, { ...data, device }, undefined)
+  }
+
+  return { checkDeviceType, openSession, openSessionLike }
+}
+
+export type SessionOpener = ReturnType<typeof createSessionOpener>

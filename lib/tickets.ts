@@ -1,0 +1,45 @@
+// One-time tickets: a session hands its user to another device (a mini program opening a web view
+// already logged in, an app handing off to the web). A ticket is 256 random bits, stored only as
+// a digest, bound to the device type it may be exchanged for, and taken from the store in one
+// operation: of concurrent exchanges exactly one gets a session.
+import { TicketAudienceMismatchError, TicketInvalidError } from './errors.js'
+import { digest, randomId, userTag } from './ids.js'
+import type { AccessClaims, TokenPair } from './schemas.js'
+import type { SessionOpener } from './session-opener.js'
+import type { LoginDevice, SessionsDeps } from './sessions-deps.js'
+import type { HandoffStore } from './store/types.js'
+
+const TICKET_BYTES = 32
+/** A ticket's default audience: the web. */
+export const DEFAULT_TICKET_AUDIENCE = 'web'
+
+export function createTickets ({ store, config }: { store: HandoffStore, config: SessionsDeps['config'] & { TICKET_TTL?: number } }, opener: SessionOpener) {
+  const ttlSec = config.TICKET_TTL ?? 300
+
+  /** A ticket for `user`'s user, to be exchanged once for a session of `audience` within TICKET_TTL. */
+  async function issue (user: AccessClaims, audience = DEFAULT_TICKET_AUDIENCE): Promise<{ ticket: string, deviceType: string, expiresIn: number }> {
+    opener.checkDeviceType(audience)
+    const ticket = randomId(TICKET_BYTES)
+    await store.putTicket(digest(ticket), { appid: user.aud, sub: user.sub, sid: user.sid, audience }, ttlSec * 1000)
+    return { ticket, deviceType: audience, expiresIn: ttlSec }
+  }
+
+  /**
+   * Spends a ticket for a session of its audience: AUTH_TICKET_INVALID when unknown, expired, spent, or
+   * its issuing session has ended; AUTH_TICKET_AUDIENCE_MISMATCH (spent too) for another device type.
+   */
+  async function exchange (ticket: string, device: LoginDevice = {}): Promise<TokenPair> {
+    const grant = await store.takeTicket(digest(ticket))
+    if (grant === null) throw new TicketInvalidError()
+    if (device.deviceType !== undefined && device.deviceType !== grant.audience) {
+      throw Object.assign(new TicketAudienceMismatchError(grant.audience), { detail: { deviceType: grant.audience } })
+    }
+    const pair = await opener.openSessionLike(grant.appid, { tag: userTag(grant.appid, grant.sub), sid: grant.sid }, { ...device, deviceType: grant.audience })
+    if (pair === null) throw new TicketInvalidError()
+    return pair
+  }
+
+  return { issue, exchange }
+}
+
+export type Tickets = ReturnType<typeof createTickets>
