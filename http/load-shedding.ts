@@ -1,5 +1,5 @@
 // Load shedding for the standalone gateway (@fastify/under-pressure): while the event loop lags past
-// MAX_EVENT_LOOP_DELAY_MS, requests are answered at once with 503 OVERLOADED and retry-after, before
+// MAX_EVENT_LOOP_DELAY_MS, requests are answered at once with 503 SERVER_OVERLOADED and retry-after, before
 // the process falls over; liveness (/health/live) is still answered, so that an orchestrator does not
 // restart a gateway that is only busy. A host app sheds its own load.
 import underPressure from '@fastify/under-pressure'
@@ -10,7 +10,7 @@ export const OVERLOADED_RETRY_AFTER_SEC = 5
 
 export const OVERLOADED_BODY = {
   statusCode: 503,
-  code: 'OVERLOADED',
+  code: 'SERVER_OVERLOADED',
   error: 'Service Unavailable',
   message: 'The gateway is overloaded; retry after the retry-after header\'s seconds'
 } as const
@@ -19,11 +19,11 @@ export async function registerLoadShedding (server: FastifyInstance, opts: { max
   if (opts.maxEventLoopDelayMs === 0) return
   await server.register(underPressure, {
     maxEventLoopDelay: opts.maxEventLoopDelayMs,
-    pressureHandler: (request, reply) => {
+    pressureHandler: async (request, reply) => {
       // Not answering here lets the request through.
       if (request.url === opts.livePath) return
       request.log.warn({ code: OVERLOADED_BODY.code }, 'shedding load: the event loop lags')
-      void reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).send(OVERLOADED_BODY)
+      await reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).send(OVERLOADED_BODY)
     }
   })
 }

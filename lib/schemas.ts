@@ -110,7 +110,7 @@ export const ErrorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 // ---- Error answers by route, and the OpenAPI document's parts ----
 
 // Codes that are not lib/errors.ts constructors: Fastify's, the error handler's, the standalone server's.
-const OTHER_STATUS = { FST_ERR_VALIDATION: 400, FST_ERR_CTP_INVALID_JSON_BODY: 400, FST_ERR_CTP_BODY_TOO_LARGE: 413, FST_ERR_CTP_INVALID_MEDIA_TYPE: 415, INTERNAL_ERROR: 500, HTTP_BAD_REQUEST: 400, HTTP_REQUEST_TIMEOUT: 408, HTTP_HEADERS_TOO_LARGE: 431, HTTP_EXPECTATION_FAILED: 417, OVERLOADED: 503 } as const
+const OTHER_STATUS = { FST_ERR_VALIDATION: 400, FST_ERR_CTP_INVALID_JSON_BODY: 400, FST_ERR_CTP_BODY_TOO_LARGE: 413, FST_ERR_CTP_INVALID_MEDIA_TYPE: 415, INTERNAL_ERROR: 500, HTTP_BAD_REQUEST: 400, HTTP_REQUEST_TIMEOUT: 408, HTTP_HEADERS_TOO_LARGE: 431, HTTP_EXPECTATION_FAILED: 417, SERVER_OVERLOADED: 503 } as const
 /** An error a route may answer: a lib/errors.ts constructor, or one of the codes above. */
 export type RouteError = (new () => Error & { code: string, statusCode?: number }) | keyof typeof OTHER_STATUS
 type Answer = { statusCode: number, code: string, error?: string, message: string }
@@ -158,7 +158,7 @@ export const OpenApiParts = {
   securitySchemes: { wechatAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'the accessToken answered by login or refresh' } },
   // Codes no gateway route answers: a path it does not serve, the standalone server's refusals before
   // any route, and a host route behind fastify.authenticateFor(appid).
-  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'OVERLOADED'] as RouteError[])
+  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'SERVER_OVERLOADED'] as RouteError[])
     .map(answerOf).map((a) => {
       // Plain JSON Schema, valid in OpenAPI 3.0 too: nothing converts components.
       const schema = Type.Pick(errorAnswer(a.statusCode, [a]), ['statusCode', 'code', 'error', 'message'])

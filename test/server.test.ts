@@ -124,8 +124,15 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   const sim = await startSim(t)
   const port = await freePort()
   const env = {
-    PORT: String(port), LOG_LEVEL: 'info', WORKERS: '2', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, JWT_SECRET: 'workers-test-secret-0123456789-abcdefghij',
-    WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    WORKERS: '2',
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: redis.prefix,
+    JWT_SECRET: 'workers-test-secret-0123456789-abcdefghij',
+    WECHAT_APPID: sim.appid,
+    WECHAT_SECRET: sim.secret,
+    WECHAT_API_BASE: sim.url
   }
   const refused = run({ ...env, REDIS_URL: '', WECHAT_APPID: '', WECHAT_SECRET: '' })
   t.equal(await refused.exited, 1)

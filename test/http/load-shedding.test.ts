@@ -1,4 +1,4 @@
-// Load shedding: a blocked event loop makes the gateway answer 503 OVERLOADED with retry-after (the
+// Load shedding: a blocked event loop makes the gateway answer 503 SERVER_OVERLOADED with retry-after (the
 // liveness route excepted) until it recovers. Real HTTP against a listening instance.
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
@@ -6,7 +6,7 @@ import { test } from 'tap'
 import { request } from 'undici'
 import { registerLoadShedding } from '../../http/load-shedding.js'
 
-test('while the event loop lags past the bound: 503 OVERLOADED with retry-after, liveness still answered; then back to normal', async (t) => {
+test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry-after, liveness still answered; then back to normal', async (t) => {
   const app = Fastify()
   t.teardown(async () => await app.close())
   await registerLoadShedding(app, { maxEventLoopDelayMs: 100, livePath: '/health/live' })
@@ -24,7 +24,7 @@ test('while the event loop lags past the bound: 503 OVERLOADED with retry-after,
   const shed = await request(`${base}/work`)
   t.equal(shed.statusCode, 503)
   t.equal(shed.headers['retry-after'], '5')
-  t.same(await shed.body.json(), { statusCode: 503, code: 'OVERLOADED', error: 'Service Unavailable', message: 'The gateway is overloaded; retry after the retry-after header\'s seconds' })
+  t.same(await shed.body.json(), { statusCode: 503, code: 'SERVER_OVERLOADED', error: 'Service Unavailable', message: 'The gateway is overloaded; retry after the retry-after header\'s seconds' })
   t.equal((await request(`${base}/health/live`)).statusCode, 200, 'liveness is answered: a busy gateway is not a dead one')
   let recovered = 0
   for (let i = 0; i < 40 && recovered !== 200; i++) {
