@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The standalone gateway: reads the environment, builds Fastify, listens, and closes gracefully; with
 // WORKERS > 1 this process is the primary of that many such workers (workers.ts).
 // With ADMIN_PORT, the admin API listens too, on a Fastify instance of its own (ADMIN_HOST, loopback

@@ -23,9 +23,9 @@ t.setTimeout(300_000)
 
 interface Run { code: number | null, stdout: string, stderr: string, timedOut: boolean }
 
-async function run (cmd: string, args: string[], cwd: string, timeoutMs = 60_000): Promise<Run> {
+async function run (cmd: string, args: string[], cwd: string, timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return await new Promise((resolve) => {
-    execFile(cmd, args, { cwd, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const failure = err as (NodeJS.ErrnoException & { code?: number | string, killed?: boolean }) | null
       resolve({
         code: failure === null ? 0 : typeof failure.code === 'number' ? failure.code : null,
@@ -119,6 +119,16 @@ test('the packed package in a strict TypeScript host', { timeout: 280_000 }, asy
     t.same(errorsOf(check.stdout).map((error) => error.where), expected, 'errors at the marked lines only')
     t.match(check.stdout, /'RATE_LIMIT_LOGIN' does not exist in type 'ConfigInput'/, 'a misspelt config key')
     t.match(check.stdout, /Property 'nope' does not exist on type '\{ staffId: string; role: "admin" \| "clerk"; \}'/, 'request.user is the host\'s type')
+  })
+
+  await t.test('the gateway runs by name: npx fastify-wechat-auth', async (t) => {
+    // The installed command is the standalone server: a bad variable stops it at once, naming it.
+    const bin = join(hostDir, 'node_modules/.bin/fastify-wechat-auth')
+    const bad = await run(bin, [], hostDir, 30_000, { PATH: process.env.PATH, PORT: 'eighty' })
+    t.equal(bad.code, 1, 'exits 1')
+    t.match(bad.stderr, /^fastify-wechat-auth: Invalid configuration: .*PORT/, 'with the configuration message')
+    const production = await run(bin, [], hostDir, 30_000, { PATH: process.env.PATH, NODE_ENV: 'production' })
+    t.match(production.stderr, /NODE_ENV=production requires WECHAT_APPID/, 'reading only its environment')
   })
 
   await t.test('compiled, it logs in, guards the host\'s routes and counts each limit once in the host\'s Redis', async (t) => {
