@@ -71,6 +71,14 @@ export const ConfigSchema = Type.Object({
   STEP_UP_TTL: Type.Integer({ minimum: 10, maximum: 86400, default: 300 }),
   // One-time tickets (POST /auth/tickets): how long one can be exchanged.
   TICKET_TTL: Type.Integer({ minimum: 10, maximum: 600, default: 300 }),
+  // Web QR logins confirmed in the mini program: how long a code can be scanned, confirmed and
+  // collected; the mini-program page it opens (no leading '/', no query; '' the home page) and in
+  // which version (trial and develop skip WeChat's check that the page is released).
+  QR_TTL: Type.Integer({ minimum: 30, maximum: 600, default: 300 }),
+  QR_PAGE: Type.String({ pattern: '^([A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*)?$', maxLength: 128, default: '' }),
+  QR_ENV_VERSION: Type.Union([Type.Literal('release'), Type.Literal('trial'), Type.Literal('develop')], { default: 'release' }),
+  // Per client IP: polling a QR login's state (GET /auth/qr/:id and its event stream).
+  RATE_LIMIT_QR_POLL_MAX: Type.Integer({ minimum: 1, default: 120 }),
   // The standalone server's admin API: its own listener, off unless ADMIN_PORT is set.
   ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),

@@ -78,3 +78,11 @@ export const deviceInUse = (deviceType: string): Error =>
 
 export const TicketInvalidError = createError('AUTH_TICKET_INVALID', 'The ticket is invalid, expired or already used (or its session has ended)', 401)
 export const TicketAudienceMismatchError = createError('AUTH_TICKET_AUDIENCE_MISMATCH', 'This ticket was issued for another device type (%s); it is spent', 403)
+export const AuthQrNotFoundError = createError('AUTH_QR_NOT_FOUND', 'No such QR login (it ended a while ago, or never existed); make a new one', 404)
+export const AuthQrExpiredError = createError('AUTH_QR_EXPIRED', 'This QR login has expired; make a new one', 410)
+export const AuthQrOtherUserError = createError('AUTH_QR_OTHER_USER', 'Another user scanned this code first; only they may confirm or cancel it', 403)
+export const AuthQrStateError = createError('AUTH_QR_STATE', 'This QR login is %s: the step is not allowed now', 409)
+export const AuthQrSecretInvalidError = createError('AUTH_QR_SECRET_INVALID', 'The secret is not this QR login\'s: only the browser that made it may collect the tokens', 403)
+export const AuthQrCollectedError = createError('AUTH_QR_COLLECTED', 'The tokens of this QR login were already collected', 409)
+export const AuthQrSessionEndedError = createError('AUTH_QR_SESSION_ENDED', 'The mini-program session that confirmed this login has ended; scan a new code', 409)
+export const WxQrPageRejectedError = createError('WX_QR_PAGE_REJECTED', 'WeChat refused to make a code for QR_PAGE (errcode %s): the page must exist in the released version, or set QR_ENV_VERSION', 502)

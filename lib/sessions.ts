@@ -6,6 +6,7 @@ import { AuthSessionNotFoundError, AuthTokenRevokedError } from './errors.js'
 import { userTag } from './ids.js'
 import { createLogin } from './login.js'
 import { createModeration } from './moderation.js'
+import { createQrLogin } from './qr-login.js'
 import { createRefresh } from './refresh.js'
 import { refreshTokens } from './refresh-tokens.js'
 import { createSessionOpener } from './session-opener.js'
@@ -43,6 +44,7 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
   const opener = createSessionOpener(deps, refreshTokenOf, pair)
   const login = createLogin(deps, resolveUser, exchange, opener)
   const tickets = createTickets(deps, opener)
+  const qr = createQrLogin(deps, opener)
   const stepUp = createStepUp(deps, exchange)
   const refresh = createRefresh(deps, refreshTokenOf, pair)
 
@@ -77,7 +79,7 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
     await store.revokeSession({ tag, sid })
   }
 
-  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, ...createModeration(deps) }
+  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, qr, ...createModeration(deps) }
 }
 
 export type Sessions = ReturnType<typeof createSessions>

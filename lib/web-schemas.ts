@@ -20,3 +20,39 @@ export const TicketExchangeBody = Type.Object({
   deviceType: Type.Optional(Type.String({ minLength: 1, maxLength: 8, description: 'when given, must be the ticket\'s' })),
   deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
 }, { additionalProperties: false, examples: [{ ticket: 'Yk3v0JH6bq2Tz1x8m0b7g3H0d6m8ZxWcT1x8m0b7g3E' }] })
+
+/** A QR login's id: 128 bits, base64url, the `scene` of its mini-program code. */
+export const QrParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) }, { additionalProperties: false })
+
+export const QrCreateBody = Type.Union([
+  Type.Object({ appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program confirms; required when the gateway serves several' })) }, { additionalProperties: false }),
+  Type.Null()
+], { description: 'optional' })
+
+export const QrCreated = Type.Object({
+  id: Type.String({ description: 'the scene of the mini-program code (GET /qr/:id/image); public' }),
+  secret: Type.String({ description: 'keep it in this browser only: it collects the tokens; never log it' }),
+  expiresIn: Type.Integer({ description: 'seconds the code can be scanned, confirmed and collected in' })
+})
+
+const QrStateName = Type.Union(['pending', 'scanned', 'confirmed', 'cancelled', 'expired'].map((s) => Type.Literal(s)))
+export const QrStatus = Type.Object({ state: QrStateName, expiresIn: Type.Integer() })
+
+export const QrScanned = Type.Object({
+  state: QrStateName,
+  expiresIn: Type.Integer(),
+  client: Type.Object({
+    ip: Type.String(),
+    userAgent: Type.String(),
+    createdAt: Type.String({ format: 'date-time', description: 'when the web page made the code' })
+  }, { description: 'what is asking to log in: show it on the confirmation screen' })
+})
+
+export const QrCollectBody = Type.Object({
+  secret: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }),
+  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
+}, { additionalProperties: false, examples: [{ secret: 'kept-by-the-browser' }] })
+
+/** The event stream: `event: state`, `data: { state, expiresIn }` at once and after every change; it ends with a final state. */
+export const QrEvents = Type.String({ description: 'text/event-stream' })
+export const QrImage = Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'the mini-program code (PNG)' })

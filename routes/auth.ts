@@ -1,6 +1,6 @@
 // POST /login, POST /refresh, POST /logout under the configured prefix (/auth), and the routes of
-// routes/sessions.ts (GET /me, the caller's sessions), routes/step-up.ts, routes/tickets.ts and
-// routes/verify.ts (forward auth) in the same context.
+// routes/sessions.ts (GET /me, the caller's sessions), routes/step-up.ts, routes/tickets.ts,
+// routes/qr.ts (web QR login) and routes/verify.ts (forward auth) in the same context.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
 import { normalizeIP } from '@fastify/rate-limit'
@@ -10,6 +10,7 @@ import { setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import stepUpRoutes from './step-up.js'
 import ticketRoutes from './tickets.js'
+import qrRoutes from './qr.js'
 import verifyRoutes from './verify.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionKickedError,
@@ -93,6 +94,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   await fastify.register(sessionRoutes)
   await fastify.register(stepUpRoutes, { perMinute })
   await fastify.register(ticketRoutes, { perMinute })
+  await fastify.register(qrRoutes, { perMinute })
   await fastify.register(verifyRoutes)
 }
 

@@ -73,6 +73,15 @@ export const FLOW: Step[] = [
   // A one-time ticket of this user, exchanged once for a `web` session (the tokens kept are still this session's).
   { operationId: 'issueTicket', body: { deviceType: 'web' }, tests: ['pm.collectionVariables.set(\'ticket\', pm.response.json().ticket)'] },
   { operationId: 'exchangeTicket', body: { ticket: '{{ticket}}' } },
+  // A web QR login: made by the web page, scanned and confirmed by this session, followed, collected once.
+  { operationId: 'createQrLogin', tests: ['pm.collectionVariables.set(\'id\', pm.response.json().id)', 'pm.collectionVariables.set(\'secret\', pm.response.json().secret)'] },
+  { operationId: 'qrLoginImage', tests: ['pm.test(\'a PNG\', () => pm.expect(pm.response.headers.get(\'content-type\')).to.equal(\'image/png\'))'] },
+  { operationId: 'scanQrLogin' },
+  { operationId: 'confirmQrLogin' },
+  { operationId: 'qrLoginStatus', tests: ['pm.test(\'confirmed\', () => pm.expect(pm.response.json().state).to.equal(\'confirmed\'))'] },
+  { operationId: 'qrLoginEvents', tests: ['pm.test(\'ends confirmed\', () => pm.expect(pm.response.text()).to.include(\'"state":"confirmed"\'))'] },
+  { operationId: 'collectQrLogin', body: { secret: '{{secret}}' } },
+  { operationId: 'cancelQrLogin', name: 'Cancel the web QR login, after its confirm (409)', error: { status: 409, code: 'AUTH_QR_STATE' } },
   // A second session of the user, then ended from this one: the tokens kept are this session's.
   { operationId: 'login', name: 'Log in on a second device', body: { code: '{{user}}.{{$guid}}', deviceName: 'second device' } },
   { operationId: 'listSessions', tests: ['pm.collectionVariables.set(\'sid\', pm.response.json().sessions.find((s) => !s.current).sessionId)'] },

@@ -9,6 +9,7 @@
 //   POST /wxa/business/getuserphonenumber?access_token  {"code"}
 //        A missing, empty or used code -> 40029 (WeChat documents no other code for it); a body that
 //        is not a JSON object -> 47001.
+//   POST /wxa/getwxacodeunlimit?access_token: a mini-program code's PNG bytes, or JSON errors (./wxacode.ts).
 //   POST /dev/encrypt?user[&appid]  (development aid, not WeChat): what wx.getUserInfo would hand the
 //        client for the JSON object body: encryptedData + iv (with a watermark, under the user's
 //        session_key), and rawData + signature (sha1(rawData + session_key)).
@@ -24,6 +25,7 @@
 import { createHmac } from 'node:crypto'
 import { fail, type Answer, type Handler, type Routes } from './server.js'
 import { phoneOf, type SimulatorState } from './state.js'
+import { wxacode } from './wxacode.js'
 
 export interface EndpointOptions {
   /** How long the `slow` user waits before answering, in ms. */
@@ -142,6 +144,7 @@ export function endpoints (s: SimulatorState, opts: EndpointOptions): Routes {
     ['GET /wxa/checksession', withAccessToken(s, (appid, q) => sessionCheck(s, appid, q, false))],
     ['GET /wxa/resetusersessionkey', withAccessToken(s, (appid, q) => sessionCheck(s, appid, q, true))],
     ['POST /wxa/business/getuserphonenumber', withAccessToken(s, (appid, _q, body) => phoneNumber(s, appid, body))],
+    ['POST /wxa/getwxacodeunlimit', withAccessToken(s, (appid, _q, body) => wxacode(appid, body))],
     ['POST /dev/encrypt', (q, body) => devEncrypt(s, q, body)]
   ])
 }

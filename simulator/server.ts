@@ -23,6 +23,8 @@ export interface Answer {
   code?: string | null
   appid?: string
   delayMs?: number
+  /** For a body of bytes (an image): its content type. JSON is sent as text/plain, as WeChat does. */
+  contentType?: string
 }
 
 export type Handler = (query: URLSearchParams, body: Buffer) => Answer
@@ -44,7 +46,7 @@ export function fail (errcode: number, errmsg: string, more: Partial<Answer> = {
 
 function send (res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
   // WeChat answers JSON as text/plain; clients must parse regardless of the header.
-  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
 }
@@ -83,11 +85,12 @@ function respond (ledger: Ledger, res: ServerResponse, path: string, answer: Ans
   const { errcode, code = null, appid } = answer
   ledger.calls.push(appid === undefined ? { path, code, errcode } : { path, code, errcode, appid })
   const status = answer.status ?? 200
+  const headers = answer.contentType === undefined ? {} : { 'content-type': answer.contentType }
   if (answer.delayMs === undefined) {
-    send(res, status, answer.body)
+    send(res, status, answer.body, headers)
     return
   }
-  const t = setTimeout(() => { ledger.pending.delete(t); send(res, status, answer.body) }, answer.delayMs)
+  const t = setTimeout(() => { ledger.pending.delete(t); send(res, status, answer.body, headers) }, answer.delayMs)
   ledger.pending.add(t)
 }
 

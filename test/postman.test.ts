@@ -37,13 +37,15 @@ test('newman runs the generated collection green against the development gateway
   t.same(summary.run.failures.map((f) => `${f.source?.name ?? ''}: ${f.error.message}`), [], 'no failure')
   // One execution per item (newman lists an item again for each request its scripts send).
   const executions = [...new Set(summary.run.executions)]
-  const answers = executions.map((e) => `${e.request.method} ${e.request.url.getPath().replace(/^\/auth\/sessions\/[\w-]{12}$/, '/auth/sessions/<sid>')} ${(e.response as unknown as { code: number }).code}`)
+  const answers = executions.map((e) => `${e.request.method} ${e.request.url.getPath().replace(/^\/auth\/sessions\/[\w-]{12}$/, '/auth/sessions/<sid>').replace(/^\/auth\/qr\/[\w-]{22}/, '/auth/qr/<id>')} ${(e.response as unknown as { code: number }).code}`)
   t.same(answers, [
     'POST /auth/login 200', 'GET /auth/me 200', 'POST /auth/refresh 200',
     'POST /auth/wechat/decrypt 200', 'POST /auth/wechat/verify-signature 204', 'POST /auth/wechat/phone 200',
-    'POST /auth/step-up 200', 'GET /auth/verify 200', 'POST /auth/tickets 200', 'POST /auth/tickets/exchange 200', 'POST /auth/login 200', 'GET /auth/sessions 200', 'DELETE /auth/sessions/<sid> 204',
+    'POST /auth/step-up 200', 'GET /auth/verify 200', 'POST /auth/tickets 200', 'POST /auth/tickets/exchange 200',
+    'POST /auth/qr 200', 'GET /auth/qr/<id>/image 200', 'POST /auth/qr/<id>/scan 200', 'POST /auth/qr/<id>/confirm 200', 'GET /auth/qr/<id> 200', 'GET /auth/qr/<id>/events 200', 'POST /auth/qr/<id>/token 200', 'POST /auth/qr/<id>/cancel 409',
+    'POST /auth/login 200', 'GET /auth/sessions 200', 'DELETE /auth/sessions/<sid> 204',
     'GET /health/live 200', 'GET /health 200', 'POST /auth/logout 204', 'GET /auth/me 401'
-  ], 'login, me, refresh, the WeChat data, step-up, forward auth, a ticket exchanged, a second session ended, the other routes, logout, me refused')
+  ], 'login, me, refresh, the WeChat data, step-up, forward auth, a ticket exchanged, a web QR login, a second session ended, the other routes, logout, me refused')
   const assertions = executions.flatMap((e) => (e as unknown as { assertions?: Array<{ error?: unknown }> }).assertions ?? [])
   t.ok(assertions.length >= 20 && assertions.every((a) => a.error === undefined), `every assertion holds (${assertions.length})`)
 })

@@ -1,0 +1,76 @@
+// GET /qr/:id/events: a web QR login's state as Server-Sent Events, for the web page. The state is
+// sent at once and after every change made on any instance (the store's watch: Redis is polled at a
+// modest interval, the memory store has an emitter); the stream ends with a final state (confirmed,
+// cancelled, expired), at the code's expiry at the latest. Registered by routes/qr.ts.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { PerMinute } from '../http/route-context.js'
+import { AuthQrNotFoundError, RateLimitedError, StoreUnavailableError } from '../lib/errors.js'
+import type { QrView } from '../lib/qr-login.js'
+import { errorResponses, QrEvents, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
+
+const FINAL = new Set(['confirmed', 'cancelled', 'expired'])
+// A comment line now and then keeps proxies from closing an idle stream.
+const HEARTBEAT_MS = 15_000
+
+/** A rate limit per client IP and route name (routes/qr.ts). */
+export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { keyGenerator: (request: FastifyRequest) => string }
+
+const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async function qrEventRoutes (fastify, { perIp }) {
+  const { qr } = fastify.wechatAuthSessions
+  const open = new Set<() => void>()
+  // Streams end before the server closes: it would otherwise wait for them.
+  fastify.addHook('preClose', async () => { for (const end of [...open]) end() })
+
+  fastify.get('/qr/:id/events', {
+    config: { rateLimit: perIp('poll', fastify.wechatAuthConfig.RATE_LIMIT_QR_POLL_MAX) },
+    schema: {
+      summary: 'The state of a web QR login as Server-Sent Events',
+      description: '`event: state` with `data: { state, expiresIn }` at once and after each change; the stream ends after confirmed, cancelled or expired.',
+      tags: [Tags.sessions],
+      operationId: 'qrLoginEvents',
+      params: QrParams,
+      response: {
+        200: { description: 'the event stream', content: { 'text/event-stream': { schema: QrEvents } } },
+        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
+      }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    const first = await qr.status(id) // an unknown id is a coded 404 before the stream starts
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
+    let last = ''
+    let ended = false
+    const send = (view: QrView): void => {
+      if (ended || view.state === last) return
+      last = view.state
+      res.write(`event: state\ndata: ${JSON.stringify({ state: view.state, expiresIn: view.expiresIn })}\n\n`)
+      if (FINAL.has(view.state)) end()
+    }
+    const check = (): void => {
+      qr.status(id).then(send, (err: unknown) => {
+        // Forgotten: it ended long ago. A store outage: the next change or the expiry tries again.
+        if (err instanceof AuthQrNotFoundError) send({ state: 'expired', expiresIn: 0 })
+      })
+    }
+    const unwatch = qr.watch(id, check)
+    const expiry = setTimeout(check, first.expiresIn * 1000 + 100)
+    const heartbeat = setInterval(() => { res.write(': keep-alive\n\n') }, HEARTBEAT_MS)
+    function end (): void {
+      if (ended) return
+      ended = true
+      unwatch()
+      clearTimeout(expiry)
+      clearInterval(heartbeat)
+      open.delete(end)
+      res.end()
+    }
+    open.add(end)
+    res.on('close', end)
+    send(first)
+  })
+}
+
+export default qrEventRoutes

@@ -1,0 +1,47 @@
+// GET /qr/:id/image: the mini-program code of a web QR login, made by WeChat's wxacode.getUnlimited
+// with the QR login's id as `scene`, through the mini program's shared access_token
+// (fastify.wechat). Registered by routes/qr.ts.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Agent } from 'undici'
+import { AuthQrExpiredError, AuthQrNotFoundError, RateLimitedError, StoreUnavailableError, WxAccessTokenRejectedError, WxQrPageRejectedError } from '../lib/errors.js'
+import { errorResponses, QrImage, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
+import { createWxacode } from '../lib/wechat-wxacode.js'
+import type { PerIp } from './qr-events.js'
+
+const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async function qrImageRoutes (fastify, { perIp }) {
+  const { qr } = fastify.wechatAuthSessions
+  const config = fastify.wechatAuthConfig
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16 })
+  fastify.addHook('onClose', async () => { await dispatcher.destroy() })
+  const wxacode = createWxacode({
+    // Where fastify.wechat calls: the development simulator while it runs.
+    apiBase: fastify.hasDecorator('wechatAuthSimulator') ? fastify.wechatAuthSimulator.url : config.WECHAT_API_BASE,
+    dispatcher,
+    timeoutMs: config.WECHAT_TIMEOUT_MS,
+    log: fastify.log
+  })
+
+  fastify.get('/qr/:id/image', {
+    // Each image is a WeChat call (5,000 a minute per mini program).
+    config: { rateLimit: perIp('image', config.RATE_LIMIT_LOGIN_MAX) },
+    schema: {
+      summary: 'The mini-program code of a web QR login (PNG, by WeChat\'s wxacode.getUnlimited)',
+      tags: [Tags.sessions],
+      operationId: 'qrLoginImage',
+      params: QrParams,
+      response: {
+        200: { description: 'the image', content: { 'image/png': { schema: QrImage } } },
+        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
+          ...shared.wechat)
+      }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    const { state, appid } = await qr.status(id)
+    if (state === 'expired') throw new AuthQrExpiredError()
+    const image = await wxacode(await fastify.wechat.getAccessToken(appid), { scene: id, page: config.QR_PAGE, envVersion: config.QR_ENV_VERSION })
+    return await reply.type(image.contentType).header('cache-control', 'private, no-store').send(image.bytes)
+  })
+}
+
+export default qrImageRoutes

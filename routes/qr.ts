@@ -1,0 +1,80 @@
+// Web QR login confirmed in the mini program (lib/qr-login.ts): the web page makes one (POST /qr),
+// shows its code (GET /qr/:id/image, routes/qr-image.ts), follows its state (GET /qr/:id, or the event stream of
+// routes/qr-events.ts) and collects once with its secret (POST /qr/:id/token); the mini program
+// scans, confirms or cancels (Bearer). Registered by routes/auth.ts inside its context.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { normalizeIP } from '@fastify/rate-limit'
+import type { PerMinute } from '../http/route-context.js'
+import type { PerIp } from './qr-events.js'
+import {
+  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthQrCollectedError, AuthQrExpiredError, AuthQrNotFoundError, AuthQrOtherUserError,
+  AuthQrSecretInvalidError, AuthQrSessionEndedError, AuthQrStateError, AuthWrongAppError, RateLimitedError, StoreUnavailableError, WxAppUnknownError
+} from '../lib/errors.js'
+import {
+  BearerAuth, errorResponses, QrCollectBody, QrCreateBody, QrCreated, QrParams, QrScanned, QrStatus, RouteErrors as shared, Tags, TokenPair
+} from '../lib/schemas.js'
+import qrEventRoutes from './qr-events.js'
+import qrImageRoutes from './qr-image.js'
+
+const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function qrRoutes (fastify, { perMinute }) {
+  const { qr } = fastify.wechatAuthSessions
+  const config = fastify.wechatAuthConfig
+  const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${normalizeIP(request.ip ?? '')}` })
+  const lookups = [AuthQrNotFoundError, StoreUnavailableError]
+  const steps = [...shared.any, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError]
+
+  fastify.post('/qr', {
+    config: { rateLimit: perIp('create', config.RATE_LIMIT_LOGIN_MAX) },
+    schema: {
+      summary: 'Start a web QR login (the web page)',
+      description: 'Keep `secret` in this browser: only it collects the tokens. Show the code of GET /qr/{id}/image.',
+      tags: [Tags.sessions],
+      operationId: 'createQrLogin',
+      body: QrCreateBody,
+      response: { 200: QrCreated, ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, WxAppUnknownError, AuthDeviceTypeUnknownError) }
+    }
+  }, async (request) => await qr.create({ ip: request.ip, userAgent: request.headers['user-agent'] }, request.body?.appid))
+
+  fastify.get('/qr/:id', {
+    config: { rateLimit: perIp('poll', config.RATE_LIMIT_QR_POLL_MAX) },
+    schema: {
+      summary: 'The state of a web QR login (polling)',
+      tags: [Tags.sessions],
+      operationId: 'qrLoginStatus',
+      params: QrParams,
+      response: { 200: QrStatus, ...errorResponses(...shared.any, RateLimitedError, ...lookups) }
+    }
+  }, async (request) => await qr.status(request.params.id))
+
+  const stepRoute = (name: 'scan' | 'confirm' | 'cancel', summary: string) => ({
+    onRequest: fastify.authenticate,
+    schema: { summary, tags: [Tags.sessions], operationId: `${name}QrLogin`, security: BearerAuth, params: QrParams, response: { 200: name === 'scan' ? QrScanned : QrStatus, ...errorResponses(...steps) } }
+  })
+  fastify.post('/qr/:id/scan', stepRoute('scan', 'Scan a web QR login (the mini program): what is asking, for the confirmation screen'),
+    async (request) => await qr.scan(request.wechatAuthUser, request.params.id))
+  fastify.post('/qr/:id/confirm', stepRoute('confirm', 'Confirm a scanned web QR login (the user who scanned)'),
+    async (request) => await qr.confirm(request.wechatAuthUser, request.params.id))
+  fastify.post('/qr/:id/cancel', stepRoute('cancel', 'Cancel a scanned web QR login (the user who scanned)'),
+    async (request) => await qr.cancel(request.wechatAuthUser, request.params.id))
+
+  fastify.post('/qr/:id/token', {
+    config: { rateLimit: perIp('token', config.RATE_LIMIT_LOGIN_MAX) },
+    schema: {
+      summary: 'Collect the token pair of a confirmed web QR login, once, with its secret (the web page)',
+      tags: [Tags.sessions],
+      operationId: 'collectQrLogin',
+      params: QrParams,
+      body: QrCollectBody,
+      response: {
+        200: TokenPair,
+        ...errorResponses(...shared.any, ...shared.body, RateLimitedError, ...lookups, AuthQrExpiredError, AuthQrStateError, AuthQrSecretInvalidError, AuthQrCollectedError,
+          AuthQrSessionEndedError, AuthDeviceInUseError, AuthAccountBannedError)
+      }
+    }
+  }, async (request) => await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'] }))
+
+  await fastify.register(qrEventRoutes, { perIp })
+  await fastify.register(qrImageRoutes, { perIp })
+}
+
+export default qrRoutes
