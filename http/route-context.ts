@@ -8,6 +8,7 @@
 // budget). Without one, the gateway registers its own, counting in the session store.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
+import { auditContext } from '../lib/audit.js'
 import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
@@ -19,6 +20,8 @@ export type PerMinute = (max: number) => ReturnType<typeof limitOf>
 
 export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<{ perMinute: PerMinute }> {
   fastify.setErrorHandler(errorHandler)
+  // Audit events of this request carry its client IP and id (lib/audit.ts).
+  fastify.addHook('onRequest', (request, _reply, done) => { auditContext.run({ ip: request.ip, requestId: String(request.id) }, done) })
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
   if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)
 

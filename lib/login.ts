@@ -2,6 +2,7 @@
 // for the user the host's resolveUser names, and its first token pair.
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput } from './access-schemas.js'
+import { outcomeOf } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
 import { ConfigSchema, type TokenPair } from './schemas.js'
 import type { SessionOpener } from './session-opener.js'
@@ -42,11 +43,23 @@ function accessOf (user: { roles?: unknown, permissions?: unknown }): AccessInpu
   return access
 }
 
-export function createLogin ({ store, wechat, config, resolveUser: hostResolver }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, opener: SessionOpener) {
+export function createLogin ({ store, wechat, config, resolveUser: hostResolver, audit }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, opener: SessionOpener) {
   const rules = sessionRules(config)
 
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
   async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<TokenPair> {
+    // A login that gets as far as opening a session is audited there (session.open); one refused
+    // before (the code, WeChat, the device type) is audited here.
+    const opening = { started: false }
+    try {
+      return await loginWith(code, requestedAppid, device, opening)
+    } catch (err) {
+      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(requestedAppid !== undefined ? { appid: requestedAppid } : {}) })
+      throw err
+    }
+  }
+
+  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }): Promise<TokenPair> {
     const appid = wechat.appOf(requestedAppid)
     const deviceType = device.deviceType ?? rules.defaultType
     opener.checkDeviceType(deviceType)
@@ -63,6 +76,7 @@ export function createLogin ({ store, wechat, config, resolveUser: hostResolver 
     // Operators may name the user by openid: with a host's resolveUser, remember whom it maps to now,
     // the openid itself included, so that an old mapping never names a user it no longer is (nothing
     // to remember by default: the openid is the user id).
+    opening.started = true
     return await opener.openSession(appid, session,
       hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE))
   }

@@ -21,7 +21,7 @@ function checked<T> (schema: Parameters<typeof Value.Check>[0], value: unknown, 
 }
 const reasonCode = (reason: unknown): string => checked(ReasonCode, reason, 'a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
 
-export function createModeration ({ store, config, wechat, resolveUser }: Pick<SessionsDeps, 'store' | 'config' | 'wechat' | 'resolveUser'>) {
+export function createModeration ({ store, config, wechat, resolveUser, audit }: Pick<SessionsDeps, 'store' | 'config' | 'wechat' | 'resolveUser' | 'audit'>) {
   const accessTtlMs = sessionRules(config).accessTtlSec * 1000
 
   /** The user id behind a name. By openid: the user it last logged in as (the openid itself by default). */
@@ -34,7 +34,6 @@ export function createModeration ({ store, config, wechat, resolveUser }: Pick<S
     if (resolveUser === undefined) return { appid, sub: openid }
     throw new UserNotFoundError()
   }
-  const tagOf = async (user: UserName): Promise<string> => (({ appid, sub }) => userTag(appid, sub))(await subOf(user))
 
   /**
    * Ends a user's sessions (one by id, or all) for a reason code their tokens are told with
@@ -42,7 +41,10 @@ export function createModeration ({ store, config, wechat, resolveUser }: Pick<S
    */
   async function kick (user: UserName, opts: { sid?: string, reason?: string } = {}): Promise<number> {
     const reason = reasonCode(opts.reason ?? 'kicked')
-    return await store.kick(await tagOf(user), opts.sid === undefined ? 'all' : [opts.sid], reason, accessTtlMs)
+    const { appid, sub } = await subOf(user)
+    const ended = await store.kick(userTag(appid, sub), opts.sid === undefined ? 'all' : [opts.sid], reason, accessTtlMs)
+    audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(opts.sid !== undefined ? { sessionId: opts.sid } : {}), reason: `${reason}, ended ${ended}` })
+    return ended
   }
 
   /**
@@ -54,21 +56,28 @@ export function createModeration ({ store, config, wechat, resolveUser }: Pick<S
     const until = opts.until === undefined ? null : new Date(opts.until).getTime()
     if (until !== null && !(until > Date.now())) throw new TypeError('ban: until must be a time in the future')
     const reason = reasonCode(opts.reason)
-    if (opts.service === undefined) return await store.ban(await tagOf(user), { until, reason }, accessTtlMs)
-    const service = checked<string>(ServiceName, opts.service, 'ban: service')
-    await store.banService(await tagOf(user), { service, until, reason })
+    const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'ban: service')
+    const { appid, sub } = await subOf(user)
+    if (service === undefined) await store.ban(userTag(appid, sub), { until, reason }, accessTtlMs)
+    else await store.banService(userTag(appid, sub), { service, until, reason })
+    audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') })
   }
 
   /** Lifts the account's ban, or only the ban from `service`. */
   async function unban (user: UserName, opts: { service?: string } = {}): Promise<void> {
-    if (opts.service === undefined) return await store.unban(await tagOf(user))
-    await store.unbanService(await tagOf(user), checked<string>(ServiceName, opts.service, 'unban: service'))
+    const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'unban: service')
+    const { appid, sub } = await subOf(user)
+    if (service === undefined) await store.unban(userTag(appid, sub))
+    else await store.unbanService(userTag(appid, sub), service)
+    audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' })
   }
 
   /** Replaces a user's roles and permissions: every instance's next request sees them. */
   async function setAccess (user: UserName, access: Partial<Access>): Promise<void> {
-    const value = { roles: access.roles ?? [], permissions: access.permissions ?? [] }
-    await store.setAccess(await tagOf(user), checked<Access>(AccessInput, value, 'setAccess'))
+    const value = checked<Access>(AccessInput, { roles: access.roles ?? [], permissions: access.permissions ?? [] }, 'setAccess')
+    const { appid, sub } = await subOf(user)
+    await store.setAccess(userTag(appid, sub), value)
+    audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` })
   }
 
   /** Everything about a user an operator may see: never a session_key or a token. */

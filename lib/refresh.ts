@@ -1,12 +1,13 @@
 // Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
 // window, and any older token of ours is reuse, which ends the session.
+import { outcomeOf } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
 import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
 import type { TokenPair } from './schemas.js'
 import type { PairOf, SessionsDeps } from './sessions-deps.js'
 
-export function createRefresh ({ store, wechat, config, log }: SessionsDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
+export function createRefresh ({ store, wechat, config, log, audit }: SessionsDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
   /** The mini program of a session: the one whose user tag the session's key carries. */
   const appOfSession = (tag: string, sub: string): string | undefined =>
     wechat.appids.find((appid) => userTag(appid, sub) === tag)
@@ -14,14 +15,27 @@ export function createRefresh ({ store, wechat, config, log }: SessionsDeps, ref
   async function reused (ref: SessionRef): Promise<never> {
     await store.revokeSession(ref)
     log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
+    audit?.({ event: 'refresh.reuse', outcome: 'AUTH_REFRESH_REUSED', sessionId: ref.sid })
     throw new AuthRefreshReusedError()
   }
 
-  /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. */
+  /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. Audited. */
   async function refresh (presented: string): Promise<TokenPair> {
     const parsed = parseRefreshToken(presented)
-    if (parsed === null) throw new AuthRefreshInvalidError()
-    const { ref, generation } = parsed
+    try {
+      if (parsed === null) throw new AuthRefreshInvalidError()
+      const { pair: answer, appid, sub, grace } = await rotate(presented, parsed)
+      audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) })
+      return answer
+    } catch (err) {
+      const outcome = outcomeOf(err)
+      // Reuse has its own event, written when the session was revoked.
+      if (outcome !== 'AUTH_REFRESH_REUSED') audit?.({ event: 'refresh', outcome, ...(parsed !== null ? { sessionId: parsed.ref.sid } : {}) })
+      throw err
+    }
+  }
+
+  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
     const nonce = newNonce()
     let successor = refreshTokenOf.successor(presented, nonce)
     const result = await store.rotateRefresh(ref, {
@@ -61,7 +75,7 @@ export function createRefresh ({ store, wechat, config, log }: SessionsDeps, ref
       await store.revokeSession(ref)
       throw new AuthRefreshInvalidError()
     }
-    return pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000))
+    return { pair: pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000)), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
   }
 
   return refresh

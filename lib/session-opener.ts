@@ -9,7 +9,7 @@ import type { TokenPair } from './schemas.js'
 import type { LoginDevice, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
 
-export function createSessionOpener ({ store, config }: Pick<SessionsDeps, 'store' | 'config'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
+export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
 
   /** AUTH_DEVICE_TYPE_UNKNOWN unless `deviceType` is one of DEVICE_TYPES. */
@@ -32,8 +32,16 @@ export function createSessionOpener ({ store, config }: Pick<SessionsDeps, 'stor
       maxSessions: rules.maxSessions,
       accessTtlMs: rules.accessTtlSec * 1000
     }), alongside])
-    if (created.status === 'refused') throw deviceInUse(created.deviceType)
-    if (created.status === 'banned') throw sessionEnded(created.end)
+    const event = { event: 'session.open' as const, appid, userId: session.sub, deviceType }
+    if (created.status === 'refused') {
+      audit?.({ ...event, outcome: 'AUTH_DEVICE_IN_USE' })
+      throw deviceInUse(created.deviceType)
+    }
+    if (created.status === 'banned') {
+      audit?.({ ...event, outcome: 'AUTH_ACCOUNT_BANNED', reason: created.end.by })
+      throw sessionEnded(created.end)
+    }
+    audit?.({ ...event, outcome: 'ok', sessionId: ref.sid, ...(created.ended > 0 ? { reason: `ended ${created.ended}` } : {}) })
     return pair(appid, session, ref.sid, refreshToken, ttl)
   }
 

@@ -1,6 +1,7 @@
 // What the login, refresh and logout flows are built from, and what they share.
 import type { AccessTokens } from './access-tokens.js'
 import type { ResolvedConfig } from './config.js'
+import type { Audit } from './audit.js'
 import type { Logger } from './logger.js'
 import type { TokenPair } from './schemas.js'
 import type { AccessStore, LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
@@ -43,6 +44,8 @@ export interface SessionsDeps {
     Partial<Pick<ResolvedConfig, SessionRuleKey>>
   /** The openid becomes the user id when none is given. */
   resolveUser?: ResolveUser
+  /** Where audit events go (lib/audit.ts); none by default. */
+  audit?: Audit
   log: Pick<Logger, 'warn'>
 }
 

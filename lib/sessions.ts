@@ -54,9 +54,9 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
    */
   async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {
     const tag = userTag(user.aud, user.sub)
-    if (allDevices) return await store.revokeUser(tag)
-    await store.revokeSession({ tag, sid: user.sid })
-    return 1
+    const ended = allDevices ? await store.revokeUser(tag) : await store.revokeSession({ tag, sid: user.sid }).then(() => 1)
+    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: user.sid, reason: allDevices ? `all devices, ended ${ended}` : 'this device' })
+    return ended
   }
 
   /** The WeChat session_key of `user`'s session (AUTH_TOKEN_REVOKED once it ended). Server side only. */
@@ -77,6 +77,7 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
     const tag = userTag(user.aud, user.sub)
     if (!(await store.listSessions(tag)).some((s) => s.sid === sid)) throw new AuthSessionNotFoundError()
     await store.revokeSession({ tag, sid })
+    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: sid, reason: `signed out from session ${user.sid}` })
   }
 
   return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, qr, ...createModeration(deps) }

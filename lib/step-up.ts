@@ -1,6 +1,7 @@
 // Step-up (二次认证): a session proves its user again with a fresh wx.login() code before a
 // sensitive action. WeChat must name the same openid; the session's session_key is replaced by
 // the fresh one (WeChat has just rotated it) and the session counts as stepped up for STEP_UP_TTL.
+import { outcomeOf } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
 import { AuthStepUpMismatchError, AuthTokenRevokedError, sessionEnded } from './errors.js'
 import { userTag } from './ids.js'
@@ -8,7 +9,7 @@ import { sessionRules } from './login.js'
 import type { AccessClaims } from './schemas.js'
 import type { SessionsDeps } from './sessions-deps.js'
 
-export function createStepUp ({ store, config }: Pick<SessionsDeps, 'store' | 'config'>, exchange: CodeExchange) {
+export function createStepUp ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, exchange: CodeExchange) {
   const { stepUpTtlSec } = sessionRules(config)
 
   /**
@@ -16,6 +17,18 @@ export function createStepUp ({ store, config }: Pick<SessionsDeps, 'store' | 'c
    * another user's (the code is spent either way), the session's own codes when it has ended.
    */
   return async function stepUp (user: AccessClaims, code: string): Promise<{ steppedUpAt: number, expiresIn: number }> {
+    const event = { event: 'step-up' as const, appid: user.aud, userId: user.sub, sessionId: user.sid }
+    try {
+      const result = await stepUpWith(user, code)
+      audit?.({ ...event, outcome: 'ok' })
+      return result
+    } catch (err) {
+      audit?.({ ...event, outcome: outcomeOf(err) })
+      throw err
+    }
+  }
+
+  async function stepUpWith (user: AccessClaims, code: string): Promise<{ steppedUpAt: number, expiresIn: number }> {
     const identity = await exchange(user.aud, code)
     if (identity.openid !== user.openid) throw new AuthStepUpMismatchError()
     const result = await store.stepUp({ tag: userTag(user.aud, user.sub), sid: user.sid }, identity.sessionKey)

@@ -55,4 +55,4 @@ export const QrCollectBody = Type.Object({
 
 /** The event stream: `event: state`, `data: { state, expiresIn }` at once and after every change; it ends with a final state. */
 export const QrEvents = Type.String({ description: 'text/event-stream' })
-export const QrImage = Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'the mini-program code (PNG)' })
+export const QrImage = Type.Unsafe<Uint8Array>({ type: 'string', format: 'binary', description: 'the mini-program code (PNG)' })

@@ -1,0 +1,47 @@
+// Audit events: one line of a fixed shape for each thing that happens to a session or a user (a
+// session opened, refreshed, reused, ended; a step-up; a kick, a ban, roles changed), for the log and
+// for a host that subscribes. Never a secret: no token, code, session_key, ticket or QR secret has a
+// field here. The request's client IP and id come from the request being served (auditContext, set by
+// the HTTP layer), so flows need not carry them.
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+export type AuditName =
+  | 'session.open' | 'login' | 'refresh' | 'refresh.reuse' | 'logout' | 'step-up'
+  | 'kick' | 'ban' | 'unban' | 'access.set'
+
+export interface AuditEvent {
+  event: AuditName
+  /** 'ok', or the error code the client was answered. */
+  outcome: string
+  appid?: string
+  userId?: string
+  sessionId?: string
+  deviceType?: string
+  /** What the event adds: a kick's or ban's reason code, a service, how many sessions ended... */
+  reason?: string
+  ip?: string
+  requestId?: string
+}
+
+/** The request being served, as the HTTP layer tells it. */
+export const auditContext = new AsyncLocalStorage<{ ip?: string, requestId?: string }>()
+
+export type Audit = (event: Omit<AuditEvent, 'ip' | 'requestId'>) => void
+
+/** An audit function writing to `sink`, with the current request's IP and id added. */
+export function createAudit (sink: (event: AuditEvent) => void): Audit {
+  return (event) => {
+    const request = auditContext.getStore()
+    const full: AuditEvent = { ...event }
+    if (request?.ip !== undefined) full.ip = request.ip
+    if (request?.requestId !== undefined) full.requestId = request.requestId
+    // A subscriber's bug must not fail the request that caused the event.
+    try { sink(full) } catch {}
+  }
+}
+
+/** The outcome of a failure: its code, or 'error'. */
+export const outcomeOf = (err: unknown): string => {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'error'
+}

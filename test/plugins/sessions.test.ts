@@ -1,0 +1,48 @@
+// Audit events through the gateway (plugins/sessions.ts, lib/audit.ts): one per thing that happens,
+// a fixed shape, the request's client IP and id, the same as a log line and as an event a host
+// subscribes to, and never a secret.
+import { test } from 'tap'
+import type { AuditEvent } from '../../lib/audit.js'
+import { bearer, buildApp, login, refresh, startRedis, startSim } from '../helper.js'
+
+const FIELDS = new Set(['event', 'outcome', 'appid', 'userId', 'sessionId', 'deviceType', 'reason', 'ip', 'requestId'])
+
+test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles; a fixed shape, never a secret', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const app = await buildApp(t, { sim, redisServer: redis, logs, config: { REFRESH_GRACE_SECONDS: 0, EXCLUSIVE_DEVICE_TYPES: 'pc', EXCLUSIVE_MODE: 'refuse' } })
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
+  const user = { appid: app.wechat.appid, openid: sim.openidOf('audra') }
+
+  const first = await login(app, 'audra.1')
+  const used = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'audra.1' }, headers: { 'x-request-id': 'req-used-code' } })
+  t.equal(used.json().code, 'WX_CODE_USED')
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'audra.2', deviceType: 'pc' } })
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'audra.3', deviceType: 'pc' } })).json().code, 'AUTH_DEVICE_IN_USE')
+  const renewed = (await refresh(app, first.refreshToken)).json()
+  t.equal((await refresh(app, first.refreshToken)).json().code, 'AUTH_REFRESH_REUSED')
+  const second = await login(app, 'audra.4')
+  await app.inject({ method: 'POST', url: '/auth/step-up', headers: bearer(second.accessToken), payload: { code: 'audra.5' } })
+  await app.inject({ method: 'POST', url: '/auth/step-up', headers: bearer(second.accessToken), payload: { code: 'mallory.1' } })
+  await app.wechatAuthSessions.setAccess(user, { roles: ['vip'] })
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(second.accessToken) })
+  await app.wechatAuthSessions.kick(user, { reason: 'support' })
+  await app.wechatAuthSessions.ban(user, { reason: 'abuse', service: 'pay' })
+  await app.wechatAuthSessions.unban(user, { service: 'pay' })
+
+  t.same(events.map((e) => `${e.event} ${e.outcome}`), [
+    'session.open ok', 'login WX_CODE_USED', 'session.open ok', 'session.open AUTH_DEVICE_IN_USE', 'refresh ok', 'refresh.reuse AUTH_REFRESH_REUSED',
+    'session.open ok', 'step-up ok', 'step-up AUTH_STEP_UP_MISMATCH', 'access.set ok', 'logout ok', 'kick ok', 'ban ok', 'unban ok'
+  ], 'one event per thing that happened, in order')
+  t.match(events[0], { event: 'session.open', appid: app.wechat.appid, userId: sim.openidOf('audra'), sessionId: /^[\w-]{12}$/, deviceType: 'mp', ip: '127.0.0.1', requestId: String })
+  t.equal(events[1]?.requestId, 'req-used-code', 'the request\'s id')
+  t.match(events.find((e) => e.event === 'ban'), { reason: 'abuse, pay, for good' })
+  for (const e of events) t.same(Object.keys(e).filter((k) => !FIELDS.has(k)), [], `${e.event}: the fixed shape`)
+  const auditLines = logs.map((l) => JSON.parse(l) as { msg: string, audit?: AuditEvent }).filter((l) => l.msg === 'audit')
+  t.same(auditLines.map((l) => l.audit), events, 'the same events, as log lines')
+  const secrets = [first.accessToken, first.refreshToken, renewed.refreshToken, second.refreshToken, 'audra.1', 'audra.5', sim.sessionKeyOf('audra') ?? 'none']
+  const text = JSON.stringify(events)
+  for (const secret of secrets) t.notOk(text.includes(secret), 'no token, code or session_key in an event')
+})
