@@ -5,13 +5,30 @@ import { WechatAuthError, codeOf, errorOf } from './errors.js'
 import { bearer, createCore, createLogout, singleFlight } from './core.js'
 import { createRefresh } from './refresh.js'
 import { ok, type Send } from './transport.js'
-import type { ClientOptions, DecryptBody, Me, Phone, PlatformResponse, RequestOptions, Response, ServerErrorCode, Session, StepUpAnswer } from './types.js'
+import type { ClientOptions, DecryptBody, Me, Phone, PlatformResponse, QrScan, QrState, RequestOptions, Response, ServerErrorCode, Session, StepUpAnswer, Ticket } from './types.js'
 
 export { WechatAuthError } from './errors.js'
 export { RELOGIN_CODES } from './core.js'
 export type * from './types.js'
 
 const answer = <T>(res: PlatformResponse): Response<T> => ({ statusCode: res.statusCode, data: res.data as T, header: res.header ?? {} })
+
+type Api = <T>(method: 'GET' | 'POST', path: string, data?: unknown) => Promise<T>
+
+/** The mini program's part of web login (docs/web-login.md). */
+const webLogin = (api: Api) => ({
+  /**
+   * Web QR login, on the page the code opens (its `scene` is the id): scan() says what is asking
+   * (IP, user agent, time) for the confirmation screen, then confirm() or cancel().
+   */
+  qr: {
+    scan: (id: string) => api<QrScan>('POST', `/qr/${encodeURIComponent(id)}/scan`),
+    confirm: (id: string) => api<QrState>('POST', `/qr/${encodeURIComponent(id)}/confirm`),
+    cancel: (id: string) => api<QrState>('POST', `/qr/${encodeURIComponent(id)}/cancel`)
+  },
+  /** A one-time ticket for a web view or another device of this user (exchanged there for its own session). */
+  ticket: (deviceType?: string) => api<Ticket>('POST', '/tickets', deviceType === undefined ? undefined : { deviceType })
+})
 
 export function createWechatAuthClient (options: ClientOptions) {
   const core = createCore(options)
@@ -78,6 +95,7 @@ export function createWechatAuthClient (options: ClientOptions) {
     stepUp,
     me: () => api<Me>('GET', '/me'),
     phone: (code: string) => api<Phone>('POST', '/wechat/phone', { code }),
+    ...webLogin(api),
     decrypt,
     logout: createLogout(core),
     /** The stored tokens, or null before a login. */

@@ -2,13 +2,17 @@
 // constructors (type-only imports: nothing of the server reaches the compiled client).
 import type { Static } from '@sinclair/typebox'
 import type * as ServerErrors from '../lib/errors.js'
-import type { ErrorResponse, LoginBody, MeResponse, PhoneResponse, RouteError, StepUpResponse } from '../lib/schemas.js'
+import type { ErrorResponse, LoginBody, MeResponse, PhoneResponse, QrScanned, QrStatus, RouteError, StepUpResponse, TicketResponse } from '../lib/schemas.js'
 
 export type { DecryptBody, LogoutBody, MeResponse, PhoneResponse, TokenPair } from '../lib/schemas.js'
 export type StepUpAnswer = Static<typeof StepUpResponse>
 export type ErrorAnswer = Static<typeof ErrorResponse>
 export type Me = MeResponse
 export type Phone = PhoneResponse
+/** What a scanned web QR login says about the web page asking (for the confirmation screen). */
+export type QrScan = Static<typeof QrScanned>
+export type QrState = Static<typeof QrStatus>
+export type Ticket = Static<typeof TicketResponse>
 
 type CodeOf<T> = T extends new (...args: never[]) => { code: infer C extends string } ? C : never
 /** Every code the gateway answers with: lib/errors.ts's constructors and the codes of lib/schemas.ts's RouteError. */
