@@ -37,8 +37,10 @@ async function serve (config: Config): Promise<void> {
   const server = Fastify(serverOptions(config))
   server.setNotFoundHandler(notFoundHandler)
   let admin: FastifyInstance | null = null
-  closeWithGrace({ delay: DRAIN_MS, logger: server.log }, async ({ err }) => {
+  closeWithGrace({ delay: DRAIN_MS, logger: server.log }, async ({ err, signal }) => {
+    // One line for a stop: why, and how long requests in flight may take.
     if (err !== undefined) server.log.error({ err }, 'closing after an error')
+    else server.log.info({ signal, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
     // The admin API first: its requests use the gateway's store, which closes with the gateway.
     await admin?.close()
     await server.close()

@@ -38,5 +38,6 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   }
   fastify.decorate('wechatAuthStore', store)
   fastify.addHook('onClose', async () => { await store.close() })
-  fastify.log.info({ store: store.kind }, 'session store ready')
+  // Debug: a standalone start says one line (Fastify's 'Server listening'), warnings aside.
+  fastify.log.debug({ store: store.kind }, 'session store ready')
 }, { name: 'wechat-auth-store', fastify: '5.x', dependencies: ['wechat-auth-config'] })

@@ -50,6 +50,11 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     t.match(await nowhere.body.json(), { code: 'ROUTE_NOT_FOUND' }, 'the standalone server answers unknown routes with a code too')
     p.kill()
     t.equal(await p.exited, 0, 'clean exit on SIGTERM')
+    // Warnings aside (development mode, the simulator), a start is one line and a stop one line.
+    const lines = p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number, msg: string, reqId?: string })
+    // Lines of a request (they carry its reqId) and audit events are not the server's own.
+    const info = lines.filter((l) => l.level === 30 && l.reqId === undefined && l.msg !== 'audit').map((l) => l.msg)
+    t.match(info, [/^Server listening at http:\/\/127\.0\.0\.1:\d+$/, /^shutting down: draining requests in flight$/], 'start: one line; stop: one line')
   })
 })
 
