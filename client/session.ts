@@ -48,7 +48,11 @@ export function createEmitter () {
 
   /** Listens to an event; returns the function that stops listening. */
   function on<K extends keyof Events> (name: K, fn: Listener<K>): () => void {
-    const list: Array<Listener<K>> = listeners[name] ?? (listeners[name] = [] as never)
+    let list = listeners[name]
+    if (list === undefined) {
+      list = []
+      listeners[name] = list
+    }
     list.push(fn)
     return () => {
       const i = list.indexOf(fn)

@@ -7,7 +7,7 @@
 // counted once (a second registration here would count it again, in another store, with another
 // budget). Without one, the gateway registers its own, counting in the session store.
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { auditContext } from '../lib/audit.js'
 import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
@@ -15,13 +15,17 @@ import { rateLimitStore } from './rate-limit-store.js'
 import { asksToUpgrade } from './server-options.js'
 import type { CounterStore } from '../lib/store/types.js'
 
+/** An onRequest hook: the audit events of this request carry its client IP and id (lib/audit.ts). */
+export function withAuditContext (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  auditContext.run({ ip: request.ip, requestId: String(request.id) }, done)
+}
+
 /** A route's rate limit: `max` requests a minute, refused with 429 RATE_LIMITED whichever registration counts it. */
 export type PerMinute = (max: number) => ReturnType<typeof limitOf>
 
 export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<{ perMinute: PerMinute }> {
   fastify.setErrorHandler(errorHandler)
-  // Audit events of this request carry its client IP and id (lib/audit.ts).
-  fastify.addHook('onRequest', (request, _reply, done) => { auditContext.run({ ip: request.ip, requestId: String(request.id) }, done) })
+  fastify.addHook('onRequest', withAuditContext)
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
   if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)
 

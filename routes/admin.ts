@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
-import { auditContext } from '../lib/audit.js'
+import { withAuditContext } from '../http/route-context.js'
 import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
   AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoContent, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
@@ -136,8 +136,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
       else parseJson(request, body as string, done)
     })
     context.addHook('onRequest', requireToken(token))
-    // The audit events of an operator's action carry the operator's IP and request id (lib/audit.ts).
-    context.addHook('onRequest', (request, _reply, done) => { auditContext.run({ ip: request.ip, requestId: String(request.id) }, done) })
+    // The audit events of an operator's action carry the operator's IP and request id.
+    context.addHook('onRequest', withAuditContext)
     await context.register(swagger, {
       openapi: {
         openapi: '3.1.0',

@@ -9,6 +9,8 @@ import type { AccessStore, SessionsStore } from './types.js'
 
 export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
   const { now } = state
+  /** The user's service bans that still last, but the one of `service`. */
+  const otherBans = (tag: string, service: string) => lastingBans(state.serviceBans.get(tag) ?? [], now()).filter((b) => b.service !== service)
   const openidKey = (appid: string, openid: string): string => `${appid}\u0000${openid}`
   return {
     async kick (tag, sids, reason, accessTtlMs) { return kickIn(state, tag, sids, reason, accessTtlMs) },
@@ -34,13 +36,13 @@ export function memoryControl (state: State): Pick<SessionsStore, 'kick' | 'ban'
     },
 
     async banService (tag, ban) {
-      const kept = lastingBans(state.serviceBans.get(tag) ?? [], now()).filter((b) => b.service !== ban.service)
+      const kept = otherBans(tag, ban.service)
       if (kept.length >= MAX_SERVICE_BANS) throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
       state.serviceBans.set(tag, [...kept, { ...ban }])
     },
 
     async unbanService (tag, service) {
-      const kept = lastingBans(state.serviceBans.get(tag) ?? [], now()).filter((b) => b.service !== service)
+      const kept = otherBans(tag, service)
       if (kept.length > 0) state.serviceBans.set(tag, kept)
       else state.serviceBans.delete(tag)
     },

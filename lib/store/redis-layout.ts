@@ -142,6 +142,12 @@ export function unpack<F extends FieldName> (field: F, value: string | null | un
 /** A packed value's first part, read without splitting the rest (the expiry of `hot`). */
 export const firstPart = (packed: string): string => packed.slice(0, packed.indexOf(SEP))
 
+/** One part of a packed value by name, '' when it has fewer parts; no object built (read on every request). */
+export function partOf<F extends FieldName> (field: F, name: Parts<F>, packed: string): string {
+  const k = (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name)
+  return packed.split(SEP, k + 1)[k] ?? ''
+}
+
 /** `sub` as stored: '' when it is the openid. */
 export const storedSub = (sub: string, openid: string): string => sub === openid ? '' : sub
 /** `sub` as read back. */

@@ -3,7 +3,7 @@
 import { SID_CHARS, type SessionRef } from '../ids.js'
 import { liveAccess } from './access-state.js'
 import {
-  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, sessionField, subOf, unpack
+  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, partOf, sessionField, subOf, unpack
 } from './redis-layout.js'
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
@@ -134,7 +134,7 @@ async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
   if (typeof hot === 'string') {
-    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : unpack('rotation', rotation).steppedUpAt, now) : 'revoked'
+    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : partOf('rotation', 'steppedUpAt', rotation), now) : 'revoked'
   }
   if (typeof ended !== 'string') return 'revoked'
   const marker = unpack('ended', ended)
