@@ -82,7 +82,11 @@ export const ConfigSchema = Type.Object({
   // The standalone server's admin API: its own listener, off unless ADMIN_PORT is set.
   ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 256 }))
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 32, maxLength: 256 })),
+  // The standalone server's Prometheus metrics (GET /metrics): their own listener, off unless
+  // METRICS_PORT is set; loopback by default (0.0.0.0 for a scraper in the pod's network).
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' })
 })
 export type Config = Static<typeof ConfigSchema>
 
