@@ -86,3 +86,4 @@ export const AuthQrSecretInvalidError = createError('AUTH_QR_SECRET_INVALID', 'T
 export const AuthQrCollectedError = createError('AUTH_QR_COLLECTED', 'The tokens of this QR login were already collected', 409)
 export const AuthQrSessionEndedError = createError('AUTH_QR_SESSION_ENDED', 'The mini-program session that confirmed this login has ended; scan a new code', 409)
 export const WxQrPageRejectedError = createError('WX_QR_PAGE_REJECTED', 'WeChat refused to make a code for QR_PAGE (errcode %s): the page must exist in the released version, or set QR_ENV_VERSION', 502)
+export const MetricsUnavailableError = createError('METRICS_UNAVAILABLE', 'The metrics could not be collected (a worker did not answer in time); the next scrape tries again', 503)
