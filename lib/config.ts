@@ -94,6 +94,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
   checkAdmin(config)
+  checkMetrics(config)
   if (config.WORKERS !== '1') {
     // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
     const missing = [hasRedis ? null : 'REDIS_URL', config.JWT_SECRET === undefined ? 'JWT_SECRET' : null,
@@ -161,6 +162,13 @@ function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
   if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
   if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
   if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
+}
+
+/** The standalone server's metrics listener (METRICS_PORT): a port of its own. */
+function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
+  if (METRICS_PORT === undefined || METRICS_PORT === 0) return
+  if (METRICS_PORT === PORT) throw new ConfigError('METRICS_PORT must differ from PORT: the metrics have a listener of their own')
+  if (METRICS_PORT === ADMIN_PORT) throw new ConfigError('METRICS_PORT must differ from ADMIN_PORT')
 }
 
 /**
