@@ -9,6 +9,9 @@ export type AuditName =
   | 'session.open' | 'login' | 'refresh' | 'refresh.reuse' | 'logout' | 'step-up'
   | 'kick' | 'ban' | 'unban' | 'access.set'
 
+/** How a session was opened: a mini-program login, a ticket exchange, a web QR login, a WeChat H5 login. */
+export type SessionVia = 'login' | 'ticket' | 'qr' | 'h5'
+
 export interface AuditEvent {
   event: AuditName
   /** 'ok', or the error code the client was answered. */
@@ -17,6 +20,8 @@ export interface AuditEvent {
   userId?: string
   sessionId?: string
   deviceType?: string
+  /** session.open: how the session was opened. */
+  via?: SessionVia
   /** What the event adds: a kick's or ban's reason code, a service, how many sessions ended... */
   reason?: string
   ip?: string

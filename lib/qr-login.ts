@@ -78,7 +78,7 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
   async function collect (id: string, secret: string, device: Omit<LoginDevice, 'deviceType'>): Promise<TokenPair> {
     const r = refused(await store.collectQr(id, digest(secret)))
     if (r.scanner === null) throw new AuthQrStateError(r.state)
-    const pair = await opener.openSessionLike(r.appid, r.scanner, { ...device, deviceType: QR_DEVICE_TYPE })
+    const pair = await opener.openSessionLike(r.appid, r.scanner, { ...device, deviceType: QR_DEVICE_TYPE }, 'qr')
     if (pair === null) throw new AuthQrSessionEndedError()
     return pair
   }

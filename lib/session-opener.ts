@@ -5,6 +5,7 @@ import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import { sessionRules } from './login.js'
 import type { RefreshTokens } from './refresh-tokens.js'
+import type { SessionVia } from './audit.js'
 import type { TokenPair } from './schemas.js'
 import type { LoginDevice, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
@@ -22,7 +23,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    * operation (login remembers the user's openid meanwhile). AUTH_DEVICE_IN_USE or the ban's code
    * when the rules refuse it.
    */
-  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>): Promise<TokenPair> {
+  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>, via: SessionVia = 'login'): Promise<TokenPair> {
     const { deviceType } = session.device
     const ref: SessionRef = { tag: userTag(appid, session.sub), sid: newSessionId() }
     const refreshToken = refreshTokenOf.first(ref)
@@ -32,7 +33,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
       maxSessions: rules.maxSessions,
       accessTtlMs: rules.accessTtlSec * 1000
     }), alongside])
-    const event = { event: 'session.open' as const, appid, userId: session.sub, deviceType }
+    const event = { event: 'session.open' as const, appid, userId: session.sub, deviceType, via }
     if (created.status === 'refused') {
       audit?.({ ...event, outcome: 'AUTH_DEVICE_IN_USE' })
       throw deviceInUse(created.deviceType)
@@ -50,11 +51,11 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    * confirmer), on another device: the same openid, unionid, claims and WeChat session_key (shared:
    * a new wx.login() of either replaces it for both at WeChat). Null when `from` has ended.
    */
-  async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo): Promise<TokenPair | null> {
+  async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo, via: SessionVia): Promise<TokenPair | null> {
     const source = await store.getSession(from)
     if (source === null) return null
     const { createdAt: _createdAt, ...data } = source
-    return await openSession(appid, { ...data, device }, undefined)
+    return await openSession(appid, { ...data, device }, undefined, via)
   }
 
   return { checkDeviceType, openSession, openSessionLike }

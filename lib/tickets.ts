@@ -34,7 +34,7 @@ export function createTickets ({ store, config }: { store: HandoffStore, config:
     if (device.deviceType !== undefined && device.deviceType !== grant.audience) {
       throw Object.assign(new TicketAudienceMismatchError(grant.audience), { detail: { deviceType: grant.audience } })
     }
-    const pair = await opener.openSessionLike(grant.appid, { tag: userTag(grant.appid, grant.sub), sid: grant.sid }, { ...device, deviceType: grant.audience })
+    const pair = await opener.openSessionLike(grant.appid, { tag: userTag(grant.appid, grant.sub), sid: grant.sid }, { ...device, deviceType: grant.audience }, 'ticket')
     if (pair === null) throw new TicketInvalidError()
     return pair
   }

@@ -5,7 +5,7 @@ import { test } from 'tap'
 import type { AuditEvent } from '../../lib/audit.js'
 import { bearer, buildApp, login, refresh, startRedis, startSim } from '../helper.js'
 
-const FIELDS = new Set(['event', 'outcome', 'appid', 'userId', 'sessionId', 'deviceType', 'reason', 'ip', 'requestId'])
+const FIELDS = new Set(['event', 'outcome', 'appid', 'userId', 'sessionId', 'deviceType', 'via', 'reason', 'ip', 'requestId'])
 
 test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles; a fixed shape, never a secret', async (t) => {
   const redis = await startRedis(t)
@@ -36,7 +36,7 @@ test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles;
     'session.open ok', 'login WX_CODE_USED', 'session.open ok', 'session.open AUTH_DEVICE_IN_USE', 'refresh ok', 'refresh.reuse AUTH_REFRESH_REUSED',
     'session.open ok', 'step-up ok', 'step-up AUTH_STEP_UP_MISMATCH', 'access.set ok', 'logout ok', 'kick ok', 'ban ok', 'unban ok'
   ], 'one event per thing that happened, in order')
-  t.match(events[0], { event: 'session.open', appid: app.wechat.appid, userId: sim.openidOf('audra'), sessionId: /^[\w-]{12}$/, deviceType: 'mp', ip: '127.0.0.1', requestId: String })
+  t.match(events[0], { event: 'session.open', appid: app.wechat.appid, userId: sim.openidOf('audra'), sessionId: /^[\w-]{12}$/, deviceType: 'mp', via: 'login', ip: '127.0.0.1', requestId: String })
   t.equal(events[1]?.requestId, 'req-used-code', 'the request\'s id')
   t.match(events.find((e) => e.event === 'ban'), { reason: 'abuse, pay, for good' })
   for (const e of events) t.same(Object.keys(e).filter((k) => !FIELDS.has(k)), [], `${e.event}: the fixed shape`)
