@@ -12,6 +12,7 @@ import wechatPlugin from './plugins/wechat.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import jwksRoutes from './routes/jwks.js'
+import metricsPlugin, { type MetricsOptions } from './plugins/metrics.js'
 import wechatRoutes, { type WechatRoutesOptions } from './routes/wechat.js'
 
 export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions, OpenapiPluginOptions {
@@ -19,10 +20,18 @@ export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisCl
   healthPath?: string | false
   /** Where the JWKS answers with JWT_ALGORITHM ES256 or EdDSA ('/.well-known/jwks.json' by default); false for nowhere. */
   jwksPath?: string | false
+  /**
+   * Prometheus metrics (fastify.wechatAuthMetrics.registry): true, or options (a registry of the
+   * host's, whether Node's default metrics and every route's requests are counted). Off by default.
+   * Serve them with routes/metrics.ts (`wechatAuthMetricsRoute`) where the host wants.
+   */
+  metrics?: boolean | MetricsOptions
 }
 
 export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(configPlugin, { config: opts.config, env: opts.env, apps: opts.apps, hasRedisClient: opts.redis !== undefined })
+  // Before the store, whose operations it times.
+  if (opts.metrics !== undefined && opts.metrics !== false) await fastify.register(metricsPlugin, opts.metrics === true ? {} : opts.metrics)
   await fastify.register(storePlugin, { redis: opts.redis })
   // Development without WeChat credentials: the built-in simulator stands in for WeChat.
   if (fastify.wechatAuthConfig.useSimulator) await fastify.register(simulatorPlugin)

@@ -3,9 +3,12 @@
 // WORKERS > 1 this process is the primary of that many such workers (workers.ts).
 // With ADMIN_PORT, the admin API listens too, on a Fastify instance of its own (ADMIN_HOST, loopback
 // by default): its routes are never reachable through the gateway's port.
+// With METRICS_PORT, GET /metrics answers on a listener of its own (METRICS_HOST, loopback by default):
+// this process's metrics, or with WORKERS > 1 the primary's sum of its workers' (workers.ts).
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { AggregatorRegistry, register as processRegistry } from 'prom-client'
 import wechatAuth from './app.js'
 import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 import type { Config } from './lib/schemas.js'
@@ -13,6 +16,7 @@ import { notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
+import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
 import { runPrimary, workerCount } from './workers.js'
 
 // How long a closing gateway lets its requests finish.
@@ -30,32 +34,41 @@ try {
 }
 
 const workers = workerCount(config.WORKERS)
-if (cluster.isPrimary && workers > 1) runPrimary(workers, DRAIN_MS)
-else await serve(config)
+if (cluster.isPrimary && workers > 1) {
+  runPrimary(workers, DRAIN_MS, config.METRICS_PORT === undefined ? undefined : async () => await listenMetrics(config, null))
+} else {
+  await serve(config)
+}
 
 async function serve (config: Config): Promise<void> {
   const server = Fastify(serverOptions(config))
   server.setNotFoundHandler(notFoundHandler)
   let admin: FastifyInstance | null = null
+  let metrics: FastifyInstance | null = null
+  const withMetrics = config.METRICS_PORT !== undefined
+  if (withMetrics && cluster.isWorker) answerPrimaryForMetrics()
   closeWithGrace({ delay: DRAIN_MS, logger: server.log }, async ({ err, signal }) => {
     // One line for a stop: why, and how long requests in flight may take.
     if (err !== undefined) server.log.error({ err }, 'closing after an error')
     else server.log.info({ signal, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
     // The admin API first: its requests use the gateway's store, which closes with the gateway.
     await admin?.close()
+    await metrics?.close()
     await server.close()
   })
 
   try {
     await registerLoadShedding(server, { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, livePath: '/health/live' })
-    await server.register(wechatAuth, { config, env: false })
+    await server.register(wechatAuth, { config, env: false, ...(withMetrics ? { metrics: { registry: processRegistry } } : {}) })
     await server.listen({ port: config.PORT, host: config.HOST })
     const resolved = server.wechatAuthConfig
     // resolveConfig refuses one without the other.
     if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
+    if (withMetrics && cluster.isPrimary) metrics = await listenMetrics(resolved, server.log)
   } catch (err) {
     server.log.fatal({ err }, 'the gateway cannot start')
     await admin?.close().catch(() => {})
+    await metrics?.close().catch(() => {})
     await server.close().catch(() => {})
     process.exit(1)
   }
@@ -71,5 +84,31 @@ async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, 
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(resolved.ADMIN_HOST)) {
     instance.log.warn({ address }, 'the admin API listens beyond loopback (ADMIN_HOST): make sure only operators can reach it')
   }
+  return instance
+}
+
+/** A worker's metrics are in the process's registry; prom-client answers the primary once an AggregatorRegistry exists. */
+function answerPrimaryForMetrics (): AggregatorRegistry<typeof processRegistry.contentType> {
+  AggregatorRegistry.setRegistries(processRegistry)
+  return new AggregatorRegistry()
+}
+
+/**
+ * GET /metrics on METRICS_PORT: this process's registry, or, in the primary of several workers (no
+ * `gatewayLog`), the sum of what each worker answers (prom-client's AggregatorRegistry, over IPC).
+ */
+async function listenMetrics (config: Config, gatewayLog: FastifyBaseLogger | null): Promise<FastifyInstance> {
+  const { logger: ownLogger, ...options } = serverOptions(config)
+  const instance = gatewayLog === null
+    ? Fastify({ ...options, logger: ownLogger })
+    : Fastify({ ...options, loggerInstance: gatewayLog.child({ listener: 'metrics' }) })
+  instance.setNotFoundHandler(notFoundHandler)
+  let source: MetricsRouteOptions['source'] = processRegistry
+  if (gatewayLog === null) {
+    const workers = new AggregatorRegistry()
+    source = { metrics: async () => await workers.clusterMetrics(), contentType: workers.contentType }
+  }
+  await instance.register(metricsRoutes, { source })
+  await instance.listen({ port: config.METRICS_PORT ?? 0, host: config.METRICS_HOST, listenTextResolver: (at) => `metrics listening at ${at}/metrics` })
   return instance
 }

@@ -3,7 +3,8 @@
 // a worker that dies with a growing delay while it keeps dying, and on SIGTERM or SIGINT asks every
 // worker to drain (each closes like a single-process gateway: close-with-grace in server.ts) and exits
 // once they have. The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1
-// requires (lib/config.ts).
+// requires (lib/config.ts). With METRICS_PORT the primary also answers GET /metrics, the sum of what
+// each worker counts (server.ts), because a scrape through the shared port would reach one worker.
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 
@@ -22,8 +23,15 @@ const MAX_DELAY_MS = 30_000
 // A worker that lived this long was healthy: the next death restarts at once again.
 const HEALTHY_AFTER_MS = 10_000
 
-/** Runs the primary: `count` workers, restarted when they die, drained on SIGTERM/SIGINT. */
-export function runPrimary (count: number, drainMs: number): void {
+/** A listener the primary runs itself (the metrics'). */
+export interface PrimaryListener { close: () => Promise<void> }
+
+/**
+ * Runs the primary: `count` workers, restarted when they die, drained on SIGTERM/SIGINT; `listen`
+ * starts the primary's own listener, which closes first on a stop.
+ */
+export function runPrimary (count: number, drainMs: number, listen?: () => Promise<PrimaryListener>): void {
+  let listener: PrimaryListener | null = null
   let stopping = false
   let delay = FIRST_DELAY_MS
   const started = new Map<number, number>() // worker id -> when it was forked
@@ -39,7 +47,7 @@ export function runPrimary (count: number, drainMs: number): void {
     if (stopping) {
       if (started.size === 0) {
         log(30, 'every worker has stopped')
-        process.exit(0)
+        process.exit() // 0, or the exitCode a failed start set
       }
       return
     }
@@ -53,8 +61,9 @@ export function runPrimary (count: number, drainMs: number): void {
     if (stopping) return
     stopping = true
     log(30, 'stopping: every worker drains', { signal, workers: started.size })
+    listener?.close().catch(() => {})
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
-    if (started.size === 0) process.exit(0)
+    if (started.size === 0) process.exit() // 0, or the exitCode a failed start set
     // A worker that does not finish draining in time is stopped.
     setTimeout(() => {
       log(50, 'workers did not stop in time: killing them', { workers: started.size })
@@ -67,4 +76,13 @@ export function runPrimary (count: number, drainMs: number): void {
 
   log(30, 'starting workers', { workers: count })
   for (let i = 0; i < count; i++) fork()
+  listen?.().then((started) => {
+    listener = started
+    if (stopping) started.close().catch(() => {})
+  }, (err: Error) => {
+    // The same as a single process that cannot listen: one line, and the whole gateway stops.
+    log(50, 'the metrics listener cannot start', { err: { message: err.message } })
+    stop('listen error')
+    process.exitCode = 1
+  })
 }

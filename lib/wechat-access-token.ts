@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { WxAccessTokenRejectedError, WxTimeoutError } from './errors.js'
 import type { Credential, CredentialStore } from './store/types.js'
 import { randomId } from './ids.js'
+import { outcomeOf } from './audit.js'
+import { tokenRenewalChannel, type TokenRenewalMessage } from './diagnostics.js'
 import type { StableToken } from './wechat-client.js'
 import type { Logger } from './logger.js'
 
@@ -84,7 +86,13 @@ function createRenewal (opts: AccessTokenManagerOptions, lockTtlMs: number) {
             return again
           }
           const at = now()
-          const fresh = await opts.fetch(deadline)
+          const fresh = await opts.fetch(deadline).then((token) => {
+            report(name, 'ok')
+            return token
+          }, (err: unknown) => {
+            report(name, outcomeOf(err))
+            throw err
+          })
           // WeChat answers the token it just refused: nothing to keep; the caller's call fails
           // (the catch below releases the lock).
           if (fresh.accessToken === stale) throw new WxAccessTokenRejectedError()
@@ -107,6 +115,11 @@ function createRenewal (opts: AccessTokenManagerOptions, lockTtlMs: number) {
       wait = Math.min(wait * 2, POLL_MAX_MS)
     }
   }
+}
+
+/** Tells the diagnostics channel (lib/diagnostics.ts) that a renewal reached WeChat, and how it ended. */
+function report (appid: string, outcome: string): void {
+  if (tokenRenewalChannel.hasSubscribers) tokenRenewalChannel.publish({ appid, outcome } satisfies TokenRenewalMessage)
 }
 
 export function createAccessTokenManager (opts: AccessTokenManagerOptions) {

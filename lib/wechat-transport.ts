@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
 import { WxBadResponseError, WxTimeoutError, WxUnavailableError } from './errors.js'
 import { TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
+import { outcomeOf } from './audit.js'
+import { wechatCallChannel, type WechatCallMessage } from './diagnostics.js'
 import type { Logger } from './logger.js'
 
 export interface WeChatTransportOptions {
@@ -168,8 +170,23 @@ export function createWeChatTransport (opts: WeChatTransportOptions) {
   const { origin, pathname } = new URL(opts.apiBase.replace(/\/+$/, ''))
   const target: Target = { dispatcher, origin, basePath: pathname.replace(/\/+$/, '') }
 
-  /** Calls WeChat with one retry (with jitter) for transient failures, all inside one deadline. */
+  /** Calls WeChat (callOnce) and reports the call's outcome and duration (lib/diagnostics.ts). */
   async function call (c: WeChatCall): Promise<Record<string, unknown>> {
+    if (!wechatCallChannel.hasSubscribers) return await callOnce(c)
+    const start = performance.now()
+    let outcome = 'ok'
+    try {
+      return await callOnce(c)
+    } catch (err) {
+      outcome = outcomeOf(err)
+      throw err
+    } finally {
+      wechatCallChannel.publish({ endpoint: c.path, outcome, seconds: (performance.now() - start) / 1000 } satisfies WechatCallMessage)
+    }
+  }
+
+  /** Calls WeChat with one retry (with jitter) for transient failures, all inside one deadline. */
+  async function callOnce (c: WeChatCall): Promise<Record<string, unknown>> {
     const deadline = Math.min(Date.now() + opts.timeoutMs, c.deadline ?? Infinity)
     if (deadline - Date.now() < MIN_RETRY_BUDGET_MS) throw new WxTimeoutError()
     try {

@@ -36,7 +36,8 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   if (opts.redis !== undefined && hasOfflineQueue(opts.redis) === true) {
     fastify.log.warn('the Redis client passed in has an offline queue: during an outage requests still fail after STORE_TIMEOUT_MS, but their commands run late, when Redis returns. Give the gateway a client without one (ioredis, @fastify/redis: enableOfflineQueue: false; node-redis: disableOfflineQueue: true)')
   }
-  fastify.decorate('wechatAuthStore', store)
+  // With metrics (plugins/metrics.ts, registered before), each operation is timed.
+  fastify.decorate('wechatAuthStore', fastify.hasDecorator('wechatAuthMetrics') ? fastify.wechatAuthMetrics.instrumentStore(store) : store)
   fastify.addHook('onClose', async () => { await store.close() })
   // Debug: a standalone start says one line (Fastify's 'Server listening'), warnings aside.
   fastify.log.debug({ store: store.kind }, 'session store ready')

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { test } from 'tap'
 import { freePort, startRedis, startSim } from './helper.js'
+import { parseMetrics, valueOf } from './prometheus.js'
 
 const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
@@ -112,6 +113,33 @@ test('the admin API listens on loopback, on a port of its own, behind ADMIN_TOKE
   })
 })
 
+test('METRICS_PORT: Prometheus metrics on a listener of their own, not on the gateway\'s port', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
+  const port = await freePort()
+  const same = run({ PORT: String(port), METRICS_PORT: String(port) })
+  t.equal(await same.exited, 1)
+  t.match(same.errors(), /^fastify-wechat-auth: Invalid configuration: METRICS_PORT must differ from PORT/, 'one line on stderr')
+
+  const metricsPort = await freePort()
+  const p = run({ PORT: String(port), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' })
+  t.teardown(p.kill)
+  for (let i = 0; i < 100 && !p.output().includes('metrics listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(p.output(), `metrics listening at http://127.0.0.1:${metricsPort}/metrics`, 'the boot log says where')
+  const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'mona.1' }) })
+  t.equal(login.statusCode, 200)
+  await login.body.dump()
+  const res = await request(`http://127.0.0.1:${metricsPort}/metrics`)
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const samples = parseMetrics(await res.body.text())
+  t.equal(valueOf(samples, 'wechat_auth_http_request_duration_seconds_count', { method: 'POST', route: '/auth/login', status_code: '200' }), 1)
+  t.ok(samples.some((x) => x.name === 'process_cpu_seconds_total'), 'the process\'s default metrics')
+  const onGateway = await request(`http://127.0.0.1:${port}/metrics`)
+  t.equal(onGateway.statusCode, 404, 'the gateway\'s port does not answer metrics')
+  await onGateway.body.dump()
+  p.kill()
+  t.equal(await p.exited, 0, 'both listeners close on SIGTERM')
+})
+
 test('the simulator runs on its own (npm run simulator)', { skip: existsSync(simulatorEntry) ? false : 'run `npm run build` first' }, async (t) => {
   const port = await freePort()
   const p = run({ PORT: String(port), WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'bench-secret-0123456789' }, simulatorEntry)
@@ -137,7 +165,8 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
     JWT_SECRET: 'workers-test-secret-0123456789-abcdefghij',
     WECHAT_APPID: sim.appid,
     WECHAT_SECRET: sim.secret,
-    WECHAT_API_BASE: sim.url
+    WECHAT_API_BASE: sim.url,
+    METRICS_PORT: String(await freePort())
   }
   const refused = run({ ...env, REDIS_URL: '', WECHAT_APPID: '', WECHAT_SECRET: '' })
   t.equal(await refused.exited, 1)
@@ -156,6 +185,10 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   t.same([...new Set(answers)], [200], 'a token from one worker works on the other')
   const pids = [...new Set(p.output().split('\n').filter((l) => l.includes('incoming request')).map((l) => (JSON.parse(l) as { pid: number }).pid))]
   t.equal(pids.length, 2, 'both workers served requests')
+  const scraped = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)
+  const samples = parseMetrics(await scraped.body.text())
+  t.equal(valueOf(samples, 'wechat_auth_http_request_duration_seconds_count', { method: 'GET', route: '/auth/me', status_code: '200' }), 20, 'the primary sums what both workers counted')
+  t.equal(valueOf(samples, 'wechat_auth_logins_total', { outcome: 'ok' }), 1)
   process.kill(pids[0] as number, 'SIGKILL')
   // Connections the primary handed to the worker as it died are lost with it; once the primary knows
   // (a moment later), every connection goes to the living worker.

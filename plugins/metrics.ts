@@ -1,0 +1,67 @@
+// Decorates fastify.wechatAuthMetrics: the gateway's Prometheus metrics (lib/metrics.ts) and the
+// registry they are in. Wiring only: every request answered (route template, status code), every
+// error code, the audit events of the sessions plugin, WeChat calls and access_token renewals
+// (lib/diagnostics.ts); plugins/store.ts times the store's operations when this is registered.
+// Serving them is routes/metrics.ts's: the standalone server on METRICS_PORT, a host where it wants.
+import fp from 'fastify-plugin'
+import { outcomeOf } from '../lib/audit.js'
+import { tokenRenewalChannel, wechatCallChannel, type TokenRenewalMessage, type WechatCallMessage } from '../lib/diagnostics.js'
+import { ConfigError } from '../lib/errors.js'
+import { createMetrics, type GatewayMetrics, type MetricsOptions } from '../lib/metrics.js'
+
+export type { GatewayMetrics, MetricsOptions } from '../lib/metrics.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The gateway's metrics; `registry` holds them (prom-client). Present with the `metrics` option. */
+    wechatAuthMetrics: GatewayMetrics
+  }
+}
+
+const KEYS = new Set(['registry', 'defaultMetrics', 'http'])
+// What fastify.register itself takes besides a plugin's options.
+const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/** Refuses, at boot, options that would silently do something else. */
+function checkOptions (opts: MetricsOptions): void {
+  const unknown = Object.keys(opts).filter((k) => !KEYS.has(k) && !REGISTER_KEYS.has(k))
+  if (unknown.length > 0) throw new ConfigError(`unknown metrics option(s) ${unknown.join(', ')}`)
+  // Duck-typed: a host's prom-client may be another copy than ours, and its Registry another class.
+  const registry = opts.registry as { registerMetric?: unknown, metrics?: unknown } | undefined
+  if (registry !== undefined && (typeof registry.registerMetric !== 'function' || typeof registry.metrics !== 'function')) {
+    throw new ConfigError('metrics.registry must be a prom-client Registry')
+  }
+  for (const key of ['defaultMetrics', 'http'] as const) {
+    if (opts[key] !== undefined && typeof opts[key] !== 'boolean') throw new ConfigError(`metrics.${key} must be a boolean`)
+  }
+}
+
+export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opts) {
+  checkOptions(opts)
+  const metrics = createMetrics(opts)
+  fastify.decorate('wechatAuthMetrics', metrics)
+
+  if (metrics.http) {
+    fastify.addHook('onResponse', (request, reply, done) => {
+      metrics.request(request.method, request.routeOptions.url ?? '', reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    })
+  }
+  fastify.addHook('onError', (request, _reply, error, done) => {
+    metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
+    done()
+  })
+
+  const onCall = (message: unknown): void => { metrics.wechatCall(message as WechatCallMessage) }
+  const onRenewal = (message: unknown): void => { metrics.tokenRenewal(message as TokenRenewalMessage) }
+  wechatCallChannel.subscribe(onCall)
+  tokenRenewalChannel.subscribe(onRenewal)
+  fastify.addHook('onClose', async () => {
+    wechatCallChannel.unsubscribe(onCall)
+    tokenRenewalChannel.unsubscribe(onRenewal)
+  })
+  // The sessions plugin comes later (it needs the store, which this times): its events once all is loaded.
+  fastify.addHook('onReady', async () => {
+    if (fastify.hasDecorator('wechatAuthEvents')) fastify.wechatAuthEvents.on('audit', (event) => { metrics.audit(event) })
+  })
+}, { name: 'wechat-auth-metrics', fastify: '5.x' })

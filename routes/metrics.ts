@@ -1,0 +1,32 @@
+// GET /metrics: the gateway's Prometheus metrics in the text exposition format. The standalone server
+// serves it on a listener of its own (METRICS_PORT; with WORKERS > 1 the primary, summing its
+// workers'); a host registers it where it wants (guarded as it likes). Not in the OpenAPI document:
+// it is for a scraper, not for clients.
+import type { FastifyPluginAsync } from 'fastify'
+import { MetricsUnavailableError } from '../lib/errors.js'
+
+export interface MetricsRouteOptions {
+  /** Where the metrics answer: '/metrics' by default. */
+  path?: string
+  /**
+   * What a scrape answers, and its content type: fastify.wechatAuthMetrics.registry by default (so
+   * registered after the gateway); the standalone primary passes its workers' sum.
+   */
+  source?: { metrics: () => Promise<string>, contentType: string }
+}
+
+const metricsRoutes: FastifyPluginAsync<MetricsRouteOptions> = async function metricsRoutes (fastify, opts) {
+  const source = opts.source ?? fastify.wechatAuthMetrics.registry
+  fastify.get(opts.path ?? '/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    let text: string
+    try {
+      text = await source.metrics()
+    } catch (err) {
+      throw new MetricsUnavailableError({ cause: err })
+    }
+    reply.header('cache-control', 'no-store').type(source.contentType)
+    return text
+  })
+}
+
+export default metricsRoutes

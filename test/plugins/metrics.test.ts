@@ -1,0 +1,91 @@
+// Prometheus metrics through the gateway (plugins/metrics.ts, lib/metrics.ts): the counters move as
+// logins, refreshes, a refresh-token reuse, logouts, a rate-limit refusal, a WeChat error, an
+// access_token renewal and a store outage happen; labels are templates and codes, never a secret.
+import { test } from 'tap'
+import { Registry } from 'prom-client'
+import Fastify from 'fastify'
+import wechatAuth from '../../app.js'
+import { bearer, buildApp, login, refresh, startRedis, startSim } from '../helper.js'
+import { parseMetrics, valueOf, type Sample } from '../prometheus.js'
+
+const scrape = async (registry: Registry): Promise<Sample[]> => parseMetrics(await registry.metrics())
+
+test('the counters move with what happens, labelled by template and code', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, metrics: true, config: { REFRESH_GRACE_SECONDS: 0, RATE_LIMIT_LOGIN_MAX: 4 } })
+  const registry = app.wechatAuthMetrics.registry
+
+  const first = await login(app, 'mia.1')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'mia.1' } })).json().code, 'WX_CODE_USED')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'invalid.1' } })).json().code, 'WX_CODE_INVALID')
+  const renewed = (await refresh(app, first.refreshToken)).json<{ refreshToken: string }>()
+  t.equal((await refresh(app, first.refreshToken)).json().code, 'AUTH_REFRESH_REUSED')
+  t.equal((await refresh(app, 'not-a-token')).json().code, 'AUTH_REFRESH_INVALID')
+  const second = await login(app, 'mia.2')
+  const limited = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'mia.3' } })
+  t.equal(limited.json().code, 'RATE_LIMITED', limited.body)
+  t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(second.accessToken) })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(second.accessToken) })).statusCode, 204)
+  t.equal((await app.inject({ method: 'GET', url: '/no/such/path/mia-secret-path' })).statusCode, 404)
+  await app.wechat.getAccessToken()
+
+  let s = await scrape(registry)
+  const http = 'wechat_auth_http_request_duration_seconds_count'
+  t.equal(valueOf(s, http, { method: 'POST', route: '/auth/login', status_code: '200' }), 2, 'two logins answered 200')
+  t.equal(valueOf(s, http, { method: 'POST', route: '/auth/login', status_code: '429' }), 1)
+  t.equal(valueOf(s, http, { method: 'GET', route: '/auth/me', status_code: '200' }), 1)
+  t.equal(valueOf(s, http, { route: 'unmatched', status_code: '404' }), 1, 'a path no route matched is one label, not the path')
+  t.equal(valueOf(s, 'wechat_auth_errors_total', { code: 'WX_CODE_USED' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_rate_limited_total', { route: '/auth/login' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_logins_total', { outcome: 'ok' }), 2)
+  t.equal(valueOf(s, 'wechat_auth_logins_total', { outcome: 'WX_CODE_USED' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_logins_total', { outcome: 'WX_CODE_INVALID' }), 1, 'WeChat\'s errcode 40029, mapped')
+  t.equal(valueOf(s, 'wechat_auth_sessions_opened_total', { device_type: 'mp', outcome: 'ok' }), 2)
+  t.equal(valueOf(s, 'wechat_auth_refreshes_total', { outcome: 'rotated' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_refreshes_total', { outcome: 'reuse_detected' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_refreshes_total', { outcome: 'invalid' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_revocations_total', { reason: 'reuse' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_revocations_total', { reason: 'logout' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_wechat_call_duration_seconds_count', { endpoint: '/sns/jscode2session', outcome: 'ok' }), 2)
+  t.equal(valueOf(s, 'wechat_auth_wechat_call_duration_seconds_count', { endpoint: '/sns/jscode2session', outcome: 'WX_CODE_INVALID' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_access_token_renewals_total', { appid: sim.appid, outcome: 'ok' }), 1)
+  t.ok(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'checkAccess', outcome: 'ok' }) >= 1, 'the store\'s operations are timed')
+  t.ok(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'createSession', outcome: 'ok' }) === 2)
+  t.ok(s.some((x) => x.name === 'nodejs_eventloop_lag_seconds'), 'Node\'s default metrics, event-loop lag among them')
+
+  // Redis goes away: the 503 is counted, with the store's code.
+  await redis.stop()
+  t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(first.accessToken) })).json().code, 'STORE_UNAVAILABLE')
+  s = await scrape(registry)
+  t.equal(valueOf(s, http, { method: 'GET', route: '/auth/me', status_code: '503' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_errors_total', { code: 'STORE_UNAVAILABLE' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'checkAccess', outcome: 'STORE_UNAVAILABLE' }), 1)
+
+  const secrets = [first.accessToken, first.refreshToken, renewed.refreshToken, second.accessToken, second.refreshToken, 'mia.1', 'mia.2', 'mia-secret-path',
+    sim.openidOf('mia'), sim.sessionKeyOf('mia') ?? 'none', sim.secret, JSON.parse(Buffer.from(second.accessToken.split('.')[1] ?? '', 'base64url').toString()).sid]
+  const values = s.flatMap((x) => Object.values(x.labels)).join('\n')
+  for (const secret of secrets) t.notOk(values.includes(secret), 'no token, code, path, openid or session id in a label')
+})
+
+test('a host\'s registry, without default or per-route metrics; options checked at boot', async (t) => {
+  const sim = await startSim(t)
+  const registry = new Registry()
+  const app = await buildApp(t, { sim, metrics: { registry, defaultMetrics: false, http: false } })
+  t.equal(app.wechatAuthMetrics.registry, registry)
+  await login(app, 'noah.1')
+  const s = await scrape(registry)
+  t.equal(valueOf(s, 'wechat_auth_logins_total', { outcome: 'ok' }), 1)
+  t.notOk(s.some((x) => x.name.startsWith('nodejs_') || x.name.startsWith('process_')), 'no default metrics')
+  t.notOk(s.some((x) => x.name.startsWith('wechat_auth_http_')), 'no per-route requests')
+
+  for (const [metrics, message] of [
+    [{ registy: registry }, /unknown metrics option\(s\) registy/],
+    [{ registry: {} }, /metrics.registry must be a prom-client Registry/],
+    [{ http: 'yes' }, /metrics.http must be a boolean/]
+  ] as const) {
+    const host = Fastify()
+    t.teardown(async () => await host.close())
+    await t.rejects(async () => { await host.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, LOG_LEVEL: 'silent' }, metrics: metrics as never }) }, { code: 'CONFIG_INVALID', message })
+  }
+})
