@@ -1,10 +1,12 @@
 // deploy/: the Dockerfile, compose file and Kubernetes example cannot run here (no container engine),
 // so what they say is checked against the code: the command and files exist in the package, the
-// probes name the health routes, every variable they set is a configuration key.
+// probes name the health routes, every variable they set is a configuration key; the Grafana
+// dashboard queries only metrics, and labels, the gateway exports.
 import { readFileSync } from 'node:fs'
 import { test } from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { ConfigSchema } from '../lib/schemas.js'
+import { buildApp, startSim } from './helper.js'
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8')
 const KEYS = new Set(Object.keys(ConfigSchema.properties))
@@ -34,4 +36,30 @@ test('the compose file and the Kubernetes example: health routes and configurati
   t.equal(container.livenessProbe.httpGet.path, '/health/live', 'liveness: the process serves')
   for (const { name } of container.env) t.ok(KEYS.has(name), `env: ${String(name)} is a configuration key`)
   t.ok(docs[1]?.spec.template.spec.terminationGracePeriodSeconds > 10, 'longer than the drain (10 s)')
+})
+
+test('the Grafana dashboard charts only metrics the gateway exports, each query by its labels', async (t) => {
+  const dashboard = JSON.parse(read('deploy/grafana-dashboard.json')) as { uid: string, panels: Array<{ title: string, targets: Array<{ expr: string }> }> }
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, metrics: true })
+  const { registry } = app.wechatAuthMetrics
+  const labelsOf = (name: string): string[] => (registry.getSingleMetric(name) as unknown as { labelNames: string[] }).labelNames
+  const exported = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, new Set([...labelsOf(m.name), ...(String(m.type) === 'histogram' ? ['le'] : [])])]))
+  t.ok(dashboard.panels.length >= 12)
+  for (const panel of dashboard.panels) {
+    for (const { expr } of panel.targets) {
+      const names = [...expr.matchAll(/\b((?:wechat_auth|nodejs|process)_[a-z0-9_]+)/g)].map((m) => m[1] as string)
+      t.ok(names.length > 0, `${panel.title}: queries a metric`)
+      for (const name of names) {
+        const base = name.replace(/_(bucket|count|sum)$/, '')
+        const labels = exported.get(name) ?? exported.get(base)
+        t.ok(labels, `${panel.title}: ${name} is exported`)
+        // Labels grouped by or matched on: each one the metric has (job and instance come from the scraper).
+        const used = [...expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => (m[1] as string).split(',').map((s) => s.trim()))
+          .concat([...expr.matchAll(/([a-z_]+)(?:=~|!=|=)"/g)].map((m) => m[1] as string))
+          .filter((l) => l !== 'job' && l !== 'instance')
+        for (const label of used) t.ok(labels?.has(label), `${panel.title}: ${name} has the label ${label}`)
+      }
+    }
+  }
 })
