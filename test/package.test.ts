@@ -228,6 +228,10 @@ test('the packed package in a strict TypeScript host', { timeout: 280_000 }, asy
     const ttl = await keys.pttl(`${ns}POST/auth/login-127.0.0.1|${sim.appid}`)
     t.ok(ttl > 0 && ttl <= 60_000, 'in the gateway\'s one-minute window')
 
+    const metrics = await (await fetch(`${base}/ops/metrics`)).text()
+    t.match(metrics, /^wechat_auth_logins_total\{outcome="ok"\} 3$/m, 'the gateway\'s metrics, where the host serves them')
+    t.notMatch(metrics, /wechat_auth_http_request_duration_seconds_count|nodejs_/, 'without what the host counts itself')
+
     const gatewayKeys = await keys.keys(`${redis.prefix}*`)
     t.ok(gatewayKeys.length > 0, 'the gateway keeps its sessions in the host\'s Redis')
     t.same(gatewayKeys.filter((key) => key.startsWith(`${redis.prefix}rl:`)), [], 'and counts nothing itself')
