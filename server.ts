@@ -12,7 +12,7 @@ import { AggregatorRegistry, register as processRegistry } from 'prom-client'
 import wechatAuth from './app.js'
 import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 import type { Config } from './lib/schemas.js'
-import { notFoundHandler } from './http/error-handler.js'
+import { errorHandler, notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
@@ -103,6 +103,7 @@ async function listenMetrics (config: Config, gatewayLog: FastifyBaseLogger | nu
     ? Fastify({ ...options, logger: ownLogger })
     : Fastify({ ...options, loggerInstance: gatewayLog.child({ listener: 'metrics' }) })
   instance.setNotFoundHandler(notFoundHandler)
+  instance.setErrorHandler(errorHandler)
   let source: MetricsRouteOptions['source'] = processRegistry
   if (gatewayLog === null) {
     const workers = new AggregatorRegistry()

@@ -9,7 +9,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
-const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|SERVICE_BANS_FULL$|USER_NOT_FOUND$|FST_)/
+const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|SERVICE_BANS_FULL$|USER_NOT_FOUND$|METRICS_UNAVAILABLE$|FST_)/
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   // The client closed its connection before its request was answered: nobody to answer, and what
