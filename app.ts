@@ -10,12 +10,13 @@ import simulatorPlugin from './plugins/simulator.js'
 import storePlugin, { type StorePluginOptions } from './plugins/store.js'
 import wechatPlugin from './plugins/wechat.js'
 import authRoutes from './routes/auth.js'
+import demoRoutes, { type DemoRoutesOptions } from './routes/demo.js'
 import healthRoutes from './routes/health.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsPlugin, { type MetricsOptions } from './plugins/metrics.js'
 import wechatRoutes, { type WechatRoutesOptions } from './routes/wechat.js'
 
-export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions, OpenapiPluginOptions {
+export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisClient'>, StorePluginOptions, SessionsPluginOptions, WechatRoutesOptions, OpenapiPluginOptions, DemoRoutesOptions {
   /** Where GET health answers ('/health' by default); false to leave health checks to the host. */
   healthPath?: string | false
   /** Where the JWKS answers with JWT_ALGORITHM ES256 or EdDSA ('/.well-known/jwks.json' by default); false for nowhere. */
@@ -43,6 +44,8 @@ export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
   await fastify.register(openapiPlugin, { openapiPath: opts.openapiPath, openapiUiPath: opts.openapiUiPath })
   await fastify.register(authRoutes, { prefix: fastify.wechatAuthConfig.AUTH_PREFIX })
   await fastify.register(wechatRoutes, { prefix: `${fastify.wechatAuthConfig.AUTH_PREFIX}/wechat`, onPhoneNumber: opts.onPhoneNumber })
+  // Development with the simulator only: the web QR login in a browser.
+  await fastify.register(demoRoutes, { demoPath: opts.demoPath })
   if (opts.healthPath !== false) await fastify.register(healthRoutes, { path: opts.healthPath ?? '/health' })
   if (fastify.wechatAuthConfig.signing !== undefined && opts.jwksPath !== false) {
     await fastify.register(jwksRoutes, { path: opts.jwksPath ?? '/.well-known/jwks.json' })

@@ -3,6 +3,7 @@
 // the page logs simulated users in with made-up codes, which only the simulator accepts.
 import type { FastifyPluginAsync } from 'fastify'
 import { DEMO_CSP, demoPage } from '../lib/demo-page.js'
+import { ConfigError } from '../lib/errors.js'
 
 export interface DemoRoutesOptions {
   /**
@@ -15,7 +16,7 @@ export interface DemoRoutesOptions {
 const demoRoutes: FastifyPluginAsync<DemoRoutesOptions> = async function demoRoutes (fastify, opts) {
   const { production, useSimulator, AUTH_PREFIX } = fastify.wechatAuthConfig
   const path = opts.demoPath ?? `${AUTH_PREFIX}/demo`
-  if (path !== false && !/^\/[\x21-\x7e]*$/.test(path)) throw new Error('demoPath must be a path that starts with / (or false)')
+  if (path !== false && !/^\/[\x21-\x7e]*$/.test(path)) throw new ConfigError('demoPath must be a path that starts with / (or false)')
   if (path === false || production || !useSimulator) return
   const html = demoPage(AUTH_PREFIX)
   fastify.get(path, { schema: { hide: true } }, async (_request, reply) => await reply

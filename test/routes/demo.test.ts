@@ -52,7 +52,7 @@ test('the page follows AUTH_PREFIX, or demoPath', async (t) => {
   const moved = await devGateway(t, { demoPath: '/qr-demo' })
   t.equal((await moved.inject('/qr-demo')).statusCode, 200)
   t.equal((await moved.inject('/auth/demo')).statusCode, 404)
-  await t.rejects(devGateway(t, { demoPath: 'demo' }), /demoPath must be a path that starts with \//, 'a bad path fails the boot')
+  await t.rejects(devGateway(t, { demoPath: 'demo' }), { code: 'CONFIG_INVALID', message: /demoPath must be a path that starts with \// }, 'a bad path fails the boot')
 })
 
 test('never served in production, with real WeChat credentials, or with demoPath false', async (t) => {
