@@ -2,7 +2,7 @@
 // the CPU time they use.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -85,40 +85,90 @@ export function cpuSeconds (pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds a process and its descendants have used so far: its own time, its children's that it
+ * has waited for (a worker that died), and every live descendant's (a primary's own stat does not
+ * count its live workers). Linux /proc; 0 elsewhere.
+ */
+export function treeCpuSeconds (pid: number | undefined): number {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
+  } catch {
+    return 0
+  }
+  const own = ticksOf(stat, 11) + ticksOf(stat, 13) // utime + stime, cutime + cstime
+  return childrenOf(pid ?? 0).reduce((sum, child) => sum + treeCpuSeconds(child), own)
+}
+
+// /proc/<pid>/task/<tid>/children needs a kernel built with CONFIG_PROC_CHILDREN; without it every
+// process's parent is read instead.
+const childrenFiles = existsSync(`/proc/${process.pid}/task/${process.pid}/children`)
+
+function childrenOf (pid: number): number[] {
+  const read = (file: string): string => { try { return readFileSync(file, 'utf8') } catch { return '' } }
+  if (!childrenFiles) {
+    return readdirSync('/proc').filter((d) => /^\d+$/.test(d))
+      .filter((d) => read(`/proc/${d}/stat`).split(') ')[1]?.split(' ')[1] === String(pid)).map(Number)
+  }
+  let tasks: string[] = []
+  try { tasks = readdirSync(`/proc/${pid}/task`) } catch {}
+  return tasks.flatMap((tid) => read(`/proc/${pid}/task/${tid}/children`).split(' ').filter((c) => c.trim() !== '').map(Number))
+}
+
 export const APPID = 'wx0123456789abcdef'
 const SECRET = 'bench-secret-0123456789abcdef'
 /** The gateway's rate limits during a run: the load comes from one IP, but the limits stay in the path. */
 export const RAISED_LIMIT = 1_000_000_000
 
-export interface Stack {
-  /** The gateway's base URL. */
+/** A gateway the run measures: one process, or a primary with `workers` workers on one port. */
+export interface Gateway {
+  /** How the report names it: `gateway`, or `<n> workers`. */
+  label: string
+  workers: number
+  /** Its base URL. */
   base: string
+  proc: Proc
+}
+
+export interface StackOptions {
+  /** Writes a V8 CPU profile of the single-process gateway to bench/results/ (bench/profile-top.ts). */
+  profile: boolean
+  /** Runs every gateway with METRICS_PORT (a free port), so that Prometheus metrics count every request. */
+  metrics: boolean
+  /** Also starts a gateway with WORKERS=<workers> (more than 1), against the same Redis, simulator and secret. */
+  workers: number | null
+}
+
+export interface Stack {
   redisUrl: string
-  procs: { gateway: Proc, redis: Proc, simulator: Proc }
-  /** Stops every process still running, the gateway first. */
+  redis: Proc
+  simulator: Proc
+  /** The single-process gateway first, then the one with workers, if any. */
+  gateways: Gateway[]
+  /** Stops every process still running, the gateways first. */
   stop: () => Promise<void>
 }
 
 /**
  * Starts redis-server, the WeChat simulator and the gateway, each in its own process, the gateway with
- * the production setup (Redis store, revocation checks on). `profile` writes a V8 CPU profile of the
- * gateway to bench/results/ (see bench/profile-top.ts).
+ * the production setup (Redis store, revocation checks on); with `workers`, a second gateway of that
+ * many workers too. Both share Redis, the simulator and the JWT secret, so a session opened through
+ * one is good on the other.
  */
-export async function startStack (profile: boolean): Promise<Stack> {
+export async function startStack (options: StackOptions): Promise<Stack> {
   const started: Proc[] = []
   const stop = async (): Promise<void> => { for (const p of [...started].reverse()) await p.stop() }
   try {
-    const [redisPort, simPort, gwPort] = [await freePort(), await freePort(), await freePort()]
+    const [redisPort, simPort] = [await freePort(), await freePort()]
     const redisUrl = `redis://127.0.0.1:${redisPort}`
     const redis = await startRedis(redisPort)
     started.push(redis)
     const simulator = start('simulator', process.execPath, [join(paths.dist, 'simulator/cli.js')], { PORT: String(simPort), WECHAT_APPID: APPID, WECHAT_SECRET: SECRET })
     started.push(simulator)
     await waitFor(`http://127.0.0.1:${simPort}/sns/jscode2session`, simulator)
-    const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
-    const gateway = start('gateway', process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
+    const env = {
       NODE_ENV: 'production',
-      PORT: String(gwPort),
       LOG_LEVEL: 'warn',
       WECHAT_APPID: APPID,
       WECHAT_SECRET: SECRET,
@@ -127,13 +177,33 @@ export async function startStack (profile: boolean): Promise<Stack> {
       JWT_SECRET: randomBytes(32).toString('base64url'),
       RATE_LIMIT_LOGIN_MAX: String(RAISED_LIMIT),
       RATE_LIMIT_REFRESH_MAX: String(RAISED_LIMIT)
-    })
-    started.push(gateway)
-    const base = `http://127.0.0.1:${gwPort}`
-    await waitFor(`${base}/health`, gateway)
-    return { base, redisUrl, procs: { gateway, redis, simulator }, stop }
+    }
+    const gateways: Gateway[] = []
+    for (const workers of options.workers === null ? [1] : [1, options.workers]) {
+      const gateway = await startGateway(env, workers, options.metrics, options.profile && workers === 1, started)
+      gateways.push(gateway)
+    }
+    return { redisUrl, redis, simulator, gateways, stop }
   } catch (err) {
     await stop()
     throw err
   }
+}
+
+async function startGateway (env: Record<string, string>, workers: number, metrics: boolean, profile: boolean, started: Proc[]): Promise<Gateway> {
+  const label = workers === 1 ? 'gateway' : `${workers} workers`
+  const [port, metricsPort] = [await freePort(), metrics ? await freePort() : null]
+  const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
+  const proc = start(label, process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
+    ...env,
+    PORT: String(port),
+    WORKERS: String(workers),
+    ...(metricsPort === null ? {} : { METRICS_PORT: String(metricsPort) })
+  })
+  started.push(proc)
+  const base = `http://127.0.0.1:${port}`
+  await waitFor(`${base}/health`, proc)
+  // Metrics are on: their listener answers (with workers, the primary's sum of theirs).
+  if (metricsPort !== null) await waitFor(`http://127.0.0.1:${metricsPort}/metrics`, proc)
+  return { label, workers, base, proc }
 }

@@ -1,5 +1,7 @@
 // The report: per scenario, the round with the median ratio to the ceiling, printed as a markdown table
-// on stdout and written with every round as JSON to bench/results/latest.json.
+// on stdout and written with every round as JSON to bench/results/latest.json. Rounds whose ceiling
+// says the machine was busy are left out (bench/ceiling.ts). With workers, the same for the gateway
+// with workers, and the two side by side.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +10,7 @@ import { MEMORY_ROTATIONS, type MemoryResult } from './memory.js'
 import { paths } from './paths.js'
 import { RAISED_LIMIT } from './processes.js'
 import type { Measured, RoundsSetup } from './rounds.js'
+import type { CeilingCheck, RoundCeiling } from './ceiling.js'
 
 interface Row {
   scenario: string
@@ -49,13 +52,17 @@ function rowsOf (round: Measured[]): Row[] {
   })
 }
 
-/** Per scenario, the round with the median ratio (errors summed over all rounds, so none hides). */
-function medianRows (rounds: Row[][]): Row[] {
+/**
+ * Per scenario, the round with the median ratio among the rounds `use` keeps (all of them if it keeps
+ * none); errors are summed over every round, so none hides.
+ */
+function medianRows (rounds: Row[][], use: boolean[]): Row[] {
+  const kept = use.some((u) => u) ? rounds.filter((_, i) => use[i] === true) : rounds
   return (rounds[0] ?? []).map(({ scenario }) => {
-    const runs = rounds.map((r) => r.find((x) => x.scenario === scenario) as Row)
-      .sort((a, b) => a.ratio - b.ratio || a.requestsPerSec - b.requestsPerSec)
+    const of = (rs: Row[][]): Row[] => rs.map((r) => r.find((x) => x.scenario === scenario) as Row)
+    const runs = of(kept).sort((a, b) => a.ratio - b.ratio || a.requestsPerSec - b.requestsPerSec)
     const median = runs[Math.floor(runs.length / 2)] as Row
-    const sum = (k: 'non2xx' | 'errors' | 'timeouts'): number => runs.reduce((n, r) => n + r[k], 0)
+    const sum = (k: 'non2xx' | 'errors' | 'timeouts'): number => of(rounds).reduce((n, r) => n + r[k], 0)
     return {
       ...median,
       non2xx: sum('non2xx'),
@@ -66,9 +73,36 @@ function medianRows (rounds: Row[][]): Row[] {
   })
 }
 
-/** What a run found, as latest.json holds it. */
-export function resultsOf (setup: RoundsSetup & { loadgen: LoadGeneratorName }, measured: Measured[][], memory: MemoryResult[]) {
-  const perRound = measured.map(rowsOf)
+/** Each round's ceiling, absolute. */
+export function ceilingsOf (rounds: Measured[][]): RoundCeiling[] {
+  return rounds.map((round) => {
+    const c = round.find((m) => m.scenario === 'ceiling')
+    return { requestsPerSec: Math.round(c?.result.requestsPerSec ?? 0), gatewayCpuUsPerRequest: c?.gatewayUsPerRequest ?? 0 }
+  })
+}
+
+/** Per scenario and kept round, req/s with workers ÷ req/s in one process in the same round. */
+function gains (single: Row[][], multi: Row[][], use: boolean[]): Array<{ scenario: string, perRound: number[] }> {
+  const kept = single.map((_, i) => i).filter((i) => use[i] === true || !use.some((u) => u))
+  return (single[0] ?? []).map(({ scenario }) => {
+    const rps = (rows: Row[][], i: number): number => rows[i]?.find((x) => x.scenario === scenario)?.requestsPerSec ?? 0
+    return { scenario, perRound: kept.map((i) => Number((rps(multi, i) / Math.max(1, rps(single, i))).toFixed(2))) }
+  })
+}
+
+export interface RunSetup extends RoundsSetup {
+  loadgen: LoadGeneratorName
+  metrics: boolean
+  workers: number | null
+}
+
+/**
+ * What a run found, as latest.json holds it: `measured` is `[gateway][round][scenario]`, the
+ * single-process gateway first, then the one with workers, if any.
+ */
+export function resultsOf (setup: RunSetup, measured: Measured[][][], check: CeilingCheck, memory: MemoryResult[]) {
+  const [single = [], multi] = measured.map((rounds) => rounds.map(rowsOf))
+  const use = check.representative
   return {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -77,31 +111,98 @@ export function resultsOf (setup: RoundsSetup & { loadgen: LoadGeneratorName }, 
     warmupSec: setup.warmupSec,
     durationSec: setup.durationSec,
     rounds: setup.rounds,
-    scenarios: medianRows(perRound),
-    perRound,
+    metrics: setup.metrics,
+    ceiling: { perRound: ceilingsOf(measured[0] ?? []), ...check },
+    scenarios: medianRows(single, use),
+    perRound: single,
+    workers: multi === undefined
+      ? null
+      : { count: setup.workers, ceilingPerRound: ceilingsOf(measured[1] ?? []), scenarios: medianRows(multi, use), perRound: multi, gainPerRound: gains(single, multi, use) },
     memory
   }
 }
-
 type Results = ReturnType<typeof resultsOf>
 
-function tableRow (r: Row, rounds: number): string {
-  const range = rounds > 1 && r.scenario !== 'ceiling' ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''
-  return `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${r.ratio.toFixed(2)}${range} | ` +
+const TABLE_HEAD = [
+  '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | CPU µs/req gateway / redis | CPU % gateway / redis / simulator / load generator |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
+]
+
+const n = (x: number): string => x.toLocaleString('en-US')
+const range = ([low, high]: [number, number]): string => ` (${low.toFixed(2)}–${high.toFixed(2)})`
+
+/** A table row; `ranges` adds the ratio's range over the rounds, `comparable` false hides the ratio (n/r). */
+function tableRow (r: Row, ranges: boolean, comparable: boolean): string {
+  const ratio = !comparable && r.scenario !== 'ceiling' ? 'n/r' : r.ratio.toFixed(2) + (ranges && r.scenario !== 'ceiling' ? range(r.ratioRange) : '')
+  return `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${ratio} | ` +
     `${r.gatewayCpuUsPerRequest} / ${r.redisCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`
 }
 
-/** The markdown BENCHMARKS.md quotes: the machine, the setup, the table and the memory line. */
+const perRound = (ceilings: RoundCeiling[]): string =>
+  ceilings.map((c, i) => `${n(c.requestsPerSec)} req/s at ${c.gatewayCpuUsPerRequest} µs${i === 0 ? ' of gateway CPU per request' : ''}`).join(', ')
+
+/** The ceiling of every round, the usual figure, and which rounds the table leaves out. */
+function ceilingLines ({ ceiling }: Results): string[] {
+  const floor = Math.round(ceiling.threshold * ceiling.usual.requestsPerSec)
+  const lines = [
+    `Ceiling (GET /health/live, single-process gateway) per round: ${perRound(ceiling.perRound)}. ` +
+      `Usual on this machine: ${n(ceiling.usual.requestsPerSec)} req/s (${ceiling.usual.from}); a round whose ceiling is below ${ceiling.threshold * 100} % of it (${n(floor)} req/s) was measured on a busy machine.`
+  ]
+  const left = ceiling.representative.map((r, i) => r ? null : `round ${i + 1}`).filter((x) => x !== null)
+  if (!ceiling.runRepresentative) {
+    const hint = ceiling.usual.from === 'BENCH_USUAL_CEILING' ? 'or lower BENCH_USUAL_CEILING if this machine is slower' : 'or set BENCH_USUAL_CEILING'
+    lines.push(`NOT REPRESENTATIVE: every round's ceiling was below ${n(floor)} req/s, so the ratios are not shown (n/r): the machine was busy. Run again when it is quiet (${hint}).`)
+  } else if (left.length > 0) {
+    lines.push(`Left out of the table (their ceiling was below ${n(floor)} req/s, the machine was busy): ${left.join(', ')}.`)
+  }
+  return lines
+}
+
+/** The gateway with workers: its table, and both gateways side by side. */
+function workerLines (results: Results, ranges: boolean): string[] {
+  const { workers } = results
+  if (workers === null) return []
+  const label = `${String(workers.count)} workers`
+  const single = new Map(results.scenarios.map((r) => [r.scenario, r]))
+  const gain = new Map(workers.gainPerRound.map((g) => [g.scenario, g]))
+  const comparable = results.ceiling.runRepresentative
+  return [
+    '',
+    `With WORKERS=${String(workers.count)} (a primary and ${label} on one port; the same Redis, simulator and JWT secret): each scenario measured right after the single-process gateway's, in every round; ` +
+      'ratios against its own ceiling, measured through it; gateway CPU summed over the primary and its workers. ' +
+      `Its ceiling per round: ${perRound(workers.ceilingPerRound)}.`,
+    '',
+    ...TABLE_HEAD,
+    ...workers.scenarios.map((r) => tableRow(r, ranges, comparable)),
+    '',
+    `| scenario | req/s 1 process | req/s ${label} | ${label} ÷ 1 process (each kept round) | × ceiling 1 process / ${label} | gateway CPU µs/req 1 process / ${label} | gateway CPU % 1 process / ${label} |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...workers.scenarios.map((w) => {
+      const s = single.get(w.scenario) as Row
+      const rounds = gain.get(w.scenario)?.perRound ?? []
+      const each = ranges ? ` (${rounds.map((g) => g.toFixed(2)).join(', ')})` : ''
+      const ratios = comparable ? `${s.ratio.toFixed(2)} / ${w.ratio.toFixed(2)}` : 'n/r'
+      return `| ${w.scenario} | ${s.requestsPerSec} | ${w.requestsPerSec} | ${(w.requestsPerSec / Math.max(1, s.requestsPerSec)).toFixed(2)}${each} | ${ratios} | ` +
+        `${s.gatewayCpuUsPerRequest} / ${w.gatewayCpuUsPerRequest} | ${s.cpu.gateway} / ${w.cpu.gateway} |`
+    })
+  ]
+}
+
+/** The markdown BENCHMARKS.md quotes: the machine, the setup, the ceiling, the tables and the memory lines. */
 export function reportText (results: Results): string {
   const { machine, memory } = results
+  const kept = results.ceiling.representative.filter((r) => r).length
+  const ranges = (results.ceiling.runRepresentative ? kept : results.rounds) > 1
   return [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator (${results.loadGenerator}) on the same machine.`,
-    `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run; ${results.connections} connections, ${results.warmupSec}s warm-up, ${results.durationSec}s measured; ` +
+    `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run${results.metrics ? ', Prometheus metrics on (METRICS_PORT)' : ''}; ` +
+      `${results.connections} connections, ${results.warmupSec}s warm-up, ${results.durationSec}s measured; ` +
       `${results.rounds} round(s), each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
+    ...ceilingLines(results),
     '',
-    '| scenario | req/s | p50 ms | p99 ms | non-2xx | errors | × ceiling | CPU µs/req gateway / redis | CPU % gateway / redis / simulator / load generator |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...results.scenarios.map((r) => tableRow(r, results.rounds)),
+    ...TABLE_HEAD,
+    ...results.scenarios.map((r) => tableRow(r, ranges, results.ceiling.runRepresentative)),
+    ...workerLines(results, ranges),
     '',
     ...memory.map((m) =>
       `Redis memory (${m.sessions} sessions, ${m.perUser} per user, device recorded; used_memory delta / count): ${m.bytesPerSession} bytes and ${m.keysPerSession.toFixed(2)} keys per new session; ` +

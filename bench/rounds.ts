@@ -1,7 +1,9 @@
 // The measured runs: every scenario, the ceiling included, runs once per round, after a warm-up, while
-// the CPU time of each process is read from /proc.
+// the CPU time of each process (with its descendants: a primary's workers) is read from /proc. With
+// several gateways, each scenario runs on each gateway in turn within a round, so that they see the
+// same machine.
 import type { LoadGenerator, LoadResult } from './loadgen.js'
-import { cpuSeconds, type Proc } from './processes.js'
+import { treeCpuSeconds, type Proc } from './processes.js'
 import type { Scenario } from './scenarios.js'
 
 export interface RoundsSetup {
@@ -21,30 +23,45 @@ export interface Measured {
   redisUsPerRequest: number
 }
 
+/** A gateway to measure: its scenarios (in the same order for every target) and the processes to read. */
+export interface Target {
+  label: string
+  scenarios: Scenario[]
+  procs: { gateway: Proc, redis: Proc, simulator: Proc }
+}
+
 async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<string, Proc>, setup: RoundsSetup): Promise<Measured> {
   await loadgen.run(s, setup.warmupSec)
-  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.child.pid)]))
+  const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, treeCpuSeconds(p.child.pid)]))
   const started = Date.now()
   const result = await loadgen.run(s, setup.durationSec)
   const wall = (Date.now() - started) / 1000
+  const used = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, treeCpuSeconds(p.child.pid) - (before[k] ?? 0)]))
   const cpu: Record<string, number> = {}
-  for (const [k, p] of Object.entries(procs)) cpu[k] = Math.round(100 * (cpuSeconds(p.child.pid) - (before[k] ?? 0)) / wall)
+  for (const k of Object.keys(procs)) cpu[k] = Math.round(100 * (used[k] ?? 0) / wall)
   cpu.loadgen = Math.round(100 * result.cpuSeconds / wall)
-  const usPerRequest = (name: string): number =>
-    Math.round((cpuSeconds(procs[name]?.child.pid) - (before[name] ?? 0)) * 1e6 / Math.max(1, result.total))
+  const usPerRequest = (name: string): number => Math.round((used[name] ?? 0) * 1e6 / Math.max(1, result.total))
   return { scenario: s.name, result, cpu, gatewayUsPerRequest: usPerRequest('gateway'), redisUsPerRequest: usPerRequest('redis') }
 }
 
-/** Each round's measures, in the order of `scenarios`. */
-export async function runRounds (loadgen: LoadGenerator, scenarios: Scenario[], procs: Record<string, Proc>, setup: RoundsSetup): Promise<Measured[][]> {
-  const rounds: Measured[][] = []
+/**
+ * Each target's measures by round, in the order of its scenarios: `[target][round][scenario]`. In each
+ * round, a scenario runs on every target (in their order) before the next scenario starts.
+ */
+export async function runRounds (loadgen: LoadGenerator, targets: Target[], setup: RoundsSetup): Promise<Measured[][][]> {
+  const measured: Measured[][][] = targets.map(() => [])
+  const count = targets[0]?.scenarios.length ?? 0
   for (let round = 1; round <= setup.rounds; round++) {
-    const measured: Measured[] = []
-    for (const s of scenarios) {
-      process.stderr.write(`round ${round}/${setup.rounds}: ${s.name} (${setup.warmupSec}s warm-up, ${setup.durationSec}s measured, ${setup.connections} connections)\n`)
-      measured.push(await measure(loadgen, s, procs, setup))
+    const thisRound: Measured[][] = targets.map(() => [])
+    for (let i = 0; i < count; i++) {
+      for (const [t, { label, scenarios, procs }] of targets.entries()) {
+        const s = scenarios[i] as Scenario
+        const on = targets.length > 1 ? ` on ${label}` : ''
+        process.stderr.write(`round ${round}/${setup.rounds}: ${s.name}${on} (${setup.warmupSec}s warm-up, ${setup.durationSec}s measured, ${setup.connections} connections)\n`)
+        thisRound[t]?.push(await measure(loadgen, s, procs, setup))
+      }
     }
-    rounds.push(measured)
+    thisRound.forEach((m, t) => measured[t]?.push(m))
   }
-  return rounds
+  return measured
 }

@@ -1,13 +1,25 @@
 // `npm run bench`: measures the built gateway against its own ceiling on this machine.
 // Starts its own redis-server, the WeChat simulator (own process) and the gateway (own process,
 // production setup: Redis store, revocation checks on), then runs each scenario with the load generator
-// for a fixed time after a warm-up, and measures Redis memory per session. BENCHMARKS.md says more.
+// for a fixed time after a warm-up, and measures Redis memory per session. With BENCH_WORKERS, a gateway
+// with that many workers runs too, each scenario measured on both in turn. BENCHMARKS.md says more.
+import { availableParallelism, cpus } from 'node:os'
+import { checkCeiling, recordCeilings, usualCeiling } from './ceiling.js'
 import { createLoadGenerator, loadGeneratorName } from './loadgen.js'
 import { memoryPerSession } from './memory.js'
 import { startStack, type Stack } from './processes.js'
-import { reportText, resultsOf, writeResults } from './report.js'
-import { runRounds } from './rounds.js'
-import { prepareScenarios } from './scenarios.js'
+import { ceilingsOf, reportText, resultsOf, writeResults } from './report.js'
+import { runRounds, type Target } from './rounds.js'
+import { prepareScenarios, scenarioAt } from './scenarios.js'
+
+/** BENCH_WORKERS: a number of workers, or `auto` for this machine's cores; unset (or 1) for none. */
+function workersOf (value: string | undefined): number | null {
+  if (value === undefined || value === '') return null
+  const count = value === 'auto' ? availableParallelism() : Number(value)
+  if (!Number.isInteger(count) || count < 1 || count > 99) throw new Error('BENCH_WORKERS must be auto or a number of workers (2 to 99)')
+  if (count === 1) process.stderr.write(`BENCH_WORKERS=${value} is one process: measuring the single-process gateway only\n`)
+  return count > 1 ? count : null
+}
 
 function benchConfig (env: NodeJS.ProcessEnv) {
   const connections = Number(env.BENCH_CONNECTIONS ?? 50)
@@ -26,33 +38,54 @@ function benchConfig (env: NodeJS.ProcessEnv) {
     // BENCH_ONLY=authenticated,refresh runs only those scenarios (the ceiling always runs).
     only: (env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
     // BENCH_PROFILE=1 writes a V8 CPU profile of the gateway to bench/results/ (see bench/profile-top.ts).
-    profile: env.BENCH_PROFILE === '1'
+    profile: env.BENCH_PROFILE === '1',
+    // BENCH_METRICS=1 runs every gateway with METRICS_PORT: Prometheus metrics counted on every request.
+    metrics: env.BENCH_METRICS === '1',
+    // BENCH_WORKERS=2 (or auto) also measures a gateway of that many workers (WORKERS), in turn with the other.
+    workers: workersOf(env.BENCH_WORKERS)
   }
 }
 
 type BenchConfig = ReturnType<typeof benchConfig>
 
+/** The gateways to measure, the single-process one first, each with the same scenarios at its own URL. */
+async function targetsOf (stack: Stack, config: BenchConfig): Promise<Target[]> {
+  const { gateways, redis, simulator } = stack
+  const base = gateways[0]?.base as string
+  const scenarios = (await prepareScenarios(base, config.sessions))
+    .filter((s) => s.name === 'ceiling' || config.only.length === 0 || config.only.includes(s.name))
+  return gateways.map((g) => ({
+    label: g.label,
+    scenarios: scenarios.map((s) => scenarioAt(s, base, g.base)),
+    procs: { gateway: g.proc, redis, simulator }
+  }))
+}
+
 async function main (config: BenchConfig): Promise<void> {
   const loadgen = createLoadGenerator(config.loadgen, config.connections)
   let stack: Stack | undefined
   try {
-    stack = await startStack(config.profile)
-    const { gateway } = stack.procs
-    const scenarios = (await prepareScenarios(stack.base, config.sessions))
-      .filter((s) => s.name === 'ceiling' || config.only.length === 0 || config.only.includes(s.name))
-    const rounds = await runRounds(loadgen, scenarios, stack.procs, config)
-    await gateway.stop() // ends the CPU profile, if any, before Redis is flushed for the memory run
+    stack = await startStack(config)
+    const measured = await runRounds(loadgen, await targetsOf(stack, config), config)
+    // Ends the CPU profile, if any, before Redis is flushed for the memory run.
+    for (const g of stack.gateways) await g.proc.stop()
     process.stderr.write(`measuring Redis memory with ${config.memorySessions} sessions\n`)
     const memory = []
     // One session per user, then users with 5 and with the default session limit (10) of them.
     for (const perUser of [1, 5, 10]) memory.push(await memoryPerSession(stack.redisUrl, config.memorySessions, perUser))
 
-    const results = resultsOf(config, rounds, memory)
+    const ceilings = ceilingsOf(measured[0] ?? [])
+    const setup = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics, profile: config.profile }
+    const check = checkCeiling(ceilings, usualCeiling(process.env, setup, ceilings))
+    recordCeilings(setup, ceilings)
+    const results = resultsOf(config, measured, check, memory)
     process.stdout.write(reportText(results))
     process.stderr.write(`results written to ${writeResults(results)}\n`)
-    const failed = results.scenarios.filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
+    const failed = [...results.scenarios.map((r) => ({ ...r, on: '' })), ...(results.workers?.scenarios ?? []).map((r) => ({ ...r, on: ` (${String(config.workers)} workers)` }))]
+      .filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
     if (failed.length > 0) {
-      process.stderr.write(`\nBENCHMARK FAILED: errors in ${failed.map((r) => r.scenario).join(', ')}\n${gateway.output()}\n`)
+      const outputs = stack.gateways.map((g) => `--- ${g.label}:\n${g.proc.output()}`).join('\n')
+      process.stderr.write(`\nBENCHMARK FAILED: errors in ${failed.map((r) => r.scenario + r.on).join(', ')}\n${outputs}\n`)
       process.exitCode = 1
     }
   } finally {

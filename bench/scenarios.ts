@@ -123,3 +123,13 @@ export async function prepareScenarios (base: string, sessions: number): Promise
   const rotors = await prepareSessions(base, sessions, 'rotor')
   return [ceiling(base), authenticated(base, readers), refresh(base, rotors), login(base)]
 }
+
+/**
+ * The same scenario against another gateway started with the same Redis and secret (`from` and `to`
+ * are base URLs). Its data and state stay shared: a refresh chain goes on where the other gateway left
+ * it, and login codes stay fresh.
+ */
+export function scenarioAt (s: Scenario, from: string, to: string): Scenario {
+  const at = (url: string): string => url.startsWith(from) ? to + url.slice(from.length) : url
+  return { ...s, options: { ...s.options, url: at(s.options.url) }, wrk: { ...s.wrk, url: at(s.wrk.url) } }
+}
