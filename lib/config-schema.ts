@@ -26,6 +26,16 @@ export const ConfigSchema = Type.Object({
   // Where the built-in simulator listens in development: PORT + 1 by default, a free port if taken.
   WECHAT_SIMULATOR_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  // A Redis Cluster instead: some of its nodes as comma-separated URLs (the others are found from
+  // them); the first one's user, password and scheme (rediss: TLS) hold for every node.
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s,]+(,rediss?://[^\\s,]+)*$', maxLength: 4096 })),
+  // Or a master found through Sentinel: the sentinels as comma-separated URLs (their own user and
+  // password; rediss: TLS to the sentinels and the data nodes), the name of the master group, and
+  // the data nodes' user and password.
+  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s,]+(,rediss?://[^\\s,]+)*$', maxLength: 4096 })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
+  REDIS_NODE_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  REDIS_NODE_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
   STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),

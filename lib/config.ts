@@ -68,7 +68,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   }
   const apps = resolveApps(config, opts.apps)
   const hasAppid = apps.length > 0
-  const hasRedis = opts.hasRedisClient || config.REDIS_URL !== undefined
+  const hasRedis = checkRedis(config, opts.hasRedisClient)
   const redisHint = opts.hostRedisUnused === true ? ' (this app has fastify.redis: pass it as `redis: fastify.redis`)' : ''
   if (production) {
     const missing = [
@@ -162,6 +162,23 @@ function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
   if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
   if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
   if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
+}
+
+/**
+ * The Redis settings: one way to reach Redis at most (a client passed in, REDIS_URL, a Cluster or
+ * Sentinel), each with what it needs. Whether there is a Redis at all.
+ */
+function checkRedis (config: Config, hasRedisClient: boolean): boolean {
+  const ways = [hasRedisClient ? 'a Redis client passed in' : null, config.REDIS_URL !== undefined ? 'REDIS_URL' : null,
+    config.REDIS_CLUSTER_NODES !== undefined ? 'REDIS_CLUSTER_NODES' : null, config.REDIS_SENTINELS !== undefined ? 'REDIS_SENTINELS' : null].filter((x) => x !== null)
+  if (ways.length > 1) throw new ConfigError(`one way to reach Redis at most: ${ways.join(' and ')} are both set`)
+  if ((config.REDIS_SENTINELS === undefined) !== (config.REDIS_SENTINEL_NAME === undefined)) {
+    throw new ConfigError('REDIS_SENTINELS and REDIS_SENTINEL_NAME go together: the sentinels, and the name of the master group they watch')
+  }
+  if (config.REDIS_SENTINELS === undefined && (config.REDIS_NODE_USERNAME !== undefined || config.REDIS_NODE_PASSWORD !== undefined)) {
+    throw new ConfigError('REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD are for the data nodes found through REDIS_SENTINELS; with REDIS_URL or REDIS_CLUSTER_NODES put them in the URL')
+  }
+  return ways.length === 1
 }
 
 /** The standalone server's metrics listener (METRICS_PORT): a port of its own. */

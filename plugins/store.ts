@@ -1,9 +1,11 @@
-// Decorates fastify.wechatAuthStore: the session store. Redis when REDIS_URL is set or the host
-// app passes a client (which is then left open on close); the in-memory store otherwise.
+// Decorates fastify.wechatAuthStore: the session store. Redis when REDIS_URL, REDIS_CLUSTER_NODES or
+// REDIS_SENTINELS is set or the host app passes a client (which is then left open on close); the
+// in-memory store otherwise.
 import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
-import { connectRedis, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
+import { hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
+import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
 import type { SessionStore } from '../lib/store/types.js'
 
 export interface StorePluginOptions {
@@ -19,11 +21,10 @@ declare module 'fastify' {
 
 export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, opts) {
   const config = fastify.wechatAuthConfig
-  let client: RedisClient | null = opts.redis ?? null
-  const ownsClient = client === null && config.REDIS_URL !== undefined
-  if (ownsClient && config.REDIS_URL !== undefined) {
-    client = await connectRedis({ url: config.REDIS_URL, timeoutMs: config.STORE_TIMEOUT_MS })
-  }
+  // A client passed in, or the one the configuration asks for (REDIS_URL, REDIS_CLUSTER_NODES,
+  // REDIS_SENTINELS: lib/store/redis-topology.ts), or none (the memory store, in development).
+  const ownsClient = opts.redis === undefined && topologyOf(config) !== 'none'
+  const client: RedisClient | null = opts.redis ?? await connectConfigured(config)
   const store = client === null
     ? createMemoryStore()
     : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient })

@@ -86,7 +86,7 @@ export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise
   return { url: `redis://127.0.0.1:${port}`, prefix, stop, start, pause: signal('SIGSTOP'), resume: signal('SIGCONT') }
 }
 
-async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
+export async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
   const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' })
   await Promise.race([
     waitForRedis(`redis://127.0.0.1:${port}`, 10_000),
@@ -96,7 +96,7 @@ async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> 
   return p
 }
 
-async function killRedis (p: ChildProcess | null): Promise<void> {
+export async function killRedis (p: ChildProcess | null): Promise<void> {
   if (p === null || p.exitCode !== null) return
   await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
 }

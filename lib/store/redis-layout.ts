@@ -8,6 +8,7 @@
 // under 64 bytes so that Redis keeps the hash in its compact listpack encoding (one longer value
 // turns the whole hash into a hashtable, about twice the memory). Values are joined with SEP, which
 // none of them can contain. Blacklisted access tokens are `b:<jti>` -> expiresAt ms.
+import calculateSlot from 'cluster-key-slot'
 import { SID_CHARS } from '../ids.js'
 
 export const SEP = '\u0001'
@@ -232,6 +233,30 @@ export interface KeyNames {
   /** A one-time ticket, by its digest; a web QR login (a hash: QR_FIELDS, redis-handoff-scripts.ts), by its id. */
   ticket: (ticketHash: string) => string
   qr: (id: string) => string
+  /** The readiness probe's keys: one in each sixteenth of the cluster's slots (probeKeys). */
+  health: string[]
+}
+
+const SLOTS = 16384
+const PROBES = 16
+
+/**
+ * Keys whose hash slots fall one in each sixteenth of the 16384: a write to each reaches every master
+ * of a Redis Cluster whose masters each own a sixteenth of contiguous slots or more (as redis-cli
+ * --cluster create and rebalance split them). One server or a Sentinel-managed master takes them all.
+ */
+export function probeKeys (prefix: string): string[] {
+  const keys: string[] = []
+  for (let part = 0; part < PROBES; part++) {
+    for (let n = 0; ; n++) {
+      const key = `${prefix}health:{${part}.${n}}`
+      if (Math.floor(calculateSlot(key) * PROBES / SLOTS) === part) {
+        keys.push(key)
+        break
+      }
+    }
+  }
+  return keys
 }
 
 export function keyNames (prefix: string): KeyNames {
@@ -243,6 +268,7 @@ export function keyNames (prefix: string): KeyNames {
     credentialLock: (name) => `${prefix}atl:{${name}}`,
     openid: (appid, openid) => `${prefix}oid:${appid}:${openid}`,
     ticket: (ticketHash) => `${prefix}tk:${ticketHash}`,
-    qr: (id) => `${prefix}qr:{${id}}`
+    qr: (id) => `${prefix}qr:{${id}}`,
+    health: probeKeys(prefix)
   }
 }

@@ -39,10 +39,16 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     ...redisCredentials(ctx),
     ...redisHandoff(ctx),
 
+    /**
+     * Whether the store can write for any user: a short-lived write to a key in each sixteenth of the
+     * slots, all within one deadline. Fails on a Redis that is down or hangs, a read-only replica, a
+     * cluster slot with no master, and a client stuck on an old slot map; a PING cannot tell these.
+     */
     async ping () {
-      const answer = await guard(async () => await send(undefined, ['PING']))
+      const answers = await guard(async () => await Promise.all(ctx.keys.health.map(async (key) => await send(key, ['SET', key, '1', 'PX', '10000']))))
       // A client that answers anything else (a callback-style wrapper answers undefined) is not usable.
-      if (answer !== 'PONG') throw new StoreUnavailableError({ cause: new Error(`PING answered ${String(answer)}`) })
+      const odd = answers.find((answer) => answer !== 'OK')
+      if (odd !== undefined || answers.length === 0) throw new StoreUnavailableError({ cause: new Error(`SET answered ${String(odd)}`) })
     },
 
     async close () {

@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import { buildApp, startRedis, startSim } from '../helper.js'
+import { until } from '../redis-deployments.js'
 
-test('GET /health says which store is in use and whether it answers', async (t) => {
+test('GET /health says which store is in use and whether it can write', async (t) => {
   const sim = await startSim(t)
   const memory = await buildApp(t, { sim })
   t.same((await memory.inject('/health')).json(), { status: 'ok', store: 'memory' })
@@ -12,10 +13,26 @@ test('GET /health says which store is in use and whether it answers', async (t) 
   t.equal(ok.statusCode, 200)
   t.same(ok.json(), { status: 'ok', store: 'redis' })
   await redis.stop()
+  const stopped = Date.now()
+  // Probes within a second share one (the store sees one a second however many checkers ask).
+  await until(async () => (await app.inject('/health')).statusCode === 503, '/health to see Redis down', 3000)
+  t.ok(Date.now() - stopped < 2000, 'within the probe\'s second and one store deadline')
   const down = await app.inject('/health')
   t.equal(down.statusCode, 503)
   t.same(down.json(), { status: 'unavailable', store: 'redis', code: 'STORE_UNAVAILABLE' })
   const live = await app.inject('/health/live')
   t.equal(live.statusCode, 200, 'liveness does not depend on Redis')
   t.same(live.json(), { status: 'ok' })
+})
+
+test('GET /health: checkers asking at once cost the store one probe a second', async (t) => {
+  const sim = await startSim(t)
+  const redis = await startRedis(t, { own: true })
+  const app = await buildApp(t, { sim, redisServer: redis })
+  let probes = 0
+  const ping = app.wechatAuthStore.ping.bind(app.wechatAuthStore)
+  app.wechatAuthStore.ping = async () => { probes++; await ping() }
+  const answers = await Promise.all(Array.from({ length: 20 }, async () => (await app.inject('/health')).statusCode))
+  t.same([...new Set(answers)], [200])
+  t.equal(probes, 1, 'twenty checks, one probe')
 })

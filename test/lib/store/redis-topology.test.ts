@@ -1,0 +1,94 @@
+// The client the gateway makes from its configuration (lib/store/redis-topology.ts), on real
+// deployments: REDIS_URL at a server that cannot be the store is refused with what to set instead;
+// REDIS_CLUSTER_NODES and REDIS_SENTINELS serve logins and refreshes; the readiness probe writes for
+// every part of the slots, so it fails on a read-only node and while a cluster slot has no master.
+import { test } from 'tap'
+import { connectConfigured } from '../../../lib/store/redis-topology.js'
+import { buildApp, login, me, refresh, startRedis, startSim } from '../../helper.js'
+import { startClusterWithReplicas, startSentinelWithReplica, until } from '../../redis-deployments.js'
+
+const TIMEOUT = { STORE_TIMEOUT_MS: 500 }
+
+test('REDIS_URL at a Sentinel, a replica or a cluster node is refused, saying what to set', async (t) => {
+  const sentinel = await startSentinelWithReplica(t)
+  const cluster = await startClusterWithReplicas(t)
+  const cases = [
+    [sentinel.sentinels[0], /REDIS_URL points at a Sentinel.*set REDIS_SENTINELS .* and REDIS_SENTINEL_NAME/],
+    [sentinel.replica, /REDIS_URL points at a replica, which cannot be written/],
+    [cluster.masters[0], /REDIS_URL points at a node of a Redis Cluster.*set REDIS_CLUSTER_NODES/]
+  ] as const
+  for (const [port, message] of cases) {
+    await t.rejects(connectConfigured({ ...TIMEOUT, REDIS_URL: `redis://127.0.0.1:${port}` }), { message })
+  }
+  const master = await connectConfigured({ ...TIMEOUT, REDIS_URL: `redis://127.0.0.1:${sentinel.master}` })
+  t.ok(master, 'the master itself is taken')
+  t.teardown(() => (master as { destroy: () => void }).destroy())
+})
+
+test('REDIS_CLUSTER_NODES and REDIS_SENTINELS: the gateway logs in, refreshes and authenticates through them', async (t) => {
+  const sim = await startSim(t)
+  const cluster = await startClusterWithReplicas(t)
+  const sentinel = await startSentinelWithReplica(t)
+  const configs = {
+    cluster: { REDIS_CLUSTER_NODES: `redis://127.0.0.1:${cluster.masters[1]}` },
+    sentinel: { REDIS_SENTINELS: sentinel.sentinels.map((port) => `redis://127.0.0.1:${port}`).join(','), REDIS_SENTINEL_NAME: sentinel.name }
+  }
+  for (const [name, config] of Object.entries(configs)) {
+    const app = await buildApp(t, { sim, config: { ...TIMEOUT, ...config } })
+    const pair = await login(app, `${name}-user.1`)
+    const renewed = await refresh(app, pair.refreshToken)
+    t.equal(renewed.statusCode, 200, `${name}: refresh`)
+    t.equal((await me(app, renewed.json().accessToken)).statusCode, 200, `${name}: authenticated`)
+    t.equal((await app.inject('/health')).statusCode, 200, `${name}: ready`)
+  }
+  for (const port of cluster.masters) {
+    t.ok((await cluster.admin(port).keys('*health:*')).length > 0, `the readiness probe wrote on master ${port}`)
+  }
+})
+
+test('/health fails while the store cannot write for every slot: a read-only node, a master down before its promotion', async (t) => {
+  const sim = await startSim(t)
+  const sentinel = await startSentinelWithReplica(t)
+  const { Redis } = await import('ioredis')
+  const replicaClient = new Redis(sentinel.replica, '127.0.0.1', { enableOfflineQueue: false, lazyConnect: true })
+  await replicaClient.connect()
+  t.teardown(() => replicaClient.disconnect())
+  // A host that passes a client connected to a replica: it starts (the host chose it), but is not ready.
+  const onReplica = await buildApp(t, { sim, redis: replicaClient, config: TIMEOUT }).catch((err: Error) => err)
+  t.match(onReplica, { message: /does not answer at boot/ }, 'a replica cannot even pass the boot probe')
+
+  const redis = await startRedis(t, { own: true })
+  const app = await buildApp(t, { sim, redisServer: redis, config: TIMEOUT })
+  t.equal((await app.inject('/health')).statusCode, 200)
+  await redis.stop()
+  await until(async () => (await app.inject('/health')).statusCode === 503, '/health to fail', 5000)
+  await redis.start()
+  await until(async () => (await app.inject('/health')).statusCode === 200, '/health to recover', 10_000)
+  t.pass('down, then ready again')
+
+  const cluster = await startClusterWithReplicas(t)
+  const clustered = await buildApp(t, { sim, config: { ...TIMEOUT, REDIS_CLUSTER_NODES: `redis://127.0.0.1:${cluster.masters[0]}` } })
+  t.equal((await clustered.inject('/health')).statusCode, 200)
+  await cluster.kill(cluster.masters[2] as number)
+  const killedAt = Date.now()
+  await until(async () => (await clustered.inject('/health')).statusCode === 503, '/health to see a third of the slots without a master', 5000)
+  t.ok(Date.now() - killedAt < 5000, 'a third of the slots without a master: not ready')
+  await until(async () => (await clustered.inject('/health')).statusCode === 200, '/health once the replica is promoted', 20_000)
+  t.pass('ready again once the replica took over')
+})
+
+test('the Redis settings are refused at boot when they contradict or miss each other', async (t) => {
+  const { loadConfig, resolveConfig } = await import('../../../lib/config.js')
+  const resolve = (values: Record<string, string>, hasRedisClient = false): unknown => resolveConfig(loadConfig(false, values), { hasRedisClient })
+  const url = 'redis://127.0.0.1:6379'
+  t.throws(() => resolve({ REDIS_URL: url, REDIS_CLUSTER_NODES: url }), { code: 'CONFIG_INVALID', message: /one way to reach Redis at most: REDIS_URL and REDIS_CLUSTER_NODES/ })
+  t.throws(() => resolve({ REDIS_URL: url }, true), { message: /a Redis client passed in and REDIS_URL/ })
+  t.throws(() => resolve({ REDIS_SENTINELS: url }), { message: /REDIS_SENTINELS and REDIS_SENTINEL_NAME go together/ })
+  t.throws(() => resolve({ REDIS_SENTINEL_NAME: 'master' }), { message: /go together/ })
+  t.throws(() => resolve({ REDIS_URL: url, REDIS_NODE_PASSWORD: 'pw' }), { message: /REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD are for the data nodes found through REDIS_SENTINELS/ })
+  t.throws(() => resolve({ REDIS_CLUSTER_NODES: 'redis://a:1,http://b:2' }), { code: 'CONFIG_INVALID' }, 'every node a redis URL')
+  const production = { NODE_ENV: 'production', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'secret-0123456789abcdef', JWT_SECRET: 'a-production-secret-0123456789-abcdefghijklmnop' }
+  t.doesNotThrow(() => resolve({ ...production, REDIS_CLUSTER_NODES: url }), 'a cluster is a Redis for production')
+  t.doesNotThrow(() => resolve({ ...production, REDIS_SENTINELS: url, REDIS_SENTINEL_NAME: 'master' }), 'and so is Sentinel')
+  await t.rejects(connectConfigured({ ...TIMEOUT, REDIS_CLUSTER_NODES: 'redis://user:p%zz@127.0.0.1:1' }), { message: /^REDIS_CLUSTER_NODES: URL 1 is not valid/ }, 'a URL that does not parse, without its text')
+})

@@ -1,0 +1,117 @@
+// Real Redis deployments with replicas, for the failover tests: a Redis Cluster of three masters and
+// three replicas, and a master with a replica watched by three Sentinels. Failure detection is set
+// short (a node or master is taken for dead after 1 s) so that a test sees a promotion in seconds.
+// Every process is stopped at teardown.
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { freePort, killRedis, spawnRedis } from './helper.js'
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+export const NODE_TIMEOUT_MS = 1000
+
+export interface Deployment {
+  /** Kills a process at once (SIGKILL), as a crashed host would; null when there is none on that port. */
+  kill: (port: number) => Promise<void>
+  /** A client to one node, for assertions and administration (one per port, closed at teardown). */
+  admin: (port: number) => Redis
+}
+
+async function deployment (t: Tap, name: string): Promise<{ dir: string, procs: Map<number, ChildProcess>, base: Deployment }> {
+  const dir = await mkdtemp(join(tmpdir(), `wxauth-${name}-`))
+  const procs = new Map<number, ChildProcess>()
+  const admins = new Map<number, Redis>()
+  t.teardown(async () => {
+    for (const a of admins.values()) a.disconnect()
+    await Promise.all([...procs.values()].map(killRedis))
+    await rm(dir, { recursive: true, force: true })
+  })
+  const base: Deployment = {
+    kill: async (port) => {
+      const p = procs.get(port) ?? null
+      procs.delete(port)
+      await killRedis(p)
+    },
+    admin: (port) => {
+      let client = admins.get(port)
+      if (client === undefined) {
+        client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 })
+        client.on('error', () => {})
+        admins.set(port, client)
+      }
+      return client
+    }
+  }
+  return { dir, procs, base }
+}
+
+/** A Redis Cluster: three masters, each with one replica; resolves once every node says ok. */
+export async function startClusterWithReplicas (t: Tap): Promise<Deployment & { masters: number[], replicas: number[] }> {
+  const { dir, procs, base } = await deployment(t, 'cluster')
+  const ports = await Promise.all(Array.from({ length: 6 }, async () => await freePort()))
+  for (const port of ports) {
+    procs.set(port, await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
+      '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0']))
+  }
+  const [masters, replicas] = [ports.slice(0, 3), ports.slice(3)]
+  const admins = ports.map((port) => base.admin(port))
+  const third = Math.floor(16384 / 3)
+  await Promise.all(masters.map(async (_port, i) =>
+    await admins[i]?.call('CLUSTER', 'ADDSLOTSRANGE', String(i * third), String(i === 2 ? 16383 : (i + 1) * third - 1))))
+  for (const port of ports.slice(1)) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(port))
+  await until(async () => (await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'INFO'))))).every((i) => i.includes('cluster_known_nodes:6')), 'the nodes to meet')
+  const ids = await Promise.all(masters.map(async (_port, i) => String(await admins[i]?.call('CLUSTER', 'MYID'))))
+  await Promise.all(replicas.map(async (_port, i) => await admins[3 + i]?.call('CLUSTER', 'REPLICATE', ids[i] as string)))
+  await until(async () => {
+    const infos = await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'INFO'))))
+    const roles = await Promise.all(admins.slice(3).map(async (a) => String((await a.call('ROLE') as unknown[])[3] ?? '')))
+    return infos.every((i) => i.includes('cluster_state:ok')) && roles.every((r) => r === 'connected')
+  }, 'the cluster to form with its replicas in sync')
+  return { ...base, masters, replicas }
+}
+
+/** A master and its replica, watched by three Sentinels (quorum 2) under the name `master`. */
+export async function startSentinelWithReplica (t: Tap): Promise<Deployment & { name: string, master: number, replica: number, sentinels: number[] }> {
+  const { dir, procs, base } = await deployment(t, 'sentinel')
+  const [master, replica] = [await freePort(), await freePort()]
+  procs.set(master, await spawnRedis(master, []))
+  procs.set(replica, await spawnRedis(replica, ['--replicaof', '127.0.0.1', String(master)]))
+  await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync')
+  const sentinels = await Promise.all(Array.from({ length: 3 }, async () => await freePort()))
+  for (const port of sentinels) {
+    const conf = join(dir, `sentinel-${port}.conf`)
+    await writeFile(conf, [
+      `sentinel monitor master 127.0.0.1 ${master} 2`,
+      `sentinel down-after-milliseconds master ${NODE_TIMEOUT_MS}`,
+      'sentinel failover-timeout master 5000',
+      'sentinel parallel-syncs master 1'
+    ].join('\n') + '\n')
+    const p = spawn('redis-server', [conf, '--sentinel', '--port', String(port), '--bind', '127.0.0.1'], { stdio: 'ignore' })
+    procs.set(port, p)
+  }
+  await until(async () => {
+    const known = await base.admin(sentinels[0] as number).call('SENTINEL', 'SENTINELS', 'master').catch(() => []) as unknown[]
+    return known.length === 2
+  }, 'the sentinels to find each other')
+  return { ...base, name: 'master', master, replica, sentinels }
+}
+
+/** The port of the master the sentinels name now. */
+export async function sentinelMaster (d: Deployment & { sentinels: number[] }): Promise<number> {
+  const [, port] = await d.admin(d.sentinels[0] as number).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'master') as [string, string]
+  return Number(port)
+}
+
+export async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(100)
+  }
+}
