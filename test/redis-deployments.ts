@@ -79,8 +79,9 @@ export async function startClusterWithReplicas (t: Tap): Promise<Deployment & { 
 export async function startSentinelWithReplica (t: Tap): Promise<Deployment & { name: string, master: number, replica: number, sentinels: number[] }> {
   const { dir, procs, base } = await deployment(t, 'sentinel')
   const [master, replica] = [await freePort(), await freePort()]
-  procs.set(master, await spawnRedis(master, []))
-  procs.set(replica, await spawnRedis(replica, ['--replicaof', '127.0.0.1', String(master)]))
+  // Full syncs write their snapshot in --dir: the test's directory, not the working one.
+  procs.set(master, await spawnRedis(master, ['--dir', dir]))
+  procs.set(replica, await spawnRedis(replica, ['--dir', dir, '--replicaof', '127.0.0.1', String(master)]))
   await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync')
   const sentinels = await Promise.all(Array.from({ length: 3 }, async () => await freePort()))
   for (const port of sentinels) {
