@@ -10,6 +10,8 @@
 //        A missing, empty or used code -> 40029 (WeChat documents no other code for it); a body that
 //        is not a JSON object -> 47001.
 //   POST /wxa/getwxacodeunlimit?access_token: a mini-program code's PNG bytes, or JSON errors (./wxacode.ts).
+//   GET  /connect/oauth2/authorize, /sns/oauth2/access_token, /sns/userinfo: an official account's web
+//        authorization, for H5 login (./oauth.ts).
 //   POST /dev/encrypt?user[&appid]  (development aid, not WeChat): what wx.getUserInfo would hand the
 //        client for the JSON object body: encryptedData + iv (with a watermark, under the user's
 //        session_key), and rawData + signature (sha1(rawData + session_key)).
@@ -145,6 +147,12 @@ export function endpoints (s: SimulatorState, opts: EndpointOptions): Routes {
     ['GET /wxa/resetusersessionkey', withAccessToken(s, (appid, q) => sessionCheck(s, appid, q, true))],
     ['POST /wxa/business/getuserphonenumber', withAccessToken(s, (appid, _q, body) => phoneNumber(s, appid, body))],
     ['POST /wxa/getwxacodeunlimit', withAccessToken(s, (appid, _q, body) => wxacode(appid, body))],
+    ['GET /connect/oauth2/authorize', (q) => s.oauth.authorize(q)],
+    ['GET /sns/oauth2/access_token', (q) => {
+      const answer = s.oauth.accessToken(q)
+      return s.oauth.isSlow(q.get('code')) ? { ...answer, delayMs: slowMs } : answer
+    }],
+    ['GET /sns/userinfo', (q) => s.oauth.userInfo(q)],
     ['POST /dev/encrypt', (q, body) => devEncrypt(s, q, body)]
   ])
 }

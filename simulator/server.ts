@@ -23,8 +23,10 @@ export interface Answer {
   code?: string | null
   appid?: string
   delayMs?: number
-  /** For a body of bytes (an image): its content type. JSON is sent as text/plain, as WeChat does. */
+  /** For a body of bytes (an image) or a page: its content type. JSON is sent as text/plain, as WeChat does. */
   contentType?: string
+  /** More response headers (a redirect's location). */
+  headers?: OutgoingHttpHeaders
 }
 
 export type Handler = (query: URLSearchParams, body: Buffer) => Answer
@@ -85,7 +87,7 @@ function respond (ledger: Ledger, res: ServerResponse, path: string, answer: Ans
   const { errcode, code = null, appid } = answer
   ledger.calls.push(appid === undefined ? { path, code, errcode } : { path, code, errcode, appid })
   const status = answer.status ?? 200
-  const headers = answer.contentType === undefined ? {} : { 'content-type': answer.contentType }
+  const headers = { ...answer.headers, ...(answer.contentType === undefined ? {} : { 'content-type': answer.contentType }) }
   if (answer.delayMs === undefined) {
     send(res, status, answer.body, headers)
     return

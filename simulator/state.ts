@@ -1,6 +1,8 @@
 // What the simulator knows: the mini programs it serves, each user's openid, unionid and last
-// session_key, the access_tokens it issued and the one-time codes already spent. No HTTP here.
+// session_key, the access_tokens it issued and the one-time codes already spent, and the official
+// accounts whose web authorization it serves (./oauth.ts). No HTTP here.
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import { createOAuthState, DEV_OA_APPID, DEV_OA_SECRET } from './oauth.js'
 
 export interface SimulatorApp {
   appid: string
@@ -28,6 +30,11 @@ export interface StateOptions {
   secret?: string
   /** Several mini programs; when given, `appid` and `secret` are ignored and the first app is the default. */
   apps?: SimulatorApp[]
+  /**
+   * The official accounts whose web authorization (H5 login) it serves; the first is the default.
+   * One by default: DEV_OA_APPID with DEV_OA_SECRET.
+   */
+  officialAccounts?: SimulatorApp[]
   /** Lifetime of an access_token, in seconds (WeChat: 7200). */
   tokenTtlSec?: number
   /** The clock for token expiry and watermarks, in ms (a fake one keeps tests free of sleeps). */
@@ -117,30 +124,38 @@ function oneTimeCodes () {
   }
 }
 
-function appsFrom (opts: StateOptions): SimulatorApp[] {
-  const apps = opts.apps ?? [{ appid: opts.appid ?? DEV_APPID, secret: opts.secret ?? randomBytes(16).toString('hex') }]
-  if (apps.length === 0) throw new Error('apps: give at least one { appid, secret }')
-  const seen = new Set<string>()
+function checked (name: string, apps: SimulatorApp[], seen = new Set<string>()): SimulatorApp[] {
+  if (apps.length === 0) throw new Error(`${name}: give at least one { appid, secret }`)
   for (const { appid, secret } of apps) {
-    if (appid === '' || secret === '') throw new Error('apps: every app needs a non-empty appid and secret')
-    if (seen.has(appid)) throw new Error(`apps: appid ${appid} is listed twice`)
+    if (appid === '' || secret === '') throw new Error(`${name}: every app needs a non-empty appid and secret`)
+    if (seen.has(appid)) throw new Error(`${name}: appid ${appid} is listed twice`)
     seen.add(appid)
   }
   return apps.map(({ appid, secret }) => ({ appid, secret }))
 }
 
+function appsFrom (opts: StateOptions): { apps: SimulatorApp[], officialAccounts: SimulatorApp[] } {
+  const seen = new Set<string>()
+  const apps = checked('apps', opts.apps ?? [{ appid: opts.appid ?? DEV_APPID, secret: opts.secret ?? randomBytes(16).toString('hex') }], seen)
+  // An appid is a mini program's or an official account's, never both.
+  const officialAccounts = checked('officialAccounts', opts.officialAccounts ?? [{ appid: DEV_OA_APPID, secret: DEV_OA_SECRET }], seen)
+  return { apps, officialAccounts }
+}
+
 export function createState (opts: StateOptions) {
-  const apps = appsFrom(opts)
+  const { apps, officialAccounts } = appsFrom(opts)
   const first = apps[0] as SimulatorApp
   const now = opts.now ?? Date.now
   const secrets = new Map(apps.map((a) => [a.appid, a.secret]))
   // appid -> openid -> the session_key last issued; openids are per appid, so they identify the user.
   const sessionKeys = new Map(apps.map((a) => [a.appid, new Map<string, string>()]))
 
+  // Per app, mini program or official account: the same person has another openid in each.
   const openidOf = (user: string, appid = first.appid): string => `o${id(appid, 'openid', user)}`
   const sessionKeyOfOpenid = (appid: string, openid: string): string | undefined => sessionKeys.get(appid)?.get(openid)
   const sessionKeyOf = (user: string, appid = first.appid): string | undefined => sessionKeyOfOpenid(appid, openidOf(user, appid))
   const unixNow = (): number => Math.floor(now() / 1000)
+  const unionidOf = (user: string): string => `u${id('unionid', user)}`
 
   function issueSessionKey (appid: string, openid: string): string {
     const sessionKey = randomBytes(16).toString('base64')
@@ -171,8 +186,10 @@ export function createState (opts: StateOptions) {
     loginCodes: oneTimeCodes(),
     phoneCodes: oneTimeCodes(),
     openidOf,
-    /** The same in every mini program, as with an open-platform account. */
-    unionidOf: (user: string): string => `u${id('unionid', user)}`,
+    /** The same in every mini program and official account, as with an open-platform account. */
+    unionidOf,
+    /** Web authorization of the official accounts (H5 login): ./oauth.ts. */
+    oauth: createOAuthState(officialAccounts, { now, openidOf, unionidOf }),
     sessionKeyOf,
     sessionKeyOfOpenid,
     issueSessionKey,
