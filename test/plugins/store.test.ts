@@ -1,11 +1,11 @@
-import { createClient } from '@redis/client'
+import { createClient, createCluster } from '@redis/client'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
 import { serverOptions } from '../../http/server-options.js'
 import type { RedisClient } from '../../lib/store/redis-client.js'
-import { freePort, startRedis, startSim } from '../helper.js'
+import { freePort, startRedis, startRedisCluster, startSim } from '../helper.js'
 
 test('an unreachable REDIS_URL refuses the boot within seconds', async (t) => {
   const sim = await startSim(t)
@@ -49,4 +49,19 @@ test('a client passed in with an offline queue is accepted, with a warning namin
     const warning = lines.some((l) => /offline queue.*enableOfflineQueue: false.*disableOfflineQueue: true/.test(l))
     t.equal(warning, warned, label)
   }
+})
+
+test('a node-redis cluster client passed in is accepted, with a warning that it does not survive a master crash', async (t) => {
+  const { nodes } = await startRedisCluster(t)
+  const sim = await startSim(t)
+  const client = createCluster({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) })
+  client.on('error', () => {})
+  await client.connect()
+  t.teardown(() => { client.destroy() })
+  const lines: string[] = []
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(l) } } }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { redis: client, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url } })
+  await app.ready()
+  t.ok(lines.some((l) => /node-redis cluster client .* does not recover when a master dies outright.*ioredis Cluster.*REDIS_CLUSTER_NODES/.test(l)))
 })
