@@ -1,5 +1,5 @@
-// A wx.login() code exchanged with WeChat at most once: claimed in the store before WeChat is
-// called. Logging in and stepping up both spend codes this way.
+// A WeChat code exchanged at most once: claimed in the store before WeChat is called. Logging in and
+// stepping up spend wx.login() codes this way, H5 login an official account's authorization codes.
 import { WxCodeUsedError } from './errors.js'
 import { digest } from './ids.js'
 import type { SessionsDeps } from './sessions-deps.js'
@@ -8,25 +8,33 @@ import type { Code2SessionResult } from './wechat-client.js'
 // A code is valid at WeChat for 5 minutes; remember accepted ones for longer than that.
 export const USED_CODE_TTL_MS = 10 * 60 * 1000
 
-export function createCodeExchange ({ store, wechat }: Pick<SessionsDeps, 'store' | 'wechat'>) {
-  /**
-   * Exchanges a code with WeChat. A replay (or a concurrent duplicate) never reaches WeChat. The
-   * claim is made for as long as an accepted code is remembered, so a successful exchange writes
-   * nothing more (one store command less per login); a gateway that dies mid-exchange leaves its
-   * code claimed, and the client calls wx.login() again, as after any failed login.
-   */
-  return async function exchange (appid: string, code: string): Promise<Code2SessionResult> {
+/**
+ * Runs `exchange` for a code of app `appid` unless the code was claimed before: then `UsedError`,
+ * and WeChat is not called. The claim is made for as long as an accepted code is remembered, so a
+ * successful exchange writes nothing more (one store command less per login); a gateway that dies
+ * mid-exchange leaves its code claimed, and the client gets a new code, as after any failed login.
+ * A failed exchange forgets the claim (a transient failure may be tried again with the same code),
+ * unless it failed with `UsedError` (WeChat itself says the code was used).
+ */
+export function createCodeClaims ({ store }: Pick<SessionsDeps, 'store'>, UsedError: new () => Error) {
+  return async function once<T> (appid: string, code: string, exchange: () => Promise<T>): Promise<T> {
     const codeId = digest(`${appid}\u0000${code}`)
     const claim = await store.claimCode(codeId, USED_CODE_TTL_MS)
-    if (claim !== 'claimed') throw new WxCodeUsedError()
+    if (claim !== 'claimed') throw new UsedError()
     try {
-      return await wechat.code2Session(code, appid)
+      return await exchange()
     } catch (err) {
-      // Forget the claim so a code whose exchange failed transiently can be tried again;
-      // remember it when WeChat itself says it is used.
-      await store.settleCode(codeId, err instanceof WxCodeUsedError, USED_CODE_TTL_MS).catch(() => {})
+      await store.settleCode(codeId, err instanceof UsedError, USED_CODE_TTL_MS).catch(() => {})
       throw err
     }
+  }
+}
+
+export function createCodeExchange ({ store, wechat }: Pick<SessionsDeps, 'store' | 'wechat'>) {
+  const once = createCodeClaims({ store }, WxCodeUsedError)
+  /** Exchanges a wx.login() code with WeChat (jscode2session): a replay, or a concurrent duplicate, never reaches WeChat. */
+  return async function exchange (appid: string, code: string): Promise<Code2SessionResult> {
+    return await once(appid, code, async () => await wechat.code2Session(code, appid))
   }
 }
 

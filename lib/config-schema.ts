@@ -93,6 +93,22 @@ export const ConfigSchema = Type.Object({
   QR_ENV_VERSION: Type.Union([Type.Literal('release'), Type.Literal('trial'), Type.Literal('develop')], { default: 'release' }),
   // Per client IP: polling a QR login's state (GET /auth/qr/:id and its event stream).
   RATE_LIMIT_QR_POLL_MAX: Type.Integer({ minimum: 1, default: 120 }),
+  // H5 login (an official account's web authorization, for pages opened inside WeChat): the
+  // account's credentials, separate from the mini programs'. Off unless set with H5_RETURN_URLS (in
+  // development with the simulator, H5_RETURN_URLS alone: the simulator's account stands in).
+  WECHAT_OA_APPID: Type.Optional(Type.String({ pattern: '^wx[0-9a-f]{16}$' })),
+  WECHAT_OA_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 128 })),
+  // Where the browser is sent to authorize (WeChat's page; a simulator's in tests).
+  WECHAT_OA_AUTHORIZE_URL: Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', default: 'https://open.weixin.qq.com/connect/oauth2/authorize' }),
+  // The pages WeChat may send the browser back to (redirect_uri = returnTo), comma-separated
+  // absolute URLs: a returnTo must have one's origin and start with its path. Nothing else is
+  // ever a redirect target (no open redirect).
+  H5_RETURN_URLS: Type.Optional(Type.String({ minLength: 8, maxLength: 4096 })),
+  // How long the browser has from GET /auth/h5/authorize to POST /auth/h5/login.
+  H5_STATE_TTL: Type.Integer({ minimum: 30, maximum: 600, default: 300 }),
+  // Cookie mode: the device types whose refresh token travels only in an HttpOnly cookie (e.g.
+  // `web,h5`), never in a JSON body; `off` for none.
+  REFRESH_COOKIE: Type.String({ pattern: '^(off|[a-z0-9-]{1,8}(,[a-z0-9-]{1,8})*)$', default: 'off' }),
   // The standalone server's admin API: its own listener, off unless ADMIN_PORT is set.
   ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),

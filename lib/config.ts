@@ -3,6 +3,7 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
 import { ConfigError } from './errors.js'
+import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
 import { ConfigSchema, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
 
@@ -40,6 +41,14 @@ export interface ResolvedConfig extends Config {
   signing?: { algorithm: AsymmetricAlgorithm, privateKey: KeyObject, previousPublicKeys: KeyObject[] }
   /** Development without WeChat credentials: the gateway runs the built-in WeChat simulator. */
   useSimulator: boolean
+  /**
+   * H5 login, when on (H5_RETURN_URLS): the official account (WECHAT_OA_APPID/WECHAT_OA_SECRET; left out
+   * in development with the simulator, whose account then stands in) and the pages WeChat may send the
+   * browser back to.
+   */
+  h5?: H5Config
+  /** Cookie mode (REFRESH_COOKIE): the device types whose refresh token is a cookie; none when off. */
+  refreshCookieTypes: string[]
   /** What development mode filled in by itself, to be said loudly at boot. */
   devDefaults: string[]
 }
@@ -94,6 +103,9 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
   checkAdmin(config)
+  const h5 = h5Of(config, production, apps, !hasAppid)
+  const refreshCookieTypes = config.REFRESH_COOKIE === 'off' ? [] : config.REFRESH_COOKIE.split(',')
+  if (refreshCookieTypes.some((type) => !deviceTypes.includes(type))) throw new ConfigError('REFRESH_COOKIE must be off or name types of DEVICE_TYPES')
   checkMetrics(config)
   if (config.WORKERS !== '1') {
     // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
@@ -103,7 +115,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   }
   const devDefaults: string[] = []
   const signing = signingOf(config, production, devDefaults)
-  if (!hasAppid) devDefaults.push('no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator')
+  if (!hasAppid) devDefaults.push(`no WECHAT_APPID/WECHAT_SECRET/WECHAT_APPS: using the built-in WeChat simulator${h5 !== undefined && h5.account === undefined ? ' (and its official account for H5 login)' : ''}`)
   if (!hasRedis) devDefaults.push(`no REDIS_URL: sessions live in process memory and vanish on restart${redisHint}`)
   if (config.JWT_SECRET === undefined) devDefaults.push('no JWT_SECRET: a random one was generated; tokens die with the process')
   return {
@@ -113,6 +125,8 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     jwtSecret: config.JWT_SECRET ?? randomBytes(48).toString('base64url'),
     ...(signing !== undefined ? { signing } : {}),
     useSimulator: !hasAppid,
+    ...(h5 !== undefined ? { h5 } : {}),
+    refreshCookieTypes,
     devDefaults
   }
 }

@@ -87,3 +87,16 @@ export const AuthQrCollectedError = createError('AUTH_QR_COLLECTED', 'The tokens
 export const AuthQrSessionEndedError = createError('AUTH_QR_SESSION_ENDED', 'The mini-program session that confirmed this login has ended; scan a new code', 409)
 export const WxQrPageRejectedError = createError('WX_QR_PAGE_REJECTED', 'WeChat refused to make a code for QR_PAGE (errcode %s): the page must exist in the released version, or set QR_ENV_VERSION', 502)
 export const MetricsUnavailableError = createError('METRICS_UNAVAILABLE', 'The metrics could not be collected (a worker did not answer in time); the next scrape tries again', 503)
+
+// H5 login (an official account's web authorization) and cookie mode (issue 18).
+export const AuthH5StateMissingError = createError('AUTH_H5_STATE_MISSING', 'No state: send the state WeChat added to the page\'s address with the code', 400)
+export const AuthH5StateInvalidError = createError('AUTH_H5_STATE_INVALID', 'The state is not one this gateway made; start the H5 login again', 400)
+export const AuthH5StateExpiredError = createError('AUTH_H5_STATE_EXPIRED', 'The H5 login took longer than H5_STATE_TTL; start it again', 410)
+export const AuthH5StateOtherBrowserError = createError('AUTH_H5_STATE_OTHER_BROWSER', 'The state was made for another browser (its cookie is missing or another login\'s); start the H5 login again in this one', 403)
+export const AuthH5StateUsedError = createError('AUTH_H5_STATE_USED', 'The state was already used; start the H5 login again', 409)
+export const AuthH5CodeMissingError = createError('AUTH_H5_CODE_MISSING', 'No authorization code: the user declined, or the page was not opened by WeChat\'s redirect; start the H5 login again', 400)
+export const AuthH5ReturnToRefusedError = createError('AUTH_H5_RETURN_TO_REFUSED', 'returnTo is not one of the pages H5_RETURN_URLS allows', 400)
+export const WxOauthCodeInvalidError = createError('WX_OAUTH_CODE_INVALID', 'WeChat says the authorization code is invalid or expired; start the H5 login again', 401)
+export const WxOauthCodeUsedError = createError('WX_OAUTH_CODE_USED', 'The authorization code has already been used; start the H5 login again', 401)
+export const AuthRefreshMissingError = createError('AUTH_REFRESH_MISSING', 'No refresh token: send it in the body, or (cookie mode) from the browser that holds the refresh cookie', 401)
+export const AuthCsrfRejectedError = createError('AUTH_CSRF_REJECTED', 'A refresh from the cookie needs the X-WeChat-Auth-CSRF: 1 header and a same-site request', 403)

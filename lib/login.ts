@@ -1,12 +1,13 @@
 // Logging in: a wx.login() code, claimed once in the store, exchanged with WeChat, then a session
-// for the user the host's resolveUser names, and its first token pair.
+// for the user the host's resolveUser names, and its first token pair. H5 login (lib/h5-login.ts)
+// opens its sessions the same way (createIdentityLogin).
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput } from './access-schemas.js'
-import { outcomeOf } from './audit.js'
+import { outcomeOf, type SessionVia } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
-import { ConfigSchema, type TokenPair } from './schemas.js'
+import { ConfigSchema } from './schemas.js'
 import type { SessionOpener } from './session-opener.js'
-import type { LoginDevice, ResolveUser, SessionsDeps } from './sessions-deps.js'
+import type { LoginDevice, OpenedPair, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
 
 // Claims the gateway sets itself; resolveUser may not override them.
@@ -43,11 +44,37 @@ function accessOf (user: { roles?: unknown, permissions?: unknown }): AccessInpu
   return access
 }
 
-export function createLogin ({ store, wechat, config, resolveUser: hostResolver, audit }: SessionsDeps, resolveUser: ResolveUser, exchange: CodeExchange, opener: SessionOpener) {
+/**
+ * Opens a session for a user WeChat has just identified (a wx.login() code, an official account's
+ * authorization): the host's resolveUser names the user, the session keeps the identity and its
+ * claims. `opening.started` is set once the session's own operation begins (it is audited there).
+ */
+export function createIdentityLogin ({ store, config, resolveUser: hostResolver }: Pick<SessionsDeps, 'store' | 'config' | 'resolveUser'>, resolveUser: ResolveUser, opener: SessionOpener) {
+  return async function openFor (identity: WeChatIdentity, sessionKey: string, device: LoginDevice & { deviceType: string }, via: SessionVia, opening: { started: boolean }): Promise<OpenedPair> {
+    const { appid } = identity
+    const user = await resolveUser(identity)
+    if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
+    const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
+    if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
+    const session: NewSession & { device: DeviceInfo } = { sub: user.userId, openid: identity.openid, sessionKey, device }
+    if (identity.unionid !== undefined) session.unionid = identity.unionid
+    if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
+    const access = accessOf(user)
+    if (access !== undefined) session.access = access
+    // Operators may name the user by openid: with a host's resolveUser, remember whom it maps to now,
+    // the openid itself included, so that an old mapping never names a user it no longer is (nothing
+    // to remember by default: the openid is the user id).
+    opening.started = true
+    return await opener.openSession(appid, session,
+      hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE), via)
+  }
+}
+
+export function createLogin ({ wechat, config, audit }: SessionsDeps, openFor: ReturnType<typeof createIdentityLogin>, exchange: CodeExchange, opener: SessionOpener) {
   const rules = sessionRules(config)
 
   /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
-  async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<TokenPair> {
+  async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<OpenedPair> {
     // A login that gets as far as opening a session is audited there (session.open); one refused
     // before (the code, WeChat, the device type) is audited here.
     const opening = { started: false }
@@ -59,26 +86,13 @@ export function createLogin ({ store, wechat, config, resolveUser: hostResolver,
     }
   }
 
-  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }): Promise<TokenPair> {
+  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }): Promise<OpenedPair> {
     const appid = wechat.appOf(requestedAppid)
     const deviceType = device.deviceType ?? rules.defaultType
     opener.checkDeviceType(deviceType)
     const identity = await exchange(appid, code) // from here on the code stays claimed: WeChat accepted it
-    const user = await resolveUser({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid })
-    if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
-    const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
-    if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
-    const session: NewSession & { device: DeviceInfo } = { sub: user.userId, openid: identity.openid, sessionKey: identity.sessionKey, device: { ...device, deviceType } }
-    if (identity.unionid !== undefined) session.unionid = identity.unionid
-    if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims
-    const access = accessOf(user)
-    if (access !== undefined) session.access = access
-    // Operators may name the user by openid: with a host's resolveUser, remember whom it maps to now,
-    // the openid itself included, so that an old mapping never names a user it no longer is (nothing
-    // to remember by default: the openid is the user id).
-    opening.started = true
-    return await opener.openSession(appid, session,
-      hostResolver === undefined ? undefined : store.rememberOpenid(appid, identity.openid, user.userId, config.SESSION_MAX_AGE))
+    return await openFor({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid, source: 'mp' },
+      identity.sessionKey, { ...device, deviceType }, 'login', opening)
   }
 
   return login

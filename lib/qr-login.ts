@@ -8,9 +8,9 @@ import {
   AuthQrStateError, AuthWrongAppError
 } from './errors.js'
 import { digest, randomId, userTag } from './ids.js'
-import type { AccessClaims, TokenPair } from './schemas.js'
+import type { AccessClaims } from './schemas.js'
 import type { SessionOpener } from './session-opener.js'
-import type { LoginDevice, SessionsDeps } from './sessions-deps.js'
+import type { LoginDevice, OpenedPair, SessionsDeps } from './sessions-deps.js'
 import type { HandoffStore, QrOutcome, QrRecord, QrState, QrStep } from './store/types.js'
 
 /** The device type of a session made by a QR login. */
@@ -75,7 +75,7 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
    * The web page collects once with its secret: a token pair of a new `web` session for the user
    * who confirmed, under the session rules.
    */
-  async function collect (id: string, secret: string, device: Omit<LoginDevice, 'deviceType'>): Promise<TokenPair> {
+  async function collect (id: string, secret: string, device: Omit<LoginDevice, 'deviceType'>): Promise<OpenedPair> {
     const r = refused(await store.collectQr(id, digest(secret)))
     if (r.scanner === null) throw new AuthQrStateError(r.state)
     const pair = await opener.openSessionLike(r.appid, r.scanner, { ...device, deviceType: QR_DEVICE_TYPE }, 'qr')

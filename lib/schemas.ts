@@ -31,6 +31,12 @@ export type LoginBody = Static<typeof LoginBody>
 export const RefreshBody = Type.Object({ refreshToken: RefreshTokenString }, { additionalProperties: false })
 export type RefreshBody = Static<typeof RefreshBody>
 
+/** Refresh in cookie mode: the refresh token in the body (a mini program), or none (a web page: the cookie). */
+export const CookieRefreshBody = Type.Union([
+  Type.Object({ refreshToken: Type.Optional(RefreshTokenString) }, { additionalProperties: false }),
+  Type.Null()
+], { description: 'the refresh token; none from a web page whose refresh token is the cookie (send X-WeChat-Auth-CSRF: 1)' })
+
 export const LogoutBody = Type.Union([
   Type.Object({ allDevices: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Null()
@@ -47,6 +53,12 @@ export const TokenPair = Type.Object({
   unionid: Type.Optional(Type.String())
 })
 export type TokenPair = Static<typeof TokenPair>
+
+/** A token pair as answered in cookie mode: a web device type's refresh token is in the cookie, not here. */
+export const WebTokenPair = Type.Object({
+  ...TokenPair.properties,
+  refreshToken: Type.Optional(Type.String({ description: 'absent for a web device type in cookie mode (REFRESH_COOKIE): then it is the HttpOnly cookie' }))
+})
 
 export const MeResponse = Type.Object({
   openid: Type.String(),

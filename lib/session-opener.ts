@@ -1,13 +1,12 @@
 // Opening a session for a user under the session rules (device types, exclusive types, the limit,
-// bans), decided in the store's one atomic operation, and its first token pair. Logging in, ticket
-// exchange and QR collect all open sessions this way.
+// bans), decided in the store's one atomic operation, and its first token pair. Logging in (with a
+// wx.login() code or H5), ticket exchange and QR collect all open sessions this way.
 import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.js'
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import { sessionRules } from './login.js'
 import type { RefreshTokens } from './refresh-tokens.js'
 import type { SessionVia } from './audit.js'
-import type { TokenPair } from './schemas.js'
-import type { LoginDevice, PairOf, SessionsDeps } from './sessions-deps.js'
+import type { LoginDevice, OpenedPair, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
 
 export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
@@ -23,7 +22,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    * operation (login remembers the user's openid meanwhile). AUTH_DEVICE_IN_USE or the ban's code
    * when the rules refuse it.
    */
-  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>, via: SessionVia = 'login'): Promise<TokenPair> {
+  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>, via: SessionVia = 'login'): Promise<OpenedPair> {
     const { deviceType } = session.device
     const ref: SessionRef = { tag: userTag(appid, session.sub), sid: newSessionId() }
     const refreshToken = refreshTokenOf.first(ref)
@@ -43,7 +42,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
       throw sessionEnded(created.end)
     }
     audit?.({ ...event, outcome: 'ok', sessionId: ref.sid, ...(created.ended > 0 ? { reason: `ended ${created.ended}` } : {}) })
-    return pair(appid, session, ref.sid, refreshToken, ttl)
+    return { ...pair(appid, session, ref.sid, refreshToken, ttl), deviceType }
   }
 
   /**
@@ -51,7 +50,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    * confirmer), on another device: the same openid, unionid, claims and WeChat session_key (shared:
    * a new wx.login() of either replaces it for both at WeChat). Null when `from` has ended.
    */
-  async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo, via: SessionVia): Promise<TokenPair | null> {
+  async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo, via: SessionVia): Promise<OpenedPair | null> {
     const source = await store.getSession(from)
     if (source === null) return null
     const { createdAt: _createdAt, ...data } = source

@@ -6,11 +6,27 @@ import type { Logger } from './logger.js'
 import type { TokenPair } from './schemas.js'
 import type { AccessStore, LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
 import type { Code2SessionResult } from './wechat-client.js'
+import type { OAuthUserInfo } from './wechat-oauth.js'
 
+/** The user as an official account's web authorization (H5 login, snsapi_userinfo) describes them. */
+export type H5UserInfo = OAuthUserInfo
+
+/**
+ * Who logged in, as the host's resolveUser is told. `openid` is the user's in the app they came
+ * through: the mini program's, or with `source: 'h5'` the official account's (another value for the
+ * same person); `unionid` is the same in both when they are bound to one open-platform account, the
+ * one safe way to link them. `appid` is the mini program whose session this becomes.
+ */
 export interface WeChatIdentity {
   openid: string
   unionid?: string
   appid: string
+  /** Where the login came from: `mp` (wx.login()) or `h5` (an official account's web authorization). Always set by the gateway. */
+  source?: 'mp' | 'h5'
+  /** With `source: 'h5'`: the official account's appid. */
+  officialAccount?: string
+  /** With `source: 'h5'` and scope snsapi_userinfo: the nickname and avatar WeChat gave. */
+  userInfo?: H5UserInfo
 }
 
 export type SessionRuleKey = 'DEVICE_TYPES' | 'DEVICE_TYPE_DEFAULT' | 'EXCLUSIVE_DEVICE_TYPES' | 'EXCLUSIVE_MODE' | 'MAX_SESSIONS_PER_USER' | 'ACCESS_TOKEN_TTL' | 'STEP_UP_TTL'
@@ -48,6 +64,9 @@ export interface SessionsDeps {
   audit?: Audit
   log: Pick<Logger, 'warn'>
 }
+
+/** A new session's first token pair, and its device type (which decides where a web client's refresh token goes). */
+export type OpenedPair = TokenPair & { deviceType: string }
 
 /** Builds a token pair for a session: a fresh access token and the given refresh token. */
 export type PairOf = (appid: string, session: TokenSubject, sid: string, refreshToken: string, refreshTtlSec: number) => TokenPair

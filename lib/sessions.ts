@@ -1,10 +1,11 @@
-// The login, refresh and logout flows, built from WeChat's code2Session, the session store and the
-// access-token signer. No Fastify: the sessions plugin decorates what this builds, the benchmark
+// The login, refresh and logout flows, built from WeChat's code2Session (and an official account's
+// web authorization, for H5 login), the session store and the access-token signer. No Fastify: the sessions plugin decorates what this builds, the benchmark
 // and the tests call it directly.
 import { createCodeExchange } from './code-exchange.js'
-import { AuthSessionNotFoundError, AuthTokenRevokedError } from './errors.js'
+import { AuthSessionNotFoundError, AuthTokenRevokedError, WxSessionKeyStaleError } from './errors.js'
+import { createH5Login, type H5Deps } from './h5-login.js'
 import { userTag } from './ids.js'
-import { createLogin } from './login.js'
+import { createIdentityLogin, createLogin } from './login.js'
 import { createModeration } from './moderation.js'
 import { createQrLogin } from './qr-login.js'
 import { createRefresh } from './refresh.js'
@@ -19,8 +20,11 @@ import type { HandoffStore, SessionInfo } from './store/types.js'
 export type { PairOf, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
 export { USED_CODE_TTL_MS } from './code-exchange.js'
 
-/** `deps.store` also keeps one-time tickets and QR logins. */
-export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
+/**
+ * `deps.store` also keeps one-time tickets and QR logins. With `deps.h5` (an official account's web
+ * authorization and the pages it may return to), H5 login is on.
+ */
+export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?: Pick<H5Deps, 'oauth' | 'returnUrls'> }) {
   const { store, tokens } = deps
   const refreshTokenOf = refreshTokens(deps.config.jwtSecret, deps.config.JWT_SECRET_PREVIOUS)
   const resolveUser: ResolveUser = deps.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
@@ -42,7 +46,9 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
 
   const exchange = createCodeExchange(deps)
   const opener = createSessionOpener(deps, refreshTokenOf, pair)
-  const login = createLogin(deps, resolveUser, exchange, opener)
+  const openFor = createIdentityLogin(deps, resolveUser, opener)
+  const login = createLogin(deps, openFor, exchange, opener)
+  const h5 = deps.h5 === undefined ? undefined : createH5Login({ ...deps, ...deps.h5 }, openFor, opener)
   const tickets = createTickets(deps, opener)
   const qr = createQrLogin(deps, opener)
   const stepUp = createStepUp(deps, exchange)
@@ -59,10 +65,15 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
     return ended
   }
 
-  /** The WeChat session_key of `user`'s session (AUTH_TOKEN_REVOKED once it ended). Server side only. */
+  /**
+   * The WeChat session_key of `user`'s session (AUTH_TOKEN_REVOKED once it ended). Server side only.
+   * A session opened by H5 login has none (an official account gives none): WX_SESSION_KEY_STALE,
+   * detail.cause `no-session-key`; the mini program's own session has one.
+   */
   async function sessionKeyOf (user: AccessClaims): Promise<string> {
     const session = await store.getSession({ tag: userTag(user.aud, user.sub), sid: user.sid })
     if (session === null) throw new AuthTokenRevokedError()
+    if (session.sessionKey === '') throw Object.assign(new WxSessionKeyStaleError(), { detail: { cause: 'no-session-key' } })
     return session.sessionKey
   }
 
@@ -80,7 +91,7 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore }) {
     deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: sid, reason: `signed out from session ${user.sid}` })
   }
 
-  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, qr, ...createModeration(deps) }
+  return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, qr, h5, ...createModeration(deps) }
 }
 
 export type Sessions = ReturnType<typeof createSessions>

@@ -4,9 +4,9 @@
 // operation: of concurrent exchanges exactly one gets a session.
 import { TicketAudienceMismatchError, TicketInvalidError } from './errors.js'
 import { digest, randomId, userTag } from './ids.js'
-import type { AccessClaims, TokenPair } from './schemas.js'
+import type { AccessClaims } from './schemas.js'
 import type { SessionOpener } from './session-opener.js'
-import type { LoginDevice, SessionsDeps } from './sessions-deps.js'
+import type { LoginDevice, OpenedPair, SessionsDeps } from './sessions-deps.js'
 import type { HandoffStore } from './store/types.js'
 
 const TICKET_BYTES = 32
@@ -28,7 +28,7 @@ export function createTickets ({ store, config }: { store: HandoffStore, config:
    * Spends a ticket for a session of its audience: AUTH_TICKET_INVALID when unknown, expired, spent, or
    * its issuing session has ended; AUTH_TICKET_AUDIENCE_MISMATCH (spent too) for another device type.
    */
-  async function exchange (ticket: string, device: LoginDevice = {}): Promise<TokenPair> {
+  async function exchange (ticket: string, device: LoginDevice = {}): Promise<OpenedPair> {
     const grant = await store.takeTicket(digest(ticket))
     if (grant === null) throw new TicketInvalidError()
     if (device.deviceType !== undefined && device.deviceType !== grant.audience) {

@@ -56,3 +56,25 @@ export const QrCollectBody = Type.Object({
 /** The event stream: `event: state`, `data: { state, expiresIn }` at once and after every change; it ends with a final state. */
 export const QrEvents = Type.String({ description: 'text/event-stream' })
 export const QrImage = Type.Unsafe<Uint8Array>({ type: 'string', format: 'binary', description: 'the mini-program code (PNG)' })
+
+// ---- H5 login (an official account's web authorization) ----
+
+export const H5AuthorizeQuery = Type.Object({
+  scope: Type.Optional(Type.Union([Type.Literal('snsapi_base'), Type.Literal('snsapi_userinfo')], { description: 'snsapi_base (silent, the default) or snsapi_userinfo (asks the user; nickname and avatar for resolveUser)' })),
+  returnTo: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'the page WeChat sends the browser back to with code and state: one of H5_RETURN_URLS (the first when omitted)' })),
+  appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'the mini program whose user this is; required when the gateway serves several' }))
+}, { additionalProperties: false })
+
+// What WeChat appended to the page's address, as the page found it: either may be missing (a user
+// who declined snsapi_userinfo comes back with a state and no code), each refusal has its code.
+const CallbackValue = Type.String({ maxLength: 256, pattern: '^[\\x21-\\x7e]*$' })
+export const H5LoginBody = Type.Union([
+  Type.Object({
+    code: Type.Optional(CallbackValue),
+    state: Type.Optional(CallbackValue),
+    deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
+  }, { additionalProperties: false }),
+  Type.Null()
+], { description: 'code and state as WeChat added them to the page\'s address', examples: [{ code: '…', state: '…' }] })
+
+export const H5Redirect = Type.Null({ description: 'to WeChat\'s authorize page (location), with this browser\'s H5 cookie set (set-cookie)' })

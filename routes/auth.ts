@@ -1,25 +1,31 @@
 // POST /login, POST /refresh, POST /logout under the configured prefix (/auth), and the routes of
 // routes/sessions.ts (GET /me, the caller's sessions), routes/step-up.ts, routes/tickets.ts,
-// routes/qr.ts (web QR login) and routes/verify.ts (forward auth) in the same context.
+// routes/qr.ts (web QR login), routes/h5.ts (H5 login) and routes/verify.ts (forward auth) in the
+// same context. In cookie mode (REFRESH_COOKIE) a web device type's refresh token is a cookie
+// (lib/web-cookies.ts) in every answer that opens or refreshes its session.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
+import { fastifyCookie } from '@fastify/cookie'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Sessions } from '../lib/sessions.js'
 import { setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import stepUpRoutes from './step-up.js'
 import ticketRoutes from './tickets.js'
 import qrRoutes from './qr.js'
+import h5Routes from './h5.js'
 import verifyRoutes from './verify.js'
 import {
-  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionKickedError,
-  AuthSessionReplacedError, RateLimitedError,
+  AuthAccountBannedError, AuthCsrfRejectedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthRefreshInvalidError, AuthRefreshMissingError,
+  AuthRefreshReusedError, AuthSessionKickedError, AuthSessionReplacedError, RateLimitedError,
   StoreUnavailableError, WxAppUnknownError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
 import {
-  BearerAuth, errorResponses, LoginBody, LogoutBody, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair
+  BearerAuth, CookieRefreshBody, errorResponses, LoginBody, LogoutBody, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
+import { createWebCookies, type TokenAnswer, type WebCookies } from '../lib/web-cookies.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
 export const BODY_LIMIT = 4096
@@ -28,6 +34,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
   const { perMinute } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
+  const cookies = await webCookiesOf(fastify)
+  const tokenAnswer = cookies.cookieMode ? WebTokenPair : TokenPair // no refresh token for a web client
 
   // Login budgets are per client IP and mini program, so counted once the body is parsed; an
   // appid that is not served shares the IP's budget of its default mini program.
@@ -46,33 +54,36 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       operationId: 'login',
       body: LoginBody,
       response: {
-        200: TokenPair,
+        200: tokenAnswer,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, WxAppUnknownError, AuthDeviceTypeUnknownError,
           AuthDeviceInUseError, AuthAccountBannedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
       }
     }
-  }, async (request) => await sessions.login(request.body.code, request.body.appid, {
+  }, async (request, reply) => cookies.opened(request, reply, await sessions.login(request.body.code, request.body.appid, {
     deviceType: request.body.deviceType,
     deviceName: request.body.deviceName,
     ip: request.ip,
     userAgent: request.headers['user-agent']
-  }))
+  })))
 
   fastify.post('/refresh', {
     bodyLimit: BODY_LIMIT,
     config: { rateLimit: perMinute(config.RATE_LIMIT_REFRESH_MAX) },
     schema: {
       summary: 'Trade the refresh token for a new pair',
+      description: 'In cookie mode (REFRESH_COOKIE) a web page sends no body: its refresh token is the HttpOnly cookie, with the X-WeChat-Auth-CSRF: 1 header, and the successor goes back in the cookie.',
       tags: [Tags.sessions],
       operationId: 'refresh',
-      body: RefreshBody,
+      body: cookies.cookieMode ? CookieRefreshBody : RefreshBody,
       response: {
-        200: TokenPair,
+        200: tokenAnswer,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, AuthRefreshInvalidError, AuthRefreshReusedError, AuthSessionReplacedError,
-          AuthSessionKickedError, AuthAccountBannedError)
+          AuthSessionKickedError, AuthAccountBannedError, AuthRefreshMissingError, AuthCsrfRejectedError)
       }
     }
-  }, async (request) => await sessions.refresh(request.body.refreshToken))
+  }, async (request, reply) => request.body?.refreshToken !== undefined
+    ? await sessions.refresh(request.body.refreshToken)
+    : await refreshFromCookie(sessions, cookies, request, reply))
 
   fastify.post('/logout', {
     bodyLimit: BODY_LIMIT,
@@ -87,15 +98,40 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     }
   }, async (request, reply) => {
     await sessions.logout(request.wechatAuthUser, request.body?.allDevices === true)
+    if (cookies.cookieMode) cookies.clearRefresh(request, reply)
     return await reply.code(204).send(null)
   })
 
   // GET /me, GET /sessions, DELETE /sessions/:sid: in this context (its error handler and prefix).
   await fastify.register(sessionRoutes)
   await fastify.register(stepUpRoutes, { perMinute })
-  await fastify.register(ticketRoutes, { perMinute })
-  await fastify.register(qrRoutes, { perMinute })
+  await fastify.register(ticketRoutes, { perMinute, cookies })
+  await fastify.register(qrRoutes, { perMinute, cookies })
+  await fastify.register(h5Routes, { perMinute, cookies })
   await fastify.register(verifyRoutes)
+}
+
+/**
+ * Cookies for web clients (lib/web-cookies.ts), with @fastify/cookie only when cookie mode or H5 login
+ * needs it: parsed where they are read, not on every request (hook: false); a host's own
+ * registration serves as well.
+ */
+async function webCookiesOf (fastify: FastifyInstance): Promise<WebCookies> {
+  const cookies = createWebCookies(fastify.wechatAuthConfig, fastifyCookie.parse)
+  const needed = cookies.cookieMode || fastify.wechatAuthSessions.h5 !== undefined
+  if (needed && !fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie, { hook: false })
+  return cookies
+}
+
+/** Cookie mode, a web page's refresh: from the cookie, back into the cookie; a dead token's cookie is cleared. */
+async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, request: FastifyRequest, reply: FastifyReply): Promise<TokenAnswer> {
+  const token = cookies.refreshToken(request)
+  try {
+    return cookies.refreshed(request, reply, await sessions.refresh(token))
+  } catch (err) {
+    if (String((err as { code?: unknown }).code).startsWith('AUTH_')) cookies.clearRefresh(request, reply)
+    throw err
+  }
 }
 
 export default authRoutes

@@ -5,18 +5,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { PerMinute } from '../http/route-context.js'
+import type { WebCookies } from '../lib/web-cookies.js'
 import type { PerIp } from './qr-events.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthQrCollectedError, AuthQrExpiredError, AuthQrNotFoundError, AuthQrOtherUserError,
   AuthQrSecretInvalidError, AuthQrSessionEndedError, AuthQrStateError, AuthWrongAppError, RateLimitedError, StoreUnavailableError, WxAppUnknownError
 } from '../lib/errors.js'
 import {
-  BearerAuth, errorResponses, QrCollectBody, QrCreateBody, QrCreated, QrParams, QrScanned, QrStatus, RouteErrors as shared, Tags, TokenPair
+  BearerAuth, errorResponses, QrCollectBody, QrCreateBody, QrCreated, QrParams, QrScanned, QrStatus, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
 import qrEventRoutes from './qr-events.js'
 import qrImageRoutes from './qr-image.js'
 
-const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function qrRoutes (fastify, { perMinute }) {
+const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function qrRoutes (fastify, { perMinute, cookies }) {
   const { qr } = fastify.wechatAuthSessions
   const config = fastify.wechatAuthConfig
   const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${normalizeIP(request.ip ?? '')}` })
@@ -66,12 +67,13 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async func
       params: QrParams,
       body: QrCollectBody,
       response: {
-        200: TokenPair,
+        200: cookies.cookieMode ? WebTokenPair : TokenPair,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, ...lookups, AuthQrExpiredError, AuthQrStateError, AuthQrSecretInvalidError, AuthQrCollectedError,
           AuthQrSessionEndedError, AuthDeviceInUseError, AuthAccountBannedError)
       }
     }
-  }, async (request) => await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'] }))
+  }, async (request, reply) => cookies.opened(request, reply,
+    await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'] })))
 
   await fastify.register(qrEventRoutes, { perIp })
   await fastify.register(qrImageRoutes, { perIp })

@@ -4,12 +4,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { PerMinute } from '../http/route-context.js'
+import type { WebCookies } from '../lib/web-cookies.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, RateLimitedError, StoreUnavailableError, TicketAudienceMismatchError, TicketInvalidError
 } from '../lib/errors.js'
-import { BearerAuth, errorResponses, RouteErrors as shared, Tags, TicketBody, TicketExchangeBody, TicketResponse, TokenPair } from '../lib/schemas.js'
+import { BearerAuth, errorResponses, RouteErrors as shared, Tags, TicketBody, TicketExchangeBody, TicketResponse, TokenPair, WebTokenPair } from '../lib/schemas.js'
 
-const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function ticketRoutes (fastify, { perMinute }) {
+const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function ticketRoutes (fastify, { perMinute, cookies }) {
   const { tickets } = fastify.wechatAuthSessions
   const config = fastify.wechatAuthConfig
 
@@ -35,17 +36,17 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async 
       operationId: 'exchangeTicket',
       body: TicketExchangeBody,
       response: {
-        200: TokenPair,
+        200: cookies.cookieMode ? WebTokenPair : TokenPair,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, TicketInvalidError, TicketAudienceMismatchError,
           AuthDeviceInUseError, AuthAccountBannedError)
       }
     }
-  }, async (request) => await tickets.exchange(request.body.ticket, {
+  }, async (request, reply) => cookies.opened(request, reply, await tickets.exchange(request.body.ticket, {
     deviceType: request.body.deviceType,
     deviceName: request.body.deviceName,
     ip: request.ip,
     userAgent: request.headers['user-agent']
-  }))
+  })))
 }
 
 export default ticketRoutes

@@ -61,7 +61,7 @@ test('drops into an existing Fastify app: own routes, own Redis client, own pref
   t.equal(login.statusCode, 200)
   const { accessToken, refreshToken } = login.json()
   const openid = sim.openidOf('alice')
-  t.same(seen, [{ openid, unionid: sim.unionidOf('alice'), appid: sim.appid }], 'resolveUser got the identity')
+  t.same(seen, [{ openid, unionid: sim.unionidOf('alice'), appid: sim.appid, source: 'mp' }], 'resolveUser got the identity (and where it came from)')
 
   const profile = await host.inject({ method: 'GET', url: '/api/profile', headers: { authorization: `Bearer ${accessToken as string}` } })
   t.same(profile.json(), { sub: `user-${openid.slice(0, 6)}`, role: 'member', openid }, 'the user resolveUser named, with its claims')

@@ -1,6 +1,9 @@
 // Secrets never reach a log line: session_key, the app secret, the JWT secret, login codes,
-// refresh tokens and access tokens, across success and failure paths, at the most verbose level.
+// refresh tokens and access tokens, across success and failure paths, at the most verbose level;
+// nor H5 login's codes, states and cookies, nor cookie mode's refresh cookie (nor an audit event).
 import { test } from 'tap'
+import { request } from 'undici'
+import type { AuditEvent } from '../lib/audit.js'
 import { JWT_SECRET, SECRET, bearer, buildApp, login, refresh, startRedis, startSim, type Pair } from './helper.js'
 
 test('no secret appears in any log line', async (t) => {
@@ -51,4 +54,83 @@ test('no secret appears in any log line', async (t) => {
     t.notOk(text.includes(value), `no ${what} in the logs`)
   }
   t.notOk(/c0de\d/.test(text), 'no fragment of any login code')
+})
+
+test('no H5 code, state, cookie value or token in any log line or audit event (H5 login, cookie mode)', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const page = 'https://h5.example.com/app/'
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    logs,
+    config: {
+      REFRESH_COOKIE: 'web,h5',
+      WECHAT_OA_APPID: sim.officialAccount.appid,
+      WECHAT_OA_SECRET: sim.officialAccount.secret,
+      WECHAT_OA_AUTHORIZE_URL: `${sim.url}/connect/oauth2/authorize`,
+      H5_RETURN_URLS: page
+    }
+  })
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
+  const secrets: Array<[string, string]> = [['official account secret', sim.officialAccount.secret]]
+  const keep = (what: string, value: string | undefined | null): string => {
+    if (value !== undefined && value !== null && value !== '') secrets.push([what, value])
+    return value ?? ''
+  }
+
+  /** One H5 login of `user` up to the page's post: the browser's cookie, code and state (all kept as secrets). */
+  const start = async (user: string, scope = 'snsapi_base'): Promise<{ cookie: string, code: string, state: string }> => {
+    const res = await app.inject({ method: 'GET', url: '/auth/h5/authorize', query: { scope } })
+    const set = res.cookies[0] as { name: string, value: string }
+    keep('H5 cookie', set.value)
+    const wechat = await request(`${String(res.headers.location).replace('#wechat_redirect', '')}&user=${user}`)
+    await wechat.body.dump()
+    const back = new URL(String(wechat.headers.location))
+    return { cookie: `${set.name}=${set.value}`, code: keep('H5 code', back.searchParams.get('code')), state: keep('H5 state', back.searchParams.get('state')) }
+  }
+  const post = async (body: Record<string, string>, cookie: string) => await app.inject({ method: 'POST', url: '/auth/h5/login', payload: body, headers: { cookie } })
+  const refreshFrom = async (cookie: string, headers: Record<string, string> = { 'x-wechat-auth-csrf': '1' }) =>
+    await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: `wxauth-refresh=${cookie}`, ...headers } })
+
+  const alice = await start('alice', 'snsapi_userinfo')
+  const ok = await post({ code: alice.code, state: alice.state }, alice.cookie)
+  t.equal(ok.statusCode, 200)
+  keep('access token signature', String(ok.json().accessToken).split('.')[2])
+  const rt = keep('refresh cookie', ok.cookies.find((c) => c.name === 'wxauth-refresh')?.value)
+  await post({ code: alice.code, state: alice.state }, alice.cookie) // reused
+  const other = await start('bob')
+  await post({ code: other.code, state: other.state }, alice.cookie) // another browser
+  await post({ code: other.code, state: `${other.state}x` }, other.cookie) // forged
+  for (const user of ['invalid', 'garbage', 'limit']) {
+    const s = await start(user)
+    await post({ code: s.code, state: s.state }, s.cookie)
+  }
+  await refreshFrom(rt, {}) // CSRF refused
+  const rotated = await refreshFrom(rt)
+  t.equal(rotated.statusCode, 200)
+  const rt2 = keep('refresh cookie', rotated.cookies.find((c) => c.name === 'wxauth-refresh')?.value)
+  keep('access token signature', String(rotated.json().accessToken).split('.')[2])
+  await refreshFrom(rt2)
+  await refreshFrom(rt) // reuse: the session ends
+  const late = await start('carol')
+  await redis.stop()
+  await post({ code: late.code, state: late.state }, late.cookie)
+  await refreshFrom(rt2)
+
+  const text = logs.join('\n')
+  const audit = JSON.stringify(events)
+  t.ok(logs.length > 30, `captured ${logs.length} lines`)
+  t.match(text, /WeChat answered with an error/, 'WeChat\'s errors were logged')
+  t.match(text, /AUTH_H5_STATE_OTHER_BROWSER/, 'the refusals were logged')
+  t.match(text, /STORE_UNAVAILABLE/, 'the outage was logged')
+  t.ok(events.some((e) => e.event === 'session.open' && e.deviceType === 'h5' && e.via === 'h5'), 'the H5 session\'s audit event')
+  t.ok(events.some((e) => e.event === 'login' && e.reason === 'h5' && e.outcome === 'WX_OAUTH_CODE_INVALID'), 'a refused H5 login\'s audit event')
+  t.ok(secrets.length > 15, `${secrets.length} secrets checked`)
+  for (const [what, value] of secrets) {
+    t.notOk(text.includes(value), `no ${what} in the logs`)
+    t.notOk(audit.includes(value), `no ${what} in an audit event`)
+  }
 })

@@ -176,3 +176,46 @@ test('WORKERS: more than one process needs what they must share (Redis, the JWT 
   t.equal(resolve({ WORKERS: '2', REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: 'a-long-and-varied-secret-0123456789abcdef', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'secret-0123456789abcdef' }).WORKERS, '2')
   t.equal(resolve({}).WORKERS, '1', 'one by default')
 })
+
+test('H5 login: an official account with its return pages, or the simulator\'s in development; off otherwise', async (t) => {
+  const mp = { WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: '0123456789abcdef0123' }
+  const oa = { WECHAT_OA_APPID: 'wx00000000000000a1', WECHAT_OA_SECRET: 'an-official-account-secret-0123' }
+  const resolve = (env: Record<string, string>) => resolveConfig(loadConfig(env), { hasRedisClient: false })
+  const messageOf = (env: Record<string, string>): string => { try { resolve(env) } catch (e) { return (e as Error).message } return '' }
+
+  t.equal(resolve(mp).h5, undefined, 'off without an official account')
+  const on = resolve({ ...mp, ...oa, H5_RETURN_URLS: 'https://h5.example.com/app/, https://m.example.com/login' })
+  t.same(on.h5?.account, { appid: oa.WECHAT_OA_APPID, secret: oa.WECHAT_OA_SECRET })
+  t.same(on.h5?.returnUrls.map(String), ['https://h5.example.com/app/', 'https://m.example.com/login'])
+  t.equal(resolve({}).h5, undefined, 'off in development too unless asked')
+  t.notMatch(resolve({}).devDefaults[0], /official account/)
+  const dev = resolve({ H5_RETURN_URLS: 'http://localhost:3000/' })
+  t.ok(dev.h5 !== undefined && dev.h5.account === undefined, 'development with the simulator: H5_RETURN_URLS alone, the simulator\'s official account stands in')
+  t.same(dev.h5?.returnUrls.map(String), ['http://localhost:3000/'])
+  t.match(dev.devDefaults[0], /simulator \(and its official account for H5 login\)/, 'and says so')
+
+  t.match(messageOf({ ...mp, WECHAT_OA_APPID: oa.WECHAT_OA_APPID }), /WECHAT_OA_APPID and WECHAT_OA_SECRET must be set together/)
+  t.match(messageOf({ ...mp, ...oa }), /WECHAT_OA_APPID needs H5_RETURN_URLS/)
+  t.match(messageOf({ ...mp, H5_RETURN_URLS: 'https://h5.example.com/' }), /H5_RETURN_URLS needs WECHAT_OA_APPID and WECHAT_OA_SECRET/)
+  t.match(messageOf({ ...mp, ...oa, WECHAT_OA_APPID: mp.WECHAT_APPID, H5_RETURN_URLS: 'https://h5.example.com/' }), /WECHAT_OA_APPID is a mini program's appid/)
+  t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'h5.example.com/app' }), /H5_RETURN_URLS: entry 1 is not an absolute URL/)
+  t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'https://a.example.com/,https://b.example.com/?next=x' }), /H5_RETURN_URLS: entry 2 must have no credentials, query or fragment/)
+  t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'javascript:alert(1)' }), /H5_RETURN_URLS: entry 1 must be https/)
+  t.notMatch(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'https://secret-host.example.com/?x=1' }), /secret-host/, 'a value is never echoed')
+  t.match(messageOf({ ...mp, ...oa, WECHAT_OA_SECRET: 'short' }), /WECHAT_OA_SECRET/)
+  t.match(messageOf({ ...mp, ...oa, H5_STATE_TTL: '5' }), /H5_STATE_TTL/)
+  t.ok(resolve({ ...mp, ...oa, H5_RETURN_URLS: 'http://192.168.1.5:8080/h5/' }).h5, 'http in development (a phone on the LAN)')
+
+  const prod = { NODE_ENV: 'production', ...mp, ...oa, REDIS_URL: 'redis://r:6379', JWT_SECRET: strong, H5_RETURN_URLS: 'https://h5.example.com/' }
+  t.ok(resolve(prod).h5)
+  t.match(messageOf({ ...prod, H5_RETURN_URLS: 'http://h5.example.com/' }), /H5_RETURN_URLS: entry 1 must be https:\/\/$/, 'production: https only')
+  t.match(messageOf({ ...prod, WECHAT_OA_AUTHORIZE_URL: 'http://open.example.com/authorize' }), /requires an https:\/\/ WECHAT_OA_AUTHORIZE_URL/)
+})
+
+test('cookie mode: REFRESH_COOKIE names device types of DEVICE_TYPES, or is off', async (t) => {
+  const resolve = (env: Record<string, string>) => resolveConfig(loadConfig(env), { hasRedisClient: false })
+  t.same(resolve({}).refreshCookieTypes, [], 'off by default')
+  t.same(resolve({ REFRESH_COOKIE: 'web,h5' }).refreshCookieTypes, ['web', 'h5'])
+  t.throws(() => resolve({ REFRESH_COOKIE: 'web,tv' }), { code: 'CONFIG_INVALID', message: /REFRESH_COOKIE must be off or name types of DEVICE_TYPES/ })
+  t.throws(() => resolve({ REFRESH_COOKIE: 'off,web' }), { code: 'CONFIG_INVALID', message: /REFRESH_COOKIE/ })
+})

@@ -1,0 +1,136 @@
+// H5 login: an official account's web authorization, for pages opened inside WeChat. The gateway
+// sends the browser to WeChat's authorize page with a `state` of its own, WeChat sends it back to
+// the page (returnTo, which must be one of H5_RETURN_URLS) with a code, and the page posts code
+// and state here for a token pair of a new `h5` session, under the session rules, for the user
+// the host's resolveUser names (it is told the unionid, the same as in the mini program).
+//
+// The state proves itself and names its browser, so nothing is stored until it is used:
+//   state = <nonce>.<expiry>.<scope>.<appid>.<mac>
+// The mac (HMAC under a key derived from JWT_SECRET) shows this gateway made it, with that expiry,
+// scope and mini program. The nonce is the HMAC of a random browser secret that only the browser
+// holds, in an HttpOnly cookie: a state from another browser (login CSRF: an attacker's code and
+// state sent to a victim's page) does not match that browser's cookie. A used state is claimed in
+// the store (a digest of its nonce, until it expires anyway): single use on every instance.
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { outcomeOf } from './audit.js'
+import { createCodeClaims } from './code-exchange.js'
+import {
+  AuthH5CodeMissingError, AuthH5ReturnToRefusedError, AuthH5StateExpiredError, AuthH5StateInvalidError, AuthH5StateMissingError,
+  AuthH5StateOtherBrowserError, AuthH5StateUsedError, WxOauthCodeUsedError
+} from './errors.js'
+import { b64url, digest, randomId } from './ids.js'
+import type { createIdentityLogin } from './login.js'
+import type { SessionOpener } from './session-opener.js'
+import type { LoginDevice, OpenedPair, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
+import type { OAuthScope, WeChatOAuth } from './wechat-oauth.js'
+
+/** The device type of a session made by H5 login. */
+export const H5_DEVICE_TYPE = 'h5'
+const BROWSER_SECRET_BYTES = 32
+const MAC_BYTES = 16
+const STATE = /^([A-Za-z0-9_-]{22})\.([0-9a-z]{1,10})\.([bu])\.(wx[0-9a-f]{16})\.([A-Za-z0-9_-]{22})$/
+const SCOPE_LETTER: Record<OAuthScope, 'b' | 'u'> = { snsapi_base: 'b', snsapi_userinfo: 'u' }
+// A used state is remembered a little past its expiry: gateway clocks may differ by this much.
+const CLOCK_SKEW_MS = 60_000
+
+/**
+ * `returnTo` as WeChat will be given it, when it has the origin of an entry of `allowed` and a path
+ * under it (an entry ending with '/' allows the pages below it, any other only itself); null
+ * otherwise. Parsed as a browser would (dot segments resolved), so no spelling leaves the list.
+ */
+export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): string | null {
+  let url: URL
+  try {
+    url = new URL(returnTo)
+  } catch {
+    return null
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.hash !== '') return null
+  const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
+  url.hash = ''
+  return fits ? url.href : null
+}
+
+export interface H5Deps {
+  store: SessionsDeps['store']
+  config: Pick<SessionsDeps['config'], 'jwtSecret'> & { H5_STATE_TTL?: number }
+  wechat: Pick<SessionsDeps['wechat'], 'appOf'>
+  oauth: Pick<WeChatOAuth, 'appid' | 'authorizeUrl' | 'exchangeCode' | 'userInfo'>
+  /** H5_RETURN_URLS: the pages WeChat may send the browser back to. */
+  returnUrls: readonly URL[]
+  audit?: SessionsDeps['audit']
+}
+
+/** What the page posts back: WeChat's code and the state, as WeChat added them to its address. */
+export interface H5Callback { code?: string, state?: string }
+
+export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createIdentityLogin>, opener: SessionOpener) {
+  const { oauth, audit } = deps
+  const ttlSec = deps.config.H5_STATE_TTL ?? 300
+  const stateKey = createHmac('sha256', deps.config.jwtSecret).update('fastify-wechat-auth/h5-state').digest()
+  const browserKey = createHmac('sha256', deps.config.jwtSecret).update('fastify-wechat-auth/h5-browser').digest()
+  const mac = (key: Buffer, text: string): string => b64url(createHmac('sha256', key).update(text).digest().subarray(0, MAC_BYTES))
+  const sameText = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
+  const once = createCodeClaims(deps, WxOauthCodeUsedError)
+
+  /**
+   * Starts an H5 login: WeChat's authorize URL to send the browser to (redirect_uri = `returnTo`,
+   * the first of H5_RETURN_URLS by default), and the secret this browser must keep (HttpOnly cookie)
+   * for `maxAge` seconds.
+   */
+  function authorize (opts: { returnTo?: string, scope?: OAuthScope, appid?: string }): { url: string, browserSecret: string, maxAge: number } {
+    const appid = deps.wechat.appOf(opts.appid)
+    opener.checkDeviceType(H5_DEVICE_TYPE)
+    const returnTo = opts.returnTo === undefined ? deps.returnUrls[0]?.href : allowedReturnTo(opts.returnTo, deps.returnUrls)
+    if (returnTo === undefined || returnTo === null) throw new AuthH5ReturnToRefusedError()
+    const browserSecret = randomId(BROWSER_SECRET_BYTES)
+    const expires = (Math.floor(Date.now() / 1000) + ttlSec).toString(36)
+    const body = `${mac(browserKey, browserSecret)}.${expires}.${SCOPE_LETTER[opts.scope ?? 'snsapi_base']}.${appid}`
+    return { url: oauth.authorizeUrl(returnTo, opts.scope ?? 'snsapi_base', `${body}.${mac(stateKey, body)}`), browserSecret, maxAge: ttlSec }
+  }
+
+  /** The state's parts once it is shown to be ours, unexpired, this browser's and unused; its code. */
+  async function checked (callback: H5Callback, browserSecret: string | undefined): Promise<{ code: string, scope: 'b' | 'u', appid: string }> {
+    if (callback.state === undefined || callback.state === '') throw new AuthH5StateMissingError()
+    const m = STATE.exec(callback.state)
+    if (m === null || !sameText(m[5] as string, mac(stateKey, callback.state.slice(0, callback.state.lastIndexOf('.'))))) throw new AuthH5StateInvalidError()
+    const [, nonce, expires, scope, appid] = m as unknown as [string, string, string, 'b' | 'u', string]
+    const expiresAt = parseInt(expires, 36) * 1000
+    if (expiresAt <= Date.now()) throw new AuthH5StateExpiredError()
+    if (browserSecret === undefined || !sameText(mac(browserKey, browserSecret), nonce)) throw new AuthH5StateOtherBrowserError()
+    if (callback.code === undefined || callback.code === '') throw new AuthH5CodeMissingError()
+    const claim = await deps.store.claimCode(digest(`h5-state\u0000${nonce}`), expiresAt - Date.now() + CLOCK_SKEW_MS)
+    if (claim !== 'claimed') throw new AuthH5StateUsedError()
+    return { code: callback.code, scope, appid }
+  }
+
+  /**
+   * The page's callback: the code exchanged with WeChat (once), the user's nickname and avatar with
+   * snsapi_userinfo, and a token pair of a new `h5` session for the user resolveUser names. Every
+   * refusal of the state has its code: AUTH_H5_STATE_MISSING, _INVALID, _EXPIRED, _OTHER_BROWSER, _USED.
+   */
+  async function login (callback: H5Callback, browserSecret: string | undefined, device: Omit<LoginDevice, 'deviceType'>): Promise<OpenedPair> {
+    const opening = { started: false }
+    let appid: string | undefined
+    try {
+      const state = await checked(callback, browserSecret)
+      appid = state.appid
+      const grant = await once(oauth.appid, state.code, async () => await oauth.exchangeCode(state.code))
+      const identity: WeChatIdentity = { openid: grant.openid, appid: deps.wechat.appOf(state.appid), source: 'h5', officialAccount: oauth.appid }
+      if (state.scope === 'u' && grant.scopes.includes('snsapi_userinfo')) {
+        const { info, unionid } = await oauth.userInfo(grant)
+        identity.userInfo = info
+        if (grant.unionid === undefined && unionid !== undefined) identity.unionid = unionid
+      }
+      if (grant.unionid !== undefined) identity.unionid = grant.unionid
+      return await openFor(identity, '', { ...device, deviceType: H5_DEVICE_TYPE }, 'h5', opening)
+    } catch (err) {
+      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(appid !== undefined ? { appid } : {}), reason: 'h5' })
+      throw err
+    }
+  }
+
+  return { authorize, login, officialAccount: oauth.appid }
+}
+
+export type H5Login = ReturnType<typeof createH5Login>

@@ -1,0 +1,117 @@
+// The gateway's cookies for web clients: the refresh cookie of cookie mode (REFRESH_COOKIE: a web
+// device type's refresh token travels only in an HttpOnly cookie, never in a JSON body a script
+// could read) and H5 login's browser secret (the state's binding to this browser).
+//
+// Both are HttpOnly, SameSite=Strict and scoped to the one path that reads them. Secure, and named
+// with the `__Secure-` prefix (so that no plain-http response can set one), except in development
+// over http://localhost, 127.0.0.1 or [::1], where a browser would keep no Secure cookie of an
+// http:// origin (some would): there they are plain `wxauth-…`.
+//
+// CSRF: a refresh from the cookie needs the `X-WeChat-Auth-CSRF: 1` header, which a page of another
+// origin can only send after a CORS preflight the gateway never grants, and is refused when the
+// browser says the request is cross-site (Sec-Fetch-Site); SameSite=Strict keeps the cookie off
+// cross-site requests in the first place.
+import { AuthCsrfRejectedError, AuthRefreshMissingError } from './errors.js'
+import type { TokenPair } from './schemas.js'
+import type { OpenedPair } from './sessions-deps.js'
+
+/** The header a refresh from the cookie must carry, with the value `1`. */
+export const CSRF_HEADER = 'x-wechat-auth-csrf'
+const REFRESH_COOKIE = 'wxauth-refresh'
+const H5_COOKIE = 'wxauth-h5'
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/
+
+/** What the cookies are decided from: a Fastify request has this shape. */
+export interface CookieRequest {
+  protocol: string
+  hostname: string
+  headers: Record<string, string | string[] | undefined>
+}
+export interface CookieOptions { httpOnly: true, secure: boolean, sameSite: 'strict', path: string, maxAge?: number }
+/** Where cookies are set: a Fastify reply with @fastify/cookie has this shape. */
+export interface CookieReply {
+  setCookie: (name: string, value: string, options: CookieOptions) => unknown
+  clearCookie: (name: string, options: CookieOptions) => unknown
+}
+/** A Cookie header's cookies by name (@fastify/cookie's parse). */
+export type ParseCookies = (header: string) => Record<string, string | undefined>
+
+/** A token pair as answered: in cookie mode, a web client's has no refresh token. */
+export type TokenAnswer = Omit<TokenPair, 'refreshToken'> & { refreshToken?: string }
+
+export interface WebCookiesConfig {
+  production: boolean
+  AUTH_PREFIX: string
+  /** REFRESH_COOKIE's device types; none: cookie mode is off. */
+  refreshCookieTypes: readonly string[]
+}
+
+export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies) {
+  const types = new Set(config.refreshCookieTypes)
+  const refreshPath = `${config.AUTH_PREFIX}/refresh`
+  const h5Path = `${config.AUTH_PREFIX}/h5`
+
+  /** Secure unless in development over plain http to a loopback host. */
+  const secureFor = (request: CookieRequest): boolean =>
+    config.production || request.protocol !== 'http' || !LOOPBACK_HOST.test(request.hostname)
+  const nameFor = (request: CookieRequest, base: string): string => secureFor(request) ? `__Secure-${base}` : base
+  const optionsFor = (request: CookieRequest, path: string, maxAge?: number): CookieOptions =>
+    ({ httpOnly: true, secure: secureFor(request), sameSite: 'strict', path, ...(maxAge !== undefined ? { maxAge } : {}) })
+  const read = (request: CookieRequest, base: string): string | undefined => {
+    const header = request.headers.cookie
+    if (typeof header !== 'string' || header === '') return undefined
+    const value = parse(header)[nameFor(request, base)]
+    return value === undefined || value === '' ? undefined : value
+  }
+
+  /** Puts a pair's refresh token in the cookie; the answer keeps everything else. */
+  function inCookie (request: CookieRequest, reply: CookieReply, pair: TokenPair): TokenAnswer {
+    const { refreshToken, ...answer } = pair
+    reply.setCookie(nameFor(request, REFRESH_COOKIE), refreshToken, optionsFor(request, refreshPath, pair.refreshExpiresIn))
+    return answer
+  }
+
+  return {
+    /** Whether cookie mode is on: refresh then also reads the cookie. */
+    cookieMode: types.size > 0,
+
+    /** The answer of a new session: a web device type's refresh token in the cookie (cookie mode), in the body otherwise. */
+    opened (request: CookieRequest, reply: CookieReply, pair: OpenedPair): TokenAnswer {
+      const { deviceType: _deviceType, ...answer } = pair
+      return types.has(pair.deviceType) ? inCookie(request, reply, answer) : answer
+    },
+
+    /** The answer of a refresh from the cookie: the successor goes back in the cookie. */
+    refreshed: inCookie,
+
+    /**
+     * The refresh token of the cookie, for a request that shows it is the page's own:
+     * AUTH_REFRESH_MISSING without one, AUTH_CSRF_REJECTED without the header or when cross-site.
+     */
+    refreshToken (request: CookieRequest): string {
+      const token = read(request, REFRESH_COOKIE)
+      if (token === undefined) throw new AuthRefreshMissingError()
+      const site = request.headers['sec-fetch-site']
+      if (request.headers[CSRF_HEADER] !== '1' || site === 'cross-site') throw new AuthCsrfRejectedError()
+      return token
+    },
+
+    /** Forgets the refresh cookie (logout, a refresh token that is dead). */
+    clearRefresh (request: CookieRequest, reply: CookieReply): void {
+      reply.clearCookie(nameFor(request, REFRESH_COOKIE), optionsFor(request, refreshPath))
+    },
+
+    /** H5 login: this browser's secret, for `maxAge` seconds, sent back only to the H5 routes. */
+    setBrowserSecret (request: CookieRequest, reply: CookieReply, secret: string, maxAge: number): void {
+      reply.setCookie(nameFor(request, H5_COOKIE), secret, optionsFor(request, h5Path, maxAge))
+    },
+
+    browserSecret: (request: CookieRequest): string | undefined => read(request, H5_COOKIE),
+
+    clearBrowserSecret (request: CookieRequest, reply: CookieReply): void {
+      reply.clearCookie(nameFor(request, H5_COOKIE), optionsFor(request, h5Path))
+    }
+  }
+}
+
+export type WebCookies = ReturnType<typeof createWebCookies>

@@ -1,0 +1,163 @@
+// Cookie mode (REFRESH_COOKIE): a web device type's refresh token travels only in an HttpOnly cookie,
+// for every way a web session is opened (ticket exchange, QR collect, H5 login) and refreshed, with a
+// CSRF defence on the refresh; mini-program clients keep the JSON body. Real Redis, the simulator.
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { test } from 'tap'
+import { request } from 'undici'
+import { bearer, buildApp, JWT_SECRET, login, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
+
+const PAGE = 'https://h5.example.com/app/'
+const CSRF = { 'x-wechat-auth-csrf': '1' }
+type Cookie = LightMyRequestResponse['cookies'][number]
+
+const refreshCookie = (res: LightMyRequestResponse, name = 'wxauth-refresh'): Cookie | undefined => res.cookies.find((c) => c.name === name)
+const coded = (res: LightMyRequestResponse): [number, string] => [res.statusCode, res.json().code]
+/** The answer has no refresh token, nor the cookie's value anywhere in its text. */
+const noTokenIn = (res: LightMyRequestResponse, cookie: Cookie | undefined): boolean =>
+  !('refreshToken' in res.json()) && cookie !== undefined && cookie.value.length > 40 && !res.body.includes(cookie.value)
+const fromCookie = async (app: FastifyInstance, value: string, headers: Record<string, string> = CSRF, name = 'wxauth-refresh'): Promise<LightMyRequestResponse> =>
+  await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: `${name}=${value}`, ...headers } })
+
+async function ticketExchange (app: FastifyInstance, mp: Pair, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  const { ticket } = (await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(mp.accessToken) })).json<{ ticket: string }>()
+  return await app.inject({ method: 'POST', url: '/auth/tickets/exchange', payload: { ticket }, headers })
+}
+
+test('cookie mode for web clients', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    config: {
+      REFRESH_COOKIE: 'web,h5',
+      WECHAT_OA_APPID: sim.officialAccount.appid,
+      WECHAT_OA_SECRET: sim.officialAccount.secret,
+      WECHAT_OA_AUTHORIZE_URL: `${sim.url}/connect/oauth2/authorize`,
+      H5_RETURN_URLS: PAGE
+    }
+  })
+
+  t.test('a mini program keeps the JSON body: no cookie for device type mp', async (t) => {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'alice.k1' } })
+    t.equal(res.statusCode, 200)
+    t.type(res.json().refreshToken, 'string')
+    t.equal(res.cookies.length, 0)
+    const next = await refresh(app, res.json<Pair>().refreshToken)
+    t.same([next.statusCode, typeof next.json().refreshToken, next.cookies.length], [200, 'string', 0], 'a refresh with the token in the body answers it in the body')
+  })
+
+  t.test('ticket exchange, QR collect and H5 login set the cookie; the refresh token is in no JSON body', async (t) => {
+    const mp = await login(app, 'bob.k1')
+    const web = await ticketExchange(app, mp)
+    t.equal(web.statusCode, 200)
+    const cookie = refreshCookie(web)
+    t.match(cookie, { path: '/auth/refresh', httpOnly: true, sameSite: 'Strict', maxAge: web.json().refreshExpiresIn })
+    t.ok(noTokenIn(web, cookie), 'ticket exchange: the token only in the cookie')
+    t.match(web.json(), { accessToken: String, tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: Number, openid: mp.openid })
+
+    const { id, secret } = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string, secret: string }>()
+    await app.inject({ method: 'POST', url: `/auth/qr/${id}/scan`, headers: bearer(mp.accessToken) })
+    await app.inject({ method: 'POST', url: `/auth/qr/${id}/confirm`, headers: bearer(mp.accessToken) })
+    const qr = await app.inject({ method: 'POST', url: `/auth/qr/${id}/token`, payload: { secret } })
+    t.equal(qr.statusCode, 200)
+    t.ok(noTokenIn(qr, refreshCookie(qr)), 'QR collect: the token only in the cookie')
+
+    const start = await app.inject({ method: 'GET', url: '/auth/h5/authorize' })
+    const h5Cookie = start.cookies[0] as Cookie
+    const wechat = await request(`${String(start.headers.location).replace('#wechat_redirect', '')}&user=bob`)
+    await wechat.body.dump()
+    const page = new URL(String(wechat.headers.location))
+    const h5 = await app.inject({
+      method: 'POST',
+      url: '/auth/h5/login',
+      headers: { cookie: `${h5Cookie.name}=${h5Cookie.value}` },
+      payload: { code: page.searchParams.get('code'), state: page.searchParams.get('state') }
+    })
+    t.equal(h5.statusCode, 200)
+    t.ok(noTokenIn(h5, refreshCookie(h5)), 'H5 login: the token only in the cookie')
+
+    const appTicket = await (async () => {
+      const { ticket } = (await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(mp.accessToken), payload: { deviceType: 'app' } })).json<{ ticket: string }>()
+      return await app.inject({ method: 'POST', url: '/auth/tickets/exchange', payload: { ticket } })
+    })()
+    t.same([typeof appTicket.json().refreshToken, appTicket.cookies.length], ['string', 0], 'a device type REFRESH_COOKIE does not name keeps the body')
+  })
+
+  t.test('refresh from the cookie rotates it; the answer has no refresh token; logout clears it', async (t) => {
+    const mp = await login(app, 'carol.k1')
+    const first = refreshCookie(await ticketExchange(app, mp)) as Cookie
+    const res = await fromCookie(app, first.value)
+    t.equal(res.statusCode, 200)
+    const second = refreshCookie(res) as Cookie
+    t.not(second.value, first.value, 'a new refresh token')
+    t.match(second, { path: '/auth/refresh', httpOnly: true, sameSite: 'Strict' })
+    t.ok(noTokenIn(res, second))
+    t.equal((await me(app, res.json().accessToken)).statusCode, 200, 'the new access token works')
+    const third = await fromCookie(app, second.value)
+    t.equal(third.statusCode, 200, 'and the rotated cookie refreshes again')
+
+    const out = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(third.json().accessToken) })
+    t.equal(out.statusCode, 204)
+    const cleared = refreshCookie(out)
+    t.match(cleared, { value: '', path: '/auth/refresh', httpOnly: true }, 'logout clears the cookie')
+    t.ok(cleared?.maxAge === 0 || (cleared?.expires !== undefined && cleared.expires.getTime() <= Date.now()), 'expired at once')
+    const after = await fromCookie(app, (refreshCookie(third) as Cookie).value)
+    t.same(coded(after), [401, 'AUTH_REFRESH_INVALID'], 'the session ended')
+    t.match(refreshCookie(after), { value: '' }, 'a dead refresh token\'s cookie is cleared')
+  })
+
+  t.test('CSRF: without the header, with another value, or cross-site, the cookie is refused', async (t) => {
+    const mp = await login(app, 'dave.k1')
+    const cookie = refreshCookie(await ticketExchange(app, mp)) as Cookie
+    t.same(coded(await fromCookie(app, cookie.value, {})), [403, 'AUTH_CSRF_REJECTED'], 'no custom header (a form post or a simple fetch of another site)')
+    t.same(coded(await fromCookie(app, cookie.value, { 'x-wechat-auth-csrf': 'yes' })), [403, 'AUTH_CSRF_REJECTED'], 'another value')
+    t.same(coded(await fromCookie(app, cookie.value, { ...CSRF, 'sec-fetch-site': 'cross-site' })), [403, 'AUTH_CSRF_REJECTED'], 'the browser says cross-site')
+    const formPost = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: `wxauth-refresh=${cookie.value}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' })
+    t.same(coded(formPost), [415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'], 'an HTML form cannot post JSON')
+    t.same(coded(await app.inject({ method: 'POST', url: '/auth/refresh', headers: CSRF })), [401, 'AUTH_REFRESH_MISSING'], 'no cookie, no body')
+    const same = await fromCookie(app, cookie.value, { ...CSRF, 'sec-fetch-site': 'same-origin' })
+    t.equal(same.statusCode, 200, 'the refused attempts spent nothing: the page\'s own request still refreshes')
+  })
+
+  t.test('reuse of a rotated cookie ends the session and clears the cookie', async (t) => {
+    const mp = await login(app, 'erin.k1')
+    const old = refreshCookie(await ticketExchange(app, mp)) as Cookie
+    const next = refreshCookie(await fromCookie(app, old.value)) as Cookie
+    await fromCookie(app, next.value)
+    const reused = await fromCookie(app, old.value)
+    t.same(coded(reused), [401, 'AUTH_REFRESH_REUSED'])
+    t.match(refreshCookie(reused), { value: '' })
+  })
+
+  t.test('Secure and __Secure- everywhere but plain http on localhost in development', async (t) => {
+    const mp = await login(app, 'frank.k1')
+    const res = await ticketExchange(app, mp, { host: 'web.example.com' })
+    const cookie = refreshCookie(res, '__Secure-wxauth-refresh') as Cookie
+    t.match(cookie, { secure: true, httpOnly: true, sameSite: 'Strict', path: '/auth/refresh' })
+    t.same(coded(await fromCookie(app, cookie.value, CSRF, '__Secure-wxauth-refresh')), [401, 'AUTH_REFRESH_MISSING'], 'on localhost the plain name is read, not this one')
+    const again = await fromCookie(app, cookie.value, { ...CSRF, host: 'web.example.com' }, '__Secure-wxauth-refresh')
+    t.equal(again.statusCode, 200)
+    t.match(refreshCookie(again, '__Secure-wxauth-refresh'), { secure: true })
+  })
+})
+
+test('production: the cookie is Secure even on localhost', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { NODE_ENV: 'production', REFRESH_COOKIE: 'web', JWT_SECRET } })
+  const mp = await login(app, 'grace.k1')
+  const res = await ticketExchange(app, mp)
+  t.match(refreshCookie(res, '__Secure-wxauth-refresh'), { secure: true, httpOnly: true, sameSite: 'Strict' })
+})
+
+test('REFRESH_COOKIE is checked at boot, and is off by default', async (t) => {
+  const sim = await startSim(t)
+  await t.rejects(buildApp(t, { sim, config: { REFRESH_COOKIE: 'web,tv' } }), { code: 'CONFIG_INVALID', message: /REFRESH_COOKIE must be off or name types of DEVICE_TYPES/ })
+  await t.rejects(buildApp(t, { sim, config: { REFRESH_COOKIE: 'web;h5' } }), { code: 'CONFIG_INVALID', message: /REFRESH_COOKIE/ })
+  const off = await buildApp(t, { sim })
+  const mp = await login(off, 'heidi.k1')
+  const web = await ticketExchange(off, mp)
+  t.same([typeof web.json().refreshToken, web.cookies.length], ['string', 0], 'off: the web gets the body too')
+  t.same(coded(await off.inject({ method: 'POST', url: '/auth/refresh', headers: CSRF })), [400, 'FST_ERR_VALIDATION'], 'off: the body is required')
+})
