@@ -35,6 +35,9 @@ test('the compose file and the Kubernetes example: health routes and configurati
   t.equal(container.readinessProbe.httpGet.path, '/health', 'readiness: the store answers')
   t.equal(container.livenessProbe.httpGet.path, '/health/live', 'liveness: the process serves')
   for (const { name } of container.env) t.ok(KEYS.has(name), `env: ${String(name)} is a configuration key`)
+  const metricsPort = container.env.find((e: { name: string }) => e.name === 'METRICS_PORT')?.value
+  t.ok(container.ports.some((p: { containerPort: number, name: string }) => p.name === 'metrics' && String(p.containerPort) === metricsPort), 'the metrics port is the one METRICS_PORT sets')
+  t.equal(docs[1]?.spec.template.metadata.annotations['prometheus.io/port'], metricsPort, 'and the one the scrape annotation names')
   t.ok(docs[1]?.spec.template.spec.terminationGracePeriodSeconds > 10, 'longer than the drain (10 s)')
 })
 
