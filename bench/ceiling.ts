@@ -1,14 +1,17 @@
 // Is a run representative? Every ratio is taken against the ceiling of its own round, and a busy
 // machine makes that ceiling slow and the ratios look better than they are (issue 15: 84 µs of gateway
-// CPU per ceiling request on a loaded day against 17 on a quiet one). So each round's ceiling (the
-// single-process gateway's /health/live) is held against the machine's usual figure: a round below
-// DISTURBED_BELOW of it is left out of the table, and a run with no other round is not representative.
+// CPU per ceiling request on a loaded day against 17 on a quiet one). So each round is checked twice:
+// its ceiling (the single-process gateway's /health/live) against the machine's usual figure, and the
+// CPU that other processes used during each of its measured runs (bench/rounds.ts). A round failing
+// either is left out of the table, and a run with no round left is not representative.
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { paths } from './paths.js'
 
 /** A round whose ceiling is below this share of the usual one was measured on a busy machine. */
 export const DISTURBED_BELOW = 0.7
+/** So was a round during one of whose measured runs other processes used more than this % of a core. */
+export const OTHERS_ABOVE = 25
 /** Runs of the history the usual figure is taken from (the newest). */
 const HISTORY_RUNS = 20
 const historyFile = (): string => join(paths.results, 'history.jsonl')
@@ -38,7 +41,10 @@ export interface RoundCeiling {
 export interface CeilingCheck {
   usual: Usual
   threshold: number
-  /** Per round, whether its ceiling was at least `threshold` × the usual one. */
+  othersAbove: number
+  /** Per round, the most CPU (% of one core) other processes used during one of its measured runs. */
+  othersCpu: number[]
+  /** Per round, whether its ceiling was at least `threshold` × the usual one and others stayed within `othersAbove`. */
   representative: boolean[]
   /** Whether any round was: the table then shows those rounds only. */
   runRepresentative: boolean
@@ -81,9 +87,10 @@ export function usualCeiling (env: NodeJS.ProcessEnv, setup: CeilingSetup, thisR
   return { requestsPerSec: usual, from }
 }
 
-export function checkCeiling (rounds: RoundCeiling[], usual: Usual): CeilingCheck {
-  const representative = rounds.map((c) => c.requestsPerSec >= DISTURBED_BELOW * usual.requestsPerSec)
-  return { usual, threshold: DISTURBED_BELOW, representative, runRepresentative: representative.some((r) => r) }
+/** `othersCpu`: per round, the most other processes used during one of its measured runs. */
+export function checkCeiling (rounds: RoundCeiling[], othersCpu: number[], usual: Usual): CeilingCheck {
+  const representative = rounds.map((c, i) => c.requestsPerSec >= DISTURBED_BELOW * usual.requestsPerSec && (othersCpu[i] ?? 0) <= OTHERS_ABOVE)
+  return { usual, threshold: DISTURBED_BELOW, othersAbove: OTHERS_ABOVE, othersCpu, representative, runRepresentative: representative.some((r) => r) }
 }
 
 /** Appends this run's ceilings to the history (bench/results/, which git ignores: it is this machine's). */

@@ -14,6 +14,7 @@ import { createAsymmetricSigner } from '../lib/signing-keys.js'
 import { connectRedis } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import { digest, newSessionId, userTag } from '../lib/ids.js'
+import { createMetrics } from '../lib/metrics.js'
 import { createWeChatClient } from '../lib/wechat-client.js'
 import { freePort, startRedis } from './processes.js'
 
@@ -45,8 +46,21 @@ async function perAsyncOp (fn: (i: number) => Promise<unknown>, ops = ASYNC_OPS)
   return (used.user + used.system) / ops
 }
 
+type Row = [string, number | null, number]
+
+/** What Prometheus metrics (METRICS_PORT) add on the hot path: a request counted, a store operation timed. */
+async function metricsRows (store: ReturnType<typeof createRedisStore>, check: (s: typeof store, i: number) => Promise<unknown>): Promise<Row[]> {
+  const metrics = createMetrics({ defaultMetrics: false })
+  const timed = metrics.instrumentStore(store)
+  return [
+    ['count a request answered (method, route, status, duration): lib/metrics.ts request()', null, perOp((i) => metrics.request('GET', '/auth/me', 200, (i % 100) / 1e5))],
+    [`one Redis command, ${CONCURRENCY} at once: HMGET, untimed → timed by lib/metrics.ts instrumentStore()`,
+      await perAsyncOp(async (i) => await check(store, i)), await perAsyncOp(async (i) => await check(timed, i))]
+  ]
+}
+
 async function main (): Promise<void> {
-  const rows: Array<[string, number | null, number]> = []
+  const rows: Row[] = []
 
   const secret = 'a-jwt-secret-of-the-usual-length-0123456789'
   const payload = { sub: 'oAbCdEfGhIjKlMnOpQrStUvWxYz1', openid: 'oAbCdEfGhIjKlMnOpQrStUvWxYz1', sid: 'abcdefghijkl', jti: 'abcdefghijklmnop', aud: 'wx0123456789abcdef' }
@@ -109,6 +123,7 @@ async function main (): Promise<void> {
     }
     rows.push([`one Redis command, ${CONCURRENCY} at once: HMGET (the revocation check); ioredis → node-redis`, hmget[0] ?? null, hmget[1] ?? 0])
     rows.push([`one Redis command, ${CONCURRENCY} at once: a Lua script (the rate-limit counter); ioredis → node-redis`, script[0] ?? null, script[1] ?? 0])
+    rows.push(...await metricsRows(stores[1], async (store, i) => await store.checkAccess(ref, `j${i}`)))
     for (const store of stores) await store.close()
   } finally {
     await redis.stop()

@@ -101,6 +101,20 @@ export function treeCpuSeconds (pid: number | undefined): number {
   return childrenOf(pid ?? 0).reduce((sum, child) => sum + treeCpuSeconds(child), own)
 }
 
+/**
+ * CPU seconds every process of the machine has used since boot (/proc/stat: user, nice, system; the
+ * interrupt and softirq time, much of it loopback traffic of the run, not included), and the time the
+ * hypervisor gave to other machines (steal). Zeros elsewhere than on Linux.
+ */
+export function machineCpuSeconds (): { busy: number, steal: number } {
+  try {
+    const [user, nice, system, , , , , steal] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1).map(Number)
+    return { busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / 100, steal: (steal ?? 0) / 100 }
+  } catch {
+    return { busy: 0, steal: 0 }
+  }
+}
+
 // /proc/<pid>/task/<tid>/children needs a kernel built with CONFIG_PROC_CHILDREN; without it every
 // process's parent is read instead.
 const childrenFiles = existsSync(`/proc/${process.pid}/task/${process.pid}/children`)

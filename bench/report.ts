@@ -26,6 +26,9 @@ interface Row {
   /** The gateway's CPU time per request (µs): its cost, steadier than req/s on a shared machine. */
   gatewayCpuUsPerRequest: number
   redisCpuUsPerRequest: number
+  /** % of one core other processes used during the run, and steal (bench/rounds.ts). */
+  othersCpu: number
+  stealCpu: number
   /** Lowest and highest ratio over the rounds. */
   ratioRange: [number, number]
 }
@@ -33,7 +36,7 @@ interface Row {
 /** One round's rows, each ratio against the ceiling of its own round (measured a minute apart at most). */
 function rowsOf (round: Measured[]): Row[] {
   const ceiling = round.find((m) => m.scenario === 'ceiling')?.result.requestsPerSec ?? 0
-  return round.map(({ scenario, result: r, cpu, gatewayUsPerRequest, redisUsPerRequest }) => {
+  return round.map(({ scenario, result: r, cpu, gatewayUsPerRequest, redisUsPerRequest, othersCpu, stealCpu }) => {
     const ratio = Number((r.requestsPerSec / ceiling).toFixed(2))
     return {
       scenario,
@@ -47,6 +50,8 @@ function rowsOf (round: Measured[]): Row[] {
       cpu,
       gatewayCpuUsPerRequest: gatewayUsPerRequest,
       redisCpuUsPerRequest: redisUsPerRequest,
+      othersCpu,
+      stealCpu,
       ratioRange: [ratio, ratio]
     }
   })
@@ -71,6 +76,11 @@ function medianRows (rounds: Row[][], use: boolean[]): Row[] {
       ratioRange: [(runs[0] as Row).ratio, (runs.at(-1) as Row).ratio]
     }
   })
+}
+
+/** Per round, the most CPU other processes and machines (steal) used during one of its measured runs, on any gateway. */
+export function othersOf (measured: Measured[][][]): number[] {
+  return (measured[0] ?? []).map((_, round) => Math.max(0, ...measured.flatMap((rounds) => (rounds[round] ?? []).map((m) => m.othersCpu + m.stealCpu))))
 }
 
 /** Each round's ceiling, absolute. */
@@ -141,19 +151,21 @@ function tableRow (r: Row, ranges: boolean, comparable: boolean): string {
 const perRound = (ceilings: RoundCeiling[]): string =>
   ceilings.map((c, i) => `${n(c.requestsPerSec)} req/s at ${c.gatewayCpuUsPerRequest} µs${i === 0 ? ' of gateway CPU per request' : ''}`).join(', ')
 
-/** The ceiling of every round, the usual figure, and which rounds the table leaves out. */
+/** The ceiling of every round, the usual figure, what else ran, and which rounds the table leaves out. */
 function ceilingLines ({ ceiling }: Results): string[] {
   const floor = Math.round(ceiling.threshold * ceiling.usual.requestsPerSec)
   const lines = [
     `Ceiling (GET /health/live, single-process gateway) per round: ${perRound(ceiling.perRound)}. ` +
-      `Usual on this machine: ${n(ceiling.usual.requestsPerSec)} req/s (${ceiling.usual.from}); a round whose ceiling is below ${ceiling.threshold * 100} % of it (${n(floor)} req/s) was measured on a busy machine.`
+      `Usual on this machine: ${n(ceiling.usual.requestsPerSec)} req/s (${ceiling.usual.from}). ` +
+      `Other processes (and other machines: steal) used at most ${ceiling.othersCpu.map((o) => `${o} %`).join(', ')} of a core during a measured run of each round. ` +
+      `A round whose ceiling is below ${ceiling.threshold * 100} % of the usual (${n(floor)} req/s), or where other processes used more than ${ceiling.othersAbove} % of a core, was measured on a busy machine.`
   ]
   const left = ceiling.representative.map((r, i) => r ? null : `round ${i + 1}`).filter((x) => x !== null)
   if (!ceiling.runRepresentative) {
     const hint = ceiling.usual.from === 'BENCH_USUAL_CEILING' ? 'or lower BENCH_USUAL_CEILING if this machine is slower' : 'or set BENCH_USUAL_CEILING'
-    lines.push(`NOT REPRESENTATIVE: every round's ceiling was below ${n(floor)} req/s, so the ratios are not shown (n/r): the machine was busy. Run again when it is quiet (${hint}).`)
+    lines.push(`NOT REPRESENTATIVE: every round was measured on a busy machine, so the ratios are not shown (n/r). Run again when it is quiet (${hint}).`)
   } else if (left.length > 0) {
-    lines.push(`Left out of the table (their ceiling was below ${n(floor)} req/s, the machine was busy): ${left.join(', ')}.`)
+    lines.push(`Left out of the table (measured on a busy machine): ${left.join(', ')}.`)
   }
   return lines
 }

@@ -3,7 +3,7 @@
 // several gateways, each scenario runs on each gateway in turn within a round, so that they see the
 // same machine.
 import type { LoadGenerator, LoadResult } from './loadgen.js'
-import { treeCpuSeconds, type Proc } from './processes.js'
+import { machineCpuSeconds, treeCpuSeconds, type Proc } from './processes.js'
 import type { Scenario } from './scenarios.js'
 
 export interface RoundsSetup {
@@ -21,6 +21,13 @@ export interface Measured {
   cpu: Record<string, number>
   gatewayUsPerRequest: number
   redisUsPerRequest: number
+  /**
+   * % of one core that processes other than the run's used meanwhile (the machine's busy time less
+   * the gateway's, Redis', the simulator's, the load generator's and this runner's), and that the
+   * hypervisor gave to other machines (steal): how busy the machine was.
+   */
+  othersCpu: number
+  stealCpu: number
 }
 
 /** A gateway to measure: its scenarios (in the same order for every target) and the processes to read. */
@@ -33,15 +40,27 @@ export interface Target {
 async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<string, Proc>, setup: RoundsSetup): Promise<Measured> {
   await loadgen.run(s, setup.warmupSec)
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, treeCpuSeconds(p.child.pid)]))
+  const [machineBefore, selfBefore] = [machineCpuSeconds(), process.cpuUsage()]
   const started = Date.now()
   const result = await loadgen.run(s, setup.durationSec)
   const wall = (Date.now() - started) / 1000
+  const [machine, self] = [machineCpuSeconds(), process.cpuUsage(selfBefore)]
   const used = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, treeCpuSeconds(p.child.pid) - (before[k] ?? 0)]))
   const cpu: Record<string, number> = {}
   for (const k of Object.keys(procs)) cpu[k] = Math.round(100 * (used[k] ?? 0) / wall)
   cpu.loadgen = Math.round(100 * result.cpuSeconds / wall)
   const usPerRequest = (name: string): number => Math.round((used[name] ?? 0) * 1e6 / Math.max(1, result.total))
-  return { scenario: s.name, result, cpu, gatewayUsPerRequest: usPerRequest('gateway'), redisUsPerRequest: usPerRequest('redis') }
+  // autocannon runs in this process: its time is this runner's.
+  const ours = Object.values(used).reduce((a, b) => a + b, 0) + (self.user + self.system) / 1e6 + (loadgen.name === 'autocannon' ? 0 : result.cpuSeconds)
+  return {
+    scenario: s.name,
+    result,
+    cpu,
+    gatewayUsPerRequest: usPerRequest('gateway'),
+    redisUsPerRequest: usPerRequest('redis'),
+    othersCpu: Math.max(0, Math.round(100 * (machine.busy - machineBefore.busy - ours) / wall)),
+    stealCpu: Math.round(100 * (machine.steal - machineBefore.steal) / wall)
+  }
 }
 
 /**
