@@ -25,7 +25,31 @@ export interface AccessTokenInput {
   openid: string
   unionid?: string
   sid: string
+  /**
+   * The session generation the token is issued at, by a refresh: its `sgen` claim. Checking the
+   * token marks that rotation delivered (a retry of its predecessor is reuse from then on). Also
+   * carried in `claims` under SESSION_GENERATION, by a caller that only passes claims along.
+   */
+  generation?: number
   claims?: Record<string, unknown>
+}
+
+/**
+ * The claim of the session generation an access token was issued at. The gateway's, like `sid`: a
+ * host claim of that name never reaches a token.
+ */
+export const GENERATION_CLAIM = 'sgen'
+
+/**
+ * Where a refresh puts the generation among the claims it hands to the pair builder (lib/sessions.ts
+ * passes claims along as they are): a symbol, which no host claim (JSON, string keys) can be, and
+ * which never reaches a token as such.
+ */
+export const SESSION_GENERATION: unique symbol = Symbol('wechat-auth session generation')
+
+/** `claims` with the generation of the rotation that issues the tokens, for the pair builder. */
+export function withGeneration (claims: Record<string, unknown> | undefined, generation: number): Record<string, unknown> {
+  return Object.assign({ ...claims }, { [SESSION_GENERATION]: generation })
 }
 
 export interface AccessTokensOptions {
@@ -62,6 +86,8 @@ const CLOCK_SKEW_SEC = 60
 function plausible (c: Record<string, unknown>, nowSec: number): boolean {
   if (STRING_CLAIMS.some((k) => typeof c[k] !== 'string')) return false
   if (c.unionid !== undefined && typeof c.unionid !== 'string') return false
+  const generation = c[GENERATION_CLAIM]
+  if (generation !== undefined && !(Number.isSafeInteger(generation) && (generation as number) > 0)) return false
   const { iat, exp } = c
   return Number.isSafeInteger(iat) && Number.isSafeInteger(exp) &&
     (iat as number) <= nowSec + CLOCK_SKEW_SEC && (exp as number) > (iat as number) && (exp as number) - (iat as number) <= MAX_LIFETIME_SEC
@@ -82,6 +108,10 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     const jti = newJti()
     const payload: Record<string, unknown> = { ...input.claims, sub: input.sub, openid: input.openid, sid: input.sid, jti, aud: input.aud }
     if (input.unionid !== undefined) payload.unionid = input.unionid
+    const generation = input.generation ?? (input.claims as Record<symbol, unknown> | undefined)?.[SESSION_GENERATION]
+    delete (payload as Record<symbol, unknown>)[SESSION_GENERATION]
+    if (typeof generation === 'number' && generation > 0) payload[GENERATION_CLAIM] = generation
+    else delete payload[GENERATION_CLAIM]
     return { token: signToken(payload), jti, expiresIn: opts.ttlSec }
   }
 
@@ -125,7 +155,7 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     const match = BEARER.exec(authorization)
     if (match === null) throw new AuthTokenInvalidError()
     const claims = verify(match[1] as string)
-    const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti)
+    const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti, claims[GENERATION_CLAIM] as number | undefined)
     if (status === 'revoked') throw new AuthTokenRevokedError()
     if ('reason' in status) throw sessionEnded(status)
     const user = claims as AuthUser & Record<'roles' | 'permissions' | 'steppedUpAt' | 'serviceBans', unknown>

@@ -1,5 +1,6 @@
 // Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
 // window, and any older token of ours is reuse, which ends the session.
+import { withGeneration } from './access-tokens.js'
 import { outcomeOf } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
@@ -58,7 +59,10 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
         if (!refreshTokenOf.issued(presented)) throw new AuthRefreshInvalidError()
         return await reused(ref)
       // The predecessor if it derives the current token with the last rotation's nonce: within the
-      // grace window it gets that same token again (a retry of a lost answer), after it is reuse.
+      // grace window it gets that same token again (a retry of a lost answer). After it, too, while
+      // no access token of the current generation was used: the client may never have had the
+      // answer (a 503 whose write was applied, a lost response, an app suspended). Once one was
+      // used, the answer was delivered and the predecessor is reuse.
       case 'predecessor':
         successor = refreshTokenOf.successor(presented, result.nonce)
         if (digest(successor) !== result.currentHash) {
@@ -67,7 +71,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
           if (before === undefined || digest(before) !== result.currentHash) throw new AuthRefreshInvalidError()
           successor = before
         }
-        if (!result.inGrace) return await reused(ref)
+        if (!result.inGrace && result.delivered) return await reused(ref)
     }
     // The session's mini program; none when it was removed from the configuration since.
     const appid = appOfSession(ref.tag, result.session.sub)
@@ -75,7 +79,9 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       await store.revokeSession(ref)
       throw new AuthRefreshInvalidError()
     }
-    return { pair: pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000)), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
+    // The access token names the successor's generation: its first use marks the rotation delivered.
+    const session = { ...result.session, claims: withGeneration(result.session.claims, generation + 1) }
+    return { pair: pair(appid, session, ref.sid, successor, Math.ceil(result.ttlMs / 1000)), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
   }
 
   return refresh

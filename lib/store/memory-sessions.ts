@@ -16,6 +16,8 @@ export interface SessionEntry {
   /** When the current token was issued by a rotation (the grace window of its predecessor), with what nonce. */
   rotatedAt: number
   nonce: string
+  /** The generation whose rotation is known to have reached its client (an access token of it was used); 0 none. */
+  delivered: number
   expiresAt: number
   /** Blacklisted token ids of this session, with when they may be forgotten. */
   blacklist: Map<string, number>
@@ -87,7 +89,7 @@ export function memorySessions (state: State): Omit<SessionsStore, 'kick' | 'ban
 
     async rotateRefresh (ref, input) { return rotate(state, ref, input) },
 
-    async checkAccess (ref, jti) {
+    async checkAccess (ref, jti, generation) {
       const banned = banOf(state, ref.tag)
       if (banned !== undefined) return banned
       const e = liveSession(state, ref)
@@ -95,6 +97,7 @@ export function memorySessions (state: State): Omit<SessionsStore, 'kick' | 'ban
       const until = e.blacklist.get(jti)
       if (until !== undefined && until > now()) return 'revoked'
       e.blacklist.delete(jti) // past its TTL: forgotten, as the Redis store forgets it
+      if (generation !== undefined && generation > 0 && generation === e.generation) e.delivered = generation
       return accessIn(state, ref.tag, e)
     },
 
@@ -148,7 +151,8 @@ function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResul
       ttlMs: e.expiresAt - t,
       nonce: e.nonce,
       currentHash: e.current,
-      inGrace: t - e.rotatedAt <= input.graceMs
+      inGrace: t - e.rotatedAt <= input.graceMs,
+      delivered: e.delivered === e.generation
     }
   }
   return { status: input.generation < e.generation - 1 ? 'behind' : 'invalid' }
@@ -216,6 +220,7 @@ function createIn (state: State, ref: SessionRef, input: NewSession, refreshHash
     generation: 0,
     rotatedAt: 0,
     nonce: '',
+    delivered: 0,
     expiresAt: t + ttlSec * 1000,
     blacklist: new Map(),
     device,

@@ -1,6 +1,6 @@
 // The Redis layout, written down once: key names, the fields of a user's hash, and how values are
-// packed. The TypeScript readers below and the Lua scripts (LUA_LAYOUT, generated from the same
-// constants) both take it from here.
+// packed. The TypeScript readers below and the Lua scripts (LUA_LAYOUT, redis-lua-layout.ts,
+// generated from the same constants) both take it from here.
 //
 // A user is one hash, under the Cluster hash tag `{tag}`, so all of a user changes in one slot. Each
 // session is four fields (three without a device), five once it has rotated, named by its id and a
@@ -9,19 +9,22 @@
 // turns the whole hash into a hashtable, about twice the memory). Values are joined with SEP, which
 // none of them can contain. Blacklisted access tokens are `b:<jti>` -> expiresAt ms.
 import calculateSlot from 'cluster-key-slot'
-import { SID_CHARS } from '../ids.js'
 
 export const SEP = '\u0001'
 export const BLACKLIST_PREFIX = 'b:'
 
 /**
- * The packed values of a session, by field suffix, with their parts in order. The last part of
- * `hot` is left out while it is '0' (a session that never rotated): 32 bytes less in Redis'
- * allocator. `sub` is stored as '' when it is the openid.
+ * The packed values of a session, by field suffix, with their parts in order. `hot`'s generation is
+ * left out while it is '0' (a session that never rotated) and nothing follows it: 32 bytes less in
+ * Redis' allocator. `sub` is stored as '' when it is the openid.
  */
 export const SESSION_FIELDS = {
-  /** Read on every authenticated request and refresh. */
-  hot: { suffix: '', parts: ['expiresAt', 'refreshDigest', 'generation'] },
+  /**
+   * Read on every authenticated request and refresh. `delivered`: the generation an access token of
+   * which was used (wxauthDeliver); equal to `generation`, the last rotation's answer reached its
+   * client. Left out while ''.
+   */
+  hot: { suffix: '', parts: ['expiresAt', 'refreshDigest', 'generation', 'delivered'] },
   identity: { suffix: 'o', parts: ['openid', 'unionid'] },
   /** Only what follows the session_key ever leaves Redis in a script's reply. */
   secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
@@ -166,58 +169,6 @@ export function unpackCredential (packed: string): { expiresAt: number, refreshA
   const b = packed.indexOf(SEP, a + 1)
   return { expiresAt: Number(packed.slice(0, a)), refreshAt: Number(packed.slice(a + 1, b)), value: packed.slice(b + 1) }
 }
-
-// Lua: the same constants, the fields of a session, and for each packed value a reader that returns
-// its parts in order, then one part more that is '' unless the value has more parts than the layout,
-// and a writer that takes them. Readers are unrolled string.find calls, no tables, no recursion:
-// one runs on every refresh.
-const luaString = (s: string): string => `'${[...s].map((c) => c < ' ' ? `\\${c.charCodeAt(0)}` : c).join('')}'`
-function luaUnpack (name: string, n: number): string {
-  // p0..pn: positions of the separators; the kth part runs from p(k-1) + 1 to pk - 1.
-  const part = (k: number): string => `string.sub(v, p${k - 1} + 1, p${k} - 1)`
-  const lines = [`local function unpack_${name}(v)`, '  v = v or \'\'', '  local p0 = 0']
-  for (let k = 1; k <= n; k++) {
-    const found = Array.from({ length: k - 1 }, (_, j) => part(j + 1))
-    const missing = Array.from({ length: n - k + 1 }, () => '\'\'')
-    lines.push(`  local p${k} = string.find(v, SEP, p${k - 1} + 1, true)`,
-      `  if not p${k} then return ${[...found, `string.sub(v, p${k - 1} + 1)`, ...missing].join(', ')} end`)
-  }
-  lines.push(`  local e = string.find(v, SEP, p${n} + 1, true)`,
-    `  return ${[...Array.from({ length: n }, (_, j) => part(j + 1)), `string.sub(v, p${n} + 1, e and e - 1 or -1)`].join(', ')}`, 'end')
-  return lines.join('\n')
-}
-const luaField = (name: FieldName): string => {
-  const entry: { parts: readonly string[], suffix?: string, name?: string } = SESSION_FIELDS[name]
-  const { suffix, parts } = entry
-  const last = parts.length - 1
-  const joined = parts.slice(0, last).join(' .. SEP .. ')
-  // hot's generation is left out while it is '0'; every other value keeps all its parts.
-  const pack = name === 'hot'
-    ? `if ${parts[last]} == '0' then return ${joined} end\n  return ${joined} .. SEP .. ${parts[last]}`
-    : `return ${parts.join(' .. SEP .. ')}`
-  const field = suffix === undefined
-    ? `local ${name.toUpperCase()}_FIELD = ${luaString(entry.name ?? name)}`
-    : `local function ${name}Field(sid) return ${suffix === '' ? 'sid' : `sid .. ${luaString(suffix)}`} end`
-  return `${field}
-${luaUnpack(name, parts.length)}
-local function pack_${name}(${parts.join(', ')})
-  ${pack}
-end`
-}
-
-export const LUA_LAYOUT = `
-local SEP = ${luaString(SEP)}
-local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
-local SID_CHARS = ${SID_CHARS}
-local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
-local MAX_ENDED = ${MAX_ENDED}
-${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
-local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
-local MAX_SERVICE_BANS = ${MAX_SERVICE_BANS}
-local ACCESS_FROM_LOGIN = ${luaString(ACCESS_FROM_LOGIN)}
-local function subOf(stored, openid) if stored == '' then return openid end return stored end
-local function storedSub(sub, openid) if sub == openid then return '' end return sub end
-`
 
 // Names of every key the store writes.
 export interface KeyNames {

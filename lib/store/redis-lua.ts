@@ -1,7 +1,8 @@
 // The Lua the store's scripts share: the clock, a user's sessions found in one pass, ending a session
 // with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and
 // packed values come from LUA_LAYOUT.
-import { LUA_LAYOUT, SESSION_FIELDS } from './redis-layout.js'
+import { SESSION_FIELDS } from './redis-layout.js'
+import { LUA_LAYOUT } from './redis-lua-layout.js'
 
 /** A part's position (from 1) in its packed value, for partOf. */
 const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeof SESSION_FIELDS)[F]['parts'][number]): number =>

@@ -1,5 +1,5 @@
 // The Lua scripts of the Redis store: what must change together changes in one script, on one key
-// (one Cluster slot). Field names and packed values come from LUA_LAYOUT (redis-layout.ts). Each
+// (one Cluster slot). Field names and packed values come from LUA_LAYOUT (redis-lua-layout.ts). Each
 // script names its KEYS and ARGV as locals at the top.
 import { createHash } from 'node:crypto'
 import { CONTROL_SCRIPTS } from './redis-control-scripts.js'
@@ -41,7 +41,7 @@ if #kept >= maxSessions then
 end
 trimEnded(key, ended, count)
 redis.call('HSET', key,
-  hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0'),
+  hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0', ''),
   identityField(sid), pack_identity(openid, unionid),
   secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims))
 if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(deviceType, deviceName, ip, userAgent)) end
@@ -52,7 +52,7 @@ keepAlive(key, ttl, now)
 return {'created', count}`,
 
   // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}
-  //    | {'predecessor', ttl ms, openid, unionid, sub, claims, nonce, current digest, in grace '1' | '0'}
+  //    | {'predecessor', ttl ms, openid, unionid, sub, claims, nonce, current digest, in grace '1' | '0', delivered '1' | '0'}
   // Never the session_key. The hot path of every refresh: values are cut with plain string.find.
   wxauthRotate: LUA_COMMON + `
 local key = KEYS[1]
@@ -63,7 +63,7 @@ local now = nowMs()
 local banned = banOf(key, v[5], now)
 if banned then return banned end
 if not v[1] then return endOf(key, sid, now) or 'invalid' end
-local expiresAt, current, generation, extra = unpack_hot(v[1])
+local expiresAt, current, generation, delivered, extra = unpack_hot(v[1])
 expiresAt = tonumber(expiresAt)
 -- A session that never rotated stores no generation. A value this version did not write is refused, never a script error.
 if generation == '' then generation = 0 else generation = tonumber(string.match(generation, '^%d+$')) end
@@ -81,7 +81,7 @@ if presented == generation and presentedDigest == current then
     dropSession(key, sid)
     return 'invalid'
   end
-  redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1)),
+  redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1), ''),
     rotationField(sid), pack_rotation(int(now), nonce, partOf(v[4], 3)))
   keepAlive(key, ttl, now)
   return {'rotated', int(ttl), openid, unionid, sub, claims}
@@ -91,10 +91,24 @@ if presented == generation - 1 then
   rotatedAt = tonumber(string.match(rotatedAt, '^%d+$'))
   if not rotatedAt then return 'invalid' end
   local inGrace = now - rotatedAt <= graceMs
-  return {'predecessor', int(expiresAt - now), openid, unionid, sub, claims, lastNonce, current, inGrace and '1' or '0'}
+  return {'predecessor', int(expiresAt - now), openid, unionid, sub, claims, lastNonce, current, inGrace and '1' or '0',
+    delivered == int(generation) and '1' or '0'}
 end
 if presented < generation - 1 then return 'behind' end
 return 'invalid'`,
+
+  // An access token issued at generation ARGV[2] was used: that rotation's answer reached its client.
+  // Marked only while it is the session's current generation, so a mark that comes late (the session
+  // rotated again since) changes nothing, and never a newer generation. -> 1 marked, 0 not.
+  wxauthDeliver: LUA_COMMON + `
+local key = KEYS[1]
+local sid, issuedAt = ARGV[1], ARGV[2]
+local v = redis.call('HGET', key, hotField(sid))
+if not v then return 0 end
+local expiresAt, current, generation, delivered, extra = unpack_hot(v)
+if extra ~= '' or generation ~= issuedAt or delivered == generation then return 0 end
+redis.call('HSET', key, hotField(sid), pack_hot(expiresAt, current, generation, generation))
+return 1`,
 
   wxauthRevoke: LUA_COMMON + `
 local key, sid = KEYS[1], ARGV[1]

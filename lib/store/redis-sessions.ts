@@ -3,7 +3,7 @@
 import { SID_CHARS, type SessionRef } from '../ids.js'
 import { liveAccess } from './access-state.js'
 import {
-  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, partOf, sessionField, subOf, unpack
+  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, partOf, sessionField, subOf, unpack
 } from './redis-layout.js'
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
@@ -47,6 +47,19 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
     })
   }
   return out.sort((a, b) => a.createdAt - b.createdAt)
+}
+
+/**
+ * Whether an access token issued at `generation` (its `sgen` claim) shows that generation's rotation
+ * delivered for the first time: it is the session's current generation (as the `hot` value says) and
+ * not yet marked. False on every other request, which then writes nothing.
+ */
+export function deliversNow (hot: string, generation: number): boolean {
+  const g = hot.indexOf(SEP, hot.indexOf(SEP) + 1)
+  if (g < 0) return false // generation 0: nothing rotated, nothing to deliver
+  const d = hot.indexOf(SEP, g + 1)
+  const current = d < 0 ? hot.slice(g + 1) : hot.slice(g + 1, d)
+  return current === String(generation) && (d < 0 || hot.slice(d + 1) !== current)
 }
 
 /** What every part of the store sends its commands with. */
@@ -98,12 +111,12 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
       if (status === 'ended') return { status, end: endOf([ttl, ...rest]) }
       const session = subjectOf(rest)
       if (status === 'rotated') return { status, session, ttlMs: Number(ttl) }
-      const [nonce = '', currentHash = '', inGrace] = rest.slice(4)
-      return { status: 'predecessor', session, ttlMs: Number(ttl), nonce, currentHash, inGrace: inGrace === '1' }
+      const [nonce = '', currentHash = '', inGrace, delivered] = rest.slice(4)
+      return { status: 'predecessor', session, ttlMs: Number(ttl), nonce, currentHash, inGrace: inGrace === '1', delivered: delivered === '1' }
     },
 
     // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.
-    async checkAccess (ref, jti) { return await checkAccess(ctx, ref, jti) },
+    async checkAccess (ref, jti, generation) { return await checkAccess(ctx, ref, jti, generation) },
 
     async revokeSession (ref) {
       await guard(async () => await run('wxauthRevoke', [keys.user(ref.tag)], ref.sid))
@@ -121,9 +134,10 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
 
 /**
  * One HMGET: the session, the token's blacklist entry, the session's ended marker and rotation (its step-up time),
- * the user's ban, roles and permissions, and service bans.
+ * the user's ban, roles and permissions, and service bans. The first use of an access token issued with
+ * a rotation (`generation`) also marks that rotation delivered: a second round trip, once per rotation.
  */
-async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti: string): Promise<LiveAccess | 'revoked' | SessionEnd> {
+async function checkAccess ({ keys, send, run, guard }: Context, ref: SessionRef, jti: string, generation?: number): Promise<LiveAccess | 'revoked' | SessionEnd> {
   const key = keys.user(ref.tag)
   const [hot, blacklisted, ended, ban, rotation, access, serviceBans] = await guard(async () => await send(key,
     ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
@@ -134,7 +148,12 @@ async function checkAccess ({ keys, send, guard }: Context, ref: SessionRef, jti
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
   if (typeof hot === 'string') {
-    return blacklisted === null && Number(firstPart(hot)) > now ? liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : partOf('rotation', 'steppedUpAt', rotation), now) : 'revoked'
+    if (blacklisted !== null || !(Number(firstPart(hot)) > now)) return 'revoked'
+    if (generation !== undefined && deliversNow(hot, generation)) {
+      // The answer does not depend on the mark: a failed one is tried again by the token's next use.
+      await guard(async () => await run('wxauthDeliver', [key], ref.sid, generation)).catch(() => {})
+    }
+    return liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : partOf('rotation', 'steppedUpAt', rotation), now)
   }
   if (typeof ended !== 'string') return 'revoked'
   const marker = unpack('ended', ended)

@@ -108,9 +108,10 @@ export type RotateResult =
   /**
    * The presented generation is one behind the session's. It is the predecessor only if the
    * successor it derives with `nonce` (the last rotation's) has the digest `currentHash`; the
-   * caller checks, then answers the same successor again (`inGrace`) or revokes the session.
+   * caller checks, then answers the same successor again (`inGrace`, or not yet `delivered`: no
+   * access token of the current generation was used) or revokes the session.
    */
-  | { status: 'predecessor', session: TokenSubject, ttlMs: number, nonce: string, currentHash: string, inGrace: boolean }
+  | { status: 'predecessor', session: TokenSubject, ttlMs: number, nonce: string, currentHash: string, inGrace: boolean, delivered: boolean }
   /** Two or more generations behind: reuse if the token is genuine, which the caller checks. */
   | { status: 'behind' }
   | { status: 'invalid' }
@@ -159,9 +160,11 @@ export interface SessionsStore {
   rotateRefresh: (ref: SessionRef, input: RotateInput) => Promise<RotateResult>
   /**
    * The user's access state when the session is alive and the token id is not blacklisted; why, when
-   * another login ended it; 'revoked' otherwise. One round trip, no write.
+   * another login ended it; 'revoked' otherwise. One round trip, no write; but when `generation` (the
+   * rotation the token was issued with) is the session's current one and not yet marked delivered,
+   * a second one marks it (once per rotation, see RotateResult's `delivered`).
    */
-  checkAccess: (ref: SessionRef, jti: string) => Promise<LiveAccess | 'revoked' | SessionEnd>
+  checkAccess: (ref: SessionRef, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd>
   /** Ends one session: every token issued in it stops working. */
   revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */

@@ -2,7 +2,7 @@
 import { createHmac } from 'node:crypto'
 import { createSigner } from 'fast-jwt'
 import { test } from 'tap'
-import { createAccessTokens } from '../../lib/access-tokens.js'
+import { createAccessTokens, withGeneration } from '../../lib/access-tokens.js'
 import { newSessionId, userTag } from '../../lib/ids.js'
 import { createMemoryStore } from '../../lib/store/memory.js'
 
@@ -111,4 +111,26 @@ test('a validly signed token this gateway could not have signed is invalid, neve
   }
   t.match(tokens.verify(sign(base)), { sub: 'u1' }, 'the same token with plausible claims passes')
   t.throws(() => tokens.verify(sign({ ...base, iat: nowSec - 120, exp: nowSec - 60 })), { code: 'AUTH_TOKEN_EXPIRED' })
+})
+
+test('a token issued by a rotation names its generation (sgen), which its first use marks delivered; a host claim of that name never reaches a token', async (t) => {
+  const { tokens, store, ref, issue } = await setup(t)
+  t.notOk('sgen' in tokens.verify(issue().token), 'a login\'s token names no generation')
+  t.notOk('sgen' in tokens.verify(issue({ sgen: 7, role: 'r' }).token), 'a host claim of that name is dropped')
+  const rot = { presentedHash: 'digest', nextHash: 'd1', nonce: 'n1', graceMs: 0, ttlSec: 3600, maxAgeSec: 7200 }
+  t.equal((await store.rotateRefresh(ref, { ...rot, generation: 0 })).status, 'rotated')
+  const viaClaims = tokens.sign({ aud: APPID, sub: 'u1', openid: 'o1', sid: ref.sid, claims: withGeneration({ role: 'r', sgen: 9 }, 1) })
+  const claims = tokens.verify(viaClaims.token)
+  t.match(claims, { sgen: 1, role: 'r' }, 'carried among the claims by a caller that passes them along (the pair builder)')
+  t.equal(Object.getOwnPropertySymbols(claims).length, 0, 'the symbol itself goes nowhere')
+  t.equal(tokens.verify(tokens.sign({ aud: APPID, sub: 'u1', openid: 'o1', sid: ref.sid, generation: 3 }).token).sgen, 3, 'or given as such')
+  t.match(await store.rotateRefresh(ref, { ...rot, generation: 0 }), { status: 'predecessor', delivered: false })
+  await tokens.authenticate(`Bearer ${issue().token}`)
+  t.match(await store.rotateRefresh(ref, { ...rot, generation: 0 }), { status: 'predecessor', delivered: false }, 'a login\'s token marks nothing')
+  await tokens.authenticate(`Bearer ${viaClaims.token}`)
+  t.match(await store.rotateRefresh(ref, { ...rot, generation: 0 }), { status: 'predecessor', delivered: true }, 'the rotation\'s token does')
+  for (const sgen of [0, -1, 1.5, '1', null]) {
+    const odd = createSigner({ key: SECRET, iss: 'iss', aud: APPID, expiresIn: 60_000 })({ sub: 'u1', openid: 'o1', sid: ref.sid, jti: `j${String(sgen)}`, sgen })
+    t.throws(() => tokens.verify(odd), { code: 'AUTH_TOKEN_INVALID' }, `sgen ${JSON.stringify(sgen)} is not one the gateway signs`)
+  }
 })

@@ -3,8 +3,10 @@
 import { createClient } from '@redis/client'
 import { test } from 'tap'
 import {
-  ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, LUA_LAYOUT, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
+  ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
 } from '../../../lib/store/redis-layout.js'
+import { LUA_LAYOUT } from '../../../lib/store/redis-lua-layout.js'
+import { deliversNow } from '../../../lib/store/redis-sessions.js'
 import { startRedis } from '../../helper.js'
 
 type Field = keyof typeof SESSION_FIELDS
@@ -26,8 +28,13 @@ test('what Lua packs, TypeScript unpacks, and the other way round', async (t) =>
       t.equal(userField[field][0], '!', 'user fields start with !, which no session id holds (revokeUser keeps them)')
     } else t.equal(await lua(`return ${field}Field(ARGV[1])`, ['sid']), sessionField('sid', field))
   }
-  t.equal(await lua("return pack_hot('1', 'd', '0')", []), `1${SEP}d`, 'generation 0 is left out')
-  t.same(unpack('hot', `1${SEP}d`), { expiresAt: '1', refreshDigest: 'd', generation: '' })
+  t.equal(await lua("return pack_hot('1', 'd', '0', '')", []), `1${SEP}d`, 'generation 0 is left out')
+  t.same(unpack('hot', `1${SEP}d`), { expiresAt: '1', refreshDigest: 'd', generation: '', delivered: '' })
+  t.equal(await lua("return pack_hot('1', 'd', '7', '')", []), `1${SEP}d${SEP}7`, 'delivered is left out until marked')
+  t.equal(await lua("return pack_hot('1', 'd', '7', '7')", []), `1${SEP}d${SEP}7${SEP}7`)
+  t.same([deliversNow(`1${SEP}d${SEP}7`, 7), deliversNow(`1${SEP}d${SEP}7${SEP}6`, 7), deliversNow(`1${SEP}d${SEP}7${SEP}7`, 7),
+    deliversNow(`1${SEP}d${SEP}7`, 6), deliversNow(`1${SEP}d${SEP}17`, 7), deliversNow(`1${SEP}d`, 0), deliversNow(`1${SEP}d`, 1)],
+  [true, true, false, false, false, false, false], 'a check marks only the current generation, not yet marked')
   t.same(await lua('return {unpack_identity(ARGV[1])}', [`o${SEP}u${SEP}extra${SEP}more`]), ['o', 'u', 'extra'], 'parts stop at SEP; what is left over shows')
   t.same(await lua("return {subOf('', 'o'), subOf('s', 'o'), storedSub('o', 'o'), storedSub('s', 'o')}", []),
     [subOf('', 'o'), subOf('s', 'o'), storedSub('o', 'o'), storedSub('s', 'o')], 'the sub rule is the same in both')

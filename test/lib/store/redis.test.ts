@@ -284,9 +284,9 @@ test('stored values of a layout this version did not write are refused, never a 
   await store.createSession(ref, { sub: 'odd', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
   const exp = Date.now() + 60_000
   const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: 'hn', nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
-  // A development build's hot field (expiry | digest | generation | rotated at), then a predecessor
-  // whose rotation record is not this version's (previous digest | rotated at | nonce).
-  await admin.hset(key, ref.sid, `${exp}\u0001h3\u00013\u0001${Date.now()}`)
+  // A development build's hot field (expiry | digest | generation | delivered | rotated at), then a
+  // predecessor whose rotation record is not this version's (previous digest | rotated at | nonce).
+  await admin.hset(key, ref.sid, `${exp}\u0001h3\u00013\u0001\u0001${Date.now()}`)
   for (const g of [0, 2, 3, 5]) t.same(await store.rotateRefresh(ref, rot(g)), { status: 'invalid' }, `generation ${g}`)
   await admin.hset(key, ref.sid, `${exp}\u0001h3\u00013`, `${ref.sid}p`, `hprev\u0001${Date.now()}\u0001n`)
   t.same(await store.rotateRefresh(ref, rot(2)), { status: 'invalid' }, 'a predecessor with an unreadable rotation record')
@@ -332,4 +332,35 @@ test('a ban for good keeps the user\'s key; unbanned, the key lives as long as w
   await store.ban(lone, { until: Date.now() + 3000, reason: 'r' }, 30_000)
   const loneTtl = await admin.pttl(keyNames(prefix).user(lone))
   t.ok(loneTtl > 0 && loneTtl <= 3000, `a ban alone lives as long as the ban (${loneTtl} ms)`)
+})
+
+test('a check is one HMGET; the first use of a rotation\'s access token adds one script, once per rotation', async (t) => {
+  const redis = await startRedis(t, { own: true }) // its command statistics are this test's alone
+  const store = await ownedStore(t, redis.url, `${redis.prefix}rtt:`)
+  const admin = redisClient(t, redis.url)
+  const ref = { tag: userTag('wxapp', 'rtt'), sid: newSessionId() }
+  const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: `h${generation + 1}`, nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+  await store.createSession(ref, { sub: 'rtt', openid: 'o-rtt', sessionKey: 'k' }, 'h0', 60)
+  await store.rotateRefresh(ref, rot(0))
+  // Another session's mark first: Redis knows the script from then on (else NOSCRIPT, then EVAL).
+  const warm = { tag: ref.tag, sid: newSessionId() }
+  await store.createSession(warm, { sub: 'rtt', openid: 'o-rtt', sessionKey: 'k' }, 'h0', 60)
+  await store.rotateRefresh(warm, rot(0))
+  await store.checkAccess(warm, 'j', 1)
+  const calls = async (): Promise<Record<string, number>> => {
+    const stats = await admin.info('commandstats')
+    const n = (c: string): number => Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+    return { hmget: n('hmget'), scripts: n('evalsha') + n('eval'), hset: n('hset') }
+  }
+  await admin.config('RESETSTAT')
+  for (let i = 0; i < 10; i++) t.equal(statusOf(await store.checkAccess(ref, `j${i}`, 1)), 'ok')
+  for (let i = 0; i < 5; i++) await store.checkAccess(ref, 'j', undefined)
+  t.same(await calls(), { hmget: 15, scripts: 1, hset: 1 }, '15 checks, one round trip each, and one mark')
+  await store.rotateRefresh(ref, rot(1))
+  await admin.config('RESETSTAT')
+  for (let i = 0; i < 10; i++) await store.checkAccess(ref, 'j', 1)
+  t.same(await calls(), { hmget: 10, scripts: 0, hset: 0 }, 'tokens of the generation before mark nothing')
+  for (let i = 0; i < 10; i++) await store.checkAccess(ref, 'j', 2)
+  t.same(await calls(), { hmget: 20, scripts: 1, hset: 1 }, 'one mark for the new rotation')
+  t.equal(await admin.object('ENCODING', keyNames(`${redis.prefix}rtt:`).user(ref.tag)), 'listpack', 'the marked value keeps the hash compact')
 })
