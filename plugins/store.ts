@@ -6,6 +6,7 @@ import { createMemoryStore } from '../lib/store/memory.js'
 import { hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
+import { cannotWait, shortWarning } from '../lib/store/redis-wait.js'
 import type { SessionStore } from '../lib/store/types.js'
 
 export interface StorePluginOptions {
@@ -24,10 +25,17 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   // A client passed in, or the one the configuration asks for (REDIS_URL, REDIS_CLUSTER_NODES,
   // REDIS_SENTINELS: lib/store/redis-topology.ts), or none (the memory store, in development).
   const ownsClient = opts.redis === undefined && topologyOf(config) !== 'none'
+  const replicas = config.REDIS_WAIT_REPLICAS
+  // A write, then a WAIT that may itself wait for the one before it: both within STORE_TIMEOUT_MS.
+  if (replicas > 0 && 2 * config.REDIS_WAIT_TIMEOUT_MS >= config.STORE_TIMEOUT_MS) throw new Error('REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS: a write waits for replicas within the store\'s deadline')
+  if (replicas > 0 && opts.redis === undefined && topologyOf(config) === 'none') throw new Error('REDIS_WAIT_REPLICAS needs Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): the memory store has no replicas')
+  const refusal = replicas > 0 && opts.redis !== undefined ? cannotWait(opts.redis) : null
+  if (refusal !== null) throw new Error(refusal)
   const client: RedisClient | null = opts.redis ?? await connectConfigured(config)
+  const wait = { replicas, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS, onShort: shortWarning((msg) => { fastify.log.warn(msg) }) }
   const store = client === null
     ? createMemoryStore()
-    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient })
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait })
   try {
     await store.ping()
   } catch (err) {

@@ -12,6 +12,7 @@ import { scriptRunner } from './redis-scripts.js'
 import { redisControl } from './redis-control.js'
 import { redisHandoff } from './redis-handoff.js'
 import { redisSessions, type Context } from './redis-sessions.js'
+import { replicaWaiter, type WaitOptions } from './redis-wait.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
 export interface RedisStoreOptions {
@@ -21,6 +22,12 @@ export interface RedisStoreOptions {
   timeoutMs: number
   /** Whether close() should disconnect the client (true only when the store created it). */
   ownsClient: boolean
+  /**
+   * Durability (REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS): opening a session and rotating a refresh
+   * token are answered once this many replicas have the write, or the timeout passed (then the write
+   * stands and `onShort` is told). Refused for a client that cannot (redis-wait.ts).
+   */
+  wait?: WaitOptions
 }
 
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
@@ -28,6 +35,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: scriptRunner(send), guard: deadlines.guard }
+  if (opts.wait !== undefined && opts.wait.replicas > 0) ctx.settle = replicaWaiter(client, send, opts.wait)
   const guard = deadlines.guard
 
   return {

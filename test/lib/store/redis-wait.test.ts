@@ -1,0 +1,110 @@
+// Durability as an option (REDIS_WAIT_REPLICAS): opening a session and rotating a refresh token wait
+// until replicas have the write, on real deployments with replicas; with the replica gone, the write
+// stands, the caller is answered within the timeout and the shortfall is reported.
+import { createCluster, createSentinel } from '@redis/client'
+import { Cluster } from 'ioredis'
+import { test, type Test } from 'tap'
+import { newSessionId, userTag } from '../../../lib/ids.js'
+import { createRedisStore } from '../../../lib/store/redis.js'
+import { shortWarning } from '../../../lib/store/redis-wait.js'
+import type { RedisClient } from '../../../lib/store/redis-client.js'
+import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
+import { buildApp, redisClient, startRedis, startSim } from '../../helper.js'
+import { startClusterWithReplicas, startSentinelWithReplica } from '../../redis-deployments.js'
+
+const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: `h${generation + 1}`, nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+
+/** A store that waits for one replica, and what it was told of shortfalls. */
+function waitingStore (t: Test, client: RedisClient, timeoutMs = 100): { store: SessionStore, short: Array<[number, number]> } {
+  const short: Array<[number, number]> = []
+  const store = createRedisStore({ client, keyPrefix: `${newSessionId()}:`, timeoutMs: 1000, ownsClient: false, wait: { replicas: 1, timeoutMs, onShort: (acked, wanted) => short.push([acked, wanted]) } })
+  t.teardown(async () => await store.close())
+  return { store, short }
+}
+
+/** Opens a session and rotates it twice; how long the slowest step took. */
+async function openAndRotate (store: SessionStore, name: string): Promise<number> {
+  const ref = { tag: userTag('wxapp', name), sid: newSessionId() }
+  let slowest = 0
+  const timed = async <T>(step: () => Promise<T>): Promise<T> => {
+    const started = performance.now()
+    try { return await step() } finally { slowest = Math.max(slowest, performance.now() - started) }
+  }
+  const created = await timed(async () => await store.createSession(ref, { sub: name, openid: 'o', sessionKey: 'k' }, 'h0', 60))
+  if (created.status !== 'created') throw new Error(created.status)
+  for (const g of [0, 1]) {
+    const r = await timed(async () => await store.rotateRefresh(ref, rot(g)))
+    if (r.status !== 'rotated') throw new Error(r.status)
+  }
+  return slowest
+}
+
+test('Sentinel, master and replica: WAIT 1 is acknowledged; with the replica stopped, each write stands and is answered within the timeout, the shortfall told', async (t) => {
+  const d = await startSentinelWithReplica(t)
+  const client = createSentinel({ name: d.name, sentinelRootNodes: d.sentinels.map((port) => ({ host: '127.0.0.1', port })) })
+  client.on('error', () => {})
+  await client.connect()
+  t.teardown(() => { client.destroy() })
+  const { store, short } = waitingStore(t, client, 200)
+  const master = d.admin(d.master)
+  await master.config('RESETSTAT')
+  await openAndRotate(store, 'kept')
+  t.same(short, [], 'the replica acknowledged every write')
+  t.match(await master.info('commandstats'), /cmdstat_wait:calls=[1-3],/, 'one WAIT per write at most (writes answered together share one)')
+  // Many writes at once share WAITs.
+  await master.config('RESETSTAT')
+  await Promise.all(Array.from({ length: 40 }, async (_, i) => await openAndRotate(store, `crowd-${i}`)))
+  const waits = Number(/cmdstat_wait:calls=(\d+),/.exec(await master.info('commandstats'))?.[1])
+  t.ok(waits < 120, `120 writes at once, ${waits} WAITs`)
+
+  await d.kill(d.replica)
+  const slowest = await openAndRotate(store, 'alone')
+  t.ok(slowest < 2 * 200 + 150, `each write answered within two timeouts of 200 ms (slowest ${Math.round(slowest)} ms)`)
+  t.ok(short.length >= 3 && short.every(([acked, wanted]) => acked === 0 && wanted === 1), `the shortfall told (${short.length} times, 0 of 1)`)
+  const ref = { tag: userTag('wxapp', 'after'), sid: newSessionId() }
+  await store.createSession(ref, { sub: 'after', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+  t.equal((await store.rotateRefresh(ref, rot(0))).status, 'rotated', 'the write stands: availability first')
+  t.match(await store.rotateRefresh(ref, rot(0)), { status: 'predecessor', currentHash: 'h1' })
+})
+
+test('a Redis Cluster through ioredis: WAIT goes to the master of the key\'s slot; a node-redis cluster client is refused', async (t) => {
+  const d = await startClusterWithReplicas(t)
+  const nodes = d.masters.map((port) => ({ host: '127.0.0.1', port }))
+  const cluster = new Cluster(nodes)
+  cluster.on('error', () => {})
+  t.teardown(() => { cluster.disconnect() })
+  await new Promise((resolve) => cluster.once('ready', resolve))
+  const { store, short } = waitingStore(t, cluster)
+  await Promise.all(Array.from({ length: 20 }, async (_, i) => await openAndRotate(store, `user-${i}`)))
+  t.same(short, [], 'every master\'s replica acknowledged its writes')
+  const waits = await Promise.all(d.masters.map(async (port) => Number(/cmdstat_wait:calls=(\d+),/.exec(await d.admin(port).info('commandstats'))?.[1] ?? 0)))
+  t.ok(waits.every((n) => n > 0), `each master got WAITs for its own slots (${waits.join(', ')})`)
+
+  const nodeRedis = createCluster({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) })
+  t.throws(() => createRedisStore({ client: nodeRedis, keyPrefix: 'x:', timeoutMs: 1000, ownsClient: false, wait: { replicas: 1, timeoutMs: 100 } }),
+    { message: /REDIS_WAIT_REPLICAS .* node-redis cluster client .* ioredis Cluster/ })
+})
+
+test('a master without a replica: answered after the timeout, the write stands, the warning throttled and free of secrets', async (t) => {
+  const redis = await startRedis(t)
+  const { store, short } = waitingStore(t, redisClient(t, redis.url), 50)
+  const slowest = await openAndRotate(store, 'solo')
+  t.ok(slowest >= 45 && slowest < 300, `waited for the timeout, not more (${Math.round(slowest)} ms)`)
+  t.same(short, [[0, 1], [0, 1], [0, 1]])
+  const lines: string[] = []
+  const warn = shortWarning((m) => lines.push(m), 60_000)
+  for (let i = 0; i < 5; i++) warn(0, 1)
+  t.equal(lines.length, 1, 'one line per minute here, however many writes')
+  t.match(lines[0], /1 write\(s\) answered with fewer replicas than asked \(last: 0 of 1/)
+})
+
+test('the option is refused at boot where it cannot hold', async (t) => {
+  const sim = await startSim(t)
+  await t.rejects(buildApp(t, { sim, config: { REDIS_WAIT_REPLICAS: 1 } }), { message: /REDIS_WAIT_REPLICAS needs Redis/ }, 'the memory store')
+  const redis = await startRedis(t)
+  await t.rejects(buildApp(t, { sim, redisServer: redis, config: { REDIS_WAIT_REPLICAS: 1, REDIS_WAIT_TIMEOUT_MS: 600, STORE_TIMEOUT_MS: 1000 } }),
+    { message: /REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS/ })
+  const app = await buildApp(t, { sim, redisServer: redis, config: { REDIS_WAIT_REPLICAS: 1, REDIS_WAIT_TIMEOUT_MS: 20 } })
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'wanda.1' } })
+  t.equal(login.statusCode, 200, 'a master without its replica still answers (after the timeout)')
+})
