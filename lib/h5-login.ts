@@ -36,7 +36,8 @@ const CLOCK_SKEW_MS = 60_000
 /**
  * `returnTo` as WeChat will be given it, when it has the origin of an entry of `allowed` and a path
  * under it (an entry ending with '/' allows the pages below it, any other only itself); null
- * otherwise. Parsed as a browser would (dot segments resolved), so no spelling leaves the list.
+ * otherwise. Parsed as a browser would (dot segments resolved), so no spelling leaves the list; an
+ * encoded slash, backslash or dot in the path is refused.
  */
 export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): string | null {
   let url: URL
@@ -46,6 +47,8 @@ export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): str
     return null
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.hash !== '') return null
+  // An encoded slash, backslash or dot in the path: a page server that decodes before routing would leave the entry.
+  if (/%(2f|5c|2e)/i.test(url.pathname)) return null
   const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
   url.hash = ''
   return fits ? url.href : null
@@ -89,19 +92,16 @@ export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createId
     return { url: oauth.authorizeUrl(returnTo, opts.scope ?? 'snsapi_base', `${body}.${mac(stateKey, body)}`), browserSecret, maxAge: ttlSec }
   }
 
-  /** The state's parts once it is shown to be ours, unexpired, this browser's and unused; its code. */
-  async function checked (callback: H5Callback, browserSecret: string | undefined): Promise<{ code: string, scope: 'b' | 'u', appid: string }> {
-    if (callback.state === undefined || callback.state === '') throw new AuthH5StateMissingError()
-    const m = STATE.exec(callback.state)
-    if (m === null || !sameText(m[5] as string, mac(stateKey, callback.state.slice(0, callback.state.lastIndexOf('.'))))) throw new AuthH5StateInvalidError()
+  /** The state's parts once it is shown to be ours, unexpired and this browser's. */
+  function checkedState (state: string | undefined, browserSecret: string | undefined): { nonce: string, expiresAt: number, scope: 'b' | 'u', appid: string } {
+    if (state === undefined || state === '') throw new AuthH5StateMissingError()
+    const m = STATE.exec(state)
+    if (m === null || !sameText(m[5] as string, mac(stateKey, state.slice(0, state.lastIndexOf('.'))))) throw new AuthH5StateInvalidError()
     const [, nonce, expires, scope, appid] = m as unknown as [string, string, string, 'b' | 'u', string]
     const expiresAt = parseInt(expires, 36) * 1000
     if (expiresAt <= Date.now()) throw new AuthH5StateExpiredError()
     if (browserSecret === undefined || !sameText(mac(browserKey, browserSecret), nonce)) throw new AuthH5StateOtherBrowserError()
-    if (callback.code === undefined || callback.code === '') throw new AuthH5CodeMissingError()
-    const claim = await deps.store.claimCode(digest(`h5-state\u0000${nonce}`), expiresAt - Date.now() + CLOCK_SKEW_MS)
-    if (claim !== 'claimed') throw new AuthH5StateUsedError()
-    return { code: callback.code, scope, appid }
+    return { nonce, expiresAt, scope, appid }
   }
 
   /**
@@ -113,9 +113,14 @@ export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createId
     const opening = { started: false }
     let appid: string | undefined
     try {
-      const state = await checked(callback, browserSecret)
+      const state = checkedState(callback.state, browserSecret)
       appid = state.appid
-      const grant = await once(oauth.appid, state.code, async () => await oauth.exchangeCode(state.code))
+      const code = callback.code
+      if (code === undefined || code === '') throw new AuthH5CodeMissingError()
+      // Single use, on every instance: the first use is remembered until the state would expire anyway.
+      const claim = await deps.store.claimCode(digest(`h5-state\u0000${state.nonce}`), state.expiresAt - Date.now() + CLOCK_SKEW_MS)
+      if (claim !== 'claimed') throw new AuthH5StateUsedError()
+      const grant = await once(oauth.appid, code, async () => await oauth.exchangeCode(code))
       const identity: WeChatIdentity = { openid: grant.openid, appid: deps.wechat.appOf(state.appid), source: 'h5', officialAccount: oauth.appid }
       if (state.scope === 'u' && grant.scopes.includes('snsapi_userinfo')) {
         const { info, unionid } = await oauth.userInfo(grant)

@@ -155,7 +155,7 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     for (const returnTo of [
       'https://evil.example.com/app/', 'https://h5.example.com.evil.com/app/', 'https://h5.example.com/app/../admin', 'https://h5.example.com/app/%2e%2e/admin',
       'https://user@h5.example.com/app/', 'http://h5.example.com/app/', 'https://h5.example.com:8443/app/', 'https://h5.example.com/application',
-      'https://h5.example.com/me/more', 'https://h5.example.com/app/#frag', '//evil.example.com/app/', '/app/', 'javascript:alert(1)//h5.example.com/app/'
+      'https://h5.example.com/me/more', 'https://h5.example.com/app/#frag', 'https://h5.example.com/app/..%2fadmin', '//evil.example.com/app/', '/app/', 'javascript:alert(1)//h5.example.com/app/'
     ]) {
       const { res } = await authorize(app, { returnTo })
       t.same([...coded(res), res.headers.location, res.cookies.length], [400, 'AUTH_H5_RETURN_TO_REFUSED', undefined, 0], returnTo)
