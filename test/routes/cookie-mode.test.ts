@@ -161,3 +161,30 @@ test('REFRESH_COOKIE is checked at boot, and is off by default', async (t) => {
   t.same([typeof web.json().refreshToken, web.cookies.length], ['string', 0], 'off: the web gets the body too')
   t.same(coded(await off.inject({ method: 'POST', url: '/auth/refresh', headers: CSRF })), [400, 'FST_ERR_VALIDATION'], 'off: the body is required')
 })
+
+test('a host\'s own @fastify/cookie serves the gateway; an outage keeps the cookie', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyCookie } = await import('@fastify/cookie')
+  const { default: wechatAuth } = await import('../../app.js')
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  await host.register(fastifyCookie)
+  host.get('/whoami', async (request) => ({ cookies: Object.keys(request.cookies) }))
+  await host.register(wechatAuth, {
+    env: false,
+    config: { LOG_LEVEL: 'silent', WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, JWT_SECRET, REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, REFRESH_COOKIE: 'web' }
+  })
+  await host.ready()
+  const mp = await login(host, 'ivan.k1')
+  const cookie = refreshCookie(await ticketExchange(host, mp)) as Cookie
+  t.match(cookie, { name: 'wxauth-refresh', httpOnly: true, sameSite: 'Strict' }, 'set through the host\'s registration')
+  const next = await fromCookie(host, cookie.value)
+  t.equal(next.statusCode, 200)
+  t.same((await host.inject({ url: '/whoami', headers: { cookie: 'a=1' } })).json(), { cookies: ['a'] }, 'the host\'s cookie parsing is its own')
+  await redis.stop()
+  const down = await fromCookie(host, (refreshCookie(next) as Cookie).value)
+  t.same(coded(down), [503, 'STORE_UNAVAILABLE'])
+  t.equal(refreshCookie(down), undefined, 'the cookie is kept: the token may still be good')
+})
