@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
+import { connect, createServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { freePort, killRedis, spawnRedis } from './helper.js'
@@ -75,13 +76,42 @@ export async function startClusterWithReplicas (t: Tap): Promise<Deployment & { 
   return { ...base, masters, replicas }
 }
 
-/** A master and its replica, watched by three Sentinels (quorum 2) under the name `master`. */
-export async function startSentinelWithReplica (t: Tap): Promise<Deployment & { name: string, master: number, replica: number, sentinels: number[] }> {
+/**
+ * A TCP proxy that holds every chunk `lagMs` in each direction, in order: a replica behind it is that
+ * far behind its master, as over a slow link. Closed at teardown.
+ */
+async function laggingProxy (t: Tap, target: number, lagMs: number): Promise<number> {
+  const port = await freePort()
+  const sockets = new Set<Socket>()
+  const server = createServer((down) => {
+    const up = connect(target, '127.0.0.1')
+    for (const s of [down, up]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => { sockets.delete(s); down.destroy(); up.destroy() })
+    }
+    down.on('data', (chunk) => { setTimeout(() => { up.write(chunk) }, lagMs) })
+    up.on('data', (chunk) => { setTimeout(() => { down.write(chunk) }, lagMs) })
+  })
+  await new Promise<void>((resolve) => { server.listen(port, '127.0.0.1', resolve) })
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise((resolve) => { server.close(resolve) })
+  })
+  return port
+}
+
+/**
+ * A master and its replica, watched by three Sentinels (quorum 2) under the name `master`. With
+ * `replicaLagMs`, the replica reaches its master through a proxy that delays each direction by that.
+ */
+export async function startSentinelWithReplica (t: Tap, opts: { replicaLagMs?: number } = {}): Promise<Deployment & { name: string, master: number, replica: number, sentinels: number[] }> {
   const { dir, procs, base } = await deployment(t, 'sentinel')
   const [master, replica] = [await freePort(), await freePort()]
   // Full syncs write their snapshot in --dir: the test's directory, not the working one.
   procs.set(master, await spawnRedis(master, ['--dir', dir]))
-  procs.set(replica, await spawnRedis(replica, ['--dir', dir, '--replicaof', '127.0.0.1', String(master)]))
+  const upstream = opts.replicaLagMs === undefined ? master : await laggingProxy(t, master, opts.replicaLagMs)
+  procs.set(replica, await spawnRedis(replica, ['--dir', dir, '--replicaof', '127.0.0.1', String(upstream)]))
   await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync')
   const sentinels = await Promise.all(Array.from({ length: 3 }, async () => await freePort()))
   for (const port of sentinels) {
