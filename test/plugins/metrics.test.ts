@@ -5,7 +5,7 @@ import { test } from 'tap'
 import { Registry } from 'prom-client'
 import Fastify from 'fastify'
 import wechatAuth from '../../app.js'
-import { bearer, buildApp, login, refresh, startRedis, startSim } from '../helper.js'
+import { bearer, buildApp, login, me, refresh, startRedis, startSim } from '../helper.js'
 import { parseMetrics, valueOf, type Sample } from '../prometheus.js'
 
 const scrape = async (registry: Registry): Promise<Sample[]> => parseMetrics(await registry.metrics())
@@ -19,7 +19,9 @@ test('the counters move with what happens, labelled by template and code', async
   const first = await login(app, 'mia.1')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'mia.1' } })).json().code, 'WX_CODE_USED')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'invalid.1' } })).json().code, 'WX_CODE_INVALID')
-  const renewed = (await refresh(app, first.refreshToken)).json<{ refreshToken: string }>()
+  const renewed = (await refresh(app, first.refreshToken)).json<{ refreshToken: string, accessToken: string }>()
+  // The new pair is in use: the old refresh token coming back now is reuse, not a lost answer retried.
+  t.equal((await me(app, renewed.accessToken)).statusCode, 200)
   t.equal((await refresh(app, first.refreshToken)).json().code, 'AUTH_REFRESH_REUSED')
   t.equal((await refresh(app, 'not-a-token')).json().code, 'AUTH_REFRESH_INVALID')
   const second = await login(app, 'mia.2')
@@ -34,7 +36,7 @@ test('the counters move with what happens, labelled by template and code', async
   const http = 'wechat_auth_http_request_duration_seconds_count'
   t.equal(valueOf(s, http, { method: 'POST', route: '/auth/login', status_code: '200' }), 2, 'two logins answered 200')
   t.equal(valueOf(s, http, { method: 'POST', route: '/auth/login', status_code: '429' }), 1)
-  t.equal(valueOf(s, http, { method: 'GET', route: '/auth/me', status_code: '200' }), 1)
+  t.equal(valueOf(s, http, { method: 'GET', route: '/auth/me', status_code: '200' }), 2)
   t.equal(valueOf(s, http, { route: 'unmatched', status_code: '404' }), 1, 'a path no route matched is one label, not the path')
   t.equal(valueOf(s, 'wechat_auth_errors_total', { code: 'WX_CODE_USED' }), 1)
   t.equal(valueOf(s, 'wechat_auth_rate_limited_total', { route: '/auth/login' }), 1)
