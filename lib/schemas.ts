@@ -3,7 +3,7 @@
 import { STATUS_CODES } from 'node:http'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import {
-  AuthAccountBannedError, AuthSessionKickedError, AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, RouteNotFoundError,
+  AuthAccountBannedError, AuthSessionKickedError, AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, MetricsUnavailableError, RouteNotFoundError,
   StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
 
@@ -169,8 +169,8 @@ export const OpenApiParts = {
   tags: [{ name: Tags.sessions, description: 'Log in with a wx.login() code, refresh, log out' }, { name: Tags.userData, description: 'WeChat user data, with the session\'s session_key' }, { name: Tags.health }, { name: Tags.keys, description: 'The public keys of ES256/EdDSA access tokens' }],
   securitySchemes: { wechatAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'the accessToken answered by login or refresh' } },
   // Codes no gateway route answers: a path it does not serve, the standalone server's refusals before
-  // any route, and a host route behind fastify.authenticateFor(appid).
-  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'SERVER_OVERLOADED'] as RouteError[])
+  // any route, its metrics listener, and a host route behind fastify.authenticateFor(appid).
+  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'SERVER_OVERLOADED', MetricsUnavailableError] as RouteError[])
     .map(answerOf).map((a) => {
       // Plain JSON Schema, valid in OpenAPI 3.0 too: nothing converts components.
       const schema = Type.Pick(errorAnswer(a.statusCode, [a]), ['statusCode', 'code', 'error', 'message'])

@@ -57,7 +57,7 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
     schema: {
       ...documented('Check a signature over rawData with the session\'s session_key', 'verifyUserSignature'),
       body: VerifySignatureBody,
-      response: { 204: NoContent, ...errorsOf(WxSignatureInvalidError) }
+      response: { 204: NoContent, ...errorsOf(WxSignatureInvalidError, WxSessionKeyStaleError) }
     }
   }, async (request, reply) => {
     const sessionKey = await sessions.sessionKeyOf(request.wechatAuthUser)
