@@ -133,6 +133,38 @@ function defineMetrics (registry: Registry) {
   return { httpDuration, errors, rateLimited, logins, sessionsOpened, refreshes, revocations, stepUps, moderation, wechatCalls, renewals, storeDuration }
 }
 
+/**
+ * `store` with each asynchronous operation timed in `histogram` by operation and outcome; `close`,
+ * `kind` and what answers at once (watchQr hands back its unsubscribe function, not a promise) as
+ * they are.
+ */
+function timedStore<S extends object> (store: S, histogram: Histogram<'operation' | 'outcome'>, outcomeLabel: (value: string) => string): S {
+  const timed: Record<string, unknown> = { ...(store as Record<string, unknown>) }
+  for (const [name, fn] of Object.entries(store)) {
+    if (typeof fn !== 'function' || name === 'close') continue
+    const ok = histogram.labels(name, 'ok')
+    const failed = (start: number) => (err: unknown): never => {
+      histogram.observe({ operation: name, outcome: outcomeLabel(outcomeOf(err)) }, (performance.now() - start) / 1000)
+      throw err
+    }
+    timed[name] = (...args: unknown[]): unknown => {
+      const start = performance.now()
+      let result: unknown
+      try {
+        result = fn.apply(store, args)
+      } catch (err) {
+        return failed(start)(err)
+      }
+      if (typeof (result as { then?: unknown } | null)?.then !== 'function') return result
+      return (result as Promise<unknown>).then((value) => {
+        ok.observe((performance.now() - start) / 1000)
+        return value
+      }, failed(start))
+    }
+  }
+  return timed as S
+}
+
 export function createMetrics (opts: MetricsOptions = {}) {
   const registry = opts.registry ?? new Registry()
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
@@ -182,26 +214,8 @@ export function createMetrics (opts: MetricsOptions = {}) {
       renewals.inc({ appid: label.appid(message.appid), outcome: label.outcome(message.outcome) })
     },
 
-    /** The store with each operation timed; `close` and `kind` as they are. */
-    instrumentStore<S extends object>(store: S): S {
-      const timed: Record<string, unknown> = { ...(store as Record<string, unknown>) }
-      for (const [name, fn] of Object.entries(store)) {
-        if (typeof fn !== 'function' || name === 'close') continue
-        const ok = storeDuration.labels(name, 'ok')
-        timed[name] = async (...args: unknown[]) => {
-          const start = performance.now()
-          try {
-            const result: unknown = await fn.apply(store, args)
-            ok.observe((performance.now() - start) / 1000)
-            return result
-          } catch (err) {
-            storeDuration.observe({ operation: name, outcome: label.outcome(outcomeOf(err)) }, (performance.now() - start) / 1000)
-            throw err
-          }
-        }
-      }
-      return timed as S
-    }
+    /** The store with each asynchronous operation timed (timedStore). */
+    instrumentStore: <S extends object>(store: S): S => timedStore(store, storeDuration, label.outcome)
   }
 }
 
