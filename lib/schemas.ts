@@ -185,6 +185,8 @@ export const AccessClaims = Type.Object({
   openid: Type.String({ minLength: 1 }),
   unionid: Type.Optional(Type.String()),
   sid: Type.String({ minLength: 1 }),
+  // The session's generation a refreshed token was issued at (lib/refresh.ts): its first use marks the rotation delivered.
+  sgen: Type.Optional(Type.Integer({ minimum: 1 })),
   jti: Type.String({ minLength: 1 }),
   iat: Type.Integer(),
   exp: Type.Integer(),

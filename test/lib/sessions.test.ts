@@ -102,6 +102,8 @@ test('refresh rotates; the predecessor gets the same successor in the grace wind
   advance(9000)
   const retry = await sessions.refresh(first.refreshToken)
   t.equal(retry.refreshToken, second.refreshToken, 'a retry within the grace window gets the same successor')
+  // The client has the new pair and uses it: past the window, the old token coming back is reuse.
+  await tokens.authenticate(`Bearer ${second.accessToken}`)
   advance(1001)
   await t.rejects(sessions.refresh(first.refreshToken), { code: 'AUTH_REFRESH_REUSED' })
   t.same(warnings, ['refresh token reuse detected: session revoked'])

@@ -3,7 +3,7 @@
 // subscribes to, and never a secret.
 import { test } from 'tap'
 import type { AuditEvent } from '../../lib/audit.js'
-import { bearer, buildApp, login, refresh, startRedis, startSim } from '../helper.js'
+import { bearer, buildApp, login, me, refresh, startRedis, startSim } from '../helper.js'
 
 const FIELDS = new Set(['event', 'outcome', 'appid', 'userId', 'sessionId', 'deviceType', 'via', 'reason', 'ip', 'requestId'])
 
@@ -22,6 +22,8 @@ test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles;
   await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'audra.2', deviceType: 'pc' } })
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'audra.3', deviceType: 'pc' } })).json().code, 'AUTH_DEVICE_IN_USE')
   const renewed = (await refresh(app, first.refreshToken)).json()
+  // The new pair is used (GET /auth/me is not audited): the old token coming back is reuse.
+  t.equal((await me(app, renewed.accessToken)).statusCode, 200)
   t.equal((await refresh(app, first.refreshToken)).json().code, 'AUTH_REFRESH_REUSED')
   const second = await login(app, 'audra.4')
   await app.inject({ method: 'POST', url: '/auth/step-up', headers: bearer(second.accessToken), payload: { code: 'audra.5' } })
