@@ -2,15 +2,17 @@
 // machine makes that ceiling slow and the ratios look better than they are (issue 15: 84 µs of gateway
 // CPU per ceiling request on a loaded day against 17 on a quiet one). So each round is checked twice:
 // its ceiling (the single-process gateway's /health/live) against the machine's usual figure, and the
-// CPU that other processes used during each of its measured runs (bench/rounds.ts). A round failing
-// either is left out of the table, and a run with no round left is not representative.
+// CPU that other processes used during each of its measured runs (bench/rounds.ts). A round whose
+// ceiling fails is left out of the table, so is a scenario's measure during which other processes were
+// busy, and a run with no round left is not representative.
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { paths } from './paths.js'
+import type { Measured } from './rounds.js'
 
 /** A round whose ceiling is below this share of the usual one was measured on a busy machine. */
 export const DISTURBED_BELOW = 0.7
-/** So was a round during one of whose measured runs other processes used more than this % of a core. */
+/** So was a measure (and a round, if it was its ceiling's) during which other processes used more than this % of a core. */
 export const OTHERS_ABOVE = 25
 /** Runs of the history the usual figure is taken from (the newest). */
 const HISTORY_RUNS = 20
@@ -42,12 +44,25 @@ export interface CeilingCheck {
   usual: Usual
   threshold: number
   othersAbove: number
-  /** Per round, the most CPU (% of one core) other processes used during one of its measured runs. */
+  /** Per round, the most CPU (% of one core) other processes and machines used during one of its measured runs. */
   othersCpu: number[]
-  /** Per round, whether its ceiling was at least `threshold` × the usual one and others stayed within `othersAbove`. */
+  /**
+   * Per round, whether its ceiling was at least `threshold` × the usual one, and measured while other
+   * processes used at most `othersAbove` (on every gateway).
+   */
   representative: boolean[]
-  /** Whether any round was: the table then shows those rounds only. */
+  /** Per scenario and round, whether the measure counts: its round representative, its own runs quiet on every gateway. */
+  kept: Record<string, boolean[]>
+  /** Whether any round was representative. */
   runRepresentative: boolean
+}
+
+/** Each round's ceiling, absolute. */
+export function ceilingsOf (rounds: Measured[][]): RoundCeiling[] {
+  return rounds.map((round) => {
+    const c = round.find((m) => m.scenario === 'ceiling')
+    return { requestsPerSec: Math.round(c?.result.requestsPerSec ?? 0), gatewayCpuUsPerRequest: c?.gatewayUsPerRequest ?? 0 }
+  })
 }
 
 const keyOf = (setup: CeilingSetup): string => JSON.stringify(setup)
@@ -87,10 +102,25 @@ export function usualCeiling (env: NodeJS.ProcessEnv, setup: CeilingSetup, thisR
   return { requestsPerSec: usual, from }
 }
 
-/** `othersCpu`: per round, the most other processes used during one of its measured runs. */
-export function checkCeiling (rounds: RoundCeiling[], othersCpu: number[], usual: Usual): CeilingCheck {
-  const representative = rounds.map((c, i) => c.requestsPerSec >= DISTURBED_BELOW * usual.requestsPerSec && (othersCpu[i] ?? 0) <= OTHERS_ABOVE)
-  return { usual, threshold: DISTURBED_BELOW, othersAbove: OTHERS_ABOVE, othersCpu, representative, runRepresentative: representative.some((r) => r) }
+/** Judges every round and measure of `measured` (`[gateway][round][scenario]`, the single-process gateway first). */
+export function checkRounds (measured: Measured[][][], usual: Usual): CeilingCheck {
+  const rounds = measured[0] ?? []
+  const others = (round: number, scenario: string): number => Math.max(0, ...measured.map((gateway) => {
+    const m = gateway[round]?.find((x) => x.scenario === scenario)
+    return m === undefined ? 0 : m.othersCpu + m.stealCpu
+  }))
+  const quiet = (round: number, scenario: string): boolean => others(round, scenario) <= OTHERS_ABOVE
+  const representative = ceilingsOf(rounds).map((c, i) => c.requestsPerSec >= DISTURBED_BELOW * usual.requestsPerSec && quiet(i, 'ceiling'))
+  const kept = Object.fromEntries((rounds[0] ?? []).map(({ scenario }) => [scenario, rounds.map((_, i) => representative[i] === true && quiet(i, scenario))]))
+  return {
+    usual,
+    threshold: DISTURBED_BELOW,
+    othersAbove: OTHERS_ABOVE,
+    othersCpu: rounds.map((round, i) => Math.max(0, ...round.map((m) => others(i, m.scenario)))),
+    representative,
+    kept,
+    runRepresentative: representative.some((r) => r)
+  }
 }
 
 /** Appends this run's ceilings to the history (bench/results/, which git ignores: it is this machine's). */

@@ -1,7 +1,7 @@
 // The report: per scenario, the round with the median ratio to the ceiling, printed as a markdown table
-// on stdout and written with every round as JSON to bench/results/latest.json. Rounds whose ceiling
-// says the machine was busy are left out (bench/ceiling.ts). With workers, the same for the gateway
-// with workers, and the two side by side.
+// on stdout and written with every round as JSON to bench/results/latest.json. Measures taken while
+// the machine was busy are left out (bench/ceiling.ts). With workers, the same for the gateway with
+// workers, and the two side by side.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +10,7 @@ import { MEMORY_ROTATIONS, type MemoryResult } from './memory.js'
 import { paths } from './paths.js'
 import { RAISED_LIMIT } from './processes.js'
 import type { Measured, RoundsSetup } from './rounds.js'
-import type { CeilingCheck, RoundCeiling } from './ceiling.js'
+import { ceilingsOf, type CeilingCheck, type RoundCeiling } from './ceiling.js'
 
 interface Row {
   scenario: string
@@ -29,8 +29,10 @@ interface Row {
   /** % of one core other processes used during the run, and steal (bench/rounds.ts). */
   othersCpu: number
   stealCpu: number
-  /** Lowest and highest ratio over the rounds. */
+  /** Lowest and highest ratio over the rounds kept. */
   ratioRange: [number, number]
+  /** The rounds the median and the range are taken from: 0 when none was quiet (the ratio is then not comparable). */
+  roundsKept: number
 }
 
 /** One round's rows, each ratio against the ceiling of its own round (measured a minute apart at most). */
@@ -52,51 +54,43 @@ function rowsOf (round: Measured[]): Row[] {
       redisCpuUsPerRequest: redisUsPerRequest,
       othersCpu,
       stealCpu,
-      ratioRange: [ratio, ratio]
+      ratioRange: [ratio, ratio],
+      roundsKept: 1
     }
   })
 }
 
+type Kept = CeilingCheck['kept']
+const keptRounds = (kept: Kept, scenario: string, count: number): number[] =>
+  Array.from({ length: count }, (_, i) => i).filter((i) => kept[scenario]?.[i] === true)
+
 /**
- * Per scenario, the round with the median ratio among the rounds `use` keeps (all of them if it keeps
- * none); errors are summed over every round, so none hides.
+ * Per scenario, the round with the median ratio among the rounds `kept` keeps for it (all of them if
+ * it keeps none); errors are summed over every round, so none hides.
  */
-function medianRows (rounds: Row[][], use: boolean[]): Row[] {
-  const kept = use.some((u) => u) ? rounds.filter((_, i) => use[i] === true) : rounds
+function medianRows (rounds: Row[][], kept: Kept): Row[] {
   return (rounds[0] ?? []).map(({ scenario }) => {
-    const of = (rs: Row[][]): Row[] => rs.map((r) => r.find((x) => x.scenario === scenario) as Row)
-    const runs = of(kept).sort((a, b) => a.ratio - b.ratio || a.requestsPerSec - b.requestsPerSec)
+    const all = rounds.map((r) => r.find((x) => x.scenario === scenario) as Row)
+    const indexes = keptRounds(kept, scenario, rounds.length)
+    const runs = (indexes.length > 0 ? indexes.map((i) => all[i] as Row) : all).sort((a, b) => a.ratio - b.ratio || a.requestsPerSec - b.requestsPerSec)
     const median = runs[Math.floor(runs.length / 2)] as Row
-    const sum = (k: 'non2xx' | 'errors' | 'timeouts'): number => of(rounds).reduce((n, r) => n + r[k], 0)
+    const sum = (k: 'non2xx' | 'errors' | 'timeouts'): number => all.reduce((n, r) => n + r[k], 0)
     return {
       ...median,
       non2xx: sum('non2xx'),
       errors: sum('errors'),
       timeouts: sum('timeouts'),
-      ratioRange: [(runs[0] as Row).ratio, (runs.at(-1) as Row).ratio]
+      ratioRange: [(runs[0] as Row).ratio, (runs.at(-1) as Row).ratio],
+      roundsKept: indexes.length
     }
   })
 }
 
-/** Per round, the most CPU other processes and machines (steal) used during one of its measured runs, on any gateway. */
-export function othersOf (measured: Measured[][][]): number[] {
-  return (measured[0] ?? []).map((_, round) => Math.max(0, ...measured.flatMap((rounds) => (rounds[round] ?? []).map((m) => m.othersCpu + m.stealCpu))))
-}
-
-/** Each round's ceiling, absolute. */
-export function ceilingsOf (rounds: Measured[][]): RoundCeiling[] {
-  return rounds.map((round) => {
-    const c = round.find((m) => m.scenario === 'ceiling')
-    return { requestsPerSec: Math.round(c?.result.requestsPerSec ?? 0), gatewayCpuUsPerRequest: c?.gatewayUsPerRequest ?? 0 }
-  })
-}
-
 /** Per scenario and kept round, req/s with workers ÷ req/s in one process in the same round. */
-function gains (single: Row[][], multi: Row[][], use: boolean[]): Array<{ scenario: string, perRound: number[] }> {
-  const kept = single.map((_, i) => i).filter((i) => use[i] === true || !use.some((u) => u))
+function gains (single: Row[][], multi: Row[][], kept: Kept): Array<{ scenario: string, perRound: number[] }> {
   return (single[0] ?? []).map(({ scenario }) => {
     const rps = (rows: Row[][], i: number): number => rows[i]?.find((x) => x.scenario === scenario)?.requestsPerSec ?? 0
-    return { scenario, perRound: kept.map((i) => Number((rps(multi, i) / Math.max(1, rps(single, i))).toFixed(2))) }
+    return { scenario, perRound: keptRounds(kept, scenario, single.length).map((i) => Number((rps(multi, i) / Math.max(1, rps(single, i))).toFixed(2))) }
   })
 }
 
@@ -112,7 +106,6 @@ export interface RunSetup extends RoundsSetup {
  */
 export function resultsOf (setup: RunSetup, measured: Measured[][][], check: CeilingCheck, memory: MemoryResult[]) {
   const [single = [], multi] = measured.map((rounds) => rounds.map(rowsOf))
-  const use = check.representative
   return {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -123,11 +116,11 @@ export function resultsOf (setup: RunSetup, measured: Measured[][][], check: Cei
     rounds: setup.rounds,
     metrics: setup.metrics,
     ceiling: { perRound: ceilingsOf(measured[0] ?? []), ...check },
-    scenarios: medianRows(single, use),
+    scenarios: medianRows(single, check.kept),
     perRound: single,
     workers: multi === undefined
       ? null
-      : { count: setup.workers, ceilingPerRound: ceilingsOf(measured[1] ?? []), scenarios: medianRows(multi, use), perRound: multi, gainPerRound: gains(single, multi, use) },
+      : { count: setup.workers, ceilingPerRound: ceilingsOf(measured[1] ?? []), scenarios: medianRows(multi, check.kept), perRound: multi, gainPerRound: gains(single, multi, check.kept) },
     memory
   }
 }
@@ -141,9 +134,9 @@ const TABLE_HEAD = [
 const n = (x: number): string => x.toLocaleString('en-US')
 const range = ([low, high]: [number, number]): string => ` (${low.toFixed(2)}–${high.toFixed(2)})`
 
-/** A table row; `ranges` adds the ratio's range over the rounds, `comparable` false hides the ratio (n/r). */
-function tableRow (r: Row, ranges: boolean, comparable: boolean): string {
-  const ratio = !comparable && r.scenario !== 'ceiling' ? 'n/r' : r.ratio.toFixed(2) + (ranges && r.scenario !== 'ceiling' ? range(r.ratioRange) : '')
+/** A table row: the ratio with its range over the rounds kept, or n/r when none was quiet. */
+function tableRow (r: Row): string {
+  const ratio = r.scenario === 'ceiling' ? r.ratio.toFixed(2) : r.roundsKept === 0 ? 'n/r' : r.ratio.toFixed(2) + (r.roundsKept > 1 ? range(r.ratioRange) : '')
   return `| ${r.scenario} | ${r.requestsPerSec} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${ratio} | ` +
     `${r.gatewayCpuUsPerRequest} / ${r.redisCpuUsPerRequest} | ${r.cpu.gateway} / ${r.cpu.redis} / ${r.cpu.simulator} / ${r.cpu.loadgen} |`
 }
@@ -160,24 +153,27 @@ function ceilingLines ({ ceiling }: Results): string[] {
       `Other processes (and other machines: steal) used at most ${ceiling.othersCpu.map((o) => `${o} %`).join(', ')} of a core during a measured run of each round. ` +
       `A round whose ceiling is below ${ceiling.threshold * 100} % of the usual (${n(floor)} req/s), or where other processes used more than ${ceiling.othersAbove} % of a core, was measured on a busy machine.`
   ]
-  const left = ceiling.representative.map((r, i) => r ? null : `round ${i + 1}`).filter((x) => x !== null)
+  const left = ceiling.representative.flatMap((r, i) => r
+    ? Object.entries(ceiling.kept).filter(([, kept]) => kept[i] !== true).map(([scenario]) => `${scenario} in round ${i + 1}`)
+    : [`round ${i + 1}`])
+  const none = Object.entries(ceiling.kept).filter(([scenario, kept]) => scenario !== 'ceiling' && !kept.some((k) => k)).map(([scenario]) => scenario)
   if (!ceiling.runRepresentative) {
     const hint = ceiling.usual.from === 'BENCH_USUAL_CEILING' ? 'or lower BENCH_USUAL_CEILING if this machine is slower' : 'or set BENCH_USUAL_CEILING'
     lines.push(`NOT REPRESENTATIVE: every round was measured on a busy machine, so the ratios are not shown (n/r). Run again when it is quiet (${hint}).`)
   } else if (left.length > 0) {
-    lines.push(`Left out of the table (measured on a busy machine): ${left.join(', ')}.`)
+    lines.push(`Left out of the table (measured on a busy machine): ${left.join(', ')}.` +
+      (none.length > 0 ? ` No quiet round of ${none.join(', ')}: ratio not shown (n/r).` : ''))
   }
   return lines
 }
 
 /** The gateway with workers: its table, and both gateways side by side. */
-function workerLines (results: Results, ranges: boolean): string[] {
+function workerLines (results: Results): string[] {
   const { workers } = results
   if (workers === null) return []
   const label = `${String(workers.count)} workers`
   const single = new Map(results.scenarios.map((r) => [r.scenario, r]))
   const gain = new Map(workers.gainPerRound.map((g) => [g.scenario, g]))
-  const comparable = results.ceiling.runRepresentative
   return [
     '',
     `With WORKERS=${String(workers.count)} (a primary and ${label} on one port; the same Redis, simulator and JWT secret): each scenario measured right after the single-process gateway's, in every round; ` +
@@ -185,16 +181,17 @@ function workerLines (results: Results, ranges: boolean): string[] {
       `Its ceiling per round: ${perRound(workers.ceilingPerRound)}.`,
     '',
     ...TABLE_HEAD,
-    ...workers.scenarios.map((r) => tableRow(r, ranges, comparable)),
+    ...workers.scenarios.map(tableRow),
     '',
     `| scenario | req/s 1 process | req/s ${label} | ${label} ÷ 1 process (each kept round) | × ceiling 1 process / ${label} | gateway CPU µs/req 1 process / ${label} | gateway CPU % 1 process / ${label} |`,
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...workers.scenarios.map((w) => {
       const s = single.get(w.scenario) as Row
       const rounds = gain.get(w.scenario)?.perRound ?? []
-      const each = ranges ? ` (${rounds.map((g) => g.toFixed(2)).join(', ')})` : ''
-      const ratios = comparable ? `${s.ratio.toFixed(2)} / ${w.ratio.toFixed(2)}` : 'n/r'
-      return `| ${w.scenario} | ${s.requestsPerSec} | ${w.requestsPerSec} | ${(w.requestsPerSec / Math.max(1, s.requestsPerSec)).toFixed(2)}${each} | ${ratios} | ` +
+      const each = rounds.length > 1 ? ` (${rounds.map((g) => g.toFixed(2)).join(', ')})` : ''
+      const gained = rounds.length === 0 ? 'n/r' : (w.requestsPerSec / Math.max(1, s.requestsPerSec)).toFixed(2) + each
+      const ratios = s.roundsKept === 0 ? 'n/r' : `${s.ratio.toFixed(2)} / ${w.ratio.toFixed(2)}`
+      return `| ${w.scenario} | ${s.requestsPerSec} | ${w.requestsPerSec} | ${gained} | ${ratios} | ` +
         `${s.gatewayCpuUsPerRequest} / ${w.gatewayCpuUsPerRequest} | ${s.cpu.gateway} / ${w.cpu.gateway} |`
     })
   ]
@@ -203,8 +200,6 @@ function workerLines (results: Results, ranges: boolean): string[] {
 /** The markdown BENCHMARKS.md quotes: the machine, the setup, the ceiling, the tables and the memory lines. */
 export function reportText (results: Results): string {
   const { machine, memory } = results
-  const kept = results.ceiling.representative.filter((r) => r).length
-  const ranges = (results.ceiling.runRepresentative ? kept : results.rounds) > 1
   return [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator (${results.loadGenerator}) on the same machine.`,
     `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run${results.metrics ? ', Prometheus metrics on (METRICS_PORT)' : ''}; ` +
@@ -213,8 +208,8 @@ export function reportText (results: Results): string {
     ...ceilingLines(results),
     '',
     ...TABLE_HEAD,
-    ...results.scenarios.map((r) => tableRow(r, ranges, results.ceiling.runRepresentative)),
-    ...workerLines(results, ranges),
+    ...results.scenarios.map(tableRow),
+    ...workerLines(results),
     '',
     ...memory.map((m) =>
       `Redis memory (${m.sessions} sessions, ${m.perUser} per user, device recorded; used_memory delta / count): ${m.bytesPerSession} bytes and ${m.keysPerSession.toFixed(2)} keys per new session; ` +

@@ -4,11 +4,11 @@
 // for a fixed time after a warm-up, and measures Redis memory per session. With BENCH_WORKERS, a gateway
 // with that many workers runs too, each scenario measured on both in turn. BENCHMARKS.md says more.
 import { availableParallelism, cpus } from 'node:os'
-import { checkCeiling, recordCeilings, usualCeiling } from './ceiling.js'
+import { ceilingsOf, checkRounds, recordCeilings, usualCeiling } from './ceiling.js'
 import { createLoadGenerator, loadGeneratorName } from './loadgen.js'
 import { memoryPerSession } from './memory.js'
 import { startStack, type Stack } from './processes.js'
-import { ceilingsOf, othersOf, reportText, resultsOf, writeResults } from './report.js'
+import { reportText, resultsOf, writeResults } from './report.js'
 import { runRounds, type Target } from './rounds.js'
 import { prepareScenarios, scenarioAt } from './scenarios.js'
 
@@ -76,7 +76,7 @@ async function main (config: BenchConfig): Promise<void> {
 
     const ceilings = ceilingsOf(measured[0] ?? [])
     const setup = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics, profile: config.profile }
-    const check = checkCeiling(ceilings, othersOf(measured), usualCeiling(process.env, setup, ceilings))
+    const check = checkRounds(measured, usualCeiling(process.env, setup, ceilings))
     recordCeilings(setup, ceilings)
     const results = resultsOf(config, measured, check, memory)
     process.stdout.write(reportText(results))
