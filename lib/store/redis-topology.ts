@@ -1,14 +1,18 @@
 // The Redis client the gateway makes for itself from its configuration: one server (REDIS_URL), a
 // Redis Cluster (REDIS_CLUSTER_NODES) or a master found through Sentinel (REDIS_SENTINELS), each
-// failing fast while Redis is away and finding its way back by itself.
+// failing fast while Redis is away, never sending a command again after its answer was lost, and
+// finding its way back by itself.
 //
-// Why two libraries. One server and Sentinel use node-redis (@redis/client: less CPU per command,
-// redis-client.ts); its Sentinel client follows a promotion. Its cluster client (5.12) reloads the
-// slot map only on a MOVED answer, and a master killed outright answers nothing: a third of the
-// requests kept failing until a restart (upstream redis/node-redis#2806). ioredis' Cluster refreshes
-// the slot map on connection errors and on a timer, so REDIS_CLUSTER_NODES uses it; it is loaded only
-// then.
-import { createSentinel } from '@redis/client'
+// Which library. One server uses node-redis (@redis/client: less CPU per command, redis-client.ts).
+// Its cluster client (5.12) reloads the slot map only on a MOVED answer, and a master killed outright
+// answers nothing: a third of the requests kept failing until a restart (upstream
+// redis/node-redis#2806). Its Sentinel client holds a command sent while the master is gone until it
+// has found the new one, seconds after the caller was told 503, and then runs it (a rotation applied
+// after its client gave up). ioredis does neither: its Cluster refreshes the slot map on connection
+// errors and on a timer, and its Sentinel mode fails such a command at once and reconnects to the
+// promoted master; both are used here (loaded only then). A dropped connection fails the commands in
+// flight (retryDelayOnFailover 0: ioredis would otherwise queue and send them again, and a write whose
+// answer was lost would run twice).
 import { connectRedis, type NodeRedisClientLike, type RedisClient } from './redis-client.js'
 import type { Config } from '../schemas.js'
 
@@ -81,7 +85,8 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
     // A promotion is found by the next error or within this time, even if no command was MOVED.
     slotsRefreshInterval: 2000,
     slotsRefreshTimeout: timeoutMs,
-    retryDelayOnFailover: 100,
+    // A command whose connection dropped fails (503); sent again, a write could run twice.
+    retryDelayOnFailover: 0,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
     clusterRetryStrategy: backoff,
@@ -94,9 +99,25 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
       maxRetriesPerRequest: 0
     }
   })
-  cluster.on('error', (err: Error) => { lastError = err.message })
+  // ClusterAllFailedError says only 'Failed to refresh slots cache.': the node's own error says why.
+  cluster.on('error', (err: Error & { lastNodeError?: Error }) => { lastError = err.lastNodeError?.message ?? err.message })
+  // ioredis connects to a node at its first command, and without an offline queue (and with nothing
+  // sent again) the commands that meet the node still connecting fail: connect every master as soon as
+  // the slot map names it, at boot and after each refresh (a promoted replica).
+  const masters = (): Array<{ status: string, connect: () => Promise<void> }> => cluster.nodes('master')
+  // Not before the cluster is ready: a node connected during ioredis's own first refresh breaks its boot.
+  const connectMasters = (): void => {
+    if (cluster.status !== 'ready') return
+    for (const node of masters()) if (node.status === 'wait') node.connect().catch(() => {})
+  }
+  cluster.on('refresh', connectMasters)
+  const bootDeadline = Date.now() + timeoutMs * 3
+  const mastersReady = async (): Promise<void> => {
+    connectMasters()
+    while (masters().some((node) => node.status !== 'ready') && Date.now() < bootDeadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
   try {
-    await within(new Promise<void>((resolve) => { cluster.once('ready', () => { resolve() }) }), timeoutMs * 3,
+    await within(new Promise<void>((resolve) => { cluster.once('ready', () => { resolve() }) }).then(mastersReady), timeoutMs * 3,
       () => `REDIS_CLUSTER_NODES: the cluster is not ready within ${timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)
     return cluster
   } catch (err) {
@@ -109,21 +130,24 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
   const sentinels = nodesOf('REDIS_SENTINELS', config.REDIS_SENTINELS)
   const first = sentinels[0] as Node
   const timeoutMs = config.STORE_TIMEOUT_MS
-  const socket = { connectTimeout: timeoutMs, reconnectStrategy: backoff, ...(first.tls ? { tls: true as const } : {}) }
+  const { Redis } = await import('ioredis')
   let lastError = ''
-  const client = createSentinel({
+  const client = new Redis({
+    sentinels: sentinels.map(({ host, port }) => ({ host, port })),
     name: config.REDIS_SENTINEL_NAME,
-    sentinelRootNodes: sentinels.map(({ host, port }) => ({ host, port })),
-    nodeClientOptions: {
-      socket,
-      ...(config.REDIS_NODE_USERNAME !== undefined ? { username: config.REDIS_NODE_USERNAME } : {}),
-      ...(config.REDIS_NODE_PASSWORD !== undefined ? { password: config.REDIS_NODE_PASSWORD } : {})
-    },
-    sentinelClientOptions: {
-      socket,
-      ...(first.username !== undefined ? { username: first.username } : {}),
-      ...(first.password !== undefined ? { password: first.password } : {})
-    }
+    ...(first.username !== undefined ? { sentinelUsername: first.username } : {}),
+    ...(first.password !== undefined ? { sentinelPassword: first.password } : {}),
+    ...(config.REDIS_NODE_USERNAME !== undefined ? { username: config.REDIS_NODE_USERNAME } : {}),
+    ...(config.REDIS_NODE_PASSWORD !== undefined ? { password: config.REDIS_NODE_PASSWORD } : {}),
+    ...(first.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+    // Told by the sentinels the moment the master changes, not at the next failed command.
+    failoverDetector: true,
+    connectTimeout: timeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: backoff,
+    sentinelRetryStrategy: backoff,
+    lazyConnect: true
   })
   client.on('error', (err: Error) => { lastError = err.message })
   try {
@@ -131,7 +155,7 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
       () => `REDIS_SENTINELS: no master '${config.REDIS_SENTINEL_NAME}' reachable within ${timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)
     return client
   } catch (err) {
-    client.destroy()
+    client.disconnect()
     throw err
   }
 }
