@@ -183,7 +183,9 @@ function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
  * Sentinel), each with what it needs. Whether there is a Redis at all.
  */
 function checkRedis (config: Config, hasRedisClient: boolean): boolean {
-  const ways = [hasRedisClient ? 'a Redis client passed in' : null, config.REDIS_URL !== undefined ? 'REDIS_URL' : null,
+  // A client passed in wins over REDIS_URL, as it always did (a host reading its environment may have
+  // one for its own Redis): the store plugin says REDIS_URL is ignored. Any other pair is refused.
+  const ways = [hasRedisClient ? 'a Redis client passed in' : null, config.REDIS_URL !== undefined && !hasRedisClient ? 'REDIS_URL' : null,
     config.REDIS_CLUSTER_NODES !== undefined ? 'REDIS_CLUSTER_NODES' : null, config.REDIS_SENTINELS !== undefined ? 'REDIS_SENTINELS' : null].filter((x) => x !== null)
   if (ways.length > 1) throw new ConfigError(`one way to reach Redis at most: ${ways.join(' and ')} are both set`)
   if ((config.REDIS_SENTINELS === undefined) !== (config.REDIS_SENTINEL_NAME === undefined)) {

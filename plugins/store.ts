@@ -46,6 +46,9 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
     fastify.log.warn('the Redis client passed in has an offline queue: during an outage requests still fail after STORE_TIMEOUT_MS, but their commands run late, when Redis returns. Give the gateway a client without one (ioredis, @fastify/redis: enableOfflineQueue: false; node-redis: disableOfflineQueue: true)')
   }
   // With metrics (plugins/metrics.ts, registered before), each operation is timed.
+  if (opts.redis !== undefined && config.REDIS_URL !== undefined) {
+    fastify.log.warn('REDIS_URL is ignored: the Redis client passed in is the store\'s')
+  }
   if (opts.redis !== undefined && 'masters' in opts.redis) {
     fastify.log.warn('the node-redis cluster client passed in does not recover when a master dies outright: it reloads its slot map only on a MOVED answer (redis/node-redis#2806), so requests for that master\'s slots fail until a restart, even after its replica took over. Pass an ioredis Cluster, or let the gateway connect with REDIS_CLUSTER_NODES')
   }

@@ -65,3 +65,18 @@ test('a node-redis cluster client passed in is accepted, with a warning that it 
   await app.ready()
   t.ok(lines.some((l) => /node-redis cluster client .* does not recover when a master dies outright.*ioredis Cluster.*REDIS_CLUSTER_NODES/.test(l)))
 })
+
+test('a client passed in wins over REDIS_URL, with a warning', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const client = new Redis(redis.url, { enableOfflineQueue: false, lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  await client.connect()
+  const lines: string[] = []
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(l) } } }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { redis: client, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_URL: 'redis://127.0.0.1:1', REDIS_KEY_PREFIX: redis.prefix } })
+  await app.ready()
+  t.ok(lines.some((l) => /REDIS_URL is ignored: the Redis client passed in is the store's/.test(l)))
+  t.equal((await app.inject('/health')).statusCode, 200, 'the client passed in serves (REDIS_URL points nowhere)')
+})

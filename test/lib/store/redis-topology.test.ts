@@ -82,7 +82,8 @@ test('the Redis settings are refused at boot when they contradict or miss each o
   const resolve = (values: Record<string, string>, hasRedisClient = false): unknown => resolveConfig(loadConfig(false, values), { hasRedisClient })
   const url = 'redis://127.0.0.1:6379'
   t.throws(() => resolve({ REDIS_URL: url, REDIS_CLUSTER_NODES: url }), { code: 'CONFIG_INVALID', message: /one way to reach Redis at most: REDIS_URL and REDIS_CLUSTER_NODES/ })
-  t.throws(() => resolve({ REDIS_URL: url }, true), { message: /a Redis client passed in and REDIS_URL/ })
+  t.doesNotThrow(() => resolve({ REDIS_URL: url }, true), 'a client passed in wins over REDIS_URL (the store plugin warns)')
+  t.throws(() => resolve({ REDIS_CLUSTER_NODES: url }, true), { message: /a Redis client passed in and REDIS_CLUSTER_NODES/ })
   t.throws(() => resolve({ REDIS_SENTINELS: url }), { message: /REDIS_SENTINELS and REDIS_SENTINEL_NAME go together/ })
   t.throws(() => resolve({ REDIS_SENTINEL_NAME: 'master' }), { message: /go together/ })
   t.throws(() => resolve({ REDIS_URL: url, REDIS_NODE_PASSWORD: 'pw' }), { message: /REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD are for the data nodes found through REDIS_SENTINELS/ })
