@@ -4,12 +4,13 @@
 //
 // Every label has a bounded set of values: a route's template (never a raw path), a status code, a
 // method, an error code of ours, a device type or appid from the configuration, a WeChat endpoint,
-// a store operation. A value outside the expected shape, or past MAX_VALUES distinct ones in a label,
-// is counted as 'other'. No user id, session id, openid, token or code is ever a label.
+// a store operation. A value outside the expected shape, or past MAX_VALUES distinct ones in a label
+// of a metric (the gateway's and Fastify's codes aside: always themselves), is counted as 'other'. No user id, session id, openid, token or code is ever a label.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AuditEvent } from './audit.js'
 import { outcomeOf } from './audit.js'
 import type { TokenRenewalMessage, WechatCallMessage } from './diagnostics.js'
+import * as errors from './errors.js'
 
 export interface MetricsOptions {
   /** Where the metrics are registered: a new registry by default (prom-client's global one is `register`). */
@@ -25,18 +26,34 @@ const SAFE_VALUE = /^[A-Za-z0-9_.:/-]{1,64}$/
 const MAX_VALUES = 64
 const OTHER = 'other'
 
-/** Keeps a label's values to a bounded set. */
-function boundedLabel (): (value: string) => string {
+/**
+ * The gateway's own codes, Fastify's, and the outcome names: always their own value, however many
+ * others a label has seen (a code that first comes weeks after boot, STORE_UNAVAILABLE say, must not
+ * be 'other' because a host's routes or a scanner used up the set first).
+ */
+const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
+  ...Object.values(errors).flatMap((E) => {
+    try {
+      const code = (new (E as new () => { code?: unknown })()).code
+      return typeof code === 'string' ? [code] : []
+    } catch {
+      return []
+    }
+  })])
+const FASTIFY_CODE = /^FST_[A-Z0-9_]{1,60}$/
+
+/** Keeps one label's values to a bounded set: the known ones, and the first `max` others. */
+function boundedLabel (max = MAX_VALUES): (value: string) => string {
   const seen = new Set<string>()
   return (value) => {
-    if (seen.has(value)) return value
-    if (seen.size >= MAX_VALUES || !SAFE_VALUE.test(value)) return OTHER
+    if (seen.has(value) || KNOWN_VALUES.has(value) || FASTIFY_CODE.test(value)) return value
+    if (seen.size >= max || !SAFE_VALUE.test(value)) return OTHER
     seen.add(value)
     return value
   }
 }
 
-const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const SECONDS_WECHAT = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** How many sessions an audit event's reason says ended ('ended 3', 'all devices, ended 2'), or 1. */
@@ -56,29 +73,31 @@ function refreshOutcome (event: AuditEvent): string {
 type SessionMetrics = Omit<ReturnType<typeof defineMetrics>, 'httpDuration' | 'errors' | 'rateLimited' | 'wechatCalls' | 'renewals' | 'storeDuration'>
 
 /** Counts each audit event in the metric it belongs to. */
-function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps, moderation }: SessionMetrics, label: { outcome: (v: string) => string, deviceType: (v: string) => string }) {
+function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps, moderation }: SessionMetrics, deviceType: (v: string) => string) {
+  // One bounded set per metric's label.
+  const outcomeOf = { login: boundedLabel(), open: boundedLabel(), refresh: boundedLabel(), stepUp: boundedLabel() }
   return (event: AuditEvent): void => {
-    const outcome = label.outcome(event.outcome)
     switch (event.event) {
       case 'login':
-        logins.inc({ outcome })
+        // Refused before a session: a mini-program login, or an H5 one (reason 'h5').
+        logins.inc({ via: event.reason === 'h5' ? 'h5' : 'mp', outcome: outcomeOf.login(event.outcome) })
         break
       case 'session.open':
         // A login that reached the store: opened, or refused by the device rules or a ban.
-        if (event.via === 'login') logins.inc({ outcome })
-        sessionsOpened.inc({ via: event.via ?? 'login', device_type: label.deviceType(event.deviceType ?? 'unknown'), outcome })
+        if (event.via === 'login' || event.via === 'h5') logins.inc({ via: event.via === 'h5' ? 'h5' : 'mp', outcome: outcomeOf.login(event.outcome) })
+        sessionsOpened.inc({ via: event.via ?? 'login', device_type: deviceType(event.deviceType ?? 'unknown'), outcome: outcomeOf.open(event.outcome) })
         if (event.outcome === 'ok' && event.reason !== undefined) revocations.inc({ reason: 'displaced' }, endedCount(event.reason))
         break
       case 'refresh':
       case 'refresh.reuse':
-        refreshes.inc({ outcome: label.outcome(refreshOutcome(event)) })
+        refreshes.inc({ outcome: outcomeOf.refresh(refreshOutcome(event)) })
         if (event.event === 'refresh.reuse') revocations.inc({ reason: 'reuse' })
         break
       case 'logout':
         revocations.inc({ reason: 'logout' }, endedCount(event.reason))
         break
       case 'step-up':
-        stepUps.inc({ outcome })
+        stepUps.inc({ outcome: outcomeOf.stepUp(event.outcome) })
         break
       case 'kick':
         moderation.inc({ action: 'kick' })
@@ -109,7 +128,7 @@ function defineMetrics (registry: Registry) {
   })
   const errors = new Counter({ name: 'wechat_auth_errors_total', help: 'Requests answered with an error, by its code', labelNames: ['code'] as const, registers })
   const rateLimited = new Counter({ name: 'wechat_auth_rate_limited_total', help: 'Requests refused by a rate limit (429 RATE_LIMITED), by route template', labelNames: ['route'] as const, registers })
-  const logins = new Counter({ name: 'wechat_auth_logins_total', help: 'Mini-program logins, by outcome: ok or the code answered (WeChat errcodes mapped: WX_CODE_INVALID, WX_CODE_USED...)', labelNames: ['outcome'] as const, registers })
+  const logins = new Counter({ name: 'wechat_auth_logins_total', help: 'Logins with a WeChat code, by kind (mp: the mini program, h5: WeChat H5) and outcome: ok or the code answered (WeChat errcodes mapped: WX_CODE_INVALID, WX_CODE_USED...)', labelNames: ['via', 'outcome'] as const, registers })
   const sessionsOpened = new Counter({ name: 'wechat_auth_sessions_opened_total', help: 'Sessions opened or refused, by how (login, ticket, qr, h5), device type and outcome', labelNames: ['via', 'device_type', 'outcome'] as const, registers })
   const refreshes = new Counter({ name: 'wechat_auth_refreshes_total', help: 'Refresh-token rotations, by outcome: rotated, grace_retry, reuse_detected, invalid, or the code answered', labelNames: ['outcome'] as const, registers })
   const revocations = new Counter({ name: 'wechat_auth_revocations_total', help: 'Sessions ended before their time, by reason: logout, kick, displaced (device rules, session limit), reuse (a refresh token used twice); ban counts bans', labelNames: ['reason'] as const, registers })
@@ -172,11 +191,14 @@ export function createMetrics (opts: MetricsOptions = {}) {
   const label = {
     method: boundedLabel(),
     route: boundedLabel(),
+    rateLimitedRoute: boundedLabel(),
     code: boundedLabel(),
-    outcome: boundedLabel(),
     deviceType: boundedLabel(),
     endpoint: boundedLabel(),
-    appid: boundedLabel()
+    wechatOutcome: boundedLabel(),
+    appid: boundedLabel(100), // WECHAT_APPS takes up to 100 mini programs
+    renewalOutcome: boundedLabel(),
+    storeOutcome: boundedLabel()
   }
   // The labelled children of the request histogram, by method, route and status: found, not built, per request.
   const httpChildren = new Map<string, ReturnType<typeof httpDuration.labels>>()
@@ -200,22 +222,22 @@ export function createMetrics (opts: MetricsOptions = {}) {
     /** One request answered with an error of code `code` on route template `route`. */
     error (code: string, route: string): void {
       errors.inc({ code: label.code(code) })
-      if (code === 'RATE_LIMITED') rateLimited.inc({ route: route === '' ? 'unmatched' : label.route(route) })
+      if (code === 'RATE_LIMITED') rateLimited.inc({ route: route === '' ? 'unmatched' : label.rateLimitedRoute(route) })
     },
 
     /** What an audit event (lib/audit.ts) counts. */
-    audit: auditCounter(sessionMetrics, label),
+    audit: auditCounter(sessionMetrics, label.deviceType),
 
     wechatCall (message: WechatCallMessage): void {
-      wechatCalls.observe({ endpoint: label.endpoint(message.endpoint), outcome: label.outcome(message.outcome) }, message.seconds)
+      wechatCalls.observe({ endpoint: label.endpoint(message.endpoint), outcome: label.wechatOutcome(message.outcome) }, message.seconds)
     },
 
     tokenRenewal (message: TokenRenewalMessage): void {
-      renewals.inc({ appid: label.appid(message.appid), outcome: label.outcome(message.outcome) })
+      renewals.inc({ appid: label.appid(message.appid), outcome: label.renewalOutcome(message.outcome) })
     },
 
     /** The store with each asynchronous operation timed (timedStore). */
-    instrumentStore: <S extends object>(store: S): S => timedStore(store, storeDuration, label.outcome)
+    instrumentStore: <S extends object>(store: S): S => timedStore(store, storeDuration, label.storeOutcome)
   }
 }
 
