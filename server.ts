@@ -17,7 +17,7 @@ import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
-import { runPrimary, workerCount } from './workers.js'
+import { WORKER_SLOT_ENV, runPrimary, workerCount, workerMetrics } from './workers.js'
 
 // How long a closing gateway lets its requests finish.
 const DRAIN_MS = 10_000
@@ -87,10 +87,30 @@ async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, 
   return instance
 }
 
-/** A worker's metrics are in the process's registry; prom-client answers the primary once an AggregatorRegistry exists. */
+/**
+ * A worker's metrics are in the process's registry, labelled with its slot (kept by its replacement,
+ * so that a restart does not look like every counter going back to zero); prom-client answers the
+ * primary once an AggregatorRegistry exists.
+ */
 function answerPrimaryForMetrics (): AggregatorRegistry<typeof processRegistry.contentType> {
+  processRegistry.setDefaultLabels({ worker: process.env[WORKER_SLOT_ENV] ?? String(cluster.worker?.id ?? 0) })
   AggregatorRegistry.setRegistries(processRegistry)
   return new AggregatorRegistry()
+}
+
+// How long the primary waits for its workers' metrics in a scrape.
+const WORKER_METRICS_TIMEOUT_MS = 1000
+
+/** The workers' metrics, summed by series, and how many workers answered; 503 when none did. */
+async function workersScrape (): Promise<string> {
+  const { metrics, answered, missing } = await workerMetrics(WORKER_METRICS_TIMEOUT_MS)
+  if (answered === 0) throw new Error(`no worker answered within ${WORKER_METRICS_TIMEOUT_MS} ms`)
+  const text = await AggregatorRegistry.aggregate(metrics as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
+  return `${text}# HELP wechat_auth_metrics_workers Workers whose metrics this scrape holds (answered) or lacks (missing: starting or dying).
+# TYPE wechat_auth_metrics_workers gauge
+wechat_auth_metrics_workers{state="answered"} ${answered}
+wechat_auth_metrics_workers{state="missing"} ${missing}
+`
 }
 
 /**
@@ -105,10 +125,7 @@ async function listenMetrics (config: Config, gatewayLog: FastifyBaseLogger | nu
   instance.setNotFoundHandler(notFoundHandler)
   instance.setErrorHandler(errorHandler)
   let source: MetricsRouteOptions['source'] = processRegistry
-  if (gatewayLog === null) {
-    const workers = new AggregatorRegistry()
-    source = { metrics: async () => await workers.clusterMetrics(), contentType: workers.contentType }
-  }
+  if (gatewayLog === null) source = { metrics: workersScrape, contentType: processRegistry.contentType }
   await instance.register(metricsRoutes, { source })
   await instance.listen({ port: config.METRICS_PORT ?? 0, host: config.METRICS_HOST, listenTextResolver: (at) => `metrics listening at ${at}/metrics` })
   return instance

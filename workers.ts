@@ -23,6 +23,44 @@ const MAX_DELAY_MS = 30_000
 // A worker that lived this long was healthy: the next death restarts at once again.
 const HEALTHY_AFTER_MS = 10_000
 
+/** The environment variable that tells a worker its slot (0 to WORKERS - 1): its metrics' `worker` label. */
+export const WORKER_SLOT_ENV = 'WECHAT_AUTH_WORKER'
+
+// prom-client's messages between the primary and a worker's registry (prom-client/lib/cluster.js).
+const METRICS_REQUEST = 'prom-client:getMetricsReq'
+const METRICS_ANSWER = 'prom-client:getMetricsRes'
+let nextRequest = 0
+
+/**
+ * What each worker's registry holds, as prom-client's AggregatorRegistry asks for it, but waiting at
+ * most `timeoutMs` and keeping what came: a worker starting or dying does not fail the whole scrape
+ * (prom-client's own waits 5 s, then fails it). `missing` says how many did not answer.
+ */
+export async function workerMetrics (timeoutMs: number): Promise<{ metrics: unknown[], answered: number, missing: number }> {
+  const workers = Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected() === true)
+  const requestId = `wechat-auth-${process.pid}-${nextRequest++}`
+  const metrics: unknown[] = []
+  let answered = 0
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, timeoutMs)
+    function done (): void {
+      clearTimeout(timer)
+      cluster.off('message', onMessage)
+      resolve()
+    }
+    function onMessage (_worker: unknown, message: { type?: string, requestId?: unknown, metrics?: unknown[] }): void {
+      if (message?.type !== METRICS_ANSWER || message.requestId !== requestId) return
+      answered++
+      metrics.push(...(message.metrics ?? []))
+      if (answered === workers.length) done()
+    }
+    cluster.on('message', onMessage)
+    for (const worker of workers) worker?.send({ type: METRICS_REQUEST, requestId })
+    if (workers.length === 0) done()
+  })
+  return { metrics, answered, missing: workers.length - answered }
+}
+
 /** A listener the primary runs itself (the metrics'). */
 export interface PrimaryListener { close: () => Promise<void> }
 
@@ -36,14 +74,18 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
   let delay = FIRST_DELAY_MS
   const started = new Map<number, number>() // worker id -> when it was forked
 
-  const fork = (): void => {
-    const worker = cluster.fork()
+  const slots = new Map<number, number>() // worker id -> its slot, 0 to count - 1, kept by its replacement
+  const fork = (slot: number): void => {
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) })
     started.set(worker.id, Date.now())
+    slots.set(worker.id, slot)
   }
 
   cluster.on('exit', (worker, code, signal) => {
     const lived = Date.now() - (started.get(worker.id) ?? 0)
     started.delete(worker.id)
+    const slot = slots.get(worker.id) ?? 0
+    slots.delete(worker.id)
     if (stopping) {
       if (started.size === 0) {
         log(30, 'every worker has stopped')
@@ -54,7 +96,7 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
     delay = lived >= HEALTHY_AFTER_MS ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS)
     const wait = lived >= HEALTHY_AFTER_MS ? 0 : delay
     log(40, 'a worker died; starting another', { worker: worker.process.pid, code, signal, restartInMs: wait })
-    setTimeout(() => { if (!stopping) fork() }, wait).unref()
+    setTimeout(() => { if (!stopping) fork(slot) }, wait).unref()
   })
 
   const stop = (signal: string): void => {
@@ -75,7 +117,7 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
   process.on('SIGINT', () => { stop('SIGINT') })
 
   log(30, 'starting workers', { workers: count })
-  for (let i = 0; i < count; i++) fork()
+  for (let i = 0; i < count; i++) fork(i)
   listen?.().then((started) => {
     listener = started
     if (stopping) started.close().catch(() => {})

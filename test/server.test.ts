@@ -189,10 +189,18 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   const samples = parseMetrics(await scraped.body.text())
   t.equal(valueOf(samples, 'wechat_auth_http_request_duration_seconds_count', { method: 'GET', route: '/auth/me', status_code: '200' }), 20, 'the primary sums what both workers counted')
   t.equal(valueOf(samples, 'wechat_auth_logins_total', { outcome: 'ok' }), 1)
+  const workerLabels = new Set(samples.filter((x) => x.name === 'wechat_auth_http_request_duration_seconds_count').map((x) => x.labels.worker))
+  t.same([...workerLabels].sort(), ['0', '1'], 'one series per worker slot: a restarted worker does not look like a counter reset')
+  t.equal(valueOf(samples, 'wechat_auth_metrics_workers', { state: 'answered' }), 2)
   process.kill(pids[0] as number, 'SIGKILL')
   // Connections the primary handed to the worker as it died are lost with it; once the primary knows
   // (a moment later), every connection goes to the living worker.
   for (let i = 0; i < 100 && !p.output().includes('a worker died'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  const scrapeStarted = Date.now()
+  const whileDown = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)
+  t.equal(whileDown.statusCode, 200, 'a scrape while a worker is gone answers what the others have')
+  await whileDown.body.dump()
+  t.ok(Date.now() - scrapeStarted < 3000, 'without waiting long for the one that is gone')
   const during = await Promise.all(Array.from({ length: 10 }, me))
   t.same([...new Set(during)], [200], 'the other worker serves while one is gone')
   for (let i = 0; i < 200 && listening() < 3; i++) await new Promise((resolve) => setTimeout(resolve, 50))
