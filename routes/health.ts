@@ -16,7 +16,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
   const store = fastify.wechatAuthStore
   let last: { at: number, result: Promise<void> } | null = null
   const probe = async (): Promise<void> => {
-    const now = Date.now()
+    const now = performance.now() // monotonic: a clock set back does not keep an old answer
     if (last === null || now - last.at >= PROBE_EVERY_MS) last = { at: now, result: store.ping() }
     await last.result
   }

@@ -127,8 +127,9 @@ export async function startSentinelWithReplica (t: Tap, opts: { replicaLagMs?: n
   }
   await until(async () => {
     const known = await base.admin(sentinels[0] as number).call('SENTINEL', 'SENTINELS', 'master').catch(() => []) as unknown[]
-    return known.length === 2
-  }, 'the sentinels to find each other')
+    const replicas = await base.admin(sentinels[0] as number).call('SENTINEL', 'REPLICAS', 'master').catch(() => []) as unknown[]
+    return known.length === 2 && replicas.length === 1
+  }, 'the sentinels to find each other and the replica')
   return { ...base, name: 'master', master, replica, sentinels }
 }
 
