@@ -107,6 +107,10 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   const refreshCookieTypes = config.REFRESH_COOKIE === 'off' ? [] : config.REFRESH_COOKIE.split(',')
   if (refreshCookieTypes.some((type) => !deviceTypes.includes(type))) throw new ConfigError('REFRESH_COOKIE must be off or name types of DEVICE_TYPES')
   checkMetrics(config)
+  // In development the simulator takes WECHAT_SIMULATOR_PORT, or PORT + 1: not the metrics' too.
+  if (!hasAppid && config.METRICS_PORT !== undefined && config.METRICS_PORT !== 0 && config.METRICS_PORT === (config.WECHAT_SIMULATOR_PORT ?? (config.PORT + 1) % 65536)) {
+    throw new ConfigError('METRICS_PORT is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another')
+  }
   if (config.WORKERS !== '1') {
     // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
     const missing = [hasRedis ? null : 'REDIS_URL', config.JWT_SECRET === undefined ? 'JWT_SECRET' : null,

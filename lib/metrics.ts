@@ -10,7 +10,8 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 import type { AuditEvent } from './audit.js'
 import { outcomeOf } from './audit.js'
 import type { TokenRenewalMessage, WechatCallMessage } from './diagnostics.js'
-import * as errors from './errors.js'
+import { ConfigError } from './errors.js'
+import { MAX_VALUES, boundedLabel } from './metric-labels.js'
 
 export interface MetricsOptions {
   /** Where the metrics are registered: a new registry by default (prom-client's global one is `register`). */
@@ -19,38 +20,6 @@ export interface MetricsOptions {
   defaultMetrics?: boolean
   /** Requests by route and status code, for every route of the Fastify instance; true by default. */
   http?: boolean
-}
-
-// A label value is a short identifier; anything else is 'other'.
-const SAFE_VALUE = /^[A-Za-z0-9_.:/-]{1,64}$/
-const MAX_VALUES = 64
-const OTHER = 'other'
-
-/**
- * The gateway's own codes, Fastify's, and the outcome names: always their own value, however many
- * others a label has seen (a code that first comes weeks after boot, STORE_UNAVAILABLE say, must not
- * be 'other' because a host's routes or a scanner used up the set first).
- */
-const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
-  ...Object.values(errors).flatMap((E) => {
-    try {
-      const code = (new (E as new () => { code?: unknown })()).code
-      return typeof code === 'string' ? [code] : []
-    } catch {
-      return []
-    }
-  })])
-const FASTIFY_CODE = /^FST_[A-Z0-9_]{1,60}$/
-
-/** Keeps one label's values to a bounded set: the known ones, and the first `max` others. */
-function boundedLabel (max = MAX_VALUES): (value: string) => string {
-  const seen = new Set<string>()
-  return (value) => {
-    if (seen.has(value) || KNOWN_VALUES.has(value) || FASTIFY_CODE.test(value)) return value
-    if (seen.size >= max || !SAFE_VALUE.test(value)) return OTHER
-    seen.add(value)
-    return value
-  }
 }
 
 const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -184,10 +153,26 @@ function timedStore<S extends object> (store: S, histogram: Histogram<'operation
   return timed as S
 }
 
+/**
+ * Registers the gateway's metrics (and Node's default ones) in `registry`; a name it already holds is
+ * a CONFIG_INVALID naming the option, and what was registered is taken back. Returns the names added.
+ */
+function register (registry: Registry, defaultMetrics: boolean): { defined: ReturnType<typeof defineMetrics>, added: string[] } {
+  const before = new Set(registry.getMetricsAsArray().map((m) => m.name))
+  const added = (): string[] => registry.getMetricsAsArray().map((m) => m.name).filter((name) => !before.has(name))
+  try {
+    if (defaultMetrics) collectDefaultMetrics({ register: registry })
+    return { defined: defineMetrics(registry), added: added() }
+  } catch (err) {
+    for (const name of added()) registry.removeSingleMetric(name)
+    throw new ConfigError(`metrics.registry already holds a metric the gateway registers (${(err as Error).message}): pass defaultMetrics: false when it has Node's default metrics, or a registry of the gateway's own`)
+  }
+}
+
 export function createMetrics (opts: MetricsOptions = {}) {
   const registry = opts.registry ?? new Registry()
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
-  const { httpDuration, errors, rateLimited, wechatCalls, renewals, storeDuration, ...sessionMetrics } = defineMetrics(registry)
+  const { defined, added } = register(registry, opts.defaultMetrics !== false)
+  const { httpDuration, errors: errorsTotal, rateLimited, wechatCalls, renewals, storeDuration, ...sessionMetrics } = defined
   const label = {
     method: boundedLabel(),
     route: boundedLabel(),
@@ -205,6 +190,10 @@ export function createMetrics (opts: MetricsOptions = {}) {
 
   return {
     registry,
+    /** Takes the gateway's metrics out of the registry (a host's outlives the gateway). */
+    close (): void {
+      for (const name of added) registry.removeSingleMetric(name)
+    },
     /** Whether every route's requests are counted (MetricsOptions.http). */
     http: opts.http !== false,
 
@@ -221,7 +210,7 @@ export function createMetrics (opts: MetricsOptions = {}) {
 
     /** One request answered with an error of code `code` on route template `route`. */
     error (code: string, route: string): void {
-      errors.inc({ code: label.code(code) })
+      errorsTotal.inc({ code: label.code(code) })
       if (code === 'RATE_LIMITED') rateLimited.inc({ route: route === '' ? 'unmatched' : label.rateLimitedRoute(route) })
     },
 

@@ -59,6 +59,7 @@ export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opt
   fastify.addHook('onClose', async () => {
     wechatCallChannel.unsubscribe(onCall)
     tokenRenewalChannel.unsubscribe(onRenewal)
+    metrics.close()
   })
   // The sessions plugin comes later (it needs the store, which this times): its events once all is loaded.
   fastify.addHook('onReady', async () => {

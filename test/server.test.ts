@@ -118,6 +118,9 @@ test('METRICS_PORT: Prometheus metrics on a listener of their own, not on the ga
   const same = run({ PORT: String(port), METRICS_PORT: String(port) })
   t.equal(await same.exited, 1)
   t.match(same.errors(), /^fastify-wechat-auth: Invalid configuration: METRICS_PORT must differ from PORT/, 'one line on stderr')
+  const simulators = run({ PORT: String(port), METRICS_PORT: String(port + 1) })
+  t.equal(await simulators.exited, 1)
+  t.match(simulators.errors(), /METRICS_PORT is the port the built-in WeChat simulator takes/, 'nor the development simulator\'s')
 
   const metricsPort = await freePort()
   const p = run({ PORT: String(port), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' })

@@ -81,6 +81,18 @@ test('a host\'s registry, without default or per-route metrics; options checked 
   t.notOk(s.some((x) => x.name.startsWith('nodejs_') || x.name.startsWith('process_')), 'no default metrics')
   t.notOk(s.some((x) => x.name.startsWith('wechat_auth_http_')), 'no per-route requests')
 
+  await app.close()
+  t.same((await registry.getMetricsAsJSON()).map((m) => m.name), [], 'closed, the gateway takes its metrics out of the host\'s registry')
+  const again = await buildApp(t, { sim, metrics: { registry, defaultMetrics: false } })
+  t.ok(again.wechatAuthMetrics.registry.getSingleMetric('wechat_auth_logins_total'), 'so that a new gateway can register them again')
+  await again.close()
+  const withDefaults = new Registry()
+  const { collectDefaultMetrics } = await import('prom-client')
+  collectDefaultMetrics({ register: withDefaults })
+  const own = withDefaults.getMetricsAsArray().length
+  await t.rejects(buildApp(t, { sim, metrics: { registry: withDefaults } }), { code: 'CONFIG_INVALID', message: /metrics.registry already holds a metric the gateway registers .*pass defaultMetrics: false/ })
+  t.equal(withDefaults.getMetricsAsArray().length, own, 'and nothing of the gateway\'s is left in it')
+
   for (const [metrics, message] of [
     [{ registy: registry }, /unknown metrics option\(s\) registy/],
     [{ registry: {} }, /metrics.registry must be a prom-client Registry/],

@@ -1,0 +1,36 @@
+// The bounds of the metrics' labels (lib/metrics.ts): a label's values are short identifiers, the
+// gateway's and Fastify's codes always themselves, and at most MAX_VALUES others per label of a metric;
+// anything else is 'other', so that no client can grow a label without bound.
+import * as errors from './errors.js'
+
+// A label value is a short identifier; anything else is 'other'.
+const SAFE_VALUE = /^[A-Za-z0-9_.:/-]{1,64}$/
+export const MAX_VALUES = 64
+const OTHER = 'other'
+
+/**
+ * The gateway's own codes, Fastify's, and the outcome names: always their own value, however many
+ * others a label has seen (a code that first comes weeks after boot, STORE_UNAVAILABLE say, must not
+ * be 'other' because a host's routes or a scanner used up the set first).
+ */
+const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
+  ...Object.values(errors).flatMap((E) => {
+    try {
+      const code = (new (E as new () => { code?: unknown })()).code
+      return typeof code === 'string' ? [code] : []
+    } catch {
+      return []
+    }
+  })])
+const FASTIFY_CODE = /^FST_[A-Z0-9_]{1,60}$/
+
+/** Keeps one label's values to a bounded set: the known ones, and the first `max` others. */
+export function boundedLabel (max = MAX_VALUES): (value: string) => string {
+  const seen = new Set<string>()
+  return (value) => {
+    if (seen.has(value) || KNOWN_VALUES.has(value) || FASTIFY_CODE.test(value)) return value
+    if (seen.size >= max || !SAFE_VALUE.test(value)) return OTHER
+    seen.add(value)
+    return value
+  }
+}
