@@ -6,6 +6,7 @@
 // The channels are per process: two gateways in one process, each with metrics, both count every
 // call (the standalone server runs one per process).
 import diagnostics from 'node:diagnostics_channel'
+import { outcomeOf } from './audit.js'
 
 /** One call to WeChat's server API, retry included, as the caller saw it. */
 export interface WechatCallMessage {
@@ -25,3 +26,18 @@ export interface TokenRenewalMessage {
 
 export const wechatCallChannel = diagnostics.channel('fastify-wechat-auth:wechat-call')
 export const tokenRenewalChannel = diagnostics.channel('fastify-wechat-auth:access-token-renewal')
+
+/** Runs one call to WeChat's `endpoint` and reports its outcome and duration (when anyone listens). */
+export async function reportedCall<T> (endpoint: string, run: () => Promise<T>): Promise<T> {
+  if (!wechatCallChannel.hasSubscribers) return await run()
+  const start = performance.now()
+  let outcome = 'ok'
+  try {
+    return await run()
+  } catch (err) {
+    outcome = outcomeOf(err)
+    throw err
+  } finally {
+    wechatCallChannel.publish({ endpoint, outcome, seconds: (performance.now() - start) / 1000 } satisfies WechatCallMessage)
+  }
+}

@@ -5,8 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
 import { WxBadResponseError, WxTimeoutError, WxUnavailableError } from './errors.js'
 import { TRANSIENT_ERRCODES, errorForErrcode } from './wechat-errors.js'
-import { outcomeOf } from './audit.js'
-import { wechatCallChannel, type WechatCallMessage } from './diagnostics.js'
+import { reportedCall } from './diagnostics.js'
 import type { Logger } from './logger.js'
 
 export interface WeChatTransportOptions {
@@ -172,17 +171,7 @@ export function createWeChatTransport (opts: WeChatTransportOptions) {
 
   /** Calls WeChat (callOnce) and reports the call's outcome and duration (lib/diagnostics.ts). */
   async function call (c: WeChatCall): Promise<Record<string, unknown>> {
-    if (!wechatCallChannel.hasSubscribers) return await callOnce(c)
-    const start = performance.now()
-    let outcome = 'ok'
-    try {
-      return await callOnce(c)
-    } catch (err) {
-      outcome = outcomeOf(err)
-      throw err
-    } finally {
-      wechatCallChannel.publish({ endpoint: c.path, outcome, seconds: (performance.now() - start) / 1000 } satisfies WechatCallMessage)
-    }
+    return await reportedCall(c.path, async () => await callOnce(c))
   }
 
   /** Calls WeChat with one retry (with jitter) for transient failures, all inside one deadline. */

@@ -6,6 +6,7 @@ import { request, errors as undiciErrors, type Dispatcher } from 'undici'
 import { WxBadResponseError, WxQrPageRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError } from './errors.js'
 import type { Logger } from './logger.js'
 import { errorForErrcode } from './wechat-errors.js'
+import { reportedCall } from './diagnostics.js'
 
 // A code image is some tens of KiB at the default width.
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -34,8 +35,12 @@ function errorOf (errcode: number): Error {
 export function createWxacode (opts: WxacodeOptions) {
   const url = `${opts.apiBase.replace(/\/+$/, '')}/wxa/getwxacodeunlimit`
 
-  /** The PNG (or JPEG) bytes of a mini-program code for `code.scene`, made with `accessToken`. */
+  /** The PNG (or JPEG) bytes of a mini-program code for `code.scene`, made with `accessToken`; reported (lib/diagnostics.ts). */
   return async function getUnlimited (accessToken: string, code: UnlimitedCode): Promise<{ bytes: Buffer, contentType: string }> {
+    return await reportedCall('/wxa/getwxacodeunlimit', async () => await fetchUnlimited(accessToken, code))
+  }
+
+  async function fetchUnlimited (accessToken: string, code: UnlimitedCode): Promise<{ bytes: Buffer, contentType: string }> {
     const body = { scene: code.scene, ...(code.page === '' ? {} : { page: code.page }), check_path: code.envVersion === 'release', env_version: code.envVersion }
     let res: Dispatcher.ResponseData
     try {

@@ -31,6 +31,8 @@ test('the counters move with what happens, labelled by template and code', async
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(second.accessToken) })).statusCode, 204)
   t.equal((await app.inject({ method: 'GET', url: '/no/such/path/mia-secret-path' })).statusCode, 404)
   await app.wechat.getAccessToken()
+  const qr = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string }>()
+  t.equal((await app.inject(`/auth/qr/${qr.id}/image`)).statusCode, 200, 'a QR login\'s code image, made by WeChat')
 
   let s = await scrape(registry)
   const http = 'wechat_auth_http_request_duration_seconds_count'
@@ -52,6 +54,7 @@ test('the counters move with what happens, labelled by template and code', async
   t.equal(valueOf(s, 'wechat_auth_wechat_call_duration_seconds_count', { endpoint: '/sns/jscode2session', outcome: 'ok' }), 2)
   t.equal(valueOf(s, 'wechat_auth_wechat_call_duration_seconds_count', { endpoint: '/sns/jscode2session', outcome: 'WX_CODE_INVALID' }), 1)
   t.equal(valueOf(s, 'wechat_auth_access_token_renewals_total', { appid: sim.appid, outcome: 'ok' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_wechat_call_duration_seconds_count', { endpoint: '/wxa/getwxacodeunlimit', outcome: 'ok' }), 1, 'the code image is a WeChat call too')
   t.ok(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'checkAccess', outcome: 'ok' }) >= 1, 'the store\'s operations are timed')
   t.ok(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'createSession', outcome: 'ok' }) === 2)
   t.ok(s.some((x) => x.name === 'nodejs_eventloop_lag_seconds'), 'Node\'s default metrics, event-loop lag among them')
