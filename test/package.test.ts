@@ -229,7 +229,7 @@ test('the packed package in a strict TypeScript host', { timeout: 280_000 }, asy
     t.ok(ttl > 0 && ttl <= 60_000, 'in the gateway\'s one-minute window')
 
     const metrics = await (await fetch(`${base}/ops/metrics`)).text()
-    t.match(metrics, /^wechat_auth_logins_total\{outcome="ok"\} 3$/m, 'the gateway\'s metrics, where the host serves them')
+    t.match(metrics, /^wechat_auth_logins_total\{via="mp",outcome="ok"\} 3$/m, 'the gateway\'s metrics, where the host serves them')
     t.notMatch(metrics, /wechat_auth_http_request_duration_seconds_count|nodejs_/, 'without what the host counts itself')
 
     const gatewayKeys = await keys.keys(`${redis.prefix}*`)
