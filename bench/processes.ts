@@ -136,39 +136,41 @@ const SECRET = 'bench-secret-0123456789abcdef'
 export const RAISED_LIMIT = 1_000_000_000
 
 /** A gateway the run measures: one process, or a primary with `workers` workers on one port. */
-export interface Gateway {
-  /** How the report names it: `gateway`, or `<n> workers`. */
+export interface GatewaySpec {
+  /** How the report names it. */
   label: string
   workers: number
+  /** With METRICS_PORT (a free port), so that Prometheus metrics count every request. */
+  metrics: boolean
+}
+
+export interface Gateway extends GatewaySpec {
   /** Its base URL. */
   base: string
   proc: Proc
 }
 
 export interface StackOptions {
-  /** Writes a V8 CPU profile of the single-process gateway to bench/results/ (bench/profile-top.ts). */
+  /** The gateways, all against the same Redis, simulator and JWT secret. */
+  gateways: GatewaySpec[]
+  /** Writes a V8 CPU profile of the first gateway to bench/results/ (bench/profile-top.ts). */
   profile: boolean
-  /** Runs every gateway with METRICS_PORT (a free port), so that Prometheus metrics count every request. */
-  metrics: boolean
-  /** Also starts a gateway with WORKERS=<workers> (more than 1), against the same Redis, simulator and secret. */
-  workers: number | null
 }
 
 export interface Stack {
   redisUrl: string
   redis: Proc
   simulator: Proc
-  /** The single-process gateway first, then the one with workers, if any. */
+  /** As StackOptions.gateways lists them. */
   gateways: Gateway[]
   /** Stops every process still running, the gateways first. */
   stop: () => Promise<void>
 }
 
 /**
- * Starts redis-server, the WeChat simulator and the gateway, each in its own process, the gateway with
- * the production setup (Redis store, revocation checks on); with `workers`, a second gateway of that
- * many workers too. Both share Redis, the simulator and the JWT secret, so a session opened through
- * one is good on the other.
+ * Starts redis-server, the WeChat simulator and the gateways, each in its own process, the gateways
+ * with the production setup (Redis store, revocation checks on). They share Redis, the simulator and
+ * the JWT secret, so a session opened through one is good on the others.
  */
 export async function startStack (options: StackOptions): Promise<Stack> {
   const started: Proc[] = []
@@ -193,10 +195,7 @@ export async function startStack (options: StackOptions): Promise<Stack> {
       RATE_LIMIT_REFRESH_MAX: String(RAISED_LIMIT)
     }
     const gateways: Gateway[] = []
-    for (const workers of options.workers === null ? [1] : [1, options.workers]) {
-      const gateway = await startGateway(env, workers, options.metrics, options.profile && workers === 1, started)
-      gateways.push(gateway)
-    }
+    for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, options.profile && i === 0, started))
     return { redisUrl, redis, simulator, gateways, stop }
   } catch (err) {
     await stop()
@@ -204,14 +203,13 @@ export async function startStack (options: StackOptions): Promise<Stack> {
   }
 }
 
-async function startGateway (env: Record<string, string>, workers: number, metrics: boolean, profile: boolean, started: Proc[]): Promise<Gateway> {
-  const label = workers === 1 ? 'gateway' : `${workers} workers`
-  const [port, metricsPort] = [await freePort(), metrics ? await freePort() : null]
+async function startGateway (env: Record<string, string>, spec: GatewaySpec, profile: boolean, started: Proc[]): Promise<Gateway> {
+  const [port, metricsPort] = [await freePort(), spec.metrics ? await freePort() : null]
   const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
-  const proc = start(label, process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
+  const proc = start(spec.label, process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
     ...env,
     PORT: String(port),
-    WORKERS: String(workers),
+    WORKERS: String(spec.workers),
     ...(metricsPort === null ? {} : { METRICS_PORT: String(metricsPort) })
   })
   started.push(proc)
@@ -219,5 +217,5 @@ async function startGateway (env: Record<string, string>, workers: number, metri
   await waitFor(`${base}/health`, proc)
   // Metrics are on: their listener answers (with workers, the primary's sum of theirs).
   if (metricsPort !== null) await waitFor(`http://127.0.0.1:${metricsPort}/metrics`, proc)
-  return { label, workers, base, proc }
+  return { ...spec, base, proc }
 }

@@ -1,7 +1,7 @@
 // The report: per scenario, the round with the median ratio to the ceiling, printed as a markdown table
 // on stdout and written with every round as JSON to bench/results/latest.json. Measures taken while
-// the machine was busy are left out (bench/ceiling.ts). With workers, the same for the gateway with
-// workers, and the two side by side.
+// the machine was busy are left out (bench/ceiling.ts). With a second gateway (workers, or metrics),
+// the same for it, and the two side by side.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -86,7 +86,7 @@ function medianRows (rounds: Row[][], kept: Kept): Row[] {
   })
 }
 
-/** Per scenario and kept round, req/s with workers ÷ req/s in one process in the same round. */
+/** Per scenario and kept round, the second gateway's req/s ÷ the first's in the same round. */
 function gains (single: Row[][], multi: Row[][], kept: Kept): Array<{ scenario: string, perRound: number[] }> {
   return (single[0] ?? []).map(({ scenario }) => {
     const rps = (rows: Row[][], i: number): number => rows[i]?.find((x) => x.scenario === scenario)?.requestsPerSec ?? 0
@@ -94,18 +94,26 @@ function gains (single: Row[][], multi: Row[][], kept: Kept): Array<{ scenario: 
   })
 }
 
+/** What the second gateway is, if any: its label, the first one's in the comparison, and a description. */
+export interface Compared {
+  label: string
+  baseLabel: string
+  about: string
+}
+
 export interface RunSetup extends RoundsSetup {
   loadgen: LoadGeneratorName
+  /** Whether every gateway ran with metrics (BENCH_METRICS=1). */
   metrics: boolean
-  workers: number | null
+  compared: Compared | null
 }
 
 /**
  * What a run found, as latest.json holds it: `measured` is `[gateway][round][scenario]`, the
- * single-process gateway first, then the one with workers, if any.
+ * single-process gateway first, then the one it is compared with (`compared`), if any.
  */
 export function resultsOf (setup: RunSetup, measured: Measured[][][], check: CeilingCheck, memory: MemoryResult[]) {
-  const [single = [], multi] = measured.map((rounds) => rounds.map(rowsOf))
+  const [first = [], second] = measured.map((rounds) => rounds.map(rowsOf))
   return {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -116,11 +124,11 @@ export function resultsOf (setup: RunSetup, measured: Measured[][][], check: Cei
     rounds: setup.rounds,
     metrics: setup.metrics,
     ceiling: { perRound: ceilingsOf(measured[0] ?? []), ...check },
-    scenarios: medianRows(single, check.kept),
-    perRound: single,
-    workers: multi === undefined
+    scenarios: medianRows(first, check.kept),
+    perRound: first,
+    compared: second === undefined || setup.compared === null
       ? null
-      : { count: setup.workers, ceilingPerRound: ceilingsOf(measured[1] ?? []), scenarios: medianRows(multi, check.kept), perRound: multi, gainPerRound: gains(single, multi, check.kept) },
+      : { ...setup.compared, ceilingPerRound: ceilingsOf(measured[1] ?? []), scenarios: medianRows(second, check.kept), perRound: second, gainPerRound: gains(first, second, check.kept) },
     memory
   }
 }
@@ -167,25 +175,24 @@ function ceilingLines ({ ceiling }: Results): string[] {
   return lines
 }
 
-/** The gateway with workers: its table, and both gateways side by side. */
-function workerLines (results: Results): string[] {
-  const { workers } = results
-  if (workers === null) return []
-  const label = `${String(workers.count)} workers`
+/** The second gateway: its table, and both gateways side by side. */
+function comparedLines (results: Results): string[] {
+  const { compared } = results
+  if (compared === null) return []
+  const { label, baseLabel } = compared
   const single = new Map(results.scenarios.map((r) => [r.scenario, r]))
-  const gain = new Map(workers.gainPerRound.map((g) => [g.scenario, g]))
+  const gain = new Map(compared.gainPerRound.map((g) => [g.scenario, g]))
   return [
     '',
-    `With WORKERS=${String(workers.count)} (a primary and ${label} on one port; the same Redis, simulator and JWT secret): each scenario measured right after the single-process gateway's, in every round; ` +
-      'ratios against its own ceiling, measured through it; gateway CPU summed over the primary and its workers. ' +
-      `Its ceiling per round: ${perRound(workers.ceilingPerRound)}.`,
+    `With ${compared.about}, against the same Redis, simulator and JWT secret: each scenario measured right after the first gateway's, in every round; ` +
+      `ratios against its own ceiling, measured through it. Its ceiling per round: ${perRound(compared.ceilingPerRound)}.`,
     '',
     ...TABLE_HEAD,
-    ...workers.scenarios.map(tableRow),
+    ...compared.scenarios.map(tableRow),
     '',
-    `| scenario | req/s 1 process | req/s ${label} | ${label} ÷ 1 process (each kept round) | × ceiling 1 process / ${label} | gateway CPU µs/req 1 process / ${label} | gateway CPU % 1 process / ${label} |`,
+    `| scenario | req/s ${baseLabel} | req/s ${label} | ${label} ÷ ${baseLabel} (each kept round) | × ceiling ${baseLabel} / ${label} | gateway CPU µs/req ${baseLabel} / ${label} | gateway CPU % ${baseLabel} / ${label} |`,
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...workers.scenarios.map((w) => {
+    ...compared.scenarios.map((w) => {
       const s = single.get(w.scenario) as Row
       const rounds = gain.get(w.scenario)?.perRound ?? []
       const each = rounds.length > 1 ? ` (${rounds.map((g) => g.toFixed(2)).join(', ')})` : ''
@@ -209,7 +216,7 @@ export function reportText (results: Results): string {
     '',
     ...TABLE_HEAD,
     ...results.scenarios.map(tableRow),
-    ...workerLines(results),
+    ...comparedLines(results),
     '',
     ...memory.map((m) =>
       `Redis memory (${m.sessions} sessions, ${m.perUser} per user, device recorded; used_memory delta / count): ${m.bytesPerSession} bytes and ${m.keysPerSession.toFixed(2)} keys per new session; ` +

@@ -2,13 +2,14 @@
 // Starts its own redis-server, the WeChat simulator (own process) and the gateway (own process,
 // production setup: Redis store, revocation checks on), then runs each scenario with the load generator
 // for a fixed time after a warm-up, and measures Redis memory per session. With BENCH_WORKERS, a gateway
-// with that many workers runs too, each scenario measured on both in turn. BENCHMARKS.md says more.
+// with that many workers runs too (with BENCH_METRICS=compare, one with metrics), each scenario measured
+// on both in turn. BENCHMARKS.md says more.
 import { availableParallelism, cpus } from 'node:os'
 import { ceilingsOf, checkRounds, recordCeilings, usualCeiling } from './ceiling.js'
 import { createLoadGenerator, loadGeneratorName } from './loadgen.js'
 import { memoryPerSession } from './memory.js'
-import { startStack, type Stack } from './processes.js'
-import { reportText, resultsOf, writeResults } from './report.js'
+import { startStack, type GatewaySpec, type Stack } from './processes.js'
+import { reportText, resultsOf, writeResults, type Compared } from './report.js'
 import { runRounds, type Target } from './rounds.js'
 import { prepareScenarios, scenarioAt } from './scenarios.js'
 
@@ -39,11 +40,34 @@ function benchConfig (env: NodeJS.ProcessEnv) {
     only: (env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
     // BENCH_PROFILE=1 writes a V8 CPU profile of the gateway to bench/results/ (see bench/profile-top.ts).
     profile: env.BENCH_PROFILE === '1',
-    // BENCH_METRICS=1 runs every gateway with METRICS_PORT: Prometheus metrics counted on every request.
-    metrics: env.BENCH_METRICS === '1',
+    // BENCH_METRICS=1 runs every gateway with METRICS_PORT: Prometheus metrics counted on every request;
+    // BENCH_METRICS=compare also measures the gateway with metrics, in turn with the one without.
+    metrics: metricsOf(env.BENCH_METRICS),
     // BENCH_WORKERS=2 (or auto) also measures a gateway of that many workers (WORKERS), in turn with the other.
     workers: workersOf(env.BENCH_WORKERS)
   }
+}
+
+function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
+  if (value === undefined || value === '' || value === '0') return 'off'
+  if (value === '1' || value === 'compare') return value === '1' ? 'on' : 'compare'
+  throw new Error('BENCH_METRICS must be 1 or compare')
+}
+
+/** The gateways to start, the one every other is compared with first; and what the second one is. */
+function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers } = config
+  if (metrics === 'compare' && workers !== null) throw new Error('BENCH_METRICS=compare and BENCH_WORKERS: one comparison at a time')
+  const first = { label: 'gateway', workers: 1, metrics: metrics === 'on' }
+  if (workers !== null) {
+    const compared = { label: `${workers} workers`, baseLabel: '1 process', about: `WORKERS=${workers} (a primary and ${workers} workers on one port; gateway CPU summed over the primary and its workers)` }
+    return { specs: [first, { label: compared.label, workers, metrics: metrics === 'on' }], compared }
+  }
+  if (metrics === 'compare') {
+    const compared = { label: 'metrics', baseLabel: 'no metrics', about: 'metrics (the same gateway with METRICS_PORT: Prometheus metrics counted on every request)' }
+    return { specs: [first, { label: 'metrics', workers: 1, metrics: true }], compared }
+  }
+  return { specs: [first], compared: null }
 }
 
 type BenchConfig = ReturnType<typeof benchConfig>
@@ -65,7 +89,7 @@ async function main (config: BenchConfig): Promise<void> {
   const loadgen = createLoadGenerator(config.loadgen, config.connections)
   let stack: Stack | undefined
   try {
-    stack = await startStack(config)
+    stack = await startStack({ gateways: gatewaysOf(config).specs, profile: config.profile })
     const measured = await runRounds(loadgen, await targetsOf(stack, config), config)
     // Ends the CPU profile, if any, before Redis is flushed for the memory run.
     for (const g of stack.gateways) await g.proc.stop()
@@ -75,13 +99,13 @@ async function main (config: BenchConfig): Promise<void> {
     for (const perUser of [1, 5, 10]) memory.push(await memoryPerSession(stack.redisUrl, config.memorySessions, perUser))
 
     const ceilings = ceilingsOf(measured[0] ?? [])
-    const setup = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics, profile: config.profile }
+    const setup = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics === 'on', profile: config.profile }
     const check = checkRounds(measured, usualCeiling(process.env, setup, ceilings))
     recordCeilings(setup, ceilings)
-    const results = resultsOf(config, measured, check, memory)
+    const results = resultsOf({ ...config, metrics: config.metrics === 'on', compared: gatewaysOf(config).compared }, measured, check, memory)
     process.stdout.write(reportText(results))
     process.stderr.write(`results written to ${writeResults(results)}\n`)
-    const failed = [...results.scenarios.map((r) => ({ ...r, on: '' })), ...(results.workers?.scenarios ?? []).map((r) => ({ ...r, on: ` (${String(config.workers)} workers)` }))]
+    const failed = [...results.scenarios.map((r) => ({ ...r, on: '' })), ...(results.compared?.scenarios ?? []).map((r) => ({ ...r, on: ` (${results.compared?.label ?? ''})` }))]
       .filter((r) => r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
     if (failed.length > 0) {
       const outputs = stack.gateways.map((g) => `--- ${g.label}:\n${g.proc.output()}`).join('\n')
