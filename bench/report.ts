@@ -196,7 +196,8 @@ function comparedLines (results: Results): string[] {
       const s = single.get(w.scenario) as Row
       const rounds = gain.get(w.scenario)?.perRound ?? []
       const each = rounds.length > 1 ? ` (${rounds.map((g) => g.toFixed(2)).join(', ')})` : ''
-      const gained = rounds.length === 0 ? 'n/r' : (w.requestsPerSec / Math.max(1, s.requestsPerSec)).toFixed(2) + each
+      // The median of the rounds' gains (not the ratio of the two medians, which may come from different rounds).
+      const gained = rounds.length === 0 ? 'n/r' : ([...rounds].sort((a, b) => a - b)[Math.floor(rounds.length / 2)] as number).toFixed(2) + each
       const ratios = s.roundsKept === 0 ? 'n/r' : `${s.ratio.toFixed(2)} / ${w.ratio.toFixed(2)}`
       return `| ${w.scenario} | ${s.requestsPerSec} | ${w.requestsPerSec} | ${gained} | ${ratios} | ` +
         `${s.gatewayCpuUsPerRequest} / ${w.gatewayCpuUsPerRequest} | ${s.cpu.gateway} / ${w.cpu.gateway} |`
