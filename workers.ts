@@ -72,20 +72,18 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
   let listener: PrimaryListener | null = null
   let stopping = false
   let delay = FIRST_DELAY_MS
-  const started = new Map<number, number>() // worker id -> when it was forked
+  // Worker id -> when it was forked, and its slot (0 to count - 1, kept by its replacement).
+  const started = new Map<number, { at: number, slot: number }>()
 
-  const slots = new Map<number, number>() // worker id -> its slot, 0 to count - 1, kept by its replacement
   const fork = (slot: number): void => {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) })
-    started.set(worker.id, Date.now())
-    slots.set(worker.id, slot)
+    started.set(worker.id, { at: Date.now(), slot })
   }
 
   cluster.on('exit', (worker, code, signal) => {
-    const lived = Date.now() - (started.get(worker.id) ?? 0)
+    const { at, slot } = started.get(worker.id) ?? { at: 0, slot: 0 }
+    const lived = Date.now() - at
     started.delete(worker.id)
-    const slot = slots.get(worker.id) ?? 0
-    slots.delete(worker.id)
     if (stopping) {
       if (started.size === 0) {
         log(30, 'every worker has stopped')

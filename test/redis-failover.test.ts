@@ -120,53 +120,50 @@ async function check (t: Test, base: string, run: Awaited<ReturnType<typeof load
   return lost.length
 }
 
+/**
+ * The load of `load()` on `base` while `fail()` happens 1.5 s in; runs until RECOVERY_MS + 2 s after
+ * `promoted()` says the deployment has its new master (within `promotionTimeoutMs`). The answers,
+ * and when each of the two was.
+ */
+async function failUnderLoad (base: string, fail: () => Promise<unknown>, promoted: () => Promise<boolean>, what: string, promotionTimeoutMs: number): Promise<{ run: Awaited<ReturnType<typeof load>>, failedAt: number, promotedAt: number }> {
+  let release = (): void => {}
+  const running = load(base, new Promise<void>((resolve) => { release = resolve }))
+  await sleep(1500)
+  await fail()
+  const failedAt = Date.now()
+  await until(promoted, what, promotionTimeoutMs)
+  const promotedAt = Date.now()
+  await sleep(RECOVERY_MS + 2000)
+  release()
+  return { run: await running, failedAt, promotedAt }
+}
+
+const sentinelEnv = (sentinel: { sentinels: number[], name: string }): Record<string, string> =>
+  ({ REDIS_SENTINELS: sentinel.sentinels.map((p) => `redis://127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: sentinel.name })
+
 test('Redis Cluster: a master killed with SIGKILL, then a replica promoted gracefully', { skip }, async (t) => {
   const sim = await startSim(t)
   const cluster = await startClusterWithReplicas(t)
   const base = await startGateway(t, sim, { REDIS_CLUSTER_NODES: cluster.masters.map((p) => `redis://127.0.0.1:${p}`).join(',') })
 
-  let release = (): void => {}
-  const stop = new Promise<void>((resolve) => { release = resolve })
-  const running = load(base, stop)
-  await sleep(1500)
+  const isMaster = async (port: number): Promise<boolean> => String((await cluster.admin(port).call('ROLE') as unknown[])[0]) === 'master'
   const [victim, heir] = [cluster.masters[0] as number, cluster.replicas[0] as number]
-  await cluster.kill(victim)
-  const killedAt = Date.now()
-  await until(async () => String((await cluster.admin(heir).call('ROLE') as unknown[])[0]) === 'master', 'the replica to be promoted', 20_000)
-  const promotedAt = Date.now()
-  await sleep(RECOVERY_MS + 2000)
-  release()
-  await check(t, base, await running, killedAt, promotedAt)
+  const killed = await failUnderLoad(base, async () => { await cluster.kill(victim) }, async () => await isMaster(heir), 'the replica to be promoted', 20_000)
+  await check(t, base, killed.run, killed.failedAt, killed.promotedAt)
 
   // Graceful: the replica of another master takes over (CLUSTER FAILOVER), nothing is lost.
-  const again = new Promise<void>((resolve) => { release = resolve })
-  const second = load(base, again)
-  await sleep(1500)
-  const failoverAt = Date.now()
-  await cluster.admin(cluster.replicas[1] as number).call('CLUSTER', 'FAILOVER')
-  await until(async () => String((await cluster.admin(cluster.replicas[1] as number).call('ROLE') as unknown[])[0]) === 'master', 'the graceful failover', 20_000)
-  const switchedAt = Date.now()
-  await sleep(RECOVERY_MS + 2000)
-  release()
-  await check(t, base, await second, failoverAt, switchedAt)
+  const taker = cluster.replicas[1] as number
+  const graceful = await failUnderLoad(base, async () => await cluster.admin(taker).call('CLUSTER', 'FAILOVER'), async () => await isMaster(taker), 'the graceful failover', 20_000)
+  await check(t, base, graceful.run, graceful.failedAt, graceful.promotedAt)
 })
 
 test('Sentinel: the master killed with SIGKILL', { skip }, async (t) => {
   const sim = await startSim(t)
   const sentinel = await startSentinelWithReplica(t)
-  const base = await startGateway(t, sim, { REDIS_SENTINELS: sentinel.sentinels.map((p) => `redis://127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: sentinel.name })
-
-  let release = (): void => {}
-  const stop = new Promise<void>((resolve) => { release = resolve })
-  const running = load(base, stop)
-  await sleep(1500)
-  await sentinel.kill(sentinel.master)
-  const killedAt = Date.now()
-  await until(async () => await sentinelMaster(sentinel) === sentinel.replica, 'the sentinels to promote the replica', 30_000)
-  const promotedAt = Date.now()
-  await sleep(RECOVERY_MS + 2000)
-  release()
-  await check(t, base, await running, killedAt, promotedAt)
+  const base = await startGateway(t, sim, sentinelEnv(sentinel))
+  const { run, failedAt, promotedAt } = await failUnderLoad(base, async () => { await sentinel.kill(sentinel.master) },
+    async () => await sentinelMaster(sentinel) === sentinel.replica, 'the sentinels to promote the replica', 30_000)
+  await check(t, base, run, failedAt, promotedAt)
 })
 
 // A replica 50 ms behind its master (a proxy delays each direction): the rotations the master
@@ -180,20 +177,11 @@ test('Sentinel with a replica 50 ms behind, the master killed: acknowledged rota
   const lost: Record<string, number> = {}
   for (const [name, wait] of [['off', {}], ['on', { REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '400', STORE_TIMEOUT_MS: '1000' }]] as const) {
     const sentinel = await startSentinelWithReplica(t, { replicaLagMs: 50 })
-    const base = await startGateway(t, sim, { REDIS_SENTINELS: sentinel.sentinels.map((p) => `redis://127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: sentinel.name, ...wait })
-    let release = (): void => {}
-    const stop = new Promise<void>((resolve) => { release = resolve })
-    const running = load(base, stop)
-    await sleep(1500)
-    await sentinel.kill(sentinel.master)
-    const killedAt = Date.now()
-    await until(async () => await sentinelMaster(sentinel) === sentinel.replica, 'the sentinels to promote the replica', 30_000)
-    const promotedAt = Date.now()
-    await sleep(RECOVERY_MS + 2000)
-    release()
-    const run = await running
+    const base = await startGateway(t, sim, { ...sentinelEnv(sentinel), ...wait })
+    const { run, failedAt, promotedAt } = await failUnderLoad(base, async () => { await sentinel.kill(sentinel.master) },
+      async () => await sentinelMaster(sentinel) === sentinel.replica, 'the sentinels to promote the replica', 30_000)
     t.comment(`REDIS_WAIT_REPLICAS ${name}: ${run.answers.filter((a) => a.what === 'refresh' && a.status === 200).length} rotations answered 200`)
-    lost[name] = await check(t, base, run, killedAt, promotedAt, true)
+    lost[name] = await check(t, base, run, failedAt, promotedAt, true)
     if (name === 'on') t.ok(run.answers.every((a) => a.status === 200 || a.code === 'STORE_UNAVAILABLE'), 'with the option on, only 200 and coded 503')
   }
   t.comment(`acknowledged rotations lost: off ${lost.off}, on ${lost.on}`)

@@ -71,6 +71,19 @@ export interface ConnectOptions {
   timeoutMs: number
 }
 
+/** How long to wait before reconnect attempt `retries`: growing, capped at 2 s, jittered; endless. */
+export const reconnectDelay = (retries: number): number => Math.min((retries + 1) * 100, 2000) + Math.floor(Math.random() * 100)
+
+/** `promise`, or a rejection with `message()` after `ms` if it has not settled by then. */
+export async function within<T> (promise: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message())) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 // Commands waiting for a reply on the gateway's own connection. A Redis that hangs (stopped, a
 // network partition) answers nothing while every request still sends its command; past this many
 // the client refuses new ones at once instead of holding them all in memory.
@@ -86,7 +99,6 @@ const MAX_QUEUED_COMMANDS = 10_000
 export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClientLike> {
   let client: ReturnType<typeof createClient> | undefined
   let lastError = ''
-  let timer: NodeJS.Timeout | undefined
   try {
     client = createClient({
       url: opts.url,
@@ -94,18 +106,13 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
       socket: {
         connectTimeout: opts.timeoutMs,
-        reconnectStrategy: (retries: number) => Math.min((retries + 1) * 100, 2000) + Math.floor(Math.random() * 100)
+        reconnectStrategy: reconnectDelay
       }
     })
     // Without a listener an 'error' event would end the process; the store reports outages per request.
     client.on('error', (err: Error) => { lastError = err.message })
-    await Promise.race([
-      client.connect(),
-      new Promise((_resolve, reject) => {
-        // node-redis keeps retrying a first connection that fails: this is what gives up.
-        timer = setTimeout(() => reject(new Error(`no answer within ${opts.timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)), opts.timeoutMs * 3)
-      })
-    ])
+    // node-redis keeps retrying a first connection that fails: this is what gives up.
+    await within(client.connect(), opts.timeoutMs * 3, () => `no answer within ${opts.timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)
     return client
   } catch (err) {
     if (client?.isOpen === true) client.destroy()
@@ -114,8 +121,6 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
       ? 'not a valid URL; percent-encode special characters in the password'
       : (err as Error).message
     throw new Error(`REDIS_URL: cannot connect to Redis (${reason})`)
-  } finally {
-    clearTimeout(timer)
   }
 }
 

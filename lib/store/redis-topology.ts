@@ -13,7 +13,7 @@
 // promoted master; both are used here (loaded only then). A dropped connection fails the commands in
 // flight (retryDelayOnFailover 0: ioredis would otherwise queue and send them again, and a write whose
 // answer was lost would run twice).
-import { connectRedis, type NodeRedisClientLike, type RedisClient } from './redis-client.js'
+import { connectRedis, reconnectDelay, within, type NodeRedisClientLike, type RedisClient } from './redis-client.js'
 import type { Config } from '../schemas.js'
 
 export type TopologyConfig = Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_NODE_USERNAME' | 'REDIS_NODE_PASSWORD' | 'STORE_TIMEOUT_MS'>
@@ -46,19 +46,6 @@ function nodesOf (setting: string, value: string): Node[] {
   })
 }
 
-// The same reconnect rhythm as the single client's: capped, jittered, endless.
-const backoff = (retries: number): number => Math.min((retries + 1) * 100, 2000) + Math.floor(Math.random() * 100)
-
-/** Rejects after `ms` with `message`, unless `promise` settles first. */
-async function within<T> (promise: Promise<T>, ms: number, message: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(message())) }, ms) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /**
  * Refuses a REDIS_URL whose server cannot be the store: a Sentinel, a replica (read-only), a node of
  * a Redis Cluster (most users' keys live elsewhere). Each message says what to set instead. A server
@@ -89,7 +76,7 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
     retryDelayOnFailover: 0,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
-    clusterRetryStrategy: backoff,
+    clusterRetryStrategy: reconnectDelay,
     redisOptions: {
       ...(first.username !== undefined ? { username: first.username } : {}),
       ...(first.password !== undefined ? { password: first.password } : {}),
@@ -145,8 +132,8 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
     connectTimeout: timeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    retryStrategy: backoff,
-    sentinelRetryStrategy: backoff,
+    retryStrategy: reconnectDelay,
+    sentinelRetryStrategy: reconnectDelay,
     lazyConnect: true
   })
   client.on('error', (err: Error) => { lastError = err.message })
