@@ -73,13 +73,17 @@ function createAutocannon (connections: number): LoadGenerator {
 function createWrk (connections: number): LoadGenerator {
   const dir = mkdtempSync(join(tmpdir(), 'wxauth-bench-'))
   const report = readFileSync(join(paths.wrkScripts, 'report.lua'), 'utf8')
-  const written = new Set<string>()
-  // A data file is written once: a script may rewrite it for the next run (refresh does).
+  // A data file is written once: a script may rewrite it for the next run (refresh does). One file per
+  // list of lines, so that the same scenario at another gateway (scenarioAt) shares it and a peer's
+  // scenario of the same name, with its own sessions, does not.
+  const written = new Map<string[], string>()
   const fileOf = (s: Scenario): string => {
-    const file = join(dir, `${s.name}.txt`)
-    if (s.wrk.file !== undefined && !written.has(file)) {
+    if (s.wrk.file === undefined) return join(dir, `${s.name}.txt`)
+    let file = written.get(s.wrk.file)
+    if (file === undefined) {
+      file = join(dir, `${s.name}-${written.size}.txt`)
       writeFileSync(file, s.wrk.file.join('\n') + '\n')
-      written.add(file)
+      written.set(s.wrk.file, file)
     }
     return file
   }

@@ -10,5 +10,8 @@ export const paths = {
   /** The scenarios' wrk scripts and report.lua. */
   wrkScripts: join(root, 'bench', 'wrk'),
   /** latest.json and the CPU profiles (git ignores it). */
-  results: join(root, 'bench', 'results')
+  results: join(root, 'bench', 'results'),
+  /** The Go peer's source (bench/peers/go/), and where it is built (.bench/go/: binary, GOPATH, cache). */
+  goPeerSource: join(root, 'bench', 'peers', 'go'),
+  goPeerBuild: join(root, '.bench', 'go')
 }

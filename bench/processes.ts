@@ -131,7 +131,7 @@ function childrenOf (pid: number): number[] {
 }
 
 export const APPID = 'wx0123456789abcdef'
-const SECRET = 'bench-secret-0123456789abcdef'
+export const SECRET = 'bench-secret-0123456789abcdef'
 /** The gateway's rate limits during a run: the load comes from one IP, but the limits stay in the path. */
 export const RAISED_LIMIT = 1_000_000_000
 
@@ -161,6 +161,8 @@ export interface Stack {
   redisUrl: string
   redis: Proc
   simulator: Proc
+  /** The simulator's base URL (the gateways' WECHAT_API_BASE). */
+  simulatorUrl: string
   /** As StackOptions.gateways lists them. */
   gateways: Gateway[]
   /** Stops every process still running, the gateways first. */
@@ -196,7 +198,7 @@ export async function startStack (options: StackOptions): Promise<Stack> {
     }
     const gateways: Gateway[] = []
     for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, options.profile && i === 0, started))
-    return { redisUrl, redis, simulator, gateways, stop }
+    return { redisUrl, redis, simulator, simulatorUrl: env.WECHAT_API_BASE, gateways, stop }
   } catch (err) {
     await stop()
     throw err

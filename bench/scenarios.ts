@@ -24,14 +24,14 @@ async function post (url: string, body: unknown): Promise<Pair> {
   return JSON.parse(text) as Pair
 }
 
-/** Logs in `count` users, 20 at a time. */
-async function prepareSessions (base: string, count: number, prefix: string): Promise<Pair[]> {
+/** Logs in `count` users, 20 at a time, with codes `<prefix><n>.<tag>`. */
+async function prepareSessions (base: string, count: number, prefix: string, tag: string): Promise<Pair[]> {
   const out: Pair[] = []
   let next = 0
   await Promise.all(Array.from({ length: 20 }, async () => {
     while (next < count) {
       const i = next++
-      out[i] = await post(`${base}/auth/login`, { code: `${prefix}${i}.prep` })
+      out[i] = await post(`${base}/auth/login`, { code: `${prefix}${i}.${tag}` })
     }
   }))
   return out
@@ -116,11 +116,12 @@ function login (base: string): Scenario {
 
 /**
  * Every scenario, the ceiling first, against the gateway at `base`: logs in the sessions they run on,
- * `sessions` for `authenticated` and as many for `refresh`.
+ * `sessions` for `authenticated` and as many for `refresh`. A code works once: another server logging in
+ * the same users against the same simulator (bench/peers.ts) gives another `codeTag`.
  */
-export async function prepareScenarios (base: string, sessions: number): Promise<Scenario[]> {
-  const readers = await prepareSessions(base, sessions, 'reader')
-  const rotors = await prepareSessions(base, sessions, 'rotor')
+export async function prepareScenarios (base: string, sessions: number, codeTag = 'prep'): Promise<Scenario[]> {
+  const readers = await prepareSessions(base, sessions, 'reader', codeTag)
+  const rotors = await prepareSessions(base, sessions, 'rotor', codeTag)
   return [ceiling(base), authenticated(base, readers), refresh(base, rotors), login(base)]
 }
 

@@ -1,0 +1,71 @@
+// The run's knobs, read from the environment (BENCHMARKS.md lists them), and the gateways they ask
+// for: shared by `npm run bench` (bench/run.ts) and `npm run bench:peers` (bench/peers.ts).
+import { availableParallelism, cpus } from 'node:os'
+import type { CeilingSetup } from './ceiling.js'
+import { loadGeneratorName } from './loadgen.js'
+import type { GatewaySpec } from './processes.js'
+import type { Compared } from './report.js'
+
+/** BENCH_WORKERS: a number of workers, or `auto` for this machine's cores; unset (or 1) for none. */
+function workersOf (value: string | undefined): number | null {
+  if (value === undefined || value === '') return null
+  const count = value === 'auto' ? availableParallelism() : Number(value)
+  if (!Number.isInteger(count) || count < 1 || count > 99) throw new Error('BENCH_WORKERS must be auto or a number of workers (2 to 99)')
+  if (count === 1) process.stderr.write(`BENCH_WORKERS=${value} is one process: measuring the single-process gateway only\n`)
+  return count > 1 ? count : null
+}
+
+export function benchConfig (env: NodeJS.ProcessEnv) {
+  const connections = Number(env.BENCH_CONNECTIONS ?? 50)
+  const sessions = Number(env.BENCH_SESSIONS ?? 1000)
+  if (sessions < connections) throw new Error('BENCH_SESSIONS must be at least BENCH_CONNECTIONS: each refresh connection holds a session')
+  return {
+    durationSec: Number(env.BENCH_DURATION ?? 10),
+    warmupSec: Number(env.BENCH_WARMUP ?? 3),
+    connections,
+    sessions,
+    memorySessions: Number(env.BENCH_MEMORY_SESSIONS ?? 100_000),
+    // Every scenario, the ceiling included, runs once per round; each ratio is taken against the ceiling
+    // of its own round, and the round with the median ratio is reported.
+    rounds: Math.max(1, Math.floor(Number(env.BENCH_ROUNDS ?? 3))),
+    loadgen: loadGeneratorName(env.BENCH_LOADGEN),
+    // BENCH_ONLY=authenticated,refresh runs only those scenarios (the ceiling always runs).
+    only: (env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
+    // BENCH_PROFILE=1 writes a V8 CPU profile of the gateway to bench/results/ (see bench/profile-top.ts).
+    profile: env.BENCH_PROFILE === '1',
+    // BENCH_METRICS=1 runs every gateway with METRICS_PORT: Prometheus metrics counted on every request;
+    // BENCH_METRICS=compare also measures the gateway with metrics, in turn with the one without.
+    metrics: metricsOf(env.BENCH_METRICS),
+    // BENCH_WORKERS=2 (or auto) also measures a gateway of that many workers (WORKERS), in turn with the other.
+    workers: workersOf(env.BENCH_WORKERS)
+  }
+}
+
+function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
+  if (value === undefined || value === '' || value === '0') return 'off'
+  if (value === '1' || value === 'compare') return value === '1' ? 'on' : 'compare'
+  throw new Error('BENCH_METRICS must be 1 or compare')
+}
+
+/** The gateways to start, the one every other is compared with first; and what the second one is. */
+export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers } = config
+  if (metrics === 'compare' && workers !== null) throw new Error('BENCH_METRICS=compare and BENCH_WORKERS: one comparison at a time')
+  const first = { label: 'gateway', workers: 1, metrics: metrics === 'on' }
+  if (workers !== null) {
+    const compared = { label: `${workers} workers`, baseLabel: '1 process', about: `WORKERS=${workers} (a primary and ${workers} workers on one port; gateway CPU summed over the primary and its workers)` }
+    return { specs: [first, { label: compared.label, workers, metrics: metrics === 'on' }], compared }
+  }
+  if (metrics === 'compare') {
+    const compared = { label: 'metrics', baseLabel: 'no metrics', about: 'metrics (the same gateway with METRICS_PORT: Prometheus metrics counted on every request)' }
+    return { specs: [first, { label: 'metrics', workers: 1, metrics: true }], compared }
+  }
+  return { specs: [first], compared: null }
+}
+
+export type BenchConfig = ReturnType<typeof benchConfig>
+
+/** What makes two runs' ceilings comparable (bench/results/history.jsonl): this machine and the run's setup. */
+export function ceilingSetupOf (config: BenchConfig): CeilingSetup {
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics === 'on', profile: config.profile }
+}
