@@ -60,6 +60,35 @@ export async function checkSingleServer (client: NodeRedisClientLike): Promise<v
   if (/^cluster_enabled:1/m.test(String(info))) throw new Error('REDIS_URL points at a node of a Redis Cluster, which holds only some users\' keys: set REDIS_CLUSTER_NODES to one or more nodes\' URLs instead')
 }
 
+/** An ioredis Cluster, as far as connecting its masters goes. */
+export interface IoredisClusterNodes {
+  readonly status: string
+  nodes: (role: 'master') => Array<{ status: string, connect: () => Promise<void> }>
+  on: (event: 'refresh', listener: () => void) => unknown
+}
+
+/**
+ * ioredis connects to a node at its first command, and without an offline queue (and with nothing
+ * sent again) the commands that meet the node still connecting fail: this connects every master as
+ * soon as the slot map names it, at boot and after each refresh (a promoted replica). The function
+ * returned, called once the cluster is ready, resolves when every master is connected or `withinMs`
+ * has passed.
+ */
+export function keepMastersConnected (cluster: IoredisClusterNodes, withinMs: number): () => Promise<void> {
+  const masters = (): ReturnType<IoredisClusterNodes['nodes']> => cluster.nodes('master')
+  // Not before the cluster is ready: a node connected during ioredis's own first refresh breaks its boot.
+  const connectMasters = (): void => {
+    if (cluster.status !== 'ready') return
+    for (const node of masters()) if (node.status === 'wait') node.connect().catch(() => {})
+  }
+  cluster.on('refresh', connectMasters)
+  const deadline = Date.now() + withinMs
+  return async () => {
+    connectMasters()
+    while (masters().some((node) => node.status !== 'ready') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
 async function connectCluster (value: string, timeoutMs: number): Promise<RedisClient> {
   const nodes = nodesOf('REDIS_CLUSTER_NODES', value)
   const first = nodes[0] as Node
@@ -88,21 +117,7 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
   })
   // ClusterAllFailedError says only 'Failed to refresh slots cache.': the node's own error says why.
   cluster.on('error', (err: Error & { lastNodeError?: Error }) => { lastError = err.lastNodeError?.message ?? err.message })
-  // ioredis connects to a node at its first command, and without an offline queue (and with nothing
-  // sent again) the commands that meet the node still connecting fail: connect every master as soon as
-  // the slot map names it, at boot and after each refresh (a promoted replica).
-  const masters = (): Array<{ status: string, connect: () => Promise<void> }> => cluster.nodes('master')
-  // Not before the cluster is ready: a node connected during ioredis's own first refresh breaks its boot.
-  const connectMasters = (): void => {
-    if (cluster.status !== 'ready') return
-    for (const node of masters()) if (node.status === 'wait') node.connect().catch(() => {})
-  }
-  cluster.on('refresh', connectMasters)
-  const bootDeadline = Date.now() + timeoutMs * 3
-  const mastersReady = async (): Promise<void> => {
-    connectMasters()
-    while (masters().some((node) => node.status !== 'ready') && Date.now() < bootDeadline) await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  const mastersReady = keepMastersConnected(cluster, timeoutMs * 3)
   try {
     await within(new Promise<void>((resolve) => { cluster.once('ready', () => { resolve() }) }).then(mastersReady), timeoutMs * 3,
       () => `REDIS_CLUSTER_NODES: the cluster is not ready within ${timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)

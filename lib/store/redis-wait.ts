@@ -1,10 +1,10 @@
 // Durability as an option (REDIS_WAIT_REPLICAS): the writes that open a session and rotate a refresh
 // token wait until that many replicas have them (WAIT), at most REDIS_WAIT_TIMEOUT_MS, before the
 // client is answered. WAIT counts the replicas that acknowledged every earlier write of the connection
-// it is sent on, so it goes on the connection that took the write: the client's own (one server, a
-// node-redis Sentinel client with its default single master connection), or on an ioredis Cluster the
-// connection to the master serving the key's slot. A node-redis cluster client routes a keyless command
-// to any node and exposes no node connection to send it on: refused.
+// it is sent on, so it goes on the connection that took the write: the durable writes' own
+// (redis-lane.ts; a node-redis Sentinel client's single master connection when it cannot make one), or
+// on an ioredis Cluster that connection's master serving the key's slot. A node-redis cluster client
+// routes a keyless command to any node and exposes no node connection to send it on: refused.
 //
 // Writes share WAITs: one is sent per turn of the event loop for every write answered before it (all
 // of them earlier on that connection), so a master without its replica costs each write at most two

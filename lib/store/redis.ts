@@ -5,7 +5,8 @@
 // deadlines in deadlines.ts.
 import { StoreUnavailableError } from '../errors.js'
 import { createDeadlines } from './deadlines.js'
-import { disconnectClient, sendCommandOf, type RedisClient } from './redis-client.js'
+import { disconnectClient, sendCommandOf, type RedisClient, type SendCommand } from './redis-client.js'
+import { openLane, type Lane } from './redis-lane.js'
 import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
@@ -35,8 +36,10 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: scriptRunner(send), guard: deadlines.guard }
-  if (opts.wait !== undefined && opts.wait.replicas > 0) ctx.settle = replicaWaiter(client, send, opts.wait)
+  const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait) : null
   const guard = deadlines.guard
+  /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
+  const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
 
   return {
     kind: 'redis',
@@ -53,7 +56,10 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
      * cluster slot with no master, and a client stuck on an old slot map; a PING cannot tell these.
      */
     async ping () {
-      const answers = await guard(async () => await Promise.all(ctx.keys.health.map(async (key) => await send(key, ['SET', key, '1', 'PX', '10000']))))
+      const answers = await guard(async () => {
+        await lane?.ready
+        return await Promise.all(probed.flatMap((on) => ctx.keys.health.map(async (key) => await on(key, ['SET', key, '1', 'PX', '10000']))))
+      })
       // A client that answers anything else (a callback-style wrapper answers undefined) is not usable.
       const odd = answers.find((answer) => answer !== 'OK')
       if (odd !== undefined || answers.length === 0) throw new StoreUnavailableError({ cause: new Error(`SET answered ${String(odd)}`) })
@@ -62,12 +68,31 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     async close () {
       // Operations in flight get until their deadline, then the connection is dropped: a Redis
       // that hangs cannot hold the process open.
-      if (opts.ownsClient) {
-        await deadlines.drain()
-        disconnectClient(client)
-      }
+      if (opts.ownsClient || lane !== null) await deadlines.drain()
+      lane?.close()
+      if (opts.ownsClient) disconnectClient(client)
       deadlines.stop()
     }
+  }
+}
+
+/**
+ * Durability on: the writes that open a session and rotate a refresh token, and their WAITs, go on a
+ * connection of their own when the client can make one (redis-lane.ts), which is returned.
+ */
+function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wait: WaitOptions): Lane | null {
+  const lane = openLane(client, timeoutMs)
+  const on = lane ?? { client, send: ctx.send, ready: Promise.resolve() }
+  try {
+    const run = scriptRunner(on.send)
+    ctx.durable = {
+      run: async (...args) => { await on.ready; return await run(...args) },
+      settle: replicaWaiter(on.client, on.send, wait)
+    }
+    return lane
+  } catch (err) {
+    lane?.close()
+    throw err
   }
 }
 

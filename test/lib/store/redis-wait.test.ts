@@ -1,16 +1,16 @@
 // Durability as an option (REDIS_WAIT_REPLICAS): opening a session and rotating a refresh token wait
 // until replicas have the write, on real deployments with replicas; with the replica gone, the write
 // stands, the caller is answered within the timeout and the shortfall is reported.
-import { createCluster, createSentinel } from '@redis/client'
-import { Cluster } from 'ioredis'
+import { createClient, createCluster, createSentinel } from '@redis/client'
+import { Cluster, Redis } from 'ioredis'
 import { test, type Test } from 'tap'
 import { newSessionId, userTag } from '../../../lib/ids.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import { shortWarning } from '../../../lib/store/redis-wait.js'
-import type { RedisClient } from '../../../lib/store/redis-client.js'
+import { disconnectClient, type RedisClient } from '../../../lib/store/redis-client.js'
 import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { buildApp, redisClient, startRedis, startSim } from '../../helper.js'
-import { startClusterWithReplicas, startSentinelWithReplica } from '../../redis-deployments.js'
+import { startClusterWithReplicas, startSentinelWithReplica, until } from '../../redis-deployments.js'
 
 const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: `h${generation + 1}`, nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
 
@@ -97,6 +97,43 @@ test('a master without a replica: answered after the timeout, the write stands, 
   for (let i = 0; i < 5; i++) warn(0, 1)
   t.equal(lines.length, 1, 'one line per minute here, however many writes')
   t.match(lines[0], /1 write\(s\) answered with fewer replicas than asked \(last: 0 of 1/)
+})
+
+/** The connections a Redis server has from clients named `name`. */
+async function connectionsNamed (admin: ReturnType<typeof redisClient>, name: string): Promise<number> {
+  const list = await admin.client('LIST') as string
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).length
+}
+
+test('a WAIT holds up no other command: durable writes and their WAITs have their own connection, closed with the store', async (t) => {
+  const redis = await startRedis(t)
+  const admin = redisClient(t, redis.url)
+  const clients: Array<[string, () => Promise<RedisClient>]> = [
+    ['node-redis', async () => await createClient({ url: redis.url, name: 'host-nr' }).connect() as unknown as RedisClient],
+    ['ioredis', async () => new Redis(redis.url, { connectionName: 'host-io' }) as unknown as RedisClient]
+  ]
+  for (const [kind, make] of clients) {
+    const client = await make()
+    const name = kind === 'ioredis' ? 'host-io' : 'host-nr'
+    const store = createRedisStore({ client, keyPrefix: `${newSessionId()}:`, timeoutMs: 2000, ownsClient: false, wait: { replicas: 1, timeoutMs: 600 } })
+    await store.ping()
+    t.equal(await connectionsNamed(admin, name), 2, `${kind}: the host's connection and the store's lane`)
+    const ref = { tag: userTag('wxapp', kind), sid: newSessionId() }
+    await store.createSession(ref, { sub: kind, openid: 'o', sessionKey: 'k' }, 'h0', 60)
+    // No replica: the rotation's WAIT waits its 600 ms; the reads of other requests must not.
+    const started = performance.now()
+    const rotation = store.rotateRefresh(ref, rot(0)).then(() => performance.now() - started)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const readStarted = performance.now()
+    t.match(await store.getSession(ref), { sub: kind }, `${kind}: read while a WAIT waits`)
+    const readMs = performance.now() - readStarted
+    t.ok(readMs < 200, `${kind}: the read answered in ${Math.round(readMs)} ms, not behind the WAIT`)
+    t.ok(await rotation >= 550, `${kind}: the rotation itself waited for its WAIT`)
+    await store.close()
+    await until(async () => await connectionsNamed(admin, name) === 1, `${kind}: the lane closed with the store`, 5000)
+    t.pass(`${kind}: the lane is closed with the store, the host's client is left open`)
+    disconnectClient(client)
+  }
 })
 
 test('the option is refused at boot where it cannot hold', async (t) => {
