@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
 import { hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
+import { recoveryWarning } from '../lib/store/redis-recovery.js'
 import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
 import { cannotWait, shortWarning } from '../lib/store/redis-wait.js'
 import type { SessionStore } from '../lib/store/types.js'
@@ -49,9 +50,9 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   if (opts.redis !== undefined && config.REDIS_URL !== undefined) {
     fastify.log.warn('REDIS_URL is ignored: the Redis client passed in is the store\'s')
   }
-  if (opts.redis !== undefined && 'masters' in opts.redis) {
-    fastify.log.warn('the node-redis cluster client passed in does not recover when a master dies outright: it reloads its slot map only on a MOVED answer (redis/node-redis#2806), so requests for that master\'s slots fail until a restart, even after its replica took over. Pass an ioredis Cluster, or let the gateway connect with REDIS_CLUSTER_NODES')
-  }
+  // A node-redis cluster client that would not find a crashed master's replica (lib/store/redis-recovery.ts).
+  const recovery = opts.redis === undefined ? null : recoveryWarning(opts.redis)
+  if (recovery !== null) fastify.log.warn(recovery)
   fastify.decorate('wechatAuthStore', fastify.hasDecorator('wechatAuthMetrics') ? fastify.wechatAuthMetrics.instrumentStore(store) : store)
   fastify.addHook('onClose', async () => { await store.close() })
   // Debug: a standalone start says one line (Fastify's 'Server listening'), warnings aside.
