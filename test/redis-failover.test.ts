@@ -1,25 +1,24 @@
-// The standalone server (dist/server.js) on real Redis deployments with replicas, under a steady,
-// bounded load of authenticated requests and refreshes from users who each hold one session, while
-// a cluster master or the Sentinel-managed master is killed with SIGKILL, or a replica is promoted
-// gracefully. Every answer is 200 or a coded 503; every request succeeds again within 10 s of the
-// promotion; no session ends. (Acknowledged rotations a dead master had not yet passed to its replica
-// would end sessions: with replicas in sync on one machine none were lost in these runs; each run
-// reports the count.)
+// The standalone server (dist/server.js), or gateways given a host's node-redis 6 cluster client, on
+// real Redis deployments with replicas, under a steady, bounded load of authenticated requests and
+// refreshes from users who each hold one session (test/failover-load.ts), while a cluster master or
+// the Sentinel-managed master is killed with SIGKILL, or a replica is promoted gracefully. Every
+// answer is 200 or a coded 503; every request succeeds again within 10 s of the promotion; no session
+// ends. (Acknowledged rotations a dead master had not yet passed to its replica would end sessions:
+// with replicas in sync on one machine none were lost in these runs; each run reports the count.)
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { createCluster } from 'redis6'
 import { request } from 'undici'
-import { test, type Test } from 'tap'
-import { freePort, startSim } from './helper.js'
+import tap, { test, type Test } from 'tap'
+import { check, failUnderLoad } from './failover-load.js'
+import { buildApp, freePort, startSim } from './helper.js'
 import { sentinelMaster, startClusterWithReplicas, startSentinelWithReplica, until } from './redis-deployments.js'
 
 const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const skip = existsSync(entry) ? false : 'run `npm run build` first (npm test does)'
-const USERS = 12
-const RECOVERY_MS = 10_000
-
-interface Answer { at: number, what: 'me' | 'refresh', status: number, code?: string }
+// Nine failovers of about 20 s each take longer than the 120 s the other files get.
+tap.setTimeout(480_000)
 
 /** The standalone server on `redis` (the env of a topology), listening; stopped at teardown. */
 async function startGateway (t: Test, sim: { appid: string, secret: string, url: string }, redis: Record<string, string>): Promise<string> {
@@ -48,94 +47,6 @@ async function startGateway (t: Test, sim: { appid: string, secret: string, url:
   const base = `http://127.0.0.1:${port}`
   await until(async () => (await request(`${base}/health`)).statusCode === 200, `the gateway to be ready:\n${out}`, 20_000)
   return base
-}
-
-async function call (base: string, method: 'GET' | 'POST', path: string, opts: { token?: string, body?: unknown }): Promise<{ status: number, body: Record<string, unknown> }> {
-  const res = await request(`${base}${path}`, {
-    method,
-    headers: { ...(opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {})
-  })
-  const text = await res.body.text()
-  return { status: res.statusCode, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
-}
-
-/**
- * USERS users, each logged in once, asking GET /auth/me and refreshing every third request, 20 ms
- * apart; a 503 keeps the tokens it had. Runs until `stop` resolves; returns every answer and each
- * user's last tokens.
- */
-async function load (base: string, stop: Promise<void>): Promise<{ answers: Answer[], users: Array<{ accessToken: string, refreshToken: string }> }> {
-  const state = { running: true }
-  stop.then(() => { state.running = false }, () => {})
-  const answers: Answer[] = []
-  const users = await Promise.all(Array.from({ length: USERS }, async (_, i) => {
-    const login = await call(base, 'POST', '/auth/login', { body: { code: `failover${i}.${Date.now()}` } })
-    if (login.status !== 200) throw new Error(`login ${login.status} ${JSON.stringify(login.body)}`)
-    return { accessToken: String(login.body.accessToken), refreshToken: String(login.body.refreshToken) }
-  }))
-  await Promise.all(users.map(async (user) => {
-    for (let n = 0; state.running; n++) {
-      const what = n % 3 === 2 ? 'refresh' : 'me'
-      const res = what === 'me'
-        ? await call(base, 'GET', '/auth/me', { token: user.accessToken })
-        : await call(base, 'POST', '/auth/refresh', { body: { refreshToken: user.refreshToken } })
-      answers.push({ at: Date.now(), what, status: res.status, ...(typeof res.body.code === 'string' ? { code: res.body.code } : {}) })
-      if (what === 'refresh' && res.status === 200) Object.assign(user, { accessToken: res.body.accessToken, refreshToken: res.body.refreshToken })
-      await sleep(20)
-    }
-  }))
-  return { answers, users }
-}
-
-/**
- * What a failover did to the load: the answers' kinds, the last failure after the promotion, sessions
- * that ended. A session ends when its last acknowledged rotation was lost (the dead master had not
- * passed it on): its token is then refused. Returns how many; asserts none unless `mayLose`.
- */
-async function check (t: Test, base: string, run: Awaited<ReturnType<typeof load>>, failedAt: number, promotedAt: number, mayLose = false): Promise<number> {
-  const kinds = [...new Set(run.answers.map((a) => `${a.status} ${a.code ?? ''}`.trim()))].sort()
-  const failures = run.answers.filter((a) => a.status !== 200)
-  const lastFailure = failures.at(-1)?.at ?? 0
-  t.comment(`${run.answers.length} answers (${kinds.join(', ')}), ${failures.length} failed; promoted ${promotedAt - failedAt} ms after the failure, last failed answer ${lastFailure === 0 ? 'none' : `${lastFailure - failedAt} ms after it`}`)
-  // A lost rotation logs its user out (401 from then on): the measure of a lossy run is that count.
-  if (!mayLose) {
-    t.ok(kinds.every((k) => k === '200' || k === '503 STORE_UNAVAILABLE'), 'only 200 and coded 503')
-    t.ok(lastFailure - promotedAt <= RECOVERY_MS, 'every request succeeds again within 10 s of the promotion')
-    t.ok(run.answers.filter((a) => a.at > promotedAt + RECOVERY_MS).length > USERS * 10, 'and the load went on after that')
-  }
-  // A 503 says the store is slow now (a promoted master without its replica makes WAITs last their
-  // timeout), not that the session ended: asked again until it answers, for up to 10 s.
-  const finalRefresh = async (u: { refreshToken: string }): Promise<{ status: number, body: Record<string, unknown> }> => {
-    for (let i = 0; ; i++) {
-      const res = await call(base, 'POST', '/auth/refresh', { body: { refreshToken: u.refreshToken } })
-      if (res.status !== 503 || i >= 50) return res
-      await sleep(200)
-    }
-  }
-  const ends = await Promise.all(run.users.map(finalRefresh))
-  const lost = ends.filter((r) => r.status !== 200)
-  t.comment(`sessions ended: ${lost.length} of ${USERS} (${lost.map((r) => r.body.code).join(', ')})`)
-  if (!mayLose) t.equal(lost.length, 0, 'no session ended: each user refreshes with the last token it was given')
-  return lost.length
-}
-
-/**
- * The load of `load()` on `base` while `fail()` happens 1.5 s in; runs until RECOVERY_MS + 2 s after
- * `promoted()` says the deployment has its new master (within `promotionTimeoutMs`). The answers,
- * and when each of the two was.
- */
-async function failUnderLoad (base: string, fail: () => Promise<unknown>, promoted: () => Promise<boolean>, what: string, promotionTimeoutMs: number): Promise<{ run: Awaited<ReturnType<typeof load>>, failedAt: number, promotedAt: number }> {
-  let release = (): void => {}
-  const running = load(base, new Promise<void>((resolve) => { release = resolve }))
-  await sleep(1500)
-  await fail()
-  const failedAt = Date.now()
-  await until(promoted, what, promotionTimeoutMs)
-  const promotedAt = Date.now()
-  await sleep(RECOVERY_MS + 2000)
-  release()
-  return { run: await running, failedAt, promotedAt }
 }
 
 const sentinelEnv = (sentinel: { sentinels: number[], name: string }): Record<string, string> =>
@@ -186,4 +97,44 @@ test('Sentinel with a replica 50 ms behind, the master killed: acknowledged rota
   }
   t.comment(`acknowledged rotations lost: off ${lost.off}, on ${lost.on}`)
   t.equal(lost.on, 0, 'with the option on, every rotation answered 200 survives the failover')
+})
+
+// A host's own node-redis 6 cluster client (the plugin's `redis` option), one per gateway instance,
+// two instances sharing the load. A dead master answers nothing, so no MOVED tells the client of its
+// replica's promotion (5.x stayed on the dead master: redis/node-redis#2806); 6.x reloads its slot map
+// on a node's reconnection attempts, the first time `topologyRefreshOnReconnectionAttemptStrategy` ms
+// (default 5000) after the first attempt, then again each time as long after the last refresh. Here
+// the replica is promoted about 2 s after the kill, before the first refresh; with `lateMs` it is
+// held back (cluster-replica-no-failover, then CLUSTER FAILOVER TAKEOVER) until after that refresh
+// found the dead master still in place, as a cluster-node-timeout of 15 s (Redis's default) would:
+// the worst case, one more delay before the client looks again.
+test('a node-redis 6 cluster client passed in, two instances: a master killed with SIGKILL', async (t) => {
+  const sim = await startSim(t)
+  const cases: Array<{ strategy?: number, lateMs: number }> = [{ lateMs: 0 }, { strategy: 1000, lateMs: 0 }, { lateMs: 6500 }, { strategy: 1000, lateMs: 6500 }]
+  for (const { strategy, lateMs } of cases) {
+    t.test(`refresh ${strategy ?? 'default (5000)'} ms after the first reconnection attempt, promoted ${lateMs === 0 ? 'by the cluster' : `${lateMs} ms after the kill`}`, async (t) => {
+      const cluster = await startClusterWithReplicas(t)
+      const bases = await Promise.all([0, 1].map(async () => {
+        const client = createCluster({
+          rootNodes: cluster.masters.map((p) => ({ url: `redis://127.0.0.1:${p}` })),
+          defaults: { disableOfflineQueue: true },
+          ...(strategy === undefined ? {} : { topologyRefreshOnReconnectionAttemptStrategy: strategy })
+        })
+        client.on('error', () => {})
+        await client.connect()
+        t.teardown(() => { client.destroy() })
+        const app = await buildApp(t, { sim, redis: client, config: { STORE_TIMEOUT_MS: 500 } })
+        return await app.listen({ port: 0, host: '127.0.0.1' })
+      }))
+      const [victim, heir] = [cluster.masters[0] as number, cluster.replicas[0] as number]
+      if (lateMs > 0) await cluster.admin(heir).call('CONFIG', 'SET', 'cluster-replica-no-failover', 'yes')
+      const kill = async (): Promise<void> => {
+        await cluster.kill(victim)
+        if (lateMs > 0) setTimeout(() => { cluster.admin(heir).call('CLUSTER', 'FAILOVER', 'TAKEOVER').catch(() => {}) }, lateMs)
+      }
+      const isMaster = async (): Promise<boolean> => String((await cluster.admin(heir).call('ROLE') as unknown[])[0]) === 'master'
+      const { run, failedAt, promotedAt } = await failUnderLoad(bases, kill, isMaster, 'the replica to be promoted', lateMs + 20_000)
+      await check(t, bases[0] as string, run, failedAt, promotedAt)
+    })
+  }
 })
