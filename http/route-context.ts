@@ -6,10 +6,11 @@
 // the gateway's limits too, with the gateway's budgets and error code, so that each request is
 // counted once (a second registration here would count it again, in another store, with another
 // budget). Without one, the gateway registers its own, counting in the session store.
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { auditContext } from '../lib/audit.js'
 import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
+import { countedWithNext, type CountedWithNext } from './counted-with-next.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
 import { rateLimitStore } from './rate-limit-store.js'
 import { asksToUpgrade } from './server-options.js'
@@ -23,7 +24,19 @@ export function withAuditContext (request: FastifyRequest, _reply: FastifyReply,
 /** A route's rate limit: `max` requests a minute, refused with 429 RATE_LIMITED whichever registration counts it. */
 export type PerMinute = (max: number) => ReturnType<typeof limitOf>
 
-export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<{ perMinute: PerMinute }> {
+/**
+ * A POST route's budget of `max` a minute per `key` (the client IP by default), counted with the
+ * flow's next store command (http/counted-with-next.ts).
+ */
+export type CountedPerMinute = (path: string, max: number, key?: (request: FastifyRequest) => string) => CountedWithNext
+
+export interface RouteLimits {
+  perMinute: PerMinute
+  /** Absent when a host's @fastify/rate-limit counts the gateway's limits: then use perMinute. */
+  counted?: CountedPerMinute
+}
+
+export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<RouteLimits> {
   fastify.setErrorHandler(errorHandler)
   fastify.addHook('onRequest', withAuditContext)
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
@@ -61,7 +74,11 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
   })
   // The store the handler needs: if counting fails, the request fails at once (503
   // STORE_UNAVAILABLE) instead of waiting out the store's deadline a second time in its handler.
-  return { perMinute: (max) => limitOf(max, false) }
+  return {
+    perMinute: (max) => limitOf(max, false),
+    // Keyed as @fastify/rate-limit keys the same route (its method and URL, then the key: the IP by default).
+    counted: (path, max, key = (request) => normalizeIP(request.ip ?? '')) => countedWithNext(opts.store, { scope: `POST${fastify.prefix}${path}:`, max, windowMs: 60_000, key })
+  }
 }
 
 function limitOf (max: number, skipOnError: boolean) {

@@ -2,6 +2,7 @@
 // stepping up spend wx.login() codes this way, H5 login an official account's authorization codes.
 import { WxCodeUsedError } from './errors.js'
 import { digest } from './ids.js'
+import { alongGate, type Gate } from './rate-gate.js'
 import type { SessionsDeps } from './sessions-deps.js'
 import type { Code2SessionResult } from './wechat-client.js'
 
@@ -17,9 +18,15 @@ export const USED_CODE_TTL_MS = 10 * 60 * 1000
  * unless it failed with `UsedError` (WeChat itself says the code was used).
  */
 export function createCodeClaims ({ store }: Pick<SessionsDeps, 'store'>, UsedError: new () => Error) {
-  return async function once<T> (appid: string, code: string, exchange: () => Promise<T>): Promise<T> {
+  /**
+   * `gate`, the request's rate limit, is counted in the same round trip as the claim
+   * (http/counted-with-next.ts): over the budget, the claim is released and WeChat is not called.
+   */
+  return async function once<T> (appid: string, code: string, exchange: () => Promise<T>, gate?: Gate): Promise<T> {
     const codeId = digest(`${appid}\u0000${code}`)
-    const claim = await store.claimCode(codeId, USED_CODE_TTL_MS)
+    const claim = await alongGate(gate, store.claimCode(codeId, USED_CODE_TTL_MS), (made) => {
+      if (made === 'claimed') store.settleCode(codeId, false, USED_CODE_TTL_MS).catch(() => {})
+    })
     if (claim !== 'claimed') throw new UsedError()
     try {
       return await exchange()
@@ -33,8 +40,8 @@ export function createCodeClaims ({ store }: Pick<SessionsDeps, 'store'>, UsedEr
 export function createCodeExchange ({ store, wechat }: Pick<SessionsDeps, 'store' | 'wechat'>) {
   const once = createCodeClaims({ store }, WxCodeUsedError)
   /** Exchanges a wx.login() code with WeChat (jscode2session): a replay, or a concurrent duplicate, never reaches WeChat. */
-  return async function exchange (appid: string, code: string): Promise<Code2SessionResult> {
-    return await once(appid, code, async () => await wechat.code2Session(code, appid))
+  return async function exchange (appid: string, code: string, gate?: Gate): Promise<Code2SessionResult> {
+    return await once(appid, code, async () => await wechat.code2Session(code, appid), gate)
   }
 }
 

@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import { AccessInput } from './access-schemas.js'
 import { outcomeOf, type SessionVia } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
+import type { Gate } from './rate-gate.js'
 import { ConfigSchema } from './schemas.js'
 import type { SessionOpener } from './session-opener.js'
 import type { LoginDevice, OpenedPair, ResolveUser, SessionsDeps, WeChatIdentity } from './sessions-deps.js'
@@ -73,24 +74,27 @@ export function createIdentityLogin ({ store, config, resolveUser: hostResolver 
 export function createLogin ({ wechat, config, audit }: SessionsDeps, openFor: ReturnType<typeof createIdentityLogin>, exchange: CodeExchange, opener: SessionOpener) {
   const rules = sessionRules(config)
 
-  /** Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. */
-  async function login (code: string, requestedAppid?: string, device: LoginDevice = {}): Promise<OpenedPair> {
+  /**
+   * Logs in with a wx.login() code. `appid` may be omitted when one mini program is served. `gate`,
+   * the request's rate limit, is waited for with the code's claim (lib/code-exchange.ts).
+   */
+  async function login (code: string, requestedAppid?: string, device: LoginDevice = {}, gate?: Gate): Promise<OpenedPair> {
     // A login that gets as far as opening a session is audited there (session.open); one refused
     // before (the code, WeChat, the device type) is audited here.
     const opening = { started: false }
     try {
-      return await loginWith(code, requestedAppid, device, opening)
+      return await loginWith(code, requestedAppid, device, opening, gate)
     } catch (err) {
       if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(requestedAppid !== undefined ? { appid: requestedAppid } : {}) })
       throw err
     }
   }
 
-  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }): Promise<OpenedPair> {
+  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }, gate?: Gate): Promise<OpenedPair> {
     const appid = wechat.appOf(requestedAppid)
     const deviceType = device.deviceType ?? rules.defaultType
     opener.checkDeviceType(deviceType)
-    const identity = await exchange(appid, code) // from here on the code stays claimed: WeChat accepted it
+    const identity = await exchange(appid, code, gate) // from here on the code stays claimed: WeChat accepted it
     return await openFor({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid, source: 'mp' },
       identity.sessionKey, { ...device, deviceType }, 'login', opening)
   }

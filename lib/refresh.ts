@@ -1,9 +1,13 @@
 // Refreshing: a refresh token rotates once; its predecessor gets the same successor within the grace
-// window, and any older token of ours is reuse, which ends the session.
+// window, and any older token of ours is reuse, which ends the session. The request's rate limit
+// (`gate`) is counted in the rotation's round trip (http/counted-with-next.ts): over the budget, the
+// rotation stands but is not answered; the client's next try with the same token is taken for a lost
+// answer (the 'predecessor' case below) and gets the same successor.
 import { withGeneration } from './access-tokens.js'
 import { outcomeOf } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
+import { alongGate, type Gate } from './rate-gate.js'
 import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
 import type { TokenPair } from './schemas.js'
 import type { PairOf, SessionsDeps } from './sessions-deps.js'
@@ -21,11 +25,11 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
   }
 
   /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. Audited. */
-  async function refresh (presented: string): Promise<TokenPair> {
+  async function refresh (presented: string, gate?: Gate): Promise<TokenPair> {
     const parsed = parseRefreshToken(presented)
     try {
-      if (parsed === null) throw new AuthRefreshInvalidError()
-      const { pair: answer, appid, sub, grace } = await rotate(presented, parsed)
+      if (parsed === null) throw await alongGate(gate, Promise.resolve(new AuthRefreshInvalidError()))
+      const { pair: answer, appid, sub, grace } = await rotate(presented, parsed, gate)
       audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) })
       return answer
     } catch (err) {
@@ -36,10 +40,10 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
     }
   }
 
-  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
+  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>, gate?: Gate): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
     const nonce = newNonce()
     let successor = refreshTokenOf.successor(presented, nonce)
-    const result = await store.rotateRefresh(ref, {
+    const result = await alongGate(gate, store.rotateRefresh(ref, {
       generation,
       presentedHash: digest(presented),
       nextHash: digest(successor),
@@ -47,7 +51,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       graceMs: config.REFRESH_GRACE_SECONDS * 1000,
       ttlSec: config.REFRESH_TOKEN_TTL,
       maxAgeSec: config.SESSION_MAX_AGE
-    })
+    }))
     switch (result.status) {
       case 'invalid':
         throw new AuthRefreshInvalidError()

@@ -9,7 +9,10 @@ import { fastifyCookie } from '@fastify/cookie'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Gate } from '../lib/rate-gate.js'
 import type { Sessions } from '../lib/sessions.js'
+import type { LoginDevice } from '../lib/sessions-deps.js'
+import { gated } from '../http/counted-with-next.js'
 import { setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import stepUpRoutes from './step-up.js'
@@ -33,21 +36,16 @@ export const BODY_LIMIT = 4096
 const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
-  const { perMinute } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
+  const { perMinute, counted } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
   const cookies = await webCookiesOf(fastify)
   const tokenAnswer = cookies.cookieMode ? WebTokenPair : TokenPair // no refresh token for a web client
 
-  // Login budgets are per client IP and mini program, so counted once the body is parsed; an
-  // appid that is not served shares the IP's budget of its default mini program.
-  const appids = new Set(fastify.wechat.appids)
-  const loginKey = (request: FastifyRequest): string => {
-    const appid = (request.body as LoginBody | undefined)?.appid
-    // A client that reset its connection has no address left: its (unanswerable) request still gets a key.
-    return `${normalizeIP(request.ip ?? '')}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
-  }
+  const loginKey = loginKeyOf(fastify)
+  // Counted with the code's claim, or by the host's @fastify/rate-limit when it has one.
+  const loginLimit = counted?.('/login', config.RATE_LIMIT_LOGIN_MAX, loginKey)
   fastify.post('/login', {
     bodyLimit: BODY_LIMIT,
-    config: { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX), hook: 'preHandler', keyGenerator: loginKey } },
+    config: loginLimit !== undefined ? {} : { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX), hook: 'preHandler', keyGenerator: loginKey } },
     schema: {
       summary: 'Log in with a wx.login() code',
       tags: [Tags.sessions],
@@ -59,16 +57,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
           AuthDeviceInUseError, AuthAccountBannedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError, ...shared.wechat)
       }
     }
-  }, async (request, reply) => cookies.opened(request, reply, await sessions.login(request.body.code, request.body.appid, {
-    deviceType: request.body.deviceType,
-    deviceName: request.body.deviceName,
-    ip: request.ip,
-    userAgent: request.headers['user-agent']
-  })))
+  }, async (request, reply) => {
+    const gate = loginLimit?.(request, reply)
+    return cookies.opened(request, reply, await gated(gate, sessions.login(request.body.code, request.body.appid, loginDevice(request.body, request), gate)))
+  })
 
+  // Counted with the rotation, or by the host's @fastify/rate-limit.
+  const refreshLimit = counted?.('/refresh', config.RATE_LIMIT_REFRESH_MAX)
   fastify.post('/refresh', {
     bodyLimit: BODY_LIMIT,
-    config: { rateLimit: perMinute(config.RATE_LIMIT_REFRESH_MAX) },
+    config: refreshLimit !== undefined ? {} : { rateLimit: perMinute(config.RATE_LIMIT_REFRESH_MAX) },
     schema: {
       summary: 'Trade the refresh token for a new pair',
       description: 'In cookie mode (REFRESH_COOKIE) a web page sends no body: its refresh token is the HttpOnly cookie, with the X-WeChat-Auth-CSRF: 1 header, and the successor goes back in the cookie.',
@@ -81,9 +79,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
           AuthSessionKickedError, AuthAccountBannedError, AuthRefreshMissingError, AuthCsrfRejectedError)
       }
     }
-  }, async (request, reply) => request.body?.refreshToken !== undefined
-    ? await sessions.refresh(request.body.refreshToken)
-    : await refreshFromCookie(sessions, cookies, request, reply))
+  }, async (request, reply) => {
+    const gate = refreshLimit?.(request, reply)
+    const token = request.body?.refreshToken
+    return await gated(gate, token !== undefined ? sessions.refresh(token, gate) : refreshFromCookie(sessions, cookies, request, reply, gate))
+  })
 
   fastify.post('/logout', {
     bodyLimit: BODY_LIMIT,
@@ -124,10 +124,28 @@ async function webCookiesOf (fastify: FastifyInstance): Promise<WebCookies> {
 }
 
 /** Cookie mode, a web page's refresh: from the cookie, back into the cookie; a dead token's cookie is cleared. */
-async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, request: FastifyRequest, reply: FastifyReply): Promise<TokenAnswer> {
+/**
+ * Login budgets are per client IP and mini program, so counted once the body is parsed; an appid
+ * that is not served shares the IP's budget of its default mini program.
+ */
+function loginKeyOf (fastify: FastifyInstance): (request: FastifyRequest) => string {
+  const appids = new Set(fastify.wechat.appids)
+  return (request) => {
+    const appid = (request.body as LoginBody | undefined)?.appid
+    // A client that reset its connection has no address left: its (unanswerable) request still gets a key.
+    return `${normalizeIP(request.ip ?? '')}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
+  }
+}
+
+/** What a login request says of its device (lib/login.ts). */
+function loginDevice ({ deviceType, deviceName }: LoginBody, request: FastifyRequest): LoginDevice {
+  return { deviceType, deviceName, ip: request.ip, userAgent: request.headers['user-agent'] }
+}
+
+async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, request: FastifyRequest, reply: FastifyReply, gate?: Gate): Promise<TokenAnswer> {
   const token = cookies.refreshToken(request)
   try {
-    return cookies.refreshed(request, reply, await sessions.refresh(token))
+    return cookies.refreshed(request, reply, await sessions.refresh(token, gate))
   } catch (err) {
     if (String((err as { code?: unknown }).code).startsWith('AUTH_')) cookies.clearRefresh(request, reply)
     throw err

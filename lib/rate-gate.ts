@@ -1,0 +1,19 @@
+// A request's rate limit as the flows see it: a promise counted in the store alongside the flow's
+// first store command, so both go in one round trip (http/counted-with-next.ts counts it).
+/** Resolves when the request is within its budget; rejects with 429 RATE_LIMITED (errors.ts; or the store's 503) when not. */
+export type Gate = Promise<void>
+
+/**
+ * `op`'s result once `gate` allows it; `gate`'s rejection otherwise, after `undo` got what `op` did
+ * (when it succeeded) so that nothing the request was refused for stays done.
+ */
+export async function alongGate<T> (gate: Gate | undefined, op: Promise<T>, undo?: (done: T) => void): Promise<T> {
+  const [allowed, done] = await Promise.allSettled([gate, op])
+  if (allowed.status === 'rejected') {
+    if (done.status === 'fulfilled') undo?.(done.value)
+    const refused: Error = allowed.reason
+    throw refused
+  }
+  if (done.status === 'rejected') throw done.reason
+  return done.value
+}
