@@ -7,7 +7,7 @@
 // (BENCHMARKS.md). A host app may pass its own client instead: an ioredis client or cluster (what
 // @fastify/redis decorates), or a node-redis client, cluster or sentinel. Only the shapes below are
 // used; ioredis is never loaded by the gateway itself.
-import { createClient } from '@redis/client'
+import { createClient, RESP_TYPES } from '@redis/client'
 
 /** What an ioredis `Redis` or `Cluster` offers that the store uses. */
 export interface IoredisLike {
@@ -16,9 +16,10 @@ export interface IoredisLike {
   disconnect: () => void
 }
 
-// node-redis: replies are asked for with the default type mapping (strings, not Buffers), whatever
-// the client's own commandOptions say.
-interface NodeRedisCommandOptions { typeMapping: Record<never, never> }
+// node-redis: replies are asked for as RESP2 gives them (strings, not Buffers; a hash's fields as a
+// flat array, not a Map or an object), whatever the client's own commandOptions or protocol (RESP3,
+// node-redis 6's default) say.
+interface NodeRedisCommandOptions { typeMapping: Record<number, unknown> }
 
 /** What a node-redis client offers that the store uses (`createClient()` of redis or @redis/client). */
 export interface NodeRedisClientLike {
@@ -48,7 +49,7 @@ export type RedisClient = IoredisLike | NodeRedisClientLike | NodeRedisClusterLi
 /** Sends one command (all arguments strings); `key` routes it in a cluster. */
 export type SendCommand = (key: string | undefined, args: string[]) => Promise<unknown>
 
-const STRINGS: NodeRedisCommandOptions = { typeMapping: {} }
+const STRINGS: NodeRedisCommandOptions = { typeMapping: { [RESP_TYPES.MAP]: Array, [RESP_TYPES.SET]: Array } }
 
 /**
  * The way to send commands through `client`, found by its shape. A node-redis client in legacy mode
@@ -131,7 +132,10 @@ export async function connectRedis (opts: ConnectOptions): Promise<NodeRedisClie
  * after its client was told 503. Undefined when the shape does not say.
  */
 export function hasOfflineQueue (client: RedisClient): boolean | undefined {
-  const options = (client as { options?: { enableOfflineQueue?: boolean, disableOfflineQueue?: boolean } }).options
+  type Options = { enableOfflineQueue?: boolean, disableOfflineQueue?: boolean } | undefined
+  // A node-redis cluster keeps its options in `_options`, its nodes' in `defaults`.
+  const cluster = (client as { _options?: { defaults?: Options } })._options
+  const options = 'masters' in client ? cluster?.defaults ?? {} : (client as { options?: Options }).options
   if (options === undefined) return undefined
   if ('defineCommand' in client) return options.enableOfflineQueue !== false
   return options.disableOfflineQueue !== true

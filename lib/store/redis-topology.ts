@@ -4,9 +4,12 @@
 // finding its way back by itself.
 //
 // Which library. One server uses node-redis (@redis/client: less CPU per command, redis-client.ts).
-// Its cluster client (5.12) reloads the slot map only on a MOVED answer, and a master killed outright
-// answers nothing: a third of the requests kept failing until a restart (upstream
-// redis/node-redis#2806). Its Sentinel client holds a command sent while the master is gone until it
+// Its cluster client reloads the slot map on a MOVED answer, which a master killed outright never
+// sends: in 5.12 a third of the requests kept failing until a restart (upstream redis/node-redis#2806).
+// 6.x also reloads it while a node reconnects (topologyRefreshOnReconnectionAttemptStrategy, 5 s after
+// the first attempt by default: back within 3.5 s of a promotion, 5.7 s when the promotion came just
+// after a reload; test/redis-failover.test.ts), but the gateway depends on 5.x, whose cluster client
+// does not; a host may pass a 6.x one (lib/store/redis-recovery.ts). Its Sentinel client holds a command sent while the master is gone until it
 // has found the new one, seconds after the caller was told 503, and then runs it (a rotation applied
 // after its client gave up). ioredis does neither: its Cluster refreshes the slot map on connection
 // errors and on a timer, and its Sentinel mode fails such a command at once and reconnects to the

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createClient, RESP_TYPES } from '@redis/client'
+import { createClient, createCluster, RESP_TYPES } from '@redis/client'
 import { test, type Test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
 import { keyNames } from '../../../lib/store/redis-layout.js'
-import { connectRedis, type RedisClient } from '../../../lib/store/redis-client.js'
+import { connectRedis, hasOfflineQueue, type RedisClient } from '../../../lib/store/redis-client.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag } from '../../../lib/ids.js'
@@ -20,11 +20,20 @@ async function ownedStore (t: Test, url: string, keyPrefix: string, timeoutMs = 
 // The Redis store's clock is Redis's own (TIME, and key expiry), which a test cannot move: letting
 // time pass means waiting for it. The contract keeps its TTLs near a second (sessions take whole
 // seconds), about nine seconds of waiting per run.
-test('redis store honours the store contract, on the gateway\'s own client (node-redis) and on a host\'s ioredis client', async (t) => {
+test('redis store honours the store contract, on the gateway\'s own client (node-redis), a host\'s RESP3 node-redis client and a host\'s ioredis client', async (t) => {
   const redis = await startRedis(t)
   t.test('node-redis, owned', async (t) => {
     storeContract(t, async (t) => {
       return { store: await ownedStore(t, redis.url, `${redis.prefix}${newSessionId()}:`), advance: async (ms) => { await sleep(ms) } }
+    })
+  })
+  t.test('node-redis speaking RESP3 (a hash answered as a map), passed in', async (t) => {
+    storeContract(t, async (t) => {
+      const client = createClient({ url: redis.url, RESP: 3 })
+      await client.connect()
+      const store = createRedisStore({ client, keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: false })
+      t.teardown(async () => { await store.close(); client.destroy() })
+      return { store, advance: async (ms) => { await sleep(ms) } }
     })
   })
   t.test('ioredis, passed in', async (t) => {
@@ -363,4 +372,11 @@ test('a check is one HMGET; the first use of a rotation\'s access token adds one
   for (let i = 0; i < 10; i++) await store.checkAccess(ref, 'j', 2)
   t.same(await calls(), { hmget: 20, scripts: 1, hset: 1 }, 'one mark for the new rotation')
   t.equal(await admin.object('ENCODING', keyNames(`${redis.prefix}rtt:`).user(ref.tag)), 'listpack', 'the marked value keeps the hash compact')
+})
+
+test('hasOfflineQueue reads a node-redis cluster\'s node defaults (kept in _options)', async (t) => {
+  const rootNodes = [{ url: 'redis://127.0.0.1:1' }]
+  t.equal(hasOfflineQueue(createCluster({ rootNodes })), true, 'node-redis queues by default')
+  t.equal(hasOfflineQueue(createCluster({ rootNodes, defaults: { disableOfflineQueue: true } })), false)
+  t.equal(hasOfflineQueue(createClient({ disableOfflineQueue: true })), false)
 })
