@@ -37,8 +37,17 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     // BENCH_METRICS=compare also measures the gateway with metrics, in turn with the one without.
     metrics: metricsOf(env.BENCH_METRICS),
     // BENCH_WORKERS=2 (or auto) also measures a gateway of that many workers (WORKERS), in turn with the other.
-    workers: workersOf(env.BENCH_WORKERS)
+    workers: workersOf(env.BENCH_WORKERS),
+    // BENCH_WAIT=compare gives Redis a replica and also measures a gateway with REDIS_WAIT_REPLICAS=1
+    // (logins and rotations wait for it), in turn with the one without.
+    wait: waitOf(env.BENCH_WAIT)
   }
+}
+
+function waitOf (value: string | undefined): 'off' | 'compare' {
+  if (value === undefined || value === '' || value === '0') return 'off'
+  if (value === 'compare') return value
+  throw new Error('BENCH_WAIT must be compare')
 }
 
 function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
@@ -48,10 +57,14 @@ function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
 }
 
 /** The gateways to start, the one every other is compared with first; and what the second one is. */
-export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null }): { specs: GatewaySpec[], compared: Compared | null } {
-  const { metrics, workers } = config
-  if (metrics === 'compare' && workers !== null) throw new Error('BENCH_METRICS=compare and BENCH_WORKERS: one comparison at a time')
+export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare' }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers, wait = 'off' } = config
+  if ([metrics === 'compare', workers !== null, wait === 'compare'].filter(Boolean).length > 1) throw new Error('BENCH_METRICS=compare, BENCH_WORKERS and BENCH_WAIT=compare: one comparison at a time')
   const first = { label: 'gateway', workers: 1, metrics: metrics === 'on' }
+  if (wait === 'compare') {
+    const compared = { label: 'durable', baseLabel: 'no wait', about: 'REDIS_WAIT_REPLICAS=1 (the same gateway; logins and rotations answered once the replica has them: WAIT 1, at most REDIS_WAIT_TIMEOUT_MS=100)' }
+    return { specs: [first, { ...first, label: 'durable', env: { REDIS_WAIT_REPLICAS: '1' } }], compared }
+  }
   if (workers !== null) {
     const compared = { label: `${workers} workers`, baseLabel: '1 process', about: `WORKERS=${workers} (a primary and ${workers} workers on one port; gateway CPU summed over the primary and its workers)` }
     return { specs: [first, { label: compared.label, workers, metrics: metrics === 'on' }], compared }

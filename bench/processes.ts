@@ -2,7 +2,8 @@
 // the CPU time they use.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -68,6 +69,20 @@ export async function startRedis (port: number): Promise<Proc> {
     const t = setInterval(() => { if (proc.output().includes('Ready to accept connections')) { clearInterval(t); resolve() } }, 20)
   })
   return proc
+}
+
+/** A replica of the Redis on `masterPort`, in sync: in a directory of its own (a full sync writes an RDB file there). */
+async function startReplica (masterPort: number): Promise<Proc> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'bench-replica-'))
+  const proc = start('redis-replica', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--replicaof', '127.0.0.1', String(masterPort)])
+  const deadline = Date.now() + 15_000
+  while (!proc.output().includes('MASTER <-> REPLICA sync: Finished with success')) {
+    if (Date.now() > deadline) throw new Error(`the replica did not sync in time:\n${proc.output()}`)
+    await sleep(20)
+  }
+  const stop = proc.stop
+  return { ...proc, stop: async () => { await stop(); rmSync(dir, { recursive: true, force: true }) } }
 }
 
 /** Seconds in two adjacent /proc/<pid>/stat fields (clock ticks of 1/100 s), counted after the name. */
@@ -142,6 +157,8 @@ export interface GatewaySpec {
   workers: number
   /** With METRICS_PORT (a free port), so that Prometheus metrics count every request. */
   metrics: boolean
+  /** More of its environment (REDIS_WAIT_REPLICAS). */
+  env?: Record<string, string>
 }
 
 export interface Gateway extends GatewaySpec {
@@ -155,6 +172,8 @@ export interface StackOptions {
   gateways: GatewaySpec[]
   /** Writes a V8 CPU profile of the first gateway to bench/results/ (bench/profile-top.ts). */
   profile: boolean
+  /** Gives Redis a replica (its own process, an empty directory of its own), for REDIS_WAIT_REPLICAS. */
+  replica?: boolean
 }
 
 export interface Stack {
@@ -182,6 +201,7 @@ export async function startStack (options: StackOptions): Promise<Stack> {
     const redisUrl = `redis://127.0.0.1:${redisPort}`
     const redis = await startRedis(redisPort)
     started.push(redis)
+    if (options.replica === true) started.push(await startReplica(redisPort))
     const simulator = start('simulator', process.execPath, [join(paths.dist, 'simulator/cli.js')], { PORT: String(simPort), WECHAT_APPID: APPID, WECHAT_SECRET: SECRET })
     started.push(simulator)
     await waitFor(`http://127.0.0.1:${simPort}/sns/jscode2session`, simulator)
@@ -210,6 +230,7 @@ async function startGateway (env: Record<string, string>, spec: GatewaySpec, pro
   const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
   const proc = start(spec.label, process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
     ...env,
+    ...spec.env,
     PORT: String(port),
     WORKERS: String(spec.workers),
     ...(metricsPort === null ? {} : { METRICS_PORT: String(metricsPort) })
