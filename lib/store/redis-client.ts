@@ -8,6 +8,7 @@
 // @fastify/redis decorates), or a node-redis client, cluster or sentinel. Only the shapes below are
 // used; ioredis is never loaded by the gateway itself.
 import { createClient, RESP_TYPES } from '@redis/client'
+import { slotMapHealer } from './redis-cluster-heal.js'
 
 /** What an ioredis `Redis` or `Cluster` offers that the store uses. */
 export interface IoredisLike {
@@ -60,7 +61,10 @@ export function sendCommandOf (client: RedisClient): SendCommand {
     return async (_key, args) => await client.call(...(args as [string, ...string[]]))
   }
   if ('sendCommand' in client && typeof client.sendCommand === 'function' && 'isOpen' in client) {
-    if ('masters' in client) return async (key, args) => await client.sendCommand(key, false, args, STRINGS)
+    if ('masters' in client) {
+      const heal = slotMapHealer(client)
+      return async (key, args) => await client.sendCommand(key, false, args, STRINGS).catch((err: unknown) => { heal?.(err); throw err })
+    }
     if ('getSentinelNode' in client) return async (_key, args) => await client.sendCommand(false, args, STRINGS)
     if ('destroy' in client) return async (_key, args) => await client.sendCommand(args, STRINGS)
   }

@@ -11,7 +11,12 @@
 // both) with a value of the option that 6.x refuses at once (a TypeError from its validation, before
 // anything connects), while 5.x ignores an option it does not know and builds an unconnected copy.
 // The option's value is read from `_options`, declared (as read-only) in both versions' types.
+//
+// Neither is needed while the store can reload the client's slot map itself after a connection
+// failure (lib/store/redis-cluster-heal.ts: both versions): only a client without that reload is
+// warned about.
 import type { RedisClient } from './redis-client.js'
+import { canReloadSlots } from './redis-cluster-heal.js'
 
 interface ClusterOptions {
   topologyRefreshOnReconnectionAttemptStrategy?: unknown
@@ -62,6 +67,7 @@ export function clusterRefreshOf (client: RedisClient): number | 'custom' | 'off
 /** The warning a client passed in deserves at boot for how it survives a master's crash, or null. */
 export function recoveryWarning (client: RedisClient): string | null {
   const refresh = clusterRefreshOf(client)
+  if (refresh === null || canReloadSlots(client)) return null
   if (refresh === 'never' || refresh === 'off') {
     const fix = refresh === 'never'
       ? 'Upgrade it to node-redis 6 (redis or @redis/client 6.x), which also reloads it while a node reconnects'
