@@ -41,6 +41,15 @@ export const ConfigSchema = Type.Object({
   REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 5, default: 0 }),
   REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 5000, default: 100 }),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),
+  // How each authenticated request checks its token with Redis. strict: one HMGET per request, so a
+  // change is seen by every instance's very next request. tracked: from a read copy kept coherent by
+  // Redis (CLIENT TRACKING pushes an invalidation the moment a user's key changes; dropped on every
+  // disconnect): no round trip on a hit, a change seen elsewhere within about a millisecond (500 ms at
+  // worst, a silent partition). Clients that cannot be tracked (ioredis, Cluster, Sentinel) run strict
+  // (docs/design.md#the-access-check).
+  ACCESS_CHECK: Type.Union([Type.Literal('tracked'), Type.Literal('strict')], { default: 'strict' }),
+  // The read copy's bound: tokens' checks kept, least recently used users dropped first (~400 bytes each).
+  ACCESS_CACHE_MAX_ENTRIES: Type.Integer({ minimum: 100, maximum: 10000000, default: 100000 }),
   // Upper bound on any one store operation; past it the request gets 503 STORE_UNAVAILABLE.
   STORE_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10000, default: 1000 }),
   // The standalone server's HTTP deadlines (a host app sets its own server's).

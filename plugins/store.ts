@@ -3,8 +3,9 @@
 // in-memory store otherwise.
 import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
-import { hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
+import { disconnectClient, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
+import { accessCacheFor } from '../lib/store/redis-access-cache.js'
 import { recoveryWarning } from '../lib/store/redis-recovery.js'
 import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
 import { cannotWait, shortWarning } from '../lib/store/redis-wait.js'
@@ -34,9 +35,11 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   if (refusal !== null) throw new Error(refusal)
   const client: RedisClient | null = opts.redis ?? await connectConfigured(config)
   const wait = { replicas, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS, onShort: shortWarning((msg) => { fastify.log.warn(msg) }) }
+  // ACCESS_CHECK=tracked: checkAccess's read copy, where the client allows one (lib/store/redis-access-cache.ts).
+  const tracked = client === null ? {} : await accessCacheFor(client, config).catch((err: unknown) => { if (ownsClient) disconnectClient(client); throw err })
   const store = client === null
     ? createMemoryStore()
-    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait })
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache })
   try {
     await store.ping()
   } catch (err) {
@@ -56,5 +59,7 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   fastify.decorate('wechatAuthStore', fastify.hasDecorator('wechatAuthMetrics') ? fastify.wechatAuthMetrics.instrumentStore(store) : store)
   fastify.addHook('onClose', async () => { await store.close() })
   // Debug: a standalone start says one line (Fastify's 'Server listening'), warnings aside.
-  fastify.log.debug({ store: store.kind }, 'session store ready')
+  // With Redis: the access check's mode, and why a client that cannot be tracked runs strict (docs/design.md).
+  const accessCheck = client === null ? {} : { accessCheck: tracked.accessCache === undefined ? 'strict' : 'tracked', strictBecause: tracked.strictBecause }
+  fastify.log.debug({ store: store.kind, ...accessCheck }, 'session store ready')
 }, { name: 'wechat-auth-store', fastify: '5.x', dependencies: ['wechat-auth-config'] })

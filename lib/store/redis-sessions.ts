@@ -9,6 +9,7 @@ import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
 import type { scriptRunner } from './redis-scripts.js'
 import type { sendCommandOf } from './redis-client.js'
+import type { AccessCache } from './redis-access-cache.js'
 import type { LiveAccess, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
 
 /** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
@@ -77,6 +78,8 @@ export interface Context {
     run: ReturnType<typeof scriptRunner>
     settle: (key: string) => Promise<number>
   }
+  /** With ACCESS_CHECK=tracked, where the client allows: checkAccess's read copy (redis-access-cache.ts). */
+  accessCache?: AccessCache
 }
 
 export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
@@ -153,14 +156,19 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
 
 /**
  * One HMGET: the session, the token's blacklist entry, the session's ended marker and rotation (its step-up time),
- * the user's ban, roles and permissions, and service bans. The first use of an access token issued with
- * a rotation (`generation`) also marks that rotation delivered: a second round trip, once per rotation.
+ * the user's ban, roles and permissions, and service bans; from the read copy when it has them (no round
+ * trip). The first use of an access token issued with a rotation (`generation`) also marks that rotation
+ * delivered: a second round trip, once per rotation.
  */
-async function checkAccess ({ keys, send, run, guard }: Context, ref: SessionRef, jti: string, generation?: number): Promise<LiveAccess | 'revoked' | SessionEnd> {
+async function checkAccess ({ keys, send, run, guard, accessCache }: Context, ref: SessionRef, jti: string, generation?: number): Promise<LiveAccess | 'revoked' | SessionEnd> {
   const key = keys.user(ref.tag)
-  const [hot, blacklisted, ended, ban, rotation, access, serviceBans] = await guard(async () => await send(key,
-    ['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
-      sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD])) as Array<string | null>
+  const fields = [sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
+    sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD]
+  const read = accessCache?.read(key, fields, async (args) => await send(key, args))
+  const reply = read === undefined
+    ? await guard(async () => await send(key, ['HMGET', key, ...fields]))
+    : Array.isArray(read.reply) ? read.reply : await guard(async () => await read.reply)
+  const [hot, blacklisted, ended, ban, rotation, access, serviceBans] = reply as Array<string | null>
   const now = Date.now()
   if (typeof ban === 'string') {
     const { bannedUntil, reason } = unpack('ban', ban)

@@ -14,6 +14,7 @@ import { redisControl } from './redis-control.js'
 import { redisHandoff } from './redis-handoff.js'
 import { redisSessions, type Context } from './redis-sessions.js'
 import { replicaWaiter, type WaitOptions } from './redis-wait.js'
+import type { AccessCache } from './redis-access-cache.js'
 import type { CodeClaim, CounterStore, CredentialStore, LoginCodeStore, SessionStore } from './types.js'
 
 export interface RedisStoreOptions {
@@ -29,14 +30,31 @@ export interface RedisStoreOptions {
    * stands and `onShort` is told). Refused for a client that cannot (redis-wait.ts).
    */
   wait?: WaitOptions
+  /** ACCESS_CHECK=tracked: checkAccess's read copy (redis-access-cache.ts), closed with the store. */
+  accessCache?: AccessCache
+}
+
+/** `run`, dropping the read copy's entries of the keys a script writes, when sent and when settled. */
+function writingThrough (run: Context['run'], cache: AccessCache | undefined): Context['run'] {
+  if (cache === undefined) return run
+  return async (name, keys, ...args) => {
+    cache.wrote(keys)
+    try {
+      return await run(name, keys, ...args)
+    } finally {
+      cache.wrote(keys)
+    }
+  }
 }
 
 export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { client } = opts
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
-  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: scriptRunner(send), guard: deadlines.guard }
+  const { accessCache } = opts
+  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: writingThrough(scriptRunner(send), accessCache), guard: deadlines.guard, accessCache }
   const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait) : null
+  if (ctx.durable !== undefined) ctx.durable.run = writingThrough(ctx.durable.run, accessCache)
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
@@ -70,6 +88,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
       // that hangs cannot hold the process open.
       if (opts.ownsClient || lane !== null) await deadlines.drain()
       lane?.close()
+      accessCache?.close()
       if (opts.ownsClient) disconnectClient(client)
       deadlines.stop()
     }

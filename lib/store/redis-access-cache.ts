@@ -1,0 +1,200 @@
+// The access check's read copy (ACCESS_CHECK=tracked): checkAccess's HMGET answered from memory,
+// kept coherent by Redis itself (server-assisted client-side caching, CLIENT TRACKING).
+//
+// The reads go on a connection of their own, a duplicate() of the store's node-redis client speaking
+// RESP3 with tracking on: Redis remembers each key read there and pushes an invalidation on that same
+// connection the moment anyone changes the key (a script of any gateway, an admin, an expiry). Being on
+// one connection, a read's reply and the invalidation of a later change arrive in order; a read with an
+// invalidation of its key between send and reply is not kept ("invalidated while fetching"). Not
+// node-redis's own clientSideCache: it cannot take the store's reply options, clears its map on a
+// disconnect without marking a read in flight, which is then kept though its key is no longer tracked,
+// and has no bound on a silent connection (below).
+//
+// What an entry may be used for, checked at every hit:
+// - the connection that read it is still the one up (socketEpoch): nothing survives a disconnect;
+// - a reply on that connection came within LEASE_MS of being sent: every invalidation Redis sent
+//   before it has arrived, so a connection cut off without a close (a partition) stops serving hits
+//   LEASE_MS after its last answer. Hits ask for a PING every HEARTBEAT_MS; an idle gateway sends none.
+// This gateway's own writes drop the key's entries when sent and when answered (`wrote`): its next
+// request sees them without waiting for the invalidation, which travels on the other connection.
+// Entries are grouped by user key, least recently used first, at most `maxEntries` in all.
+import { within } from './redis-client.js'
+
+const HEARTBEAT_MS = 100
+const LEASE_MS = 500
+
+type Reply = Array<string | null>
+
+/** The connection the cache reads on: a node-redis client (5 or 6) made with RESP 3 and emitInvalidate. */
+interface TrackingConnection {
+  readonly isReady: boolean
+  readonly isOpen: boolean
+  readonly socketEpoch: number
+  sendCommand: (args: string[]) => Promise<unknown>
+  on: (event: 'invalidate' | 'error' | 'end', listener: (key: unknown) => void) => unknown
+  connect: () => Promise<unknown>
+  destroy: () => void
+}
+
+interface Duplicable {
+  duplicate: (overrides: Record<string, unknown>) => TrackingConnection
+}
+
+/** Why a client cannot have the cache (it then runs strict), or null when it can. */
+export function uncacheableReason (client: object): string | null {
+  if ('defineCommand' in client) return 'ioredis clients (and the gateway\'s Cluster and Sentinel clients) have no RESP3 invalidation pushes'
+  if ('masters' in client) return 'a node-redis cluster client has no tracked connection per node'
+  if ('getSentinelNode' in client) return 'a node-redis sentinel client cannot open a connection of its own'
+  if (typeof (client as Partial<Duplicable>).duplicate !== 'function') return 'the client cannot open a second connection (duplicate())'
+  return null
+}
+
+export interface AccessCacheOptions {
+  maxEntries: number
+  timeoutMs: number
+}
+
+export type AccessCache = Awaited<ReturnType<typeof openAccessCache>>
+export type CacheOutcome = 'hit' | 'miss' | 'uncached'
+
+/**
+ * The read copy ACCESS_CHECK asks for on `client`: none when strict, or when the client cannot be
+ * tracked (then `strictBecause` says why).
+ */
+export async function accessCacheFor (client: object, config: { ACCESS_CHECK: 'tracked' | 'strict', ACCESS_CACHE_MAX_ENTRIES: number, STORE_TIMEOUT_MS: number }): Promise<{ accessCache?: AccessCache, strictBecause?: string }> {
+  if (config.ACCESS_CHECK === 'strict') return {}
+  const strictBecause = uncacheableReason(client)
+  if (strictBecause !== null) return { strictBecause }
+  return { accessCache: await openAccessCache(client, { maxEntries: config.ACCESS_CACHE_MAX_ENTRIES, timeoutMs: config.STORE_TIMEOUT_MS }) }
+}
+
+/**
+ * Opens the tracked connection from `client` (a node-redis client: uncacheableReason gives null) and
+ * resolves once it is up; rejects, naming ACCESS_CHECK, when Redis refuses RESP3 or tracking.
+ */
+export async function openAccessCache (client: object, opts: AccessCacheOptions) {
+  const conn = (client as Duplicable).duplicate({
+    RESP: 3,
+    emitInvalidate: true,
+    clientSideCache: undefined,
+    // Whatever the host's client does: fail at once while disconnected, replies as plain strings.
+    disableOfflineQueue: true,
+    commandOptions: undefined,
+    maintNotifications: 'disabled',
+    pingInterval: undefined
+  })
+  conn.on('error', () => {}) // the reads fail with the store's 503; the cache is flushed below
+  try {
+    await within(conn.connect(), opts.timeoutMs * 3, () => `no answer within ${opts.timeoutMs * 3} ms`)
+  } catch (err) {
+    if (conn.isOpen) conn.destroy()
+    throw new Error(`ACCESS_CHECK=tracked: cannot open the tracked connection (RESP3, CLIENT TRACKING: Redis 6 or later); set ACCESS_CHECK=strict to read Redis on every request (${(err as Error).message})`)
+  }
+  return accessCache(conn, opts.maxEntries)
+}
+
+/** The kept reads, per user key, least recently used user first, at most `maxEntries` in all. */
+function boundedReads (maxEntries: number) {
+  const users = new Map<string, Map<string, Reply>>()
+  let size = 0
+  return {
+    get (key: string, id: string): Reply | undefined {
+      const entries = users.get(key)
+      const hit = entries?.get(id)
+      if (entries !== undefined && hit !== undefined) { users.delete(key); users.set(key, entries) }
+      return hit
+    },
+    keep (key: string, id: string, reply: Reply): void {
+      let entries = users.get(key)
+      if (entries === undefined) users.set(key, entries = new Map())
+      if (!entries.has(id)) size++
+      entries.set(id, reply)
+      for (const [oldest, old] of users) {
+        if (size <= maxEntries) break
+        if (oldest !== key) { size -= old.size; users.delete(oldest); continue }
+        // One user holds more than the bound: its oldest reads go.
+        for (const first of old.keys()) { if (size <= maxEntries) break; old.delete(first); size-- }
+      }
+    },
+    drop (key: string): void {
+      const entries = users.get(key)
+      if (entries !== undefined) { size -= entries.size; users.delete(key) }
+    },
+    clear (): void { users.clear(); size = 0 },
+    get size (): number { return size }
+  }
+}
+
+function accessCache (conn: TrackingConnection, maxEntries: number) {
+  const reads = boundedReads(maxEntries)
+  /** Reads in flight per key, and how many times the key was invalidated since the first was sent. */
+  const flights = new Map<string, { reads: number, invalidated: number }>()
+  let flushes = 0
+  let fresh = { epoch: -1, sentAt: 0 }
+  let pinging = false
+
+  const drop = (key: string): void => {
+    reads.drop(key)
+    const flight = flights.get(key)
+    if (flight !== undefined) flight.invalidated++
+  }
+  const flush = (): void => { reads.clear(); flushes++ }
+  conn.on('invalidate', (key) => { if (key === null) flush(); else drop(String(key)) })
+  conn.on('error', flush)
+  conn.on('end', flush)
+
+  /** A reply sent at `sentAt` came back on connection `epoch`: every invalidation before it is in. */
+  const proven = (epoch: number, sentAt: number): void => {
+    if (epoch === conn.socketEpoch && (fresh.epoch !== epoch || sentAt > fresh.sentAt)) fresh = { epoch, sentAt }
+  }
+  const usable = (): boolean => {
+    if (fresh.epoch !== conn.socketEpoch) return false
+    const age = Date.now() - fresh.sentAt
+    if (age >= HEARTBEAT_MS && !pinging) {
+      const epoch = conn.socketEpoch
+      const sentAt = Date.now()
+      pinging = true
+      conn.sendCommand(['PING']).then(() => { proven(epoch, sentAt) }, () => {}).finally(() => { pinging = false })
+    }
+    return age < LEASE_MS
+  }
+
+  async function fetch (key: string, id: string, args: string[]): Promise<Reply> {
+    const epoch = conn.socketEpoch
+    const sentAt = Date.now()
+    const seenFlushes = flushes
+    let flight = flights.get(key)
+    if (flight === undefined) flights.set(key, flight = { reads: 0, invalidated: 0 })
+    flight.reads++
+    const seen = flight.invalidated
+    try {
+      const reply = await conn.sendCommand(args) as Reply
+      proven(epoch, sentAt)
+      if (flight.invalidated === seen && flushes === seenFlushes && conn.socketEpoch === epoch && conn.isReady) reads.keep(key, id, reply)
+      return reply
+    } finally {
+      if (--flight.reads === 0) flights.delete(key)
+    }
+  }
+
+  return {
+    /**
+     * The HMGET of `fields` of `key`: from memory on a hit, else read on the tracked connection and
+     * kept; `strict` reads it on the store's own connection, uncached, while the tracked one is down.
+     */
+    read (key: string, fields: string[], strict: (args: string[]) => Promise<unknown>): { outcome: CacheOutcome, reply: Reply | Promise<Reply> } {
+      const args = ['HMGET', key, ...fields]
+      if (!conn.isReady) return { outcome: 'uncached', reply: strict(args) as Promise<Reply> }
+      const id = fields.join(' ')
+      const hit = usable() ? reads.get(key, id) : undefined
+      return hit !== undefined ? { outcome: 'hit', reply: hit } : { outcome: 'miss', reply: fetch(key, id, args) }
+    },
+
+    /** This gateway writes `keys` (a script sent, or answered): their entries go. */
+    wrote (keys: string[]): void { for (const key of keys) drop(key) },
+
+    get size (): number { return reads.size },
+
+    close (): void { flush(); if (conn.isOpen) conn.destroy() }
+  }
+}
