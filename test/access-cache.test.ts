@@ -1,7 +1,7 @@
 // ACCESS_CHECK across gateway instances sharing one Redis, through HTTP: instance B answers a token it
 // has seen without a Redis command (tracked), refuses it within a bound once instance A
-// ended it (logout, kick, ban), answers 503 while Redis is down and never a remembered 200; strict (the
-// default) reads Redis on every request.
+// ended it (logout, kick, ban), answers 503 while Redis is down and never a remembered 200; strict (a
+// switch; tracked is the default) reads Redis on every request.
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type RedisServer } from './helper.js'
@@ -41,10 +41,10 @@ test('tracked: B answers a token it has seen with no Redis command', async (t) =
   t.equal(await hmgets(t, redis), before, '20 requests, no HMGET')
 })
 
-test('strict (the default): one HMGET per request', async (t) => {
+test('strict: one HMGET per request', async (t) => {
   const redis = await startRedis(t, { own: true })
   const sim = await startSim(t)
-  const [a, b] = await Promise.all([0, 1].map(async () => await buildApp(t, { sim, redisServer: redis }))) as [FastifyInstance, FastifyInstance]
+  const [a, b] = await Promise.all([0, 1].map(async () => await buildApp(t, { sim, redisServer: redis, config: { ACCESS_CHECK: 'strict' } }))) as [FastifyInstance, FastifyInstance]
   const pair = await login(a, 'sam.1')
   t.equal((await me(b, pair.accessToken)).statusCode, 200)
   const before = await hmgets(t, redis)
@@ -106,16 +106,16 @@ test('Redis down: B answers 503 STORE_UNAVAILABLE for a token it remembered, and
   t.equal(res.json().code, 'AUTH_TOKEN_REVOKED')
 })
 
-test('the boot says which check runs: strict by default, tracked on REDIS_URL, strict (and why) on an ioredis client', async (t) => {
+test('the boot says which check runs: tracked by default on REDIS_URL, strict when asked, strict (and why) on an ioredis client', async (t) => {
   const redis = await startRedis(t)
   const sim = await startSim(t)
   const ready = (logs: string[]): Record<string, unknown> => JSON.parse(logs.find((l) => l.includes('session store ready')) as string)
   const plain: string[] = []
   await buildApp(t, { sim, redisServer: redis, logs: plain })
-  t.match(ready(plain), { level: 20, accessCheck: 'strict' })
-  const own: string[] = []
-  await buildApp(t, { sim, redisServer: redis, logs: own, config: { ACCESS_CHECK: 'tracked' } })
-  t.match(ready(own), { level: 20, accessCheck: 'tracked' })
+  t.match(ready(plain), { level: 20, accessCheck: 'tracked' })
+  const strict: string[] = []
+  await buildApp(t, { sim, redisServer: redis, logs: strict, config: { ACCESS_CHECK: 'strict' } })
+  t.match(ready(strict), { level: 20, accessCheck: 'strict' })
   const host: string[] = []
   await buildApp(t, { sim, redis: redisClient(t, redis.url), config: { REDIS_KEY_PREFIX: redis.prefix, ACCESS_CHECK: 'tracked' }, logs: host })
   t.match(ready(host), { level: 20, accessCheck: 'strict', strictBecause: /ioredis/ })

@@ -112,7 +112,7 @@ export async function startSentinelWithReplica (t: Tap, opts: { replicaLagMs?: n
   procs.set(master, await spawnRedis(master, ['--dir', dir]))
   const upstream = opts.replicaLagMs === undefined ? master : await laggingProxy(t, master, opts.replicaLagMs)
   procs.set(replica, await spawnRedis(replica, ['--dir', dir, '--replicaof', '127.0.0.1', String(upstream)]))
-  await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync')
+  await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync', 60_000)
   const sentinels = await Promise.all(Array.from({ length: 3 }, async () => await freePort()))
   for (const port of sentinels) {
     const conf = join(dir, `sentinel-${port}.conf`)
