@@ -40,14 +40,23 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     workers: workersOf(env.BENCH_WORKERS),
     // BENCH_WAIT=compare gives Redis a replica and also measures a gateway with REDIS_WAIT_REPLICAS=1
     // (logins and rotations wait for it), in turn with the one without.
-    wait: waitOf(env.BENCH_WAIT)
+    wait: compareOf('BENCH_WAIT', env.BENCH_WAIT),
+    // BENCH_ACCESS_CHECK=compare also measures a gateway with ACCESS_CHECK=strict (one HMGET per
+    // authenticated request), in turn with the default (tracked); =strict or =tracked runs every
+    // gateway so (as bench/revocation-delay.ts reads it).
+    access: accessOf(env.BENCH_ACCESS_CHECK)
   }
 }
 
-function waitOf (value: string | undefined): 'off' | 'compare' {
+function accessOf (value: string | undefined): 'off' | 'compare' | 'strict' | 'tracked' {
+  if (value === 'strict' || value === 'tracked') return value
+  return compareOf('BENCH_ACCESS_CHECK (or strict, tracked)', value)
+}
+
+function compareOf (name: string, value: string | undefined): 'off' | 'compare' {
   if (value === undefined || value === '' || value === '0') return 'off'
   if (value === 'compare') return value
-  throw new Error('BENCH_WAIT must be compare')
+  throw new Error(`${name} must be compare`)
 }
 
 function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
@@ -57,10 +66,16 @@ function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
 }
 
 /** The gateways to start, the one every other is compared with first; and what the second one is. */
-export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare' }): { specs: GatewaySpec[], compared: Compared | null } {
-  const { metrics, workers, wait = 'off' } = config
-  if ([metrics === 'compare', workers !== null, wait === 'compare'].filter(Boolean).length > 1) throw new Error('BENCH_METRICS=compare, BENCH_WORKERS and BENCH_WAIT=compare: one comparison at a time')
-  const first = { label: 'gateway', workers: 1, metrics: metrics === 'on' }
+export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare', access?: 'off' | 'compare' | 'strict' | 'tracked' }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers, wait = 'off', access = 'off' } = config
+  if ([metrics === 'compare', workers !== null, wait === 'compare', access === 'compare'].filter(Boolean).length > 1) {
+    throw new Error('BENCH_METRICS=compare, BENCH_WORKERS, BENCH_WAIT=compare and BENCH_ACCESS_CHECK=compare: one comparison at a time')
+  }
+  const first = { label: 'gateway', workers: 1, metrics: metrics === 'on', ...(access === 'strict' || access === 'tracked' ? { env: { ACCESS_CHECK: access } } : {}) }
+  if (access === 'compare') {
+    const compared = { label: 'strict', baseLabel: 'tracked', about: 'ACCESS_CHECK=strict (the same gateway; one HMGET per authenticated request instead of the read copy)' }
+    return { specs: [first, { ...first, label: 'strict', env: { ACCESS_CHECK: 'strict' } }], compared }
+  }
   if (wait === 'compare') {
     const compared = { label: 'durable', baseLabel: 'no wait', about: 'REDIS_WAIT_REPLICAS=1 (the same gateway; logins and rotations answered once the replica has them: WAIT 1, at most REDIS_WAIT_TIMEOUT_MS=100)' }
     return { specs: [first, { ...first, label: 'durable', env: { REDIS_WAIT_REPLICAS: '1' } }], compared }
