@@ -7,8 +7,8 @@
 // counted once (a second registration here would count it again, in another store, with another
 // budget). Without one, the gateway registers its own, counting in the session store.
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { auditContext } from '../lib/audit.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { RequestContext } from '../lib/audit.js'
 import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
 import { countedWithNext, type CountedWithNext } from './counted-with-next.js'
 import { errorHandler, notFoundHandler } from './error-handler.js'
@@ -16,10 +16,8 @@ import { rateLimitStore } from './rate-limit-store.js'
 import { asksToUpgrade } from './server-options.js'
 import type { CounterStore } from '../lib/store/types.js'
 
-/** An onRequest hook: the audit events of this request carry its client IP and id (lib/audit.ts). */
-export function withAuditContext (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-  auditContext.run({ ip: request.ip, requestId: String(request.id) }, done)
-}
+/** What the audit events of a flow serving `request` say of it: its client IP and id (lib/audit.ts). */
+export const requestContext = (request: FastifyRequest): RequestContext => ({ ip: request.ip, requestId: String(request.id) })
 
 /** A route's rate limit: `max` requests a minute, refused with 429 RATE_LIMITED whichever registration counts it. */
 export type PerMinute = (max: number) => ReturnType<typeof limitOf>
@@ -38,7 +36,6 @@ export interface RouteLimits {
 
 export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyLimit: number, store: CounterStore }): Promise<RouteLimits> {
   fastify.setErrorHandler(errorHandler)
-  fastify.addHook('onRequest', withAuditContext)
   // Under the gateway's own prefix only: the root (AUTH_PREFIX empty) is the host's to answer.
   if (fastify.prefix !== '') fastify.setNotFoundHandler(notFoundHandler)
 

@@ -1,9 +1,9 @@
 // Audit events: one line of a fixed shape for each thing that happens to a session or a user (a
 // session opened, refreshed, reused, ended; a step-up; a kick, a ban, roles changed), for the log and
 // for a host that subscribes. Never a secret: no token, code, session_key, ticket or QR secret has a
-// field here. The request's client IP and id come from the request being served (auditContext, set by
-// the HTTP layer), so flows need not carry them.
-import { AsyncLocalStorage } from 'node:async_hooks'
+// field here. The request's client IP and id are those of the HTTP request the flow serves, which the
+// route hands the flow (RequestContext). Not an AsyncLocalStorage: on Node 20 it turns on promise hooks
+// for every promise in the process, about a tenth of a login's CPU (BENCHMARKS.md).
 
 export type AuditName =
   | 'session.open' | 'login' | 'refresh' | 'refresh.reuse' | 'logout' | 'step-up'
@@ -28,15 +28,14 @@ export interface AuditEvent {
   requestId?: string
 }
 
-/** The request being served, as the HTTP layer tells it. */
-export const auditContext = new AsyncLocalStorage<{ ip?: string, requestId?: string }>()
+/** The HTTP request an event happens in, as the route tells the flow: none for a call of the host's own. */
+export interface RequestContext { ip?: string, requestId?: string }
 
-export type Audit = (event: Omit<AuditEvent, 'ip' | 'requestId'>) => void
+export type Audit = (event: Omit<AuditEvent, 'ip' | 'requestId'>, request?: RequestContext) => void
 
-/** An audit function writing to `sink`, with the current request's IP and id added. */
+/** An audit function writing to `sink`, with the request's IP and id added. */
 export function createAudit (sink: (event: AuditEvent) => void): Audit {
-  return (event) => {
-    const request = auditContext.getStore()
+  return (event, request) => {
     const full: AuditEvent = { ...event }
     if (request?.ip !== undefined) full.ip = request.ip
     if (request?.requestId !== undefined) full.requestId = request.requestId

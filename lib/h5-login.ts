@@ -130,7 +130,7 @@ export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createId
       if (grant.unionid !== undefined) identity.unionid = grant.unionid
       return await openFor(identity, '', { ...device, deviceType: H5_DEVICE_TYPE }, 'h5', opening)
     } catch (err) {
-      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(appid !== undefined ? { appid } : {}), reason: 'h5' })
+      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(appid !== undefined ? { appid } : {}), reason: 'h5' }, device.request)
       throw err
     }
   }

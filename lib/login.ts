@@ -85,7 +85,7 @@ export function createLogin ({ wechat, config, audit }: SessionsDeps, openFor: R
     try {
       return await loginWith(code, requestedAppid, device, opening, gate)
     } catch (err) {
-      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(requestedAppid !== undefined ? { appid: requestedAppid } : {}) })
+      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(requestedAppid !== undefined ? { appid: requestedAppid } : {}) }, device.request)
       throw err
     }
   }

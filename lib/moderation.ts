@@ -3,6 +3,7 @@
 // (AUTH_SESSION_KICKED, AUTH_ACCOUNT_BANNED), atomic in the store, seen by every instance at once.
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput, Openid, ReasonCode, ServiceName, UserId } from './access-schemas.js'
+import type { RequestContext } from './audit.js'
 import { UserNotFoundError } from './errors.js'
 import { userTag } from './ids.js'
 import { sessionRules } from './login.js'
@@ -39,11 +40,11 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
    * Ends a user's sessions (one by id, or all) for a reason code their tokens are told with
    * AUTH_SESSION_KICKED; returns how many ended.
    */
-  async function kick (user: UserName, opts: { sid?: string, reason?: string } = {}): Promise<number> {
+  async function kick (user: UserName, opts: { sid?: string, reason?: string, request?: RequestContext } = {}): Promise<number> {
     const reason = reasonCode(opts.reason ?? 'kicked')
     const { appid, sub } = await subOf(user)
     const ended = await store.kick(userTag(appid, sub), opts.sid === undefined ? 'all' : [opts.sid], reason, accessTtlMs)
-    audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(opts.sid !== undefined ? { sessionId: opts.sid } : {}), reason: `${reason}, ended ${ended}` })
+    audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(opts.sid !== undefined ? { sessionId: opts.sid } : {}), reason: `${reason}, ended ${ended}` }, opts.request)
     return ended
   }
 
@@ -52,7 +53,7 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
    * and logins, refreshes and requests get AUTH_ACCOUNT_BANNED (403, reason code, `until`). One
    * `service` only: sessions live on, and routes that name the service (authorize) refuse.
    */
-  async function ban (user: UserName, opts: { reason: string, until?: Date | number | string, service?: string }): Promise<void> {
+  async function ban (user: UserName, opts: { reason: string, until?: Date | number | string, service?: string, request?: RequestContext }): Promise<void> {
     const until = opts.until === undefined ? null : new Date(opts.until).getTime()
     if (until !== null && !(until > Date.now())) throw new TypeError('ban: until must be a time in the future')
     const reason = reasonCode(opts.reason)
@@ -60,24 +61,24 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
     const { appid, sub } = await subOf(user)
     if (service === undefined) await store.ban(userTag(appid, sub), { until, reason }, accessTtlMs)
     else await store.banService(userTag(appid, sub), { service, until, reason })
-    audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') })
+    audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') }, opts.request)
   }
 
   /** Lifts the account's ban, or only the ban from `service`. */
-  async function unban (user: UserName, opts: { service?: string } = {}): Promise<void> {
+  async function unban (user: UserName, opts: { service?: string, request?: RequestContext } = {}): Promise<void> {
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'unban: service')
     const { appid, sub } = await subOf(user)
     if (service === undefined) await store.unban(userTag(appid, sub))
     else await store.unbanService(userTag(appid, sub), service)
-    audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' })
+    audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' }, opts.request)
   }
 
   /** Replaces a user's roles and permissions: every instance's next request sees them. */
-  async function setAccess (user: UserName, access: Partial<Access>): Promise<void> {
+  async function setAccess (user: UserName, access: Partial<Access>, request?: RequestContext): Promise<void> {
     const value = checked<Access>(AccessInput, { roles: access.roles ?? [], permissions: access.permissions ?? [] }, 'setAccess')
     const { appid, sub } = await subOf(user)
     await store.setAccess(userTag(appid, sub), value)
-    audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` })
+    audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` }, request)
   }
 
   /** Everything about a user an operator may see: never a session_key or a token. */

@@ -4,7 +4,7 @@
 // rotation stands but is not answered; the client's next try with the same token is taken for a lost
 // answer (the 'predecessor' case below) and gets the same successor.
 import { withGeneration } from './access-tokens.js'
-import { outcomeOf } from './audit.js'
+import { outcomeOf, type RequestContext } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
 import { alongGate, type Gate } from './rate-gate.js'
@@ -17,30 +17,30 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
   const appOfSession = (tag: string, sub: string): string | undefined =>
     wechat.appids.find((appid) => userTag(appid, sub) === tag)
 
-  async function reused (ref: SessionRef): Promise<never> {
+  async function reused (ref: SessionRef, request?: RequestContext): Promise<never> {
     await store.revokeSession(ref)
     log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
-    audit?.({ event: 'refresh.reuse', outcome: 'AUTH_REFRESH_REUSED', sessionId: ref.sid })
+    audit?.({ event: 'refresh.reuse', outcome: 'AUTH_REFRESH_REUSED', sessionId: ref.sid }, request)
     throw new AuthRefreshReusedError()
   }
 
   /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. Audited. */
-  async function refresh (presented: string, gate?: Gate): Promise<TokenPair> {
+  async function refresh (presented: string, gate?: Gate, request?: RequestContext): Promise<TokenPair> {
     const parsed = parseRefreshToken(presented)
     try {
       if (parsed === null) throw await alongGate(gate, Promise.resolve(new AuthRefreshInvalidError()))
-      const { pair: answer, appid, sub, grace } = await rotate(presented, parsed, gate)
-      audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) })
+      const { pair: answer, appid, sub, grace } = await rotate(presented, parsed, gate, request)
+      audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) }, request)
       return answer
     } catch (err) {
       const outcome = outcomeOf(err)
       // Reuse has its own event, written when the session was revoked.
-      if (outcome !== 'AUTH_REFRESH_REUSED') audit?.({ event: 'refresh', outcome, ...(parsed !== null ? { sessionId: parsed.ref.sid } : {}) })
+      if (outcome !== 'AUTH_REFRESH_REUSED') audit?.({ event: 'refresh', outcome, ...(parsed !== null ? { sessionId: parsed.ref.sid } : {}) }, request)
       throw err
     }
   }
 
-  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>, gate?: Gate): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
+  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>, gate?: Gate, request?: RequestContext): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
     const nonce = newNonce()
     let successor = refreshTokenOf.successor(presented, nonce)
     const result = await alongGate(gate, store.rotateRefresh(ref, {
@@ -61,7 +61,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       // token knows the session id) harms nothing.
       case 'behind':
         if (!refreshTokenOf.issued(presented)) throw new AuthRefreshInvalidError()
-        return await reused(ref)
+        return await reused(ref, request)
       // The predecessor if it derives the current token with the last rotation's nonce: within the
       // grace window it gets that same token again (a retry of a lost answer). After it, too, while
       // no access token of the current generation was used: the client may never have had the
@@ -75,7 +75,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
           if (before === undefined || digest(before) !== result.currentHash) throw new AuthRefreshInvalidError()
           successor = before
         }
-        if (!result.inGrace && result.delivered) return await reused(ref)
+        if (!result.inGrace && result.delivered) return await reused(ref, request)
     }
     // The session's mini program; none when it was removed from the configuration since.
     const appid = appOfSession(ref.tag, result.session.sub)

@@ -22,8 +22,11 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    * operation (login remembers the user's openid meanwhile). AUTH_DEVICE_IN_USE or the ban's code
    * when the rules refuse it.
    */
-  async function openSession (appid: string, session: NewSession & { device: DeviceInfo }, alongside?: Promise<unknown>, via: SessionVia = 'login'): Promise<OpenedPair> {
-    const { deviceType } = session.device
+  async function openSession (appid: string, opened: NewSession & { device: DeviceInfo & Pick<LoginDevice, 'request'> }, alongside?: Promise<unknown>, via: SessionVia = 'login'): Promise<OpenedPair> {
+    // The request is the audit events', not the session's.
+    const { request, ...device } = opened.device
+    const session = { ...opened, device }
+    const { deviceType } = device
     const ref: SessionRef = { tag: userTag(appid, session.sub), sid: newSessionId() }
     const refreshToken = refreshTokenOf.first(ref)
     const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
@@ -34,14 +37,14 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
     }), alongside])
     const event = { event: 'session.open' as const, appid, userId: session.sub, deviceType, via }
     if (created.status === 'refused') {
-      audit?.({ ...event, outcome: 'AUTH_DEVICE_IN_USE' })
+      audit?.({ ...event, outcome: 'AUTH_DEVICE_IN_USE' }, request)
       throw deviceInUse(created.deviceType)
     }
     if (created.status === 'banned') {
-      audit?.({ ...event, outcome: 'AUTH_ACCOUNT_BANNED', reason: created.end.by })
+      audit?.({ ...event, outcome: 'AUTH_ACCOUNT_BANNED', reason: created.end.by }, request)
       throw sessionEnded(created.end)
     }
-    audit?.({ ...event, outcome: 'ok', sessionId: ref.sid, ...(created.ended > 0 ? { reason: `ended ${created.ended}` } : {}) })
+    audit?.({ ...event, outcome: 'ok', sessionId: ref.sid, ...(created.ended > 0 ? { reason: `ended ${created.ended}` } : {}) }, request)
     return { ...pair(appid, session, ref.sid, refreshToken, ttl), deviceType }
   }
 

@@ -1,7 +1,7 @@
 // What the login, refresh and logout flows are built from, and what they share.
 import type { AccessTokens } from './access-tokens.js'
 import type { ResolvedConfig } from './config.js'
-import type { Audit } from './audit.js'
+import type { Audit, RequestContext } from './audit.js'
 import type { Logger } from './logger.js'
 import type { TokenPair } from './schemas.js'
 import type { AccessStore, LoginCodeStore, SessionsStore, TokenSubject } from './store/types.js'
@@ -37,6 +37,8 @@ export interface LoginDevice {
   deviceName?: string
   ip?: string
   userAgent?: string
+  /** The HTTP request the login came in, for its audit events (never stored with the session). */
+  request?: RequestContext
 }
 
 /**

@@ -1,6 +1,7 @@
 // The login, refresh and logout flows, built from WeChat's code2Session (and an official account's
 // web authorization, for H5 login), the session store and the access-token signer. No Fastify: the sessions plugin decorates what this builds, the benchmark
 // and the tests call it directly.
+import type { RequestContext } from './audit.js'
 import { createCodeExchange } from './code-exchange.js'
 import { AuthSessionNotFoundError, AuthTokenRevokedError, WxSessionKeyStaleError } from './errors.js'
 import { createH5Login, type H5Deps } from './h5-login.js'
@@ -58,10 +59,10 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?:
    * Ends the session of `user`'s token, or every session of the user; returns how many ended.
    * Ending a session revokes every access token issued in it, on every instance, at once.
    */
-  async function logout (user: AccessClaims, allDevices: boolean): Promise<number> {
+  async function logout (user: AccessClaims, allDevices: boolean, request?: RequestContext): Promise<number> {
     const tag = userTag(user.aud, user.sub)
     const ended = allDevices ? await store.revokeUser(tag) : await store.revokeSession({ tag, sid: user.sid }).then(() => 1)
-    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: user.sid, reason: allDevices ? `all devices, ended ${ended}` : 'this device' })
+    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: user.sid, reason: allDevices ? `all devices, ended ${ended}` : 'this device' }, request)
     return ended
   }
 
@@ -84,11 +85,11 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?:
   }
 
   /** Ends one of the caller's own sessions (AUTH_SESSION_NOT_FOUND for any other id). */
-  async function endSession (user: AccessClaims, sid: string): Promise<void> {
+  async function endSession (user: AccessClaims, sid: string, request?: RequestContext): Promise<void> {
     const tag = userTag(user.aud, user.sub)
     if (!(await store.listSessions(tag)).some((s) => s.sid === sid)) throw new AuthSessionNotFoundError()
     await store.revokeSession({ tag, sid })
-    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: sid, reason: `signed out from session ${user.sid}` })
+    deps.audit?.({ event: 'logout', outcome: 'ok', appid: user.aud, userId: user.sub, sessionId: sid, reason: `signed out from session ${user.sid}` }, request)
   }
 
   return { login, refresh, logout, stepUp, sessionKeyOf, listSessions, endSession, tickets, qr, h5, ...createModeration(deps) }

@@ -1,7 +1,7 @@
 // Step-up (二次认证): a session proves its user again with a fresh wx.login() code before a
 // sensitive action. WeChat must name the same openid; the session's session_key is replaced by
 // the fresh one (WeChat has just rotated it) and the session counts as stepped up for STEP_UP_TTL.
-import { outcomeOf } from './audit.js'
+import { outcomeOf, type RequestContext } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
 import { AuthStepUpMismatchError, AuthTokenRevokedError, sessionEnded } from './errors.js'
 import { userTag } from './ids.js'
@@ -16,14 +16,14 @@ export function createStepUp ({ store, config, audit }: Pick<SessionsDeps, 'stor
    * Steps `user`'s session up with `code`: AUTH_STEP_UP_MISMATCH when WeChat says the code is
    * another user's (the code is spent either way), the session's own codes when it has ended.
    */
-  return async function stepUp (user: AccessClaims, code: string): Promise<{ steppedUpAt: number, expiresIn: number }> {
+  return async function stepUp (user: AccessClaims, code: string, request?: RequestContext): Promise<{ steppedUpAt: number, expiresIn: number }> {
     const event = { event: 'step-up' as const, appid: user.aud, userId: user.sub, sessionId: user.sid }
     try {
       const result = await stepUpWith(user, code)
-      audit?.({ ...event, outcome: 'ok' })
+      audit?.({ ...event, outcome: 'ok' }, request)
       return result
     } catch (err) {
-      audit?.({ ...event, outcome: outcomeOf(err) })
+      audit?.({ ...event, outcome: outcomeOf(err) }, request)
       throw err
     }
   }

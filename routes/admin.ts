@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
-import { withAuditContext } from '../http/route-context.js'
+import { requestContext } from '../http/route-context.js'
 import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
   AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoContent, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
@@ -93,7 +93,7 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
 
   app.post(`${path}/kick`, { schema: { ...schema('End one or all of a user\'s sessions (kick)', 'adminKick', { 200: KickResponse }, ...shared.body), body: KickBody } },
     async (request) => {
-      const ended = await sessions.kick(user(request.params), { sid: request.body?.sessionId, reason: request.body?.reason })
+      const ended = await sessions.kick(user(request.params), { sid: request.body?.sessionId, reason: request.body?.reason, request: requestContext(request) })
       request.log.info({ admin: 'kick', ...request.params, sessionId: request.body?.sessionId, reason: request.body?.reason, ended }, 'admin: sessions ended')
       return { ended }
     })
@@ -103,21 +103,21 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
       const { reason, until, service } = request.body
       // The schema says date-time; only here can "in the future" be said, with the same code.
       if (until !== undefined && !(Date.parse(until) > Date.now())) throw new errorCodes.FST_ERR_VALIDATION('body/until must be a time in the future')
-      await sessions.ban(user(request.params), { reason, until, service })
+      await sessions.ban(user(request.params), { reason, until, service, request: requestContext(request) })
       request.log.info({ admin: 'ban', ...request.params, reason, until, service }, 'admin: user banned')
       return await reply.code(204).send(null)
     })
 
   app.delete(`${path}/ban`, { schema: { ...schema('Lift a user\'s ban, or the ban from one service', 'adminUnban', { 204: NoContent }), querystring: UnbanQuery } },
     async (request, reply) => {
-      await sessions.unban(user(request.params), { service: request.query.service })
+      await sessions.unban(user(request.params), { service: request.query.service, request: requestContext(request) })
       request.log.info({ admin: 'unban', ...request.params, service: request.query.service }, 'admin: ban lifted')
       return await reply.code(204).send(null)
     })
 
   app.put(`${path}/access`, { schema: { ...schema('Replace a user\'s roles and permissions', 'adminSetAccess', { 204: NoContent }, ...shared.body), body: AccessBody } },
     async (request, reply) => {
-      await sessions.setAccess(user(request.params), request.body)
+      await sessions.setAccess(user(request.params), request.body, requestContext(request))
       request.log.info({ admin: 'access', ...request.params, ...request.body }, 'admin: roles and permissions set')
       return await reply.code(204).send(null)
     })
@@ -136,8 +136,6 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
       else parseJson(request, body as string, done)
     })
     context.addHook('onRequest', requireToken(token))
-    // The audit events of an operator's action carry the operator's IP and request id.
-    context.addHook('onRequest', withAuditContext)
     await context.register(swagger, {
       openapi: {
         openapi: '3.1.0',

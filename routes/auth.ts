@@ -13,7 +13,7 @@ import type { Gate } from '../lib/rate-gate.js'
 import type { Sessions } from '../lib/sessions.js'
 import type { LoginDevice } from '../lib/sessions-deps.js'
 import { gated } from '../http/counted-with-next.js'
-import { setupRouteContext } from '../http/route-context.js'
+import { requestContext, setupRouteContext } from '../http/route-context.js'
 import sessionRoutes from './sessions.js'
 import stepUpRoutes from './step-up.js'
 import ticketRoutes from './tickets.js'
@@ -82,7 +82,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   }, async (request, reply) => {
     const gate = refreshLimit?.(request, reply)
     const token = request.body?.refreshToken
-    return await gated(gate, token !== undefined ? sessions.refresh(token, gate) : refreshFromCookie(sessions, cookies, request, reply, gate))
+    return await gated(gate, token !== undefined ? sessions.refresh(token, gate, requestContext(request)) : refreshFromCookie(sessions, cookies, request, reply, gate))
   })
 
   fastify.post('/logout', {
@@ -97,7 +97,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated) }
     }
   }, async (request, reply) => {
-    await sessions.logout(request.wechatAuthUser, request.body?.allDevices === true)
+    await sessions.logout(request.wechatAuthUser, request.body?.allDevices === true, requestContext(request))
     if (cookies.cookieMode) cookies.clearRefresh(request, reply)
     return await reply.code(204).send(null)
   })
@@ -139,13 +139,13 @@ function loginKeyOf (fastify: FastifyInstance): (request: FastifyRequest) => str
 
 /** What a login request says of its device (lib/login.ts). */
 function loginDevice ({ deviceType, deviceName }: LoginBody, request: FastifyRequest): LoginDevice {
-  return { deviceType, deviceName, ip: request.ip, userAgent: request.headers['user-agent'] }
+  return { deviceType, deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) }
 }
 
 async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, request: FastifyRequest, reply: FastifyReply, gate?: Gate): Promise<TokenAnswer> {
   const token = cookies.refreshToken(request)
   try {
-    return cookies.refreshed(request, reply, await sessions.refresh(token, gate))
+    return cookies.refreshed(request, reply, await sessions.refresh(token, gate, requestContext(request)))
   } catch (err) {
     if (String((err as { code?: unknown }).code).startsWith('AUTH_')) cookies.clearRefresh(request, reply)
     throw err

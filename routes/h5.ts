@@ -5,7 +5,7 @@
 // simulator). Registered by routes/auth.ts inside its context (prefix, error handler, rate limit).
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { PerMinute } from '../http/route-context.js'
+import { requestContext, type PerMinute } from '../http/route-context.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthH5CodeMissingError, AuthH5ReturnToRefusedError, AuthH5StateExpiredError,
   AuthH5StateInvalidError, AuthH5StateMissingError, AuthH5StateOtherBrowserError, AuthH5StateUsedError, RateLimitedError, StoreUnavailableError,
@@ -61,7 +61,7 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
     // The browser's H5 cookie has done its job whatever the outcome: a state is good for one try.
     const browserSecret = cookies.browserSecret(request)
     cookies.clearBrowserSecret(request, reply)
-    const pair = await h5.login(request.body ?? {}, browserSecret, { deviceName: request.body?.deviceName, ip: request.ip, userAgent: request.headers['user-agent'] })
+    const pair = await h5.login(request.body ?? {}, browserSecret, { deviceName: request.body?.deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) })
     return cookies.opened(request, reply, pair)
   })
 }

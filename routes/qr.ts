@@ -4,7 +4,7 @@
 // scans, confirms or cancels (Bearer). Registered by routes/auth.ts inside its context.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { normalizeIP } from '@fastify/rate-limit'
-import type { PerMinute } from '../http/route-context.js'
+import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import type { PerIp } from './qr-events.js'
 import {
@@ -73,7 +73,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       }
     }
   }, async (request, reply) => cookies.opened(request, reply,
-    await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'] })))
+    await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) })))
 
   await fastify.register(qrEventRoutes, { perIp })
   await fastify.register(qrImageRoutes, { perIp })

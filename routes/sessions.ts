@@ -2,6 +2,7 @@
 // sessions, "my devices". Registered by routes/auth.ts inside its context (prefix, error handler,
 // JSON parser).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { requestContext } from '../http/route-context.js'
 import { AuthSessionNotFoundError } from '../lib/errors.js'
 import { BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
 
@@ -66,7 +67,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION', AuthSessionNotFoundError) }
     }
   }, async (request, reply) => {
-    await sessions.endSession(request.wechatAuthUser, request.params.sid)
+    await sessions.endSession(request.wechatAuthUser, request.params.sid, requestContext(request))
     return await reply.code(204).send(null)
   })
 }

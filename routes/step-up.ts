@@ -2,7 +2,7 @@
 // sensitive action (二次认证). Registered by routes/auth.ts inside its context (prefix, error
 // handler, JSON parser, rate limit).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { PerMinute } from '../http/route-context.js'
+import { requestContext, type PerMinute } from '../http/route-context.js'
 import { AuthStepUpMismatchError, RateLimitedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError } from '../lib/errors.js'
 import { BearerAuth, errorResponses, RouteErrors as shared, StepUpBody, StepUpResponse, Tags } from '../lib/schemas.js'
 
@@ -27,7 +27,7 @@ const stepUpRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async 
       }
     }
   }, async (request) => {
-    const { steppedUpAt, expiresIn } = await sessions.stepUp(request.wechatAuthUser, request.body.code)
+    const { steppedUpAt, expiresIn } = await sessions.stepUp(request.wechatAuthUser, request.body.code, requestContext(request))
     return { steppedUpAt: new Date(steppedUpAt).toISOString(), expiresIn }
   })
 }

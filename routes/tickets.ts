@@ -3,7 +3,7 @@
 // handler, JSON parser, rate limit).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { normalizeIP } from '@fastify/rate-limit'
-import type { PerMinute } from '../http/route-context.js'
+import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, RateLimitedError, StoreUnavailableError, TicketAudienceMismatchError, TicketInvalidError
@@ -45,7 +45,8 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
     deviceType: request.body.deviceType,
     deviceName: request.body.deviceName,
     ip: request.ip,
-    userAgent: request.headers['user-agent']
+    userAgent: request.headers['user-agent'],
+    request: requestContext(request)
   })))
 }
 

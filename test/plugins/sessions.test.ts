@@ -40,6 +40,11 @@ test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles;
   ], 'one event per thing that happened, in order')
   t.match(events[0], { event: 'session.open', appid: app.wechat.appid, userId: sim.openidOf('audra'), sessionId: /^[\w-]{12}$/, deviceType: 'mp', via: 'login', ip: '127.0.0.1', requestId: String })
   t.equal(events[1]?.requestId, 'req-used-code', 'the request\'s id')
+  // Each route hands its flow the request (no AsyncLocalStorage): every HTTP event names it.
+  for (const e of events.filter((e) => ['session.open', 'refresh', 'refresh.reuse', 'step-up', 'logout'].includes(e.event))) {
+    t.match(e, { ip: '127.0.0.1', requestId: String }, `${e.event} ${e.outcome}: the request's IP and id`)
+  }
+  for (const e of events.filter((e) => ['access.set', 'kick', 'ban', 'unban'].includes(e.event))) t.notOk('requestId' in e, `${e.event}: the host's own call, no request`)
   t.match(events.find((e) => e.event === 'ban'), { reason: 'abuse, pay, for good' })
   for (const e of events) t.same(Object.keys(e).filter((k) => !FIELDS.has(k)), [], `${e.event}: the fixed shape`)
   const auditLines = logs.map((l) => JSON.parse(l) as { msg: string, audit?: AuditEvent }).filter((l) => l.msg === 'audit')
