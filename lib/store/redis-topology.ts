@@ -9,9 +9,10 @@
 // 6.x also reloads it while a node reconnects (topologyRefreshOnReconnectionAttemptStrategy, 5 s after
 // the first attempt by default: back within 3.5 s of a promotion, 5.7 s when the promotion came just
 // after a reload; test/redis-failover.test.ts), but the gateway depends on 5.x, whose cluster client
-// does not; a host may pass a 6.x one (lib/store/redis-recovery.ts). Its Sentinel client holds a command sent while the master is gone until it
-// has found the new one, seconds after the caller was told 503, and then runs it (a rotation applied
-// after its client gave up). ioredis does neither: its Cluster refreshes the slot map on connection
+// does not; a host may pass a 6.x one, and the store reloads either's slot map itself after a
+// connection failure (lib/store/redis-cluster-heal.ts). Its Sentinel client holds a command sent while
+// the master is gone until it has found the new one, seconds after the caller was told 503, and then
+// runs it (a rotation applied after its client gave up). ioredis does neither: its Cluster refreshes the slot map on connection
 // errors and on a timer, and its Sentinel mode fails such a command at once and reconnects to the
 // promoted master; both are used here (loaded only then). A dropped connection fails the commands in
 // flight (retryDelayOnFailover 0: ioredis would otherwise queue and send them again, and a write whose
