@@ -80,7 +80,7 @@ async function main (): Promise<void> {
       const round = (x: number): number => Math.round(x * 1000) / 1000
       return { p50: round(quantile(sorted, 0.5)), p99: round(quantile(sorted, 0.99)), max: round(sorted.at(-1) as number) }
     }
-    console.log(JSON.stringify({
+    process.stdout.write(JSON.stringify({
       mode: MODE,
       revocations: runs.length,
       withStaleAnswer: runs.filter((r) => r.stale > 0).length,
@@ -88,7 +88,7 @@ async function main (): Promise<void> {
       lastStaleMs: summary(runs.map((r) => r.stale)),
       load: { generator: loadgen.name, connections: CONNECTIONS, requestsPerSec: Math.round(load.requestsPerSec), p50Ms: load.p50, p99Ms: load.p99, non2xx: load.non2xx },
       loadAverage: { before: load0, after: loadavg()[0] }
-    }, null, 2))
+    }, null, 2) + '\n')
   } finally {
     await agent.close()
     await stack.stop()

@@ -47,6 +47,9 @@ export interface NodeRedisSentinelLike {
 
 export type RedisClient = IoredisLike | NodeRedisClientLike | NodeRedisClusterLike | NodeRedisSentinelLike
 
+/** Whether `client` is an ioredis Cluster (not a single ioredis client). */
+export const isIoredisCluster = (client: object): boolean => 'defineCommand' in client && 'slots' in client && typeof (client as { nodes?: unknown }).nodes === 'function'
+
 /** Sends one command (all arguments strings); `key` routes it in a cluster. */
 export type SendCommand = (key: string | undefined, args: string[]) => Promise<unknown>
 

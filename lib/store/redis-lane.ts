@@ -12,7 +12,7 @@
 // which with the default pool of one is the connection everyone uses. Its durable writes stay on it
 // (each WAIT then delays that client's other commands, at most REDIS_WAIT_TIMEOUT_MS), documented in
 // docs/operations.md; the gateway's own REDIS_SENTINELS client (ioredis) and ioredis clients get a lane.
-import { sendCommandOf, within, disconnectClient, type RedisClient, type SendCommand, type NodeRedisClientLike } from './redis-client.js'
+import { disconnectClient, isIoredisCluster, sendCommandOf, within, type NodeRedisClientLike, type RedisClient, type SendCommand } from './redis-client.js'
 import { keepMastersConnected, type IoredisClusterNodes } from './redis-topology.js'
 
 export interface Lane {
@@ -37,8 +37,6 @@ interface NodeRedisDuplicable extends NodeRedisClientLike {
   on: (event: 'error', listener: (err: Error) => void) => unknown
 }
 
-const isCluster = (client: object): boolean => 'slots' in client && typeof (client as { nodes?: unknown }).nodes === 'function'
-
 async function ioredisReady (client: IoredisDuplicable): Promise<void> {
   const ready = client.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => { client.once('ready', resolve) })
   // A client made with lazyConnect waits for a command or connect(); the others are connecting already.
@@ -52,7 +50,7 @@ function duplicateOf (client: RedisClient, timeoutMs: number): { client: RedisCl
     const lane = (client as unknown as IoredisDuplicable).duplicate()
     // Without a listener ioredis prints every connection error; a failing lane fails its writes (503).
     lane.on('error', () => {})
-    const connected = isCluster(lane)
+    const connected = isIoredisCluster(lane)
       ? ioredisReady(lane).then(keepMastersConnected(lane as unknown as IoredisClusterNodes, timeoutMs))
       : ioredisReady(lane)
     return { client: lane, connected }

@@ -66,8 +66,9 @@ export function clusterRefreshOf (client: RedisClient): number | 'custom' | 'off
 
 /** The warning a client passed in deserves at boot for how it survives a master's crash, or null. */
 export function recoveryWarning (client: RedisClient): string | null {
+  // Asked first: clusterRefreshOf probes the client with a duplicate(), needless when the store reloads it.
+  if (!('masters' in client) || canReloadSlots(client)) return null
   const refresh = clusterRefreshOf(client)
-  if (refresh === null || canReloadSlots(client)) return null
   if (refresh === 'never' || refresh === 'off') {
     const fix = refresh === 'never'
       ? 'Upgrade it to node-redis 6 (redis or @redis/client 6.x), which also reloads it while a node reconnects'

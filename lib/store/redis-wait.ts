@@ -10,7 +10,7 @@
 // of them earlier on that connection), so a master without its replica costs each write at most two
 // timeouts, not a queue of them.
 import calculateSlot from 'cluster-key-slot'
-import type { RedisClient, SendCommand } from './redis-client.js'
+import { isIoredisCluster, type RedisClient, type SendCommand } from './redis-client.js'
 
 export interface WaitOptions {
   replicas: number
@@ -24,8 +24,6 @@ interface IoredisClusterLike {
   slots: string[][]
   nodes: (role: 'master') => Array<{ options: { host?: string, port?: number }, call: (...args: string[]) => Promise<unknown> }>
 }
-
-const isIoredisCluster = (client: RedisClient): boolean => 'defineCommand' in client && 'slots' in client && typeof (client as { nodes?: unknown }).nodes === 'function'
 
 /** Why `client` cannot wait for replicas, or null when it can. */
 export function cannotWait (client: RedisClient): string | null {

@@ -54,7 +54,6 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const { accessCache } = opts
   const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: writingThrough(scriptRunner(send), accessCache), guard: deadlines.guard, accessCache }
   const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait) : null
-  if (ctx.durable !== undefined) ctx.durable.run = writingThrough(ctx.durable.run, accessCache)
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
@@ -103,7 +102,7 @@ function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wa
   const lane = openLane(client, timeoutMs)
   const on = lane ?? { client, send: ctx.send, ready: Promise.resolve() }
   try {
-    const run = scriptRunner(on.send)
+    const run = writingThrough(scriptRunner(on.send), ctx.accessCache)
     ctx.durable = {
       run: async (...args) => { await on.ready; return await run(...args) },
       settle: replicaWaiter(on.client, on.send, wait)
