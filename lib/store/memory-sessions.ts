@@ -1,7 +1,7 @@
 // The memory store's sessions: what the Redis store keeps in a user's hash, in maps, with the same
 // rules (lib/store/memory.ts assembles the store).
 import type { SessionRef } from '../ids.js'
-import { MAX_ENDED, deviceParts, unpack } from './redis-layout.js'
+import { ENDED_SLACK, MAX_ENDED, deviceParts, unpack } from './redis-layout.js'
 import { accessIn, banOf, setAccessIn } from './memory-user.js'
 import type {
   Access, Ban, CreateResult, Credential, DeviceInfo, NewSession, RotateInput, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy,
@@ -175,7 +175,7 @@ export function liveSessionsOf (state: State, tag: string): Array<{ sid: string,
 /**
  * Ends sessions of the user behind `tag` as the Redis scripts' endSession does: each leaves a marker
  * its tokens are told, kept until its last token could come back; expired markers go, and at most
- * MAX_ENDED stay, the oldest forgotten first.
+ * MAX_ENDED stay: past it the oldest are forgotten, down to MAX_ENDED - ENDED_SLACK.
  */
 export function endSessions (state: State, tag: string, ending: Array<{ sid: string, e: SessionEntry }>, end: Omit<SessionEnd, 'endedAt'>, accessTtlMs: number): void {
   const t = state.now()
@@ -185,8 +185,10 @@ export function endSessions (state: State, tag: string, ending: Array<{ sid: str
     dropSession(state, { tag, sid })
     markers.set(sid, { value: { ...end, endedAt: t }, expiresAt: Math.max(e.expiresAt, t + accessTtlMs) })
   }
-  const oldest = [...markers].sort((a, b) => a[1].value.endedAt - b[1].value.endedAt)
-  for (const [sid] of oldest.slice(0, Math.max(0, markers.size - MAX_ENDED))) markers.delete(sid)
+  if (markers.size > MAX_ENDED) {
+    const oldest = [...markers].sort((a, b) => a[1].value.endedAt - b[1].value.endedAt)
+    for (const [sid] of oldest.slice(0, markers.size - MAX_ENDED + ENDED_SLACK)) markers.delete(sid)
+  }
   if (markers.size > 0) state.ended.set(tag, markers)
   else state.ended.delete(tag)
 }

@@ -1,10 +1,10 @@
 // The Lua scripts of session and access control: kick, ban (of the account or of one service),
 // roles and permissions, step-up. Part of SCRIPTS (redis-scripts.ts); each changes one user's hash.
-import { LUA_COMMON } from './redis-lua.js'
+import { lua } from './redis-lua.js'
 
 export const CONTROL_SCRIPTS = {
   // ARGV: reason code, access token TTL ms, then the session ids ('*' alone: all). -> sessions ended
-  wxauthKick: LUA_COMMON + `
+  wxauthKick: lua(`
 local key, reason, accessTtlMs = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local now = nowMs()
 local live, ended = scan(key, now)
@@ -16,10 +16,10 @@ for _, s in ipairs(live) do
 end
 trimEnded(key, ended, #chosen)
 for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
-return #chosen`,
+return #chosen`),
 
   // ARGV: until ms (0: for good), reason code, access token TTL ms. Ends every session, then bans.
-  wxauthBan: LUA_COMMON + `
+  wxauthBan: lua(`
 local key, bannedUntil, reason, accessTtlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMs()
 local live, ended = scan(key, now)
@@ -27,16 +27,16 @@ trimEnded(key, ended, #live)
 for _, s in ipairs(live) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
 redis.call('HSET', key, BAN_FIELD, pack_ban(bannedUntil, reason, ''))
 fixTtl(key, now)
-return 1`,
+return 1`),
 
-  wxauthUnban: LUA_COMMON + `
+  wxauthUnban: lua(`
 local key = KEYS[1]
 redis.call('HDEL', key, BAN_FIELD)
 fixTtl(key, nowMs())
-return 1`,
+return 1`),
 
   // ARGV: service, until ms (0: for good), reason code; until '' removes the service's ban. -> 1 | 'full'
-  wxauthServiceBan: LUA_COMMON + `
+  wxauthServiceBan: lua(`
 local key, service, bannedUntil, reason = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local now = nowMs()
 local kept = {}
@@ -54,18 +54,18 @@ if bannedUntil ~= '' then
 end
 if #kept == 0 then redis.call('HDEL', key, SERVICEBANS_FIELD) else redis.call('HSET', key, SERVICEBANS_FIELD, table.concat(kept, SEP)) end
 fixTtl(key, now)
-return 1`,
+return 1`),
 
   // ARGV: the packed roles and permissions ('' forgets them).
-  wxauthSetAccess: LUA_COMMON + `
+  wxauthSetAccess: lua(`
 local key, access = KEYS[1], ARGV[1]
 if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
 fixTtl(key, nowMs())
-return 1`,
+return 1`),
 
   // ARGV: session id, the session_key of the code that proved the user.
   // -> {'ok', now} | 'revoked' | {'ended', reason, ended at, by}
-  wxauthStepUp: LUA_COMMON + `
+  wxauthStepUp: lua(`
 local key, sid, sessionKey = KEYS[1], ARGV[1], ARGV[2]
 local v = redis.call('HMGET', key, hotField(sid), secretField(sid), BAN_FIELD, rotationField(sid))
 local now = nowMs()
@@ -75,5 +75,5 @@ if not v[1] or (expiryOf(v[1]) or 0) <= now then return endOf(key, sid, now) or 
 local _, createdAt, sub, claims = unpack_secret(v[2])
 local rotatedAt, nonce = unpack_rotation(v[4])
 redis.call('HSET', key, secretField(sid), pack_secret(sessionKey, createdAt, sub, claims), rotationField(sid), pack_rotation(rotatedAt, nonce, int(now)))
-return {'ok', int(now)}`
+return {'ok', int(now)}`)
 } as const

@@ -1,7 +1,7 @@
 // The Lua scripts of one-time tickets and web QR logins (part of SCRIPTS, redis-scripts.ts), and the
 // fields of a QR login's hash, which the scripts and redis-handoff.ts both take from here. Each
 // script changes one key; a QR login's steps follow stepOf and collectOf (memory-handoff.ts).
-import { LUA_COMMON } from './redis-lua.js'
+import { lua } from './redis-lua.js'
 
 /** A QR login's hash: one short field name per part. The secret is only ever a digest. */
 export const QR_FIELDS = {
@@ -48,17 +48,17 @@ if v then redis.call('DEL', key) end
 return v`,
 
   // ARGV: appid, secret digest, ttl ms, keep ms, ip, user agent. -> the hash, flat
-  wxauthQrCreate: LUA_COMMON + `
+  wxauthQrCreate: lua(`
 local key, appid, secretHash, ttlMs, keepMs, ip, userAgent = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local now = nowMs()
 redis.call('HSET', key, '${F.state}', 'pending', '${F.appid}', appid, '${F.secretHash}', secretHash, '${F.createdAt}', int(now),
   '${F.expiresAt}', int(now + ttlMs), '${F.ip}', ip, '${F.userAgent}', userAgent, '${F.version}', '1')
 redis.call('PEXPIRE', key, int(ttlMs + keepMs))
-return redis.call('HGETALL', key)`,
+return redis.call('HGETALL', key)`),
 
   // ARGV: step (scan | confirm | cancel), appid, the user's tag, session id.
   // -> {'ok', the hash, flat} | {'refused', why, state}
-  wxauthQrStep: LUA_COMMON + `
+  wxauthQrStep: lua(`
 local key, step, appid, tag, sid = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ${READ_QR}
 if not r['${F.state}'] then return {'refused', 'missing', ''} end
@@ -74,10 +74,10 @@ if step == 'scan' then
   return {'refused', 'state', state}
 end
 if state ~= 'scanned' then return {'refused', 'state', state} end
-return saved({'${F.state}', step == 'confirm' and 'confirmed' or 'cancelled', '${F.scannerSid}', sid})`,
+return saved({'${F.state}', step == 'confirm' and 'confirmed' or 'cancelled', '${F.scannerSid}', sid})`),
 
   // ARGV: the presented secret's digest. -> {'ok', the hash, flat} | {'refused', why, state}
-  wxauthQrCollect: LUA_COMMON + `
+  wxauthQrCollect: lua(`
 local key, secretHash = KEYS[1], ARGV[1]
 ${READ_QR}
 if not r['${F.state}'] then return {'refused', 'missing', ''} end
@@ -86,5 +86,5 @@ local state = shown(nowMs())
 if r['${F.collected}'] == '1' then return {'refused', 'collected', state} end
 if state == 'expired' then return {'refused', 'expired', ''} end
 if state ~= 'confirmed' then return {'refused', 'state', state} end
-return saved({'${F.collected}', '1'})`
+return saved({'${F.collected}', '1'})`)
 } as const

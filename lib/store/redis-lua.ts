@@ -2,6 +2,7 @@
 // with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and
 // packed values come from LUA_LAYOUT.
 import { SESSION_FIELDS } from './redis-layout.js'
+import { statementsOf, withPrelude } from './lua-prelude.js'
 import { LUA_LAYOUT } from './redis-lua-layout.js'
 
 /** A part's position (from 1) in its packed value, for partOf. */
@@ -53,37 +54,34 @@ end
 local function forget(key, names)
   for i = 1, #names, 1000 do redis.call('HDEL', key, unpack(names, i, math.min(i + 999, #names))) end
 end
--- One pass over the user: drops what expired, and lists the live sessions (id, expiry) and the
--- ended markers kept. A login at the session limit runs it over some 60 fields, and parsing them
--- all was most of its cost (issue 14), so it reads expiries only: a session's device type and
--- last activity (typeOf, activityOf) and a marker's time (trimEnded) are read when a rule needs them.
+-- One pass over the user: drops the sessions and blacklist entries that expired, and lists the live
+-- sessions (id, expiry) and the ended markers kept. A login at the session limit runs it over some
+-- 60 fields, and the Lua that reads them was most of its cost (issue 14), so it parses sessions'
+-- expiries only: a session's device type and last activity (typeOf, activityOf) are read when a rule
+-- needs them, a marker's times only when there are too many (trimEnded).
 -- With checkBan, the user's ban is read in the same pass, and a banned user's hash is left as it is:
 -- nil, nil, the ban's reply.
 local function scan(key, now, checkBan)
   local all = redis.call('HGETALL', key)
   local values, live, ended, gone, ban = {}, {}, {}, {}, nil
   for i = 1, #all, 2 do
-    local name, v = all[i], all[i + 1]
-    values[name] = v
+    local name = all[i]
     local n = #name
-    if n == SID_CHARS + 1 and string.byte(name, n) ~= ENDED_BYTE and string.byte(name) ~= BLACKLIST_BYTE then
-      -- a session's other value: read when a rule needs it
+    if n == SID_CHARS + 1 then
+      if string.byte(name, n) == ENDED_BYTE then ended[#ended + 1] = { name = name, value = all[i + 1] } else values[name] = all[i + 1] end
     elseif n == SID_CHARS then
-      local exp = expiryOf(v)
+      local exp = expiryOf(all[i + 1])
       if exp and exp > now then
         live[#live + 1] = { sid = name, expiresAt = exp, values = values }
       else
         local h, o, k, p, d = fieldsOf(name)
         gone[#gone + 1], gone[#gone + 2], gone[#gone + 3], gone[#gone + 4], gone[#gone + 5] = h, o, k, p, d
       end
-    elseif isBlacklisted(name) then
-      local exp = expiryOf(v)
-      if not exp or exp <= now then gone[#gone + 1] = name end
-    elseif isEnded(name) then
-      local exp = expiryOf(v)
-      if exp and exp > now then ended[#ended + 1] = { name = name, value = v } else gone[#gone + 1] = name end
     elseif name == BAN_FIELD then
-      ban = v
+      ban = all[i + 1]
+    elseif isBlacklisted(name) then
+      local exp = expiryOf(all[i + 1])
+      if not exp or exp <= now then gone[#gone + 1] = name end
     end
   end
   if checkBan then
@@ -115,10 +113,11 @@ local function endSession(key, s, reason, by, now, accessTtlMs)
   dropSession(key, s.sid)
   redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
 end
--- Markers are bounded: the oldest are forgotten (their tokens then get the generic code).
+-- Markers are bounded: past MAX_ENDED the oldest are forgotten, ENDED_SLACK more at once (their
+-- tokens then get the generic code).
 local function trimEnded(key, ended, added)
-  local surplus = #ended + added - MAX_ENDED
-  if surplus <= 0 then return end
+  if #ended + added <= MAX_ENDED then return end
+  local surplus = #ended + added - MAX_ENDED + ENDED_SLACK
   for _, e in ipairs(ended) do e.at = tonumber(partOf(e.value, ENDED_AT_PART)) or 0 end
   local oldest = {}
   for i, e in ipairs(leastOf(ended, surplus, 'at')) do oldest[i] = e.name end
@@ -191,3 +190,7 @@ local function endOf(key, sid, now)
   return {'ended', reason, endedAt, by}
 end
 `
+
+const STATEMENTS = statementsOf(LUA_COMMON)
+/** A script: `body` after the shared Lua it uses (lua-prelude.ts). */
+export const lua = (body: string): string => withPrelude(STATEMENTS, body)

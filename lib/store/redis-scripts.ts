@@ -4,14 +4,14 @@
 import { createHash } from 'node:crypto'
 import { CONTROL_SCRIPTS } from './redis-control-scripts.js'
 import { HANDOFF_SCRIPTS } from './redis-handoff-scripts.js'
-import { LUA_COMMON } from './redis-lua.js'
+import { lua } from './redis-lua.js'
 
 export const SCRIPTS = {
   ...CONTROL_SCRIPTS,
   ...HANDOFF_SCRIPTS,
   // ARGV 16, 17: '1' and the packed roles and permissions to replace the user's ('' none), or '0' to keep them.
   // -> {'created', sessions ended} | {'refused', device type} | {'ended', 'banned', until, reason}
-  wxauthCreate: LUA_COMMON + `
+  wxauthCreate: lua(`
 local key = KEYS[1]
 local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -49,12 +49,12 @@ if setAccess == '1' then
   if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
 end
 keepAlive(key, ttl, now)
-return {'created', count}`,
+return {'created', count}`),
 
   // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}
   //    | {'predecessor', ttl ms, openid, unionid, sub, claims, nonce, current digest, in grace '1' | '0', delivered '1' | '0'}
   // Never the session_key. The hot path of every refresh: values are cut with plain string.find.
-  wxauthRotate: LUA_COMMON + `
+  wxauthRotate: lua(`
 local key = KEYS[1]
 local sid, presented, presentedDigest, nextDigest, nonce, graceMs, ttlMs, maxAgeMs =
   ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -95,12 +95,12 @@ if presented == generation - 1 then
     delivered == int(generation) and '1' or '0'}
 end
 if presented < generation - 1 then return 'behind' end
-return 'invalid'`,
+return 'invalid'`),
 
   // An access token issued at generation ARGV[2] was used: that rotation's answer reached its client.
   // Marked only while it is the session's current generation, so a mark that comes late (the session
   // rotated again since) changes nothing, and never a newer generation. -> 1 marked, 0 not.
-  wxauthDeliver: LUA_COMMON + `
+  wxauthDeliver: lua(`
 local key = KEYS[1]
 local sid, issuedAt = ARGV[1], ARGV[2]
 local v = redis.call('HGET', key, hotField(sid))
@@ -108,24 +108,24 @@ if not v then return 0 end
 local expiresAt, current, generation, delivered, extra = unpack_hot(v)
 if extra ~= '' or generation ~= issuedAt or delivered == generation then return 0 end
 redis.call('HSET', key, hotField(sid), pack_hot(expiresAt, current, generation, generation))
-return 1`,
+return 1`),
 
-  wxauthRevoke: LUA_COMMON + `
+  wxauthRevoke: lua(`
 local key, sid = KEYS[1], ARGV[1]
 dropSession(key, sid)
-return 1`,
+return 1`),
 
   // Only a live session's tokens need blacklisting.
-  wxauthBlacklist: LUA_COMMON + `
+  wxauthBlacklist: lua(`
 local key, sid, jti, ttlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('HEXISTS', key, hotField(sid)) == 0 then return 0 end
 local now = nowMs()
 redis.call('HSET', key, BLACKLIST_PREFIX .. jti, int(now + ttlMs))
 keepAlive(key, ttlMs, now)
-return 1`,
+return 1`),
 
   // -> how many live sessions ended
-  wxauthRevokeUser: LUA_COMMON + `
+  wxauthRevokeUser: lua(`
 local key = KEYS[1]
 local now, n = nowMs(), 0
 local all = redis.call('HGETALL', key)
@@ -145,7 +145,7 @@ if #kept > 0 then
   redis.call('HSET', key, unpack(kept))
   fixTtl(key, now)
 end
-return n`,
+return n`),
 
   wxauthSaveCredential: `
 local credentialKey, lockKey = KEYS[1], KEYS[2]

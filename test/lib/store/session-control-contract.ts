@@ -2,7 +2,7 @@
 // that tell an ended session's tokens why. Part of the contract every store honours (contract.ts).
 import type { Test } from 'tap'
 import { newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
-import { DEVICE_BYTES, MAX_ENDED, SEP } from '../../../lib/store/redis-layout.js'
+import { DEVICE_BYTES, ENDED_SLACK, MAX_ENDED, SEP } from '../../../lib/store/redis-layout.js'
 import type { NewSession, RotateInput, SessionPolicy } from '../../../lib/store/types.js'
 import { statusOf } from '../../helper.js'
 import type { ContractContext } from './contract.js'
@@ -107,6 +107,22 @@ export function sessionControlContract (t: Test, make: (t: Test) => Promise<Cont
     t.equal((await store.listSessions(u.tag)).length, 1)
     t.equal(await store.checkAccess(refs[0] as SessionRef, 'j'), 'revoked', 'the oldest markers were forgotten')
     t.match(await store.checkAccess(refs[refs.length - 2] as SessionRef, 'j'), { reason: 'replaced' }, 'recent ones are kept')
+  })
+
+  t.test('past MAX_ENDED markers, the oldest go down to MAX_ENDED - ENDED_SLACK: the most recent always stay', async (t) => {
+    const { store } = await make(t)
+    const u = user('trimmed')
+    const refs: SessionRef[] = []
+    for (let i = 0; i < 2 * MAX_ENDED + 3; i++) {
+      const ref = u.ref()
+      refs.push(ref)
+      await store.createSession(ref, u.data('mp'), 'h0', 60, policy({ exclusive: 'same' }))
+    }
+    const told = await Promise.all(refs.slice(0, -1).map(async (ref) => await store.checkAccess(ref, 'j')))
+    const kept = told.filter((r) => typeof r === 'object' && 'reason' in r && r.reason === 'replaced').length
+    t.ok(kept >= MAX_ENDED - ENDED_SLACK && kept <= MAX_ENDED, `${kept} markers kept`)
+    t.ok(told.slice(-(MAX_ENDED - ENDED_SLACK)).every((r) => typeof r === 'object' && 'reason' in r && r.reason === 'replaced'), 'the most recent are all kept')
+    t.equal(told[0], 'revoked', 'the first is forgotten')
   })
 }
 
