@@ -35,15 +35,18 @@ const CHECK_INTERVAL_MS = 1000
 // A request id a client or proxy sent is kept when it looks like one: short, without spaces or control
 // characters (it is written into every log line of the request, and answered back).
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
-const requestIds = new WeakMap<IncomingMessage, string>()
+// Kept on the request itself, not in a WeakMap: a WeakMap entry per request (an ephemeron the collector
+// must trace) cost the trivial route 4-5 % of its throughput (BENCHMARKS.md, the ceiling).
+const REQUEST_ID = Symbol('requestId')
+type WithId = IncomingMessage & { [REQUEST_ID]?: string }
 
 /** The request's id: the one it came with, if sane, or a new one; the server remembers it for genReqId. */
-function requestIdOf (request: IncomingMessage, header: string): string {
-  const known = requestIds.get(request)
+function requestIdOf (request: WithId, header: string): string {
+  const known = request[REQUEST_ID]
   if (known !== undefined) return known
   const sent = request.headers[header]
   const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) ? sent : randomUUID()
-  requestIds.set(request, id)
+  request[REQUEST_ID] = id
   return id
 }
 
