@@ -44,11 +44,11 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
   fastify.removeContentTypeParser('text/plain')
   // A request that asks to switch protocols (Upgrade: websocket) has no body Node will parse: it
   // would wait for one until a timeout. The gateway speaks no other protocol: refused at once.
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (asksToUpgrade(request.headers)) {
-      reply.header('connection', 'close')
-      throw new UpgradeRefusedError()
-    }
+  // A callback hook, not an async one: it runs on every request, and a promise each is measurable there.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (!asksToUpgrade(request.headers)) return done()
+    reply.header('connection', 'close')
+    done(new UpgradeRefusedError())
   })
 
   // An empty body with content-type: application/json (Postman, wx.request) means "no body".
