@@ -7,6 +7,7 @@
 // a store operation. A value outside the expected shape, or past MAX_VALUES distinct ones in a label
 // of a metric (the gateway's and Fastify's codes aside: always themselves), is counted as 'other'. No user id, session id, openid, token or code is ever a label.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { defineAccessCacheMetrics } from './access-cache-metrics.js'
 import type { AuditEvent } from './audit.js'
 import { outcomeOf } from './audit.js'
 import type { TokenRenewalMessage, WechatCallMessage } from './diagnostics.js'
@@ -39,7 +40,7 @@ function refreshOutcome (event: AuditEvent): string {
   return event.outcome
 }
 
-type SessionMetrics = Omit<ReturnType<typeof defineMetrics>, 'httpDuration' | 'errors' | 'rateLimited' | 'wechatCalls' | 'renewals' | 'storeDuration'>
+type SessionMetrics = Omit<ReturnType<typeof defineMetrics>, 'httpDuration' | 'errors' | 'rateLimited' | 'wechatCalls' | 'renewals' | 'storeDuration' | 'accessCache'>
 
 /** Counts each audit event in the metric it belongs to. */
 function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps, moderation }: SessionMetrics, deviceType: (v: string) => string) {
@@ -118,7 +119,7 @@ function defineMetrics (registry: Registry) {
     buckets: SECONDS_FAST,
     registers
   })
-  return { httpDuration, errors, rateLimited, logins, sessionsOpened, refreshes, revocations, stepUps, moderation, wechatCalls, renewals, storeDuration }
+  return { httpDuration, errors, rateLimited, logins, sessionsOpened, refreshes, revocations, stepUps, moderation, wechatCalls, renewals, storeDuration, accessCache: defineAccessCacheMetrics(registers) }
 }
 
 /**
@@ -172,7 +173,7 @@ function register (registry: Registry, defaultMetrics: boolean): { defined: Retu
 export function createMetrics (opts: MetricsOptions = {}) {
   const registry = opts.registry ?? new Registry()
   const { defined, added } = register(registry, opts.defaultMetrics !== false)
-  const { httpDuration, errors: errorsTotal, rateLimited, wechatCalls, renewals, storeDuration, ...sessionMetrics } = defined
+  const { httpDuration, errors: errorsTotal, rateLimited, wechatCalls, renewals, storeDuration, accessCache, ...sessionMetrics } = defined
   const label = {
     method: boundedLabel(),
     route: boundedLabel(),
@@ -226,7 +227,10 @@ export function createMetrics (opts: MetricsOptions = {}) {
     },
 
     /** The store with each asynchronous operation timed (timedStore). */
-    instrumentStore: <S extends object>(store: S): S => timedStore(store, storeDuration, label.storeOutcome)
+    instrumentStore: <S extends object>(store: S): S => timedStore(store, storeDuration, label.storeOutcome),
+
+    /** The access check's read copy, counted at each scrape (lib/access-cache-metrics.ts). */
+    watchAccessCache: accessCache.watch
   }
 }
 

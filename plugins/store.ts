@@ -49,14 +49,16 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   if (opts.redis !== undefined && hasOfflineQueue(opts.redis) === true) {
     fastify.log.warn('the Redis client passed in has an offline queue: during an outage requests still fail after STORE_TIMEOUT_MS, but their commands run late, when Redis returns. Give the gateway a client without one (ioredis, @fastify/redis: enableOfflineQueue: false; node-redis: disableOfflineQueue: true)')
   }
-  // With metrics (plugins/metrics.ts, registered before), each operation is timed.
   if (opts.redis !== undefined && config.REDIS_URL !== undefined) {
     fastify.log.warn('REDIS_URL is ignored: the Redis client passed in is the store\'s')
   }
   // A node-redis cluster client that would not find a crashed master's replica (lib/store/redis-recovery.ts).
   const recovery = opts.redis === undefined ? null : recoveryWarning(opts.redis)
   if (recovery !== null) fastify.log.warn(recovery)
-  fastify.decorate('wechatAuthStore', fastify.hasDecorator('wechatAuthMetrics') ? fastify.wechatAuthMetrics.instrumentStore(store) : store)
+  // With metrics (plugins/metrics.ts, registered before), each operation is timed, and the read copy counted.
+  const metrics = fastify.hasDecorator('wechatAuthMetrics') ? fastify.wechatAuthMetrics : undefined
+  fastify.decorate('wechatAuthStore', metrics === undefined ? store : metrics.instrumentStore(store))
+  if (metrics !== undefined && tracked.accessCache !== undefined) metrics.watchAccessCache(tracked.accessCache)
   fastify.addHook('onClose', async () => { await store.close() })
   // Debug: a standalone start says one line (Fastify's 'Server listening'), warnings aside.
   // With Redis: the access check's mode, and why a client that cannot be tracked runs strict (docs/design.md).

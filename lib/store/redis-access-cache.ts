@@ -127,6 +127,7 @@ function boundedReads (maxEntries: number) {
 
 function accessCache (conn: TrackingConnection, maxEntries: number) {
   const reads = boundedReads(maxEntries)
+  const counts: Record<CacheOutcome, number> = { hit: 0, miss: 0, uncached: 0 }
   /** Reads in flight per key, and how many times the key was invalidated since the first was sent. */
   const flights = new Map<string, { reads: number, invalidated: number }>()
   let flushes = 0
@@ -184,11 +185,15 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
      */
     read (key: string, fields: string[], strict: (args: string[]) => Promise<unknown>): { outcome: CacheOutcome, reply: Reply | Promise<Reply> } {
       const args = ['HMGET', key, ...fields]
-      if (!conn.isReady) return { outcome: 'uncached', reply: strict(args) as Promise<Reply> }
       const id = fields.join(' ')
-      const hit = usable() ? reads.get(key, id) : undefined
-      return hit !== undefined ? { outcome: 'hit', reply: hit } : { outcome: 'miss', reply: fetch(key, id, args) }
+      const hit = conn.isReady && usable() ? reads.get(key, id) : undefined
+      const outcome: CacheOutcome = !conn.isReady ? 'uncached' : hit !== undefined ? 'hit' : 'miss'
+      counts[outcome]++
+      return { outcome, reply: hit ?? (outcome === 'uncached' ? strict(args) as Promise<Reply> : fetch(key, id, args)) }
     },
+
+    /** How many reads had each outcome since the cache opened (the metrics count them at each scrape). */
+    counts: counts as Readonly<Record<CacheOutcome, number>>,
 
     /** This gateway writes `keys` (a script sent, or answered): their entries go. */
     wrote (keys: string[]): void { for (const key of keys) drop(key) },

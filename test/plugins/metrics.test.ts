@@ -73,6 +73,29 @@ test('the counters move with what happens, labelled by template and code', async
   for (const secret of secrets) t.notOk(values.includes(secret), 'no token, code, path, openid or session id in a label')
 })
 
+test('the access check\'s read copy is counted at each scrape, from its own counters: misses, hits, its size', async (t) => {
+  // Its own Redis: another file's FLUSHDB on a shared one would empty the copy (an invalidation of everything).
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, metrics: true })
+  const strict = await buildApp(t, { sim, redisServer: redis, metrics: true, config: { ACCESS_CHECK: 'strict' } })
+  const reads = 'wechat_auth_access_cache_reads_total'
+  for (const gateway of [app, strict]) {
+    // Two users: the strict gateway's writes (the first use of a token marks its rotation delivered) would drop the copy's entry.
+    const { accessToken } = await login(gateway, gateway === app ? 'ana.1' : 'bob.1')
+    for (let i = 0; i < 4; i++) t.equal((await me(gateway, accessToken)).statusCode, 200)
+  }
+  const s = await scrape(app.wechatAuthMetrics.registry)
+  const [hit, miss] = [valueOf(s, reads, { outcome: 'hit' }), valueOf(s, reads, { outcome: 'miss' })]
+  t.ok(miss >= 1 && hit >= 2, `the first check reads Redis, later ones the copy (${hit} hits, ${miss} misses)`)
+  t.equal(hit + miss + valueOf(s, reads, { outcome: 'uncached' }), 4, 'one read per authenticated request')
+  t.ok(valueOf(s, 'wechat_auth_access_cache_entries') >= 1)
+  t.equal(valueOf(await scrape(app.wechatAuthMetrics.registry), reads, { outcome: 'hit' }), hit, 'a second scrape counts nothing twice')
+  const strictSamples = await scrape(strict.wechatAuthMetrics.registry)
+  t.equal(valueOf(strictSamples, reads), 0, 'ACCESS_CHECK=strict: no read copy, nothing counted')
+  t.equal(valueOf(strictSamples, 'wechat_auth_access_cache_entries'), 0)
+})
+
 test('a host\'s registry, without default or per-route metrics; options checked at boot', async (t) => {
   const sim = await startSim(t)
   const registry = new Registry()
