@@ -4,6 +4,7 @@
 // restart a gateway that is only busy. A host app sheds its own load.
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
+import { countAnsweredError } from './answered-errors.js'
 
 /** Seconds a shed client is told to wait. */
 export const OVERLOADED_RETRY_AFTER_SEC = 5
@@ -23,6 +24,7 @@ export async function registerLoadShedding (server: FastifyInstance, opts: { max
       // Not answering here lets the request through.
       if (request.url === opts.livePath) return
       request.log.warn({ code: OVERLOADED_BODY.code }, 'shedding load: the event loop lags')
+      countAnsweredError(request.server, OVERLOADED_BODY.code, request.routeOptions.url ?? '')
       await reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).send(OVERLOADED_BODY)
     }
   })

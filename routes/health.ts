@@ -3,6 +3,7 @@
 // (liveness): 200 while the process serves HTTP, whatever its dependencies.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { HealthResponse, LiveResponse, Tags } from '../lib/schemas.js'
+import { countAnsweredError } from '../http/answered-errors.js'
 
 export interface HealthRouteOptions {
   path: string
@@ -36,6 +37,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
       return { status: 'ok' as const, store: store.kind }
     } catch (err) {
       request.log.warn({ err }, 'health check: session store unavailable')
+      countAnsweredError(fastify, 'STORE_UNAVAILABLE', opts.path)
       return await reply.code(503).send({ status: 'unavailable' as const, store: store.kind, code: 'STORE_UNAVAILABLE' })
     }
   })

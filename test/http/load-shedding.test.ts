@@ -5,10 +5,13 @@ import Fastify from 'fastify'
 import { test } from 'tap'
 import { request } from 'undici'
 import { registerLoadShedding } from '../../http/load-shedding.js'
+import metricsPlugin from '../../plugins/metrics.js'
+import { parseMetrics, valueOf } from '../prometheus.js'
 
 test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry-after, liveness still answered; then back to normal', async (t) => {
   const app = Fastify()
   t.teardown(async () => await app.close())
+  await app.register(metricsPlugin, { defaultMetrics: false })
   await registerLoadShedding(app, { maxEventLoopDelayMs: 100, livePath: '/health/live' })
   app.get('/health/live', async () => ({ status: 'ok' }))
   app.get('/work', async () => ({ done: true }))
@@ -26,6 +29,7 @@ test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry
   t.equal(shed.headers['retry-after'], '5')
   t.same(await shed.body.json(), { statusCode: 503, code: 'SERVER_OVERLOADED', error: 'Service Unavailable', message: 'The gateway is overloaded; retry after the retry-after header\'s seconds' })
   t.equal((await request(`${base}/health/live`)).statusCode, 200, 'liveness is answered: a busy gateway is not a dead one')
+  t.equal(valueOf(parseMetrics(await app.wechatAuthMetrics.registry.metrics()), 'wechat_auth_errors_total', { code: 'SERVER_OVERLOADED' }), 1, 'counted with the other coded errors')
   let recovered = 0
   for (let i = 0; i < 40 && recovered !== 200; i++) {
     await sleep(100)

@@ -62,9 +62,10 @@ test('the counters move with what happens, labelled by template and code', async
   // Redis goes away: the 503 is counted, with the store's code.
   await redis.stop()
   t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(first.accessToken) })).json().code, 'STORE_UNAVAILABLE')
+  t.equal((await app.inject({ method: 'GET', url: '/health' })).json().code, 'STORE_UNAVAILABLE', 'the readiness probe answers its 503 without throwing')
   s = await scrape(registry)
   t.equal(valueOf(s, http, { method: 'GET', route: '/auth/me', status_code: '503' }), 1)
-  t.equal(valueOf(s, 'wechat_auth_errors_total', { code: 'STORE_UNAVAILABLE' }), 1)
+  t.equal(valueOf(s, 'wechat_auth_errors_total', { code: 'STORE_UNAVAILABLE' }), 2, 'the request\'s and the probe\'s')
   t.equal(valueOf(s, 'wechat_auth_store_operation_duration_seconds_count', { operation: 'checkAccess', outcome: 'STORE_UNAVAILABLE' }), 1)
 
   const secrets = [first.accessToken, first.refreshToken, renewed.refreshToken, second.accessToken, second.refreshToken, 'mia.1', 'mia.2', 'mia-secret-path',
