@@ -65,7 +65,9 @@ async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<strin
 
 /**
  * Each target's measures by round, in the order of its scenarios: `[target][round][scenario]`. In each
- * round, a scenario runs on every target (in their order) before the next scenario starts.
+ * round, a scenario runs on every target before the next scenario starts, in an order that turns by one
+ * each round (A B C, then B C A, then C A B): none always runs first, on the freshest machine, or last,
+ * after the others' logins filled the shared Redis (their users at the session limit).
  */
 export async function runRounds (loadgen: LoadGenerator, targets: Target[], setup: RoundsSetup): Promise<Measured[][][]> {
   const measured: Measured[][][] = targets.map(() => [])
@@ -73,7 +75,9 @@ export async function runRounds (loadgen: LoadGenerator, targets: Target[], setu
   for (let round = 1; round <= setup.rounds; round++) {
     const thisRound: Measured[][] = targets.map(() => [])
     for (let i = 0; i < count; i++) {
-      for (const [t, { label, scenarios, procs }] of targets.entries()) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = (k + round - 1) % targets.length
+        const { label, scenarios, procs } = targets[t] as Target
         const s = scenarios[i] as Scenario
         const on = targets.length > 1 ? ` on ${label}` : ''
         process.stderr.write(`round ${round}/${setup.rounds}: ${s.name}${on} (${setup.warmupSec}s warm-up, ${setup.durationSec}s measured, ${setup.connections} connections)\n`)
