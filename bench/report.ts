@@ -184,7 +184,7 @@ function comparedLines (results: Results): string[] {
   const gain = new Map(compared.gainPerRound.map((g) => [g.scenario, g]))
   return [
     '',
-    `With ${compared.about}, against the same Redis, simulator and JWT secret: each scenario measured right after the first gateway's, in every round; ` +
+    `With ${compared.about}, against the same Redis, simulator and JWT secret: each scenario measured in turn with the first gateway's in every round, the order turning each round; ` +
       `ratios against its own ceiling, measured through it. Its ceiling per round: ${perRound(compared.ceilingPerRound)}.`,
     '',
     ...TABLE_HEAD,

@@ -88,8 +88,8 @@ export function peerReportText ({ labels: [one, many], about, rows }: PeerReport
   const three = (f: (s: Side) => number, r: PeerRow): string => `${f(r.single)} / ${f(r.multi)} / ${f(r.peer)}`
   return [
     '',
-    `The Go peer (${about}), against the same Redis, simulator and load generator: each scenario measured right after the gateway's ` +
-      `(${one}, then ${many}) in every round. Ratios are our req/s ÷ the peer's in the same round, over the rounds kept; the figures are the round with the median ${many} ÷ peer.`,
+    `The Go peer (${about}), against the same Redis, simulator and load generator: each scenario measured in turn with the gateway's ` +
+      `(${one} and ${many}) in every round, the order turning each round. Ratios are our req/s ÷ the peer's in the same round, over the rounds kept; the figures are the round with the median ${many} ÷ peer.`,
     '',
     `| scenario | req/s ${one} | req/s ${many} | req/s Go peer | ${one} ÷ peer | ${many} ÷ peer (each kept round) | target: ${many} ÷ peer | ` +
       `CPU µs/req ${one} / ${many} / peer | Redis CPU µs/req ${one} / ${many} / peer | CPU % ${one} / ${many} / peer |`,
