@@ -78,9 +78,14 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?:
     return session.sessionKey
   }
 
-  /** The caller's live sessions, the current one marked; never a secret. */
+  /**
+   * The caller's live sessions, the current one marked; never a secret. A caller whose own session is
+   * not among them had it ended after its token was checked (a logout, a kick, a refresh token's reuse
+   * racing this request): AUTH_TOKEN_REVOKED, as its next request would be told, not a list without it.
+   */
   async function listSessions (user: AccessClaims): Promise<Array<SessionInfo & { current: boolean }>> {
     const list = await store.listSessions(userTag(user.aud, user.sub))
+    if (!list.some((s) => s.sid === user.sid)) throw new AuthTokenRevokedError()
     return list.map((s) => ({ ...s, current: s.sid === user.sid }))
   }
 

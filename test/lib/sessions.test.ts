@@ -194,6 +194,16 @@ test('a login records its device; the user lists their sessions, the current one
   await t.rejects(sessions.login('tv', undefined, { deviceType: 'tv' }), { code: 'AUTH_DEVICE_TYPE_UNKNOWN' })
 })
 
+test('a caller whose session ended after its token was checked is told so, not handed a list without it', async (t) => {
+  const { sessions, tokens } = setup(t, { resolveUser: async () => ({ userId: 'u-raced' }) })
+  const kept = await sessions.login('kept')
+  const raced = tokens.verify((await sessions.login('raced')).accessToken)
+  await sessions.endSession(tokens.verify(kept.accessToken), raced.sid)
+  // The route checked the token before the session ended (the fuzz's concurrent mix found the window).
+  await t.rejects(sessions.listSessions(raced), { code: 'AUTH_TOKEN_REVOKED' })
+  t.equal((await sessions.listSessions(tokens.verify(kept.accessToken))).length, 1)
+})
+
 test('another user\'s session cannot be seen or ended', async (t) => {
   const { sessions, tokens } = setup(t)
   const alice = tokens.verify((await sessions.login('alice')).accessToken)
