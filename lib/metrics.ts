@@ -85,8 +85,8 @@ function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps
   }
 }
 
-/** Every metric of the gateway, registered in `registry`. */
-function defineMetrics (registry: Registry) {
+/** Every metric of the gateway, registered in `registry`; the request histogram only with `http`. */
+function defineMetrics (registry: Registry, http: boolean) {
   const registers = [registry]
 
   const httpDuration = new Histogram({
@@ -94,7 +94,8 @@ function defineMetrics (registry: Registry) {
     help: 'HTTP requests answered, by method, route template and status code (_count is the request count)',
     labelNames: ['method', 'route', 'status_code'] as const,
     buckets: SECONDS_FAST,
-    registers
+    // Without per-route metrics (MetricsOptions.http false) it is in no registry: a host's may hold the name.
+    registers: http ? registers : []
   })
   const errors = new Counter({ name: 'wechat_auth_errors_total', help: 'Requests answered with an error, by its code', labelNames: ['code'] as const, registers })
   const rateLimited = new Counter({ name: 'wechat_auth_rate_limited_total', help: 'Requests refused by a rate limit (429 RATE_LIMITED), by route template', labelNames: ['route'] as const, registers })
@@ -158,12 +159,12 @@ function timedStore<S extends object> (store: S, histogram: Histogram<'operation
  * Registers the gateway's metrics (and Node's default ones) in `registry`; a name it already holds is
  * a CONFIG_INVALID naming the option, and what was registered is taken back. Returns the names added.
  */
-function register (registry: Registry, defaultMetrics: boolean): { defined: ReturnType<typeof defineMetrics>, added: string[] } {
+function register (registry: Registry, defaultMetrics: boolean, http: boolean): { defined: ReturnType<typeof defineMetrics>, added: string[] } {
   const before = new Set(registry.getMetricsAsArray().map((m) => m.name))
   const added = (): string[] => registry.getMetricsAsArray().map((m) => m.name).filter((name) => !before.has(name))
   try {
     if (defaultMetrics) collectDefaultMetrics({ register: registry })
-    return { defined: defineMetrics(registry), added: added() }
+    return { defined: defineMetrics(registry, http), added: added() }
   } catch (err) {
     for (const name of added()) registry.removeSingleMetric(name)
     throw new ConfigError(`metrics.registry already holds a metric the gateway registers (${(err as Error).message}): pass defaultMetrics: false when it has Node's default metrics, or a registry of the gateway's own`)
@@ -172,7 +173,7 @@ function register (registry: Registry, defaultMetrics: boolean): { defined: Retu
 
 export function createMetrics (opts: MetricsOptions = {}) {
   const registry = opts.registry ?? new Registry()
-  const { defined, added } = register(registry, opts.defaultMetrics !== false)
+  const { defined, added } = register(registry, opts.defaultMetrics !== false, opts.http !== false)
   const { httpDuration, errors: errorsTotal, rateLimited, wechatCalls, renewals, storeDuration, accessCache, ...sessionMetrics } = defined
   const label = {
     method: boundedLabel(),

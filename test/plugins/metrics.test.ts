@@ -107,6 +107,7 @@ test('a host\'s registry, without default or per-route metrics; options checked 
   t.equal(valueOf(s, 'wechat_auth_logins_total', { outcome: 'ok' }), 1)
   t.notOk(s.some((x) => x.name.startsWith('nodejs_') || x.name.startsWith('process_')), 'no default metrics')
   t.notOk(s.some((x) => x.name.startsWith('wechat_auth_http_')), 'no per-route requests')
+  t.notOk(registry.getSingleMetric('wechat_auth_http_request_duration_seconds'), 'not even an empty histogram: the name stays the host\'s')
 
   await app.close()
   t.same((await registry.getMetricsAsJSON()).map((m) => m.name), [], 'closed, the gateway takes its metrics out of the host\'s registry')
