@@ -17,8 +17,7 @@ const OUTCOMES: readonly CacheOutcome[] = ['hit', 'miss', 'uncached']
 export function defineAccessCacheMetrics (registers: Registry[]) {
   let source: AccessCacheSource | undefined
   const counted: Record<CacheOutcome, number> = { hit: 0, miss: 0, uncached: 0 }
-  // eslint-disable-next-line no-new
-  new Counter({
+  const reads = new Counter({
     name: 'wechat_auth_access_cache_reads_total',
     help: 'Access checks by how the read copy answered: hit (from memory, no round trip), miss (read from Redis and kept), uncached (its connection down: read on the store\'s)',
     labelNames: ['outcome'] as const,
@@ -32,14 +31,15 @@ export function defineAccessCacheMetrics (registers: Registry[]) {
       }
     }
   })
-  // eslint-disable-next-line no-new
-  new Gauge({
+  const entries = new Gauge({
     name: 'wechat_auth_access_cache_entries',
     help: 'Reads the access check\'s read copy holds (at most ACCESS_CACHE_MAX_ENTRIES)',
     registers,
     collect () { this.set(source?.size ?? 0) }
   })
   return {
+    reads,
+    entries,
     /** Counts `cache` from now on (plugins/store.ts, once the store has one). */
     watch (cache: AccessCacheSource): void { source = cache }
   }
