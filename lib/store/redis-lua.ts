@@ -10,7 +10,7 @@ const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeo
   (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name) + 1
 
 export const LUA_COMMON = LUA_LAYOUT + `
-local ENDED_BYTE, BLACKLIST_BYTE = string.byte(ENDED_SUFFIX, -1), string.byte(BLACKLIST_PREFIX)
+local ENDED_BYTE = string.byte(ENDED_SUFFIX, -1)
 local DEVICE_TYPE_PART, CREATED_AT_PART, ROTATED_AT_PART, ENDED_AT_PART =
   ${partIndex('device', 'deviceType')}, ${partIndex('secret', 'createdAt')}, ${partIndex('rotation', 'rotatedAt')}, ${partIndex('ended', 'endedAt')}
 local function nowMs()
