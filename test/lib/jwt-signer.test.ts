@@ -9,6 +9,7 @@ test('tokens are byte-identical to fast-jwt\'s (the library @fastify/jwt signs w
   const ours = createHs256Signer({ secret: SECRET, iss: 'wechat-auth', ttlSec: 900, now: () => NOW })
   const theirs = createSigner({ key: SECRET, algorithm: 'HS256', iss: 'wechat-auth', expiresIn: 900_000, clockTimestamp: NOW })
   const payloads = [
+    {},
     { sub: 'o-1', openid: 'o-1', sid: 'abcdefghijkl', jti: 'j1', aud: 'wx0123456789abcdef' },
     { role: 'admin', nested: { list: [1, 'two', null], ключ: '值 "quoted" \u0001' }, sub: 'user 42', openid: 'o', unionid: 'u', sid: 's', jti: 'j', aud: 'wx' }
   ]
