@@ -8,12 +8,21 @@ export type Gate = Promise<void>
  * (when it succeeded) so that nothing the request was refused for stays done.
  */
 export async function alongGate<T> (gate: Gate | undefined, op: Promise<T>, undo?: (done: T) => void): Promise<T> {
-  const [allowed, done] = await Promise.allSettled([gate, op])
-  if (allowed.status === 'rejected') {
-    if (done.status === 'fulfilled') undo?.(done.value)
-    const refused: Error = allowed.reason
+  // Both are waited for, `op` first; a refusal of the gate wins over op's own failure. Gates never
+  // reject unhandled (http/counted-with-next.ts catches each), so the order is free; Promise.allSettled
+  // cost every refresh and login its result objects.
+  let done: T
+  try {
+    done = await op
+  } catch (err) {
+    await gate
+    throw err
+  }
+  try {
+    await gate
+  } catch (refused) {
+    undo?.(done)
     throw refused
   }
-  if (done.status === 'rejected') throw done.reason
-  return done.value
+  return done
 }

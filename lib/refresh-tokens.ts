@@ -43,8 +43,7 @@ export function refreshTokens (jwtSecret: string, previousSecret?: string) {
   const previous = previousSecret === undefined ? undefined : keysOf(previousSecret)
   const macOf = (macKey: Buffer, body: string): string => b64url(createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES))
   const seal = (keys: RefreshKeys, body: string): string => `${body}.${macOf(keys.macKey, body)}`
-  function derive (keys: RefreshKeys, predecessor: string, nonce: string): string {
-    const parsed = parseRefreshToken(predecessor)
+  function derive (keys: RefreshKeys, predecessor: string, nonce: string, parsed = parseRefreshToken(predecessor)): string {
     if (parsed === null) throw new Error('not a refresh token')
     const secret = createHmac('sha256', keys.successorKey).update(predecessor).update('\u0000').update(nonce).digest()
     return seal(keys, `${parsed.ref.tag}.${parsed.ref.sid}.${parsed.generation + 1}.${b64url(secret)}`)
@@ -56,12 +55,15 @@ export function refreshTokens (jwtSecret: string, previousSecret?: string) {
     /** A session's first token. */
     first: (ref: SessionRef): string => seal(current, `${ref.tag}.${ref.sid}.0.${randomId(SECRET_BYTES)}`),
 
-    /** The successor of `predecessor` (a token of our shape) with a rotation's nonce. */
-    successor: (predecessor: string, nonce: string): string => derive(current, predecessor, nonce),
+    /**
+     * The successor of `predecessor` (a token of our shape) with a rotation's nonce; `parsed`, when
+     * the caller has it, is what parseRefreshToken(predecessor) gave (not parsed a second time).
+     */
+    successor: (predecessor: string, nonce: string, parsed?: ParsedRefreshToken): string => derive(current, predecessor, nonce, parsed),
 
     /** The successor a rotation made before the JWT secret changed (JWT_SECRET_PREVIOUS), if one is set. */
-    previousSuccessor: (predecessor: string, nonce: string): string | undefined =>
-      previous === undefined ? undefined : derive(previous, predecessor, nonce),
+    previousSuccessor: (predecessor: string, nonce: string, parsed?: ParsedRefreshToken): string | undefined =>
+      previous === undefined ? undefined : derive(previous, predecessor, nonce, parsed),
 
     /** Whether a token of our shape was issued under this secret or the previous one (a forged one was not). */
     issued (token: string): boolean {

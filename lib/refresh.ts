@@ -8,7 +8,7 @@ import { outcomeOf, type RequestContext } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
 import { alongGate, type Gate } from './rate-gate.js'
-import { parseRefreshToken, type RefreshTokens } from './refresh-tokens.js'
+import { parseRefreshToken, type ParsedRefreshToken, type RefreshTokens } from './refresh-tokens.js'
 import type { TokenPair } from './schemas.js'
 import type { PairOf, SessionsDeps } from './sessions-deps.js'
 
@@ -40,9 +40,10 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
     }
   }
 
-  async function rotate (presented: string, { ref, generation }: NonNullable<ReturnType<typeof parseRefreshToken>>, gate?: Gate, request?: RequestContext): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
+  async function rotate (presented: string, parsed: ParsedRefreshToken, gate?: Gate, request?: RequestContext): Promise<{ pair: TokenPair, appid: string, sub: string, grace: boolean }> {
+    const { ref, generation } = parsed
     const nonce = newNonce()
-    let successor = refreshTokenOf.successor(presented, nonce)
+    let successor = refreshTokenOf.successor(presented, nonce, parsed)
     const result = await alongGate(gate, store.rotateRefresh(ref, {
       generation,
       presentedHash: digest(presented),
@@ -68,10 +69,10 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       // answer (a 503 whose write was applied, a lost response, an app suspended). Once one was
       // used, the answer was delivered and the predecessor is reuse.
       case 'predecessor':
-        successor = refreshTokenOf.successor(presented, result.nonce)
+        successor = refreshTokenOf.successor(presented, result.nonce, parsed)
         if (digest(successor) !== result.currentHash) {
           // The rotation may have been made before the JWT secret changed.
-          const before = refreshTokenOf.previousSuccessor(presented, result.nonce)
+          const before = refreshTokenOf.previousSuccessor(presented, result.nonce, parsed)
           if (before === undefined || digest(before) !== result.currentHash) throw new AuthRefreshInvalidError()
           successor = before
         }

@@ -23,8 +23,8 @@ export function createDeadlines (timeoutMs: number) {
    * (ioredis attaches them; session_key is among them), and a logged error must not. `onLate`
    * gets the result of an operation that completed after its deadline had already failed it.
    */
-  async function guard<T> (op: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
-    return await new Promise<T>((resolve, reject) => {
+  function guard<T> (op: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const entry = { startedAt: Date.now(), fail: reject }
       pending.add(entry)
       op().then((value) => {

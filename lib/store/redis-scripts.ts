@@ -186,7 +186,8 @@ export type Send = (key: string | undefined, command: string[]) => Promise<unkno
  */
 export function scriptRunner (send: Send) {
   return async function run (name: ScriptName, keys: string[], ...args: Array<string | number>): Promise<unknown> {
-    const command = ['EVALSHA', SHAS[name], String(keys.length), ...keys, ...args.map(String)]
+    const command = ['EVALSHA', SHAS[name], String(keys.length), ...keys]
+    for (const arg of args) command.push(String(arg))
     try {
       return await send(keys[0], command)
     } catch (err) {

@@ -84,19 +84,24 @@ export interface Context {
 
 export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { keys, send, run, guard } = ctx
-  const writes = ctx.durable?.run ?? run
-  /** A script that opens or rotates a session; with durability on, answered once replicas have its write (`wrote`). */
-  const durable = async (key: string, wrote: (reply: unknown) => boolean, script: (run: Context['run']) => Promise<unknown>): Promise<unknown> =>
-    await guard(async () => {
-      const reply = await script(writes)
-      if (ctx.durable !== undefined && wrote(reply)) await ctx.durable.settle(key)
+  /**
+   * A script that opens or rotates a session; with durability on, answered once replicas have its
+   * write (`wrote`). Without it, no async step of its own: this is every refresh's path.
+   */
+  const durable = (key: string, wrote: (reply: unknown) => boolean, script: (run: Context['run']) => Promise<unknown>): Promise<unknown> => {
+    const { durable: lane } = ctx
+    if (lane === undefined) return guard(() => script(run))
+    return guard(async () => {
+      const reply = await script(lane.run)
+      if (wrote(reply)) await lane.settle(key)
       return reply
     })
+  }
   return {
     async createSession (ref, data, refreshHash, ttlSec, policy = NO_POLICY) {
       const device = data.device === undefined ? ['', '', '', ''] : deviceParts(data.device)
       const key = keys.user(ref.tag)
-      const [status, detail, ...more] = await durable(key, (r) => Array.isArray(r) && r[0] === 'created', async (run) => await run('wxauthCreate', [key], ttlSec * 1000, ref.sid, refreshHash,
+      const [status, detail, ...more] = await durable(key, (r) => Array.isArray(r) && r[0] === 'created', (run) => run('wxauthCreate', [key], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
         ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
         data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN))) as [string, string | number, ...string[]]
@@ -125,7 +130,7 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
       const key = keys.user(ref.tag)
-      const reply = await durable(key, (r) => Array.isArray(r) && r[0] === 'rotated', async (run) => await run('wxauthRotate', [key],
+      const reply = await durable(key, (r) => Array.isArray(r) && r[0] === 'rotated', (run) => run('wxauthRotate', [key],
         ref.sid, input.generation, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
         input.ttlSec * 1000, input.maxAgeSec * 1000))
       if (!Array.isArray(reply)) return { status: reply === 'behind' ? 'behind' : 'invalid' }
