@@ -1,0 +1,112 @@
+// `npm run bench:ab -- OTHER_TREE`: the CPU a refresh and a login flow cost in two builds of the gateway,
+// measured in one process in alternated slices, so that a machine whose speed drifts (this one moves
+// ±20 % within minutes) slows both alike. Each build is a tree with `dist/` built (a `git worktree` of
+// another commit with `npm run build`); the second is this tree unless a second path is given. Each
+// runs its own gateway app (Fastify, the Redis store, its own key prefix) against one Redis and the
+// WeChat simulator this script starts; only the flows are called (`sessions.refresh`,
+// `sessions.login`): no HTTP in front, so the figure is the flow's own CPU, with its Redis and WeChat
+// client work. Knobs: AB_FLOWS (refresh,login), AB_PAIRS (12), AB_OPS (operations per slice, 4000).
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { APPID, SECRET, RAISED_LIMIT, freePort, start, startRedis, waitFor, type Proc } from './processes.js'
+import { paths } from './paths.js'
+
+interface Flows {
+  refresh: (token: string) => Promise<{ refreshToken: string }>
+  login: (code: string) => Promise<{ refreshToken: string }>
+}
+interface App { wechatAuthSessions: Flows, register: (plugin: unknown, opts: unknown) => Promise<unknown>, ready: () => Promise<unknown>, close: () => Promise<unknown> }
+
+const CONCURRENCY = 50
+const env = process.env
+const flowsAsked = (env.AB_FLOWS ?? 'refresh,login').split(',')
+const PAIRS = Number(env.AB_PAIRS ?? 12)
+const OPS = Number(env.AB_OPS ?? 4000)
+
+/** The gateway app of the build in `tree`, on `redisUrl` with its own key prefix. */
+async function appOf (tree: string, tag: string, redisUrl: string, simulatorUrl: string, jwtSecret: string): Promise<App> {
+  const load = async (path: string): Promise<Record<string, unknown>> => await import(pathToFileURL(join(tree, path)).href) as Record<string, unknown>
+  const Fastify = (await load('node_modules/fastify/fastify.js')).default as (opts: unknown) => App
+  const wechatAuth = (await load('dist/app.js')).default
+  const { loadConfig } = await load('dist/lib/config.js') as { loadConfig: (env: Record<string, string>) => unknown }
+  const { serverOptions } = await load('dist/http/server-options.js') as { serverOptions: (config: unknown) => unknown }
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: `ab${tag}:`,
+    JWT_SECRET: jwtSecret,
+    WECHAT_APPID: APPID,
+    WECHAT_SECRET: SECRET,
+    WECHAT_API_BASE: simulatorUrl,
+    RATE_LIMIT_LOGIN_MAX: String(RAISED_LIMIT),
+    RATE_LIMIT_REFRESH_MAX: String(RAISED_LIMIT)
+  })
+  const app = Fastify(serverOptions(config))
+  await app.register(wechatAuth, { config, env: false })
+  await app.ready()
+  return app
+}
+
+/** Runs `n` calls of a flow over CONCURRENCY chains; a refresh chain goes on with each successor. */
+function runnerOf (app: App, flow: string, tag: string): (n: number) => Promise<void> {
+  const flows = app.wechatAuthSessions
+  let seq = 0
+  const code = (): string => `user${seq % 10_000}.ab${tag}-${seq++}`
+  const tokens: string[] = []
+  return async (n) => {
+    while (tokens.length < CONCURRENCY) tokens.push((await flows.login(code())).refreshToken)
+    let next = 0
+    await Promise.all(tokens.map(async (_, i) => {
+      while (next++ < n) {
+        if (flow === 'refresh') tokens[i] = (await flows.refresh(tokens[i] as string)).refreshToken
+        else await flows.login(code())
+      }
+    }))
+  }
+}
+
+async function cpuPerOp (run: (n: number) => Promise<void>): Promise<number> {
+  const before = process.cpuUsage()
+  await run(OPS)
+  const used = process.cpuUsage(before)
+  return (used.user + used.system) / OPS
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+async function main (): Promise<void> {
+  const [first, second = resolve(paths.dist, '..')] = process.argv.slice(2)
+  if (first === undefined) throw new Error('usage: bench/flow-ab.ts TREE_A [TREE_B]: each a directory with dist/ built')
+  const trees = [resolve(first), resolve(second)]
+  const started: Proc[] = []
+  try {
+    const [redisPort, simPort] = [await freePort(), await freePort()]
+    started.push(await startRedis(redisPort))
+    const simulator = start('simulator', process.execPath, [join(paths.dist, 'simulator/cli.js')], { PORT: String(simPort), WECHAT_APPID: APPID, WECHAT_SECRET: SECRET })
+    started.push(simulator)
+    await waitFor(`http://127.0.0.1:${simPort}/sns/jscode2session`, simulator)
+    const secret = randomBytes(32).toString('base64url')
+    const apps = [await appOf(trees[0] as string, 'a', `redis://127.0.0.1:${redisPort}`, `http://127.0.0.1:${simPort}`, secret),
+      await appOf(trees[1] as string, 'b', `redis://127.0.0.1:${redisPort}`, `http://127.0.0.1:${simPort}`, secret)]
+    process.stdout.write(`A: ${trees[0] as string}\nB: ${trees[1] as string}\nCPU µs per call, ${PAIRS} pairs of ${OPS} calls each, the order turning each pair\n`)
+    for (const flow of flowsAsked) {
+      const [a, b] = apps.map((app, i) => runnerOf(app, flow, `${flow}${i}`)) as [(n: number) => Promise<void>, (n: number) => Promise<void>]
+      await a(OPS)
+      await b(OPS)
+      const as: number[] = []
+      const bs: number[] = []
+      for (let k = 0; k < PAIRS; k++) {
+        if (k % 2 === 0) { as.push(await cpuPerOp(a)); bs.push(await cpuPerOp(b)) } else { bs.push(await cpuPerOp(b)); as.push(await cpuPerOp(a)) }
+      }
+      const diffs = bs.map((x, i) => x - (as[i] as number))
+      process.stdout.write(`${flow}: A ${median(as).toFixed(1)}, B ${median(bs).toFixed(1)}, B - A median ${median(diffs).toFixed(2)} (pairs: ${diffs.map((d) => d.toFixed(1)).join(' ')})\n`)
+    }
+    for (const app of apps) await app.close()
+  } finally {
+    for (const p of started.reverse()) await p.stop()
+  }
+}
+
+await main()
