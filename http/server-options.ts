@@ -7,6 +7,13 @@ import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
 
+/**
+ * The event the standalone server emits, with the answer's code, for each request it answers before
+ * Fastify sees one (a missing Host, an Upgrade, an Expect, a malformed or too slow request): the
+ * metrics plugin counts them in wechat_auth_errors_total like the others.
+ */
+export const REFUSED_BEFORE_FASTIFY = 'fastify-wechat-auth:refused'
+
 /** Log paths that may hold credentials; pino replaces them before a line is written. */
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']
 
@@ -79,14 +86,18 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
         response.setHeader(idHeader, requestIdOf(request, idHeader))
-        if (asksToUpgrade(request.headers)) sendCoded(response, new UpgradeRefusedError())
-        else if (request.headers.host === undefined && request.httpVersion === '1.1') sendCoded(response, NO_HOST)
-        else handler(request, response)
+        const refusal = asksToUpgrade(request.headers)
+          ? new UpgradeRefusedError()
+          : request.headers.host === undefined && request.httpVersion === '1.1' ? NO_HOST : null
+        if (refusal === null) return handler(request, response)
+        sendCoded(response, refusal)
+        server.emit(REFUSED_BEFORE_FASTIFY, refusal.code)
       })
       server.keepAliveTimeout = keepAliveTimeout
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
       server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-        sendCoded(response, { statusCode: 417, code: 'HTTP_EXPECTATION_FAILED', message: 'Only Expect: 100-continue is supported' })
+        sendCoded(response, EXPECTATION_FAILED)
+        server.emit(REFUSED_BEFORE_FASTIFY, EXPECTATION_FAILED.code)
       })
       return server
     },
@@ -112,6 +123,7 @@ const CLIENT_ERRORS: Record<string, Coded> = {
 }
 const BAD_REQUEST: Coded = { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'The request is not valid HTTP/1.1' }
 const NO_HOST: Coded = { ...BAD_REQUEST, message: 'An HTTP/1.1 request needs a Host header' }
+const EXPECTATION_FAILED: Coded = { statusCode: 417, code: 'HTTP_EXPECTATION_FAILED', message: 'Only Expect: 100-continue is supported' }
 
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })
@@ -125,13 +137,14 @@ function sendCoded (response: ServerResponse, coded: Coded): void {
  * request too slow): answered with a code like every other error, then the connection is closed.
  * A client going away is nobody's fault: nothing to answer, nothing above debug in the log.
  */
-function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Socket): void {
+function clientErrorHandler (this: { log: FastifyBaseLogger, server: { emit: (event: string, code: string) => unknown } }, err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
   if (socket.writable) {
     const text = body(coded)
     socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
+    this.server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
   }
   socket.destroy()
 }

@@ -14,6 +14,8 @@ const OTHER = 'other'
  * be 'other' because a host's routes or a scanner used up the set first).
  */
 const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
+  // The standalone server's answers before Fastify (http/server-options.ts), not error classes.
+  'HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE',
   ...Object.values(errors).flatMap((E) => {
     try {
       const code = (new (E as new () => { code?: unknown })()).code

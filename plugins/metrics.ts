@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import { outcomeOf } from '../lib/audit.js'
 import { tokenRenewalChannel, wechatCallChannel, type TokenRenewalMessage, type WechatCallMessage } from '../lib/diagnostics.js'
+import { REFUSED_BEFORE_FASTIFY } from '../http/server-options.js'
 import { ConfigError } from '../lib/errors.js'
 import { createMetrics, type GatewayMetrics, type MetricsOptions } from '../lib/metrics.js'
 
@@ -18,13 +19,12 @@ declare module 'fastify' {
   }
 }
 
-const KEYS = new Set(['registry', 'defaultMetrics', 'http'])
-// What fastify.register itself takes besides a plugin's options.
-const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
+// The options, and what fastify.register itself takes besides them.
+const KEYS = new Set(['registry', 'defaultMetrics', 'http', 'prefix', 'logLevel', 'logSerializers'])
 
 /** Refuses, at boot, options that would silently do something else. */
 function checkOptions (opts: MetricsOptions): void {
-  const unknown = Object.keys(opts).filter((k) => !KEYS.has(k) && !REGISTER_KEYS.has(k))
+  const unknown = Object.keys(opts).filter((k) => !KEYS.has(k))
   if (unknown.length > 0) throw new ConfigError(`unknown metrics option(s) ${unknown.join(', ')}`)
   // Duck-typed: a host's prom-client may be another copy than ours, and its Registry another class.
   const registry = opts.registry as { registerMetric?: unknown, metrics?: unknown } | undefined
@@ -51,7 +51,8 @@ export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opt
     metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
     done()
   })
-
+  const onRefused = (code: string): void => { metrics.error(code, '') } // the standalone server's, before Fastify
+  fastify.server.on(REFUSED_BEFORE_FASTIFY, onRefused)
   const onCall = (message: unknown): void => { metrics.wechatCall(message as WechatCallMessage) }
   const onRenewal = (message: unknown): void => { metrics.tokenRenewal(message as TokenRenewalMessage) }
   wechatCallChannel.subscribe(onCall)
@@ -59,6 +60,7 @@ export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opt
   fastify.addHook('onClose', async () => {
     wechatCallChannel.unsubscribe(onCall)
     tokenRenewalChannel.unsubscribe(onRenewal)
+    fastify.server.off(REFUSED_BEFORE_FASTIFY, onRefused)
     metrics.close()
   })
   // The sessions plugin comes later (it needs the store, which this times): its events once all is loaded.

@@ -5,6 +5,8 @@ import { test } from 'tap'
 import wechatAuth from '../../app.js'
 import { parseTrustProxy, serverOptions } from '../../http/server-options.js'
 import type { Config } from '../../lib/schemas.js'
+import { boundedLabel } from '../../lib/metric-labels.js'
+import { parseMetrics, valueOf } from '../prometheus.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -91,6 +93,25 @@ test('low-level errors answer with a code: bad request line, headers too large, 
   t.match(await raw(port, ['GET /health HTTP/1.0\r\n\r\n']), { status: 200 }, 'HTTP/1.0 needs none')
   t.match(await raw(port, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]), { status: 431, body: { code: 'HTTP_HEADERS_TOO_LARGE' } })
   t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+})
+
+test('the answers before Fastify are counted in wechat_auth_errors_total, by code, like every other error', async (t) => {
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { metrics: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'a malformed request line (Node\'s clientError)')
+  t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'no Host')
+  t.match(await raw(port, ['GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n']), { status: 400, body: { code: 'UPGRADE_REFUSED' } })
+  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+  const samples = parseMetrics(await app.wechatAuthMetrics.registry.metrics())
+  const count = (code: string): number => valueOf(samples, 'wechat_auth_errors_total', { code })
+  t.same([count('HTTP_BAD_REQUEST'), count('UPGRADE_REFUSED'), count('HTTP_EXPECTATION_FAILED')], [2, 1, 1])
+  // Their codes are labelled as themselves even once a label has seen its bound of other values.
+  const code = boundedLabel(0)
+  t.same(['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'SOMETHING_ELSE'].map(code),
+    ['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'other'])
 })
 
 test('inside a host app, the gateway refuses an upgrade request on its own routes too', async (t) => {
