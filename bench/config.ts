@@ -1,6 +1,8 @@
 // The run's knobs, read from the environment (BENCHMARKS.md lists them), and the gateways they ask
 // for: shared by `npm run bench` (bench/run.ts) and `npm run bench:peers` (bench/peers.ts).
+import { existsSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
+import { join, resolve } from 'node:path'
 import type { CeilingSetup } from './ceiling.js'
 import { loadGeneratorName } from './loadgen.js'
 import type { GatewaySpec } from './processes.js'
@@ -44,8 +46,18 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     // BENCH_ACCESS_CHECK=compare also measures a gateway with ACCESS_CHECK=strict (one HMGET per
     // authenticated request), in turn with the default (tracked); =strict or =tracked runs every
     // gateway so (as bench/revocation-delay.ts reads it).
-    access: accessOf(env.BENCH_ACCESS_CHECK)
+    access: accessOf(env.BENCH_ACCESS_CHECK),
+    // BENCH_BASELINE=DIR also measures the gateway built in DIR (another commit's worktree, `npm run
+    // build` done there: its dist/server.js), in turn with this one, in the same run.
+    baseline: baselineOf(env.BENCH_BASELINE)
   }
+}
+
+function baselineOf (value: string | undefined): string | null {
+  if (value === undefined || value === '') return null
+  const dir = resolve(value)
+  if (!existsSync(join(dir, 'dist', 'server.js'))) throw new Error(`BENCH_BASELINE: no ${join(dir, 'dist', 'server.js')} (run npm run build there)`)
+  return dir
 }
 
 function accessOf (value: string | undefined): 'off' | 'compare' | 'strict' | 'tracked' {
@@ -66,12 +78,16 @@ function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
 }
 
 /** The gateways to start, the one every other is compared with first; and what the second one is. */
-export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare', access?: 'off' | 'compare' | 'strict' | 'tracked' }): { specs: GatewaySpec[], compared: Compared | null } {
-  const { metrics, workers, wait = 'off', access = 'off' } = config
-  if ([metrics === 'compare', workers !== null, wait === 'compare', access === 'compare'].filter(Boolean).length > 1) {
-    throw new Error('BENCH_METRICS=compare, BENCH_WORKERS, BENCH_WAIT=compare and BENCH_ACCESS_CHECK=compare: one comparison at a time')
+export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare', access?: 'off' | 'compare' | 'strict' | 'tracked', baseline?: string | null }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers, wait = 'off', access = 'off', baseline = null } = config
+  if ([metrics === 'compare', workers !== null, wait === 'compare', access === 'compare', baseline !== null].filter(Boolean).length > 1) {
+    throw new Error('BENCH_METRICS=compare, BENCH_WORKERS, BENCH_WAIT=compare, BENCH_ACCESS_CHECK=compare and BENCH_BASELINE: one comparison at a time')
   }
   const first = { label: 'gateway', workers: 1, metrics: metrics === 'on', ...(access === 'strict' || access === 'tracked' ? { env: { ACCESS_CHECK: access } } : {}) }
+  if (baseline !== null) {
+    const compared = { label: 'baseline', baseLabel: 'this build', about: `the gateway built in ${baseline} (its dist/server.js, the same setup)` }
+    return { specs: [first, { ...first, label: 'baseline', dist: join(baseline, 'dist') }], compared }
+  }
   if (access === 'compare') {
     const compared = { label: 'strict', baseLabel: 'tracked', about: 'ACCESS_CHECK=strict (the same gateway; one HMGET per authenticated request instead of the read copy)' }
     return { specs: [first, { ...first, label: 'strict', env: { ACCESS_CHECK: 'strict' } }], compared }

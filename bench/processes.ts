@@ -159,6 +159,8 @@ export interface GatewaySpec {
   metrics: boolean
   /** More of its environment (REDIS_WAIT_REPLICAS). */
   env?: Record<string, string>
+  /** The built gateway it runs (BENCH_BASELINE: another tree's); this tree's dist/ by default. */
+  dist?: string
 }
 
 export interface Gateway extends GatewaySpec {
@@ -228,7 +230,7 @@ export async function startStack (options: StackOptions): Promise<Stack> {
 async function startGateway (env: Record<string, string>, spec: GatewaySpec, profile: boolean, started: Proc[]): Promise<Gateway> {
   const [port, metricsPort] = [await freePort(), spec.metrics ? await freePort() : null]
   const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
-  const proc = start(spec.label, process.execPath, [...profileArgs, join(paths.dist, 'server.js')], {
+  const proc = start(spec.label, process.execPath, [...profileArgs, join(spec.dist ?? paths.dist, 'server.js')], {
     ...env,
     ...spec.env,
     PORT: String(port),
