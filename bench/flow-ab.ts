@@ -22,6 +22,7 @@ interface App { wechatAuthSessions: Flows, register: (plugin: unknown, opts: unk
 const CONCURRENCY = 50
 const env = process.env
 const flowsAsked = (env.AB_FLOWS ?? 'refresh,login').split(',')
+if (flowsAsked.some((f) => f !== 'refresh' && f !== 'login')) throw new Error('AB_FLOWS: refresh, login or both, comma-separated')
 const PAIRS = Number(env.AB_PAIRS ?? 12)
 const OPS = Number(env.AB_OPS ?? 4000)
 

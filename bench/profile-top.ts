@@ -27,7 +27,7 @@ function hitsPerNode (): Map<number, number> {
     for (const n of profile.nodes) hits.set(n.id, n.hitCount ?? 0)
     return hits
   }
-  const [from = 0, to = Infinity] = range
+  const [from = 0, to = Infinity] = range.map((x, i) => Number.isFinite(x) && (i === 0 || x > 0) ? x : i === 0 ? 0 : Infinity)
   for (const s of timedSamples()) if (s.at >= from && s.at < to) hits.set(s.id, (hits.get(s.id) ?? 0) + 1)
   return hits
 }

@@ -8,9 +8,10 @@ export type Gate = Promise<void>
  * (when it succeeded) so that nothing the request was refused for stays done.
  */
 export async function alongGate<T> (gate: Gate | undefined, op: Promise<T>, undo?: (done: T) => void): Promise<T> {
-  // Both are waited for, `op` first; a refusal of the gate wins over op's own failure. Gates never
-  // reject unhandled (http/counted-with-next.ts catches each), so the order is free; Promise.allSettled
-  // cost every refresh and login its result objects.
+  // Both are waited for, `op` first; a refusal of the gate wins over op's own failure. Promise.allSettled
+  // cost every refresh and login its result objects. The gate is marked handled first: one that is
+  // refused while `op` runs must not be an unhandled rejection (http/counted-with-next.ts's are already).
+  gate?.catch(() => {})
   let done: T
   try {
     done = await op

@@ -26,14 +26,22 @@ export function createDeadlines (timeoutMs: number) {
   function guard<T> (op: () => Promise<T>, onLate?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry = { startedAt: Date.now(), fail: reject }
+      const failed = (err: Error): void => {
+        if (pending.delete(entry)) reject(new StoreUnavailableError({ cause: new Error(`${err.name}: ${err.message}`) }))
+      }
       pending.add(entry)
-      op().then((value) => {
+      let running: Promise<T>
+      try {
+        running = op() // an op that throws before its first await (its arguments) fails like one that rejects
+      } catch (err) {
+        failed(err as Error)
+        return
+      }
+      running.then((value) => {
         if (pending.delete(entry)) resolve(value)
         // The caller was told STORE_UNAVAILABLE, "nothing was changed": undo what still happened.
         else onLate?.(value)
-      }, (err: Error) => {
-        if (pending.delete(entry)) reject(new StoreUnavailableError({ cause: new Error(`${err.name}: ${err.message}`) }))
-      })
+      }, failed)
     })
   }
 
