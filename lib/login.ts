@@ -13,7 +13,9 @@ import type { DeviceInfo, NewSession } from './store/types.js'
 
 // Claims the gateway sets itself; resolveUser may not override them.
 // roles, permissions, steppedUpAt and serviceBans are the store's, read on every request.
-const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'sgen', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'roles', 'permissions', 'steppedUpAt', 'serviceBans'])
+// __proto__, constructor and toJSON would change the object the claims are copied into, or its JSON.
+const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'sgen', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'roles', 'permissions', 'steppedUpAt', 'serviceBans',
+  '__proto__', 'constructor', 'toJSON'])
 // A userId becomes `sub` and is stored in a packed record: printable, bounded.
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/

@@ -80,13 +80,17 @@ test('resolveUser picks the user id and adds claims; reserved claims and bad ids
   const { sessions, tokens } = setup(t, {
     resolveUser: async ({ openid }) => openid === 'o-mallory'
       ? { userId: 'u1', claims: { sub: 'admin' } }
-      : openid === 'o-nul' ? { userId: 'a\u0000b' } : { userId: `user-${openid}`, claims: { role: 'member' } }
+      : openid === 'o-proto'
+        // An own __proto__ (as JSON.parse makes it) and a toJSON would change the payload or its JSON.
+        ? { userId: 'u2', claims: { ...JSON.parse('{"__proto__":{"iss":"evil"}}') as Record<string, unknown>, toJSON: () => ({ iss: 'evil' }) } }
+        : openid === 'o-nul' ? { userId: 'a\u0000b' } : { userId: `user-${openid}`, claims: { role: 'member' } }
   })
   const pair = await sessions.login('frank')
   t.match(tokens.verify(pair.accessToken), { sub: 'user-o-frank', role: 'member' })
   const refreshed = await sessions.refresh(pair.refreshToken)
   t.match(tokens.verify(refreshed.accessToken), { sub: 'user-o-frank', role: 'member' }, 'claims survive a refresh')
   await t.rejects(sessions.login('mallory'), { message: /reserved claim\(s\): sub/ })
+  await t.rejects(sessions.login('proto'), { message: /reserved claim\(s\): __proto__, toJSON/ })
   await t.rejects(sessions.login('nul'), { message: /userId/ })
 })
 
