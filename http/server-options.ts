@@ -13,6 +13,8 @@ import { ConfigSchema, type Config } from '../lib/schemas.js'
  * metrics plugin counts them in wechat_auth_errors_total like the others.
  */
 export const REFUSED_BEFORE_FASTIFY = 'fastify-wechat-auth:refused'
+/** The server that emits it. */
+interface RefusalEmitter { emit: (event: typeof REFUSED_BEFORE_FASTIFY, code: string) => unknown }
 
 /** Log paths that may hold credentials; pino replaces them before a line is written. */
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']
@@ -89,15 +91,13 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         const refusal = asksToUpgrade(request.headers)
           ? new UpgradeRefusedError()
           : request.headers.host === undefined && request.httpVersion === '1.1' ? NO_HOST : null
-        if (refusal === null) return handler(request, response)
-        sendCoded(response, refusal)
-        server.emit(REFUSED_BEFORE_FASTIFY, refusal.code)
+        if (refusal === null) handler(request, response)
+        else sendCoded(server, response, refusal)
       })
       server.keepAliveTimeout = keepAliveTimeout
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
       server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-        sendCoded(response, EXPECTATION_FAILED)
-        server.emit(REFUSED_BEFORE_FASTIFY, EXPECTATION_FAILED.code)
+        sendCoded(server, response, EXPECTATION_FAILED)
       })
       return server
     },
@@ -128,8 +128,10 @@ const EXPECTATION_FAILED: Coded = { statusCode: 417, code: 'HTTP_EXPECTATION_FAI
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })
 
-function sendCoded (response: ServerResponse, coded: Coded): void {
+/** Answers `coded` and closes; the server tells the metrics (REFUSED_BEFORE_FASTIFY). */
+function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Coded): void {
   response.writeHead(coded.statusCode, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body(coded))
+  server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
 }
 
 /**
@@ -137,7 +139,7 @@ function sendCoded (response: ServerResponse, coded: Coded): void {
  * request too slow): answered with a code like every other error, then the connection is closed.
  * A client going away is nobody's fault: nothing to answer, nothing above debug in the log.
  */
-function clientErrorHandler (this: { log: FastifyBaseLogger, server: { emit: (event: string, code: string) => unknown } }, err: Error & { code?: string }, socket: Socket): void {
+function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
