@@ -97,8 +97,9 @@ export function createLogin ({ wechat, config, audit }: SessionsDeps, openFor: R
     const deviceType = device.deviceType ?? rules.defaultType
     opener.checkDeviceType(deviceType)
     const identity = await exchange(appid, code, gate) // from here on the code stays claimed: WeChat accepted it
-    return await openFor({ ...identity.unionid !== undefined ? { unionid: identity.unionid } : {}, openid: identity.openid, appid, source: 'mp' },
-      identity.sessionKey, { ...device, deviceType }, 'login', opening)
+    const who: WeChatIdentity = { openid: identity.openid, appid, source: 'mp' }
+    if (identity.unionid !== undefined) who.unionid = identity.unionid
+    return await openFor(who, identity.sessionKey, { ...device, deviceType }, 'login', opening)
   }
 
   return login

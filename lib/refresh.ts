@@ -3,7 +3,6 @@
 // (`gate`) is counted in the rotation's round trip (http/counted-with-next.ts): over the budget, the
 // rotation stands but is not answered; the client's next try with the same token is taken for a lost
 // answer (the 'predecessor' case below) and gets the same successor.
-import { withGeneration } from './access-tokens.js'
 import { outcomeOf, type RequestContext } from './audit.js'
 import { AuthRefreshInvalidError, AuthRefreshReusedError, sessionEnded } from './errors.js'
 import { digest, newNonce, userTag, type SessionRef } from './ids.js'
@@ -85,8 +84,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       throw new AuthRefreshInvalidError()
     }
     // The access token names the successor's generation: its first use marks the rotation delivered.
-    const session = { ...result.session, claims: withGeneration(result.session.claims, generation + 1) }
-    return { pair: pair(appid, session, ref.sid, successor, Math.ceil(result.ttlMs / 1000)), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
+    return { pair: pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000), generation + 1), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
   }
 
   return refresh

@@ -5,7 +5,7 @@ import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import { sessionRules } from './login.js'
 import type { RefreshTokens } from './refresh-tokens.js'
-import type { SessionVia } from './audit.js'
+import type { Audit, SessionVia } from './audit.js'
 import type { LoginDevice, OpenedPair, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
 
@@ -44,8 +44,12 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
       audit?.({ ...event, outcome: 'AUTH_ACCOUNT_BANNED', reason: created.end.by }, request)
       throw sessionEnded(created.end)
     }
-    audit?.({ ...event, outcome: 'ok', sessionId: ref.sid, ...(created.ended > 0 ? { reason: `ended ${created.ended}` } : {}) }, request)
-    return { ...pair(appid, session, ref.sid, refreshToken, ttl), deviceType }
+    // Properties set one by one: a spread of a conditional object cost every login about 1 µs
+    // (npm run bench:ab's login flow under --cpu-prof), the pair's spread another half.
+    const done: Parameters<Audit>[0] = { event: 'session.open', appid, userId: session.sub, deviceType, via, outcome: 'ok', sessionId: ref.sid }
+    if (created.ended > 0) done.reason = `ended ${created.ended}`
+    audit?.(done, request)
+    return Object.assign(pair(appid, session, ref.sid, refreshToken, ttl), { deviceType })
   }
 
   /**

@@ -70,5 +70,8 @@ export interface SessionsDeps {
 /** A new session's first token pair, and its device type (which decides where a web client's refresh token goes). */
 export type OpenedPair = TokenPair & { deviceType: string }
 
-/** Builds a token pair for a session: a fresh access token and the given refresh token. */
-export type PairOf = (appid: string, session: TokenSubject, sid: string, refreshToken: string, refreshTtlSec: number) => TokenPair
+/**
+ * Builds a token pair for a session: a fresh access token and the given refresh token; a refresh
+ * gives the generation its rotation issues the tokens at (the access token's `sgen`).
+ */
+export type PairOf = (appid: string, session: TokenSubject, sid: string, refreshToken: string, refreshTtlSec: number, generation?: number) => TokenPair

@@ -31,8 +31,8 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?:
   const resolveUser: ResolveUser = deps.resolveUser ?? (async ({ openid }) => ({ userId: openid }))
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
-  const pair: PairOf = (appid, session, sid, refreshToken, refreshTtlSec) => {
-    const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, claims: session.claims })
+  const pair: PairOf = (appid, session, sid, refreshToken, refreshTtlSec, generation) => {
+    const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, generation, claims: session.claims })
     const out: TokenPair = {
       accessToken: access.token,
       tokenType: 'Bearer',
