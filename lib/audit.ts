@@ -33,10 +33,14 @@ export interface RequestContext { ip?: string, requestId?: string }
 
 export type Audit = (event: Omit<AuditEvent, 'ip' | 'requestId'>, request?: RequestContext) => void
 
-/** An audit function writing to `sink`, with the request's IP and id added. */
+/**
+ * An audit function writing to `sink`, with the request's IP and id added to the event itself: each
+ * caller makes its event for the call. A copy (`{ ...event }` of events of a dozen shapes) cost every
+ * refresh and login about 1 µs (line ticks of the gateway's CPU profile under `npm run bench`).
+ */
 export function createAudit (sink: (event: AuditEvent) => void): Audit {
   return (event, request) => {
-    const full: AuditEvent = { ...event }
+    const full: AuditEvent = event
     if (request?.ip !== undefined) full.ip = request.ip
     if (request?.requestId !== undefined) full.requestId = request.requestId
     // A subscriber's bug must not fail the request that caused the event.
