@@ -8,6 +8,20 @@ import { BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as share
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
+// A token's times (iat, exp: seconds) as ISO dates, remembered: clients present a token again and
+// again, and tokens issued in the same second share theirs (toISOString was 2.8 % of GET /me's samples).
+const TOKEN_TIMES_KEPT = 10_000
+const tokenTimes = new Map<number, string>()
+function tokenTime (sec: number): string {
+  let text = tokenTimes.get(sec)
+  if (text === undefined) {
+    if (tokenTimes.size >= TOKEN_TIMES_KEPT) tokenTimes.clear()
+    text = iso(sec * 1000)
+    tokenTimes.set(sec, text)
+  }
+  return text
+}
+
 const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (fastify) {
   const sessions = fastify.wechatAuthSessions
 
@@ -26,8 +40,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       openid,
       ...(unionid !== undefined ? { unionid } : {}),
       sessionId: sid,
-      issuedAt: iso(iat * 1000),
-      expiresAt: iso(exp * 1000),
+      issuedAt: tokenTime(iat),
+      expiresAt: tokenTime(exp),
       roles: [...roles],
       permissions: [...permissions],
       steppedUpAt: steppedUpAt === null ? null : iso(steppedUpAt)
