@@ -7,11 +7,12 @@
 // this process's metrics, or with WORKERS > 1 the primary's sum of its workers' (workers.ts).
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { AggregatorRegistry, register as processRegistry } from 'prom-client'
 import wechatAuth from './app.js'
 import { loadConfig, resolveConfig, type ResolvedConfig } from './lib/config.js'
 import type { Config } from './lib/schemas.js'
+import { countErrors } from './http/count-errors.js'
 import { errorHandler, notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
@@ -64,7 +65,7 @@ async function serve (config: Config): Promise<void> {
     const resolved = server.wechatAuthConfig
     // resolveConfig refuses one without the other.
     if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
-    if (withMetrics && cluster.isPrimary) metrics = await listenMetrics(resolved, server.log)
+    if (withMetrics && cluster.isPrimary) metrics = await listenMetrics(resolved, server)
   } catch (err) {
     server.log.fatal({ err }, 'the gateway cannot start')
     await admin?.close().catch(() => {})
@@ -74,10 +75,11 @@ async function serve (config: Config): Promise<void> {
   }
 }
 
-/** The admin API on its own listener, logging through the gateway's logger. */
+/** The admin API on its own listener, logging through the gateway's logger, its errors in the gateway's metrics. */
 async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, port: number, token: string): Promise<FastifyInstance> {
   const { logger: _ownLogger, ...options } = serverOptions(resolved)
   const instance = Fastify({ ...options, loggerInstance: gateway.log.child({ listener: 'admin' }) })
+  if (gateway.hasDecorator('wechatAuthMetrics')) countErrors(instance, gateway.wechatAuthMetrics)
   instance.setNotFoundHandler(notFoundHandler)
   await instance.register(adminRoutes, { sessions: gateway.wechatAuthSessions, token })
   const address = await instance.listen({ port, host: resolved.ADMIN_HOST, listenTextResolver: (at) => `admin API listening at ${at}/admin` })
@@ -114,18 +116,20 @@ wechat_auth_metrics_workers{state="missing"} ${missing}
 }
 
 /**
- * GET /metrics on METRICS_PORT: this process's registry, or, in the primary of several workers (no
- * `gatewayLog`), the sum of what each worker answers (prom-client's AggregatorRegistry, over IPC).
+ * GET /metrics on METRICS_PORT: this process's registry, its errors counted there with the gateway's,
+ * or, in the primary of several workers (no `gateway`), the sum of what each worker answers
+ * (prom-client's AggregatorRegistry, over IPC; the primary's own errors are in its log only).
  */
-async function listenMetrics (config: Config, gatewayLog: FastifyBaseLogger | null): Promise<FastifyInstance> {
+async function listenMetrics (config: Config, gateway: FastifyInstance | null): Promise<FastifyInstance> {
   const { logger: ownLogger, ...options } = serverOptions(config)
-  const instance = gatewayLog === null
+  const instance = gateway === null
     ? Fastify({ ...options, logger: ownLogger })
-    : Fastify({ ...options, loggerInstance: gatewayLog.child({ listener: 'metrics' }) })
+    : Fastify({ ...options, loggerInstance: gateway.log.child({ listener: 'metrics' }) })
+  if (gateway?.hasDecorator('wechatAuthMetrics') === true) countErrors(instance, gateway.wechatAuthMetrics)
   instance.setNotFoundHandler(notFoundHandler)
   instance.setErrorHandler(errorHandler)
   let source: MetricsRouteOptions['source'] = processRegistry
-  if (gatewayLog === null) source = { metrics: workersScrape, contentType: processRegistry.contentType }
+  if (gateway === null) source = { metrics: workersScrape, contentType: processRegistry.contentType }
   await instance.register(metricsRoutes, { source })
   await instance.listen({ port: config.METRICS_PORT ?? 0, host: config.METRICS_HOST, listenTextResolver: (at) => `metrics listening at ${at}/metrics` })
   return instance

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
-import { UpgradeRefusedError } from '../lib/errors.js'
+import { BEFORE_FASTIFY, UpgradeRefusedError, type CodedAnswer as Coded } from '../lib/errors.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
 
 /**
@@ -114,16 +114,12 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
 export const asksToUpgrade = (headers: { connection?: string | undefined, upgrade?: string | undefined }): boolean =>
   headers.upgrade !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(headers.connection ?? '')
 
-interface Coded { statusCode: number, code: string, message: string }
-
 // Node's parser and timeout errors (by their code), as answered.
 const CLIENT_ERRORS: Record<string, Coded> = {
-  ERR_HTTP_REQUEST_TIMEOUT: { statusCode: 408, code: 'HTTP_REQUEST_TIMEOUT', message: 'The request was not received in time' },
-  HPE_HEADER_OVERFLOW: { statusCode: 431, code: 'HTTP_HEADERS_TOO_LARGE', message: 'The request headers are too large' }
+  ERR_HTTP_REQUEST_TIMEOUT: BEFORE_FASTIFY.requestTimeout,
+  HPE_HEADER_OVERFLOW: BEFORE_FASTIFY.headersTooLarge
 }
-const BAD_REQUEST: Coded = { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'The request is not valid HTTP/1.1' }
-const NO_HOST: Coded = { ...BAD_REQUEST, message: 'An HTTP/1.1 request needs a Host header' }
-const EXPECTATION_FAILED: Coded = { statusCode: 417, code: 'HTTP_EXPECTATION_FAILED', message: 'Only Expect: 100-continue is supported' }
+const { badRequest: BAD_REQUEST, noHost: NO_HOST, expectationFailed: EXPECTATION_FAILED } = BEFORE_FASTIFY
 
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })

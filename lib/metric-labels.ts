@@ -14,9 +14,9 @@ const OTHER = 'other'
  * be 'other' because a host's routes or a scanner used up the set first).
  */
 const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
-  // The standalone server's answers before Fastify (http/server-options.ts), not error classes.
-  'HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE',
+  ...Object.values(errors.BEFORE_FASTIFY).map((answer) => answer.code),
   ...Object.values(errors).flatMap((E) => {
+    if (typeof E !== 'function') return []
     try {
       const code = (new (E as new () => { code?: unknown })()).code
       return typeof code === 'string' ? [code] : []

@@ -4,9 +4,8 @@
 // (lib/diagnostics.ts); plugins/store.ts times the store's operations when this is registered.
 // Serving them is routes/metrics.ts's: the standalone server on METRICS_PORT, a host where it wants.
 import fp from 'fastify-plugin'
-import { outcomeOf } from '../lib/audit.js'
 import { tokenRenewalChannel, wechatCallChannel, type TokenRenewalMessage, type WechatCallMessage } from '../lib/diagnostics.js'
-import { REFUSED_BEFORE_FASTIFY } from '../http/server-options.js'
+import { countErrors } from '../http/count-errors.js'
 import { ConfigError } from '../lib/errors.js'
 import { createMetrics, type GatewayMetrics, type MetricsOptions } from '../lib/metrics.js'
 
@@ -47,12 +46,7 @@ export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opt
       done()
     })
   }
-  fastify.addHook('onError', (request, _reply, error, done) => {
-    metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
-    done()
-  })
-  const onRefused = (code: string): void => { metrics.error(code, '') } // the standalone server's, before Fastify
-  fastify.server.on(REFUSED_BEFORE_FASTIFY, onRefused)
+  countErrors(fastify, metrics)
   const onCall = (message: unknown): void => { metrics.wechatCall(message as WechatCallMessage) }
   const onRenewal = (message: unknown): void => { metrics.tokenRenewal(message as TokenRenewalMessage) }
   wechatCallChannel.subscribe(onCall)
@@ -60,7 +54,6 @@ export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opt
   fastify.addHook('onClose', async () => {
     wechatCallChannel.unsubscribe(onCall)
     tokenRenewalChannel.unsubscribe(onRenewal)
-    fastify.server.off(REFUSED_BEFORE_FASTIFY, onRefused)
     metrics.close()
   })
   // The sessions plugin comes later (it needs the store, which this times): its events once all is loaded.

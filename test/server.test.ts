@@ -3,6 +3,7 @@
 // SIGTERM closes it cleanly.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { test } from 'tap'
@@ -142,6 +143,37 @@ test('METRICS_PORT: Prometheus metrics on a listener of their own, not on the ga
   p.kill()
   t.equal(await p.exited, 0, 'both listeners close on SIGTERM')
 })
+
+test('the admin and metrics listeners\' errors are counted with the gateway\'s, their answers before Fastify too', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
+  const [port, adminPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
+  const p = run({ PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN: 'admin-token-0123456789-abcdefghijklmnop', METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' })
+  t.teardown(p.kill)
+  for (let i = 0; i < 100 && !(p.output().includes('admin API listening') && p.output().includes('metrics listening')); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const anonymous = await request(`http://127.0.0.1:${adminPort}/admin/openapi.json`, { headers: { authorization: 'Bearer wrong-token-0123456789-abcdefghijklmnopq' } })
+  t.match(await anonymous.body.json(), { code: 'ADMIN_TOKEN_INVALID' })
+  t.match(await raw(adminPort, 'GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 .*"code":"HTTP_BAD_REQUEST"/s, 'garbage on the admin port')
+  t.match(await raw(metricsPort, 'GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 400 .*"code":"HTTP_BAD_REQUEST"/s, 'no Host on the metrics port')
+  const missing = await request(`http://127.0.0.1:${metricsPort}/nothing`)
+  t.match(await missing.body.json(), { code: 'ROUTE_NOT_FOUND' })
+  const samples = parseMetrics(await (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.text())
+  const count = (labels: Record<string, string>): number => valueOf(samples, 'wechat_auth_errors_total', labels)
+  t.equal(count({ code: 'ADMIN_TOKEN_INVALID' }), 1, 'a wrong admin token')
+  t.equal(count({ code: 'HTTP_BAD_REQUEST' }), 2, 'one refusal on each listener')
+  t.equal(count({ code: 'ROUTE_NOT_FOUND' }), 1, 'the metrics listener\'s own 404')
+  t.notMatch(JSON.stringify(samples), 'admin-token-0123456789', 'the admin token is no label')
+  p.kill()
+  t.equal(await p.exited, 0)
+})
+
+/** Sends `text` on a raw socket and resolves with all that came back once the server closed. */
+async function raw (port: number, text: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  socket.end(text)
+  let answer = ''
+  socket.on('data', (d: Buffer) => { answer += d.toString() })
+  await new Promise((resolve) => socket.once('close', resolve))
+  return answer
+}
 
 test('the simulator runs on its own (npm run simulator)', { skip: existsSync(simulatorEntry) ? false : 'run `npm run build` first' }, async (t) => {
   const port = await freePort()
