@@ -84,6 +84,18 @@ export const MAX_ENDED = 24
  * MAX_ENDED - ENDED_SLACK are always kept.
  */
 export const ENDED_SLACK = 8
+
+/** The fields every session has from its creation: hot, identity and secret (rotation and device may follow). */
+export const FIELDS_PER_SESSION = 3
+/**
+ * A login with no exclusive rule reads the user's whole hash (to end sessions past the limit, and drop
+ * what expired) only once the hash has this many fields, or FIELDS_PER_SESSION times the limit: below
+ * both, the user cannot be at the limit, and the pass is skipped (issue 14: most of a login's Redis
+ * time). What expired meanwhile waits for the next pass or the key's expiry, so a hash stays within
+ * some SCANLESS_FIELDS + MAX_ENDED fields and its live sessions', whatever the limit (the store's
+ * own callers may give none). 48: three times the largest MAX_SESSIONS_PER_USER.
+ */
+export const SCANLESS_FIELDS = 48
 export const DEVICE_NAME_BYTES = 20
 
 /** `text` cut to at most `bytes` bytes of UTF-8, never inside a character, without SEP. */

@@ -1,6 +1,6 @@
 // The Redis layout (redis-layout.ts) in Lua, generated from the same constants, for every script.
 import { SID_CHARS } from '../ids.js'
-import { ACCESS_FROM_LOGIN, BLACKLIST_PREFIX, ENDED_SLACK, MAX_ENDED, MAX_SERVICE_BANS, SEP, SESSION_FIELDS } from './redis-layout.js'
+import { ACCESS_FROM_LOGIN, BLACKLIST_PREFIX, ENDED_SLACK, FIELDS_PER_SESSION, MAX_ENDED, MAX_SERVICE_BANS, SCANLESS_FIELDS, SEP, SESSION_FIELDS } from './redis-layout.js'
 
 type FieldName = keyof typeof SESSION_FIELDS
 
@@ -49,6 +49,7 @@ local BLACKLIST_PREFIX = ${luaString(BLACKLIST_PREFIX)}
 local SID_CHARS = ${SID_CHARS}
 local ENDED_SUFFIX = ${luaString(SESSION_FIELDS.ended.suffix)}
 local MAX_ENDED, ENDED_SLACK = ${MAX_ENDED}, ${ENDED_SLACK}
+local FIELDS_PER_SESSION, SCANLESS_FIELDS = ${FIELDS_PER_SESSION}, ${SCANLESS_FIELDS}
 ${(Object.keys(SESSION_FIELDS) as FieldName[]).map(luaField).join('\n')}
 local function fieldsOf(sid) return hotField(sid), identityField(sid), secretField(sid), rotationField(sid), deviceField(sid) end
 local MAX_SERVICE_BANS = ${MAX_SERVICE_BANS}

@@ -18,7 +18,13 @@ local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
 local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs, setAccess, access =
   ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local now = nowMs()
-local live, ended, banned = scan(key, now, true)
+-- Below the limit, as the hash's size alone proves (every session has at least FIELDS_PER_SESSION
+-- fields), and with no exclusive rule, nothing but the ban need be read: the pass over the user is
+-- skipped, and what expired stays until a login that needs the pass (the hash is past SCANLESS_FIELDS)
+-- or the key's own expiry; readers check every expiry. Most logins are of users below the limit.
+local scanless = exclusive == '' and redis.call('HLEN', key) < math.min(FIELDS_PER_SESSION * maxSessions, SCANLESS_FIELDS)
+local live, ended, banned = {}, {}, nil
+if scanless then banned = banOf(key, redis.call('HGET', key, BAN_FIELD), now) else live, ended, banned = scan(key, now, true) end
 if banned then return banned end
 local kept, count = {}, 0
 for _, s in ipairs(live) do

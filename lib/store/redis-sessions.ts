@@ -180,7 +180,8 @@ async function checkAccess ({ keys, send, run, guard, accessCache }: Context, re
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
   if (typeof hot === 'string') {
-    if (blacklisted !== null || !(Number(firstPart(hot)) > now)) return 'revoked'
+    // An entry past its expiry is not answered: it stays until a pass over the user drops it.
+    if ((blacklisted !== null && Number(blacklisted) > now) || !(Number(firstPart(hot)) > now)) return 'revoked'
     if (generation !== undefined && deliversNow(hot, generation)) {
       // The answer does not depend on the mark: a failed one is tried again by the token's next use.
       await guard(async () => await run('wxauthDeliver', [key], ref.sid, generation)).catch(() => {})

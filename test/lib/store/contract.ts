@@ -209,7 +209,7 @@ export function storeContract (t: Test, make: (t: Test) => Promise<ContractConte
     t.equal(statusOf(await store.checkAccess(other, 'jti-k')), 'ok', 'a blacklist entry belongs to its user')
     await store.blacklist(refOf('nobody'), 'jti-n', 1) // a dead session: nothing to do
     t.equal(await store.checkAccess(refOf('nobody'), 'jti-n'), 'revoked')
-    // Redis drops stale entries when the user next logs in: one login before the TTL passes, one after.
+    // An entry past its TTL is not answered, whenever Redis drops it: one login before the TTL passes, one after.
     await advance(500)
     await store.createSession(refOf('kate'), data('kate'), 'h', 60)
     t.equal(await store.checkAccess(ref, 'jti-k'), 'revoked', 'still refused within its TTL')

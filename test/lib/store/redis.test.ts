@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, createCluster, RESP_TYPES } from '@redis/client'
 import { test, type Test } from 'tap'
 import { StoreUnavailableError } from '../../../lib/errors.js'
-import { keyNames } from '../../../lib/store/redis-layout.js'
+import { FIELDS_PER_SESSION, keyNames, SCANLESS_FIELDS } from '../../../lib/store/redis-layout.js'
 import { connectRedis, hasOfflineQueue, type RedisClient } from '../../../lib/store/redis-client.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
@@ -212,20 +212,43 @@ test('a key kept for good keeps no expired session: fixTtl deletes what expired 
   t.equal(await inspect.pttl(key), -1)
 })
 
-test('an expired session is swept whole at the next login, its step-up time included', async (t) => {
+test('an expired session is swept whole by the next pass over the user, its step-up time included; a login that cannot reach the limit skips the pass', async (t) => {
   const redis = await startRedis(t)
   const prefix = `${redis.prefix}sweep:`
   const store = await ownedStore(t, redis.url, prefix)
   const inspect = redisClient(t, redis.url)
   const tag = userTag('wxapp', 'sweeper')
+  const fields = async (): Promise<string[]> => await inspect.hkeys(keyNames(prefix).user(tag))
+  const data = { sub: 'sweeper', openid: 'o', sessionKey: 'k' }
+  const policy = { exclusive: '' as const, maxSessions: 10, accessTtlMs: 1000 }
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60, policy) // keeps the key alive
   const old = { tag, sid: newSessionId() }
-  await store.createSession(old, { sub: 'sweeper', openid: 'o', sessionKey: 'k', device: { deviceType: 'mp' } }, 'h0', 1)
+  await store.createSession(old, { ...data, device: { deviceType: 'mp' } }, 'h0', 1, policy)
   await store.stepUp(old, 'k2')
-  t.ok((await inspect.hkeys(keyNames(prefix).user(tag))).includes(`${old.sid}p`), 'the step-up time is in the rotation field')
+  t.ok((await fields()).includes(`${old.sid}p`), 'the step-up time is in the rotation field')
   await sleep(1_100)
-  const next = { tag, sid: newSessionId() }
-  await store.createSession(next, { sub: 'sweeper', openid: 'o', sessionKey: 'k' }, 'h0', 60)
-  t.same((await inspect.hkeys(keyNames(prefix).user(tag))).filter((f) => f.startsWith(old.sid)), [], 'nothing of the expired session is left')
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60, policy)
+  t.ok((await fields()).includes(old.sid), 'three sessions of ten allowed: the login skipped the pass, the expired session waits')
+  t.equal(await store.checkAccess(old, 'j'), 'revoked', 'and is never answered as live')
+  t.same((await store.listSessions(tag)).map((s) => s.sid).includes(old.sid), false, 'nor listed')
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60, { ...policy, maxSessions: 2 })
+  t.same((await fields()).filter((f) => f.startsWith(old.sid)), [], 'a login that may reach the limit reads the user: nothing of the expired session is left')
+})
+
+test('without a session limit (the store called directly), a user\'s hash stays bounded: past SCANLESS_FIELDS fields a login drops what expired', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}bounded:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const inspect = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'many')
+  const data = { sub: 'many', openid: 'o', sessionKey: 'k' }
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60) // keeps the key alive
+  for (let i = 0; i < 20; i++) await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 1)
+  t.equal(await inspect.hlen(keyNames(prefix).user(tag)), 21 * FIELDS_PER_SESSION)
+  await sleep(1_100)
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60)
+  t.ok(21 * FIELDS_PER_SESSION >= SCANLESS_FIELDS, 'the hash was past the bound')
+  t.equal(await inspect.hlen(keyNames(prefix).user(tag)), 2 * FIELDS_PER_SESSION, 'the twenty expired sessions are gone')
 })
 
 test('a host-provided client is left open on close; an owned one is closed', async (t) => {
