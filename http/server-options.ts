@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto'
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
-import { BEFORE_FASTIFY, UpgradeRefusedError, type CodedAnswer as Coded } from '../lib/errors.js'
+import { UpgradeRefusedError } from '../lib/errors.js'
+import { BEFORE_FASTIFY, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
 
 /**

@@ -22,21 +22,6 @@ export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests; 
 export const StoreUnavailableError = createError('STORE_UNAVAILABLE', 'The session store is unavailable; try again later', 503)
 
 export const RouteNotFoundError = createError('ROUTE_NOT_FOUND', 'No route %s %s', 404)
-
-/** An answer made by hand, outside Fastify's error handling. */
-export interface CodedAnswer { statusCode: number, code: string, message: string }
-/**
- * The standalone server's answers before Fastify (http/server-options.ts): Node's parser and its
- * timeouts meet these before a request exists, so they are answers, not error classes. Here with the
- * others, for the metrics' known label values (lib/metric-labels.ts) too.
- */
-export const BEFORE_FASTIFY = {
-  badRequest: { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'The request is not valid HTTP/1.1' },
-  noHost: { statusCode: 400, code: 'HTTP_BAD_REQUEST', message: 'An HTTP/1.1 request needs a Host header' },
-  expectationFailed: { statusCode: 417, code: 'HTTP_EXPECTATION_FAILED', message: 'Only Expect: 100-continue is supported' },
-  requestTimeout: { statusCode: 408, code: 'HTTP_REQUEST_TIMEOUT', message: 'The request was not received in time' },
-  headersTooLarge: { statusCode: 431, code: 'HTTP_HEADERS_TOO_LARGE', message: 'The request headers are too large' }
-} as const satisfies Record<string, CodedAnswer>
 export const UpgradeRefusedError = createError('UPGRADE_REFUSED', 'This server does not switch protocols (Upgrade); send a plain HTTP/1.1 request', 400)
 
 export const ConfigError = createError('CONFIG_INVALID', 'Invalid configuration: %s')

@@ -2,6 +2,7 @@
 // gateway's and Fastify's codes always themselves, and at most MAX_VALUES others per label of a metric;
 // anything else is 'other', so that no client can grow a label without bound.
 import * as errors from './errors.js'
+import { BEFORE_FASTIFY } from './refusals.js'
 
 // A label value is a short identifier; anything else is 'other'.
 const SAFE_VALUE = /^[A-Za-z0-9_.:/-]{1,64}$/
@@ -14,9 +15,8 @@ const OTHER = 'other'
  * be 'other' because a host's routes or a scanner used up the set first).
  */
 const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
-  ...Object.values(errors.BEFORE_FASTIFY).map((answer) => answer.code),
+  ...Object.values(BEFORE_FASTIFY).map((answer) => answer.code),
   ...Object.values(errors).flatMap((E) => {
-    if (typeof E !== 'function') return []
     try {
       const code = (new (E as new () => { code?: unknown })()).code
       return typeof code === 'string' ? [code] : []

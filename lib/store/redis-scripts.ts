@@ -121,11 +121,13 @@ local key, sid = KEYS[1], ARGV[1]
 dropSession(key, sid)
 return 1`),
 
-  // Only a live session's tokens need blacklisting.
+  // Only a live session's tokens need blacklisting (an expired one may still be in the hash: a login
+  // that cannot reach the limit does not sweep).
   wxauthBlacklist: lua(`
 local key, sid, jti, ttlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-if redis.call('HEXISTS', key, hotField(sid)) == 0 then return 0 end
+local hot = redis.call('HGET', key, hotField(sid))
 local now = nowMs()
+if not hot or (expiryOf(hot) or 0) <= now then return 0 end
 redis.call('HSET', key, BLACKLIST_PREFIX .. jti, int(now + ttlMs))
 keepAlive(key, ttlMs, now)
 return 1`),

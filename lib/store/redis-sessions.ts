@@ -180,8 +180,10 @@ async function checkAccess ({ keys, send, run, guard, accessCache }: Context, re
     if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
   }
   if (typeof hot === 'string') {
-    // An entry past its expiry is not answered: it stays until a pass over the user drops it.
-    if ((blacklisted !== null && Number(blacklisted) > now) || !(Number(firstPart(hot)) > now)) return 'revoked'
+    // A blacklist entry is answered while it is there, past its expiry too: that expiry is by Redis' clock,
+    // and a gateway whose clock runs ahead would accept the revoked token for as long before it expires.
+    // A pass over the user (a kick, a ban, a login that may reach the limit) or the key's expiry forgets it.
+    if (blacklisted !== null || !(Number(firstPart(hot)) > now)) return 'revoked'
     if (generation !== undefined && deliversNow(hot, generation)) {
       // The answer does not depend on the mark: a failed one is tried again by the token's next use.
       await guard(async () => await run('wxauthDeliver', [key], ref.sid, generation)).catch(() => {})

@@ -169,7 +169,11 @@ export interface SessionsStore {
   revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */
   revokeUser: (tag: string) => Promise<number>
-  /** Revokes one access token of a session by id, until it would have expired anyway. */
+  /**
+   * Revokes one access token of a session by id, at least until it would have expired anyway (`ttlSec`);
+   * the Redis store forgets the entry at the first pass over the user past that time (a kick, a ban, a
+   * login that may reach the limit) or with the user's key.
+   */
   blacklist: (ref: SessionRef, jti: string, ttlSec: number) => Promise<void>
   /**
    * Ends sessions of the user behind `tag` (the given ids, or all) for a reason code their tokens are

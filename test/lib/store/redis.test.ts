@@ -231,8 +231,26 @@ test('an expired session is swept whole by the next pass over the user, its step
   t.ok((await fields()).includes(old.sid), 'three sessions of ten allowed: the login skipped the pass, the expired session waits')
   t.equal(await store.checkAccess(old, 'j'), 'revoked', 'and is never answered as live')
   t.same((await store.listSessions(tag)).map((s) => s.sid).includes(old.sid), false, 'nor listed')
+  await store.blacklist(old, 'jti-of-old', 60)
+  t.notOk((await fields()).includes('b:jti-of-old'), 'nor given a blacklist entry (it would keep the key alive for nothing)')
   await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60, { ...policy, maxSessions: 2 })
   t.same((await fields()).filter((f) => f.startsWith(old.sid)), [], 'a login that may reach the limit reads the user: nothing of the expired session is left')
+})
+
+test('a blacklist entry is answered past its TTL until a pass over the user forgets it: its expiry is by Redis\' clock, not the gateway\'s', async (t) => {
+  const redis = await startRedis(t)
+  const store = await ownedStore(t, redis.url, `${redis.prefix}bl:`)
+  const tag = userTag('wxapp', 'blacklisted')
+  const ref = { tag, sid: newSessionId() }
+  const data = { sub: 'blacklisted', openid: 'o', sessionKey: 'k' }
+  await store.createSession(ref, data, 'h0', 60)
+  await store.blacklist(ref, 'jti-stolen', 1)
+  await sleep(1_100)
+  t.equal(await store.checkAccess(ref, 'jti-stolen'), 'revoked', 'past its TTL, still there: still refused')
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 60, { exclusive: '', maxSessions: 10, accessTtlMs: 1000 })
+  t.equal(await store.checkAccess(ref, 'jti-stolen'), 'revoked', 'a login that cannot reach the limit does not read the user')
+  await store.kick(tag, ['nosuchsessn0'], 'none', 1000)
+  t.equal(statusOf(await store.checkAccess(ref, 'jti-stolen')), 'ok', 'a pass over the user forgets it')
 })
 
 test('without a session limit (the store called directly), a user\'s hash stays bounded: past SCANLESS_FIELDS fields a login drops what expired', async (t) => {
