@@ -1,0 +1,84 @@
+// `npm run bench:script -- [OTHER_TREE]`: Redis's time per run of the script that opens a session
+// (wxauthCreate), for users in three states, measured with INFO commandstats on a bare redis-server
+// (only the script's own time: no network, no client). With OTHER_TREE (a tree with `dist/` built, a
+// `git worktree` of another commit), its script is measured too, the two in turn in every pair, each on
+// users of its own. The states, by logins per user: below the limit (users of 2 sessions logging in 5
+// times more), crossing it (10, then 2 more) and long at it (40, then 40 more: markers trimmed, and an
+// older script without a limit meets a hash that grew). An older script takes the arguments it knows
+// (the first eight are the same in every version) and leaves the rest.
+// Knobs: SCRIPT_USERS (2000), SCRIPT_PAIRS (3).
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { createClient } from '@redis/client'
+import { paths } from './paths.js'
+import { freePort, startRedis } from './processes.js'
+
+const USERS = Number(process.env.SCRIPT_USERS ?? 2000)
+const PAIRS = Number(process.env.SCRIPT_PAIRS ?? 3)
+const STATES = [
+  { name: 'below the limit (2 sessions, 5 more logins)', warm: 2, measured: 5 },
+  { name: 'crossing the limit of 10 (the 11th and 12th login)', warm: 10, measured: 2 },
+  { name: 'long at the limit (40 logins, 40 more)', warm: 40, measured: 40 }
+]
+
+const clientOf = (url: string) => createClient({ url })
+type Redis = ReturnType<typeof clientOf>
+
+/** The arguments of one login as the gateway sends them (lib/store/redis-sessions.ts), a device included. */
+const argsOf = (openid: string): string[] => [String(7 * 86_400_000), randomBytes(9).toString('base64url'),
+  randomBytes(16).toString('base64url'), '', openid, '', randomBytes(16).toString('base64'), '',
+  'mp', 'iPhone 15', '10.0.0.1', 'Mozilla/5.0 MicroMessenger', '', '10', '900000', '0', '']
+
+/** Logs every user of `prefix` in `times` times, 20 logins a user at once at most. */
+async function logins (redis: Redis, sha: string, prefix: string, times: number): Promise<void> {
+  for (let done = 0; done < times; done += 20) {
+    const batch: Array<Promise<unknown>> = []
+    for (let u = 0; u < USERS; u++) {
+      for (let i = done; i < Math.min(times, done + 20); i++) batch.push(redis.evalSha(sha, { keys: [`${prefix}{u${u}}`], arguments: argsOf(`o${u}`) }))
+    }
+    await Promise.all(batch)
+  }
+}
+
+/** µs of Redis per script run over the measured logins of one state, on fresh users. */
+async function measure (redis: Redis, sha: string, prefix: string, state: typeof STATES[number]): Promise<number> {
+  await logins(redis, sha, prefix, state.warm)
+  await redis.configResetStat()
+  await logins(redis, sha, prefix, state.measured)
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))
+  return Number(m?.[2]) / Number(m?.[1])
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+async function main (): Promise<void> {
+  const trees = [resolve(paths.dist, '..'), ...process.argv.slice(2).map((t) => resolve(t))]
+  const port = await freePort()
+  const server = await startRedis(port)
+  const redis = clientOf(`redis://127.0.0.1:${port}`)
+  try {
+    await redis.connect()
+    const shas: string[] = []
+    for (const tree of trees) {
+      const { SCRIPTS } = await import(pathToFileURL(join(tree, 'dist/lib/store/redis-scripts.js')).href) as { SCRIPTS: { wxauthCreate: string } }
+      shas.push(await redis.scriptLoad(SCRIPTS.wxauthCreate))
+    }
+    process.stdout.write(`Redis µs per wxauthCreate (INFO commandstats), ${USERS} users a state, ${PAIRS} pair(s), the order turning each pair\n`)
+    for (const [s, state] of STATES.entries()) {
+      const runs: number[][] = trees.map(() => [])
+      for (let k = 0; k < PAIRS; k++) {
+        const order = k % 2 === 0 ? trees.map((_, i) => i) : trees.map((_, i) => i).reverse()
+        for (const i of order) (runs[i] as number[]).push(await measure(redis, shas[i] as string, `cs${s}:${k}:${i}:`, state))
+        await redis.flushAll()
+      }
+      process.stdout.write(`${state.name}:\n`)
+      for (const [i, tree] of trees.entries()) process.stdout.write(`  ${tree}: ${median(runs[i] as number[]).toFixed(1)} µs (${(runs[i] as number[]).map((x) => x.toFixed(1)).join(', ')})\n`)
+    }
+  } finally {
+    if (redis.isOpen) await redis.quit()
+    await server.stop()
+  }
+}
+
+await main()
