@@ -31,7 +31,7 @@ interface TrackingConnection {
   readonly isOpen: boolean
   readonly socketEpoch: number
   sendCommand: (args: string[]) => Promise<unknown>
-  on: (event: 'invalidate' | 'error' | 'end', listener: (key: unknown) => void) => unknown
+  on: (event: 'invalidate' | 'error' | 'end' | 'ready', listener: (key: unknown) => void) => unknown
   connect: () => Promise<unknown>
   destroy: () => void
 }
@@ -125,8 +125,43 @@ function boundedReads (maxEntries: number) {
   }
 }
 
+/**
+ * Keys watched for changes (a web QR login's, redis-handoff.ts): each is read on the tracked connection
+ * (EXISTS), so that Redis pushes an invalidation at its next change, made by any gateway; the watchers
+ * are then told, once the key is read again (armed for the change after: a change before that is seen
+ * by what they read when told). After a reconnection every key is armed again and its watchers told:
+ * what changed meanwhile sent nothing. A silent connection tells nothing: watchers poll slowly besides.
+ */
+function keyWatchers (conn: TrackingConnection) {
+  const watchers = new Map<string, Set<() => void>>()
+  const arm = (key: string, then: () => void): void => {
+    conn.sendCommand(['EXISTS', key]).then(then, then)
+  }
+  const tell = (key: string): void => {
+    const listeners = watchers.get(key)
+    if (listeners !== undefined) arm(key, () => { for (const listener of [...listeners]) listener() })
+  }
+  conn.on('ready', () => { for (const key of watchers.keys()) tell(key) })
+  return {
+    tell,
+    watch (key: string, listener: () => void): () => void {
+      let listeners = watchers.get(key)
+      if (listeners === undefined) watchers.set(key, listeners = new Set())
+      listeners.add(listener)
+      // Armed, then told once: a change made before the key was tracked is read then.
+      arm(key, () => { if (listeners.has(listener)) listener() })
+      return () => {
+        listeners.delete(listener)
+        if (listeners.size === 0 && watchers.get(key) === listeners) watchers.delete(key)
+      }
+    },
+    clear: (): void => { watchers.clear() }
+  }
+}
+
 function accessCache (conn: TrackingConnection, maxEntries: number) {
   const reads = boundedReads(maxEntries)
+  const watched = keyWatchers(conn)
   const counts: Record<CacheOutcome, number> = { hit: 0, miss: 0, uncached: 0 }
   /** Reads in flight per key, and how many times the key was invalidated since the first was sent. */
   const flights = new Map<string, { reads: number, invalidated: number }>()
@@ -140,7 +175,7 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
     if (flight !== undefined) flight.invalidated++
   }
   const flush = (): void => { reads.clear(); flushes++ }
-  conn.on('invalidate', (key) => { if (key === null) flush(); else drop(String(key)) })
+  conn.on('invalidate', (key) => { if (key === null) flush(); else { drop(String(key)); watched.tell(String(key)) } })
   conn.on('error', flush)
   conn.on('end', flush)
 
@@ -199,7 +234,8 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
     wrote (keys: string[]): void { for (const key of keys) drop(key) },
 
     get size (): number { return reads.size },
+    watch: watched.watch, // keyWatchers
 
-    close (): void { flush(); if (conn.isOpen) conn.destroy() }
+    close (): void { flush(); watched.clear(); if (conn.isOpen) conn.destroy() }
   }
 }

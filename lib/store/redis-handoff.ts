@@ -1,7 +1,10 @@
 // The Redis store's one-time tickets and web QR logins. A ticket is one key, taken with a script
 // (read and deleted at once); a QR login is one hash whose every step is one script
-// (redis-handoff-scripts.ts). Watchers poll the hash's version: a change made on any instance is
-// seen within QR_WATCH_MS, with one HGET per watcher and interval, never a busy loop.
+// (redis-handoff-scripts.ts). Watchers are told of a change made on any instance at once when the
+// store has the access check's tracked connection (ACCESS_CHECK=tracked: Redis pushes the change,
+// redis-access-cache.ts), and poll the hash's version besides, every QR_WATCH_TRACKED_MS (a silent
+// connection pushes nothing); without it they poll every QR_WATCH_MS. One HGET per watcher and
+// interval, never a busy loop.
 import { QR_FIELDS as F } from './redis-handoff-scripts.js'
 import type { Context } from './redis-sessions.js'
 import type { HandoffStore, QrOutcome, QrRecord, QrRefusal, QrState, TicketGrant } from './handoff-types.js'
@@ -9,6 +12,8 @@ import { viewAt } from './memory-handoff.js'
 
 /** How often a watcher reads a QR login's version. */
 export const QR_WATCH_MS = 500
+/** How often, when Redis pushes changes. */
+export const QR_WATCH_TRACKED_MS = 5_000
 
 const STATES = new Set<string>(['pending', 'scanned', 'confirmed', 'cancelled', 'expired'])
 
@@ -38,7 +43,7 @@ function outcomeOf (reply: unknown): QrOutcome {
   return state === undefined || state === '' ? { status: 'refused', why: why as QrRefusal } : { status: 'refused', why: why as QrRefusal, state: state as QrState }
 }
 
-export function redisHandoff ({ keys, send, run, guard }: Context): HandoffStore {
+export function redisHandoff ({ keys, send, run, guard, accessCache }: Context): HandoffStore {
   return {
     async putTicket (ticketHash, grant, ttlMs) {
       const key = keys.ticket(ticketHash)
@@ -71,6 +76,7 @@ export function redisHandoff ({ keys, send, run, guard }: Context): HandoffStore
 
     watchQr (id, listener) {
       const key = keys.qr(id)
+      const pushed = accessCache?.watch(key, listener)
       let seen: unknown
       let busy = false
       const timer = setInterval(() => {
@@ -84,9 +90,9 @@ export function redisHandoff ({ keys, send, run, guard }: Context): HandoffStore
           })
           .catch(() => {}) // an outage: the next read tries again; the stream ends at its expiry
           .finally(() => { busy = false })
-      }, QR_WATCH_MS)
+      }, pushed === undefined ? QR_WATCH_MS : QR_WATCH_TRACKED_MS)
       timer.unref()
-      return () => { clearInterval(timer) }
+      return () => { clearInterval(timer); pushed?.() }
     }
   }
 }

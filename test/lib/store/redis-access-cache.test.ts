@@ -1,14 +1,15 @@
 // The access check's read copy (ACCESS_CHECK=tracked) on a real Redis: the store contract holds with
 // it, a hit sends nothing, another connection's change is seen within a bound, the bound on entries,
-// a change racing a read, a dropped connection, a frozen Redis (the lease).
+// a change racing a read, a dropped connection, a frozen Redis (the lease); a QR login's watch told by it.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient } from '@redis/client'
 import { createClient as createClient6 } from 'redis6'
 import { test, type Test } from 'tap'
-import { newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
+import { newSessionId, randomId, userTag, type SessionRef } from '../../../lib/ids.js'
 import { connectRedis } from '../../../lib/store/redis-client.js'
 import { accessCacheFor, openAccessCache, type AccessCache } from '../../../lib/store/redis-access-cache.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
+import { QR_WATCH_MS, QR_WATCH_TRACKED_MS } from '../../../lib/store/redis-handoff.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { redisClient, startRedis, statusOf, type RedisServer } from '../../helper.js'
 import { storeContract } from './contract.js'
@@ -232,4 +233,43 @@ test('a host\'s node-redis client (5, RESP2; 6, RESP3) gets the read copy on a c
   }
   t.match(await accessCacheFor(redisClient(t, redis.url), config), { strictBecause: /ioredis/ })
   t.same(await accessCacheFor(redisClient(t, redis.url), { ...config, ACCESS_CHECK: 'strict' }), {})
+})
+
+test('a web QR login watched on one instance is told of another\'s step at once, not at its next poll; also after the tracked connection was dropped', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  const { store: watching } = await trackedStore(t, redis.url, 'q:')
+  const stepping = await strictStore(t, redis.url, 'q:')
+  const id = randomId(16)
+  await stepping.createQr(id, { appid: 'wxapp', secretHash: 'secret-digest', ttlMs: 60_000, ip: '203.0.113.9', userAgent: 'Browser/1.0' }, 60_000)
+  let heard = 0
+  const polls = await calls(redis, t, 'hget') // the watchers' poll: one HGET of the version each
+  const stop = watching.watchQr(id, () => { heard++ })
+  t.teardown(stop)
+  t.ok(await eventually(() => heard === 1, 1000), 'told once when the watch starts (what changed before it)')
+  /** ms from `step` until the watcher is told again. */
+  const toldAfter = async (step: () => Promise<unknown>): Promise<number> => {
+    const before = heard
+    const started = performance.now()
+    await step()
+    t.ok(await eventually(() => heard > before, QR_WATCH_TRACKED_MS), 'told')
+    return performance.now() - started
+  }
+  const alice = { tag: userTag('wxapp', 'alice'), sid: newSessionId() }
+  const scanned = await toldAfter(async () => await stepping.stepQr(id, 'scan', 'wxapp', alice))
+  t.ok(scanned < QR_WATCH_MS / 2, `the scan pushed, not polled (${scanned.toFixed(0)} ms; polls every ${QR_WATCH_TRACKED_MS} ms)`)
+  const list = String(await admin.call('CLIENT', 'LIST'))
+  const ids = list.split('\n').filter((line) => /\bflags=t\b/.test(line)).map((line) => /\bid=(\d+)/.exec(line)?.[1])
+  const before = heard
+  await admin.call('CLIENT', 'KILL', 'ID', ids[0] as string)
+  t.ok(await eventually(() => heard > before, 2000), 'told again once the connection is back: a change meanwhile pushed nothing')
+  await sleep(50)
+  const confirmed = await toldAfter(async () => await stepping.stepQr(id, 'confirm', 'wxapp', alice))
+  t.ok(confirmed < QR_WATCH_MS / 2, `the key was armed again: pushed (${confirmed.toFixed(0)} ms)`)
+  stop()
+  const after = heard
+  t.match(await stepping.collectQr(id, 'secret-digest'), { status: 'ok' })
+  await sleep(100)
+  t.equal(heard, after, 'nothing after the watch stopped')
+  t.equal(await calls(redis, t, 'hget'), polls, 'told every time without a poll')
 })
