@@ -42,10 +42,10 @@ export interface RedisServer {
   resume: () => void
 }
 
-async function waitForRedis (url: string, timeoutMs: number): Promise<void> {
+async function waitForRedis (url: string, timeoutMs: number, gaveUp = (): boolean => false): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+  while (Date.now() < deadline && !gaveUp()) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, connectTimeout: 1000, commandTimeout: 1000 })
     probe.on('error', () => {})
     try {
       await probe.connect()
@@ -72,28 +72,65 @@ export async function startRedis (t: Tap, opts: { own?: boolean } = {}): Promise
     const refuse = (): never => { throw new Error('cannot stop or pause a shared REDIS_URL') }
     return { url: shared, prefix, stop: async () => refuse(), start: async () => {}, pause: refuse, resume: refuse }
   }
-  const port = await freePort()
-  let proc: ChildProcess | null = null
+  const { port, proc: first } = await spawnRedisOnFreePort(() => [])
+  let proc: ChildProcess | null = first
+  // Started again on the same port, for outage tests.
   const start = async (): Promise<void> => { proc = await spawnRedis(port, []) }
   const stop = async (): Promise<void> => {
     const p = proc
     proc = null
     await killRedis(p)
   }
-  await start()
   t.teardown(stop)
   const signal = (sig: NodeJS.Signals) => () => { (proc as ChildProcess | null)?.kill(sig) }
   return { url: `redis://127.0.0.1:${port}`, prefix, stop, start, pause: signal('SIGSTOP'), resume: signal('SIGCONT') }
 }
 
+/** redis-server on `port`, once it answers; fails at once if it exits first (its port was taken, say). */
 export async function spawnRedis (port: number, args: string[]): Promise<ChildProcess> {
   const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' })
-  await Promise.race([
-    waitForRedis(`redis://127.0.0.1:${port}`, 10_000),
-    new Promise((_resolve, reject) => p.once('error', (err) =>
-      reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`))))
-  ])
+  let ended = false
+  try {
+    await Promise.race([
+      waitForRedis(`redis://127.0.0.1:${port}`, 10_000, () => ended),
+      new Promise((_resolve, reject) => p.once('error', (err) =>
+        reject(new Error(`cannot run redis-server (apt-get install -y redis-server): ${err.message}`)))),
+      new Promise((_resolve, reject) => p.once('exit', (code) =>
+        reject(new Error(`redis-server on port ${port} exited as it started (code ${String(code)}): its port taken?`))))
+    ])
+  } catch (err) {
+    ended = true
+    p.kill('SIGKILL')
+    throw err
+  }
   return p
+}
+
+async function portIsFree (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const srv = createServer()
+    srv.once('error', () => { resolve(false) })
+    srv.listen(port, '127.0.0.1', () => { srv.close(() => { resolve(true) }) })
+  })
+}
+
+/**
+ * redis-server on a free port, or on another when something else bound it first (a free port is free
+ * only until then: test files run in parallel, each starting servers); with `cluster`, its bus port
+ * (port + 10000) free too. `argsFor` gives the arguments for the port chosen.
+ */
+export async function spawnRedisOnFreePort (argsFor: (port: number) => string[], opts: { cluster?: boolean } = {}): Promise<{ port: number, proc: ChildProcess }> {
+  let failure: unknown = new Error('no free port for redis-server')
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    if (opts.cluster === true && !(port + 10_000 <= 65_535 && await portIsFree(port + 10_000))) continue
+    try {
+      return { port, proc: await spawnRedis(port, argsFor(port)) }
+    } catch (err) {
+      failure = err
+    }
+  }
+  throw failure
 }
 
 export async function killRedis (p: ChildProcess | null): Promise<void> {
@@ -112,8 +149,9 @@ export async function startRedisSentinel (t: Tap): Promise<{ name: string, senti
     await Promise.all(procs.map(killRedis))
     await rm(dir, { recursive: true, force: true })
   })
-  const [masterPort, sentinelPort] = [await freePort(), await freePort()]
-  procs.push(await spawnRedis(masterPort, []))
+  const { port: masterPort, proc: master } = await spawnRedisOnFreePort(() => [])
+  procs.push(master)
+  const sentinelPort = await freePort()
   const conf = join(dir, 'sentinel.conf')
   await writeFile(conf, `sentinel monitor master 127.0.0.1 ${masterPort} 1\n`)
   const p = spawn('redis-server', [conf, '--sentinel', '--port', String(sentinelPort), '--bind', '127.0.0.1'], { stdio: 'ignore' })
@@ -133,9 +171,11 @@ export async function startRedisCluster (t: Tap): Promise<{ nodes: Array<{ host:
     await Promise.all(procs.map(killRedis))
     await rm(dir, { recursive: true, force: true })
   })
-  const ports = [await freePort(), await freePort(), await freePort()]
-  for (const port of ports) {
-    procs.push(await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir]))
+  const ports: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const { port, proc } = await spawnRedisOnFreePort((port) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir], { cluster: true })
+    ports.push(port)
+    procs.push(proc)
   }
   const admins = ports.map((port) => redisClient(t, `redis://127.0.0.1:${port}`))
   const third = Math.floor(16384 / 3)

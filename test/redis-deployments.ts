@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { connect, createServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { freePort, killRedis, spawnRedis } from './helper.js'
+import { freePort, killRedis, spawnRedisOnFreePort } from './helper.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -54,10 +54,12 @@ async function deployment (t: Tap, name: string): Promise<{ dir: string, procs: 
 /** A Redis Cluster: three masters, each with one replica; resolves once every node says ok. */
 export async function startClusterWithReplicas (t: Tap): Promise<Deployment & { masters: number[], replicas: number[] }> {
   const { dir, procs, base } = await deployment(t, 'cluster')
-  const ports = await Promise.all(Array.from({ length: 6 }, async () => await freePort()))
-  for (const port of ports) {
-    procs.set(port, await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
-      '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0']))
+  const ports: number[] = []
+  for (let i = 0; i < 6; i++) {
+    const { port, proc } = await spawnRedisOnFreePort((port) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir,
+      '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0'], { cluster: true })
+    ports.push(port)
+    procs.set(port, proc)
   }
   const [masters, replicas] = [ports.slice(0, 3), ports.slice(3)]
   const admins = ports.map((port) => base.admin(port))
@@ -107,11 +109,12 @@ async function laggingProxy (t: Tap, target: number, lagMs: number): Promise<num
  */
 export async function startSentinelWithReplica (t: Tap, opts: { replicaLagMs?: number } = {}): Promise<Deployment & { name: string, master: number, replica: number, sentinels: number[] }> {
   const { dir, procs, base } = await deployment(t, 'sentinel')
-  const [master, replica] = [await freePort(), await freePort()]
   // Full syncs write their snapshot in --dir: the test's directory, not the working one.
-  procs.set(master, await spawnRedis(master, ['--dir', dir]))
+  const { port: master, proc: masterProc } = await spawnRedisOnFreePort(() => ['--dir', dir])
+  procs.set(master, masterProc)
   const upstream = opts.replicaLagMs === undefined ? master : await laggingProxy(t, master, opts.replicaLagMs)
-  procs.set(replica, await spawnRedis(replica, ['--dir', dir, '--replicaof', '127.0.0.1', String(upstream)]))
+  const { port: replica, proc: replicaProc } = await spawnRedisOnFreePort(() => ['--dir', dir, '--replicaof', '127.0.0.1', String(upstream)])
+  procs.set(replica, replicaProc)
   await until(async () => String((await base.admin(replica).call('ROLE') as unknown[])[3] ?? '') === 'connected', 'the replica to sync', 60_000)
   const sentinels = await Promise.all(Array.from({ length: 3 }, async () => await freePort()))
   for (const port of sentinels) {
