@@ -129,8 +129,9 @@ function boundedReads (maxEntries: number) {
  * Keys watched for changes (a web QR login's, redis-handoff.ts): each is read on the tracked connection
  * (EXISTS), so that Redis pushes an invalidation at its next change, made by any gateway; the watchers
  * are then told, once the key is read again (armed for the change after: a change before that is seen
- * by what they read when told). After a reconnection every key is armed again and its watchers told:
- * what changed meanwhile sent nothing. A silent connection tells nothing: watchers poll slowly besides.
+ * by what they read when told). After a reconnection, or when Redis drops all (FLUSHALL: an
+ * invalidation of no key), every key is armed again and its watchers told: what changed meanwhile sent
+ * nothing. A silent connection tells nothing: watchers poll slowly besides.
  */
 function keyWatchers (conn: TrackingConnection) {
   const watchers = new Map<string, Set<() => void>>()
@@ -141,9 +142,11 @@ function keyWatchers (conn: TrackingConnection) {
     const listeners = watchers.get(key)
     if (listeners !== undefined) arm(key, () => { for (const listener of [...listeners]) listener() })
   }
-  conn.on('ready', () => { for (const key of watchers.keys()) tell(key) })
+  const tellAll = (): void => { for (const key of watchers.keys()) tell(key) }
+  conn.on('ready', tellAll)
   return {
     tell,
+    tellAll,
     watch (key: string, listener: () => void): () => void {
       let listeners = watchers.get(key)
       if (listeners === undefined) watchers.set(key, listeners = new Set())
@@ -175,7 +178,7 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
     if (flight !== undefined) flight.invalidated++
   }
   const flush = (): void => { reads.clear(); flushes++ }
-  conn.on('invalidate', (key) => { if (key === null) flush(); else { drop(String(key)); watched.tell(String(key)) } })
+  conn.on('invalidate', (key) => { if (key === null) { flush(); watched.tellAll() } else { drop(String(key)); watched.tell(String(key)) } })
   conn.on('error', flush)
   conn.on('end', flush)
 

@@ -266,6 +266,11 @@ test('a web QR login watched on one instance is told of another\'s step at once,
   await sleep(50)
   const confirmed = await toldAfter(async () => await stepping.stepQr(id, 'confirm', 'wxapp', alice))
   t.ok(confirmed < QR_WATCH_MS / 2, `the key was armed again: pushed (${confirmed.toFixed(0)} ms)`)
+  const flushed = await toldAfter(async () => await admin.call('FLUSHALL'))
+  t.ok(flushed < QR_WATCH_MS / 2, `Redis dropping all (an invalidation of no key) tells every watcher (${flushed.toFixed(0)} ms)`)
+  await stepping.createQr(id, { appid: 'wxapp', secretHash: 'secret-digest', ttlMs: 60_000, ip: '203.0.113.9', userAgent: 'Browser/1.0' }, 60_000)
+  await toldAfter(async () => await stepping.stepQr(id, 'scan', 'wxapp', alice))
+  await toldAfter(async () => await stepping.stepQr(id, 'confirm', 'wxapp', alice))
   stop()
   const after = heard
   t.match(await stepping.collectQr(id, 'secret-digest'), { status: 'ok' })
