@@ -38,6 +38,7 @@ export interface Target {
 }
 
 async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<string, Proc>, setup: RoundsSetup): Promise<Measured> {
+  await s.prepare?.()
   await loadgen.run(s, setup.warmupSec)
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, treeCpuSeconds(p.child.pid)]))
   const [machineBefore, selfBefore] = [machineCpuSeconds(), process.cpuUsage()]

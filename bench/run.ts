@@ -34,10 +34,11 @@ async function main (config: BenchConfig): Promise<void> {
     const measured = await runRounds(loadgen, await targetsOf(stack, config), config)
     // Ends the CPU profile, if any, before Redis is flushed for the memory run.
     for (const g of stack.gateways) await g.proc.stop()
-    process.stderr.write(`measuring Redis memory with ${config.memorySessions} sessions\n`)
     const memory = []
-    // One session per user, then users with 5 and with the default session limit (10) of them.
-    for (const perUser of [1, 5, 10]) memory.push(await memoryPerSession(stack.redisUrl, config.memorySessions, perUser))
+    // One session per user, then users with 5 and with the default session limit (10) of them;
+    // BENCH_MEMORY_SESSIONS=0 skips it.
+    if (config.memorySessions > 0) process.stderr.write(`measuring Redis memory with ${config.memorySessions} sessions\n`)
+    for (const perUser of config.memorySessions > 0 ? [1, 5, 10] : []) memory.push(await memoryPerSession(stack.redisUrl, config.memorySessions, perUser))
 
     const ceilings = ceilingsOf(measured[0] ?? [])
     const setup = ceilingSetupOf(config)

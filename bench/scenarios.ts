@@ -15,6 +15,8 @@ export interface Scenario {
    * run, its path is given to `args`.
    */
   wrk: { script: string, url: string, file?: string[], args: (file: string) => string[] }
+  /** Brings the gateway's data to the scenario's state, before its first run (and only if it runs). */
+  prepare?: () => Promise<void>
 }
 
 async function post (url: string, body: unknown): Promise<Pair> {
@@ -92,26 +94,65 @@ function refresh (base: string, sessions: Pair[]): Scenario {
   }
 }
 
-function login (base: string): Scenario {
+/** A login's body for the n-th login of a run: see bench/wrk/login.lua, which builds the same codes. */
+function loginBody (run: string, n: number, pool: LoginPool | null): string {
+  const user = pool === null ? `new${run}-${n}` : `${pool.prefix}${n % pool.users}`
+  return JSON.stringify({ code: `${user}.${run}-${n}` })
+}
+
+/** The users a login scenario takes in turn, or null: every login a user of its own, new to the gateway. */
+interface LoginPool { prefix: string, users: number }
+
+/**
+ * POST /auth/login with fresh codes. With no pool, each login is a user's first (no session yet: what
+ * a login costs below the session limit, whatever the scenarios before it did). With a pool, its users
+ * are brought to the session limit before the first run (`prepare`), and stay there: each login ends
+ * the least recently active of the user's sessions and leaves a marker (issue 14's worst case).
+ */
+function login (base: string, name: string, pool: LoginPool | null, prepare?: () => Promise<void>): Scenario {
   let seq = 0
   let wrkRun = 0
+  const describe = pool === null
+    ? 'POST /auth/login, each login a user new to the gateway (a first session), through the simulator over HTTP'
+    : `POST /auth/login by ${pool.users.toLocaleString('en')} users in turn, each at the session limit (${LIMIT_SESSIONS} live sessions): every login ends one`
   return {
-    name: 'login',
-    describe: 'POST /auth/login with fresh codes of 10,000 users, through the simulator over HTTP',
+    name,
+    describe,
+    ...(prepare === undefined ? {} : { prepare }),
     options: {
       url: base,
       requests: [{
         method: 'POST',
         path: '/auth/login',
         headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => {
-          const n = seq++
-          return { ...req, body: JSON.stringify({ code: `user${n % 10_000}.${n}` }) }
-        }
+        setupRequest: (req) => ({ ...req, body: loginBody('a', seq++, pool) })
       }]
     },
-    wrk: { script: 'login', url: `${base}/`, args: () => [`w${++wrkRun}`] }
+    wrk: { script: 'login', url: `${base}/`, args: () => [`w${++wrkRun}`, String(pool?.users ?? 0), pool?.prefix ?? ''] }
   }
+}
+
+/** The session limit the bench's gateways run with (MAX_SESSIONS_PER_USER's default). */
+const LIMIT_SESSIONS = 10
+/** Users of the login-limit scenario: enough that a user's hash is not always in the CPU's cache. */
+const LIMIT_USERS = 5_000
+
+/** Logs every user of `pool` in LIMIT_SESSIONS times at `base`, 50 logins at once. */
+async function fillToLimit (base: string, pool: LoginPool, tag: string): Promise<void> {
+  let next = 0
+  const total = pool.users * LIMIT_SESSIONS
+  await Promise.all(Array.from({ length: 50 }, async () => {
+    while (next < total) {
+      const i = next++
+      await post(`${base}/auth/login`, { code: `${pool.prefix}${i % pool.users}.${tag}-${i}` })
+    }
+  }))
+}
+
+/** `fn` run once, at its first call; every call waits for that one. */
+function once (fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined
+  return async () => { done ??= fn(); await done }
 }
 
 /**
@@ -122,7 +163,9 @@ function login (base: string): Scenario {
 export async function prepareScenarios (base: string, sessions: number, codeTag = 'prep'): Promise<Scenario[]> {
   const readers = await prepareSessions(base, sessions, 'reader', codeTag)
   const rotors = await prepareSessions(base, sessions, 'rotor', codeTag)
-  return [ceiling(base), authenticated(base, readers), refresh(base, rotors), login(base)]
+  const pool = { prefix: `limit${codeTag}`, users: LIMIT_USERS }
+  return [ceiling(base), authenticated(base, readers), refresh(base, rotors), login(base, 'login', null),
+    login(base, 'login-limit', pool, once(async () => { await fillToLimit(base, pool, codeTag) }))]
 }
 
 /**
