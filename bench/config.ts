@@ -5,6 +5,7 @@ import { availableParallelism, cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { CeilingSetup } from './ceiling.js'
 import { loadGeneratorName } from './loadgen.js'
+import { paths } from './paths.js'
 import type { GatewaySpec } from './processes.js'
 import type { Compared } from './report.js'
 
@@ -49,7 +50,10 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     access: accessOf(env.BENCH_ACCESS_CHECK),
     // BENCH_BASELINE=DIR also measures the gateway built in DIR (another commit's worktree, `npm run
     // build` done there: its dist/server.js), in turn with this one, in the same run.
-    baseline: baselineOf(env.BENCH_BASELINE)
+    baseline: baselineOf(env.BENCH_BASELINE),
+    // BENCH_FLOOR=1 also measures the floor (bench/floor/server.ts: only the I/O and crypto of each
+    // scenario's request, in Node and Fastify), in turn with the gateway, each against its own ceiling.
+    floor: env.BENCH_FLOOR === '1'
   }
 }
 
@@ -78,15 +82,19 @@ function metricsOf (value: string | undefined): 'off' | 'on' | 'compare' {
 }
 
 /** The gateways to start, the one every other is compared with first; and what the second one is. */
-export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare', access?: 'off' | 'compare' | 'strict' | 'tracked', baseline?: string | null }): { specs: GatewaySpec[], compared: Compared | null } {
-  const { metrics, workers, wait = 'off', access = 'off', baseline = null } = config
-  if ([metrics === 'compare', workers !== null, wait === 'compare', access === 'compare', baseline !== null].filter(Boolean).length > 1) {
-    throw new Error('BENCH_METRICS=compare, BENCH_WORKERS, BENCH_WAIT=compare, BENCH_ACCESS_CHECK=compare and BENCH_BASELINE: one comparison at a time')
+export function gatewaysOf (config: { metrics: 'off' | 'on' | 'compare', workers: number | null, wait?: 'off' | 'compare', access?: 'off' | 'compare' | 'strict' | 'tracked', baseline?: string | null, floor?: boolean }): { specs: GatewaySpec[], compared: Compared | null } {
+  const { metrics, workers, wait = 'off', access = 'off', baseline = null, floor = false } = config
+  if ([metrics === 'compare', workers !== null, wait === 'compare', access === 'compare', baseline !== null, floor].filter(Boolean).length > 1) {
+    throw new Error('BENCH_METRICS=compare, BENCH_WORKERS, BENCH_WAIT=compare, BENCH_ACCESS_CHECK=compare, BENCH_BASELINE and BENCH_FLOOR: one comparison at a time')
   }
   const first = { label: 'gateway', workers: 1, metrics: metrics === 'on', ...(access === 'strict' || access === 'tracked' ? { env: { ACCESS_CHECK: access } } : {}) }
   if (baseline !== null) {
     const compared = { label: 'baseline', baseLabel: 'this build', about: `the gateway built in ${baseline} (its dist/server.js, the same setup)` }
     return { specs: [first, { ...first, label: 'baseline', dist: join(baseline, 'dist') }], compared }
+  }
+  if (floor) {
+    const compared = { label: 'floor', baseLabel: 'gateway', about: 'the floor (bench/floor/server.ts: one Fastify process doing only the I/O and crypto of each request, none of the gateway\'s logic)' }
+    return { specs: [first, { label: 'floor', workers: 1, metrics: false, dist: paths.floor }], compared }
   }
   if (access === 'compare') {
     const compared = { label: 'strict', baseLabel: 'tracked', about: 'ACCESS_CHECK=strict (the same gateway; one HMGET per authenticated request instead of the read copy)' }

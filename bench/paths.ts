@@ -13,5 +13,7 @@ export const paths = {
   results: join(root, 'bench', 'results'),
   /** The Go peer's source (bench/peers/go/), and where it is built (.bench/go/: binary, GOPATH, cache). */
   goPeerSource: join(root, 'bench', 'peers', 'go'),
-  goPeerBuild: join(root, '.bench', 'go')
+  goPeerBuild: join(root, '.bench', 'go'),
+  /** The floor server, built (bench/floor/server.ts): its server.js, started as a gateway is. */
+  floor: join(root, '.bench', 'bench', 'floor')
 }

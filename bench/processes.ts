@@ -159,7 +159,7 @@ export interface GatewaySpec {
   metrics: boolean
   /** More of its environment (REDIS_WAIT_REPLICAS). */
   env?: Record<string, string>
-  /** The built gateway it runs (BENCH_BASELINE: another tree's); this tree's dist/ by default. */
+  /** The directory of the server.js it runs: another tree's dist/ (BENCH_BASELINE), the floor's (BENCH_FLOOR); this tree's dist/ by default. */
   dist?: string
 }
 
