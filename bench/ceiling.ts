@@ -26,6 +26,8 @@ export interface CeilingSetup {
   connections: number
   metrics: boolean
   profile: boolean
+  /** BENCH_NODE_ARGS, when set: another setup, with its own usual ceiling. */
+  nodeArgs?: string
 }
 
 export interface Usual {

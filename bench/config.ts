@@ -53,7 +53,10 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     baseline: baselineOf(env.BENCH_BASELINE),
     // BENCH_FLOOR=1 also measures the floor (bench/floor/server.ts: only the I/O and crypto of each
     // scenario's request, in Node and Fastify), in turn with the gateway, each against its own ceiling.
-    floor: env.BENCH_FLOOR === '1'
+    floor: env.BENCH_FLOOR === '1',
+    // BENCH_NODE_ARGS='--single-threaded-gc' runs every gateway process with these options of Node's
+    // (BENCHMARKS.md, "One process in three starts slow").
+    nodeArgs: (env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
   }
 }
 
@@ -119,5 +122,5 @@ export type BenchConfig = ReturnType<typeof benchConfig>
 
 /** What makes two runs' ceilings comparable (bench/results/history.jsonl): this machine and the run's setup. */
 export function ceilingSetupOf (config: BenchConfig): CeilingSetup {
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics === 'on', profile: config.profile }
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadGenerator: config.loadgen, connections: config.connections, metrics: config.metrics === 'on', profile: config.profile, ...(config.nodeArgs.length > 0 ? { nodeArgs: config.nodeArgs.join(' ') } : {}) }
 }

@@ -45,7 +45,7 @@ async function main (config: BenchConfig, build: GoPeerBuild): Promise<void> {
   let stack: Stack | undefined
   let peer: GoPeer | undefined
   try {
-    stack = await startStack({ gateways: specs, profile: config.profile })
+    stack = await startStack({ gateways: specs, profile: config.profile, nodeArgs: config.nodeArgs })
     peer = await startGoPeer(build, stack, workers)
     const measured = await runRounds(loadgen, await targetsOf(stack, peer, config), config)
 

@@ -176,6 +176,8 @@ export interface StackOptions {
   profile: boolean
   /** Gives Redis a replica (its own process, an empty directory of its own), for REDIS_WAIT_REPLICAS. */
   replica?: boolean
+  /** Node's own options for every gateway process (BENCH_NODE_ARGS), before its server.js; workers inherit them. */
+  nodeArgs?: string[]
 }
 
 export interface Stack {
@@ -219,7 +221,8 @@ export async function startStack (options: StackOptions): Promise<Stack> {
       RATE_LIMIT_REFRESH_MAX: String(RAISED_LIMIT)
     }
     const gateways: Gateway[] = []
-    for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, options.profile && i === 0, started))
+    const nodeArgs = options.nodeArgs ?? []
+    for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, [...(options.profile && i === 0 ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []), ...nodeArgs], started))
     return { redisUrl, redis, simulator, simulatorUrl: env.WECHAT_API_BASE, gateways, stop }
   } catch (err) {
     await stop()
@@ -227,10 +230,9 @@ export async function startStack (options: StackOptions): Promise<Stack> {
   }
 }
 
-async function startGateway (env: Record<string, string>, spec: GatewaySpec, profile: boolean, started: Proc[]): Promise<Gateway> {
+async function startGateway (env: Record<string, string>, spec: GatewaySpec, nodeArgs: string[], started: Proc[]): Promise<Gateway> {
   const [port, metricsPort] = [await freePort(), spec.metrics ? await freePort() : null]
-  const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []
-  const proc = start(spec.label, process.execPath, [...profileArgs, join(spec.dist ?? paths.dist, 'server.js')], {
+  const proc = start(spec.label, process.execPath, [...nodeArgs, join(spec.dist ?? paths.dist, 'server.js')], {
     ...env,
     ...spec.env,
     PORT: String(port),

@@ -30,7 +30,7 @@ async function main (config: BenchConfig): Promise<void> {
   const loadgen = createLoadGenerator(config.loadgen, config.connections)
   let stack: Stack | undefined
   try {
-    stack = await startStack({ gateways: gatewaysOf(config).specs, profile: config.profile, replica: config.wait === 'compare' })
+    stack = await startStack({ gateways: gatewaysOf(config).specs, profile: config.profile, nodeArgs: config.nodeArgs, replica: config.wait === 'compare' })
     const measured = await runRounds(loadgen, await targetsOf(stack, config), config)
     // Ends the CPU profile, if any, before Redis is flushed for the memory run.
     for (const g of stack.gateways) await g.proc.stop()
