@@ -51,11 +51,11 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     // BENCH_BASELINE=DIR also measures the gateway built in DIR (another commit's worktree, `npm run
     // build` done there: its dist/server.js), in turn with this one, in the same run.
     baseline: baselineOf(env.BENCH_BASELINE),
-    // BENCH_FLOOR=1 also measures the floor (bench/floor/server.ts: only the I/O and crypto of each
+    // BENCH_FLOOR=1 (npm run bench) also measures the floor (bench/floor/server.ts: only the I/O and crypto of each
     // scenario's request, in Node and Fastify), in turn with the gateway, each against its own ceiling.
     floor: env.BENCH_FLOOR === '1',
     // BENCH_NODE_ARGS='--single-threaded-gc' runs every gateway process with these options of Node's
-    // (BENCHMARKS.md, "One process in three starts slow").
+    // (BENCHMARKS.md, "One gateway process in three starts slow").
     nodeArgs: (env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
   }
 }

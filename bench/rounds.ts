@@ -68,7 +68,7 @@ async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<strin
  * Each target's measures by round, in the order of its scenarios: `[target][round][scenario]`. In each
  * round, a scenario runs on every target before the next scenario starts, in an order that turns by one
  * each round (A B C, then B C A, then C A B): none always runs first, on the freshest machine, or last,
- * after the others' logins filled the shared Redis (their users at the session limit).
+ * after the others' logins filled the shared Redis.
  */
 export async function runRounds (loadgen: LoadGenerator, targets: Target[], setup: RoundsSetup): Promise<Measured[][][]> {
   const measured: Measured[][][] = targets.map(() => [])

@@ -1,6 +1,7 @@
 // What each scenario requests, in the terms of both load generators, and the sessions they run on.
 import type autocannon from 'autocannon'
 import { request } from 'undici'
+import { MAX_ENDED } from '../lib/store/redis-layout.js'
 
 interface Pair { accessToken: string, refreshToken: string }
 
@@ -107,14 +108,15 @@ interface LoginPool { prefix: string, users: number }
  * POST /auth/login with fresh codes. With no pool, each login is a user's first (no session yet: what
  * a login costs below the session limit, whatever the scenarios before it did). With a pool, its users
  * are brought to the session limit before the first run (`prepare`), and stay there: each login ends
- * the least recently active of the user's sessions and leaves a marker (issue 14's worst case).
+ * the least recently active of the user's sessions and leaves a marker (issue 14's worst case); the
+ * fill also gives each user its steady number of markers.
  */
 function login (base: string, name: string, pool: LoginPool | null, prepare?: () => Promise<void>): Scenario {
   let seq = 0
   let wrkRun = 0
   const describe = pool === null
     ? 'POST /auth/login, each login a user new to the gateway (a first session), through the simulator over HTTP'
-    : `POST /auth/login by ${pool.users.toLocaleString('en')} users in turn, each at the session limit (${LIMIT_SESSIONS} live sessions): every login ends one`
+    : `POST /auth/login by ${pool.users.toLocaleString('en')} users in turn, each at the session limit (${LIMIT_SESSIONS} live sessions) with its markers: every login ends one`
   return {
     name,
     describe,
@@ -135,12 +137,18 @@ function login (base: string, name: string, pool: LoginPool | null, prepare?: ()
 /** The session limit the bench's gateways run with (MAX_SESSIONS_PER_USER's default). */
 const LIMIT_SESSIONS = 10
 /** Users of the login-limit scenario: enough that a user's hash is not always in the CPU's cache. */
-const LIMIT_USERS = 5_000
+const LIMIT_USERS = 2_000
+/**
+ * Logins per user before the first run: the limit, then as many more as the markers the store keeps
+ * (MAX_ENDED), so that each user's hash holds its steady number of markers (16 to 24) from the first
+ * measured login on, whichever gateway is measured first.
+ */
+const FILL_LOGINS = LIMIT_SESSIONS + MAX_ENDED
 
-/** Logs every user of `pool` in LIMIT_SESSIONS times at `base`, 50 logins at once. */
+/** Logs every user of `pool` in FILL_LOGINS times at `base`, 50 logins at once. */
 async function fillToLimit (base: string, pool: LoginPool, tag: string): Promise<void> {
   let next = 0
-  const total = pool.users * LIMIT_SESSIONS
+  const total = pool.users * FILL_LOGINS
   await Promise.all(Array.from({ length: 50 }, async () => {
     while (next < total) {
       const i = next++

@@ -4,8 +4,8 @@
 // work. A measuring instrument, not a gateway: it checks nothing a client could get wrong.
 //
 // - GET /health/live: the same trivial answer as the gateway's (its ceiling);
-// - GET /auth/me: an HS256 token verified (one HMAC, the claims parsed, the expiry checked), the
-//   gateway's answer's fields;
+// - GET /auth/me: an HS256 token verified (one HMAC, the claims parsed, the expiry checked; a token
+//   seen before, its expiry only, as the gateway remembers verified tokens), the gateway's answer's fields;
 // - POST /auth/refresh: one Redis round trip (a script of one HGET), the crypto of a rotation (two
 //   HMACs for the successor and its mac, two digests, the access token's HMAC), the pair;
 // - POST /auth/login: two Redis round trips (the code's SET NX, a script of one HSET and PEXPIRE),
@@ -41,8 +41,23 @@ function sign (claims: Record<string, unknown>): string {
   return `${body}.${b64(hmac(key, body))}`
 }
 
-/** The claims of a valid HS256 token of ours, or null. */
+/**
+ * The claims of a valid HS256 token of ours, or null. Verified tokens are remembered until they expire,
+ * 10,000 at most, as the gateway remembers them (lib/access-tokens.ts): a client presents the same
+ * token for its whole life, so a repeat costs a lookup and the expiry check.
+ */
+const verified = new Map<string, Record<string, unknown>>()
 function verify (token: string): Record<string, unknown> | null {
+  const known = verified.get(token)
+  if (known !== undefined) return (known.exp as number) > Date.now() / 1000 ? known : null
+  const claims = check(token)
+  if (claims === null) return null
+  if (verified.size >= 10_000) verified.delete(verified.keys().next().value as string)
+  verified.set(token, claims)
+  return claims
+}
+
+function check (token: string): Record<string, unknown> | null {
   const dot = token.lastIndexOf('.')
   if (dot < 0) return null
   const mac = Buffer.from(token.slice(dot + 1), 'base64url')
