@@ -1,6 +1,7 @@
 // What each scenario requests, in the terms of both load generators, and the sessions they run on.
 import type autocannon from 'autocannon'
 import { request } from 'undici'
+import { ConfigSchema } from '../lib/schemas.js'
 import { MAX_ENDED } from '../lib/store/redis-layout.js'
 
 interface Pair { accessToken: string, refreshToken: string }
@@ -27,17 +28,22 @@ async function post (url: string, body: unknown): Promise<Pair> {
   return JSON.parse(text) as Pair
 }
 
-/** Logs in `count` users, 20 at a time, with codes `<prefix><n>.<tag>`. */
-async function prepareSessions (base: string, count: number, prefix: string, tag: string): Promise<Pair[]> {
+/** `count` logins at `base`, `parallel` at once, the i-th with the code `codeOf(i)`: their pairs, in order. */
+async function logins (base: string, count: number, parallel: number, codeOf: (i: number) => string): Promise<Pair[]> {
   const out: Pair[] = []
   let next = 0
-  await Promise.all(Array.from({ length: 20 }, async () => {
+  await Promise.all(Array.from({ length: parallel }, async () => {
     while (next < count) {
       const i = next++
-      out[i] = await post(`${base}/auth/login`, { code: `${prefix}${i}.${tag}` })
+      out[i] = await post(`${base}/auth/login`, { code: codeOf(i) })
     }
   }))
   return out
+}
+
+/** Logs in `count` users, 20 at a time, with codes `<prefix><n>.<tag>`. */
+async function prepareSessions (base: string, count: number, prefix: string, tag: string): Promise<Pair[]> {
+  return await logins(base, count, 20, (i) => `${prefix}${i}.${tag}`)
 }
 
 function ceiling (base: string): Scenario {
@@ -134,8 +140,8 @@ function login (base: string, name: string, pool: LoginPool | null, prepare?: ()
   }
 }
 
-/** The session limit the bench's gateways run with (MAX_SESSIONS_PER_USER's default). */
-const LIMIT_SESSIONS = 10
+/** The session limit the bench's gateways run with: MAX_SESSIONS_PER_USER's default. */
+const LIMIT_SESSIONS = ConfigSchema.properties.MAX_SESSIONS_PER_USER.default
 /** Users of the login-limit scenario: enough that a user's hash is not always in the CPU's cache. */
 const LIMIT_USERS = 2_000
 /**
@@ -147,14 +153,7 @@ const FILL_LOGINS = LIMIT_SESSIONS + MAX_ENDED
 
 /** Logs every user of `pool` in FILL_LOGINS times at `base`, 50 logins at once. */
 async function fillToLimit (base: string, pool: LoginPool, tag: string): Promise<void> {
-  let next = 0
-  const total = pool.users * FILL_LOGINS
-  await Promise.all(Array.from({ length: 50 }, async () => {
-    while (next < total) {
-      const i = next++
-      await post(`${base}/auth/login`, { code: `${pool.prefix}${i % pool.users}.${tag}-${i}` })
-    }
-  }))
+  await logins(base, pool.users * FILL_LOGINS, 50, (i) => `${pool.prefix}${i % pool.users}.${tag}-${i}`)
 }
 
 /** `fn` run once, at its first call; every call waits for that one. */
