@@ -6,6 +6,7 @@ import {
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { tokenKeys, type AsymmetricAlgorithm, type PublicJwk } from './signing-keys.js'
+import { verifiedTokens } from './verified-tokens.js'
 import type { KeyObject } from 'node:crypto'
 import type { AccessClaims } from './schemas.js'
 import type { LiveAccess, SessionsStore } from './store/types.js'
@@ -57,7 +58,6 @@ export interface AccessTokensOptions {
   signing?: { algorithm: AsymmetricAlgorithm, privateKey: KeyObject, previousPublicKeys?: KeyObject[] }
 }
 
-const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 // Our tokens are well under 1 KiB; a longer one is not ours, and is refused before any work.
 const MAX_TOKEN_LENGTH = 4096
 const STRING_CLAIMS = ['sub', 'openid', 'sid', 'jti', 'aud', 'iss'] as const
@@ -115,46 +115,28 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     return { token: signToken(payloadOf(input, jti)), jti, expiresIn: opts.ttlSec }
   }
 
-  // Clients present the same token for its whole life, so verified tokens are remembered until
-  // they expire, keyed by the token itself (hashing it would cost ~20% of throughput). Only
-  // successes are kept (fast-jwt's own cache also stores failures: junk tokens would fill it
-  // with attacker data), so every entry is a token this gateway signed. Oldest entries go first.
-  const verified = new Map<string, Readonly<Record<string, unknown>>>()
-
-  /** Verifies signature, algorithm, iss, aud and expiry; throws AUTH_TOKEN_* errors. A fresh copy per call. */
-  function verify (token: string): AccessClaims {
-    let claims = verified.get(token)
-    if (claims === undefined) {
-      if (token.length > MAX_TOKEN_LENGTH) throw new AuthTokenInvalidError()
-      let fresh: Record<string, unknown>
-      try {
-        const verifier = verifierFor(token)
-        if (verifier === undefined) throw new Error('no key of this kid')
-        fresh = verifier(token) as Record<string, unknown>
-      } catch {
-        throw new AuthTokenInvalidError()
-      }
-      if (!plausible(fresh, Math.floor(now() / 1000))) throw new AuthTokenInvalidError()
-      if ((fresh.exp as number) * 1000 <= now()) throw new AuthTokenExpiredError()
-      deepFreeze(fresh)
-      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string)
-      verified.set(token, fresh)
-      claims = fresh
-    } else if ((claims.exp as number) * 1000 <= now()) {
-      verified.delete(token)
-      throw new AuthTokenExpiredError()
+  /** The claims of a token not remembered: verified, checked, frozen. */
+  function verifyNew (token: string): Readonly<Record<string, unknown>> {
+    if (token.length > MAX_TOKEN_LENGTH) throw new AuthTokenInvalidError()
+    let fresh: Record<string, unknown>
+    try {
+      const verifier = verifierFor(token)
+      if (verifier === undefined) throw new Error('no key of this kid')
+      fresh = verifier(token) as Record<string, unknown>
+    } catch {
+      throw new AuthTokenInvalidError()
     }
-    // A caller that changes the claims (a host writing to request.wechatAuthUser) must not change what the
-    // next request sees: the remembered object is shared, and deep-frozen.
-    return { ...claims } as AccessClaims
+    if (!plausible(fresh, Math.floor(now() / 1000))) throw new AuthTokenInvalidError()
+    if ((fresh.exp as number) * 1000 <= now()) throw new AuthTokenExpiredError()
+    deepFreeze(fresh)
+    return fresh
   }
+  const verified = verifiedTokens({ size: cacheSize, now, verifyNew })
 
   /** The caller of the bearer token in an Authorization header, once verified and not revoked. */
   async function authenticate (authorization: string | undefined): Promise<AuthUser> {
     if (authorization === undefined || authorization === '') throw new AuthTokenMissingError()
-    const match = BEARER.exec(authorization)
-    if (match === null) throw new AuthTokenInvalidError()
-    const claims = verify(match[1] as string)
+    const claims = verified.claimsOf(authorization)
     const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti, claims[GENERATION_CLAIM] as number | undefined)
     if (status === 'revoked') throw new AuthTokenRevokedError()
     if ('reason' in status) throw sessionEnded(status)
@@ -171,6 +153,9 @@ export function createAccessTokens (opts: AccessTokensOptions) {
 
   /** The public keys tokens are verified with (current first), as a JWKS; empty with HS256. */
   const publicKeys = (): { keys: PublicJwk[] } => ({ keys: jwks.map((k) => ({ ...k })) })
+
+  /** Verifies signature, algorithm, iss, aud and expiry; throws AUTH_TOKEN_* errors. A fresh copy per call. */
+  const verify = (token: string): AccessClaims => verified.verify(token)
 
   return { sign, verify, authenticate, remembered, publicKeys }
 }

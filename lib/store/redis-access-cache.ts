@@ -30,7 +30,7 @@ interface TrackingConnection {
   readonly isReady: boolean
   readonly isOpen: boolean
   readonly socketEpoch: number
-  sendCommand: (args: string[]) => Promise<unknown>
+  sendCommand: (args: readonly string[]) => Promise<unknown>
   on: (event: 'invalidate' | 'error' | 'end' | 'ready', listener: (key: unknown) => void) => unknown
   connect: () => Promise<unknown>
   destroy: () => void
@@ -55,6 +55,13 @@ export interface AccessCacheOptions {
 }
 
 export type AccessCache = Awaited<ReturnType<typeof openAccessCache>>
+
+/**
+ * An HMGET the read copy answers: the key, an id of the fields (the same for the same fields of that
+ * key), and the command. A caller builds it once and presents the same object again: its strings are
+ * then hashed once, not on every lookup.
+ */
+export interface CachedRead { readonly key: string, readonly id: string, readonly args: readonly string[] }
 export type CacheOutcome = 'hit' | 'miss' | 'uncached'
 
 /**
@@ -198,7 +205,7 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
     return age < LEASE_MS
   }
 
-  async function fetch (key: string, id: string, args: string[]): Promise<Reply> {
+  async function fetch (key: string, id: string, args: readonly string[]): Promise<Reply> {
     const epoch = conn.socketEpoch
     const sentAt = Date.now()
     const seenFlushes = flushes
@@ -218,16 +225,14 @@ function accessCache (conn: TrackingConnection, maxEntries: number) {
 
   return {
     /**
-     * The HMGET of `fields` of `key`: from memory on a hit, else read on the tracked connection and
-     * kept; `strict` reads it on the store's own connection, uncached, while the tracked one is down.
+     * The HMGET `read` names: from memory on a hit, else read on the tracked connection and kept;
+     * `strict` reads it on the store's own connection, uncached, while the tracked one is down.
      */
-    read (key: string, fields: string[], strict: (args: string[]) => Promise<unknown>): { outcome: CacheOutcome, reply: Reply | Promise<Reply> } {
-      const args = ['HMGET', key, ...fields]
-      const id = fields.join(' ')
-      const hit = conn.isReady && usable() ? reads.get(key, id) : undefined
+    read<R extends CachedRead> (read: R, strict: (read: R) => Promise<unknown>): { outcome: CacheOutcome, reply: Reply | Promise<Reply> } {
+      const hit = conn.isReady && usable() ? reads.get(read.key, read.id) : undefined
       const outcome: CacheOutcome = !conn.isReady ? 'uncached' : hit !== undefined ? 'hit' : 'miss'
       counts[outcome]++
-      return { outcome, reply: hit ?? (outcome === 'uncached' ? strict(args) as Promise<Reply> : fetch(key, id, args)) }
+      return { outcome, reply: hit ?? (outcome === 'uncached' ? strict(read) as Promise<Reply> : fetch(read.key, read.id, read.args)) }
     },
 
     /** How many reads had each outcome since the cache opened (the metrics count them at each scrape). */

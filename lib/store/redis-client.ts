@@ -51,7 +51,7 @@ export type RedisClient = IoredisLike | NodeRedisClientLike | NodeRedisClusterLi
 export const isIoredisCluster = (client: object): boolean => 'defineCommand' in client && 'slots' in client && typeof (client as { nodes?: unknown }).nodes === 'function'
 
 /** Sends one command (all arguments strings); `key` routes it in a cluster. */
-export type SendCommand = (key: string | undefined, args: string[]) => Promise<unknown>
+export type SendCommand = (key: string | undefined, args: readonly string[]) => Promise<unknown>
 
 const STRINGS: NodeRedisCommandOptions = { typeMapping: { [RESP_TYPES.MAP]: Array, [RESP_TYPES.SET]: Array } }
 
@@ -64,12 +64,13 @@ export function sendCommandOf (client: RedisClient): SendCommand {
     return async (_key, args) => await client.call(...(args as [string, ...string[]]))
   }
   if ('sendCommand' in client && typeof client.sendCommand === 'function' && 'isOpen' in client) {
+    // node-redis reads a command's arguments and never writes them (some are frozen: redis-access-check.ts).
     if ('masters' in client) {
       const heal = slotMapHealer(client)
-      return async (key, args) => await client.sendCommand(key, false, args, STRINGS).catch((err: unknown) => { heal?.(err); throw err })
+      return async (key, args) => await client.sendCommand(key, false, args as string[], STRINGS).catch((err: unknown) => { heal?.(err); throw err })
     }
-    if ('getSentinelNode' in client) return async (_key, args) => await client.sendCommand(false, args, STRINGS)
-    if ('destroy' in client) return async (_key, args) => await client.sendCommand(args, STRINGS)
+    if ('getSentinelNode' in client) return async (_key, args) => await client.sendCommand(false, args as string[], STRINGS)
+    if ('destroy' in client) return async (_key, args) => await client.sendCommand(args as string[], STRINGS)
   }
   throw new Error('redis: expected an ioredis client or cluster, or a node-redis client, cluster or sentinel (not in legacy mode)')
 }

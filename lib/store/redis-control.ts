@@ -2,8 +2,8 @@
 // step-up, and which user an openid logged in as. Scripts in redis-control-scripts.ts.
 import { ServiceBansFullError } from '../errors.js'
 import { lastingBans } from './access-state.js'
-import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
-import { endOf, type Context } from './redis-sessions.js'
+import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, endOf, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
+import type { Context } from './redis-sessions.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
 export function redisControl ({ keys, send, run, guard }: Context): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {

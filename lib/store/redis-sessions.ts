@@ -1,16 +1,14 @@
 // The Redis store's sessions: creating (under the session policy), reading, rotating, checking,
 // ending, kicking and banning, over one hash per user (redis-layout.ts, redis-scripts.ts).
-import { SID_CHARS, type SessionRef } from '../ids.js'
-import { liveAccess } from './access-state.js'
-import {
-  ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, deviceParts, firstPart, packAccess, partOf, sessionField, subOf, unpack
-} from './redis-layout.js'
+import { SID_CHARS } from '../ids.js'
+import { accessChecker } from './redis-access-check.js'
+import { ACCESS_FROM_LOGIN, deviceParts, endOf, firstPart, packAccess, sessionField, subOf, unpack } from './redis-layout.js'
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
 import type { scriptRunner } from './redis-scripts.js'
 import type { sendCommandOf } from './redis-client.js'
 import type { AccessCache } from './redis-access-cache.js'
-import type { LiveAccess, RotateResult, SessionData, SessionEnd, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
+import type { RotateResult, SessionData, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
 
 /** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
 function subjectOf ([openid = '', unionid = '', sub = '', claims = '']: string[]): TokenSubject {
@@ -21,11 +19,6 @@ function subjectOf ([openid = '', unionid = '', sub = '', claims = '']: string[]
 }
 
 const NO_POLICY: SessionPolicy = { exclusive: '', maxSessions: Number.MAX_SAFE_INTEGER, accessTtlMs: 0 }
-
-/** An ended marker's reason, time and device type, as the scripts and the reader give them. */
-const REASONS = new Set<SessionEnd['reason']>(['replaced', 'limit', 'kicked', 'banned'])
-export const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
-  ({ reason: REASONS.has(reason as SessionEnd['reason']) ? reason as SessionEnd['reason'] : 'replaced', endedAt: Number(endedAt), by: by ?? '' })
 
 const pairsToRecord = (flat: string[]): Record<string, string> =>
   Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]))
@@ -48,19 +41,6 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
     })
   }
   return out.sort((a, b) => a.createdAt - b.createdAt)
-}
-
-/**
- * Whether an access token issued at `generation` (its `sgen` claim) shows that generation's rotation
- * delivered for the first time: it is the session's current generation (as the `hot` value says) and
- * not yet marked. False on every other request, which then writes nothing.
- */
-export function deliversNow (hot: string, generation: number): boolean {
-  const g = hot.indexOf(SEP, hot.indexOf(SEP) + 1)
-  if (g < 0) return false // generation 0: nothing rotated, nothing to deliver
-  const d = hot.indexOf(SEP, g + 1)
-  const current = d < 0 ? hot.slice(g + 1) : hot.slice(g + 1, d)
-  return current === String(generation) && (d < 0 || hot.slice(d + 1) !== current)
 }
 
 /** What every part of the store sends its commands with. */
@@ -142,8 +122,8 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
       return { status: 'predecessor', session, ttlMs: Number(ttl), nonce, currentHash, inGrace: inGrace === '1', delivered: delivered === '1' }
     },
 
-    // The hot path: one plain HMGET, no script. Expiry is compared with this process's clock.
-    async checkAccess (ref, jti, generation) { return await checkAccess(ctx, ref, jti, generation) },
+    // The hot path: one plain HMGET, no script (redis-access-check.ts).
+    checkAccess: accessChecker(ctx),
 
     async revokeSession (ref) {
       await guard(async () => await run('wxauthRevoke', [keys.user(ref.tag)], ref.sid))
@@ -157,40 +137,4 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
       await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, jti, Math.max(1, ttlSec) * 1000))
     }
   }
-}
-
-/**
- * One HMGET: the session, the token's blacklist entry, the session's ended marker and rotation (its step-up time),
- * the user's ban, roles and permissions, and service bans; from the read copy when it has them (no round
- * trip). The first use of an access token issued with a rotation (`generation`) also marks that rotation
- * delivered: a second round trip, once per rotation.
- */
-async function checkAccess ({ keys, send, run, guard, accessCache }: Context, ref: SessionRef, jti: string, generation?: number): Promise<LiveAccess | 'revoked' | SessionEnd> {
-  const key = keys.user(ref.tag)
-  const fields = [sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
-    sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD]
-  const read = accessCache?.read(key, fields, async (args) => await send(key, args))
-  const reply = read === undefined
-    ? await guard(async () => await send(key, ['HMGET', key, ...fields]))
-    : Array.isArray(read.reply) ? read.reply : await guard(async () => await read.reply)
-  const [hot, blacklisted, ended, ban, rotation, access, serviceBans] = reply as Array<string | null>
-  const now = Date.now()
-  if (typeof ban === 'string') {
-    const { bannedUntil, reason } = unpack('ban', ban)
-    if (Number(bannedUntil) === 0 || Number(bannedUntil) > now) return { reason: 'banned', endedAt: Number(bannedUntil), by: reason }
-  }
-  if (typeof hot === 'string') {
-    // A blacklist entry is answered while it is there, past its expiry too: that expiry is by Redis' clock,
-    // and a gateway whose clock runs ahead would accept the revoked token for as long before it expires.
-    // A pass over the user (a kick, a ban, a login that may reach the limit) or the key's expiry forgets it.
-    if (blacklisted !== null || !(Number(firstPart(hot)) > now)) return 'revoked'
-    if (generation !== undefined && deliversNow(hot, generation)) {
-      // The answer does not depend on the mark: a failed one is tried again by the token's next use.
-      await guard(async () => await run('wxauthDeliver', [key], ref.sid, generation)).catch(() => {})
-    }
-    return liveAccess(access ?? null, serviceBans ?? null, rotation == null ? null : partOf('rotation', 'steppedUpAt', rotation), now)
-  }
-  if (typeof ended !== 'string') return 'revoked'
-  const marker = unpack('ended', ended)
-  return Number(marker.expiresAt) > now ? endOf([marker.reason, marker.endedAt, marker.detail]) : 'revoked'
 }

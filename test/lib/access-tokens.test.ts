@@ -73,6 +73,18 @@ test('a remembered token expires on time, and nothing a caller changes reaches t
   t.throws(() => tokens.verify(token), { code: 'AUTH_TOKEN_EXPIRED' }, 'expired by the clock, though remembered')
 })
 
+test('a remembered token\'s signature on other claims is refused, by header and alone', async (t) => {
+  const { tokens, issue } = await setup(t)
+  const { token } = issue()
+  await tokens.authenticate(`Bearer ${token}`)
+  const [header = '', , signature = ''] = token.split('.')
+  const claims = { ...tokens.verify(token), sub: 'someone-else', openid: 'o2' }
+  const forged = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`
+  await t.rejects(tokens.authenticate(`Bearer ${forged}`), { code: 'AUTH_TOKEN_INVALID' })
+  t.throws(() => tokens.verify(forged), { code: 'AUTH_TOKEN_INVALID' })
+  t.match(await tokens.authenticate(`Bearer ${token}`), { sub: 'u1' }, 'the genuine token still works')
+})
+
 test('the verify cache is bounded, and forgets an expired token', async (t) => {
   const { tokens, issue, advance } = await setup(t, { cacheSize: 2 })
   const [a, b, c] = [issue().token, issue().token, issue().token]

@@ -6,7 +6,7 @@ import {
   ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
 } from '../../../lib/store/redis-layout.js'
 import { LUA_LAYOUT } from '../../../lib/store/redis-lua-layout.js'
-import { deliversNow } from '../../../lib/store/redis-sessions.js'
+import { deliversNow } from '../../../lib/store/redis-access-check.js'
 import { startRedis } from '../../helper.js'
 
 type Field = keyof typeof SESSION_FIELDS
