@@ -6,7 +6,7 @@ import {
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { tokenKeys, type AsymmetricAlgorithm, type PublicJwk } from './signing-keys.js'
-import { verifiedTokens } from './verified-tokens.js'
+import { copyOf, verifiedTokens } from './verified-tokens.js'
 import type { KeyObject } from 'node:crypto'
 import type { AccessClaims } from './schemas.js'
 import type { LiveAccess, SessionsStore } from './store/types.js'
@@ -131,13 +131,15 @@ export function createAccessTokens (opts: AccessTokensOptions) {
     deepFreeze(fresh)
     return fresh
   }
-  const verified = verifiedTokens({ size: cacheSize, now, verifyNew })
+  // The session a token names, built once: the same object, and the same strings, at every check.
+  const verified = verifiedTokens({ size: cacheSize, now, verifyNew, derive: (c) => Object.freeze({ tag: userTag(c.aud as string, c.sub as string), sid: c.sid as string }) })
 
   /** The caller of the bearer token in an Authorization header, once verified and not revoked. */
   async function authenticate (authorization: string | undefined): Promise<AuthUser> {
     if (authorization === undefined || authorization === '') throw new AuthTokenMissingError()
-    const claims = verified.claimsOf(authorization)
-    const status = await opts.store.checkAccess({ tag: userTag(claims.aud, claims.sub), sid: claims.sid }, claims.jti, claims[GENERATION_CLAIM] as number | undefined)
+    const known = verified.bearer(authorization)
+    const claims = copyOf(known)
+    const status = await opts.store.checkAccess(known.derived, claims.jti, claims[GENERATION_CLAIM] as number | undefined)
     if (status === 'revoked') throw new AuthTokenRevokedError()
     if ('reason' in status) throw sessionEnded(status)
     const user = claims as AuthUser & Record<'roles' | 'permissions' | 'steppedUpAt' | 'serviceBans', unknown>

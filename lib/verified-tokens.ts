@@ -14,62 +14,74 @@ import type { AccessClaims } from './schemas.js'
 
 type Claims = Readonly<Record<string, unknown>>
 
-/** A verified token, and the Authorization header it last came in (none when verified alone). */
-interface Known { readonly token: string, header: string | undefined, readonly claims: Claims }
+/**
+ * A verified token, the Authorization header it last came in (none when verified alone), its claims,
+ * and what the caller derives from them once (`derive`).
+ */
+export interface Known<D> { readonly token: string, header: string | undefined, readonly claims: Claims, readonly derived: D }
 
-// How many of a token's last characters find it among the remembered: 96 bits of its signature.
-const TAIL = 16
+// How many of a token's last characters find it among the remembered: 72 bits of its signature. Fewer
+// than 13, so that the slice is a string of its own, which V8 hashes and compares on its fast path (a
+// longer one is a view of the header, compared character by character through its parent).
+const TAIL = 12
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 
-export interface VerifiedTokensOptions {
+export interface VerifiedTokensOptions<D> {
   /** How many tokens are remembered. */
   size: number
   /** Clock in ms. */
   now: () => number
   /** The frozen claims of a token not remembered, once verified; throws AUTH_TOKEN_* errors. */
   verifyNew: (token: string) => Claims
+  /** What is derived from a token's claims once, kept with them (the session they name). */
+  derive: (claims: Claims) => D
 }
 
-export function verifiedTokens ({ size, now, verifyNew }: VerifiedTokensOptions) {
-  const verified = new Map<string, Known>()
+/**
+ * A copy of remembered claims. A caller that changes the claims (a host writing to
+ * request.wechatAuthUser) must not change what the next request sees: the remembered object is
+ * shared, and deep-frozen.
+ */
+export const copyOf = (known: Known<unknown>): AccessClaims => ({ ...known.claims }) as AccessClaims
 
-  /**
-   * A copy of remembered claims, unless they expired. A caller that changes the claims (a host writing
-   * to request.wechatAuthUser) must not change what the next request sees: the remembered object is
-   * shared, and deep-frozen.
-   */
-  function copyOf (known: Known): AccessClaims {
+export function verifiedTokens<D> ({ size, now, verifyNew, derive }: VerifiedTokensOptions<D>) {
+  const verified = new Map<string, Known<D>>()
+
+  /** `known`, unless it expired (then forgotten). */
+  function unexpired (known: Known<D>): Known<D> {
     if ((known.claims.exp as number) * 1000 <= now()) {
       verified.delete(known.token.slice(-TAIL))
       throw new AuthTokenExpiredError()
     }
-    return { ...known.claims } as AccessClaims
+    return known
   }
 
-  /** The claims of `token`, verified now or before; `header`, the Authorization header it came in. */
-  function verify (token: string, header?: string): AccessClaims {
+  /** `token`, verified now or before; `header`, the Authorization header it came in. */
+  function knownOf (token: string, header?: string): Known<D> {
     const tail = token.slice(-TAIL)
     const known = verified.get(tail)
     if (known?.token === token) {
       if (header !== undefined) known.header = header
-      return copyOf(known)
+      return unexpired(known)
     }
     const claims = verifyNew(token)
     if (verified.size >= size) verified.delete(verified.keys().next().value as string)
-    verified.set(tail, { token, header, claims })
-    return { ...claims } as AccessClaims
+    const fresh = { token, header, claims, derived: derive(claims) }
+    verified.set(tail, fresh)
+    return fresh
   }
 
   return {
-    verify,
+    /** The claims of `token`, verified now or before. */
+    verify: (token: string): AccessClaims => copyOf(knownOf(token)),
 
-    /** The claims of the bearer token in an Authorization header: the header seen before, or its token verified. */
-    claimsOf (authorization: string): AccessClaims {
+    /** The bearer token in an Authorization header: the header seen before, or its token verified. */
+    bearer (authorization: string): Known<D> {
       const known = verified.get(authorization.slice(-TAIL))
-      if (known !== undefined && known.header === authorization) return copyOf(known)
+      if (known !== undefined && known.header === authorization) return unexpired(known)
       const match = BEARER.exec(authorization)
       if (match === null) throw new AuthTokenInvalidError()
-      return verify(match[1] as string, authorization)
+      return knownOf(match[1] as string, authorization)
     },
 
     get size (): number { return verified.size }

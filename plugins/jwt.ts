@@ -46,9 +46,10 @@ export default fp(async function wechatAuthJwt (fastify) {
     store: fastify.wechatAuthStore,
     ...(config.signing !== undefined ? { signing: config.signing } : {})
   })
-  async function authenticate (request: FastifyRequest): Promise<void> {
-    request.wechatAuthUser = await tokens.authenticate(request.headers.authorization)
-  }
+  // Not an async function awaiting tokens.authenticate: that added a promise and a turn of the
+  // microtask queue to every authenticated request.
+  const authenticate = (request: FastifyRequest): Promise<void> =>
+    tokens.authenticate(request.headers.authorization).then((user) => { request.wechatAuthUser = user })
 
   fastify.decorateRequest<AuthUser | null>('wechatAuthUser', null)
   fastify.decorate('wechatAuthTokens', { sign: tokens.sign, verify: tokens.verify, publicKeys: tokens.publicKeys })

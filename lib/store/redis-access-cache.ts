@@ -17,13 +17,12 @@
 //   LEASE_MS after its last answer. Hits ask for a PING every HEARTBEAT_MS; an idle gateway sends none.
 // This gateway's own writes drop the key's entries when sent and when answered (`wrote`): its next
 // request sees them without waiting for the invalidation, which travels on the other connection.
-// Entries are grouped by user key, least recently used first, at most `maxEntries` in all.
+// Entries are grouped by user key, at most `maxEntries` in all; about the least recently used go first.
 import { within } from './redis-client.js'
+import { boundedReads, type Reply } from './redis-access-reads.js'
 
 const HEARTBEAT_MS = 100
 const LEASE_MS = 500
-
-type Reply = Array<string | null>
 
 /** The connection the cache reads on: a node-redis client (5 or 6) made with RESP 3 and emitInvalidate. */
 interface TrackingConnection {
@@ -98,38 +97,6 @@ export async function openAccessCache (client: object, opts: AccessCacheOptions)
     throw new Error(`ACCESS_CHECK=tracked: cannot open the tracked connection (RESP3, CLIENT TRACKING: Redis 6 or later); set ACCESS_CHECK=strict to read Redis on every request (${(err as Error).message})`)
   }
   return accessCache(conn, opts.maxEntries)
-}
-
-/** The kept reads, per user key, least recently used user first, at most `maxEntries` in all. */
-function boundedReads (maxEntries: number) {
-  const users = new Map<string, Map<string, Reply>>()
-  let size = 0
-  return {
-    get (key: string, id: string): Reply | undefined {
-      const entries = users.get(key)
-      const hit = entries?.get(id)
-      if (entries !== undefined && hit !== undefined) { users.delete(key); users.set(key, entries) }
-      return hit
-    },
-    keep (key: string, id: string, reply: Reply): void {
-      let entries = users.get(key)
-      if (entries === undefined) users.set(key, entries = new Map())
-      if (!entries.has(id)) size++
-      entries.set(id, reply)
-      for (const [oldest, old] of users) {
-        if (size <= maxEntries) break
-        if (oldest !== key) { size -= old.size; users.delete(oldest); continue }
-        // One user holds more than the bound: its oldest reads go.
-        for (const first of old.keys()) { if (size <= maxEntries) break; old.delete(first); size-- }
-      }
-    },
-    drop (key: string): void {
-      const entries = users.get(key)
-      if (entries !== undefined) { size -= entries.size; users.delete(key) }
-    },
-    clear (): void { users.clear(); size = 0 },
-    get size (): number { return size }
-  }
 }
 
 /**

@@ -32,6 +32,9 @@ test('POST /auth/login', async (t) => {
     const body = await login(app, 'nounion-carl')
     t.notOk('unionid' in body)
     t.notOk('unionid' in decode(body.accessToken))
+    const me = await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${body.accessToken}` } })
+    t.equal(me.statusCode, 200)
+    t.notOk('unionid' in me.json(), 'nor in GET /me')
   })
 
   t.test('maps every WeChat error to its code', async (t) => {
