@@ -7,8 +7,9 @@
 // token's last characters (the end of its signature), then compared whole. A Map hashes the string
 // it looks up, and a whole token is some 400 characters, new on every request. The Authorization
 // header a token came in is kept too: the same header again needs neither the Bearer pattern nor
-// the token cut out of it (a slice of the header: it holds no copy). Together, 1-2 µs of an
-// authenticated request's 20 (BENCHMARKS.md, "The authenticated request's own work").
+// the token cut out of it (a slice of the header: it holds no copy); a header that ends in spaces
+// never finds it so, and takes the pattern each time (BENCHMARKS.md, "The authenticated request's own
+// work").
 import { AuthTokenExpiredError, AuthTokenInvalidError } from './errors.js'
 import type { AccessClaims } from './schemas.js'
 
@@ -65,7 +66,7 @@ export function verifiedTokens<D> ({ size, now, verifyNew, derive }: VerifiedTok
       return unexpired(known)
     }
     const claims = verifyNew(token)
-    if (verified.size >= size) verified.delete(verified.keys().next().value as string)
+    if (known === undefined && verified.size >= size) verified.delete(verified.keys().next().value as string)
     const fresh = { token, header, claims, derived: derive(claims) }
     verified.set(tail, fresh)
     return fresh

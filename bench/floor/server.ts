@@ -43,17 +43,19 @@ function sign (claims: Record<string, unknown>): string {
 
 /**
  * The claims of a valid HS256 token of ours, or null. Verified tokens are remembered until they expire,
- * 10,000 at most, as the gateway remembers them (lib/access-tokens.ts): a client presents the same
- * token for its whole life, so a repeat costs a lookup and the expiry check.
+ * 10,000 at most, found as the gateway finds them (lib/verified-tokens.ts): by the token's last 12
+ * characters, then compared whole. A client presents the same token for its whole life, so a repeat
+ * costs a lookup and the expiry check.
  */
-const verified = new Map<string, Record<string, unknown>>()
+const verified = new Map<string, { token: string, claims: Record<string, unknown> }>()
 function verify (token: string): Record<string, unknown> | null {
-  const known = verified.get(token)
-  if (known !== undefined) return (known.exp as number) > Date.now() / 1000 ? known : null
+  const tail = token.slice(-12)
+  const known = verified.get(tail)
+  if (known?.token === token) return (known.claims.exp as number) > Date.now() / 1000 ? known.claims : null
   const claims = check(token)
   if (claims === null) return null
   if (verified.size >= 10_000) verified.delete(verified.keys().next().value as string)
-  verified.set(token, claims)
+  verified.set(tail, { token, claims })
   return claims
 }
 

@@ -1,8 +1,8 @@
 // What a live session's check hands back besides "alive" (LiveAccess), built from the values both
-// stores keep. Parsed roles are remembered by their packed value: the same few values come back on
+// stores keep, and what an ended one's marker says (endOf, as the Redis scripts and reader give it). Parsed roles are remembered by their packed value: the same few values come back on
 // every request, and a check must not split strings each time.
 import { unpackAccess, unpackServiceBans } from './redis-layout.js'
-import type { LiveAccess, ServiceBan } from './types.js'
+import type { LiveAccess, ServiceBan, SessionEnd } from './types.js'
 
 const NONE: readonly string[] = Object.freeze([])
 const NO_BANS: readonly ServiceBan[] = Object.freeze([])
@@ -33,3 +33,8 @@ export function liveAccess (access: string | null, serviceBans: string | null, s
   const at = steppedUpAt === null ? NaN : Number(steppedUpAt)
   return { status: 'ok', roles, permissions, steppedUpAt: Number.isFinite(at) && at > 0 ? at : null, serviceBans: bans }
 }
+
+/** An ended marker's reason, time and device type, as the scripts and the reader give them. */
+const REASONS = new Set<SessionEnd['reason']>(['replaced', 'limit', 'kicked', 'banned'])
+export const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
+  ({ reason: REASONS.has(reason as SessionEnd['reason']) ? reason as SessionEnd['reason'] : 'replaced', endedAt: Number(endedAt), by: by ?? '' })

@@ -3,12 +3,12 @@
 //
 // The command is built once per token and remembered by its jti: a client presents the same token
 // for its whole life, and building the key, the field names and the read copy's id again on each
-// request (new strings, each hashed again by every Map that looks them up) cost some 3 µs of the
-// request's 24 (BENCHMARKS.md, "The authenticated request's own work").
+// request (new strings, each hashed again by every Map that looks them up) was most of what an
+// authenticated request cost above the floor (BENCHMARKS.md, "The authenticated request's own work").
 import type { SessionRef } from '../ids.js'
-import { liveAccess } from './access-state.js'
-import { ACCESS_FIELD, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, endOf, firstPart, partOf, sessionField, unpack } from './redis-layout.js'
-import type { Context } from './redis-sessions.js'
+import { endOf, liveAccess } from './access-state.js'
+import { ACCESS_FIELD, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, firstPart, partOf, sessionField, unpack } from './redis-layout.js'
+import type { Context } from './redis-context.js'
 import type { CachedRead } from './redis-access-cache.js'
 import type { LiveAccess, SessionEnd } from './types.js'
 
@@ -28,22 +28,25 @@ export function deliversNow (hot: string, generation: number): boolean {
 /** The HMGET of one token's check, and the session it names. */
 interface Probe extends CachedRead { tag: string, sid: string }
 
-/** How many tokens' commands are remembered; the oldest goes first. */
+/**
+ * How many tokens' commands are remembered, the oldest first out: as many as the verified tokens the
+ * gateway remembers (lib/access-tokens.ts), since a token beyond those costs a signature check anyway.
+ */
 const PROBES_KEPT = 10_000
 
-export function accessChecker (ctx: Context): (ref: SessionRef, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd> {
+export function accessChecker (ctx: Context): (ref: Readonly<SessionRef>, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd> {
   const { keys, send, run, guard, accessCache } = ctx
   const probes = new Map<string, Probe>()
 
   /** The command of `jti`'s check: remembered, unless a token of another session bore that jti. */
-  function probeOf (ref: SessionRef, jti: string): Probe {
+  function probeOf (ref: Readonly<SessionRef>, jti: string): Probe {
     const known = probes.get(jti)
     if (known !== undefined && known.tag === ref.tag && known.sid === ref.sid) return known
     const key = keys.user(ref.tag)
     const args = Object.freeze(['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
       sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD])
     const probe = { tag: ref.tag, sid: ref.sid, key, id: `${ref.sid} ${jti}`, args }
-    if (probes.size >= PROBES_KEPT) probes.delete(probes.keys().next().value as string)
+    if (known === undefined && probes.size >= PROBES_KEPT) probes.delete(probes.keys().next().value as string)
     probes.set(jti, probe)
     return probe
   }

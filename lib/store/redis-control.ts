@@ -1,9 +1,9 @@
 // The Redis store's session and access control: kick and ban, service bans, roles and permissions,
 // step-up, and which user an openid logged in as. Scripts in redis-control-scripts.ts.
 import { ServiceBansFullError } from '../errors.js'
-import { lastingBans } from './access-state.js'
-import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, endOf, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
-import type { Context } from './redis-sessions.js'
+import { endOf, lastingBans } from './access-state.js'
+import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
+import type { Context } from './redis-context.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
 export function redisControl ({ keys, send, run, guard }: Context): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {

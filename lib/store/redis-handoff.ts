@@ -6,7 +6,7 @@
 // connection pushes nothing); without it they poll every QR_WATCH_MS. One HGET per watcher and
 // interval, never a busy loop.
 import { QR_FIELDS as F } from './redis-handoff-scripts.js'
-import type { Context } from './redis-sessions.js'
+import type { Context } from './redis-context.js'
 import type { HandoffStore, QrOutcome, QrRecord, QrRefusal, QrState, TicketGrant } from './handoff-types.js'
 import { viewAt } from './memory-handoff.js'
 

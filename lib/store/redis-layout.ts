@@ -9,7 +9,6 @@
 // turns the whole hash into a hashtable, about twice the memory). Values are joined with SEP, which
 // none of them can contain. Blacklisted access tokens are `b:<jti>` -> expiresAt ms.
 import calculateSlot from 'cluster-key-slot'
-import type { SessionEnd } from './types.js'
 
 export const SEP = '\u0001'
 export const BLACKLIST_PREFIX = 'b:'
@@ -243,8 +242,3 @@ export function keyNames (prefix: string): KeyNames {
     health: probeKeys(prefix)
   }
 }
-
-/** An ended marker's reason, time and device type, as the scripts and the reader give them. */
-const REASONS = new Set<SessionEnd['reason']>(['replaced', 'limit', 'kicked', 'banned'])
-export const endOf = ([reason, endedAt, by]: Array<string | undefined>): SessionEnd =>
-  ({ reason: REASONS.has(reason as SessionEnd['reason']) ? reason as SessionEnd['reason'] : 'replaced', endedAt: Number(endedAt), by: by ?? '' })

@@ -2,12 +2,9 @@
 // ending, kicking and banning, over one hash per user (redis-layout.ts, redis-scripts.ts).
 import { SID_CHARS } from '../ids.js'
 import { accessChecker } from './redis-access-check.js'
-import { ACCESS_FROM_LOGIN, deviceParts, endOf, firstPart, packAccess, sessionField, subOf, unpack } from './redis-layout.js'
-import type { createDeadlines } from './deadlines.js'
-import type { keyNames } from './redis-layout.js'
-import type { scriptRunner } from './redis-scripts.js'
-import type { sendCommandOf } from './redis-client.js'
-import type { AccessCache } from './redis-access-cache.js'
+import { endOf } from './access-state.js'
+import { ACCESS_FROM_LOGIN, deviceParts, firstPart, packAccess, sessionField, subOf, unpack } from './redis-layout.js'
+import type { Context } from './redis-context.js'
 import type { RotateResult, SessionData, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
 
 /** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
@@ -41,25 +38,6 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
     })
   }
   return out.sort((a, b) => a.createdAt - b.createdAt)
-}
-
-/** What every part of the store sends its commands with. */
-export interface Context {
-  keys: ReturnType<typeof keyNames>
-  send: ReturnType<typeof sendCommandOf>
-  run: ReturnType<typeof scriptRunner>
-  guard: ReturnType<typeof createDeadlines>['guard']
-  /**
-   * With REDIS_WAIT_REPLICAS: how the writes that open a session and rotate a refresh token are sent
-   * (on their own connection where the client can make one: redis-lane.ts), and `settle`, which waits
-   * until replicas have the write of `key` just answered (redis-wait.ts).
-   */
-  durable?: {
-    run: ReturnType<typeof scriptRunner>
-    settle: (key: string) => Promise<number>
-  }
-  /** With ACCESS_CHECK=tracked, where the client allows: checkAccess's read copy (redis-access-cache.ts). */
-  accessCache?: AccessCache
 }
 
 export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {

@@ -164,7 +164,7 @@ export interface SessionsStore {
    * rotation the token was issued with) is the session's current one and not yet marked delivered,
    * a second one marks it (once per rotation, see RotateResult's `delivered`).
    */
-  checkAccess: (ref: SessionRef, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd>
+  checkAccess: (ref: Readonly<SessionRef>, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd>
   /** Ends one session: every token issued in it stops working. */
   revokeSession: (ref: SessionRef) => Promise<void>
   /** Ends every session of the user behind `tag`; returns how many there were. */

@@ -115,7 +115,7 @@ test('a change made through another connection is seen within a bound: revoke, b
   t.same(roles, ['admin'], 'a role granted elsewhere is seen')
 })
 
-test('the bound: N entries at most, least recently used users go first', async (t) => {
+test('the bound: N entries at most, about the least recently used users go first', async (t) => {
   const redis = await startRedis(t, { own: true })
   const { store, cache } = await trackedStore(t, redis.url, 'p:', { maxEntries: 5 })
   const refs = await Promise.all(Array.from({ length: 8 }, async (_, i) => await session(store, `u${i}`)))

@@ -16,8 +16,12 @@ test('at most N replies; a user read since it was kept is passed over once, an u
   t.equal(reads.get('b', 'j'), undefined, 'b, the oldest not read, went')
   t.same(reads.get('c', 'j'), reply('c'))
   t.same(reads.get('d', 'j'), reply('d'), 'the reply just kept stays')
+  // Now c, d, a, in that order, all read: each is passed over once, then c, the oldest, goes.
   reads.keep('e', 'j', reply('e'))
   t.equal(reads.size, 3, 'every user read: the oldest goes once each had its chance')
+  t.equal(reads.get('c', 'j'), undefined, 'c went')
+  t.same(reads.get('a', 'j'), reply('a'), 'a stayed')
+  t.same(reads.get('d', 'j'), reply('d'), 'd stayed')
   t.same(reads.get('e', 'j'), reply('e'))
 })
 
