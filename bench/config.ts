@@ -31,6 +31,9 @@ export function benchConfig (env: NodeJS.ProcessEnv) {
     // Every scenario, the ceiling included, runs once per round; each ratio is taken against the ceiling
     // of its own round, and the round with the median ratio is reported.
     rounds: Math.max(1, Math.floor(Number(env.BENCH_ROUNDS ?? 3))),
+    // BENCH_RESTART=1: every gateway a fresh process at each round after the first, so that the range
+    // over the rounds is the spread between processes (BENCHMARKS.md, one gateway process in three starts slow).
+    restart: env.BENCH_RESTART === '1',
     loadgen: loadGeneratorName(env.BENCH_LOADGEN),
     // BENCH_ONLY=authenticated,refresh runs only those scenarios (the ceiling always runs).
     only: (env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),

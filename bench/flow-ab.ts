@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from '@redis/client'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { APPID, SECRET, RAISED_LIMIT, cpuSeconds, freePort, start, startRedis, waitFor, type Proc } from './processes.js'
+import { cpuSeconds } from './cpu.js'
+import { APPID, SECRET, RAISED_LIMIT, freePort, start, startRedis, waitFor, type Proc } from './processes.js'
 import { paths } from './paths.js'
 
 interface Flows {

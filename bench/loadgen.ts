@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { paths } from './paths.js'
-import { ticksOf } from './processes.js'
+import { ticksOf } from './cpu.js'
 import type { Scenario } from './scenarios.js'
 
 export type LoadGeneratorName = 'wrk' | 'autocannon'

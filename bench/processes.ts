@@ -1,8 +1,8 @@
-// The processes a benchmark run starts and stops (redis-server, the WeChat simulator, the gateway), and
-// the CPU time they use.
+// The processes a benchmark run starts and stops (redis-server, the WeChat simulator, the gateway); the
+// CPU time they use is read by cpu.ts.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -85,66 +85,6 @@ async function startReplica (masterPort: number): Promise<Proc> {
   return { ...proc, stop: async () => { await stop(); rmSync(dir, { recursive: true, force: true }) } }
 }
 
-/** Seconds in two adjacent /proc/<pid>/stat fields (clock ticks of 1/100 s), counted after the name. */
-export function ticksOf (stat: string, first: number): number {
-  const fields = stat.split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[first]) + Number(fields[first + 1])) / 100
-}
-
-/** CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
-export function cpuSeconds (pid: number | undefined): number {
-  try {
-    return ticksOf(readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8'), 11) // utime + stime
-  } catch {
-    return 0
-  }
-}
-
-/**
- * CPU seconds a process and its descendants have used so far: its own time, its children's that it
- * has waited for (a worker that died), and every live descendant's (a primary's own stat does not
- * count its live workers). Linux /proc; 0 elsewhere.
- */
-export function treeCpuSeconds (pid: number | undefined): number {
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid ?? 0}/stat`, 'utf8')
-  } catch {
-    return 0
-  }
-  const own = ticksOf(stat, 11) + ticksOf(stat, 13) // utime + stime, cutime + cstime
-  return childrenOf(pid ?? 0).reduce((sum, child) => sum + treeCpuSeconds(child), own)
-}
-
-/**
- * CPU seconds every process of the machine has used since boot (/proc/stat: user, nice, system; the
- * interrupt and softirq time, much of it loopback traffic of the run, not included), and the time the
- * hypervisor gave to other machines (steal). Zeros elsewhere than on Linux.
- */
-export function machineCpuSeconds (): { busy: number, steal: number } {
-  try {
-    const [user, nice, system, , , , , steal] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1).map(Number)
-    return { busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / 100, steal: (steal ?? 0) / 100 }
-  } catch {
-    return { busy: 0, steal: 0 }
-  }
-}
-
-// /proc/<pid>/task/<tid>/children needs a kernel built with CONFIG_PROC_CHILDREN; without it every
-// process's parent is read instead.
-const childrenFiles = existsSync(`/proc/${process.pid}/task/${process.pid}/children`)
-
-function childrenOf (pid: number): number[] {
-  const read = (file: string): string => { try { return readFileSync(file, 'utf8') } catch { return '' } }
-  if (!childrenFiles) {
-    return readdirSync('/proc').filter((d) => /^\d+$/.test(d))
-      .filter((d) => read(`/proc/${d}/stat`).split(') ')[1]?.split(' ')[1] === String(pid)).map(Number)
-  }
-  let tasks: string[] = []
-  try { tasks = readdirSync(`/proc/${pid}/task`) } catch {}
-  return tasks.flatMap((tid) => read(`/proc/${pid}/task/${tid}/children`).split(' ').filter((c) => c.trim() !== '').map(Number))
-}
-
 export const APPID = 'wx0123456789abcdef'
 export const SECRET = 'bench-secret-0123456789abcdef'
 /** The gateway's rate limits during a run: the load comes from one IP, but the limits stay in the path. */
@@ -167,6 +107,8 @@ export interface Gateway extends GatewaySpec {
   /** Its base URL. */
   base: string
   proc: Proc
+  /** Stops its process and starts a fresh one on the same port and setup (no CPU profile): BENCH_RESTART. */
+  restart: () => Promise<Proc>
 }
 
 export interface StackOptions {
@@ -222,7 +164,7 @@ export async function startStack (options: StackOptions): Promise<Stack> {
     }
     const gateways: Gateway[] = []
     const nodeArgs = options.nodeArgs ?? []
-    for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, [...(options.profile && i === 0 ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []), ...nodeArgs], started))
+    for (const [i, spec] of options.gateways.entries()) gateways.push(await startGateway(env, spec, { nodeArgs, profile: options.profile && i === 0 }, started))
     return { redisUrl, redis, simulator, simulatorUrl: env.WECHAT_API_BASE, gateways, stop }
   } catch (err) {
     await stop()
@@ -230,19 +172,32 @@ export async function startStack (options: StackOptions): Promise<Stack> {
   }
 }
 
-async function startGateway (env: Record<string, string>, spec: GatewaySpec, nodeArgs: string[], started: Proc[]): Promise<Gateway> {
+async function startGateway (env: Record<string, string>, spec: GatewaySpec, args: { nodeArgs: string[], profile: boolean }, started: Proc[]): Promise<Gateway> {
   const [port, metricsPort] = [await freePort(), spec.metrics ? await freePort() : null]
-  const proc = start(spec.label, process.execPath, [...nodeArgs, join(spec.dist ?? paths.dist, 'server.js')], {
-    ...env,
-    ...spec.env,
-    PORT: String(port),
-    WORKERS: String(spec.workers),
-    ...(metricsPort === null ? {} : { METRICS_PORT: String(metricsPort) })
-  })
-  started.push(proc)
   const base = `http://127.0.0.1:${port}`
-  await waitFor(`${base}/health`, proc)
-  // Metrics are on: their listener answers (with workers, the primary's sum of theirs).
-  if (metricsPort !== null) await waitFor(`http://127.0.0.1:${metricsPort}/metrics`, proc)
-  return { ...spec, base, proc }
+  const launch = async (profile: boolean): Promise<Proc> => {
+    const proc = start(spec.label, process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${paths.results}`] : []), ...args.nodeArgs, join(spec.dist ?? paths.dist, 'server.js')], {
+      ...env,
+      ...spec.env,
+      PORT: String(port),
+      WORKERS: String(spec.workers),
+      ...(metricsPort === null ? {} : { METRICS_PORT: String(metricsPort) })
+    })
+    started.push(proc)
+    await waitFor(`${base}/health`, proc)
+    // Metrics are on: their listener answers (with workers, the primary's sum of theirs).
+    if (metricsPort !== null) await waitFor(`http://127.0.0.1:${metricsPort}/metrics`, proc)
+    return proc
+  }
+  const gateway: Gateway = {
+    ...spec,
+    base,
+    proc: await launch(args.profile),
+    restart: async () => {
+      await gateway.proc.stop()
+      gateway.proc = await launch(false)
+      return gateway.proc
+    }
+  }
+  return gateway
 }

@@ -122,6 +122,7 @@ export function resultsOf (setup: RunSetup, measured: Measured[][][], check: Cei
     warmupSec: setup.warmupSec,
     durationSec: setup.durationSec,
     rounds: setup.rounds,
+    restart: setup.restart === true,
     metrics: setup.metrics,
     ceiling: { perRound: ceilingsOf(measured[0] ?? []), ...check },
     scenarios: medianRows(first, check.kept),
@@ -212,7 +213,7 @@ export function reportText (results: Results): string {
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; load generator (${results.loadGenerator}) on the same machine.`,
     `Setup: gateway NODE_ENV=production, Redis store, LOG_LEVEL=warn, rate limits raised to ${RAISED_LIMIT}/min for the run${results.metrics ? ', Prometheus metrics on (METRICS_PORT)' : ''}; ` +
       `${results.connections} connections, ${results.warmupSec}s warm-up, ${results.durationSec}s measured; ` +
-      `${results.rounds} round(s), each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
+      `${results.rounds} round(s)${results.restart ? ', each on fresh gateway processes' : ''}, each ratio against its own round's ceiling, the median round shown (range of the ratio in brackets).`,
     ...ceilingLines(results),
     '',
     ...TABLE_HEAD,

@@ -3,11 +3,14 @@
 // several gateways, each scenario runs on each gateway in turn within a round, so that they see the
 // same machine.
 import type { LoadGenerator, LoadResult } from './loadgen.js'
-import { machineCpuSeconds, treeCpuSeconds, type Proc } from './processes.js'
+import { machineCpuSeconds, treeCpuSeconds } from './cpu.js'
+import type { Proc } from './processes.js'
 import type { Scenario } from './scenarios.js'
 
 export interface RoundsSetup {
   rounds: number
+  /** Every gateway a fresh process at the start of each round after the first (BENCH_RESTART=1). */
+  restart?: boolean
   warmupSec: number
   durationSec: number
   connections: number
@@ -35,6 +38,8 @@ export interface Target {
   label: string
   scenarios: Scenario[]
   procs: { gateway: Proc, redis: Proc, simulator: Proc }
+  /** Starts its gateway afresh; the new process is the one measured from then on. */
+  restart?: () => Promise<Proc>
 }
 
 async function measure (loadgen: LoadGenerator, s: Scenario, procs: Record<string, Proc>, setup: RoundsSetup): Promise<Measured> {
@@ -74,6 +79,9 @@ export async function runRounds (loadgen: LoadGenerator, targets: Target[], setu
   const measured: Measured[][][] = targets.map(() => [])
   const count = targets[0]?.scenarios.length ?? 0
   for (let round = 1; round <= setup.rounds; round++) {
+    if (setup.restart === true && round > 1) {
+      for (const target of targets) if (target.restart !== undefined) target.procs.gateway = await target.restart()
+    }
     const thisRound: Measured[][] = targets.map(() => [])
     for (let i = 0; i < count; i++) {
       for (let k = 0; k < targets.length; k++) {

@@ -22,7 +22,8 @@ async function targetsOf (stack: Stack, config: BenchConfig): Promise<Target[]> 
   return gateways.map((g) => ({
     label: g.label,
     scenarios: scenarios.map((s) => scenarioAt(s, base, g.base)),
-    procs: { gateway: g.proc, redis, simulator }
+    procs: { gateway: g.proc, redis, simulator },
+    restart: g.restart
   }))
 }
 
