@@ -6,7 +6,7 @@ import {
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { tokenKeys, type AsymmetricAlgorithm, type PublicJwk } from './signing-keys.js'
-import { copyOf, verifiedTokens } from './verified-tokens.js'
+import { TOKENS_REMEMBERED, copyOf, verifiedTokens } from './verified-tokens.js'
 import type { KeyObject } from 'node:crypto'
 import type { AccessClaims } from './schemas.js'
 import type { LiveAccess, SessionsStore } from './store/types.js'
@@ -107,7 +107,7 @@ function payloadOf (input: AccessTokenInput, jti: string): Record<string, unknow
 
 export function createAccessTokens (opts: AccessTokensOptions) {
   const now = opts.now ?? Date.now
-  const cacheSize = opts.cacheSize ?? 10_000
+  const cacheSize = opts.cacheSize ?? TOKENS_REMEMBERED
   const { signToken, verifierFor, jwks } = tokenKeys({ ...opts, now })
 
   function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {

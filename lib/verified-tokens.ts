@@ -25,6 +25,9 @@ export interface Known<D> { readonly token: string, header: string | undefined, 
 // than 13, so that the slice is a string of its own, which V8 hashes and compares on its fast path (a
 // longer one is a view of the header, compared character by character through its parent).
 const TAIL = 12
+
+/** How many verified tokens a gateway remembers by default (AccessTokensOptions.cacheSize). */
+export const TOKENS_REMEMBERED = 10_000
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 
 export interface VerifiedTokensOptions<D> {

@@ -6,11 +6,12 @@
 // request (new strings, each hashed again by every Map that looks them up) was most of what an
 // authenticated request cost above the floor (BENCHMARKS.md, "The authenticated request's own work").
 import type { SessionRef } from '../ids.js'
+import { TOKENS_REMEMBERED } from '../verified-tokens.js'
 import { endOf, liveAccess } from './access-state.js'
 import { ACCESS_FIELD, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, firstPart, partOf, sessionField, unpack } from './redis-layout.js'
 import type { Context } from './redis-context.js'
 import type { CachedRead } from './redis-access-cache.js'
-import type { LiveAccess, SessionEnd } from './types.js'
+import type { SessionsStore } from './types.js'
 
 /**
  * Whether an access token issued at `generation` (its `sgen` claim) shows that generation's rotation
@@ -30,11 +31,11 @@ interface Probe extends CachedRead { tag: string, sid: string }
 
 /**
  * How many tokens' commands are remembered, the oldest first out: as many as the verified tokens the
- * gateway remembers (lib/access-tokens.ts), since a token beyond those costs a signature check anyway.
+ * gateway remembers, since a token beyond those costs a signature check anyway.
  */
-const PROBES_KEPT = 10_000
+const PROBES_KEPT = TOKENS_REMEMBERED
 
-export function accessChecker (ctx: Context): (ref: Readonly<SessionRef>, jti: string, generation?: number) => Promise<LiveAccess | 'revoked' | SessionEnd> {
+export function accessChecker (ctx: Context): SessionsStore['checkAccess'] {
   const { keys, send, run, guard, accessCache } = ctx
   const probes = new Map<string, Probe>()
 

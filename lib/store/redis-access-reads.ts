@@ -16,8 +16,9 @@ export function boundedReads (maxEntries: number) {
   return {
     get (key: string, id: string): Reply | undefined {
       const user = users.get(key)
-      const hit = user?.reads.get(id)
-      if (hit !== undefined) (user as { used: boolean }).used = true
+      if (user === undefined) return undefined
+      const hit = user.reads.get(id)
+      if (hit !== undefined) user.used = true
       return hit
     },
     keep (key: string, id: string, reply: Reply): void {
