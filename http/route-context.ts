@@ -6,7 +6,8 @@
 // the gateway's limits too, with the gateway's budgets and error code, so that each request is
 // counted once (a second registration here would count it again, in another store, with another
 // budget). Without one, the gateway registers its own, counting in the session store.
-import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import rateLimit from '@fastify/rate-limit'
+import { clientKey } from './client-key.js'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RequestContext } from '../lib/audit.js'
 import { RateLimitedError, UpgradeRefusedError } from '../lib/errors.js'
@@ -74,7 +75,7 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
   return {
     perMinute: (max) => limitOf(max, false),
     // Keyed as @fastify/rate-limit keys the same route (its method and URL, then the key: the IP by default).
-    counted: (path, max, key = (request) => normalizeIP(request.ip ?? '')) => countedWithNext(opts.store, { scope: `POST${fastify.prefix}${path}:`, max, windowMs: 60_000, key })
+    counted: (path, max, key = (request) => clientKey(request.ip)) => countedWithNext(opts.store, { scope: `POST${fastify.prefix}${path}:`, max, windowMs: 60_000, key })
   }
 }
 

@@ -6,7 +6,7 @@
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
 import { fastifyCookie } from '@fastify/cookie'
-import { normalizeIP } from '@fastify/rate-limit'
+import { clientKey } from '../http/client-key.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Gate } from '../lib/rate-gate.js'
@@ -123,7 +123,6 @@ async function webCookiesOf (fastify: FastifyInstance): Promise<WebCookies> {
   return cookies
 }
 
-/** Cookie mode, a web page's refresh: from the cookie, back into the cookie; a dead token's cookie is cleared. */
 /**
  * Login budgets are per client IP and mini program, so counted once the body is parsed; an appid
  * that is not served shares the IP's budget of its default mini program.
@@ -133,7 +132,7 @@ function loginKeyOf (fastify: FastifyInstance): (request: FastifyRequest) => str
   return (request) => {
     const appid = (request.body as LoginBody | undefined)?.appid
     // A client that reset its connection has no address left: its (unanswerable) request still gets a key.
-    return `${normalizeIP(request.ip ?? '')}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
+    return `${clientKey(request.ip)}|${appid !== undefined && appids.has(appid) ? appid : fastify.wechat.appid}`
   }
 }
 
@@ -142,6 +141,7 @@ function loginDevice ({ deviceType, deviceName }: LoginBody, request: FastifyReq
   return { deviceType, deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) }
 }
 
+/** Cookie mode, a web page's refresh: from the cookie, back into the cookie; a dead token's cookie is cleared. */
 async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, request: FastifyRequest, reply: FastifyReply, gate?: Gate): Promise<TokenAnswer> {
   const token = cookies.refreshToken(request)
   try {

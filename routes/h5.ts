@@ -3,7 +3,7 @@
 // the page (returnTo) with code and state in its address, and the page posts them to POST /h5/login
 // for a token pair of a new `h5` session. Only when H5 login is on (WECHAT_OA_APPID, or the development
 // simulator). Registered by routes/auth.ts inside its context (prefix, error handler, rate limit).
-import { normalizeIP } from '@fastify/rate-limit'
+import { clientKey } from '../http/client-key.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import {
@@ -20,7 +20,7 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   const { h5 } = fastify.wechatAuthSessions
   if (h5 === undefined) return
   const config = fastify.wechatAuthConfig
-  const perIp = (name: string) => ({ ...perMinute(config.RATE_LIMIT_LOGIN_MAX), keyGenerator: (request: { ip?: string }) => `h5-${name}|${normalizeIP(request.ip ?? '')}` })
+  const perIp = (name: string) => ({ ...perMinute(config.RATE_LIMIT_LOGIN_MAX), keyGenerator: (request: { ip?: string }) => `h5-${name}|${clientKey(request.ip)}` })
 
   fastify.get('/h5/authorize', {
     config: { rateLimit: perIp('authorize') },

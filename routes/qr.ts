@@ -3,7 +3,7 @@
 // routes/qr-events.ts) and collects once with its secret (POST /qr/:id/token); the mini program
 // scans, confirms or cancels (Bearer). Registered by routes/auth.ts inside its context.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { normalizeIP } from '@fastify/rate-limit'
+import { clientKey } from '../http/client-key.js'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import type { PerIp } from './qr-events.js'
@@ -20,7 +20,7 @@ import qrImageRoutes from './qr-image.js'
 const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function qrRoutes (fastify, { perMinute, cookies }) {
   const { qr } = fastify.wechatAuthSessions
   const config = fastify.wechatAuthConfig
-  const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${normalizeIP(request.ip ?? '')}` })
+  const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
   const lookups = [AuthQrNotFoundError, StoreUnavailableError]
   const steps = [...shared.any, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError]
 

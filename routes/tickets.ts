@@ -2,7 +2,7 @@
 // another device (lib/tickets.ts). Registered by routes/auth.ts inside its context (prefix, error
 // handler, JSON parser, rate limit).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { normalizeIP } from '@fastify/rate-limit'
+import { clientKey } from '../http/client-key.js'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import {
@@ -29,7 +29,7 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
   }, async (request) => await tickets.issue(request.wechatAuthUser, request.body?.deviceType))
 
   fastify.post('/tickets/exchange', {
-    config: { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX), keyGenerator: (request) => `ticket|${normalizeIP(request.ip ?? '')}` } },
+    config: { rateLimit: { ...perMinute(config.RATE_LIMIT_LOGIN_MAX), keyGenerator: (request) => `ticket|${clientKey(request.ip)}` } },
     schema: {
       summary: 'Exchange a one-time ticket for a token pair of a new session',
       tags: [Tags.sessions],
