@@ -73,15 +73,15 @@ function createAutocannon (connections: number): LoadGenerator {
 function createWrk (connections: number): LoadGenerator {
   const dir = mkdtempSync(join(tmpdir(), 'wxauth-bench-'))
   const report = readFileSync(join(paths.wrkScripts, 'report.lua'), 'utf8')
-  // A data file is written once: a script may rewrite it for the next run (refresh does). One file per
-  // list of lines, so that the same scenario at another gateway (scenarioAt) shares it and a peer's
-  // scenario of the same name, with its own sessions, does not.
+  // A data file is written once, unless its scenario says it is `fresh`: a script may rewrite it for
+  // the next run (refresh does). One file per list of lines, so that the same scenario at another
+  // gateway (scenarioAt) shares it and a peer's scenario of the same name, with its own sessions, does not.
   const written = new Map<string[], string>()
   const fileOf = (s: Scenario): string => {
     if (s.wrk.file === undefined) return join(dir, `${s.name}.txt`)
     let file = written.get(s.wrk.file)
-    if (file === undefined) {
-      file = join(dir, `${s.name}-${written.size}.txt`)
+    if (file === undefined || s.wrk.fresh === true) {
+      file ??= join(dir, `${s.name}-${written.size}.txt`)
       writeFileSync(file, s.wrk.file.join('\n') + '\n')
       written.set(s.wrk.file, file)
     }

@@ -16,7 +16,14 @@ export interface Scenario {
    * `file`, if any, holds the lines of a data file the script reads: written before the scenario's first
    * run, its path is given to `args`.
    */
-  wrk: { script: string, url: string, file?: string[], args: (file: string) => string[] }
+  wrk: {
+    script: string
+    url: string
+    file?: string[]
+    /** The file is written again before every run (its lines may change between runs); the script only reads it. */
+    fresh?: boolean
+    args: (file: string) => string[]
+  }
   /** Brings the gateway's data to the scenario's state, before its first run (and only if it runs). */
   prepare?: () => Promise<void>
 }
@@ -55,7 +62,17 @@ function ceiling (base: string): Scenario {
   }
 }
 
-function authenticated (base: string, sessions: Pair[]): Scenario {
+/**
+ * Access tokens last 15 minutes (ACCESS_TOKEN_TTL's default, the Go peer's too): before a run, the
+ * readers log in again once theirs are this old, so that a run of many rounds never meets an expired
+ * one (a run takes seconds: tokens renewed at this age have minutes left).
+ */
+const RENEW_AFTER_MS = 10 * 60_000
+
+/** `renew` logs the same readers in again, with fresh codes: their new pairs, in the same order. */
+function authenticated (base: string, sessions: Pair[], renew: () => Promise<Pair[]>): Scenario {
+  const tokens = sessions.map((p) => p.accessToken)
+  let issuedAt = Date.now()
   let next = 0
   return {
     name: 'authenticated',
@@ -65,10 +82,16 @@ function authenticated (base: string, sessions: Pair[]): Scenario {
       requests: [{
         method: 'GET',
         path: '/auth/me',
-        setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${(sessions[next++ % sessions.length] as Pair).accessToken}` } })
+        setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${tokens[next++ % tokens.length] as string}` } })
       }]
     },
-    wrk: { script: 'authenticated', url: `${base}/`, file: sessions.map((p) => p.accessToken), args: (file) => [file] }
+    wrk: { script: 'authenticated', url: `${base}/`, file: tokens, fresh: true, args: (file) => [file] },
+    prepare: async () => {
+      if (Date.now() - issuedAt < RENEW_AFTER_MS) return
+      const renewed = await renew()
+      for (const [i, p] of renewed.entries()) tokens[i] = p.accessToken
+      issuedAt = Date.now()
+    }
   }
 }
 
@@ -169,9 +192,11 @@ function once (fn: () => Promise<void>): () => Promise<void> {
  */
 export async function prepareScenarios (base: string, sessions: number, codeTag = 'prep'): Promise<Scenario[]> {
   const readers = await prepareSessions(base, sessions, 'reader', codeTag)
+  let renewals = 0
+  const renewReaders = async (): Promise<Pair[]> => await prepareSessions(base, sessions, 'reader', `${codeTag}-renewed${++renewals}`)
   const rotors = await prepareSessions(base, sessions, 'rotor', codeTag)
   const pool = { prefix: `limit${codeTag}`, users: LIMIT_USERS }
-  return [ceiling(base), authenticated(base, readers), refresh(base, rotors), login(base, 'login', null),
+  return [ceiling(base), authenticated(base, readers, renewReaders), refresh(base, rotors), login(base, 'login', null),
     login(base, 'login-limit', pool, once(async () => { await fillToLimit(base, pool, codeTag) }))]
 }
 
