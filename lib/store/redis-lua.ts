@@ -10,7 +10,7 @@ const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeo
   (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name) + 1
 
 export const LUA_COMMON = LUA_LAYOUT + `
-local ENDED_BYTE = string.byte(ENDED_SUFFIX, -1)
+local ENDED_BYTE, IDENTITY_BYTE = string.byte(ENDED_SUFFIX, -1), string.byte(identityField(''), -1)
 local DEVICE_TYPE_PART, CREATED_AT_PART, ROTATED_AT_PART, ENDED_AT_PART =
   ${partIndex('device', 'deviceType')}, ${partIndex('secret', 'createdAt')}, ${partIndex('rotation', 'rotatedAt')}, ${partIndex('ended', 'endedAt')}
 local function nowMs()
@@ -24,8 +24,12 @@ local function int(n) return string.format('%d', n) end
 local function isSession(name) return #name == SID_CHARS end
 local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX) == BLACKLIST_PREFIX end
 local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
--- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with.
-local function expiryOf(v) return tonumber(string.match(v, '^(%d+)')) end
+-- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with (its first
+-- part; a blacklist entry has only that): a plain find, cheaper than a pattern with a capture.
+local function expiryOf(v)
+  local p = string.find(v, SEP, 1, true)
+  return tonumber(p and string.sub(v, 1, p - 1) or v)
+end
 -- The user's ban while it lasts, as a reply {'ended', 'banned', until (0: for good), reason}; nil
 -- when none (an expired one is dropped).
 local function banOf(key, value, now)
@@ -58,17 +62,20 @@ end
 -- sessions (id, expiry) and the ended markers kept. A login at the session limit runs it over some
 -- 60 fields, and the Lua that reads them was most of its cost (issue 14), so it parses sessions'
 -- expiries only: a session's device type and last activity (typeOf, activityOf) are read when a rule
--- needs them, a marker's times only when there are too many (trimEnded).
+-- needs them, a marker's times only when there are too many (trimEnded). Every table made here costs
+-- each such login (issue 15): the markers are listed as their positions in the reply (ended.all), and
+-- a session's identity, which no rule reads, is not kept.
 -- With checkBan, the user's ban is read in the same pass, and a banned user's hash is left as it is:
 -- nil, nil, the ban's reply.
 local function scan(key, now, checkBan)
   local all = redis.call('HGETALL', key)
-  local values, live, ended, gone, ban = {}, {}, {}, {}, nil
+  local values, live, ended, gone, ban = {}, {}, { all = all }, {}, nil
   for i = 1, #all, 2 do
     local name = all[i]
     local n = #name
     if n == SID_CHARS + 1 then
-      if string.byte(name, n) == ENDED_BYTE then ended[#ended + 1] = { name = name, value = all[i + 1] } else values[name] = all[i + 1] end
+      local b = string.byte(name, n)
+      if b == ENDED_BYTE then ended[#ended + 1] = i elseif b ~= IDENTITY_BYTE then values[name] = all[i + 1] end
     elseif n == SID_CHARS then
       local exp = expiryOf(all[i + 1])
       if exp and exp > now then
@@ -118,9 +125,10 @@ end
 local function trimEnded(key, ended, added)
   if #ended + added <= MAX_ENDED then return end
   local surplus = #ended + added - MAX_ENDED + ENDED_SLACK
-  for _, e in ipairs(ended) do e.at = tonumber(partOf(e.value, ENDED_AT_PART)) or 0 end
+  local all, markers = ended.all, {}
+  for k, i in ipairs(ended) do markers[k] = { name = all[i], at = tonumber(partOf(all[i + 1], ENDED_AT_PART)) or 0 } end
   local oldest = {}
-  for i, e in ipairs(leastOf(ended, surplus, 'at')) do oldest[i] = e.name end
+  for i, e in ipairs(leastOf(markers, surplus, 'at')) do oldest[i] = e.name end
   forget(key, oldest)
 end
 -- A value split at every SEP (the list of service bans).
