@@ -24,7 +24,7 @@ export interface Scenario {
     fresh?: boolean
     args: (file: string) => string[]
   }
-  /** Brings the gateway's data to the scenario's state, before its first run (and only if it runs). */
+  /** Brings the gateway's data to the scenario's state, before each run (warm-up and measure; only if it runs): one that must act once wraps itself in `once`. */
   prepare?: () => Promise<void>
 }
 
@@ -64,15 +64,17 @@ function ceiling (base: string): Scenario {
 
 /**
  * Access tokens last 15 minutes (ACCESS_TOKEN_TTL's default, the Go peer's too): before a run, the
- * readers log in again once theirs are this old, so that a run of many rounds never meets an expired
- * one (a run takes seconds: tokens renewed at this age have minutes left).
+ * readers log in again once theirs are this old (counted from before their logins), so that a run of
+ * many rounds never meets an expired one: a run (warm-up and measure) must stay under the 5 minutes
+ * left, as every run of BENCH_DURATION and BENCH_WARMUP in seconds does.
  */
 const RENEW_AFTER_MS = 10 * 60_000
 
 /** `renew` logs the same readers in again, with fresh codes: their new pairs, in the same order. */
-function authenticated (base: string, sessions: Pair[], renew: () => Promise<Pair[]>): Scenario {
+function authenticated (base: string, readers: { sessions: Pair[], loggedInAt: number }, renew: () => Promise<Pair[]>): Scenario {
+  const { sessions } = readers
   const tokens = sessions.map((p) => p.accessToken)
-  let issuedAt = Date.now()
+  let issuedAt = readers.loggedInAt
   let next = 0
   return {
     name: 'authenticated',
@@ -88,9 +90,10 @@ function authenticated (base: string, sessions: Pair[], renew: () => Promise<Pai
     wrk: { script: 'authenticated', url: `${base}/`, file: tokens, fresh: true, args: (file) => [file] },
     prepare: async () => {
       if (Date.now() - issuedAt < RENEW_AFTER_MS) return
+      const started = Date.now()
       const renewed = await renew()
       for (const [i, p] of renewed.entries()) tokens[i] = p.accessToken
-      issuedAt = Date.now()
+      issuedAt = started
     }
   }
 }
@@ -191,12 +194,13 @@ function once (fn: () => Promise<void>): () => Promise<void> {
  * the same users against the same simulator (bench/peers.ts) gives another `codeTag`.
  */
 export async function prepareScenarios (base: string, sessions: number, codeTag = 'prep'): Promise<Scenario[]> {
+  const loggedInAt = Date.now()
   const readers = await prepareSessions(base, sessions, 'reader', codeTag)
   let renewals = 0
   const renewReaders = async (): Promise<Pair[]> => await prepareSessions(base, sessions, 'reader', `${codeTag}-renewed${++renewals}`)
   const rotors = await prepareSessions(base, sessions, 'rotor', codeTag)
   const pool = { prefix: `limit${codeTag}`, users: LIMIT_USERS }
-  return [ceiling(base), authenticated(base, readers, renewReaders), refresh(base, rotors), login(base, 'login', null),
+  return [ceiling(base), authenticated(base, { sessions: readers, loggedInAt }, renewReaders), refresh(base, rotors), login(base, 'login', null),
     login(base, 'login-limit', pool, once(async () => { await fillToLimit(base, pool, codeTag) }))]
 }
 

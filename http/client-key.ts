@@ -4,13 +4,24 @@
 //
 // normalizeIP tests every address against an IPv6 regular expression and lower-cases it: about 1.5 %
 // of a refresh's CPU samples (perf, issue 15), for the same few addresses again and again (one per
-// connection behind a proxy, or the proxy's). The recent ones are remembered.
+// connection behind a proxy, or the proxy's). The recent ones are remembered, as copies: behind a
+// proxy, `request.ip` is cut out of the X-Forwarded-For header, and V8 keeps a cut of 13 characters or
+// more as a view of the whole header (up to 16 KiB, its padding chosen by the client). What no
+// address can be (longer than an IPv6 address with a zone) is never remembered.
 import { normalizeIP } from '@fastify/rate-limit'
 
-/** How many addresses are remembered; past it the oldest goes. Each costs two short strings. */
+/** How many addresses are remembered; past it the oldest goes. Each costs two strings of at most ADDRESS_CHARS. */
 export const ADDRESSES_REMEMBERED = 10_000
+/** The longest address remembered: an IPv6 address in its longest text form, with room for a zone. */
+export const ADDRESS_CHARS = 64
 
 const keys = new Map<string, string>()
+
+/** How many addresses are remembered now (tests). */
+export const addressesRemembered = (): number => keys.size
+
+/** `text` in memory of its own: not a view of a longer string it was cut from. */
+const ownCopy = (text: string): string => Buffer.from(text, 'utf8').toString('utf8')
 
 /**
  * The key of the client at `ip`. A request whose connection was reset has no address left
@@ -21,8 +32,11 @@ export function clientKey (ip: string | undefined): string {
   let key = keys.get(address)
   if (key === undefined) {
     key = normalizeIP(address)
+    if (address.length > ADDRESS_CHARS) return key
+    const own = ownCopy(address)
+    key = key === address ? own : ownCopy(key)
     if (keys.size >= ADDRESSES_REMEMBERED) keys.delete(keys.keys().next().value as string)
-    keys.set(address, key)
+    keys.set(own, key)
   }
   return key
 }

@@ -16,6 +16,9 @@ for _, s in ipairs(live) do
 end
 trimEnded(key, ended, #chosen)
 for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
+-- Ending a user's last session empties the hash, which deletes the key: its marker then starts a new
+-- key without a TTL, which would keep it for good.
+if #chosen > 0 and redis.call('PTTL', key) == -1 then fixTtl(key, now) end
 return #chosen`),
 
   // ARGV: until ms (0: for good), reason code, access token TTL ms. Ends every session, then bans.

@@ -343,6 +343,43 @@ test('stored values of a layout this version did not write are refused, never a 
   t.equal((await store.rotateRefresh(ref, rot(3))).status, 'rotated', 'the current token still rotates')
 })
 
+test('a kick of a user\'s last session leaves a key that expires with its marker (emptied, the hash was a new key without a TTL)', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}kicklast:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const admin = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'kicked-last')
+  const key = keyNames(prefix).user(tag)
+  const sid = newSessionId()
+  await store.createSession({ tag, sid }, { sub: 'kicked-last', openid: 'o-k', sessionKey: 'k' }, 'h0', 60)
+  t.equal(await store.kick(tag, 'all', 'fraud-check', 60_000), 1)
+  t.same(await admin.hkeys(key), [`${sid}x`], 'only its marker is left')
+  const pttl = await admin.pttl(key)
+  t.ok(pttl > 0 && pttl <= 60_000, `the key expires with the marker (${pttl} ms)`)
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  const other = newSessionId()
+  await store.createSession({ tag, sid: other }, { sub: 'kicked-last', openid: 'o-k', sessionKey: 'k' }, 'h1', 60)
+  t.equal(await store.kick(tag, [other], 'fraud-check', 60_000), 1)
+  t.equal(await admin.pttl(key), -1, 'with roles an operator set, the key is still kept for good')
+})
+
+test('an expiry this version never writes (inf, nan, negative, past the year 30000) is no live session: a pass drops it, never a script error', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}expiry:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const admin = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'odd-expiry')
+  const key = keyNames(prefix).user(tag)
+  const good = newSessionId()
+  await store.createSession({ tag, sid: good }, { sub: 'odd-expiry', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
+  const odd = ['inf', 'nan', '-5', '9e99', '9'.repeat(19)].map((expiry) => ({ expiry, sid: newSessionId() }))
+  for (const { expiry, sid } of odd) await admin.hset(key, { [sid]: `${expiry}\u0001h`, [`${sid}o`]: 'o-odd', [`${sid}k`]: 'k' })
+  t.equal(await store.kick(tag, 'all', 'fraud-check', 60_000), 1, 'only the session this version wrote was live')
+  for (const { expiry, sid } of odd) t.equal(await admin.hexists(key, sid), 0, `${expiry}: dropped`)
+  const pttl = await admin.pttl(key)
+  t.ok(pttl > 0, `the key keeps a lifetime (${pttl})`)
+})
+
 test('a login-code claim that answered after its deadline is released: the code is not burned', async (t) => {
   const redis = await startRedis(t, { own: true })
   const store = await ownedStore(t, redis.url, `${redis.prefix}late:`, 300)
