@@ -16,9 +16,10 @@ for _, s in ipairs(live) do
 end
 trimEnded(key, ended, #chosen)
 for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
--- Ending a user's last session empties the hash, which deletes the key: its marker then starts a new
--- key without a TTL, which would keep it for good.
-if #chosen > 0 and redis.call('PTTL', key) == -1 then fixTtl(key, now) end
+-- The key lives as long as what it holds, the markers now too: one may outlive the sessions (an
+-- access token's lifetime), and ending a user's last session empties the hash, which deletes the
+-- key, so that its marker starts a new key without a TTL (kept for good until then). A kick is rare.
+if #chosen > 0 then fixTtl(key, now) end
 return #chosen`),
 
   // ARGV: until ms (0: for good), reason code, access token TTL ms. Ends every session, then bans.

@@ -1,0 +1,124 @@
+// What must hold of a user's Redis key after any sequence of the store's operations, checked after
+// each of some hundreds drawn at random (a fixed seed: a failure replays): logins with every exclusive
+// rule at a small limit, rotations, logouts, kicks, bans, roles, service bans, step-ups, blacklisting,
+// and sessions, bans and markers expiring on the way (TTLs of a second or two, with pauses).
+// - The key expires, unless something kept for good justifies keeping it: roles an operator set, a
+//   ban or a service ban without end; and not before what it holds (a session, a marker, a blacklist
+//   entry). A kick once broke both: it left a user's last marker in a key without a TTL, and a marker
+//   in a key that expired first.
+// - No field of a session outlives the session: its identity, session_key, rotation and device go
+//   with its hot field (the session_key is a secret: none is kept for a session that is gone).
+// - At most the limit's sessions live, and at most MAX_ENDED markers are kept.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'tap'
+import { newSessionId, userTag, type SessionRef } from '../../../lib/ids.js'
+import { connectRedis } from '../../../lib/store/redis-client.js'
+import { ACCESS_FIELD, ACCESS_FROM_LOGIN, BAN_FIELD, BLACKLIST_PREFIX, MAX_ENDED, SERVICE_BANS_FIELD, SEP, keyNames, unpack, unpackServiceBans } from '../../../lib/store/redis-layout.js'
+import { createRedisStore } from '../../../lib/store/redis.js'
+import type { SessionPolicy, SessionStore } from '../../../lib/store/types.js'
+import { redisClient, startRedis } from '../../helper.js'
+
+const SEED = 20261206
+const STEPS = 400
+const LIMIT = 3
+
+/** mulberry32: a small seeded generator, so that a failing sequence replays. */
+function generator (seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6D2B79F5) | 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface Live { ref: SessionRef, generation: number, hash: string }
+interface User { tag: string, sub: string, sessions: Live[] }
+
+/** Why a key without a TTL may be kept: what an operator set for good. Null when nothing does. */
+function keptForGood (hash: Record<string, string>): string | null {
+  const access = hash[ACCESS_FIELD]
+  if (access !== undefined && unpack('access', access).source !== ACCESS_FROM_LOGIN) return 'roles an operator set'
+  const ban = hash[BAN_FIELD]
+  if (ban !== undefined && unpack('ban', ban).bannedUntil === '0') return 'a ban without end'
+  if (unpackServiceBans(hash[SERVICE_BANS_FIELD]).some((b) => b.until === null)) return 'a service ban without end'
+  return null
+}
+
+/** What is wrong with a user's key now, or [] when nothing is. */
+async function violations (admin: ReturnType<typeof redisClient>, key: string): Promise<string[]> {
+  const [pttl, hash] = await Promise.all([admin.pttl(key), admin.hgetall(key)])
+  if (pttl === -2) return []
+  const out: string[] = []
+  if (pttl === -1 && keptForGood(hash) === null) out.push(`no TTL, and nothing kept for good: ${Object.keys(hash).join(' ')}`)
+  const now = Date.now()
+  let live = 0
+  let markers = 0
+  for (const [field, value] of Object.entries(hash)) {
+    if (field.length === 12 && Number(value.split(SEP)[0]) > now) live++
+    if (field.length !== 13) continue
+    if (field.endsWith('x')) markers++
+    else if (hash[field.slice(0, 12)] === undefined) out.push(`${field} outlives its session`)
+  }
+  // What expires on its own (a session, a marker, a blacklist entry) starts with its expiry.
+  const latest = Math.max(0, ...Object.entries(hash).filter(([field]) => field.length === 12 || field.endsWith('x') || field.startsWith(BLACKLIST_PREFIX))
+    .map(([, value]) => Number(value.split(SEP)[0])))
+  if (pttl > 0 && latest - now > pttl + 100) out.push(`the key expires in ${pttl} ms, before what it holds (${latest - now} ms): ${Object.keys(hash).join(' ')}`)
+  // A second of slack: the store reads Redis's clock, this test its own.
+  if (live > LIMIT + 1) out.push(`${live} live sessions, over the limit of ${LIMIT}`)
+  if (markers > MAX_ENDED) out.push(`${markers} markers, over ${MAX_ENDED}`)
+  return out
+}
+
+test('after any sequence of operations, a user\'s key expires unless kept for good, keeps no field of a gone session, and stays within its bounds', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}invariants:`
+  const store: SessionStore = createRedisStore({ client: await connectRedis({ url: redis.url, timeoutMs: 2000 }), keyPrefix: prefix, timeoutMs: 2000, ownsClient: true })
+  t.teardown(async () => await store.close())
+  const admin = redisClient(t, redis.url)
+  const random = generator(SEED)
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T
+  const users: User[] = ['ann', 'bob', 'cy'].map((sub) => ({ tag: userTag('wxapp', sub), sub, sessions: [] }))
+  const seconds = (): number => pick([1, 2, 60])
+  const policy = (): SessionPolicy => ({ exclusive: pick(['', '', 'same', 'all', 'refuse'] as const), maxSessions: LIMIT, accessTtlMs: pick([500, 1500]) })
+  const until = (): number | null => pick([null, Date.now() + 1000, Date.now() + 2500])
+  let hashes = 0
+
+  const operations: Array<[string, (u: User) => Promise<void>]> = [
+    ['login', async (u) => {
+      const ref = { tag: u.tag, sid: newSessionId() }
+      const hash = `h${hashes++}`
+      const created = await store.createSession(ref, { sub: u.sub, openid: `o-${u.sub}`, sessionKey: `secret-${hashes}`, device: { deviceType: pick(['mp', 'web']) } }, hash, seconds(), policy())
+      if (created.status === 'created') u.sessions.push({ ref, generation: 0, hash })
+    }],
+    ['refresh', async (u) => {
+      const s = u.sessions.length > 0 ? pick(u.sessions) : undefined
+      if (s === undefined) return
+      const next = `h${hashes++}`
+      const rotated = await store.rotateRefresh(s.ref, { generation: s.generation, presentedHash: s.hash, nextHash: next, nonce: `n${hashes}`, graceMs: 500, ttlSec: seconds(), maxAgeSec: 3600 })
+      if (rotated.status === 'rotated') Object.assign(s, { generation: s.generation + 1, hash: next })
+    }],
+    ['logout', async (u) => { const s = u.sessions.pop(); if (s !== undefined) await store.revokeSession(s.ref) }],
+    ['logout everywhere', async (u) => { await store.revokeUser(u.tag); u.sessions = [] }],
+    ['blacklist', async (u) => { const s = u.sessions.at(-1); if (s !== undefined) await store.blacklist(s.ref, `j${hashes++}`, pick([1, 2])) }],
+    ['kick one', async (u) => { const s = u.sessions.at(0); if (s !== undefined) await store.kick(u.tag, [s.ref.sid], 'r', pick([500, 1500])) }],
+    ['kick all', async (u) => { await store.kick(u.tag, 'all', 'r', pick([500, 1500])) }],
+    ['ban', async (u) => { await store.ban(u.tag, { until: until(), reason: 'r' }, pick([500, 1500])) }],
+    ['unban', async (u) => { await store.unban(u.tag) }],
+    ['roles', async (u) => { await store.setAccess(u.tag, { roles: pick([[], ['admin']]), permissions: [] }) }],
+    ['service ban', async (u) => { await store.banService(u.tag, { service: pick(['pay', 'chat']), until: until(), reason: 'r' }) }],
+    ['service unban', async (u) => { await store.unbanService(u.tag, pick(['pay', 'chat'])) }],
+    ['step-up', async (u) => { const s = u.sessions.at(-1); if (s !== undefined) await store.stepUp(s.ref, 'secret') }],
+    ['time passes', async () => { await sleep(pick([50, 300, 700])) }]
+  ]
+
+  const found: string[] = []
+  for (let step = 0; step < STEPS && found.length === 0; step++) {
+    const u = pick(users)
+    const [name, run] = pick(operations)
+    await run(u)
+    for (const v of await violations(admin, keyNames(prefix).user(u.tag))) found.push(`step ${step}, ${name} of ${u.sub}: ${v}`)
+  }
+  t.same(found, [], `${STEPS} operations, seed ${SEED}`)
+})
