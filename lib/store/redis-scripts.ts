@@ -54,7 +54,8 @@ if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(d
 if setAccess == '1' then
   if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
 end
-keepAlive(key, ttl, now)
+-- The markers written last as long as an access token (a session's refresh TTL may be shorter).
+keepAlive(key, count > 0 and math.max(ttl, accessTtlMs) or ttl, now)
 return {'created', count}`),
 
   // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}

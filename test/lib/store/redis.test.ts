@@ -363,6 +363,21 @@ test('a kick of a user\'s last session leaves a key that expires with its marker
   t.equal(await admin.pttl(key), -1, 'with roles an operator set, the key is still kept for good')
 })
 
+test('a login that ends a session keeps the key as long as its marker, a refresh TTL shorter than an access token\'s included', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}limitmarker:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const admin = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'short-refresh')
+  const key = keyNames(prefix).user(tag)
+  const data = { sub: 'short-refresh', openid: 'o-s', sessionKey: 'k' }
+  const policy = { exclusive: '' as const, maxSessions: 1, accessTtlMs: 30_000 }
+  await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 2, policy)
+  t.same(await store.createSession({ tag, sid: newSessionId() }, data, 'h1', 2, policy), { status: 'created', ended: 1 })
+  const pttl = await admin.pttl(key)
+  t.ok(pttl > 25_000, `the key lives as long as the marker (${pttl} ms)`)
+})
+
 test('an expiry this version never writes (inf, nan, negative, past the year 30000) is no live session: a pass drops it, never a script error', async (t) => {
   const redis = await startRedis(t)
   const prefix = `${redis.prefix}expiry:`
