@@ -10,8 +10,8 @@ const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeo
   (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name) + 1
 
 export const LUA_COMMON = LUA_LAYOUT + `
--- Later than any time this store writes (the year 30000): what lies beyond is not a time.
-local MAX_TIME_MS = 9e17
+-- Later than any time this store writes (about the year 30,000): what lies beyond is not a time.
+local MAX_TIME_MS = 9e14
 local ENDED_BYTE, IDENTITY_BYTE = string.byte(ENDED_SUFFIX, -1), string.byte(identityField(''), -1)
 local DEVICE_TYPE_PART, CREATED_AT_PART, ROTATED_AT_PART, ENDED_AT_PART =
   ${partIndex('device', 'deviceType')}, ${partIndex('secret', 'createdAt')}, ${partIndex('rotation', 'rotatedAt')}, ${partIndex('ended', 'endedAt')}
@@ -28,9 +28,8 @@ local function isBlacklisted(name) return string.sub(name, 1, #BLACKLIST_PREFIX)
 local function isEnded(name) return #name == SID_CHARS + #ENDED_SUFFIX and string.sub(name, -#ENDED_SUFFIX) == ENDED_SUFFIX end
 -- The expiry (ms) a session's hot value, a blacklist entry or an ended marker starts with: its first
 -- part (a blacklist entry has only that), cut with a plain find, cheaper than a pattern with a capture
--- (most of what the one pass gained in issue 15), and read as wxauthRotate reads it (tonumber). A value
--- this version never writes gives nil or a number; one that is not a time (negative, inf, nan, past
--- the year 30000) gives nil, as before.
+-- (most of what the one pass gained in issue 15), and read as wxauthRotate reads its own: tonumber,
+-- then nil for what is not a time (negative, inf, nan, past MAX_TIME_MS), as the pattern gave.
 local function expiryOf(v)
   local p = string.find(v, SEP, 1, true)
   local n = tonumber(p and string.sub(v, 1, p - 1) or v)
@@ -189,11 +188,12 @@ local function fixTtl(key, now)
   if latest <= now then return redis.call('DEL', key) end
   return redis.call('PEXPIRE', key, int(latest - now))
 end
+-- A key without a TTL is new (a first session, or a hash emptied and written again), or was kept for
+-- good (roles, a ban without end) and what kept it may just have gone (a login replaced operator roles
+-- with none): its lifetime is set from all it holds, not from this write alone.
 local function keepAlive(key, ttl, now)
   local pttl = redis.call('PTTL', key)
-  if pttl == -1 and (redis.call('HEXISTS', key, ACCESS_FIELD) == 1 or redis.call('HEXISTS', key, SERVICEBANS_FIELD) == 1) then
-    return fixTtl(key, now)
-  end
+  if pttl == -1 then return fixTtl(key, now) end
   if pttl < ttl then redis.call('PEXPIRE', key, int(ttl)) end
 end
 -- Why a session is gone, if another login ended it: {reason, endedAt, by}, or nil.

@@ -72,7 +72,9 @@ if banned then return banned end
 if not v[1] then return endOf(key, sid, now) or 'invalid' end
 local expiresAt, current, generation, delivered, extra = unpack_hot(v[1])
 expiresAt = tonumber(expiresAt)
--- A session that never rotated stores no generation. A value this version did not write is refused, never a script error.
+-- A session that never rotated stores no generation. A value this version did not write is refused
+-- (an expiry that is not a time too: negative, inf, nan, past MAX_TIME_MS), never a script error.
+if expiresAt and not (expiresAt >= 0 and expiresAt < MAX_TIME_MS) then expiresAt = nil end
 if generation == '' then generation = 0 else generation = tonumber(string.match(generation, '^%d+$')) end
 if not generation or extra ~= '' then return 'invalid' end
 if not expiresAt or expiresAt <= now then

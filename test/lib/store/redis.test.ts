@@ -378,7 +378,25 @@ test('a login that ends a session keeps the key as long as its marker, a refresh
   t.ok(pttl > 25_000, `the key lives as long as the marker (${pttl} ms)`)
 })
 
-test('an expiry this version never writes (inf, nan, negative, past the year 30000) is no live session: a pass drops it, never a script error', async (t) => {
+test('a login that replaces operator roles with none sets the key\'s lifetime from all it holds, not from its own session', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}rolesgone:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const admin = redisClient(t, redis.url)
+  const tag = userTag('wxapp', 'roles-gone')
+  const key = keyNames(prefix).user(tag)
+  const data = { sub: 'roles-gone', openid: 'o-r', sessionKey: 'k' }
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  const a = newSessionId()
+  await store.createSession({ tag, sid: a }, data, 'h0', 60)
+  t.equal(await store.kick(tag, [a], 'fraud-check', 1_800_000), 1)
+  t.equal(await admin.pttl(key), -1, 'kept for good by the roles')
+  await store.createSession({ tag, sid: newSessionId() }, { ...data, access: { roles: [], permissions: [] } }, 'h1', 60)
+  const pttl = await admin.pttl(key)
+  t.ok(pttl > 1_700_000, `the key lives as long as the kicked session's marker (${pttl} ms), not the new session's 60 s`)
+})
+
+test('an expiry this version never writes (inf, nan, negative, past the year 30,000) is no live session: a pass or a rotation drops it, never a script error', async (t) => {
   const redis = await startRedis(t)
   const prefix = `${redis.prefix}expiry:`
   const store = await ownedStore(t, redis.url, prefix)
@@ -387,10 +405,16 @@ test('an expiry this version never writes (inf, nan, negative, past the year 300
   const key = keyNames(prefix).user(tag)
   const good = newSessionId()
   await store.createSession({ tag, sid: good }, { sub: 'odd-expiry', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
-  const odd = ['inf', 'nan', '-5', '9e99', '9'.repeat(19)].map((expiry) => ({ expiry, sid: newSessionId() }))
+  const odd = ['inf', 'nan', '-5', '9e99', '8e17', '9'.repeat(19)].map((expiry) => ({ expiry, sid: newSessionId() }))
   for (const { expiry, sid } of odd) await admin.hset(key, { [sid]: `${expiry}\u0001h`, [`${sid}o`]: 'o-odd', [`${sid}k`]: 'k' })
   t.equal(await store.kick(tag, 'all', 'fraud-check', 60_000), 1, 'only the session this version wrote was live')
   for (const { expiry, sid } of odd) t.equal(await admin.hexists(key, sid), 0, `${expiry}: dropped`)
+  const rotating = newSessionId()
+  for (const expiry of ['inf', 'nan', '8e17']) {
+    await admin.hset(key, { [rotating]: `${expiry}\u0001h0`, [`${rotating}o`]: 'o-odd', [`${rotating}k`]: 'k' })
+    t.same(await store.rotateRefresh({ tag, sid: rotating }, { generation: 0, presentedHash: 'h0', nextHash: 'h1', nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 }), { status: 'invalid' }, `a rotation of a session expiring at ${expiry} is refused`)
+    t.equal(await admin.hexists(key, rotating), 0, `${expiry}: dropped by the rotation`)
+  }
   const pttl = await admin.pttl(key)
   t.ok(pttl > 0, `the key keeps a lifetime (${pttl})`)
 })
