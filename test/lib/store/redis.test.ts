@@ -17,6 +17,15 @@ async function ownedStore (t: Test, url: string, keyPrefix: string, timeoutMs = 
   return store
 }
 
+/** A store of its own on a Redis of the test's, a client to look with, and one user's tag and key. */
+async function oneUser (t: Test, name: string): Promise<{ store: SessionStore, admin: ReturnType<typeof redisClient>, tag: string, key: string }> {
+  const redis = await startRedis(t)
+  const prefix = `${redis.prefix}${name}:`
+  const store = await ownedStore(t, redis.url, prefix)
+  const tag = userTag('wxapp', name)
+  return { store, admin: redisClient(t, redis.url), tag, key: keyNames(prefix).user(tag) }
+}
+
 // The Redis store's clock is Redis's own (TIME, and key expiry), which a test cannot move: letting
 // time pass means waiting for it. The contract keeps its TTLs near a second (sessions take whole
 // seconds), about nine seconds of waiting per run.
@@ -344,12 +353,7 @@ test('stored values of a layout this version did not write are refused, never a 
 })
 
 test('a kick of a user\'s last session leaves a key that expires with its marker (emptied, the hash was a new key without a TTL)', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}kicklast:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const tag = userTag('wxapp', 'kicked-last')
-  const key = keyNames(prefix).user(tag)
+  const { store, admin, tag, key } = await oneUser(t, 'kicked-last')
   const sid = newSessionId()
   await store.createSession({ tag, sid }, { sub: 'kicked-last', openid: 'o-k', sessionKey: 'k' }, 'h0', 60)
   t.equal(await store.kick(tag, 'all', 'fraud-check', 60_000), 1)
@@ -364,12 +368,7 @@ test('a kick of a user\'s last session leaves a key that expires with its marker
 })
 
 test('a login that ends a session keeps the key as long as its marker, a refresh TTL shorter than an access token\'s included', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}limitmarker:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const tag = userTag('wxapp', 'short-refresh')
-  const key = keyNames(prefix).user(tag)
+  const { store, admin, tag, key } = await oneUser(t, 'short-refresh')
   const data = { sub: 'short-refresh', openid: 'o-s', sessionKey: 'k' }
   const policy = { exclusive: '' as const, maxSessions: 1, accessTtlMs: 30_000 }
   await store.createSession({ tag, sid: newSessionId() }, data, 'h0', 2, policy)
@@ -379,12 +378,7 @@ test('a login that ends a session keeps the key as long as its marker, a refresh
 })
 
 test('a login that replaces operator roles with none sets the key\'s lifetime from all it holds, not from its own session', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}rolesgone:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const tag = userTag('wxapp', 'roles-gone')
-  const key = keyNames(prefix).user(tag)
+  const { store, admin, tag, key } = await oneUser(t, 'roles-gone')
   const data = { sub: 'roles-gone', openid: 'o-r', sessionKey: 'k' }
   await store.setAccess(tag, { roles: ['admin'], permissions: [] })
   const a = newSessionId()
@@ -397,12 +391,7 @@ test('a login that replaces operator roles with none sets the key\'s lifetime fr
 })
 
 test('an expiry this version never writes (inf, nan, negative, past the year 30,000) is no live session: a pass or a rotation drops it, never a script error', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}expiry:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const tag = userTag('wxapp', 'odd-expiry')
-  const key = keyNames(prefix).user(tag)
+  const { store, admin, tag, key } = await oneUser(t, 'odd-expiry')
   const good = newSessionId()
   await store.createSession({ tag, sid: good }, { sub: 'odd-expiry', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
   const odd = ['inf', 'nan', '-5', '9e99', '8e17', '9'.repeat(19)].map((expiry) => ({ expiry, sid: newSessionId() }))
