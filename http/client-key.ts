@@ -9,6 +9,7 @@
 // more as a view of the whole header (up to 16 KiB, its padding chosen by the client). What no
 // address can be (longer than an IPv6 address with a zone) is never remembered.
 import { normalizeIP } from '@fastify/rate-limit'
+import { remember } from '../lib/bounded-memo.js'
 
 /** How many addresses are remembered; past it the oldest goes. Each costs two strings of at most ADDRESS_CHARS. */
 export const ADDRESSES_REMEMBERED = 10_000
@@ -34,9 +35,7 @@ export function clientKey (ip: string | undefined): string {
     key = normalizeIP(address)
     if (address.length > ADDRESS_CHARS) return key
     const own = ownCopy(address)
-    key = key === address ? own : ownCopy(key)
-    if (keys.size >= ADDRESSES_REMEMBERED) keys.delete(keys.keys().next().value as string)
-    keys.set(own, key)
+    key = remember(keys, own, key === address ? own : ownCopy(key), ADDRESSES_REMEMBERED)
   }
   return key
 }

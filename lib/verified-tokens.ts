@@ -11,6 +11,7 @@
 // never finds it so, and takes the pattern each time (BENCHMARKS.md, "The authenticated request's own
 // work").
 import { AuthTokenExpiredError, AuthTokenInvalidError } from './errors.js'
+import { remember } from './bounded-memo.js'
 import type { AccessClaims } from './schemas.js'
 
 type Claims = Readonly<Record<string, unknown>>
@@ -69,10 +70,7 @@ export function verifiedTokens<D> ({ size, now, verifyNew, derive }: VerifiedTok
       return unexpired(known)
     }
     const claims = verifyNew(token)
-    if (known === undefined && verified.size >= size) verified.delete(verified.keys().next().value as string)
-    const fresh = { token, header, claims, derived: derive(claims) }
-    verified.set(tail, fresh)
-    return fresh
+    return remember(verified, tail, { token, header, claims, derived: derive(claims) }, size)
   }
 
   return {

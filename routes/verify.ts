@@ -8,6 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import type { AuthUser } from '../lib/access-tokens.js'
 import { AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError } from '../lib/errors.js'
+import { remember } from '../lib/bounded-memo.js'
 import { LONE_SURROGATE } from '../lib/login.js'
 import { requirementCheck, type Requirement } from '../lib/permissions.js'
 import { errorResponses, RouteErrors as shared, Tags, VerifyQuery, VerifyResponse, BearerAuth } from '../lib/schemas.js'
@@ -58,8 +59,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       } catch (err) {
         throw Object.assign(new Error(`querystring: ${(err as Error).message.replace(/^authorize: /, '')}`), { statusCode: 400, code: 'FST_ERR_VALIDATION', validation: [] })
       }
-      if (checks.size >= 256) checks.delete(checks.keys().next().value as string)
-      checks.set(raw, check)
+      remember(checks, raw, check, 256)
     }
     return check
   }

@@ -2,6 +2,7 @@
 // stores keep, and what an ended one's marker says (endOf, as the Redis scripts and reader give it). Parsed roles are remembered by their packed value: the same few values come back on
 // every request, and a check must not split strings each time.
 import { unpackAccess, unpackServiceBans } from './redis-layout.js'
+import { remember } from '../bounded-memo.js'
 import type { LiveAccess, ServiceBan, SessionEnd } from './types.js'
 
 const NONE: readonly string[] = Object.freeze([])
@@ -14,9 +15,7 @@ function accessOf (packed: string | null): Readonly<{ roles: readonly string[], 
   let hit = parsed.get(packed)
   if (hit === undefined) {
     const { roles, permissions } = unpackAccess(packed)
-    hit = Object.freeze({ roles: Object.freeze(roles), permissions: Object.freeze(permissions) })
-    if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string)
-    parsed.set(packed, hit)
+    hit = remember(parsed, packed, Object.freeze({ roles: Object.freeze(roles), permissions: Object.freeze(permissions) }), PARSED_MAX)
   }
   return hit
 }

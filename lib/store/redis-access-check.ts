@@ -6,6 +6,7 @@
 // request (new strings, each hashed again by every Map that looks them up) was most of what an
 // authenticated request cost above the floor (BENCHMARKS.md, "The authenticated request's own work").
 import type { SessionRef } from '../ids.js'
+import { remember } from '../bounded-memo.js'
 import { TOKENS_REMEMBERED } from '../verified-tokens.js'
 import { endOf, liveAccess } from './access-state.js'
 import { ACCESS_FIELD, BAN_FIELD, SEP, SERVICE_BANS_FIELD, blacklistField, firstPart, partOf, sessionField, unpack } from './redis-layout.js'
@@ -46,10 +47,7 @@ export function accessChecker (ctx: Context): SessionsStore['checkAccess'] {
     const key = keys.user(ref.tag)
     const args = Object.freeze(['HMGET', key, sessionField(ref.sid, 'hot'), blacklistField(jti), sessionField(ref.sid, 'ended'), BAN_FIELD,
       sessionField(ref.sid, 'rotation'), ACCESS_FIELD, SERVICE_BANS_FIELD])
-    const probe = { tag: ref.tag, sid: ref.sid, key, id: `${ref.sid} ${jti}`, args }
-    if (known === undefined && probes.size >= PROBES_KEPT) probes.delete(probes.keys().next().value as string)
-    probes.set(jti, probe)
-    return probe
+    return remember(probes, jti, { tag: ref.tag, sid: ref.sid, key, id: `${ref.sid} ${jti}`, args }, PROBES_KEPT)
   }
 
   const readOf = async (probe: Probe): Promise<unknown> => await send(probe.key, probe.args)

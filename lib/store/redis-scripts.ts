@@ -70,11 +70,10 @@ local now = nowMs()
 local banned = banOf(key, v[5], now)
 if banned then return banned end
 if not v[1] then return endOf(key, sid, now) or 'invalid' end
-local expiresAt, current, generation, delivered, extra = unpack_hot(v[1])
-expiresAt = tonumber(expiresAt)
+local _, current, generation, delivered, extra = unpack_hot(v[1])
 -- A session that never rotated stores no generation. A value this version did not write is refused
--- (an expiry that is not a time too: negative, inf, nan, past MAX_TIME_MS), never a script error.
-if expiresAt and not (expiresAt >= 0 and expiresAt < MAX_TIME_MS) then expiresAt = nil end
+-- (an expiry that is not a time too: expiryOf's nil), never a script error.
+local expiresAt = expiryOf(v[1])
 if generation == '' then generation = 0 else generation = tonumber(string.match(generation, '^%d+$')) end
 if not generation or extra ~= '' then return 'invalid' end
 if not expiresAt or expiresAt <= now then
