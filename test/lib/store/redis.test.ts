@@ -17,13 +17,13 @@ async function ownedStore (t: Test, url: string, keyPrefix: string, timeoutMs = 
   return store
 }
 
-/** A store of its own on a Redis of the test's, a client to look with, and one user's tag and key. */
-async function oneUser (t: Test, name: string): Promise<{ store: SessionStore, admin: ReturnType<typeof redisClient>, tag: string, key: string }> {
+/** A store of its own (under its key prefix) on a Redis of the test's, a client to look with, and one user's tag and key. */
+async function oneUser (t: Test, name: string): Promise<{ store: SessionStore, admin: ReturnType<typeof redisClient>, prefix: string, tag: string, key: string }> {
   const redis = await startRedis(t)
   const prefix = `${redis.prefix}${name}:`
   const store = await ownedStore(t, redis.url, prefix)
   const tag = userTag('wxapp', name)
-  return { store, admin: redisClient(t, redis.url), tag, key: keyNames(prefix).user(tag) }
+  return { store, admin: redisClient(t, redis.url), prefix, tag, key: keyNames(prefix).user(tag) }
 }
 
 // The Redis store's clock is Redis's own (TIME, and key expiry), which a test cannot move: letting
@@ -334,12 +334,8 @@ test('a rotation reply is built from split parts: a stored value holding the sep
 })
 
 test('stored values of a layout this version did not write are refused, never a script error', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}layout:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const ref = { tag: userTag('wxapp', 'odd'), sid: newSessionId() }
-  const key = keyNames(prefix).user(ref.tag)
+  const { store, admin, tag, key } = await oneUser(t, 'odd')
+  const ref = { tag, sid: newSessionId() }
   await store.createSession(ref, { sub: 'odd', openid: 'o-odd', sessionKey: 'k' }, 'h0', 60)
   const exp = Date.now() + 60_000
   const rot = (generation: number): RotateInput => ({ generation, presentedHash: `h${generation}`, nextHash: 'hn', nonce: 'n', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
@@ -427,12 +423,7 @@ test('a login-code claim that answered after its deadline is released: the code 
 })
 
 test('a ban for good keeps the user\'s key; unbanned, the key lives as long as what it holds', async (t) => {
-  const redis = await startRedis(t)
-  const prefix = `${redis.prefix}ban:`
-  const store = await ownedStore(t, redis.url, prefix)
-  const admin = redisClient(t, redis.url)
-  const tag = userTag('wxapp', 'ttl')
-  const key = keyNames(prefix).user(tag)
+  const { store, admin, prefix, tag, key } = await oneUser(t, 'ttl')
   await store.createSession({ tag, sid: newSessionId() }, { sub: 'ttl', openid: 'o', sessionKey: 'k' }, 'h0', 60)
   await store.ban(tag, { until: null, reason: 'r' }, 30_000)
   t.equal(await admin.pttl(key), -1, 'for good: no expiry while it lasts')
