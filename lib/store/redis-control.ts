@@ -6,23 +6,37 @@ import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAcce
 import type { Context } from './redis-context.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
-export function redisControl ({ keys, send, run, guard }: Context): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+/**
+ * `keep`: enters the user in the sweep's index of keys kept for good (redis-kept.ts), after each
+ * operator's change but a kick: any of them may keep the key for good, or let sessions start in a key
+ * still kept (an unban under roles). A user whose key is not kept leaves the index at the next sweep.
+ */
+export function redisControl ({ keys, send, run, guard }: Context, keep: (tag: string) => Promise<void>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
   return {
     async kick (tag, sids, reason, accessTtlMs) {
       return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
     },
 
     async ban (tag, ban, accessTtlMs) {
-      await guard(async () => await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs))
+      await guard(async () => {
+        await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs)
+        await keep(tag)
+      })
     },
 
     async unban (tag) {
-      await guard(async () => await run('wxauthUnban', [keys.user(tag)]))
+      await guard(async () => {
+        await run('wxauthUnban', [keys.user(tag)])
+        await keep(tag)
+      })
     },
 
     async setAccess (tag, access) {
       const packed = packAccess(access)
-      await guard(async () => await run('wxauthSetAccess', [keys.user(tag)], packed))
+      await guard(async () => {
+        await run('wxauthSetAccess', [keys.user(tag)], packed)
+        await keep(tag)
+      })
     },
 
     async userState (tag) {
@@ -40,12 +54,19 @@ export function redisControl ({ keys, send, run, guard }: Context): Pick<Session
     },
 
     async banService (tag, ban) {
-      const reply = await guard(async () => await run('wxauthServiceBan', [keys.user(tag)], ban.service, ban.until ?? 0, ban.reason))
+      const reply = await guard(async () => {
+        const answer = await run('wxauthServiceBan', [keys.user(tag)], ban.service, ban.until ?? 0, ban.reason)
+        if (answer !== 'full') await keep(tag)
+        return answer
+      })
       if (reply === 'full') throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
     },
 
     async unbanService (tag, service) {
-      await guard(async () => await run('wxauthServiceBan', [keys.user(tag)], service, '', ''))
+      await guard(async () => {
+        await run('wxauthServiceBan', [keys.user(tag)], service, '', '')
+        await keep(tag)
+      })
     },
 
     async stepUp (ref, sessionKey) {

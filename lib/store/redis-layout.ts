@@ -203,6 +203,9 @@ export interface KeyNames {
   /** A one-time ticket, by its digest; a web QR login (a hash: QR_FIELDS, redis-handoff-scripts.ts), by its id. */
   ticket: (ticketHash: string) => string
   qr: (id: string) => string
+  /** Users' keys kept for good, by when the sweep visits each next, with each entry's version and their counter, in one slot; the sweep's lock (redis-kept.ts). */
+  kept: [index: string, versions: string, counter: string]
+  keptLock: string
   /** The readiness probe's keys: one in each sixteenth of the cluster's slots (probeKeys). */
   health: string[]
 }
@@ -239,6 +242,8 @@ export function keyNames (prefix: string): KeyNames {
     openid: (appid, openid) => `${prefix}oid:${appid}:${openid}`,
     ticket: (ticketHash) => `${prefix}tk:${ticketHash}`,
     qr: (id) => `${prefix}qr:{${id}}`,
+    kept: [`${prefix}kept:{index}`, `${prefix}kept:{index}:v`, `${prefix}kept:{index}:n`],
+    keptLock: `${prefix}kept:lock`,
     health: probeKeys(prefix)
   }
 }

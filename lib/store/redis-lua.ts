@@ -149,15 +149,17 @@ local function split(v)
 end
 -- The key lives as long as what it holds: its latest session, marker, blacklist entry or ban, or
 -- for good while it holds roles an operator set or a ban without end. What expired is deleted first;
--- a key with nothing left is deleted.
+-- a key with nothing left is deleted. Kept for good, it answers when the first of what it still holds
+-- expires (0: nothing does) and whether a ban without end keeps it (no session can start then): when
+-- the sweep of such keys (redis-kept.ts) must come back.
 local function fixTtl(key, now)
-  local latest, forGood, gone = 0, false, {}
+  local latest, earliest, forGood, bannedForGood, gone = 0, 0, false, false, {}
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local name, v = all[i], all[i + 1]
     if name == BAN_FIELD then
       local bannedUntil = tonumber((unpack_ban(v))) or 0
-      if bannedUntil == 0 then forGood = true end
+      if bannedUntil == 0 then forGood, bannedForGood = true, true end
       latest = math.max(latest, bannedUntil)
     elseif name == ACCESS_FIELD then
       local _, _, source = unpack_access(v)
@@ -179,12 +181,17 @@ local function fixTtl(key, now)
         else
           gone[#gone + 1] = name
         end
+      elseif earliest == 0 or exp < earliest then
+        earliest = exp
       end
       latest = math.max(latest, exp)
     end
   end
   forget(key, gone)
-  if forGood then return redis.call('PERSIST', key) end
+  if forGood then
+    redis.call('PERSIST', key)
+    return earliest, bannedForGood
+  end
   if latest <= now then return redis.call('DEL', key) end
   return redis.call('PEXPIRE', key, int(latest - now))
 end

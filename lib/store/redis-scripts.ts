@@ -4,11 +4,13 @@
 import { createHash } from 'node:crypto'
 import { CONTROL_SCRIPTS } from './redis-control-scripts.js'
 import { HANDOFF_SCRIPTS } from './redis-handoff-scripts.js'
+import { KEPT_SCRIPTS } from './redis-kept-scripts.js'
 import { lua } from './redis-lua.js'
 
 export const SCRIPTS = {
   ...CONTROL_SCRIPTS,
   ...HANDOFF_SCRIPTS,
+  ...KEPT_SCRIPTS,
   // ARGV 16, 17: '1' and the packed roles and permissions to replace the user's ('' none), or '0' to keep them.
   // -> {'created', sessions ended} | {'refused', device type} | {'ended', 'banned', until, reason}
   wxauthCreate: lua(`

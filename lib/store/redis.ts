@@ -1,5 +1,6 @@
 // The production store: sessions, refresh-token state, access-token blacklist, login-code markers
-// and rate-limit counters in Redis. Every key has a TTL (but a user banned for good). All of one
+// and rate-limit counters in Redis. Every key has a TTL (but a user kept for good by roles or a ban
+// without end, and the index of those: redis-kept.ts). All of one
 // user lives in one key, so every script touches one Redis Cluster slot. The layout is in
 // redis-layout.ts, the scripts in redis-scripts.ts, the sessions in redis-sessions.ts, the
 // deadlines in deadlines.ts.
@@ -11,6 +12,7 @@ import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
 import { redisControl } from './redis-control.js'
+import { KEPT_SWEEP_EVERY_MS, keptUsers } from './redis-kept.js'
 import { redisHandoff } from './redis-handoff.js'
 import { redisSessions } from './redis-sessions.js'
 import type { Context } from './redis-context.js'
@@ -33,6 +35,8 @@ export interface RedisStoreOptions {
   wait?: WaitOptions
   /** ACCESS_CHECK=tracked: checkAccess's read copy (redis-access-cache.ts), closed with the store. */
   accessCache?: AccessCache
+  /** How often to try the sweep of keys kept for good (redis-kept.ts); KEPT_SWEEP_EVERY_MS but in tests. */
+  sweepEveryMs?: number
 }
 
 /** `run`, dropping the read copy's entries of the keys a script writes, when sent and when settled. */
@@ -48,7 +52,8 @@ function writingThrough (run: Context['run'], cache: AccessCache | undefined): C
   }
 }
 
-export function createRedisStore (opts: RedisStoreOptions): SessionStore {
+/** The Redis store; `sweepKept` runs the sweep of keys kept for good (redis-kept.ts) now, as its timer does every minute. */
+export function createRedisStore (opts: RedisStoreOptions): SessionStore & { sweepKept: () => Promise<number> } {
   const { client } = opts
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
@@ -58,11 +63,16 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
+  const kept = keptUsers(ctx, opts.timeoutMs)
+  // A sweep that fails (Redis down, or slow) is tried again at the next tick; nothing waits on it.
+  const sweeper = setInterval(() => { kept.sweep().catch(() => {}) }, opts.sweepEveryMs ?? KEPT_SWEEP_EVERY_MS)
+  sweeper.unref()
 
   return {
     kind: 'redis',
     ...redisSessions(ctx),
-    ...redisControl(ctx),
+    ...redisControl(ctx, kept.keep),
+    sweepKept: kept.sweep,
     ...redisLoginCodes(ctx),
     ...redisCounters(ctx),
     ...redisCredentials(ctx),
@@ -84,6 +94,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore {
     },
 
     async close () {
+      clearInterval(sweeper)
       // Operations in flight get until their deadline, then the connection is dropped: a Redis
       // that hangs cannot hold the process open.
       if (opts.ownsClient || lane !== null) await deadlines.drain()
