@@ -153,7 +153,6 @@ test('after any sequence of operations, a user\'s key expires unless kept for go
     const u = pick(users)
     const [name, run] = pick(operations)
     await run(u)
-    if (process.env.DEBUG_STEPS) console.error(step, name, u.sub, await admin.pttl(keyOf(u)), await admin.zscore(keyNames(prefix).kept[0], u.tag), JSON.stringify(await admin.hgetall(keyOf(u))).slice(0, 200))
     for (const other of users) {
       for (const v of await violations(admin, keyOf(other), admin.zscore(keyNames(prefix).kept[0], other.tag))) found.push(`step ${step}, ${name} of ${u.sub}: ${other.sub}'s key: ${v}`)
       await prune(other)
