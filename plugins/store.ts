@@ -6,6 +6,7 @@ import { createMemoryStore } from '../lib/store/memory.js'
 import { disconnectClient, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import { accessCacheFor } from '../lib/store/redis-access-cache.js'
+import { sweepWarning } from '../lib/store/redis-kept.js'
 import { recoveryWarning } from '../lib/store/redis-recovery.js'
 import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
 import { cannotWait, shortWarning } from '../lib/store/redis-wait.js'
@@ -39,7 +40,7 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   const tracked = client === null ? {} : await accessCacheFor(client, config).catch((err: unknown) => { if (ownsClient) disconnectClient(client); throw err })
   const store = client === null
     ? createMemoryStore()
-    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache })
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache, onSweepFailed: sweepWarning((msg) => { fastify.log.warn(msg) }) })
   try {
     await store.ping()
   } catch (err) {

@@ -4,39 +4,38 @@ import { ServiceBansFullError } from '../errors.js'
 import { endOf, lastingBans } from './access-state.js'
 import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
 import type { Context } from './redis-context.js'
+import type { ScriptName } from './redis-scripts.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
 /**
- * `keep`: enters the user in the sweep's index of keys kept for good (redis-kept.ts), after each
+ * `keep`: enters the user in the sweep's index of keys kept for good (redis-kept.ts), before each
  * operator's change but a kick: any of them may keep the key for good, or let sessions start in a key
- * still kept (an unban under roles). A user whose key is not kept leaves the index at the next sweep.
+ * still kept (an unban under roles). If it fails, the change is not made. A user whose key is not
+ * kept leaves the index at the next sweep.
  */
 export function redisControl ({ keys, send, run, guard }: Context, keep: (tag: string) => Promise<void>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+  /** An operator's change of a user's key, once the sweep's index has the user. */
+  const change = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
+    await guard(async () => {
+      await keep(tag)
+      return await run(script, [keys.user(tag)], ...args)
+    })
   return {
     async kick (tag, sids, reason, accessTtlMs) {
       return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
     },
 
     async ban (tag, ban, accessTtlMs) {
-      await guard(async () => {
-        await run('wxauthBan', [keys.user(tag)], ban.until ?? 0, ban.reason, accessTtlMs)
-        await keep(tag)
-      })
+      await change(tag, 'wxauthBan', ban.until ?? 0, ban.reason, accessTtlMs)
     },
 
     async unban (tag) {
-      await guard(async () => {
-        await run('wxauthUnban', [keys.user(tag)])
-        await keep(tag)
-      })
+      await change(tag, 'wxauthUnban')
     },
 
     async setAccess (tag, access) {
       const packed = packAccess(access)
-      await guard(async () => {
-        await run('wxauthSetAccess', [keys.user(tag)], packed)
-        await keep(tag)
-      })
+      await change(tag, 'wxauthSetAccess', packed)
     },
 
     async userState (tag) {
@@ -54,19 +53,12 @@ export function redisControl ({ keys, send, run, guard }: Context, keep: (tag: s
     },
 
     async banService (tag, ban) {
-      const reply = await guard(async () => {
-        const answer = await run('wxauthServiceBan', [keys.user(tag)], ban.service, ban.until ?? 0, ban.reason)
-        if (answer !== 'full') await keep(tag)
-        return answer
-      })
+      const reply = await change(tag, 'wxauthServiceBan', ban.service, ban.until ?? 0, ban.reason)
       if (reply === 'full') throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
     },
 
     async unbanService (tag, service) {
-      await guard(async () => {
-        await run('wxauthServiceBan', [keys.user(tag)], service, '', '')
-        await keep(tag)
-      })
+      await change(tag, 'wxauthServiceBan', service, '', '')
     },
 
     async stepUp (ref, sessionKey) {

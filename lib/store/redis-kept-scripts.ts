@@ -17,20 +17,21 @@ if bannedForGood then return earliest == 0 and -1 or int(earliest) end
 if earliest == 0 then return int(now + revisitMs) end
 return int(math.min(earliest, now + revisitMs))`),
 
-  // After an operator's change to a user (roles, a ban, a service ban): visit it now. Each entry has a
-  // version, new at every change (a counter of the index's), so that a sweep that read the entry
-  // before the change does not write its verdict over it (wxauthKeptNext). Every time in the index is
-  // Redis' clock. KEYS: the index, its versions, its counter; ARGV: tag.
+  // Before an operator's change to a user (roles, a ban, a service ban): visit it once the change has
+  // landed. Each entry has a version, new at every change (a counter of the index's), so that a sweep
+  // that read the entry before the change does not write its verdict over it (wxauthKeptNext). Every
+  // time in the index is Redis' clock. KEYS: the index, its versions, its counter; ARGV: tag, due in (ms).
   wxauthKeep: lua(`
-local index, versions, counter, tag = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local index, versions, counter = KEYS[1], KEYS[2], KEYS[3]
+local tag, dueInMs = ARGV[1], tonumber(ARGV[2])
 redis.call('HSET', versions, tag, redis.call('INCR', counter))
-redis.call('ZADD', index, int(nowMs()), tag)
+redis.call('ZADD', index, int(nowMs() + dueInMs), tag)
 return 1`),
 
   // -> tag, version, tag, version...: the entries due now, at most ARGV[1], the earliest first.
   wxauthKeptDue: lua(`
-local index, versions = KEYS[1], KEYS[2]
-local due = redis.call('ZRANGEBYSCORE', index, '-inf', int(nowMs()), 'LIMIT', '0', ARGV[1])
+local index, versions, batch = KEYS[1], KEYS[2], ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', int(nowMs()), 'LIMIT', '0', batch)
 local out = {}
 for _, tag in ipairs(due) do
   out[#out + 1] = tag
@@ -39,15 +40,18 @@ end
 return out`),
 
   // The sweep's verdict on a user, written only if no operator's change came since it read the entry
-  // (its version is the one read). ARGV: tag, version read, next visit (ms) | -1: forget the user.
-  wxauthKeptNext: `
-local index, versions, tag, read, nextAt = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
+  // (its version is the one read). ARGV: tag, version read, next visit (ms) | -1: forget the user |
+  // 'retry': the visit failed, come back in ARGV[4] ms.
+  wxauthKeptNext: lua(`
+local index, versions = KEYS[1], KEYS[2]
+local tag, read, nextAt, retryMs = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if (redis.call('HGET', versions, tag) or '') ~= read then return 0 end
 if nextAt == '-1' then
   redis.call('ZREM', index, tag)
   redis.call('HDEL', versions, tag)
-else
-  redis.call('ZADD', index, nextAt, tag)
+  return 1
 end
-return 1`
+if nextAt == 'retry' then nextAt = int(nowMs() + retryMs) end
+redis.call('ZADD', index, nextAt, tag)
+return 1`)
 } as const

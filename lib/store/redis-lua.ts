@@ -192,8 +192,12 @@ local function fixTtl(key, now)
     redis.call('PERSIST', key)
     return earliest, bannedForGood
   end
-  if latest <= now then return redis.call('DEL', key) end
-  return redis.call('PEXPIRE', key, int(latest - now))
+  if latest <= now then
+    redis.call('DEL', key)
+  else
+    redis.call('PEXPIRE', key, int(latest - now))
+  end
+  return nil
 end
 -- A key without a TTL is new (a first session, or a hash emptied and written again), or was kept for
 -- good (roles, a ban without end) and what kept it may just have gone (a login replaced operator roles

@@ -12,7 +12,7 @@ import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
 import { redisControl } from './redis-control.js'
-import { KEPT_SWEEP_EVERY_MS, keptUsers } from './redis-kept.js'
+import { KEPT_SWEEP_EVERY_MS, keptUsers, type SweepFailed } from './redis-kept.js'
 import { redisHandoff } from './redis-handoff.js'
 import { redisSessions } from './redis-sessions.js'
 import type { Context } from './redis-context.js'
@@ -37,6 +37,8 @@ export interface RedisStoreOptions {
   accessCache?: AccessCache
   /** How often to try the sweep of keys kept for good (redis-kept.ts); KEPT_SWEEP_EVERY_MS but in tests. */
   sweepEveryMs?: number
+  /** Told when sweeps fail (sweepWarning: a log line at most every ten minutes). */
+  onSweepFailed?: SweepFailed
 }
 
 /** `run`, dropping the read copy's entries of the keys a script writes, when sent and when settled. */
@@ -63,9 +65,9 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
-  const kept = keptUsers(ctx, opts.timeoutMs)
+  const kept = keptUsers(ctx, opts.timeoutMs, opts.onSweepFailed)
   // A sweep that fails (Redis down, or slow) is tried again at the next tick; nothing waits on it.
-  const sweeper = setInterval(() => { kept.sweep().catch(() => {}) }, opts.sweepEveryMs ?? KEPT_SWEEP_EVERY_MS)
+  const sweeper = setInterval(() => { kept.sweep().catch((err: unknown) => opts.onSweepFailed?.(1, err as Error)) }, opts.sweepEveryMs ?? KEPT_SWEEP_EVERY_MS)
   sweeper.unref()
 
   return {
@@ -95,6 +97,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
 
     async close () {
       clearInterval(sweeper)
+      await kept.stop()
       // Operations in flight get until their deadline, then the connection is dropped: a Redis
       // that hangs cannot hold the process open.
       if (opts.ownsClient || lane !== null) await deadlines.drain()

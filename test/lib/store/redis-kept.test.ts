@@ -5,36 +5,44 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type Test } from 'tap'
 import { newSessionId, userTag } from '../../../lib/ids.js'
 import { connectRedis } from '../../../lib/store/redis-client.js'
-import { KEPT_REVISIT_MS, KEPT_SWEEP_BATCH } from '../../../lib/store/redis-kept.js'
+import { KEPT_RETRY_MS, KEPT_REVISIT_MS, KEPT_SWEEP_BATCH, sweepWarning } from '../../../lib/store/redis-kept.js'
 import { keyNames } from '../../../lib/store/redis-layout.js'
 import { SCRIPTS } from '../../../lib/store/redis-scripts.js'
-import { createRedisStore } from '../../../lib/store/redis.js'
+import { createRedisStore, type RedisStoreOptions } from '../../../lib/store/redis.js'
 import { redisClient, startRedis } from '../../helper.js'
 
-async function setup (t: Test, name: string, sweepEveryMs?: number) {
+/** The store's deadline here: an operator's change makes its user due that much later (once it has landed). */
+const DEADLINE_MS = 300
+
+async function setup (t: Test, name: string, opts: Partial<RedisStoreOptions> = {}) {
   const redis = await startRedis(t)
   const prefix = `${redis.prefix}${name}:`
-  const store = createRedisStore({ client: await connectRedis({ url: redis.url, timeoutMs: 1000 }), keyPrefix: prefix, timeoutMs: 1000, ownsClient: true, ...(sweepEveryMs !== undefined ? { sweepEveryMs } : {}) })
+  const store = createRedisStore({ client: await connectRedis({ url: redis.url, timeoutMs: DEADLINE_MS }), keyPrefix: prefix, timeoutMs: DEADLINE_MS, ownsClient: true, ...opts })
   t.teardown(async () => await store.close())
   const admin = redisClient(t, redis.url)
   const keys = keyNames(prefix)
   const tag = userTag('wxapp', name)
   /** When the sweep visits the user next (ms, Redis' clock), or null when it is not in the index. */
   const visit = async (who = tag): Promise<number | null> => { const s = await admin.zscore(keys.kept[0], who); return s === null ? null : Number(s) }
-  return { store, admin, keys, tag, key: keys.user(tag), visit, redis }
+  /** Waits until what operators changed is due. */
+  const due = async (): Promise<void> => { await sleep(DEADLINE_MS + 30) }
+  return { store, admin, keys, tag, key: keys.user(tag), visit, due }
 }
 
 const data = (sessionKey: string) => ({ sub: 'op', openid: 'o-op', sessionKey, device: { deviceType: 'mp' } })
 
 test('an operator who never comes back keeps no expired session: the sweep deletes its fields, session_key included, and keeps the roles', async (t) => {
-  const { store, admin, tag, key, visit } = await setup(t, 'operator')
+  const { store, admin, tag, key, visit, due } = await setup(t, 'operator')
   const gone = { tag, sid: newSessionId() }
   const live = { tag, sid: newSessionId() }
   await store.createSession(gone, data('secret-of-the-gone-session'), 'h0', 1)
   await store.createSession(live, data('secret-live'), 'h1', 60)
+  const before = Date.now()
   await store.setAccess(tag, { roles: ['admin'], permissions: [] })
   t.equal(await admin.pttl(key), -1, 'kept for good by the roles')
-  t.ok(await visit() !== null && (await visit() ?? Infinity) <= Date.now(), 'the operator\'s change makes the user due at once')
+  const first = await visit() ?? Infinity
+  t.ok(first >= before + DEADLINE_MS - 5 && first <= Date.now() + DEADLINE_MS, 'entered before the change, due once it has landed (the store\'s deadline)')
+  t.equal(await store.sweepKept(), 0, 'not before')
   await sleep(1_100)
   t.ok((await admin.hvals(key)).some((v) => v.includes('secret-of-the-gone-session')), 'before the sweep, the expired session\'s session_key is still there')
   t.equal(await store.sweepKept(), 1, 'one user visited')
@@ -48,82 +56,153 @@ test('an operator who never comes back keeps no expired session: the sweep delet
   t.equal(await store.sweepKept(), 0, 'nothing is due before that')
   await store.revokeSession(live)
   await store.unbanService(tag, 'none') // an operator's change: due again
+  await due()
   await store.sweepKept()
   const later = await visit() ?? 0
   t.ok(later > Date.now() + KEPT_REVISIT_MS - 5_000 && later <= Date.now() + KEPT_REVISIT_MS, 'with nothing left that expires, a login may still start a session unseen: back within KEPT_REVISIT_MS')
+  await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h2', 2 * KEPT_REVISIT_MS / 1000)
+  await store.unbanService(tag, 'none')
+  await due()
+  await store.sweepKept()
+  t.ok((await visit() ?? Infinity) <= Date.now() + KEPT_REVISIT_MS, 'a session that lives longer does not put the next visit past KEPT_REVISIT_MS')
 })
 
 test('a ban without end: the sweep comes back when the markers expire, then forgets the user, whom an unban brings back', async (t) => {
-  const { store, admin, tag, key, visit } = await setup(t, 'banned')
+  const { store, admin, tag, key, visit, due } = await setup(t, 'banned')
   await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h0', 1)
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
   await store.ban(tag, { until: null, reason: 'spam' }, 1000)
+  await due()
   t.equal(await store.sweepKept(), 1)
   const markerAt = await visit() ?? 0
   t.ok(markerAt > Date.now() && markerAt <= Date.now() + 1_100, 'due when the ended session\'s marker expires (no session can start under the ban)')
   await sleep(markerAt - Date.now() + 50)
   t.equal(await store.sweepKept(), 1)
-  t.same(await admin.hkeys(key), ['!ban'], 'the marker is gone, the ban stays')
+  t.same((await admin.hkeys(key)).sort(), ['!acl', '!ban'], 'the marker is gone, the ban and the roles stay')
   t.equal(await visit(), null, 'nothing left that expires, and no session can start: the user leaves the index')
-  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
   await store.unban(tag)
   t.ok(await visit() !== null, 'an unban lets sessions start in a key the roles keep: the user is back')
+  await due()
   await store.sweepKept()
   t.ok((await visit() ?? 0) > Date.now() + KEPT_REVISIT_MS - 5_000, 'visited every KEPT_REVISIT_MS')
 })
 
 test('a user whose key is no longer kept for good leaves the index at the next sweep; its key expires on its own', async (t) => {
-  const { store, admin, tag, key, visit } = await setup(t, 'former')
+  const { store, admin, tag, key, visit, due } = await setup(t, 'former')
   await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h0', 60)
   await store.setAccess(tag, { roles: ['admin'], permissions: [] })
   await store.setAccess(tag, { roles: [], permissions: [] })
   t.ok(await admin.pttl(key) > 0)
   t.ok(await visit() !== null, 'in the index until a sweep looks')
-  t.equal(await store.sweepKept(), 1)
-  t.equal(await visit(), null)
   const other = userTag('wxapp', 'nobody')
   await store.banService(other, { service: 'pay', until: Date.now() + 60_000, reason: 'r' })
   await store.unbanService(other, 'pay')
-  t.equal(await store.sweepKept(), 1, 'a user whose key is gone is visited once')
+  await due()
+  t.equal(await store.sweepKept(), 2, 'both visited, the one whose key is gone too')
+  t.equal(await visit(), null)
   t.equal(await visit(other), null, 'and forgotten')
 })
 
-test('a sweep that read an entry before an operator\'s change does not write its verdict over the change', async (t) => {
-  const { store, admin, keys, tag, visit } = await setup(t, 'race')
-  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
-  const [index, versions] = keys.kept
-  const due = await admin.eval(SCRIPTS.wxauthKeptDue, 2, index, versions, '10') as string[]
-  t.equal(due[0], tag, 'the sweep reads the user and its version')
-  await store.setAccess(tag, { roles: ['admin', 'auditor'], permissions: [] }) // meanwhile, an operator's change
-  const wrote = await admin.eval(SCRIPTS.wxauthKeptNext, 2, index, versions, tag, String(due[1]), '-1')
-  t.equal(wrote, 0, 'the verdict, taken on the key as it was, is not written')
-  t.ok(await visit() !== null, 'the user stays in the index, due')
-  const fresh = await admin.eval(SCRIPTS.wxauthKeptDue, 2, index, versions, '10') as string[]
-  t.not(fresh[1], due[1], 'at a new version')
+test('an operator\'s change enters the user first: if that fails, the change is not made', async (t) => {
+  const { store, admin, keys, tag, key } = await setup(t, 'first')
+  await admin.set(keys.kept[0], 'not a sorted set') // the index's writes now fail (WRONGTYPE)
+  await t.rejects(store.setAccess(tag, { roles: ['admin'], permissions: [] }), { code: 'STORE_UNAVAILABLE' })
+  t.equal(await admin.exists(key), 0, 'no roles written that the sweep would not know of')
+  await t.rejects(store.ban(tag, { until: null, reason: 'r' }, 1000), { code: 'STORE_UNAVAILABLE' })
+  t.equal(await admin.exists(key), 0, 'no ban either')
 })
 
-test('one gateway sweeps at a time, at most KEPT_SWEEP_BATCH users, the earliest due first; the timer sweeps on its own', async (t) => {
-  const { store, admin, keys, visit } = await setup(t, 'batch')
+test('a sweep that read an entry before an operator\'s change does not write its verdict over the change', async (t) => {
+  const { store, admin, keys, tag, visit, due } = await setup(t, 'race')
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  await due()
+  const [index, versions] = keys.kept
+  const read = await admin.eval(SCRIPTS.wxauthKeptDue, 2, index, versions, '10') as string[]
+  t.equal(read[0], tag, 'the sweep reads the user and its version')
+  await store.setAccess(tag, { roles: ['admin', 'auditor'], permissions: [] }) // meanwhile, an operator's change
+  const wrote = await admin.eval(SCRIPTS.wxauthKeptNext, 2, index, versions, tag, String(read[1]), '-1', '1000')
+  t.equal(wrote, 0, 'the verdict, taken on the key as it was, is not written')
+  t.ok(await visit() !== null, 'the user stays in the index')
+  await due()
+  const fresh = await admin.eval(SCRIPTS.wxauthKeptDue, 2, index, versions, '10') as string[]
+  t.not(fresh[1], read[1], 'at a new version')
+})
+
+test('one gateway sweeps at a time, batch after batch, the earliest due first; the timer sweeps on its own', async (t) => {
+  const { store, admin, keys, visit, due } = await setup(t, 'batch')
   const tags = Array.from({ length: KEPT_SWEEP_BATCH + 5 }, (_, i) => userTag('wxapp', `u${i}`))
   for (const tag of tags) await store.setAccess(tag, { roles: ['r'], permissions: [] })
+  await due()
   await admin.set(keys.keptLock, 'another gateway', 'PX', 10_000)
   t.equal(await store.sweepKept(), 0, 'another gateway holds the lock: nothing visited')
   await admin.del(keys.keptLock)
-  t.equal(await store.sweepKept(), KEPT_SWEEP_BATCH, 'a bounded batch')
-  t.ok((await visit(tags[0]) ?? 0) > Date.now(), 'the first entered was visited first')
-  t.equal(await admin.zcount(keys.kept[0], '-inf', Date.now()), 5, 'the last ones wait for the next sweep')
+  const late = userTag('wxapp', 'late')
+  await store.setAccess(late, { roles: ['r'], permissions: [] })
+  t.equal(await store.sweepKept(), KEPT_SWEEP_BATCH + 5, 'a full batch, then the next')
+  t.ok((await visit(tags[0]) ?? 0) > Date.now(), 'visited')
+  t.ok((await visit(late) ?? Infinity) <= Date.now() + DEADLINE_MS, 'one not due yet waits')
   t.equal(await admin.exists(keys.keptLock), 0, 'the lock is released')
-  t.equal(await store.sweepKept(), 5)
 
-  const timed = await setup(t, 'timed', 50)
+  const timed = await setup(t, 'timed', { sweepEveryMs: 50 })
   await timed.store.setAccess(timed.tag, { roles: ['r'], permissions: [] })
-  await sleep(300)
-  t.ok((await timed.visit() ?? 0) > Date.now(), 'the store\'s own timer swept the user')
+  const until = Date.now() + 5_000
+  while ((await timed.visit() ?? 0) <= Date.now() + 1_000 && Date.now() < until) await sleep(25)
+  t.ok((await timed.visit() ?? 0) > Date.now() + 1_000, 'the store\'s own timer swept the user')
 })
 
-test('a sweep on a Redis that hangs fails fast with STORE_UNAVAILABLE; a lock it got too late is released; the timer\'s failures throw nothing', async (t) => {
+test('a user whose visit fails is tried again later, and the others are visited; the failure is told, without the user', async (t) => {
+  const told: Array<[number, Error]> = []
+  const { store, admin, keys, visit, due } = await setup(t, 'stall', { onSweepFailed: (n, err) => { told.push([n, err]) } })
+  const broken = userTag('wxapp', 'broken')
+  const others = ['a', 'b', 'c'].map((n) => userTag('wxapp', n))
+  for (const tag of [broken, ...others]) await store.setAccess(tag, { roles: ['r'], permissions: [] })
+  await admin.del(keys.user(broken))
+  await admin.set(keys.user(broken), 'a string, not a hash') // its visit fails (WRONGTYPE), as on a node that is down
+  await due()
+  t.equal(await store.sweepKept(), 4)
+  for (const tag of others) t.ok((await visit(tag) ?? 0) > Date.now() + KEPT_REVISIT_MS - 5_000, 'visited')
+  const retry = await visit(broken) ?? 0
+  t.ok(retry > Date.now() + KEPT_RETRY_MS - 5_000 && retry <= Date.now() + KEPT_RETRY_MS, 'the broken one: again in KEPT_RETRY_MS, not first in every sweep')
+  t.equal(told.length, 1, 'told once for the sweep')
+  t.equal(told[0]?.[0], 1)
+  t.equal((told[0]?.[1] as { code?: string }).code, 'STORE_UNAVAILABLE')
+  t.notOk(JSON.stringify(told[0]?.[1]).includes(broken) || String(told[0]?.[1].message).includes(broken), 'the error names no user')
+})
+
+test('sweepWarning: one line at most every ten minutes, counting the failures between, naming no user', async (t) => {
+  const lines: string[] = []
+  const warn = sweepWarning((msg) => { lines.push(msg) }, 600_000)
+  const err = Object.assign(new Error('The session store is unavailable; try again later'), { cause: new Error('ReplyError: WRONGTYPE Operation against a key holding the wrong kind of value') })
+  warn(2, err)
+  warn(3, err)
+  t.equal(lines.length, 1)
+  t.match(lines[0], /could not visit 2 user\(s\).*WRONGTYPE/)
+  const quick = sweepWarning((msg) => { lines.push(msg) }, 0)
+  quick(2, err)
+  quick(3, new Error('plain'))
+  t.match(lines[2], /could not visit 3 user\(s\).*first: plain\)/, 'the count restarts after each line')
+})
+
+test('close() stops a sweep under way after its current visit, and waits for it', async (t) => {
+  const { store, admin, keys, due } = await setup(t, 'closing')
+  for (let i = 0; i < 150; i++) await store.setAccess(userTag('wxapp', `c${i}`), { roles: ['r'], permissions: [] })
+  await due()
+  const sweeping = store.sweepKept()
+  await sleep(20)
+  await store.close()
+  const visited = await sweeping
+  t.ok(visited < 150, `stopped early (${visited} of 150 visited)`)
+  const left = await admin.zcount(keys.kept[0], '-inf', Date.now())
+  await sleep(200)
+  t.equal(await admin.zcount(keys.kept[0], '-inf', Date.now()), left, 'nothing visited after close() returned')
+  t.equal(await store.sweepKept(), 0, 'a closed store does not sweep')
+})
+
+test('a sweep on a Redis that hangs fails fast with STORE_UNAVAILABLE; a lock it got too late is released; the timer\'s failures are told, never thrown', async (t) => {
   const redis = await startRedis(t, { own: true })
+  const told: Error[] = []
   const open = async (keyPrefix: string, sweepEveryMs?: number) => {
-    const store = createRedisStore({ client: await connectRedis({ url: redis.url, timeoutMs: 300 }), keyPrefix, timeoutMs: 300, ownsClient: true, ...(sweepEveryMs !== undefined ? { sweepEveryMs } : {}) })
+    const store = createRedisStore({ client: await connectRedis({ url: redis.url, timeoutMs: DEADLINE_MS }), keyPrefix, timeoutMs: DEADLINE_MS, ownsClient: true, onSweepFailed: (_, err) => { told.push(err) }, ...(sweepEveryMs !== undefined ? { sweepEveryMs } : {}) })
     t.teardown(async () => await store.close())
     await store.setAccess(userTag('wxapp', 'x'), { roles: ['r'], permissions: [] })
     return store
@@ -131,11 +210,14 @@ test('a sweep on a Redis that hangs fails fast with STORE_UNAVAILABLE; a lock it
   const store = await open('down:')
   await open('timer:', 20) // sweeps every 20 ms: an unhandled failure would end the test's process
   const admin = redisClient(t, redis.url)
+  await sleep(DEADLINE_MS + 30)
   redis.pause()
   t.teardown(() => { redis.resume() })
   const started = Date.now()
   await t.rejects(store.sweepKept(), { code: 'STORE_UNAVAILABLE' })
   t.ok(Date.now() - started < 1_500, `within the store's deadline (${Date.now() - started} ms)`)
+  await sleep(100)
+  t.ok(told.length > 0, 'the timer\'s failed sweeps are told')
   redis.resume()
   await sleep(200)
   t.equal(await admin.exists(keyNames('down:').keptLock), 0, 'the lock its SET took once Redis answered is released')
