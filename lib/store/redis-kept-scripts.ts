@@ -6,10 +6,11 @@ import { lua } from './redis-lua.js'
 export const KEPT_SCRIPTS = {
   // ARGV: how long a key kept by roles or a service ban may go unvisited (ms): a login may start a
   // session there without the index knowing. -> when to visit next (ms, Redis' clock) | -1: never
-  // (the key expires by itself, is gone, or holds nothing that expires and no session can start).
+  // (the key is gone, lives no longer than its sessions, or holds nothing that expires and no session
+  // can start).
   wxauthSweepUser: lua(`
 local key, revisitMs = KEYS[1], tonumber(ARGV[1])
-if redis.call('PTTL', key) ~= -1 then return -1 end
+if redis.call('EXISTS', key) == 0 then return -1 end
 local now = nowMs()
 local earliest, bannedForGood = fixTtl(key, now)
 if not earliest then return -1 end

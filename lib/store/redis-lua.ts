@@ -149,11 +149,12 @@ local function split(v)
 end
 -- The key lives as long as what it holds: its latest session, marker, blacklist entry or ban, or
 -- for good while it holds roles an operator set or a ban without end. What expired is deleted first;
--- a key with nothing left is deleted. Kept for good, it answers when the first of what it still holds
--- expires (0: nothing does) and whether a ban without end keeps it (no session can start then): when
--- the sweep of such keys (redis-kept.ts) must come back.
+-- a key with nothing left is deleted. Kept for good, or while a service ban lasts (its end, years
+-- away, may set the key's lifetime while sessions come and go), it answers when the first of what it
+-- still holds expires (0: nothing does) and whether a ban without end keeps it (no session can start
+-- then): when the sweep of such keys (redis-kept.ts) must come back.
 local function fixTtl(key, now)
-  local latest, earliest, forGood, bannedForGood, gone = 0, 0, false, false, {}
+  local latest, earliest, forGood, bannedForGood, serviceBanned, gone = 0, 0, false, false, false, {}
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local name, v = all[i], all[i + 1]
@@ -169,6 +170,7 @@ local function fixTtl(key, now)
       for k = 2, #parts, 3 do
         local bannedUntil = tonumber(parts[k]) or 0
         if bannedUntil == 0 then forGood = true end
+        if bannedUntil == 0 or bannedUntil > now then serviceBanned = true end
         latest = math.max(latest, bannedUntil)
       end
     elseif isSession(name) or isBlacklisted(name) or isEnded(name) then
@@ -197,6 +199,7 @@ local function fixTtl(key, now)
   else
     redis.call('PEXPIRE', key, int(latest - now))
   end
+  if serviceBanned then return earliest, false end
   return nil
 end
 -- A key without a TTL is new (a first session, or a hash emptied and written again), or was kept for

@@ -63,14 +63,15 @@ async function violations (admin: ReturnType<typeof redisClient>, key: string, s
   const kept = keptForGood(hash)
   if (pttl === -1 && kept === null) out.push(`no TTL, and nothing kept for good: ${fields.join(' ')}`)
   const expiryOf = (field: string): number => Number((hash[field] ?? '').split(SEP)[0])
-  // Kept for good, the key is in the sweep's index (redis-kept.ts): banned without end (no session can
-  // start), due before the first of what it holds expires; kept by roles or a service ban (a login
-  // may add a session unseen), due within KEPT_REVISIT_MS, for good. An operator's change makes the
-  // user due a deadline later (once the change has landed): that much slack.
+  // Kept for good, or under a service ban (whose end may set the key's lifetime, years away), the key
+  // is in the sweep's index (redis-kept.ts): banned without end (no session can start), due before the
+  // first of what it holds expires; else (a login may add a session unseen) within KEPT_REVISIT_MS.
+  // An operator's change makes the user due a deadline later (once the change has landed): that much slack.
   const expiring = fields.filter((f) => f.length === 12 || f.endsWith('x') || f.startsWith(BLACKLIST_PREFIX)).map(expiryOf)
   const bannedForGood = hash[BAN_FIELD] !== undefined && unpack('ban', hash[BAN_FIELD]).bannedUntil === '0'
   const due = bannedForGood ? Math.min(...expiring) : now + KEPT_REVISIT_MS
-  if (pttl === -1 && due < Infinity && (visit === null || Number(visit) > due + TIMEOUT_MS)) out.push(`kept for good (${kept ?? ''}) and due by ${due - now} ms, the sweep visits it ${visit === null ? 'never' : `in ${Number(visit) - now} ms`}`)
+  const serviceBanned = unpackServiceBans(hash[SERVICE_BANS_FIELD]).some((b) => b.until === null || b.until > now + TIMEOUT_MS)
+  if ((pttl === -1 || serviceBanned) && due < Infinity && (visit === null || Number(visit) > due + TIMEOUT_MS)) out.push(`kept for good (${kept ?? ''}) and due by ${due - now} ms, the sweep visits it ${visit === null ? 'never' : `in ${Number(visit) - now} ms`}`)
   const sessions = fields.filter((f) => f.length === 12)
   const live = sessions.filter((sid) => expiryOf(sid) > now)
   for (const field of fields.filter((f) => f.length === 13)) {

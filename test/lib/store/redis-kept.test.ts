@@ -87,6 +87,24 @@ test('a ban without end: the sweep comes back when the markers expire, then forg
   t.ok((await visit() ?? 0) > Date.now() + KEPT_REVISIT_MS - 5_000, 'visited every KEPT_REVISIT_MS')
 })
 
+test('a service ban that ends years away sets the key\'s lifetime: the sweep visits the user while it lasts, and forgets it after', async (t) => {
+  const { store, admin, tag, key, visit, due } = await setup(t, 'long-ban')
+  const gone = { tag, sid: newSessionId() }
+  await store.banService(tag, { service: 'pay', until: Date.now() + 10 * 365 * 86_400_000, reason: 'r' })
+  await store.createSession(gone, data('secret-under-a-long-ban'), 'h0', 1)
+  t.ok(await admin.pttl(key) > 300 * 86_400_000, 'the key lives as long as the ban')
+  await sleep(1_100)
+  await due()
+  t.equal(await store.sweepKept(), 1)
+  t.notOk((await admin.hvals(key)).some((v) => v.includes('secret-under-a-long-ban')), 'the expired session\'s session_key is gone')
+  t.ok((await visit() ?? 0) > Date.now() + KEPT_REVISIT_MS - 5_000, 'back within KEPT_REVISIT_MS while the ban lasts: a login may start a session unseen')
+  await store.banService(tag, { service: 'pay', until: Date.now() + 200, reason: 'r' })
+  await sleep(250)
+  await due()
+  t.equal(await store.sweepKept(), 1)
+  t.equal(await visit(), null, 'the ban over, the key lives as long as what it holds: the user leaves the index')
+})
+
 test('a user whose key is no longer kept for good leaves the index at the next sweep; its key expires on its own', async (t) => {
   const { store, admin, tag, key, visit, due } = await setup(t, 'former')
   await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h0', 60)
