@@ -12,7 +12,8 @@ export const SCRIPTS = {
   ...HANDOFF_SCRIPTS,
   ...KEPT_SCRIPTS,
   // ARGV 16, 17: '1' and the packed roles and permissions to replace the user's ('' none), or '0' to keep them.
-  // -> {'created', sessions ended} | {'refused', device type} | {'ended', 'banned', until, reason}
+  // -> {'created', sessions ended[, 'kept': the key is kept for good, for the sweep's index]} | {'refused', device type}
+  //    | {'ended', 'banned', until, reason}
   wxauthCreate: lua(`
 local key = KEYS[1]
 local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
@@ -57,7 +58,7 @@ if setAccess == '1' then
   if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
 end
 -- The markers written last as long as an access token (a session's refresh TTL may be shorter).
-keepAlive(key, count > 0 and math.max(ttl, accessTtlMs) or ttl, now)
+if keepAlive(key, count > 0 and math.max(ttl, accessTtlMs) or ttl, now) then return {'created', count, 'kept'} end
 return {'created', count}`),
 
   // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}

@@ -40,7 +40,12 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
   return out.sort((a, b) => a.createdAt - b.createdAt)
 }
 
-export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
+/**
+ * `keep`: enters a user in the sweep's index of keys kept for good (redis-kept.ts). A login into such
+ * a key enters it, not waited for: a key kept for good by a version before the sweep joins the index
+ * at its user's next login.
+ */
+export function redisSessions (ctx: Context, keep: (tag: string) => Promise<void>): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { keys, send, run, guard } = ctx
   /**
    * A script that opens or rotates a session; with durability on, answered once replicas have its
@@ -64,7 +69,9 @@ export function redisSessions (ctx: Context): Omit<SessionsStore, 'kick' | 'ban'
         ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
         data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN))) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
-      return status === 'refused' ? { status, deviceType: String(detail) } : { status: 'created', ended: Number(detail) }
+      if (status === 'refused') return { status, deviceType: String(detail) }
+      if (more[0] === 'kept') keep(ref.tag).catch(() => {})
+      return { status: 'created', ended: Number(detail) }
     },
 
     async listSessions (tag) {

@@ -72,7 +72,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
 
   return {
     kind: 'redis',
-    ...redisSessions(ctx),
+    ...redisSessions(ctx, kept.keep),
     ...redisControl(ctx, kept.keep),
     sweepKept: kept.sweep,
     ...redisLoginCodes(ctx),
