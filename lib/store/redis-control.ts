@@ -5,21 +5,19 @@ import { endOf, lastingBans } from './access-state.js'
 import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
 import type { Context } from './redis-context.js'
 import type { ScriptName } from './redis-scripts.js'
+import type { keptUsers } from './redis-kept.js'
 import type { AccessStore, SessionsStore } from './types.js'
 
 /**
- * `keep`: enters the user in the sweep's index of keys kept for good (redis-kept.ts), before each
- * operator's change but a kick: any of them may keep the key for good, or let sessions start in a key
- * still kept (an unban under roles). If it fails, the change is not made. A user whose key is not
- * kept leaves the index at the next sweep.
+ * `kept.changing`: an operator's change but a kick, with its user in the sweep's index of keys kept for
+ * good (redis-kept.ts) around it: any of them may keep the key for good, or let sessions start in a
+ * key still kept (an unban under roles). A user whose key is not kept leaves the index at the next
+ * sweep. A change that still lands after its caller was told it failed enters the user again.
  */
-export function redisControl ({ keys, send, run, guard }: Context, keep: (tag: string) => Promise<void>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
-  /** An operator's change of a user's key, once the sweep's index has the user. */
+export function redisControl ({ keys, send, run, guard }: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'keep'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
   const change = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
-    await guard(async () => {
-      await keep(tag)
-      return await run(script, [keys.user(tag)], ...args)
-    })
+    await guard(async () => await kept.changing(tag, async () => await run(script, [keys.user(tag)], ...args)),
+      () => { kept.keep(tag).catch(() => {}) })
   return {
     async kick (tag, sids, reason, accessTtlMs) {
       return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))

@@ -21,10 +21,12 @@ return int(math.min(earliest, now + revisitMs))`),
   // Before an operator's change to a user (roles, a ban, a service ban): visit it once the change has
   // landed. Each entry has a version, new at every change (a counter of the index's), so that a sweep
   // that read the entry before the change does not write its verdict over it (wxauthKeptNext). Every
-  // time in the index is Redis' clock. KEYS: the index, its versions, its counter; ARGV: tag, due in (ms).
+  // time in the index is Redis' clock. KEYS: the index, its versions, its counter; ARGV: tag, due in
+  // (ms), '1' to leave a user the index holds as it is (a login into a key kept for good) | '0'.
   wxauthKeep: lua(`
 local index, versions, counter = KEYS[1], KEYS[2], KEYS[3]
-local tag, dueInMs = ARGV[1], tonumber(ARGV[2])
+local tag, dueInMs, ifAbsent = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if ifAbsent == '1' and redis.call('ZSCORE', index, tag) then return 0 end
 redis.call('HSET', versions, tag, redis.call('INCR', counter))
 redis.call('ZADD', index, int(nowMs() + dueInMs), tag)
 return 1`),

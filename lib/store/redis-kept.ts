@@ -18,22 +18,54 @@ export const KEPT_SWEEP_BATCH = 200
 /** A user whose visit failed (its node down, a key of another type) is tried again this much later, not at every sweep. */
 export const KEPT_RETRY_MS = 60_000
 
-/** Told once per sweep that had failures: how many visits failed, and the first error (its message holds no key or argument: deadlines.ts). */
+/** Told of failures (a user's visit, or a sweep's lock or index), how many since the last call, and the first error (its message holds no key or argument: deadlines.ts). */
 export type SweepFailed = (failed: number, first: Error) => void
 
-export function keptUsers ({ keys, send, run, guard }: Context, timeoutMs: number, onFailed?: SweepFailed) {
+/** The index's entries, the sweep that visits them: what the store is given (redis.ts). */
+export function keptUsers (ctx: Context, timeoutMs: number, onFailed?: SweepFailed) {
+  return { ...keptIndex(ctx, timeoutMs), ...keptSweeper(ctx, timeoutMs, onFailed) }
+}
+
+/** How users enter the index. */
+function keptIndex ({ keys, run, guard }: Context, timeoutMs: number) {
+  /**
+   * Enters the user in the index, due after twice the store's deadline (an operator's change made
+   * meanwhile has landed, or its caller was told it failed and it was not sent), at a new version: a
+   * sweep that read the entry before cannot drop the user over it. `ifAbsent` (a login into a key
+   * kept for good): only a user the index does not hold, leaving a scheduled visit as it is.
+   */
+  async function keep (tag: string, ifAbsent = false): Promise<void> {
+    await run('wxauthKeep', keys.kept, tag, 2 * timeoutMs, ifAbsent ? '1' : '0')
+  }
+
+  /**
+   * An operator's change of a user's key, with the user in the index around it: entered before (if
+   * that fails, the change is not made), and the change not sent once the store's deadline has
+   * passed (its caller is told it failed, and a sweep may soon read the entry); entered again after,
+   * not waited for, at a new version, so that a verdict a sweep took meanwhile is not written.
+   */
+  async function changing<T> (tag: string, write: () => Promise<T>): Promise<T> {
+    const started = Date.now()
+    await keep(tag)
+    if (Date.now() - started >= timeoutMs) throw new Error('the sweep\'s index answered after the deadline: the change was not sent')
+    const reply = await write()
+    guard(async () => { await keep(tag) }).catch(() => {})
+    return reply
+  }
+
+  /** After a login or a refresh in a key kept for good: the user into the index if it is not there, not waited for. */
+  function enter (tag: string): void {
+    guard(async () => { await keep(tag, true) }).catch(() => {})
+  }
+
+  return { keep, changing, enter }
+}
+
+/** The sweep: one gateway at a time (the lock), batch after batch of the users due. */
+function keptSweeper ({ keys, send, run, guard }: Context, timeoutMs: number, onFailed?: SweepFailed) {
   const [index, versions] = keys.kept
   let stopped = false
   let running: Promise<number> | undefined
-
-  /**
-   * Enters the user in the index before an operator's change is written, due once the change has
-   * landed or failed (the store's deadline), at a new version: a sweep that read the entry before
-   * cannot drop the user over it. If this fails, the change is not made.
-   */
-  async function keep (tag: string): Promise<void> {
-    await run('wxauthKeep', keys.kept, tag, timeoutMs)
-  }
 
   /** Visits one user and writes the verdict; a failure of the visit schedules a retry, one of the index ends the sweep. */
   async function visit (tag: string, version: string): Promise<Error | null> {
@@ -48,15 +80,17 @@ export function keptUsers ({ keys, send, run, guard }: Context, timeoutMs: numbe
     return failure
   }
 
+  /** Batch after batch, for half the lock's life at most (checked before each visit: a visit may take two deadlines). */
   async function sweepLocked (): Promise<number> {
     const until = Date.now() + KEPT_SWEEP_EVERY_MS / 2
     let visited = 0
     const failures: Error[] = []
+    const going = (): boolean => !stopped && Date.now() < until
     try {
-      for (let full = true; full && Date.now() < until;) {
+      for (let full = true; full && going();) {
         const due = await guard(async () => await run('wxauthKeptDue', [index, versions], KEPT_SWEEP_BATCH)) as string[]
         for (let i = 0; i < due.length; i += 2) {
-          if (stopped) return visited
+          if (!going()) return visited
           const failure = await visit(String(due[i]), String(due[i + 1]))
           if (failure !== null) failures.push(failure)
           visited++
@@ -64,35 +98,49 @@ export function keptUsers ({ keys, send, run, guard }: Context, timeoutMs: numbe
         full = due.length / 2 === KEPT_SWEEP_BATCH
       }
     } finally {
-      if (failures.length > 0) onFailed?.(failures.length, failures[0] as Error)
+      if (failures.length > 0 && !stopped) onFailed?.(failures.length, failures[0] as Error)
     }
     return visited
   }
 
-  /** Visits the users due, if no other gateway is sweeping. -> how many were visited. */
+  /** Visits the users due, unless this store or another gateway is sweeping. -> how many were visited (or tried). */
   async function sweep (): Promise<number> {
-    if (stopped) return 0
+    if (stopped || running !== undefined) return 0
     const owner = randomId(9)
     const release = async (): Promise<void> => { await guard(async () => await run('wxauthDeleteIfEquals', [keys.keptLock], owner)).catch(() => {}) }
     // A lock taken after this sweep gave up (a Redis that hung) is let go at once, not left a minute.
     const locked = await guard(async () => await send(keys.keptLock, ['SET', keys.keptLock, owner, 'PX', String(KEPT_SWEEP_EVERY_MS), 'NX']),
       (late) => { if (late === 'OK') release().catch(() => {}) })
     if (locked !== 'OK') return 0
-    running = sweepLocked().finally(release)
+    if (stopped || running !== undefined) {
+      await release()
+      return 0
+    }
+    const mine = sweepLocked()
+    running = mine
     try {
-      return await running
+      return await mine
     } finally {
-      running = undefined
+      if (running === mine) running = undefined
+      await release()
     }
   }
 
-  /** No sweep starts after this; the one running stops after its current visit, and is waited for. */
-  async function stop (): Promise<void> {
-    stopped = true
-    await running?.catch(() => {})
+  /** What the store's timer runs: a sweep whose failure is told, never thrown. */
+  function tick (): void {
+    sweep().catch((err: unknown) => { if (!stopped) onFailed?.(1, err as Error) })
   }
 
-  return { keep, sweep, stop }
+  /** No sweep starts after this; the one running stops before its next visit, and is waited for a deadline at most. */
+  async function stop (): Promise<void> {
+    stopped = true
+    if (running === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([running.catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
+    clearTimeout(timer)
+  }
+
+  return { sweep, tick, stop }
 }
 
 /** A warning for the log at most every `everyMs`, with the failures counted since the last. */
@@ -104,7 +152,7 @@ export function sweepWarning (warn: (msg: string) => void, everyMs = 600_000): S
     const now = Date.now()
     if (now - last < everyMs) return
     const cause = first.cause instanceof Error ? `: ${first.cause.message}` : ''
-    warn(`the sweep of users' keys kept for good could not visit ${count} user(s) since the last warning (first: ${first.message}${cause}); each is tried again a minute later, and their expired sessions stay until then`)
+    warn(`the sweep of users' keys kept for good failed ${count} time(s) since the last warning (a user's visit, tried again a minute later, or a whole sweep; first: ${first.message}${cause}): expired sessions in those keys stay until a visit succeeds`)
     last = now
     count = 0
   }

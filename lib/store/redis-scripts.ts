@@ -61,7 +61,7 @@ end
 if keepAlive(key, count > 0 and math.max(ttl, accessTtlMs) or ttl, now) then return {'created', count, 'kept'} end
 return {'created', count}`),
 
-  // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims}
+  // -> 'invalid' | 'behind' | {'ended', reason, ended at, by} | {'rotated', ttl ms, openid, unionid, sub, claims[, 'kept'] (as wxauthCreate)}
   //    | {'predecessor', ttl ms, openid, unionid, sub, claims, nonce, current digest, in grace '1' | '0', delivered '1' | '0'}
   // Never the session_key. The hot path of every refresh: values are cut with plain string.find.
   wxauthRotate: lua(`
@@ -94,7 +94,7 @@ if presented == generation and presentedDigest == current then
   end
   redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1), ''),
     rotationField(sid), pack_rotation(int(now), nonce, partOf(v[4], 3)))
-  keepAlive(key, ttl, now)
+  if keepAlive(key, ttl, now) then return {'rotated', int(ttl), openid, unionid, sub, claims, 'kept'} end
   return {'rotated', int(ttl), openid, unionid, sub, claims}
 end
 if presented == generation - 1 then

@@ -41,11 +41,11 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
 }
 
 /**
- * `keep`: enters a user in the sweep's index of keys kept for good (redis-kept.ts). A login into such
- * a key enters it, not waited for: a key kept for good by a version before the sweep joins the index
- * at its user's next login.
+ * `enter`: a login or a refresh in a key kept for good enters its user in the sweep's index
+ * (redis-kept.ts) if it is not there, not waited for: a key kept for good by a version before the
+ * sweep joins the index at its user's next login or refresh.
  */
-export function redisSessions (ctx: Context, keep: (tag: string) => Promise<void>): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
+export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { keys, send, run, guard } = ctx
   /**
    * A script that opens or rotates a session; with durability on, answered once replicas have its
@@ -70,7 +70,7 @@ export function redisSessions (ctx: Context, keep: (tag: string) => Promise<void
         data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN))) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
       if (status === 'refused') return { status, deviceType: String(detail) }
-      if (more[0] === 'kept') keep(ref.tag).catch(() => {})
+      if (more[0] === 'kept') enter(ref.tag)
       return { status: 'created', ended: Number(detail) }
     },
 
@@ -102,6 +102,7 @@ export function redisSessions (ctx: Context, keep: (tag: string) => Promise<void
       const [status, ttl, ...rest] = reply as string[]
       if (status === 'ended') return { status, end: endOf([ttl, ...rest]) }
       const session = subjectOf(rest)
+      if (status === 'rotated' && rest[4] === 'kept') enter(ref.tag)
       if (status === 'rotated') return { status, session, ttlMs: Number(ttl) }
       const [nonce = '', currentHash = '', inGrace, delivered] = rest.slice(4)
       return { status: 'predecessor', session, ttlMs: Number(ttl), nonce, currentHash, inGrace: inGrace === '1', delivered: delivered === '1' }

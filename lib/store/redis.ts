@@ -67,13 +67,13 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
   const kept = keptUsers(ctx, opts.timeoutMs, opts.onSweepFailed)
   // A sweep that fails (Redis down, or slow) is tried again at the next tick; nothing waits on it.
-  const sweeper = setInterval(() => { kept.sweep().catch((err: unknown) => opts.onSweepFailed?.(1, err as Error)) }, opts.sweepEveryMs ?? KEPT_SWEEP_EVERY_MS)
+  const sweeper = setInterval(kept.tick, opts.sweepEveryMs ?? KEPT_SWEEP_EVERY_MS)
   sweeper.unref()
 
   return {
     kind: 'redis',
-    ...redisSessions(ctx, kept.keep),
-    ...redisControl(ctx, kept.keep),
+    ...redisSessions(ctx, kept.enter),
+    ...redisControl(ctx, kept),
     sweepKept: kept.sweep,
     ...redisLoginCodes(ctx),
     ...redisCounters(ctx),

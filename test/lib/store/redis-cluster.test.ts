@@ -36,7 +36,7 @@ test('redis store on a Redis Cluster', async (t) => {
       const store = createRedisStore({ client, keyPrefix: `${newSessionId()}:`, timeoutMs: 500, ownsClient: false })
       t.teardown(async () => await store.close())
       for (let i = 0; i < 12; i++) await store.setAccess(userTag('wxapp', `op-${i}`), { roles: ['admin'], permissions: [] })
-      await sleep(550) // due once the changes have landed: the store's deadline
+      await sleep(1_050) // due once the changes have landed: twice the store's deadline
       t.equal(await store.sweepKept(), 12)
       t.equal(await store.sweepKept(), 0, 'each is due again later')
     })
