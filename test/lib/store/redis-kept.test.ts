@@ -1,7 +1,9 @@
 // The sweep of users' keys kept for good (lib/store/redis-kept.ts): a key that roles or a ban without
 // end keep has no TTL, and before the sweep an expired session's fields, its session_key among them,
 // stayed there until the user's next write, for good if none came.
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { test, type Test } from 'tap'
@@ -26,11 +28,17 @@ async function setup (t: Test, name: string, opts: Partial<RedisStoreOptions> = 
   const tag = userTag('wxapp', name)
   /** When the sweep visits the user next (ms, Redis' clock), or null when it is not in the index. */
   const visit = async (who = tag): Promise<number | null> => { const s = await admin.zscore(keys.kept[0], who); return s === null ? null : Number(s) }
-  /** What operators just changed made due now, as the deadlines after the changes would (an admin's write to the index's scores). */
+  /** What operators just changed made due now, as the deadlines after the changes would (an admin's write to the index's scores), once the entries not waited for are written. */
   const due = async (): Promise<void> => {
+    for (let last = -1, now = 0; now !== last; await sleep(20)) [last, now] = [now, Number(await admin.get(keys.kept[2]))]
     for (const who of await admin.zrangebyscore(keys.kept[0], '-inf', Date.now() + 3 * DEADLINE_MS)) await admin.zadd(keys.kept[0], 'XX', 0, who)
   }
-  return { store, admin, keys, tag, key: keys.user(tag), visit, due }
+  /** Waits until `n` entries were written to the index (an operator's change writes two, the second not waited for). */
+  const entered = async (n: number): Promise<void> => {
+    const until = Date.now() + 5_000
+    while (Number(await admin.get(keys.kept[2])) < n && Date.now() < until) await sleep(5)
+  }
+  return { store, admin, keys, tag, key: keys.user(tag), visit, due, entered, prefix, url: redis.url }
 }
 
 const data = (sessionKey: string) => ({ sub: 'op', openid: 'o-op', sessionKey, device: { deviceType: 'mp' } })
@@ -127,8 +135,9 @@ test('a user whose key is no longer kept for good leaves the index at the next s
 })
 
 test('a key kept for good before the sweep existed joins the index at its user\'s next login; other logins add nothing', async (t) => {
-  const { store, admin, keys, tag, visit } = await setup(t, 'older')
+  const { store, admin, keys, tag, visit, entered } = await setup(t, 'older')
   await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  await entered(2)
   await admin.zrem(keys.kept[0], tag) // as an earlier version left it: kept for good, unknown to the index
   await admin.hdel(keys.kept[1], tag)
   await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h0', 60)
@@ -151,6 +160,23 @@ test('a key kept for good before the sweep existed joins the index at its user\'
   await store.createSession({ tag: plain, sid: newSessionId() }, data('k'), 'h0', 60)
   await sleep(200)
   t.equal(await visit(plain), null, 'a user whose key expires is not entered')
+})
+
+test('the upgrade script of docs/operations.md enters the keys an earlier version kept for good, and nothing else', async (t) => {
+  const { store, admin, keys, tag, visit, entered, prefix, url } = await setup(t, 'upgrade')
+  await store.setAccess(tag, { roles: ['admin'], permissions: [] })
+  await entered(2)
+  await admin.del(keys.kept[0], keys.kept[1]) // as an earlier version left it: kept for good, unknown to the index
+  const plain = userTag('wxapp', 'plain')
+  await store.createSession({ tag: plain, sid: newSessionId() }, data('k'), 'h0', 60)
+  const docs = await readFile(new URL('../../../docs/operations.md', import.meta.url), 'utf8')
+  const script = /```sh\n([^`]*--scan --pattern[^`]*)```/.exec(docs)?.[1]
+  t.ok(script, 'the script is in docs/operations.md')
+  execFileSync('bash', ['-c', script ?? 'false'], { env: { ...process.env, P: prefix, R: `redis-cli -c -u ${url}` } })
+  t.equal(await visit(), 0, 'the key kept for good is in the index, due now')
+  t.equal(await visit(plain), null, 'a key with a TTL is not')
+  t.equal(await store.sweepKept(), 1, 'and the sweep visits it')
+  t.ok((await visit() ?? 0) > Date.now(), 'then schedules it')
 })
 
 test('an operator\'s change enters the user first: if that fails, the change is not made', async (t) => {
