@@ -142,11 +142,11 @@ export async function sentinelMaster (d: Deployment & { sentinels: number[] }): 
   return Number(port)
 }
 
-export async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+export async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000, everyMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await check().catch(() => false)) return
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
+    await sleep(everyMs)
   }
 }

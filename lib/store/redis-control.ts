@@ -14,10 +14,9 @@ import type { AccessStore, SessionsStore } from './types.js'
  * key still kept (an unban under roles). A user whose key is not kept leaves the index at the next
  * sweep. A change that still lands after its caller was told it failed enters the user again.
  */
-export function redisControl ({ keys, send, run, guard }: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'keep'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+export function redisControl ({ keys, send, run, guard }: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'enter'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
   const change = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
-    await guard(async () => await kept.changing(tag, async () => await run(script, [keys.user(tag)], ...args)),
-      () => { kept.keep(tag).catch(() => {}) })
+    await guard(async () => await kept.changing(tag, async () => await run(script, [keys.user(tag)], ...args)), () => { kept.enter(tag) })
   return {
     async kick (tag, sids, reason, accessTtlMs) {
       return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))

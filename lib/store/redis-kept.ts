@@ -7,6 +7,7 @@
 // and at least every KEPT_REVISIT_MS while a login may start a session there unseen. A user whose key
 // is no longer kept for good leaves the index. Scripts: redis-kept-scripts.ts.
 import { randomId } from '../ids.js'
+import { throttledWarning } from '../throttled-warning.js'
 import type { Context } from './redis-context.js'
 
 /** How long a key kept by roles or a service ban goes unvisited at most: so how long, at most, an expired session's fields outlive it there. */
@@ -49,16 +50,16 @@ function keptIndex ({ keys, run, guard }: Context, timeoutMs: number) {
     await keep(tag)
     if (Date.now() - started >= timeoutMs) throw new Error('the sweep\'s index answered after the deadline: the change was not sent')
     const reply = await write()
-    guard(async () => { await keep(tag) }).catch(() => {})
+    enter(tag)
     return reply
   }
 
-  /** After a login or a refresh in a key kept for good: the user into the index if it is not there, not waited for. */
-  function enter (tag: string): void {
-    guard(async () => { await keep(tag, true) }).catch(() => {})
+  /** The user into the index, not waited for: after an operator's change (one that landed late too), and `ifAbsent` after a login or a refresh in a key kept for good. */
+  function enter (tag: string, ifAbsent = false): void {
+    guard(async () => { await keep(tag, ifAbsent) }).catch(() => {})
   }
 
-  return { keep, changing, enter }
+  return { changing, enter }
 }
 
 /** The sweep: one gateway at a time (the lock), batch after batch of the users due. */
@@ -145,15 +146,8 @@ function keptSweeper ({ keys, send, run, guard }: Context, timeoutMs: number, on
 
 /** A warning for the log at most every `everyMs`, with the failures counted since the last. */
 export function sweepWarning (warn: (msg: string) => void, everyMs = 600_000): SweepFailed {
-  let last = -Infinity
-  let count = 0
-  return (failed, first) => {
-    count += failed
-    const now = Date.now()
-    if (now - last < everyMs) return
+  return throttledWarning(everyMs, (count, first: Error) => {
     const cause = first.cause instanceof Error ? `: ${first.cause.message}` : ''
     warn(`the sweep of users' keys kept for good failed ${count} time(s) since the last warning (a user's visit, tried again a minute later, or a whole sweep; first: ${first.message}${cause}): expired sessions in those keys stay until a visit succeeds`)
-    last = now
-    count = 0
-  }
+  })
 }

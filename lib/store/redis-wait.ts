@@ -11,6 +11,7 @@
 // timeouts, not a queue of them.
 import calculateSlot from 'cluster-key-slot'
 import { isIoredisCluster, type RedisClient, type SendCommand } from './redis-client.js'
+import { throttledWarning } from '../throttled-warning.js'
 
 export interface WaitOptions {
   replicas: number
@@ -76,14 +77,8 @@ export function replicaWaiter (client: RedisClient, send: SendCommand, opts: Wai
 
 /** A warning at most every `everyMs`, with how many writes fell short since the last one. */
 export function shortWarning (warn: (msg: string) => void, everyMs = 10_000): (acked: number, wanted: number) => void {
-  let last = 0
-  let count = 0
-  return (acked, wanted) => {
-    count++
-    const now = Date.now()
-    if (now - last < everyMs) return
+  const throttled = throttledWarning(everyMs, (count, acked: number, wanted: number) => {
     warn(`REDIS_WAIT_REPLICAS: ${count} write(s) answered with fewer replicas than asked (last: ${acked} of ${wanted} within REDIS_WAIT_TIMEOUT_MS); they stand on the master only, and a failover before the replicas catch up would lose them`)
-    last = now
-    count = 0
-  }
+  })
+  return (acked, wanted) => { throttled(1, acked, wanted) }
 }

@@ -72,7 +72,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
 
   return {
     kind: 'redis',
-    ...redisSessions(ctx, kept.enter),
+    ...redisSessions(ctx, (tag) => { kept.enter(tag, true) }),
     ...redisControl(ctx, kept),
     sweepKept: kept.sweep,
     ...redisLoginCodes(ctx),

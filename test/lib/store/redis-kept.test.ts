@@ -14,6 +14,7 @@ import { keyNames } from '../../../lib/store/redis-layout.js'
 import { SCRIPTS } from '../../../lib/store/redis-scripts.js'
 import { createRedisStore, type RedisStoreOptions } from '../../../lib/store/redis.js'
 import { redisClient, startRedis } from '../../helper.js'
+import { until } from '../../redis-deployments.js'
 
 /** The store's deadline here: an operator's change makes its user due twice that later (once it has landed). */
 const DEADLINE_MS = 1000
@@ -35,8 +36,7 @@ async function setup (t: Test, name: string, opts: Partial<RedisStoreOptions> = 
   }
   /** Waits until `n` entries were written to the index (an operator's change writes two, the second not waited for). */
   const entered = async (n: number): Promise<void> => {
-    const until = Date.now() + 5_000
-    while (Number(await admin.get(keys.kept[2])) < n && Date.now() < until) await sleep(5)
+    await until(async () => Number(await admin.get(keys.kept[2])) >= n, `${n} writes to the index`, 5_000, 5)
   }
   return { store, admin, keys, tag, key: keys.user(tag), visit, due, entered, prefix, url: redis.url }
 }
@@ -141,8 +141,7 @@ test('a key kept for good before the sweep existed joins the index at its user\'
   await admin.zrem(keys.kept[0], tag) // as an earlier version left it: kept for good, unknown to the index
   await admin.hdel(keys.kept[1], tag)
   await store.createSession({ tag, sid: newSessionId() }, data('k'), 'h0', 60)
-  const until = Date.now() + 2_000
-  while (await visit() === null && Date.now() < until) await sleep(10)
+  await until(async () => await visit() !== null, 'the login to enter it', 2_000, 10)
   t.ok(await visit() !== null, 'the login entered it')
   const scheduled = Date.now() + 600_000
   await admin.zadd(keys.kept[0], scheduled, tag)
@@ -153,8 +152,7 @@ test('a key kept for good before the sweep existed joins the index at its user\'
   t.equal(await visit(), scheduled, 'a user the index holds keeps its scheduled visit')
   await admin.zrem(keys.kept[0], tag)
   await store.rotateRefresh(ref, { generation: 1, presentedHash: 'h1', nextHash: 'h2', nonce: 'n2', graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
-  const again = Date.now() + 2_000
-  while (await visit() === null && Date.now() < again) await sleep(10)
+  await until(async () => await visit() !== null, 'the refresh to enter it', 2_000, 10)
   t.ok(await visit() !== null, 'a refresh enters it too')
   const plain = userTag('wxapp', 'plain')
   await store.createSession({ tag: plain, sid: newSessionId() }, data('k'), 'h0', 60)
@@ -241,8 +239,7 @@ test('one gateway sweeps at a time, batch after batch; the timer sweeps on its o
 
   const timed = await setup(t, 'timed', { sweepEveryMs: 50 })
   await timed.store.setAccess(timed.tag, { roles: ['r'], permissions: [] })
-  const until = Date.now() + 5_000
-  while ((await timed.visit() ?? 0) <= Date.now() + 1_000 && Date.now() < until) await sleep(25)
+  await until(async () => (await timed.visit() ?? 0) > Date.now() + 1_000, 'the timer to sweep', 5_000, 25)
   t.ok((await timed.visit() ?? 0) > Date.now() + 1_000, 'the store\'s own timer swept the user')
 })
 
@@ -284,8 +281,7 @@ test('close() stops a sweep under way after its current visit, and waits for it'
   for (let i = 0; i < 150; i++) await store.setAccess(userTag('wxapp', `c${i}`), { roles: ['r'], permissions: [] })
   await due()
   const sweeping = store.sweepKept()
-  const until = Date.now() + 5_000
-  while (await admin.zcount(keys.kept[0], '-inf', Date.now()) === 150 && Date.now() < until) await sleep(5)
+  await until(async () => await admin.zcount(keys.kept[0], '-inf', Date.now()) < 150, 'a first visit', 5_000, 5)
   await store.close()
   const visited = await sweeping
   t.ok(visited < 150, `stopped early (${visited} of 150 visited)`)
@@ -316,11 +312,10 @@ test('a sweep on a Redis that hangs fails fast with STORE_UNAVAILABLE; a lock it
   const started = Date.now()
   await t.rejects(store.sweepKept(), { code: 'STORE_UNAVAILABLE' })
   t.ok(Date.now() - started < 1_500, `within the store's deadline (${Date.now() - started} ms)`)
-  const until = Date.now() + 5_000
-  while (told.length === 0 && Date.now() < until) await sleep(10)
+  await until(async () => told.length > 0, 'the timer\'s failed sweeps to be told', 5_000, 10)
   t.ok(told.length > 0, 'the timer\'s failed sweeps are told')
   redis.resume()
-  while (await admin.exists(keyNames('down:').keptLock) === 1 && Date.now() < until + 5_000) await sleep(10)
+  await until(async () => await admin.exists(keyNames('down:').keptLock) === 0, 'the late lock\'s release', 10_000, 10)
   t.equal(await admin.exists(keyNames('down:').keptLock), 0, 'the lock its SET took once Redis answered is released')
   t.equal(await store.sweepKept(), 1, 'back: the user is visited')
 })
