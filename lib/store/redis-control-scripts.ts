@@ -14,7 +14,7 @@ local chosen = {}
 for _, s in ipairs(live) do
   if wanted['*'] or wanted[s.sid] then chosen[#chosen + 1] = s end
 end
-trimEnded(key, ended, #chosen)
+trimEnded(key, ended, #chosen, now)
 for _, s in ipairs(chosen) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
 -- The key lives as long as what it holds, the markers now too: one may outlive the sessions (an
 -- access token's lifetime), and ending a user's last session empties the hash, which deletes the
@@ -27,7 +27,7 @@ return #chosen`),
 local key, bannedUntil, reason, accessTtlMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMs()
 local live, ended = scan(key, now)
-trimEnded(key, ended, #live)
+trimEnded(key, ended, #live, now)
 for _, s in ipairs(live) do endSession(key, s, 'kicked', reason, now, accessTtlMs) end
 redis.call('HSET', key, BAN_FIELD, pack_ban(bannedUntil, reason, ''))
 fixTtl(key, now)

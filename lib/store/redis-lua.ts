@@ -71,17 +71,31 @@ end
 -- needs them, a marker's times only when there are too many (trimEnded). Every table made here costs
 -- each such login (issue 15): the markers are listed as their positions in the reply (ended.all), and
 -- a session's identity, which no rule reads, is not kept.
+-- Markers come in the order they were written (a compact hash keeps its fields' order; a new field
+-- goes last), the oldest first: the expired ones at the head are dropped, up to the first that still
+-- answers, one expiry read when none expired (a login at the limit, markers a few minutes old). So a
+-- user whose logins end sessions now and then (an exclusive device type, the limit) does not keep up
+-- to MAX_ENDED dead markers, each read by every later pass (issue 15, twelfth session).
 -- With checkBan, the user's ban is read in the same pass, and a banned user's hash is left as it is:
 -- nil, nil, the ban's reply.
 local function scan(key, now, checkBan)
   local all = redis.call('HGETALL', key)
-  local values, live, ended, gone, ban = {}, {}, { all = all }, {}, nil
+  local values, live, ended, gone, ban, head = {}, {}, { all = all }, {}, nil, true
   for i = 1, #all, 2 do
     local name = all[i]
     local n = #name
     if n == SID_CHARS + 1 then
       local b = string.byte(name, n)
-      if b == ENDED_BYTE then ended[#ended + 1] = i elseif b ~= IDENTITY_BYTE then values[name] = all[i + 1] end
+      if b == ENDED_BYTE then
+        if head and (expiryOf(all[i + 1]) or 0) <= now then
+          gone[#gone + 1] = name
+        else
+          head = false
+          ended[#ended + 1] = i
+        end
+      elseif b ~= IDENTITY_BYTE then
+        values[name] = all[i + 1]
+      end
     elseif n == SID_CHARS then
       local exp = expiryOf(all[i + 1])
       if exp and exp > now then
@@ -126,16 +140,24 @@ local function endSession(key, s, reason, by, now, accessTtlMs)
   dropSession(key, s.sid)
   redis.call('HSET', key, endedField(s.sid), pack_ended(int(math.max(s.expiresAt, now + accessTtlMs)), reason, int(now), by))
 end
--- Markers are bounded: past MAX_ENDED the oldest are forgotten, ENDED_SLACK more at once (their
--- tokens then get the generic code).
-local function trimEnded(key, ended, added)
+-- Markers are bounded: past MAX_ENDED the expired go first (scan drops only those at the head), then
+-- the oldest, ENDED_SLACK more at once (their tokens then get the generic code): a marker that still
+-- answers never goes while one that expired stays, as in the memory store.
+local function trimEnded(key, ended, added, now)
   if #ended + added <= MAX_ENDED then return end
-  local surplus = #ended + added - MAX_ENDED + ENDED_SLACK
-  local all, markers = ended.all, {}
-  for k, i in ipairs(ended) do markers[k] = { name = all[i], at = tonumber(partOf(all[i + 1], ENDED_AT_PART)) or 0 } end
-  local oldest = {}
-  for i, e in ipairs(leastOf(markers, surplus, 'at')) do oldest[i] = e.name end
-  forget(key, oldest)
+  local all, markers, dropped = ended.all, {}, {}
+  for _, i in ipairs(ended) do
+    local v = all[i + 1]
+    if (expiryOf(v) or 0) <= now then
+      dropped[#dropped + 1] = all[i]
+    else
+      markers[#markers + 1] = { name = all[i], at = tonumber(partOf(v, ENDED_AT_PART)) or 0 }
+    end
+  end
+  if #markers + added > MAX_ENDED then
+    for _, e in ipairs(leastOf(markers, #markers + added - MAX_ENDED + ENDED_SLACK, 'at')) do dropped[#dropped + 1] = e.name end
+  end
+  forget(key, dropped)
 end
 -- A value split at every SEP (the list of service bans).
 local function split(v)

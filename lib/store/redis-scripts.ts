@@ -48,7 +48,7 @@ if #kept >= maxSessions then
     count = count + 1
   end
 end
-trimEnded(key, ended, count)
+trimEnded(key, ended, count, now)
 redis.call('HSET', key,
   hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0', ''),
   identityField(sid), pack_identity(openid, unionid),

@@ -373,6 +373,22 @@ test('a login that ends a session keeps the key as long as its marker, a refresh
   t.ok(pttl > 25_000, `the key lives as long as the marker (${pttl} ms)`)
 })
 
+test('a pass drops the expired markers at the head of the user\'s hash (the oldest), up to the first that still answers', async (t) => {
+  const { store, admin, tag, key } = await oneUser(t, 'dead-markers')
+  const data = { sub: 'dead-markers', openid: 'o-d', sessionKey: 'k', device: { deviceType: 'mp' } }
+  const policy = { exclusive: 'same' as const, maxSessions: 10, accessTtlMs: 100 }
+  // Each login ends the one before it: a session of 2 s leaves a marker that expires with it, one of
+  // 60 s a marker that answers for a minute.
+  const sids = Array.from({ length: 7 }, () => newSessionId())
+  for (const [i, ttl] of [2, 2, 2, 60, 60, 2, 2].entries()) await store.createSession({ tag, sid: sids[i] as string }, data, 'h0', ttl, policy)
+  const markers = async (): Promise<string[]> => (await admin.hkeys(key)).filter((f) => f.length === 13 && f.endsWith('x'))
+  t.same(await markers(), sids.slice(0, 6).map((sid) => `${sid}x`), 'six markers, in the order they were written')
+  await sleep(2_100)
+  t.same(await store.createSession({ tag, sid: newSessionId() }, data, 'h1', 60, policy), { status: 'created', ended: 0 })
+  t.same(await markers(), [sids[3], sids[4], sids[5]].map((sid) => `${sid}x`), 'the three expired at the head went; the two that answer and the expired one after them stay')
+  t.equal(await admin.hexists(key, sids[6] as string), 0, 'the expired session went too')
+})
+
 test('a login that replaces operator roles with none sets the key\'s lifetime from all it holds, not from its own session', async (t) => {
   const { store, admin, tag, key } = await oneUser(t, 'roles-gone')
   const data = { sub: 'roles-gone', openid: 'o-r', sessionKey: 'k' }

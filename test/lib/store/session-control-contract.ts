@@ -128,6 +128,23 @@ export function sessionControlContract (t: Test, make: (t: Test) => Promise<Cont
     t.ok(told.slice(-(MAX_ENDED - ENDED_SLACK)).every((r) => typeof r === 'object' && 'reason' in r && r.reason === 'replaced'), 'the most recent are all kept')
     t.equal(told[0], 'revoked', 'the first is forgotten')
   })
+
+  t.test('past MAX_ENDED markers, the expired go before the oldest that still answers', async (t) => {
+    const { store, advance } = await make(t)
+    const u = user('outlived')
+    const exclusive = policy({ exclusive: 'same' })
+    const first = u.ref()
+    await store.createSession(first, u.data('mp'), 'h0', 60, exclusive)
+    // The next login ends `first` (a marker that answers for a minute); each after it ends one of
+    // these short sessions (markers that expire with them, within two seconds): MAX_ENDED in all.
+    for (let i = 0; i < MAX_ENDED; i++) await store.createSession(u.ref(), u.data('mp'), 'h0', 2, policy({ exclusive: 'same', accessTtlMs: 100 }))
+    await advance(2_100)
+    const [a, b] = [u.ref(), u.ref()]
+    t.same(await store.createSession(a, u.data('mp'), 'h0', 60, exclusive), { status: 'created', ended: 0 }, 'the last short session expired: nothing to end')
+    t.same(await store.createSession(b, u.data('mp'), 'h0', 60, exclusive), { status: 'created', ended: 1 }, 'one marker more than MAX_ENDED')
+    t.match(await store.checkAccess(first, 'j'), { reason: 'replaced', by: 'mp' }, 'the oldest marker, still answering, is kept')
+    t.match(await store.checkAccess(a, 'j'), { reason: 'replaced', by: 'mp' })
+  })
 }
 
 export function moderationContract (t: Test, make: (t: Test) => Promise<ContractContext>): void {
