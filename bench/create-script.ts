@@ -6,13 +6,14 @@
 // times more), crossing it (10, then 2 more) and long at it (40, then 40 more: markers trimmed, and an
 // older script without a limit meets a hash that grew). An older script takes the arguments it knows
 // (the first eight are the same in every version) and leaves the rest.
-// Knobs: SCRIPT_USERS (2000), SCRIPT_PAIRS (3).
+// Knobs: SCRIPT_USERS (2000), SCRIPT_PAIRS (3); SCRIPT_READS=1 measures instead what reading a user at
+// the limit costs a script, by fragment (script-reads.ts).
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { createClient } from '@redis/client'
 import { paths } from './paths.js'
 import { freePort, startRedis } from './processes.js'
+import { clientOf, measureReads } from './script-reads.js'
 
 const USERS = Number(process.env.SCRIPT_USERS ?? 2000)
 const PAIRS = Number(process.env.SCRIPT_PAIRS ?? 3)
@@ -22,7 +23,6 @@ const STATES = [
   { name: 'long at the limit (40 logins, 40 more)', warm: 40, measured: 40 }
 ]
 
-const clientOf = (url: string) => createClient({ url })
 type Redis = ReturnType<typeof clientOf>
 
 /** The arguments of one login as the gateway sends them (lib/store/redis-sessions.ts), a device included. */
@@ -63,6 +63,10 @@ async function main (): Promise<void> {
     for (const tree of trees) {
       const { SCRIPTS } = await import(pathToFileURL(join(tree, 'dist/lib/store/redis-scripts.js')).href) as { SCRIPTS: { wxauthCreate: string } }
       shas.push(await redis.scriptLoad(SCRIPTS.wxauthCreate))
+    }
+    if (process.env.SCRIPT_READS === '1') {
+      await measureReads(redis, argsOf)
+      return
     }
     process.stdout.write(`Redis µs per wxauthCreate (INFO commandstats), ${USERS} users a state, ${PAIRS} pair(s), the order turning each pair\n`)
     for (const [s, state] of STATES.entries()) {
