@@ -9,6 +9,7 @@
 import { randomId } from '../ids.js'
 import { throttledWarning } from '../throttled-warning.js'
 import type { Context } from './redis-context.js'
+import { releaseLock, takeLock } from './redis-locks.js'
 
 /** How long a key kept by roles or a service ban goes unvisited at most: so how long, at most, an expired session's fields outlive it there. */
 export const KEPT_REVISIT_MS = 3_600_000
@@ -63,7 +64,8 @@ function keptIndex ({ keys, run, guard }: Context, timeoutMs: number) {
 }
 
 /** The sweep: one gateway at a time (the lock), batch after batch of the users due. */
-function keptSweeper ({ keys, send, run, guard }: Context, timeoutMs: number, onFailed?: SweepFailed) {
+function keptSweeper (ctx: Context, timeoutMs: number, onFailed?: SweepFailed) {
+  const { keys, run, guard } = ctx
   const [index, versions] = keys.kept
   let stopped = false
   let running: Promise<number> | undefined
@@ -108,11 +110,9 @@ function keptSweeper ({ keys, send, run, guard }: Context, timeoutMs: number, on
   async function sweep (): Promise<number> {
     if (stopped || running !== undefined) return 0
     const owner = randomId(9)
-    const release = async (): Promise<void> => { await guard(async () => await run('wxauthDeleteIfEquals', [keys.keptLock], owner)).catch(() => {}) }
+    const release = async (): Promise<void> => { await releaseLock(ctx, keys.keptLock, owner).catch(() => {}) }
     // A lock taken after this sweep gave up (a Redis that hung) is let go at once, not left a minute.
-    const locked = await guard(async () => await send(keys.keptLock, ['SET', keys.keptLock, owner, 'PX', String(KEPT_SWEEP_EVERY_MS), 'NX']),
-      (late) => { if (late === 'OK') release().catch(() => {}) })
-    if (locked !== 'OK') return 0
+    if (!await takeLock(ctx, keys.keptLock, owner, KEPT_SWEEP_EVERY_MS)) return 0
     if (stopped || running !== undefined) {
       await release()
       return 0

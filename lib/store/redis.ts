@@ -8,6 +8,7 @@ import { StoreUnavailableError } from '../errors.js'
 import { createDeadlines } from './deadlines.js'
 import { disconnectClient, sendCommandOf, type RedisClient, type SendCommand } from './redis-client.js'
 import { openLane, type Lane } from './redis-lane.js'
+import { letGo, releaseLock, takeLock } from './redis-locks.js'
 import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
 import { scriptRunner } from './redis-scripts.js'
@@ -129,7 +130,8 @@ function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wa
   }
 }
 
-function redisLoginCodes ({ keys, send, run, guard }: Context): LoginCodeStore {
+function redisLoginCodes (ctx: Context): LoginCodeStore {
+  const { keys, send, guard } = ctx
   return {
     async claimCode (codeId, pendingTtlMs) {
       const key = keys.code(codeId)
@@ -137,7 +139,7 @@ function redisLoginCodes ({ keys, send, run, guard }: Context): LoginCodeStore {
       // this claim alone: a client that got 503 STORE_UNAVAILABLE may use its code again.
       const claim = `${CODE_PENDING}${randomId(9)}`
       const release = (outcome: CodeClaim): void => {
-        if (outcome === 'claimed') run('wxauthDeleteIfEquals', [key], claim).catch(() => {})
+        if (outcome === 'claimed') letGo(ctx, key, claim)
       }
       return await guard(async (): Promise<CodeClaim> => {
         for (let attempt = 0; attempt < 2; attempt++) {
@@ -167,7 +169,8 @@ function redisCounters ({ keys, run, guard }: Context): CounterStore {
   }
 }
 
-function redisCredentials ({ keys, send, run, guard }: Context): CredentialStore {
+function redisCredentials (ctx: Context): CredentialStore {
+  const { keys, send, run, guard } = ctx
   return {
     async getCredential (name) {
       const key = keys.credential(name)
@@ -178,8 +181,7 @@ function redisCredentials ({ keys, send, run, guard }: Context): CredentialStore
     },
 
     async lockCredential (name, owner, ttlMs) {
-      const key = keys.credentialLock(name)
-      return await guard(async () => await send(key, ['SET', key, owner, 'PX', String(ttlMs), 'NX']) === 'OK')
+      return await takeLock(ctx, keys.credentialLock(name), owner, ttlMs)
     },
 
     async saveCredential (name, credential, owner) {
@@ -190,7 +192,7 @@ function redisCredentials ({ keys, send, run, guard }: Context): CredentialStore
     },
 
     async unlockCredential (name, owner) {
-      await guard(async () => await run('wxauthDeleteIfEquals', [keys.credentialLock(name)], owner))
+      await releaseLock(ctx, keys.credentialLock(name), owner)
     }
   }
 }
