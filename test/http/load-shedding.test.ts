@@ -15,9 +15,17 @@ test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry
   await registerLoadShedding(app, { maxEventLoopDelayMs: 100, livePath: '/health/live' })
   app.get('/health/live', async () => ({ status: 'ok' }))
   app.get('/work', async () => ({ done: true }))
+  // Overload as it comes: the loop still turns, but every turn is long (200 ms), for longer than the
+  // plugin's sampling second. What it measures is the mean lag of each second's turns, so one long
+  // block may or may not pass the bound, by where it falls in that second (a slow start of this test
+  // once put it past the first sample: 200).
   app.get('/block', async () => {
-    const until = Date.now() + 1_200
-    while (Date.now() < until); // a handler that hogs the event loop
+    const end = Date.now() + 1_500
+    while (Date.now() < end) {
+      const turn = Date.now() + 200
+      while (Date.now() < turn); // a handler that hogs the event loop
+      await new Promise((resolve) => setImmediate(resolve))
+    }
     return { blocked: true }
   })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
