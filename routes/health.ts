@@ -4,6 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { HealthResponse, LiveResponse, Tags } from '../lib/schemas.js'
 import { countAnsweredError } from '../http/answered-errors.js'
+import { PROBE_CONFIG } from '../http/request-log.js'
 
 export interface HealthRouteOptions {
   path: string
@@ -22,9 +23,11 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
     await last.result
   }
   fastify.get(`${opts.path.replace(/\/$/, '')}/live`, {
+    config: PROBE_CONFIG,
     schema: { summary: 'Liveness: whether the process serves HTTP', tags: [Tags.health], operationId: 'live', response: { 200: LiveResponse } }
   }, async () => ({ status: 'ok' as const }))
   fastify.get(opts.path, {
+    config: PROBE_CONFIG,
     schema: {
       summary: 'Readiness: whether the session store answers',
       tags: [Tags.health],
