@@ -4,12 +4,12 @@
 // LOG_LEVEL=info the second line cost an authenticated request some 20 µs of the gateway's CPU on a
 // slow machine (BENCHMARKS.md, "Logging at info"). At debug the incoming line is written too, so
 // that a request that never completes is seen. A probe answered 2xx (a route whose config says
-// `probe`: the health routes) is logged at debug: an orchestrator's probe every few seconds is not
-// traffic; one that fails stays at info. A 4xx that reaches Fastify's default error handler is
+// `probe`: the health routes, the metrics scrape) is logged at debug: an orchestrator's probe every
+// few seconds is not traffic; one that fails stays at info. A 4xx that reaches Fastify's default error handler is
 // logged without its stack.
 import Fastify, { type FastifyReply, type FastifyRequest, type LogController } from 'fastify'
 
-/** The route config of a probe (routes/health.ts). */
+/** The route config of a probe (routes/health.ts) or a scrape (routes/metrics.ts). */
 export const PROBE_CONFIG = { probe: true }
 
 // LogController came with Fastify 5.10 (fastify/fastify#6580); the peer range starts at 5.0: with an
@@ -18,7 +18,11 @@ const Base = (Fastify as unknown as { LogController?: new () => LogController })
 
 const isProbe = (request: FastifyRequest): boolean => (request.routeOptions.config as { probe?: boolean }).probe === true
 
-/** Fastify's logController option for the gateway's listeners; undefined when this Fastify has none. */
+/**
+ * Fastify's logController option for the gateway's listeners; undefined when this Fastify has none.
+ * Given one, Fastify ignores its top-level `disableRequestLogging` and `requestIdLogLabel`: a host
+ * that spreads serverOptions() and sets those leaves this out (docs/embedding.md).
+ */
 export function requestLogController (): LogController | undefined {
   if (Base === undefined) return undefined
   class OneLinePerRequest extends Base {
@@ -29,14 +33,14 @@ export function requestLogController (): LogController | undefined {
     // Fastify's default error handler (a listener's root, where the gateway's is not set: a 404)
     // logs a 4xx with its error's stack: the code and message say it all.
     override defaultErrorLog (error: Error, request: FastifyRequest, reply: FastifyReply): void {
-      if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, error.message)
-      else reply.log.info({ res: reply, code: (error as { code?: unknown }).code }, error.message)
+      if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, error?.message)
+      else reply.log.info({ res: reply, code: (error as { code?: unknown } | undefined)?.code }, error?.message)
     }
 
     override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
       const line = { req: request, res: reply, responseTime: reply.elapsedTime }
       if (error !== null && error !== undefined) reply.log.error({ ...line, err: error }, 'request errored')
-      else if (isProbe(request) && reply.statusCode < 300) reply.log.debug(line, 'request completed')
+      else if (reply.statusCode < 300 && isProbe(request)) reply.log.debug(line, 'request completed')
       else reply.log.info(line, 'request completed')
     }
   }

@@ -4,6 +4,7 @@
 // it is for a scraper, not for clients.
 import type { FastifyPluginAsync } from 'fastify'
 import { MetricsUnavailableError } from '../lib/errors.js'
+import { PROBE_CONFIG } from '../http/request-log.js'
 
 export interface MetricsRouteOptions {
   /** Where the metrics answer: '/metrics' by default. */
@@ -17,7 +18,8 @@ export interface MetricsRouteOptions {
 
 const metricsRoutes: FastifyPluginAsync<MetricsRouteOptions> = async function metricsRoutes (fastify, opts) {
   const source = opts.source ?? fastify.wechatAuthMetrics.registry
-  fastify.get(opts.path ?? '/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  // A scrape every few seconds is logged at debug, as the health probes (http/request-log.ts).
+  fastify.get(opts.path ?? '/metrics', { config: PROBE_CONFIG, schema: { hide: true } }, async (_request, reply) => {
     let text: string
     try {
       text = await source.metrics()

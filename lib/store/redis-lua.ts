@@ -73,7 +73,8 @@ end
 -- a session's identity, which no rule reads, is not kept.
 -- Markers come in the order they were written (a compact hash keeps its fields' order; a new field
 -- goes last), the oldest first: the expired ones at the head are dropped, up to the first that still
--- answers, one expiry read when none expired (a login at the limit, markers a few minutes old). So a
+-- answers, one expiry read when none expired (a login at the limit, markers a few minutes old). A hash
+-- in Redis' hashtable encoding keeps no order: fewer may go, never one that answers. So a
 -- user whose logins end sessions now and then (an exclusive device type, the limit) does not keep up
 -- to MAX_ENDED dead markers, each read by every later pass (issue 15, twelfth session).
 -- With checkBan, the user's ban is read in the same pass, and a banned user's hash is left as it is:

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { PROBE_CONFIG } from '../../http/request-log.js'
 import { serverOptions } from '../../http/server-options.js'
 import { notFoundHandler } from '../../http/error-handler.js'
+import metricsRoutes from '../../routes/metrics.js'
 
 interface Line { level: number, msg: string, reqId?: string, req?: Record<string, unknown>, res?: { statusCode: number }, responseTime?: number, err?: { stack?: string }, code?: string }
 
@@ -19,6 +20,7 @@ async function server (t: Test, level: 'info' | 'debug'): Promise<{ base: string
   app.setNotFoundHandler(notFoundHandler)
   app.get('/work', async () => ({ done: true }))
   app.get('/probe', { config: PROBE_CONFIG }, async (_request, reply) => await reply.code(probeStatus.value).send({ status: probeStatus.value }))
+  await app.register(metricsRoutes, { source: { metrics: async () => '# a scrape\n', contentType: 'text/plain' } })
   app.get('/bug', async () => { throw new TypeError('x is undefined') })
   app.get('/hook-fails', { onResponse: async () => { throw new Error('an onResponse hook failed') } }, async () => ({ done: true }))
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -48,9 +50,10 @@ test('at debug, the incoming line too: a request that never completes is seen', 
   t.equal(got[0]?.reqId, got[1]?.reqId, 'the same request')
 })
 
-test('a probe answered 2xx is logged at debug; one that fails at info', async (t) => {
+test('a probe or a metrics scrape answered 2xx is logged at debug; a probe that fails at info', async (t) => {
   const quiet = await server(t, 'info')
   await get(`${quiet.base}/probe`)
+  await get(`${quiet.base}/metrics`)
   quiet.probeStatus.value = 503
   await get(`${quiet.base}/probe`)
   const got = await logged(quiet.lines, 1)
