@@ -6,9 +6,12 @@ import type { Context } from './redis-context.js'
 
 type LockContext = Pick<Context, 'send' | 'run' | 'guard'>
 
-/** Deletes `key` if it still holds `value`, not waited for, never failing: a lock or claim answered too late. */
-export const letGo = ({ run }: Pick<Context, 'run'>, key: string, value: string): void => {
-  run('wxauthDeleteIfEquals', [key], value).catch(() => {})
+/**
+ * Deletes `key` if it still holds `value`, not waited for, never failing: a lock or claim answered too
+ * late. Under the store's deadline, so that closing the store waits for it (deadlines.ts drain).
+ */
+export const letGo = ({ run, guard }: Pick<Context, 'run' | 'guard'>, key: string, value: string): void => {
+  guard(async () => await run('wxauthDeleteIfEquals', [key], value)).catch(() => {})
 }
 
 /** Takes `key` for `owner` for `ttlMs` by the store's deadline. -> whether `owner` holds it */
