@@ -12,7 +12,7 @@ import metricsRoutes from '../../routes/metrics.js'
 interface Line { level: number, msg: string, reqId?: string, req?: Record<string, unknown>, res?: { statusCode: number }, responseTime?: number, err?: { stack?: string }, code?: string }
 
 /** A server at `level` with a route, a probe that answers `probeStatus`, and a route whose onResponse hook fails; its lines. */
-async function server (t: Test, level: 'info' | 'debug'): Promise<{ base: string, lines: Line[], probeStatus: { value: number } }> {
+async function server (t: Test, level: 'info' | 'debug' | 'warn'): Promise<{ base: string, lines: Line[], probeStatus: { value: number } }> {
   const lines: Line[] = []
   const probeStatus = { value: 200 }
   const app = Fastify(serverOptions({ LOG_LEVEL: level, TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(JSON.parse(l) as Line) } } }))
@@ -40,6 +40,14 @@ test('at info, a request is one line once answered: the request, its status, its
   const [line, ...more] = await logged(lines, 1)
   t.same(more, [], 'one line')
   t.match(line, { level: 30, msg: 'request completed', reqId: String, req: { method: 'GET', url: '/work?page=2', remoteAddress: '127.0.0.1' }, res: { statusCode: 200 }, responseTime: Number })
+})
+
+test('at warn, no line for a request answered; one for a failure after the answer', async (t) => {
+  const { base, lines } = await server(t, 'warn')
+  await get(`${base}/work`)
+  await get(`${base}/probe`)
+  await get(`${base}/hook-fails`)
+  t.same((await logged(lines, 1)).map((l) => [l.level, l.msg]), [[50, 'request errored']])
 })
 
 test('at debug, the incoming line too: a request that never completes is seen', async (t) => {
