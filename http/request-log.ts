@@ -21,14 +21,9 @@ const isProbe = (request: FastifyRequest): boolean => (request.routeOptions.conf
 // one property read, not the route's options (a getter that builds an object) and the line's object.
 const QUIET = new Set(['fatal', 'error', 'warn', 'silent'])
 
-/**
- * Fastify's logController option for the gateway's listeners; undefined when this Fastify has none.
- * Given one, Fastify ignores its top-level `disableRequestLogging` and `requestIdLogLabel`: a host
- * that spreads serverOptions() and sets those leaves this out (docs/embedding.md).
- */
-export function requestLogController (): LogController | undefined {
-  if (Base === undefined) return undefined
-  class OneLinePerRequest extends Base {
+/** The request log: one line per request once answered (above), a 4xx without its stack. */
+function oneLinePerRequest (Controller: new () => LogController): LogController {
+  class OneLinePerRequest extends Controller {
     override incomingRequest (request: FastifyRequest): void {
       request.log.debug({ req: request }, 'incoming request')
     }
@@ -53,3 +48,11 @@ export function requestLogController (): LogController | undefined {
   }
   return new OneLinePerRequest()
 }
+
+/**
+ * Fastify's logController option for the gateway's listeners, made once and shared (it holds no state:
+ * Fastify uses it as given); undefined when this Fastify has none. Given one, Fastify ignores its
+ * top-level `disableRequestLogging` and `requestIdLogLabel`: a host that spreads serverOptions() and
+ * sets those leaves this out (docs/embedding.md).
+ */
+export const REQUEST_LOG: LogController | undefined = Base === undefined ? undefined : oneLinePerRequest(Base)

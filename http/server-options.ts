@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
-import { requestLogController } from './request-log.js'
+import { REQUEST_LOG } from './request-log.js'
 
 /**
  * The event the standalone server emits, with the answer's code, for each request it answers before
@@ -68,9 +68,8 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
   // Longer than the idle timeout of the load balancers in front (60 s for most), so that they, not
   // the gateway, close an idle connection: no request is sent on a connection being closed.
   const keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS ?? defaultOf('HTTP_KEEP_ALIVE_TIMEOUT_MS')
-  const logController = requestLogController()
   return {
-    ...(logController !== undefined ? { logController } : {}),
+    ...(REQUEST_LOG !== undefined ? { logController: REQUEST_LOG } : {}),
     logger: {
       level: config.LOG_LEVEL,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
