@@ -3,7 +3,9 @@
 // Redis runs a script's whole text on every call, so each definition of the shared prelude (some 40
 // functions and constants) costs every call its closure or its value, used or not: about 2.4 µs a
 // call on this project's machine (INFO commandstats, a script of the prelude alone against `return
-// 1`), a tenth of a refresh's Redis time. Each script now carries what it calls.
+// 1`), a tenth of a refresh's Redis time. Each script now carries what it calls. (On Redis 7 the
+// scripts run as functions of one library, whose shared Lua runs once, at its load: redis-functions.ts;
+// this is what a Redis without functions runs.)
 //
 // The prelude is a sequence of top-level `local` statements (a `local function name` or `local a, b =
 // ...`) with their indented bodies; comment lines belong to the statement after them. A statement is
@@ -57,4 +59,22 @@ export function withPrelude (statements: readonly Statement[], body: string): st
     }
   }
   return statements.filter((s) => kept.has(s)).map((s) => s.text).join('\n') + '\n' + body
+}
+
+/**
+ * `lua(body)`: a script, `body` after the statements of `prelude` it needs. `bodyOf(script)`: what a
+ * script made so runs after the shared Lua, the body given (the functions library, redis-functions.ts,
+ * carries the prelude once and each body in a function), or the whole text of a script made otherwise.
+ */
+export function scriptsOf (prelude: string) {
+  const statements = statementsOf(prelude)
+  const bodies = new Map<string, string>()
+  return {
+    lua (body: string): string {
+      const text = withPrelude(statements, body)
+      bodies.set(text, body)
+      return text
+    },
+    bodyOf: (script: string): string => bodies.get(script) ?? script
+  }
 }

@@ -75,6 +75,16 @@ export function sendCommandOf (client: RedisClient): SendCommand {
   throw new Error('redis: expected an ioredis client or cluster, or a node-redis client, cluster or sentinel (not in legacy mode)')
 }
 
+/**
+ * Sends a command without keys (FUNCTION LOAD) to where a command on `key` would go: `send` itself,
+ * but on an ioredis Cluster, which routes a command without keys to any node, to every master it knows.
+ */
+export function toMastersOf (client: RedisClient, send: SendCommand): SendCommand {
+  if (!isIoredisCluster(client)) return send
+  const cluster = client as unknown as { nodes: (role: 'master') => IoredisLike[] }
+  return async (_key, args) => await Promise.all(cluster.nodes('master').map(async (node) => await node.call(...(args as [string, ...string[]]))))
+}
+
 export interface ConnectOptions {
   url: string
   timeoutMs: number

@@ -2,7 +2,7 @@
 // redis-access-check.ts) is built from.
 import type { createDeadlines } from './deadlines.js'
 import type { keyNames } from './redis-layout.js'
-import type { scriptRunner } from './redis-scripts.js'
+import type { scriptRunner } from './redis-script-runner.js'
 import type { sendCommandOf } from './redis-client.js'
 import type { AccessCache } from './redis-access-cache.js'
 

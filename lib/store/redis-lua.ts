@@ -2,17 +2,20 @@
 // with a marker, the ban, the key's lifetime (roles and service bans keep it for good). Field names and
 // packed values come from LUA_LAYOUT.
 import { SESSION_FIELDS } from './redis-layout.js'
-import { statementsOf, withPrelude } from './lua-prelude.js'
+import { scriptsOf } from './lua-prelude.js'
 import { LUA_LAYOUT } from './redis-lua-layout.js'
 
 /** A part's position (from 1) in its packed value, for partOf. */
 const partIndex = <F extends keyof typeof SESSION_FIELDS>(field: F, name: (typeof SESSION_FIELDS)[F]['parts'][number]): number =>
   (SESSION_FIELDS[field].parts as readonly string[]).indexOf(name) + 1
 
+const lastByte = (suffix: string): number => suffix.charCodeAt(suffix.length - 1)
+
 export const LUA_COMMON = LUA_LAYOUT + `
 -- Later than any time this store writes (about the year 30,000): what lies beyond is not a time.
 local MAX_TIME_MS = 9e14
-local ENDED_BYTE, IDENTITY_BYTE = string.byte(ENDED_SUFFIX, -1), string.byte(identityField(''), -1)
+-- Last bytes of field names, as numbers: a library's top level (redis-functions.ts) has no string library.
+local ENDED_BYTE, IDENTITY_BYTE = ${lastByte(SESSION_FIELDS.ended.suffix)}, ${lastByte(SESSION_FIELDS.identity.suffix)}
 local DEVICE_TYPE_PART, CREATED_AT_PART, ROTATED_AT_PART, ENDED_AT_PART =
   ${partIndex('device', 'deviceType')}, ${partIndex('secret', 'createdAt')}, ${partIndex('rotation', 'rotatedAt')}, ${partIndex('ended', 'endedAt')}
 local function nowMs()
@@ -243,6 +246,5 @@ local function endOf(key, sid, now)
 end
 `
 
-const STATEMENTS = statementsOf(LUA_COMMON)
-/** A script: `body` after the shared Lua it uses (lua-prelude.ts). */
-export const lua = (body: string): string => withPrelude(STATEMENTS, body)
+/** A script (`lua(body)`: `body` after the shared Lua it uses), and what a script runs after the shared Lua (`bodyOf`). */
+export const { lua, bodyOf } = scriptsOf(LUA_COMMON)

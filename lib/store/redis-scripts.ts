@@ -1,7 +1,7 @@
 // The Lua scripts of the Redis store: what must change together changes in one script, on one key
 // (one Cluster slot). Field names and packed values come from LUA_LAYOUT (redis-lua-layout.ts). Each
-// script names its KEYS and ARGV as locals at the top.
-import { createHash } from 'node:crypto'
+// script names its KEYS and ARGV as locals at the top. How they are sent (as functions of one library
+// where Redis allows, else by EVALSHA): redis-script-runner.ts.
 import { CONTROL_SCRIPTS } from './redis-control-scripts.js'
 import { HANDOFF_SCRIPTS } from './redis-handoff-scripts.js'
 import { KEPT_SCRIPTS } from './redis-kept-scripts.js'
@@ -186,28 +186,3 @@ return {c, ttl}`
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS
-const SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) =>
-  [name, createHash('sha1').update(lua).digest('hex')])) as Record<ScriptName, string>
-const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.startsWith('NOSCRIPT')
-
-/** Sends one command, routed by `key` on a cluster. */
-export type Send = (key: string | undefined, command: string[]) => Promise<unknown>
-
-/**
- * Runs scripts by EVALSHA; after a Redis restart (NOSCRIPT) by EVAL, which loads the script again.
- * The failed command is over: the same arguments go again, with the script's text.
- */
-export function scriptRunner (send: Send) {
-  return async function run (name: ScriptName, keys: string[], ...args: Array<string | number>): Promise<unknown> {
-    const command = ['EVALSHA', SHAS[name], String(keys.length), ...keys]
-    for (const arg of args) command.push(String(arg))
-    try {
-      return await send(keys[0], command)
-    } catch (err) {
-      if (!isNoScript(err)) throw err
-      command[0] = 'EVAL'
-      command[1] = SCRIPTS[name]
-      return await send(keys[0], command)
-    }
-  }
-}

@@ -2,16 +2,16 @@
 // and rate-limit counters in Redis. Every key has a TTL (but a user kept for good by roles or a ban
 // without end, and the index of those: redis-kept.ts). All of one
 // user lives in one key, so every script touches one Redis Cluster slot. The layout is in
-// redis-layout.ts, the scripts in redis-scripts.ts, the sessions in redis-sessions.ts, the
+// redis-layout.ts, the scripts in redis-scripts.ts (sent by redis-script-runner.ts), the sessions in redis-sessions.ts, the
 // deadlines in deadlines.ts.
 import { StoreUnavailableError } from '../errors.js'
 import { createDeadlines } from './deadlines.js'
-import { disconnectClient, sendCommandOf, type RedisClient, type SendCommand } from './redis-client.js'
+import { disconnectClient, sendCommandOf, toMastersOf, type RedisClient, type SendCommand } from './redis-client.js'
 import { openLane, type Lane } from './redis-lane.js'
 import { letGo, releaseLock, takeLock } from './redis-locks.js'
 import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
-import { scriptRunner } from './redis-scripts.js'
+import { scriptRunner } from './redis-script-runner.js'
 import { redisControl } from './redis-control.js'
 import { KEPT_SWEEP_EVERY_MS, keptUsers, type SweepFailed } from './redis-kept.js'
 import { redisHandoff } from './redis-handoff.js'
@@ -61,7 +61,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const { accessCache } = opts
-  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: writingThrough(scriptRunner(send), accessCache), guard: deadlines.guard, accessCache }
+  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: writingThrough(scriptRunner(send, toMastersOf(client, send)), accessCache), guard: deadlines.guard, accessCache }
   const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait) : null
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
@@ -118,7 +118,7 @@ function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wa
   const lane = openLane(client, timeoutMs)
   const on = lane ?? { client, send: ctx.send, ready: Promise.resolve() }
   try {
-    const run = writingThrough(scriptRunner(on.send), ctx.accessCache)
+    const run = writingThrough(scriptRunner(on.send, toMastersOf(on.client, on.send)), ctx.accessCache)
     ctx.durable = {
       run: async (...args) => { await on.ready; return await run(...args) },
       settle: replicaWaiter(on.client, on.send, wait)

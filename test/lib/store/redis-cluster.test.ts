@@ -4,9 +4,11 @@ import { createCluster } from '@redis/client'
 import { Cluster } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
+import { LIBRARY_NAME } from '../../../lib/store/redis-functions.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
 import { redisClient, startRedisCluster } from '../../helper.js'
+import { until } from '../../redis-deployments.js'
 import { storeContract } from './contract.js'
 
 test('redis store on a Redis Cluster', async (t) => {
@@ -39,6 +41,28 @@ test('redis store on a Redis Cluster', async (t) => {
       await sleep(1_050) // due once the changes have landed: twice the store's deadline
       t.equal(await store.sweepKept(), 12)
       t.equal(await store.sweepKept(), 0, 'each is due again later')
+    })
+  }
+
+  for (const [name, client] of clients) {
+    t.test(`${name}: the scripts' library reaches every master, each loading it when a call there finds no function`, async (t) => {
+      const admins = nodes.map(({ host, port }) => redisClient(t, `redis://${host}:${port}`))
+      await Promise.all(admins.map(async (admin) => { await admin.call('FUNCTION', 'FLUSH'); await admin.config('RESETSTAT') }))
+      const store = createRedisStore({ client, keyPrefix: `${newSessionId()}:`, timeoutMs: 2000, ownsClient: false })
+      t.teardown(async () => await store.close())
+      const login = async (i: number): Promise<void> => {
+        t.equal((await store.createSession({ tag: userTag('wxapp', `user-${i}`), sid: newSessionId() }, { sub: `user-${i}`, openid: 'o', sessionKey: 'k' }, 'h', 60)).status, 'created')
+      }
+      for (let i = 0; i < 30; i++) await login(i)
+      const loaded = async (admin: (typeof admins)[number]): Promise<boolean> => (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1
+      await until(async () => (await Promise.all(admins.map(loaded))).every(Boolean), 'the library on every master', 5000, 20)
+      // Users on every node (the test above): each master's calls are by FCALL now.
+      for (let i = 0; i < 30; i++) await login(i)
+      for (const admin of admins) {
+        const stats = await admin.info('commandstats')
+        t.match(stats, /cmdstat_fcall:calls=\d+/, 'FCALL on this master')
+        t.ok(Number(/cmdstat_fcall:calls=(\d+),.*failed_calls=(\d+)/.exec(stats)?.[2]) <= 1, 'at most one call on this master found no function')
+      }
     })
   }
 

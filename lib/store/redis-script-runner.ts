@@ -1,0 +1,82 @@
+// How the store's scripts reach Redis: as functions of one library (FCALL, redis-functions.ts) where
+// the server has them, else by EVALSHA, then EVAL after a restart (NOSCRIPT).
+//
+// The library is loaded by need: a function Redis does not know (a first call, a restart without
+// persistence, FUNCTION FLUSH, a Cluster node that never had it) runs that call by EVALSHA and loads
+// the library meanwhile, one load at a time (a load that failed in passing is tried again a second
+// later at the soonest); the calls after it find the function. A Redis that cannot
+// run functions (before 7.0, FCALL or FUNCTION renamed away, an ACL that refuses them, a library it
+// will not load) makes this runner send scripts by EVALSHA from then on. None of these calls ran any
+// Lua before it failed, so sending it again cannot apply it twice.
+import { createHash } from 'node:crypto'
+import { FUNCTION_NAMES, LIBRARY } from './redis-functions.js'
+import { SCRIPTS, type ScriptName } from './redis-scripts.js'
+
+const SHAS = Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) =>
+  [name, createHash('sha1').update(lua).digest('hex')])) as Record<ScriptName, string>
+
+const messageOf = (err: unknown): string => err instanceof Error ? err.message : ''
+const isNoScript = (err: unknown): boolean => messageOf(err).startsWith('NOSCRIPT')
+/** Redis 7's answer to FCALL of a function no library registered. */
+const isFunctionMissing = (err: unknown): boolean => messageOf(err).startsWith('ERR Function not found')
+/** FCALL refused before it ran: a Redis without it (before 7.0, or renamed), or an ACL without it. */
+const cannotCall = (err: unknown): boolean => /^(ERR unknown command|NOPERM\b.*\bfcall\b)/i.test(messageOf(err))
+/**
+ * FUNCTION LOAD refused for good: an error Redis answered (no such command, an ACL, Lua it will not
+ * compile), not one that passes (a connection lost, a deadline, BUSY, LOADING, OOM, READONLY).
+ */
+const refusedLoad = (err: unknown): boolean => /^(ERR|NOPERM)\b/.test(messageOf(err))
+
+/** How long after a load failed in passing the next miss may load again (a Redis out of memory would otherwise get the library's text with every call). */
+export const LOAD_RETRY_MS = 1000
+
+/** Sends one command, routed by `key` on a cluster. */
+export type Send = (key: string | undefined, command: string[]) => Promise<unknown>
+
+/**
+ * Runs the store's scripts: by FCALL when `load` is given (it sends a command to the master, or
+ * masters, that may serve a key: redis-client.ts's toMastersOf), else by EVALSHA only.
+ */
+export function scriptRunner (send: Send, load?: Send) {
+  let functions = load !== undefined
+  let loading = false
+  let retryAt = 0
+
+  /** The library onto the node(s) of `key`, one load at a time; one that fails is tried again at a miss LOAD_RETRY_MS later, unless Redis refused it. */
+  function loadLibrary (key: string | undefined): void {
+    if (loading || load === undefined || Date.now() < retryAt) return
+    loading = true
+    load(key, ['FUNCTION', 'LOAD', 'REPLACE', LIBRARY])
+      .catch((err: unknown) => {
+        if (refusedLoad(err)) functions = false
+        else retryAt = Date.now() + LOAD_RETRY_MS
+      })
+      .finally(() => { loading = false })
+      .catch(() => {})
+  }
+
+  return async function run (name: ScriptName, keys: string[], ...args: Array<string | number>): Promise<unknown> {
+    // FCALL and EVALSHA take the same arguments after the name: one command, its first two changed.
+    const command = [functions ? 'FCALL' : 'EVALSHA', functions ? FUNCTION_NAMES[name] : SHAS[name], String(keys.length), ...keys]
+    for (const arg of args) command.push(String(arg))
+    if (command[0] === 'FCALL') {
+      try {
+        return await send(keys[0], command)
+      } catch (err) {
+        if (isFunctionMissing(err)) loadLibrary(keys[0])
+        else if (cannotCall(err)) functions = false
+        else throw err
+      }
+      command[0] = 'EVALSHA'
+      command[1] = SHAS[name]
+    }
+    try {
+      return await send(keys[0], command)
+    } catch (err) {
+      if (!isNoScript(err)) throw err
+      command[0] = 'EVAL'
+      command[1] = SCRIPTS[name]
+      return await send(keys[0], command)
+    }
+  }
+}

@@ -1,0 +1,133 @@
+// How the store's scripts reach Redis (lib/store/redis-script-runner.ts): as functions of one library,
+// loaded by need, else by EVALSHA, then EVAL. On a redis-server of each test's own: the tests read
+// its command statistics.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test, type Test } from 'tap'
+import { connectRedis, sendCommandOf, type RedisClient } from '../../../lib/store/redis-client.js'
+import { LIBRARY_NAME } from '../../../lib/store/redis-functions.js'
+import { LOAD_RETRY_MS, scriptRunner, type Send } from '../../../lib/store/redis-script-runner.js'
+import { createRedisStore } from '../../../lib/store/redis.js'
+import type { SessionStore } from '../../../lib/store/types.js'
+import { newSessionId, userTag } from '../../../lib/ids.js'
+import { redisClient, startRedis } from '../../helper.js'
+import { until } from '../../redis-deployments.js'
+
+type Admin = ReturnType<typeof redisClient>
+
+/** Calls, refusals and failures of `command` since the last RESETSTAT (0 when never sent). */
+async function statsOf (admin: Admin, command: string): Promise<{ calls: number, rejected: number, failed: number }> {
+  const line = new RegExp(`^cmdstat_${command.replace('|', '\\|')}:calls=(\\d+).*rejected_calls=(\\d+),failed_calls=(\\d+)`, 'm').exec(await admin.info('commandstats'))
+  return { calls: Number(line?.[1] ?? 0), rejected: Number(line?.[2] ?? 0), failed: Number(line?.[3] ?? 0) }
+}
+
+const hasLibrary = async (admin: Admin): Promise<boolean> => (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1
+
+/** A store on `client`, one user's session in it, and a rotation of that session's token at each call. */
+async function rotating (t: Test, client: RedisClient, prefix: string): Promise<{ store: SessionStore, rotate: () => Promise<string> }> {
+  const store = createRedisStore({ client, keyPrefix: prefix, timeoutMs: 1000, ownsClient: false })
+  t.teardown(async () => await store.close())
+  const ref = { tag: userTag('wxapp', prefix), sid: newSessionId() }
+  t.equal((await store.createSession(ref, { sub: prefix, openid: 'o', sessionKey: 'k' }, 'h0', 60)).status, 'created')
+  let generation = 0
+  const rotate = async (): Promise<string> => {
+    const r = await store.rotateRefresh(ref, { generation, presentedHash: `h${generation}`, nextHash: `h${generation + 1}`, nonce: `n${generation}`, graceMs: 1000, ttlSec: 60, maxAgeSec: 3600 })
+    if (r.status === 'rotated') generation++
+    return r.status
+  }
+  return { store, rotate }
+}
+
+test('scripts run as functions of one library, loaded by the first call, and again after Redis forgot it (FUNCTION FLUSH, a restart)', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  const nodeRedis = await connectRedis({ url: redis.url, timeoutMs: 1000 })
+  t.teardown(() => { nodeRedis.destroy() })
+  for (const [name, client] of [['node-redis', nodeRedis], ['ioredis', redisClient(t, redis.url)]] as const) {
+    await admin.call('FUNCTION', 'FLUSH')
+    await admin.script('FLUSH')
+    await admin.config('RESETSTAT')
+    const { rotate } = await rotating(t, client, `${name}:`)
+    t.equal((await statsOf(admin, 'fcall')).failed, 1, `${name}: the first call met no function`)
+    t.equal((await statsOf(admin, 'eval')).calls, 1, `${name}: and ran by EVAL (NOSCRIPT after EVALSHA)`)
+    await until(async () => await hasLibrary(admin), 'the library, loaded by the first call', 5000, 20)
+    for (let round = 0; round < 2; round++) {
+      await admin.config('RESETSTAT')
+      t.equal(await rotate(), 'rotated')
+      t.equal(await rotate(), 'rotated')
+      t.same([await statsOf(admin, 'fcall'), (await statsOf(admin, 'evalsha')).calls, (await statsOf(admin, 'eval')).calls],
+        [{ calls: 2, rejected: 0, failed: 0 }, 0, 0], `${name}: then every call by FCALL (round ${round})`)
+      await admin.call('FUNCTION', 'FLUSH')
+      t.equal(await rotate(), 'rotated', `${name}: a call that finds no function is answered all the same`)
+      await until(async () => await hasLibrary(admin), 'the library, loaded again', 5000, 20)
+    }
+  }
+})
+
+test('a Redis that refuses FCALL (an ACL, a Redis before 7.0) gets every script by EVALSHA, and EVAL after SCRIPT FLUSH; FCALL is not sent again', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  await admin.call('ACL', 'SETUSER', 'nofn', 'on', '>pw', '~*', '&*', '+@all', '-fcall', '-function')
+  const url = redis.url.replace('redis://', 'redis://nofn:pw@')
+  for (const [name, client] of [['node-redis', await connectRedis({ url, timeoutMs: 1000 })], ['ioredis', redisClient(t, url)]] as const) {
+    if (name === 'node-redis') t.teardown(() => { (client as { destroy: () => void }).destroy() })
+    await admin.config('RESETSTAT')
+    const { rotate } = await rotating(t, client, `${name}:`)
+    for (let i = 0; i < 3; i++) t.equal(await rotate(), 'rotated')
+    t.equal((await statsOf(admin, 'fcall')).rejected, 1, `${name}: FCALL refused once, then not sent`)
+    t.equal((await statsOf(admin, 'evalsha')).calls, 4, `${name}: the calls by EVALSHA`)
+    await admin.script('FLUSH')
+    t.equal(await rotate(), 'rotated', `${name}: NOSCRIPT is answered by EVAL`)
+    await admin.config('RESETSTAT')
+    t.equal(await rotate(), 'rotated')
+    t.same([(await statsOf(admin, 'evalsha')).calls, (await statsOf(admin, 'eval')).calls, (await statsOf(admin, 'fcall')).rejected], [1, 0, 0], `${name}: then by digest again, without the script's text`)
+  }
+})
+
+test('a Redis that runs FCALL but refuses FUNCTION LOAD: the first call by EVALSHA, and every later one', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  await admin.call('ACL', 'SETUSER', 'noload', 'on', '>pw', '~*', '&*', '+@all', '-function|load')
+  const { rotate } = await rotating(t, redisClient(t, redis.url.replace('redis://', 'redis://noload:pw@')), 'noload:')
+  await until(async () => (await statsOf(admin, 'function|load')).rejected === 1, 'the load, refused', 5000, 20)
+  for (let i = 0; i < 3; i++) t.equal(await rotate(), 'rotated')
+  t.same(await statsOf(admin, 'fcall'), { calls: 1, rejected: 0, failed: 1 }, 'FCALL was sent once, before the load was refused')
+  t.equal((await statsOf(admin, 'function|load')).rejected, 1, 'the load not tried again')
+  t.notOk(await hasLibrary(admin))
+})
+
+test('a load that fails in passing (a connection lost) is tried again at the next call that finds no function', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  const send = sendCommandOf(redisClient(t, redis.url))
+  const loads: string[] = []
+  const load: Send = async (key, command) => {
+    loads.push(command.slice(0, 2).join(' '))
+    if (loads.length === 1) throw new Error('Connection is closed.')
+    return await send(key, command)
+  }
+  const run = scriptRunner(send, load)
+  const key = `${redis.prefix}counter`
+  t.same(await run('wxauthHit', [key], 60_000), [1, 60_000])
+  await until(async () => loads.length === 1, 'the first load', 5000, 10)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(await hasLibrary(admin))
+  t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 2, 'answered by EVALSHA meanwhile')
+  t.equal(loads.length, 1, 'not loaded again at once')
+  await sleep(LOAD_RETRY_MS)
+  t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 3)
+  await until(async () => await hasLibrary(admin), 'the library, loaded at a miss a second later', 5000, 20)
+  t.same(loads, ['FUNCTION LOAD', 'FUNCTION LOAD'])
+  await admin.config('RESETSTAT')
+  t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 4)
+  t.equal((await statsOf(admin, 'fcall')).calls, 1, 'then by FCALL')
+})
+
+test('a runner without a way to load the library sends scripts by EVALSHA only', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  const client = redisClient(t, redis.url)
+  const run = scriptRunner(sendCommandOf(client))
+  await run('wxauthHit', [`${redis.prefix}c`], 1000)
+  await run('wxauthHit', [`${redis.prefix}c`], 1000)
+  t.same([(await statsOf(admin, 'fcall')).failed, (await statsOf(admin, 'evalsha')).calls], [0, 2])
+})
