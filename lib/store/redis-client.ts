@@ -76,13 +76,21 @@ export function sendCommandOf (client: RedisClient): SendCommand {
 }
 
 /**
- * Sends a command without keys (FUNCTION LOAD) to where a command on `key` would go: `send` itself,
- * but on an ioredis Cluster, which routes a command without keys to any node, to every master it knows.
+ * Sends a command without keys (FUNCTION LOAD) to every master of a cluster client (its slot map's:
+ * an ioredis Cluster would route it to any node, a node-redis cluster by `key` to one), else by `send`.
  */
 export function toMastersOf (client: RedisClient, send: SendCommand): SendCommand {
-  if (!isIoredisCluster(client)) return send
-  const cluster = client as unknown as { nodes: (role: 'master') => IoredisLike[] }
-  return async (_key, args) => await Promise.all(cluster.nodes('master').map(async (node) => await node.call(...(args as [string, ...string[]]))))
+  if (isIoredisCluster(client)) {
+    const cluster = client as unknown as { nodes: (role: 'master') => IoredisLike[] }
+    return async (_key, args) => await Promise.all(cluster.nodes('master').map(async (node) => await node.call(...(args as [string, ...string[]]))))
+  }
+  const nodeRedis = client as { masters?: unknown, nodeClient?: (node: never) => Promise<NodeRedisClientLike> }
+  if (Array.isArray(nodeRedis.masters) && typeof nodeRedis.nodeClient === 'function') {
+    const { nodeClient } = nodeRedis
+    return async (_key, args) => await Promise.all((nodeRedis.masters as never[]).map(async (master) =>
+      await (await nodeClient.call(client, master)).sendCommand(args as string[], STRINGS)))
+  }
+  return send
 }
 
 export interface ConnectOptions {

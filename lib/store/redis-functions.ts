@@ -15,11 +15,23 @@ import { LUA_COMMON, bodyOf } from './redis-lua.js'
 import { SCRIPTS, type ScriptName } from './redis-scripts.js'
 
 // Scripts that write nothing: a function must say so (`no-writes`) to run while Redis is out of
-// memory, as a script that writes nothing does. test/lib/store/redis-functions.test.ts checks the list.
+// memory, as a script that writes nothing does (redis-script-runner.ts sends every other function
+// refused so to EVALSHA). test/lib/store/redis-functions.test.ts checks that each function carries the
+// flags this list gives it; a script that writes nothing must be added here by hand.
 export const READ_ONLY: ReadonlySet<ScriptName> = new Set<ScriptName>(['wxauthKeptDue'])
 
 const NAMES = Object.keys(SCRIPTS) as ScriptName[]
-const VERSION = createHash('sha1').update(LUA_COMMON).update(NAMES.map((name) => `${name}\n${bodyOf(SCRIPTS[name])}`).join('\n')).digest('hex').slice(0, 12)
+
+/** The library's source after its first line, its functions named with `version`: the shared Lua once, then each script's body as a function of KEYS and ARGV. */
+const source = (version: string): string => [
+  LUA_COMMON,
+  ...NAMES.map((name) => `redis.register_function{function_name = '${name}_${version}', callback = function (KEYS, ARGV)
+${bodyOf(SCRIPTS[name])}
+end${READ_ONLY.has(name) ? ", flags = {'no-writes'}" : ''}}`)
+].join('\n')
+
+// A digest of all the library says, its flags included: a library changed in any way gets a new name.
+const VERSION = createHash('sha1').update(source('')).digest('hex').slice(0, 12)
 
 /** The library's name in Redis. */
 export const LIBRARY_NAME = `wxauth_${VERSION}`
@@ -27,11 +39,5 @@ export const LIBRARY_NAME = `wxauth_${VERSION}`
 /** Each script's function, named for this version (function names are global in Redis, across libraries). */
 export const FUNCTION_NAMES = Object.fromEntries(NAMES.map((name) => [name, `${name}_${VERSION}`])) as Record<ScriptName, string>
 
-/** The library's source, for FUNCTION LOAD: the shared Lua once, then each script's body as a function of KEYS and ARGV. */
-export const LIBRARY = [
-  `#!lua name=${LIBRARY_NAME}`,
-  LUA_COMMON,
-  ...NAMES.map((name) => `redis.register_function{function_name = '${FUNCTION_NAMES[name]}', callback = function (KEYS, ARGV)
-${bodyOf(SCRIPTS[name])}
-end${READ_ONLY.has(name) ? ", flags = {'no-writes'}" : ''}}`)
-].join('\n')
+/** The library's source, for FUNCTION LOAD. */
+export const LIBRARY = `#!lua name=${LIBRARY_NAME}\n${source(VERSION)}`

@@ -3,11 +3,11 @@
 //
 // The library is loaded by need: a function Redis does not know (a first call, a restart without
 // persistence, FUNCTION FLUSH, a Cluster node that never had it) runs that call by EVALSHA and loads
-// the library meanwhile, one load at a time (a load that failed in passing is tried again a second
-// later at the soonest); the calls after it find the function. A Redis that cannot
-// run functions (before 7.0, FCALL or FUNCTION renamed away, an ACL that refuses them, a library it
-// will not load) makes this runner send scripts by EVALSHA from then on. None of these calls ran any
-// Lua before it failed, so sending it again cannot apply it twice.
+// the library meanwhile, one load at a time and a second apart at least; the calls after it find the
+// function. A Redis that cannot run functions (before 7.0, FCALL or FUNCTION renamed away, an ACL that
+// refuses them, a library it will not load) makes this runner send scripts by EVALSHA from then on. A function refused because
+// Redis takes no writes now goes by EVALSHA too (refusedWrites). None of these calls ran any Lua before
+// it failed, so sending it again cannot apply it twice.
 import { createHash } from 'node:crypto'
 import { FUNCTION_NAMES, LIBRARY } from './redis-functions.js'
 import { SCRIPTS, type ScriptName } from './redis-scripts.js'
@@ -22,12 +22,22 @@ const isFunctionMissing = (err: unknown): boolean => messageOf(err).startsWith('
 /** FCALL refused before it ran: a Redis without it (before 7.0, or renamed), or an ACL without it. */
 const cannotCall = (err: unknown): boolean => /^(ERR unknown command|NOPERM\b.*\bfcall\b)/i.test(messageOf(err))
 /**
+ * FCALL of a function that may write, refused before it ran because Redis takes no writes now (out of
+ * memory under `noeviction`, too few replicas, a failed save). A script by EVALSHA runs until its first
+ * write: a logout's HDEL, a lock's release, a refresh refused as `invalid` still answer, as before.
+ */
+const refusedWrites = (err: unknown): boolean => /^(OOM|NOREPLICAS|MISCONF)\b/.test(messageOf(err))
+/**
  * FUNCTION LOAD refused for good: an error Redis answered (no such command, an ACL, Lua it will not
  * compile), not one that passes (a connection lost, a deadline, BUSY, LOADING, OOM, READONLY).
  */
 const refusedLoad = (err: unknown): boolean => /^(ERR|NOPERM)\b/.test(messageOf(err))
 
-/** How long after a load failed in passing the next miss may load again (a Redis out of memory would otherwise get the library's text with every call). */
+/**
+ * How long after a load the next may be sent: a Redis out of memory would otherwise get the library's
+ * text with every call, and so would a key's old node while its slot moves to a node new to a Cluster
+ * (the call goes there, ASK, and finds no function; the load goes by the slot's owner).
+ */
 export const LOAD_RETRY_MS = 1000
 
 /** Sends one command, routed by `key` on a cluster. */
@@ -37,20 +47,18 @@ export type Send = (key: string | undefined, command: string[]) => Promise<unkno
  * Runs the store's scripts: by FCALL when `load` is given (it sends a command to the master, or
  * masters, that may serve a key: redis-client.ts's toMastersOf), else by EVALSHA only.
  */
-export function scriptRunner (send: Send, load?: Send) {
+export function scriptRunner (send: Send, load?: Send, now = Date.now) {
   let functions = load !== undefined
   let loading = false
-  let retryAt = 0
+  let nextLoadAt = 0
 
-  /** The library onto the node(s) of `key`, one load at a time; one that fails is tried again at a miss LOAD_RETRY_MS later, unless Redis refused it. */
+  /** The library onto the node(s) of `key`: one load at a time, LOAD_RETRY_MS apart at least; none again once Redis refused one. */
   function loadLibrary (key: string | undefined): void {
-    if (loading || load === undefined || Date.now() < retryAt) return
+    if (loading || load === undefined || now() < nextLoadAt) return
     loading = true
+    nextLoadAt = now() + LOAD_RETRY_MS
     load(key, ['FUNCTION', 'LOAD', 'REPLACE', LIBRARY])
-      .catch((err: unknown) => {
-        if (refusedLoad(err)) functions = false
-        else retryAt = Date.now() + LOAD_RETRY_MS
-      })
+      .catch((err: unknown) => { if (refusedLoad(err)) functions = false })
       .finally(() => { loading = false })
       .catch(() => {})
   }
@@ -65,7 +73,7 @@ export function scriptRunner (send: Send, load?: Send) {
       } catch (err) {
         if (isFunctionMissing(err)) loadLibrary(keys[0])
         else if (cannotCall(err)) functions = false
-        else throw err
+        else if (!refusedWrites(err)) throw err
       }
       command[0] = 'EVALSHA'
       command[1] = SHAS[name]
