@@ -116,7 +116,7 @@ test('one load at a time, a second apart at least: one that failed in passing (a
   t.equal(loads.length, 1, 'not loaded again within a second')
   clock += 1
   const many = await Promise.all(Array.from({ length: 20 }, async () => await run('wxauthHit', [key], 60_000) as number[]))
-  t.same(many.map((r) => r[0]).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 3), 'twenty calls at once, each answered once')
+  t.same(many.map((r) => r[0] as number).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 3), 'twenty calls at once, each answered once')
   await until(async () => await hasLibrary(admin), 'the library, loaded by one of them', 5000, 20)
   t.same(loads, ['FUNCTION LOAD', 'FUNCTION LOAD'], 'one load for the twenty')
   await admin.config('RESETSTAT')
