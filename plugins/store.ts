@@ -40,7 +40,7 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   const tracked = client === null ? {} : await accessCacheFor(client, config).catch((err: unknown) => { if (ownsClient) disconnectClient(client); throw err })
   const store = client === null
     ? createMemoryStore()
-    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache, onSweepFailed: sweepWarning((msg) => { fastify.log.warn(msg) }) })
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache, onSweepFailed: sweepWarning((msg) => { fastify.log.warn(msg) }), onScriptsFallback: (why) => { fastify.log.info(`${why}: the store's scripts go by EVALSHA, which costs Redis more per call than its functions (docs/operations.md#redis)`) } })
   try {
     await store.ping()
   } catch (err) {

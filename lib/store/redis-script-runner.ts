@@ -43,12 +43,21 @@ export const LOAD_RETRY_MS = 1000
 /** Sends one command, routed by `key` on a cluster. */
 export type Send = (key: string | undefined, command: string[]) => Promise<unknown>
 
-/**
- * Runs the store's scripts: by FCALL when `load` is given (it sends a command to the master, or
- * masters, that may serve a key: redis-client.ts's toMastersOf), else by EVALSHA only.
- */
-export function scriptRunner (send: Send, load?: Send, now = Date.now) {
+export interface RunnerOptions {
+  /** Sends FUNCTION LOAD to the master, or masters, that may serve a key (redis-client.ts's toMastersOf); without it, scripts go by EVALSHA only. */
+  load?: Send
+  now?: () => number
+  /** Told when Redis refuses functions for good, and why (never Redis' own message: Redis 6 repeats a command's arguments in it). */
+  onFallback?: (why: string) => void
+}
+
+/** Runs the store's scripts: by FCALL when `load` is given, else by EVALSHA only. */
+export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: RunnerOptions = {}) {
   let functions = load !== undefined
+  const fallBack = (why: string): void => {
+    functions = false
+    onFallback?.(why)
+  }
   let loading = false
   let nextLoadAt = 0
 
@@ -58,7 +67,7 @@ export function scriptRunner (send: Send, load?: Send, now = Date.now) {
     loading = true
     nextLoadAt = now() + LOAD_RETRY_MS
     load(key, ['FUNCTION', 'LOAD', 'REPLACE', LIBRARY])
-      .catch((err: unknown) => { if (refusedLoad(err)) functions = false })
+      .catch((err: unknown) => { if (functions && refusedLoad(err)) fallBack('Redis refused FUNCTION LOAD (an ACL without function|load, or a library it will not compile)') })
       .finally(() => { loading = false })
       .catch(() => {})
   }
@@ -72,8 +81,8 @@ export function scriptRunner (send: Send, load?: Send, now = Date.now) {
         return await send(keys[0], command)
       } catch (err) {
         if (isFunctionMissing(err)) loadLibrary(keys[0])
-        else if (cannotCall(err)) functions = false
-        else if (!refusedWrites(err)) throw err
+        else if (!cannotCall(err) && !refusedWrites(err)) throw err
+        else if (cannotCall(err) && functions) fallBack('Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)')
       }
       command[0] = 'EVALSHA'
       command[1] = SHAS[name]

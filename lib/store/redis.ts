@@ -40,6 +40,8 @@ export interface RedisStoreOptions {
   sweepEveryMs?: number
   /** Told when sweeps fail (sweepWarning: a log line at most every ten minutes). */
   onSweepFailed?: SweepFailed
+  /** Told once when Redis refuses functions, and why: scripts go by EVALSHA from then on (redis-script-runner.ts). */
+  onScriptsFallback?: (why: string) => void
 }
 
 /** `run`, dropping the read copy's entries of the keys a script writes, when sent and when settled. */
@@ -61,8 +63,14 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const { accessCache } = opts
-  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: writingThrough(scriptRunner(send, toMastersOf(client, send)), accessCache), guard: deadlines.guard, accessCache }
-  const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait) : null
+  let toldFallback = false
+  const onFallback = (why: string): void => {
+    if (!toldFallback) opts.onScriptsFallback?.(why)
+    toldFallback = true
+  }
+  const runner = (on: { client: RedisClient, send: SendCommand }): Context['run'] => writingThrough(scriptRunner(on.send, { load: toMastersOf(on.client, on.send), onFallback }), accessCache)
+  const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: runner({ client, send }), guard: deadlines.guard, accessCache }
+  const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait, runner) : null
   const guard = deadlines.guard
   /** Every connection the store writes on: the lane's, when it has one, goes wrong on its own. */
   const probed: SendCommand[] = lane === null ? [send] : [send, lane.send]
@@ -114,11 +122,11 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
  * Durability on: the writes that open a session and rotate a refresh token, and their WAITs, go on a
  * connection of their own when the client can make one (redis-lane.ts), which is returned.
  */
-function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wait: WaitOptions): Lane | null {
+function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wait: WaitOptions, runner: (on: { client: RedisClient, send: SendCommand }) => Context['run']): Lane | null {
   const lane = openLane(client, timeoutMs)
   const on = lane ?? { client, send: ctx.send, ready: Promise.resolve() }
   try {
-    const run = writingThrough(scriptRunner(on.send, toMastersOf(on.client, on.send)), ctx.accessCache)
+    const run = runner(on)
     ctx.durable = {
       run: async (...args) => { await on.ready; return await run(...args) },
       settle: replicaWaiter(on.client, on.send, wait)

@@ -51,6 +51,23 @@ test('a client passed in with an offline queue is accepted, with a warning namin
   }
 })
 
+test('a Redis that refuses functions (an ACL without fcall): one info line says why scripts go by EVALSHA, without Redis\' message', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const admin = new Redis(redis.url)
+  t.teardown(() => { admin.disconnect() })
+  await admin.call('ACL', 'SETUSER', 'nofn', 'on', '>pw', '~*', '&*', '+@all', '-fcall')
+  const lines: string[] = []
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { lines.push(l) } } }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_URL: redis.url.replace('redis://', 'redis://nofn:pw@'), REDIS_KEY_PREFIX: redis.prefix } })
+  for (const code of ['fn.1', 'fn.2']) t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { code } })).statusCode, 200)
+  const told = lines.filter((l) => l.includes('go by EVALSHA'))
+  t.equal(told.length, 1, 'once')
+  t.match(told[0], /"level":30.*Redis refused FCALL \(a Redis before 7\.0, or an ACL without fcall\)/)
+  t.notMatch(told[0], /NOPERM|wxauth/, 'not Redis\' message, nor a function\'s name')
+})
+
 test('a node-redis cluster client passed in is accepted; warned about only when the store cannot reload its slot map after a master crash', async (t) => {
   const { nodes } = await startRedisCluster(t)
   const sim = await startSim(t)

@@ -57,6 +57,6 @@ test('the script of docs/operations.md deletes every version\'s library and noth
   const libraries = (await admin.call('FUNCTION', 'LIST') as unknown[][]).map((library) => String(library[1]))
   t.same(libraries, ['hosts'], 'a host\'s own library stays')
   const send = sendCommandOf(redisClient(t, redis.url))
-  t.same(await scriptRunner(send, send)('wxauthHit', [`${redis.prefix}c`], 1000), [1, 1000], 'a call after it is answered')
+  t.same(await scriptRunner(send, { load: send })('wxauthHit', [`${redis.prefix}c`], 1000), [1, 1000], 'a call after it is answered')
   await until(async () => (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1, 'the library, loaded again', 5000, 20)
 })

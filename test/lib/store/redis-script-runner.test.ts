@@ -105,7 +105,7 @@ test('one load at a time, a second apart at least: one that failed in passing (a
     if (loads.length === 1) throw new Error('Connection is closed.')
     return await send(key, command)
   }
-  const run = scriptRunner(send, load, () => clock)
+  const run = scriptRunner(send, { load, now: () => clock })
   const key = `${redis.prefix}counter`
   t.same(await run('wxauthHit', [key], 60_000), [1, 60_000])
   await until(async () => loads.length === 1, 'the first load', 5000, 10)
@@ -133,9 +133,11 @@ test('a Redis without FCALL (before 7.0: an unknown command) gets every script b
     if (command[0] === 'FCALL') throw new Error(`ERR unknown command 'FCALL', with args beginning with: '${command[1] ?? ''}' '1' `)
     return await real(key, command)
   }
-  const run = scriptRunner(send, send)
+  const told: string[] = []
+  const run = scriptRunner(send, { load: send, onFallback: (why) => { told.push(why) } })
   for (let i = 1; i <= 3; i++) t.same((await run('wxauthHit', [`${redis.prefix}c`], 1000) as number[])[0], i)
   t.same(sent, ['FCALL', 'EVALSHA', 'EVAL', 'EVALSHA', 'EVALSHA'])
+  t.same(told, ['Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)'], 'told once, without Redis\' message (it repeats the arguments)')
 })
 
 test('a Redis that takes no writes now (out of memory) refuses a function before it runs: the call goes by EVALSHA, and a logout or a refused refresh still answers', async (t) => {
