@@ -2,8 +2,8 @@
 // and rate-limit counters in Redis. Every key has a TTL (but a user kept for good by roles or a ban
 // without end, and the index of those: redis-kept.ts). All of one
 // user lives in one key, so every script touches one Redis Cluster slot. The layout is in
-// redis-layout.ts, the scripts in redis-scripts.ts (sent by redis-script-runner.ts), the sessions in redis-sessions.ts, the
-// deadlines in deadlines.ts.
+// redis-layout.ts, the scripts in redis-scripts.ts (sent by redis-script-runner.ts), the sessions in
+// redis-sessions.ts, the deadlines in deadlines.ts.
 import { StoreUnavailableError } from '../errors.js'
 import { createDeadlines } from './deadlines.js'
 import { disconnectClient, sendCommandOf, toMastersOf, type RedisClient, type SendCommand } from './redis-client.js'
