@@ -29,7 +29,7 @@ async function oneUser (t: Test, name: string): Promise<{ store: SessionStore, a
 // The Redis store's clock is Redis's own (TIME, and key expiry), which a test cannot move: letting
 // time pass means waiting for it. The contract keeps its TTLs near a second (sessions take whole
 // seconds), about nine seconds of waiting per run.
-test('redis store honours the store contract, on the gateway\'s own client (node-redis), a host\'s RESP3 node-redis client and a host\'s ioredis client', async (t) => {
+test('redis store honours the store contract, on the gateway\'s own client (node-redis), a host\'s RESP3 node-redis client and a host\'s ioredis client, and by EVALSHA', async (t) => {
   const redis = await startRedis(t)
   t.test('node-redis, owned', async (t) => {
     storeContract(t, async (t) => {
@@ -50,6 +50,13 @@ test('redis store honours the store contract, on the gateway\'s own client (node
       const store = createRedisStore({ client: redisClient(t, redis.url), keyPrefix: `${redis.prefix}${newSessionId()}:`, timeoutMs: 1000, ownsClient: false })
       t.teardown(async () => await store.close())
       return { store, advance: async (ms) => { await sleep(ms) } }
+    })
+  })
+  t.test('node-redis, owned, on a Redis that refuses functions (its scripts by EVALSHA, as on Redis 6)', async (t) => {
+    const user = `nofn${newSessionId()}`
+    await redisClient(t, redis.url).call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-fcall', '-function')
+    storeContract(t, async (t) => {
+      return { store: await ownedStore(t, redis.url.replace('redis://', `redis://${user}:pw@`), `${redis.prefix}${newSessionId()}:`), advance: async (ms) => { await sleep(ms) } }
     })
   })
 })
