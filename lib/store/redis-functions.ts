@@ -21,11 +21,12 @@ import { SCRIPTS, type ScriptName } from './redis-scripts.js'
 export const READ_ONLY: ReadonlySet<ScriptName> = new Set<ScriptName>(['wxauthKeptDue'])
 
 const NAMES = Object.keys(SCRIPTS) as ScriptName[]
+const functionName = (name: ScriptName, version: string): string => `${name}_${version}`
 
 /** The library's source after its first line, its functions named with `version`: the shared Lua once, then each script's body as a function of KEYS and ARGV. */
 const source = (version: string): string => [
   LUA_COMMON,
-  ...NAMES.map((name) => `redis.register_function{function_name = '${name}_${version}', callback = function (KEYS, ARGV)
+  ...NAMES.map((name) => `redis.register_function{function_name = '${functionName(name, version)}', callback = function (KEYS, ARGV)
 ${bodyOf(SCRIPTS[name])}
 end${READ_ONLY.has(name) ? ", flags = {'no-writes'}" : ''}}`)
 ].join('\n')
@@ -37,7 +38,7 @@ const VERSION = createHash('sha1').update(source('')).digest('hex').slice(0, 12)
 export const LIBRARY_NAME = `wxauth_${VERSION}`
 
 /** Each script's function, named for this version (function names are global in Redis, across libraries). */
-export const FUNCTION_NAMES = Object.fromEntries(NAMES.map((name) => [name, `${name}_${VERSION}`])) as Record<ScriptName, string>
+export const FUNCTION_NAMES = Object.fromEntries(NAMES.map((name) => [name, functionName(name, VERSION)])) as Record<ScriptName, string>
 
 /** The library's source, for FUNCTION LOAD. */
 export const LIBRARY = `#!lua name=${LIBRARY_NAME}\n${source(VERSION)}`

@@ -54,7 +54,9 @@ export interface RunnerOptions {
 /** Runs the store's scripts: by FCALL when `load` is given, else by EVALSHA only. */
 export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: RunnerOptions = {}) {
   let functions = load !== undefined
+  /** Functions off for good, said once. */
   const fallBack = (why: string): void => {
+    if (!functions) return
     functions = false
     onFallback?.(why)
   }
@@ -67,7 +69,7 @@ export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: 
     loading = true
     nextLoadAt = now() + LOAD_RETRY_MS
     load(key, ['FUNCTION', 'LOAD', 'REPLACE', LIBRARY])
-      .catch((err: unknown) => { if (functions && refusedLoad(err)) fallBack('Redis refused FUNCTION LOAD (an ACL without function|load, or a library it will not compile)') })
+      .catch((err: unknown) => { if (refusedLoad(err)) fallBack('Redis refused FUNCTION LOAD (an ACL without function|load, or a library it will not compile)') })
       .finally(() => { loading = false })
       .catch(() => {})
   }
@@ -81,8 +83,8 @@ export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: 
         return await send(keys[0], command)
       } catch (err) {
         if (isFunctionMissing(err)) loadLibrary(keys[0])
-        else if (!cannotCall(err) && !refusedWrites(err)) throw err
-        else if (cannotCall(err) && functions) fallBack('Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)')
+        else if (cannotCall(err)) fallBack('Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)')
+        else if (!refusedWrites(err)) throw err
       }
       command[0] = 'EVALSHA'
       command[1] = SHAS[name]
