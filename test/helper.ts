@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { Redis } from 'ioredis'
 import wechatAuth, { type WechatAuthOptions } from '../app.js'
 import type { ConfigInput } from '../lib/schemas.js'
+import { LIBRARY_NAME } from '../lib/store/redis-functions.js'
 import { serverOptions } from '../http/server-options.js'
 import { startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.js'
 
@@ -191,6 +192,10 @@ export async function startRedisCluster (t: Tap): Promise<{ nodes: Array<{ host:
   }
   return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })) }
 }
+
+/** Whether the Redis `admin` talks to holds this version's library of the store's scripts (lib/store/redis-functions.ts). */
+export const hasScriptsLibrary = async (admin: Redis): Promise<boolean> =>
+  (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1
 
 /** An ioredis client for assertions, closed at teardown. */
 export function redisClient (t: Tap, url: string): Redis {

@@ -4,10 +4,9 @@ import { createCluster } from '@redis/client'
 import { Cluster } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
-import { LIBRARY_NAME } from '../../../lib/store/redis-functions.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
-import { redisClient, startRedisCluster } from '../../helper.js'
+import { hasScriptsLibrary, redisClient, startRedisCluster } from '../../helper.js'
 import { until } from '../../redis-deployments.js'
 import { storeContract } from './contract.js'
 
@@ -54,8 +53,7 @@ test('redis store on a Redis Cluster', async (t) => {
         t.equal((await store.createSession({ tag: userTag('wxapp', `user-${i}`), sid: newSessionId() }, { sub: `user-${i}`, openid: 'o', sessionKey: 'k' }, 'h', 60)).status, 'created')
       }
       for (let i = 0; i < 30; i++) await login(i)
-      const loaded = async (admin: (typeof admins)[number]): Promise<boolean> => (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1
-      await until(async () => (await Promise.all(admins.map(loaded))).every(Boolean), 'the library on every master', 5000, 20)
+      await until(async () => (await Promise.all(admins.map(hasScriptsLibrary))).every(Boolean), 'the library on every master', 5000, 20)
       // Loads are a second apart at least: one, sent to every master, is what loaded them all. Users are
       // on every node (the test below): each master's calls are by FCALL now.
       for (let i = 0; i < 30; i++) await login(i)

@@ -3,12 +3,11 @@
 // its command statistics.
 import { test, type Test } from 'tap'
 import { connectRedis, sendCommandOf, type RedisClient } from '../../../lib/store/redis-client.js'
-import { LIBRARY_NAME } from '../../../lib/store/redis-functions.js'
 import { LOAD_RETRY_MS, scriptRunner, type Send } from '../../../lib/store/redis-script-runner.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
-import { redisClient, startRedis } from '../../helper.js'
+import { hasScriptsLibrary, redisClient, startRedis } from '../../helper.js'
 import { until } from '../../redis-deployments.js'
 
 type Admin = ReturnType<typeof redisClient>
@@ -18,8 +17,6 @@ async function statsOf (admin: Admin, command: string): Promise<{ calls: number,
   const line = new RegExp(`^cmdstat_${command.replace('|', '\\|')}:calls=(\\d+).*rejected_calls=(\\d+),failed_calls=(\\d+)`, 'm').exec(await admin.info('commandstats'))
   return { calls: Number(line?.[1] ?? 0), rejected: Number(line?.[2] ?? 0), failed: Number(line?.[3] ?? 0) }
 }
-
-const hasLibrary = async (admin: Admin): Promise<boolean> => (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1
 
 /** A store on `client`, one user's session in it, and a rotation of that session's token at each call. */
 async function rotating (t: Test, client: RedisClient, prefix: string): Promise<{ store: SessionStore, rotate: () => Promise<string> }> {
@@ -48,7 +45,7 @@ test('scripts run as functions of one library, loaded by the first call, and aga
     const { rotate } = await rotating(t, client, `${name}:`)
     t.equal((await statsOf(admin, 'fcall')).failed, 1, `${name}: the first call met no function`)
     t.equal((await statsOf(admin, 'eval')).calls, 1, `${name}: and ran by EVAL (NOSCRIPT after EVALSHA)`)
-    await until(async () => await hasLibrary(admin), 'the library, loaded by the first call', 5000, 20)
+    await until(async () => await hasScriptsLibrary(admin), 'the library, loaded by the first call', 5000, 20)
     for (let round = 0; round < 2; round++) {
       await admin.config('RESETSTAT')
       t.equal(await rotate(), 'rotated')
@@ -57,7 +54,7 @@ test('scripts run as functions of one library, loaded by the first call, and aga
         [{ calls: 2, rejected: 0, failed: 0 }, 0, 0], `${name}: then every call by FCALL (round ${round})`)
       await admin.call('FUNCTION', 'FLUSH')
       // Calls that find no function are answered all the same; one a second after the last load loads it again.
-      await until(async () => { t.equal(await rotate(), 'rotated'); return await hasLibrary(admin) }, 'the library, loaded again', 5000, 50)
+      await until(async () => { t.equal(await rotate(), 'rotated'); return await hasScriptsLibrary(admin) }, 'the library, loaded again', 5000, 50)
     }
   }
 })
@@ -91,7 +88,7 @@ test('a Redis that runs FCALL but refuses FUNCTION LOAD: the first call by EVALS
   for (let i = 0; i < 3; i++) t.equal(await rotate(), 'rotated')
   t.same(await statsOf(admin, 'fcall'), { calls: 1, rejected: 0, failed: 1 }, 'FCALL was sent once, before the load was refused')
   t.equal((await statsOf(admin, 'function|load')).rejected, 1, 'the load not tried again')
-  t.notOk(await hasLibrary(admin))
+  t.notOk(await hasScriptsLibrary(admin))
 })
 
 test('one load at a time, a second apart at least: one that failed in passing (a connection lost) is tried again at the first miss after that', async (t) => {
@@ -110,14 +107,14 @@ test('one load at a time, a second apart at least: one that failed in passing (a
   t.same(await run('wxauthHit', [key], 60_000), [1, 60_000])
   await until(async () => loads.length === 1, 'the first load', 5000, 10)
   await new Promise((resolve) => setImmediate(resolve))
-  t.notOk(await hasLibrary(admin))
+  t.notOk(await hasScriptsLibrary(admin))
   clock += LOAD_RETRY_MS - 1
   t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 2, 'answered by EVALSHA meanwhile')
   t.equal(loads.length, 1, 'not loaded again within a second')
   clock += 1
   const many = await Promise.all(Array.from({ length: 20 }, async () => await run('wxauthHit', [key], 60_000) as number[]))
   t.same(many.map((r) => r[0] as number).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 3), 'twenty calls at once, each answered once')
-  await until(async () => await hasLibrary(admin), 'the library, loaded by one of them', 5000, 20)
+  await until(async () => await hasScriptsLibrary(admin), 'the library, loaded by one of them', 5000, 20)
   t.same(loads, ['FUNCTION LOAD', 'FUNCTION LOAD'], 'one load for the twenty')
   await admin.config('RESETSTAT')
   t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 23)
@@ -144,7 +141,7 @@ test('a Redis that takes no writes now (out of memory) refuses a function before
   const redis = await startRedis(t, { own: true })
   const admin = redisClient(t, redis.url)
   const { store, rotate } = await rotating(t, redisClient(t, redis.url), 'oom:')
-  await until(async () => await hasLibrary(admin), 'the library', 5000, 20)
+  await until(async () => await hasScriptsLibrary(admin), 'the library', 5000, 20)
   t.equal(await rotate(), 'rotated')
   await admin.config('SET', 'maxmemory', '1')
   t.teardown(async () => { await admin.config('SET', 'maxmemory', '0') })
