@@ -218,7 +218,10 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
     .then(async (r) => r.statusCode === 200 ? 200 : `${r.statusCode} ${await r.body.text()}`, (err: Error) => err.message)
   const answers = await Promise.all(Array.from({ length: 20 }, me))
   t.same([...new Set(answers)], [200], 'a token from one worker works on the other')
-  const pids = [...new Set(p.output().split('\n').filter((l) => l.includes('request completed')).map((l) => (JSON.parse(l) as { pid: number }).pid))]
+  // A request's line is written once it is answered (http/request-log.ts), so it may reach the pipe after its answer.
+  const servedBy = (): number[] => [...new Set(p.output().split('\n').filter((l) => l.includes('request completed')).map((l) => (JSON.parse(l) as { pid: number }).pid))]
+  for (let i = 0; i < 100 && servedBy().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const pids = servedBy()
   t.equal(pids.length, 2, 'both workers served requests')
   const scraped = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)
   const samples = parseMetrics(await scraped.body.text())
