@@ -13,9 +13,9 @@ export interface Context {
   run: ReturnType<typeof scriptRunner>
   guard: ReturnType<typeof createDeadlines>['guard']
   /**
-   * With REDIS_WAIT_REPLICAS: how the writes that open a session and rotate a refresh token are sent
-   * (on their own connection where the client can make one: redis-lane.ts), and `settle`, which waits
-   * until replicas have the write of `key` just answered (redis-wait.ts).
+   * With REDIS_WAIT_REPLICAS: how the writes that must survive a failover are sent (on their own
+   * connection where the client can make one: redis-lane.ts), and `settle`, which waits until
+   * replicas have the write of `key` just answered (redis-wait.ts). See `durably`.
    */
   durable?: {
     run: ReturnType<typeof scriptRunner>
@@ -23,4 +23,22 @@ export interface Context {
   }
   /** With ACCESS_CHECK=tracked, where the client allows: checkAccess's read copy (redis-access-cache.ts). */
   accessCache?: AccessCache
+}
+
+const always = (): boolean => true
+
+/**
+ * `script` as a write that must survive a failover: a login's session, a rotation, and every
+ * revocation and operator's change (a revoked token that a failover made valid again would be worse
+ * than a login lost). With REDIS_WAIT_REPLICAS it goes by `ctx.durable` and is answered once replicas
+ * have it, when `wrote` says its reply wrote (a WAIT with no replica takes its whole timeout, written
+ * or not). Without it, the script as it is, no async step added: this is every refresh's path.
+ */
+export function durably (ctx: Context, key: string, script: (run: Context['run']) => Promise<unknown>, wrote: (reply: unknown) => boolean = always): Promise<unknown> {
+  const lane = ctx.durable
+  if (lane === undefined) return script(ctx.run)
+  return script(lane.run).then(async (reply) => {
+    if (wrote(reply)) await lane.settle(key)
+    return reply
+  })
 }

@@ -3,7 +3,7 @@
 import { ServiceBansFullError } from '../errors.js'
 import { endOf, lastingBans } from './access-state.js'
 import { ACCESS_FIELD, BAN_FIELD, MAX_SERVICE_BANS, SERVICE_BANS_FIELD, packAccess, unpack, unpackAccess, unpackServiceBans } from './redis-layout.js'
-import type { Context } from './redis-context.js'
+import { durably, type Context } from './redis-context.js'
 import type { ScriptName } from './redis-scripts.js'
 import type { keptUsers } from './redis-kept.js'
 import type { AccessStore, SessionsStore } from './types.js'
@@ -14,12 +14,16 @@ import type { AccessStore, SessionsStore } from './types.js'
  * key still kept (an unban under roles). A user whose key is not kept leaves the index at the next
  * sweep. A change that still lands after its caller was told it failed enters the user again.
  */
-export function redisControl ({ keys, send, run, guard }: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'enter'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+export function redisControl (ctx: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'enter'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
+  const { keys, send, run, guard } = ctx
+  /** An operator's change of the user's key, durable (redis-context.ts): a kick or a ban a failover took back would let the user in again. */
+  const write = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
+    await durably(ctx, keys.user(tag), async (on) => await on(script, [keys.user(tag)], ...args))
   const change = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
-    await guard(async () => await kept.changing(tag, async () => await run(script, [keys.user(tag)], ...args)), () => { kept.enter(tag) })
+    await guard(async () => await kept.changing(tag, async () => await write(tag, script, ...args)), () => { kept.enter(tag) })
   return {
     async kick (tag, sids, reason, accessTtlMs) {
-      return Number(await guard(async () => await run('wxauthKick', [keys.user(tag)], reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
+      return Number(await guard(async () => await write(tag, 'wxauthKick', reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
     },
 
     async ban (tag, ban, accessTtlMs) {

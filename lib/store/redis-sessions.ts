@@ -4,7 +4,7 @@ import { SID_CHARS } from '../ids.js'
 import { accessChecker } from './redis-access-check.js'
 import { endOf } from './access-state.js'
 import { ACCESS_FROM_LOGIN, deviceParts, firstPart, packAccess, sessionField, subOf, unpack } from './redis-layout.js'
-import type { Context } from './redis-context.js'
+import { durably, type Context } from './redis-context.js'
 import type { RotateResult, SessionData, SessionInfo, SessionPolicy, SessionsStore, TokenSubject } from './types.js'
 
 /** What a rotation's reply says about the user: openid, unionid, sub, claims (never the session_key). */
@@ -46,20 +46,10 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
  * sweep joins the index at its user's next login or refresh.
  */
 export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
-  const { keys, send, run, guard } = ctx
-  /**
-   * A script that opens or rotates a session; with durability on, answered once replicas have its
-   * write (`wrote`). Without it, no async step of its own: this is every refresh's path.
-   */
-  const durable = (key: string, wrote: (reply: unknown) => boolean, script: (run: Context['run']) => Promise<unknown>): Promise<unknown> => {
-    const { durable: lane } = ctx
-    if (lane === undefined) return guard(() => script(run))
-    return guard(async () => {
-      const reply = await script(lane.run)
-      if (wrote(reply)) await lane.settle(key)
-      return reply
-    })
-  }
+  const { keys, send, guard } = ctx
+  /** A script that opens, rotates or revokes a session, answered once it is durable (redis-context.ts). */
+  const durable = (key: string, wrote: ((reply: unknown) => boolean) | undefined, script: (run: Context['run']) => Promise<unknown>): Promise<unknown> =>
+    guard(() => durably(ctx, key, script, wrote))
   return {
     async createSession (ref, data, refreshHash, ttlSec, policy = NO_POLICY) {
       const device = data.device === undefined ? ['', '', '', ''] : deviceParts(data.device)
@@ -112,15 +102,18 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
     checkAccess: accessChecker(ctx),
 
     async revokeSession (ref) {
-      await guard(async () => await run('wxauthRevoke', [keys.user(ref.tag)], ref.sid))
+      const key = keys.user(ref.tag)
+      await durable(key, undefined, (run) => run('wxauthRevoke', [key], ref.sid))
     },
 
     async revokeUser (tag) {
-      return Number(await guard(async () => await run('wxauthRevokeUser', [keys.user(tag)])))
+      const key = keys.user(tag)
+      return Number(await durable(key, undefined, (run) => run('wxauthRevokeUser', [key])))
     },
 
     async blacklist (ref, jti, ttlSec) {
-      await guard(async () => await run('wxauthBlacklist', [keys.user(ref.tag)], ref.sid, jti, Math.max(1, ttlSec) * 1000))
+      const key = keys.user(ref.tag)
+      await durable(key, undefined, (run) => run('wxauthBlacklist', [key], ref.sid, jti, Math.max(1, ttlSec) * 1000))
     }
   }
 }

@@ -29,8 +29,8 @@ export interface RedisStoreOptions {
   /** Whether close() should disconnect the client (true only when the store created it). */
   ownsClient: boolean
   /**
-   * Durability (REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS): opening a session and rotating a refresh
-   * token are answered once this many replicas have the write, or the timeout passed (then the write
+   * Durability (REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS): opening a session, rotating a refresh
+   * token, a revocation and an operator's change are answered once this many replicas have the write, or the timeout passed (then the write
    * stands and `onShort` is told). Refused for a client that cannot (redis-wait.ts).
    */
   wait?: WaitOptions
@@ -119,7 +119,7 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
 }
 
 /**
- * Durability on: the writes that open a session and rotate a refresh token, and their WAITs, go on a
+ * Durability on: the durable writes (redis-context.ts's `durably`) and their WAITs go on a
  * connection of their own when the client can make one (redis-lane.ts), which is returned.
  */
 function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wait: WaitOptions, runner: (on: { client: RedisClient, send: SendCommand }) => Context['run']): Lane | null {

@@ -1,6 +1,7 @@
-// Durability as an option (REDIS_WAIT_REPLICAS): opening a session and rotating a refresh token wait
-// until replicas have the write, on real deployments with replicas; with the replica gone, the write
-// stands, the caller is answered within the timeout and the shortfall is reported.
+// Durability as an option (REDIS_WAIT_REPLICAS): opening a session, rotating a refresh token and every
+// revocation or operator's change wait until replicas have the write, on real deployments with
+// replicas; with the replica gone, the write stands, the caller is answered within the timeout and the
+// shortfall is reported.
 import { createClient, createCluster, createSentinel } from '@redis/client'
 import { Cluster, Redis } from 'ioredis'
 import { test, type Test } from 'tap'
@@ -97,6 +98,67 @@ test('a master without a replica: answered after the timeout, the write stands, 
   for (let i = 0; i < 5; i++) warn(0, 1)
   t.equal(lines.length, 1, 'one line per minute here, however many writes')
   t.match(lines[0], /1 write\(s\) answered with fewer replicas than asked \(last: 0 of 1/)
+})
+
+test('every revocation and operator\'s change waits for replicas too: one a failover took back would let a revoked token in again', async (t) => {
+  const redis = await startRedis(t)
+  const { store, short } = waitingStore(t, redisClient(t, redis.url), 50)
+  const tag = userTag('wxapp', 'revoked')
+  const session = async (): Promise<{ tag: string, sid: string }> => {
+    const ref = { tag, sid: newSessionId() }
+    await store.createSession(ref, { sub: 'revoked', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+    return ref
+  }
+  const ref = await session()
+  // Each is given a session opened just before it (and not timed).
+  const writes: Array<[string, (fresh: { tag: string, sid: string }) => Promise<unknown>]> = [
+    ['blacklist', async () => await store.blacklist(ref, 'jti-1', 60)],
+    ['revokeSession (a logout, a reused refresh token)', async (fresh) => await store.revokeSession(fresh)],
+    ['revokeUser', async () => await store.revokeUser(tag)],
+    ['kick', async (fresh) => await store.kick(tag, [fresh.sid], 'kicked', 60_000)],
+    ['ban', async () => await store.ban(tag, { until: null, reason: 'abuse' }, 60_000)],
+    ['unban', async () => await store.unban(tag)],
+    ['setAccess', async () => await store.setAccess(tag, { roles: [], permissions: [] })],
+    ['banService', async () => await store.banService(tag, { service: 'pay', until: null, reason: 'fraud' })],
+    ['unbanService', async () => await store.unbanService(tag, 'pay')]
+  ]
+  for (const [name, write] of writes) {
+    const fresh = await session()
+    const before = short.length
+    const started = performance.now()
+    await write(fresh)
+    const ms = performance.now() - started
+    t.ok(ms >= 45, `${name}: answered after its WAIT (${Math.round(ms)} ms)`)
+    t.equal(short.length, before + 1, `${name}: one write fell short of the replica it waited for`)
+  }
+  short.length = 0
+  await store.stepUp(ref, 'k2')
+  t.same(short, [], 'a step-up does not wait: losing one costs the user a second proof, not a revocation')
+})
+
+test('a replica 50 ms behind, its master killed just after logouts: revocations the replica lacks without the option, none with it', async (t) => {
+  const lost: Record<string, number> = {}
+  for (const [name, wait] of [['off', undefined], ['on', { replicas: 1, timeoutMs: 400 }]] as const) {
+    const d = await startSentinelWithReplica(t, { replicaLagMs: 50 })
+    const client = new Redis({ sentinels: d.sentinels.map((port) => ({ host: '127.0.0.1', port })), name: d.name })
+    client.on('error', () => {})
+    t.teardown(() => { client.disconnect() })
+    const keyPrefix = `${newSessionId()}:`
+    const store = createRedisStore({ client, keyPrefix, timeoutMs: 1000, ownsClient: false, wait })
+    t.teardown(async () => await store.close())
+    const refs = Array.from({ length: 20 }, (_, i) => ({ tag: userTag('wxapp', `gone-${i}`), sid: newSessionId() }))
+    for (const ref of refs) await store.createSession(ref, { sub: ref.tag, openid: 'o', sessionKey: 'k' }, 'h0', 600)
+    // The replica has every session before the logouts start.
+    const onReplica = createRedisStore({ client: redisClient(t, `redis://127.0.0.1:${d.replica}`), keyPrefix, timeoutMs: 1000, ownsClient: false })
+    t.teardown(async () => await onReplica.close())
+    const alive = async (): Promise<number> => (await Promise.all(refs.map(async (ref) => await onReplica.getSession(ref)))).filter((s) => s !== null).length
+    await until(async () => await alive() === refs.length, 'the replica to have every session', 5000)
+    await Promise.all(refs.map(async (ref, i) => { await (i % 2 === 0 ? store.revokeSession(ref) : store.revokeUser(ref.tag)) }))
+    await d.kill(d.master)
+    lost[name] = await alive()
+    t.comment(`REDIS_WAIT_REPLICAS ${name}: ${lost[name]} of ${refs.length} answered logouts missing on the replica`)
+  }
+  t.equal(lost.on, 0, 'with the option on, every logout answered is on the replica a failover would promote')
 })
 
 /** The connections a Redis server has from clients named `name`. */
