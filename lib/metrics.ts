@@ -6,7 +6,8 @@
 // method, an error code of ours, a device type or appid from the configuration, a WeChat endpoint,
 // a store operation. A value outside the expected shape, or past MAX_VALUES distinct ones in a label
 // of a metric (the gateway's and Fastify's codes aside: always themselves), is counted as 'other'. No user id, session id, openid, token or code is ever a label.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
+import { registerDefaultMetrics } from './default-metrics.js'
 import { defineAccessCacheMetrics } from './access-cache-metrics.js'
 import type { AuditEvent } from './audit.js'
 import { outcomeOf } from './audit.js'
@@ -163,7 +164,7 @@ function register (registry: Registry, defaultMetrics: boolean, http: boolean): 
   const before = new Set(registry.getMetricsAsArray().map((m) => m.name))
   const added = (): string[] => registry.getMetricsAsArray().map((m) => m.name).filter((name) => !before.has(name))
   try {
-    if (defaultMetrics) collectDefaultMetrics({ register: registry })
+    if (defaultMetrics) registerDefaultMetrics(registry)
     return { defined: defineMetrics(registry, http), added: added() }
   } catch (err) {
     for (const name of added()) registry.removeSingleMetric(name)
