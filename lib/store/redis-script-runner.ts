@@ -5,7 +5,9 @@
 // persistence, FUNCTION FLUSH, a Cluster node that never had it) runs that call by EVALSHA and loads
 // the library meanwhile, one load at a time and a second apart at least; the calls after it find the
 // function. A Redis that cannot run functions (before 7.0, FCALL or FUNCTION renamed away, an ACL that
-// refuses them, a library it will not load) makes this runner send scripts by EVALSHA from then on. A
+// refuses them, a library it will not load) makes this runner send scripts by EVALSHA, and try
+// functions again FUNCTIONS_RETRY_MS later (an upgrade, an ACL changed, a Cluster's last Redis 6 master
+// gone: each refuses or allows without a restart). A
 // function refused because Redis takes no writes now goes by EVALSHA too (refusedWrites). None of these
 // calls ran any Lua before it failed, so sending it again cannot apply it twice.
 import { createHash } from 'node:crypto'
@@ -40,6 +42,12 @@ const refusedLoad = (err: unknown): boolean => /^(ERR|NOPERM)\b/.test(messageOf(
  */
 export const LOAD_RETRY_MS = 1000
 
+/**
+ * How long after Redis refused functions the runner tries them again: one FCALL (and at a miss one
+ * load) each time, both refused before any Lua ran, against every script sent by EVALSHA meanwhile.
+ */
+export const FUNCTIONS_RETRY_MS = 600_000
+
 /** Sends one command, routed by `key` on a cluster. */
 export type Send = (key: string | undefined, command: string[]) => Promise<unknown>
 
@@ -47,25 +55,28 @@ export interface RunnerOptions {
   /** Sends FUNCTION LOAD to the master, or masters, that may serve a key (redis-client.ts's toMastersOf); without it, scripts go by EVALSHA only. */
   load?: Send
   now?: () => number
-  /** Told when Redis refuses functions for good, and why (never Redis' own message: Redis 6 repeats a command's arguments in it). */
+  /** Told when Redis refuses functions, and why, at each refusal (never Redis' own message: Redis 6 repeats a command's arguments in it). */
   onFallback?: (why: string) => void
 }
 
 /** Runs the store's scripts: by FCALL when `load` is given, else by EVALSHA only. */
 export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: RunnerOptions = {}) {
   let functions = load !== undefined
-  /** Functions off for good, said once. */
+  /** When functions, off, are tried again. */
+  let retryAt = Infinity
+  /** Functions off until FUNCTIONS_RETRY_MS from now, said when they were on. */
   const fallBack = (why: string): void => {
     if (!functions) return
     functions = false
+    retryAt = now() + FUNCTIONS_RETRY_MS
     onFallback?.(why)
   }
   let loading = false
   let nextLoadAt = 0
 
-  /** The library onto the node(s) of `key`: one load at a time, LOAD_RETRY_MS apart at least; none again once Redis refused one. */
+  /** The library onto the node(s) of `key`: one load at a time, LOAD_RETRY_MS apart at least; none while functions are off. */
   function loadLibrary (key: string | undefined): void {
-    if (loading || load === undefined || now() < nextLoadAt) return
+    if (loading || load === undefined || !functions || now() < nextLoadAt) return
     loading = true
     nextLoadAt = now() + LOAD_RETRY_MS
     load(key, ['FUNCTION', 'LOAD', 'REPLACE', LIBRARY])
@@ -75,6 +86,10 @@ export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: 
   }
 
   return async function run (name: ScriptName, keys: string[], ...args: Array<string | number>): Promise<unknown> {
+    if (!functions && now() >= retryAt) {
+      functions = true
+      retryAt = Infinity
+    }
     // FCALL and EVALSHA take the same arguments after the name: one command, its first two changed.
     const command = [functions ? 'FCALL' : 'EVALSHA', functions ? FUNCTION_NAMES[name] : SHAS[name], String(keys.length), ...keys]
     for (const arg of args) command.push(String(arg))

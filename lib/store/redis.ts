@@ -40,7 +40,7 @@ export interface RedisStoreOptions {
   sweepEveryMs?: number
   /** Told when sweeps fail (sweepWarning: a log line at most every ten minutes). */
   onSweepFailed?: SweepFailed
-  /** Told once when Redis refuses functions, and why: scripts go by EVALSHA from then on (redis-script-runner.ts). */
+  /** Told once, at the first time Redis refuses functions, and why: scripts go by EVALSHA, functions tried again every FUNCTIONS_RETRY_MS (redis-script-runner.ts). */
   onScriptsFallback?: (why: string) => void
 }
 

@@ -3,7 +3,7 @@
 // its command statistics.
 import { test, type Test } from 'tap'
 import { connectRedis, sendCommandOf, type RedisClient } from '../../../lib/store/redis-client.js'
-import { LOAD_RETRY_MS, scriptRunner, type Send } from '../../../lib/store/redis-script-runner.js'
+import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, type Send } from '../../../lib/store/redis-script-runner.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
@@ -89,6 +89,39 @@ test('a Redis that runs FCALL but refuses FUNCTION LOAD: the first call by EVALS
   t.same(await statsOf(admin, 'fcall'), { calls: 1, rejected: 0, failed: 1 }, 'FCALL was sent once, before the load was refused')
   t.equal((await statsOf(admin, 'function|load')).rejected, 1, 'the load not tried again')
   t.notOk(await hasScriptsLibrary(admin))
+})
+
+test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted (as a Redis upgraded) takes effect without a restart, one still refused costs one FCALL', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  await admin.call('ACL', 'SETUSER', 'later', 'on', '>pw', '~*', '&*', '+@all', '-fcall', '-function')
+  const send = sendCommandOf(redisClient(t, redis.url.replace('redis://', 'redis://later:pw@')))
+  let clock = 0
+  const told: string[] = []
+  const run = scriptRunner(send, { load: send, now: () => clock, onFallback: (why) => { told.push(why) } })
+  const key = `${redis.prefix}counter`
+  let count = 0
+  const hit = async (): Promise<void> => { t.equal((await run('wxauthHit', [key], 60_000) as number[])[0], ++count, `call ${count} answered once`) }
+  await admin.config('RESETSTAT')
+  for (let i = 0; i < 3; i++) await hit()
+  clock += FUNCTIONS_RETRY_MS - 1
+  await hit()
+  t.equal((await statsOf(admin, 'fcall')).rejected, 1, 'refused once, not tried again before FUNCTIONS_RETRY_MS')
+  clock += 1
+  await hit()
+  await hit()
+  t.equal((await statsOf(admin, 'fcall')).rejected, 2, 'then one FCALL, refused again, and off for as long once more')
+  t.equal(told.length, 2, 'each refusal told')
+
+  await admin.call('ACL', 'SETUSER', 'later', '+fcall', '+function')
+  await hit()
+  t.equal((await statsOf(admin, 'fcall')).calls, 0, 'an ACL granted is seen at the next try, not before')
+  clock += FUNCTIONS_RETRY_MS
+  await hit()
+  await until(async () => await hasScriptsLibrary(admin), 'the library, loaded by the try that found no function', 5000, 20)
+  await admin.config('RESETSTAT')
+  await hit()
+  t.same([await statsOf(admin, 'fcall'), (await statsOf(admin, 'evalsha')).calls], [{ calls: 1, rejected: 0, failed: 0 }, 0], 'then by FCALL, without a restart')
 })
 
 test('one load at a time, a second apart at least: one that failed in passing (a connection lost) is tried again at the first miss after that', async (t) => {
