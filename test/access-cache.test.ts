@@ -4,12 +4,11 @@
 // switch; tracked is the default) reads Redis on every request.
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
-import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type RedisServer } from './helper.js'
+import { bearer, buildApp, commandStats, login, me, redisClient, startRedis, startSim, type RedisServer } from './helper.js'
 
 /** How many HMGETs Redis ran (INFO commandstats): the server is the test's own. */
 async function hmgets (t: Test, redis: RedisServer): Promise<number> {
-  const info = String(await redisClient(t, redis.url).call('INFO', 'commandstats'))
-  return Number(/cmdstat_hmget:calls=(\d+)/.exec(info)?.[1] ?? 0)
+  return (await commandStats(redisClient(t, redis.url), 'hmget')).calls
 }
 
 /** Requests /auth/me on `app` until it is refused; its answer and how long after the call it came (ms). */

@@ -193,6 +193,12 @@ export async function startRedisCluster (t: Tap): Promise<{ nodes: Array<{ host:
   return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })) }
 }
 
+/** Calls, refusals and failures of `command` (a subcommand as `function|load`) since Redis' last RESETSTAT (INFO commandstats; 0 when never sent). */
+export async function commandStats (admin: Redis, command: string): Promise<{ calls: number, rejected: number, failed: number }> {
+  const line = new RegExp(`^cmdstat_${command.replace('|', '\\|')}:calls=(\\d+).*rejected_calls=(\\d+),failed_calls=(\\d+)`, 'm').exec(await admin.info('commandstats'))
+  return { calls: Number(line?.[1] ?? 0), rejected: Number(line?.[2] ?? 0), failed: Number(line?.[3] ?? 0) }
+}
+
 /** Whether the Redis `admin` talks to holds this version's library of the store's scripts (lib/store/redis-functions.ts). */
 export const hasScriptsLibrary = async (admin: Redis): Promise<boolean> =>
   (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY_NAME) as unknown[]).length === 1

@@ -11,7 +11,7 @@ import { accessCacheFor, openAccessCache, type AccessCache } from '../../../lib/
 import { createRedisStore } from '../../../lib/store/redis.js'
 import { QR_WATCH_MS, QR_WATCH_TRACKED_MS } from '../../../lib/store/redis-handoff.js'
 import type { SessionStore } from '../../../lib/store/types.js'
-import { redisClient, startRedis, statusOf, type RedisServer } from '../../helper.js'
+import { commandStats, redisClient, startRedis, statusOf, type RedisServer } from '../../helper.js'
 import { storeContract } from './contract.js'
 
 /** A store as the gateway makes it with ACCESS_CHECK=tracked (its own client, the cache), closed at teardown. */
@@ -33,8 +33,7 @@ async function strictStore (t: Test, url: string, keyPrefix: string): Promise<Se
 
 /** How many times Redis ran `command` (INFO commandstats): the server is the test's own. */
 async function calls (redis: RedisServer, t: Test, command: string): Promise<number> {
-  const info = String(await redisClient(t, redis.url).call('INFO', 'commandstats'))
-  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+  return (await commandStats(redisClient(t, redis.url), command)).calls
 }
 
 /** Polls `check` until it answers something else than `ok`; the time it took, in ms (at most `withinMs` + one check). */

@@ -7,16 +7,8 @@ import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, type Send } from '../.
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
-import { hasScriptsLibrary, redisClient, startRedis } from '../../helper.js'
+import { commandStats, hasScriptsLibrary, redisClient, startRedis } from '../../helper.js'
 import { until } from '../../redis-deployments.js'
-
-type Admin = ReturnType<typeof redisClient>
-
-/** Calls, refusals and failures of `command` since the last RESETSTAT (0 when never sent). */
-async function statsOf (admin: Admin, command: string): Promise<{ calls: number, rejected: number, failed: number }> {
-  const line = new RegExp(`^cmdstat_${command.replace('|', '\\|')}:calls=(\\d+).*rejected_calls=(\\d+),failed_calls=(\\d+)`, 'm').exec(await admin.info('commandstats'))
-  return { calls: Number(line?.[1] ?? 0), rejected: Number(line?.[2] ?? 0), failed: Number(line?.[3] ?? 0) }
-}
 
 /** A store on `client`, one user's session in it, and a rotation of that session's token at each call. */
 async function rotating (t: Test, client: RedisClient, prefix: string): Promise<{ store: SessionStore, rotate: () => Promise<string> }> {
@@ -43,14 +35,14 @@ test('scripts run as functions of one library, loaded by the first call, and aga
     await admin.script('FLUSH')
     await admin.config('RESETSTAT')
     const { rotate } = await rotating(t, client, `${name}:`)
-    t.equal((await statsOf(admin, 'fcall')).failed, 1, `${name}: the first call met no function`)
-    t.equal((await statsOf(admin, 'eval')).calls, 1, `${name}: and ran by EVAL (NOSCRIPT after EVALSHA)`)
+    t.equal((await commandStats(admin, 'fcall')).failed, 1, `${name}: the first call met no function`)
+    t.equal((await commandStats(admin, 'eval')).calls, 1, `${name}: and ran by EVAL (NOSCRIPT after EVALSHA)`)
     await until(async () => await hasScriptsLibrary(admin), 'the library, loaded by the first call', 5000, 20)
     for (let round = 0; round < 2; round++) {
       await admin.config('RESETSTAT')
       t.equal(await rotate(), 'rotated')
       t.equal(await rotate(), 'rotated')
-      t.same([await statsOf(admin, 'fcall'), (await statsOf(admin, 'evalsha')).calls, (await statsOf(admin, 'eval')).calls],
+      t.same([await commandStats(admin, 'fcall'), (await commandStats(admin, 'evalsha')).calls, (await commandStats(admin, 'eval')).calls],
         [{ calls: 2, rejected: 0, failed: 0 }, 0, 0], `${name}: then every call by FCALL (round ${round})`)
       await admin.call('FUNCTION', 'FLUSH')
       // Calls that find no function are answered all the same; one a second after the last load loads it again.
@@ -69,13 +61,13 @@ test('a Redis that refuses FCALL (an ACL, a Redis before 7.0) gets every script 
     await admin.config('RESETSTAT')
     const { rotate } = await rotating(t, client, `${name}:`)
     for (let i = 0; i < 3; i++) t.equal(await rotate(), 'rotated')
-    t.equal((await statsOf(admin, 'fcall')).rejected, 1, `${name}: FCALL refused once, then not sent`)
-    t.equal((await statsOf(admin, 'evalsha')).calls, 4, `${name}: the calls by EVALSHA`)
+    t.equal((await commandStats(admin, 'fcall')).rejected, 1, `${name}: FCALL refused once, then not sent`)
+    t.equal((await commandStats(admin, 'evalsha')).calls, 4, `${name}: the calls by EVALSHA`)
     await admin.script('FLUSH')
     t.equal(await rotate(), 'rotated', `${name}: NOSCRIPT is answered by EVAL`)
     await admin.config('RESETSTAT')
     t.equal(await rotate(), 'rotated')
-    t.same([(await statsOf(admin, 'evalsha')).calls, (await statsOf(admin, 'eval')).calls, (await statsOf(admin, 'fcall')).rejected], [1, 0, 0], `${name}: then by digest again, without the script's text`)
+    t.same([(await commandStats(admin, 'evalsha')).calls, (await commandStats(admin, 'eval')).calls, (await commandStats(admin, 'fcall')).rejected], [1, 0, 0], `${name}: then by digest again, without the script's text`)
   }
 })
 
@@ -84,10 +76,10 @@ test('a Redis that runs FCALL but refuses FUNCTION LOAD: the first call by EVALS
   const admin = redisClient(t, redis.url)
   await admin.call('ACL', 'SETUSER', 'noload', 'on', '>pw', '~*', '&*', '+@all', '-function|load')
   const { rotate } = await rotating(t, redisClient(t, redis.url.replace('redis://', 'redis://noload:pw@')), 'noload:')
-  await until(async () => (await statsOf(admin, 'function|load')).rejected === 1, 'the load, refused', 5000, 20)
+  await until(async () => (await commandStats(admin, 'function|load')).rejected === 1, 'the load, refused', 5000, 20)
   for (let i = 0; i < 3; i++) t.equal(await rotate(), 'rotated')
-  t.same(await statsOf(admin, 'fcall'), { calls: 1, rejected: 0, failed: 1 }, 'FCALL was sent once, before the load was refused')
-  t.equal((await statsOf(admin, 'function|load')).rejected, 1, 'the load not tried again')
+  t.same(await commandStats(admin, 'fcall'), { calls: 1, rejected: 0, failed: 1 }, 'FCALL was sent once, before the load was refused')
+  t.equal((await commandStats(admin, 'function|load')).rejected, 1, 'the load not tried again')
   t.notOk(await hasScriptsLibrary(admin))
 })
 
@@ -106,22 +98,22 @@ test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted
   for (let i = 0; i < 3; i++) await hit()
   clock += FUNCTIONS_RETRY_MS - 1
   await hit()
-  t.equal((await statsOf(admin, 'fcall')).rejected, 1, 'refused once, not tried again before FUNCTIONS_RETRY_MS')
+  t.equal((await commandStats(admin, 'fcall')).rejected, 1, 'refused once, not tried again before FUNCTIONS_RETRY_MS')
   clock += 1
   await hit()
   await hit()
-  t.equal((await statsOf(admin, 'fcall')).rejected, 2, 'then one FCALL, refused again, and off for as long once more')
+  t.equal((await commandStats(admin, 'fcall')).rejected, 2, 'then one FCALL, refused again, and off for as long once more')
   t.equal(told.length, 2, 'each refusal told')
 
   await admin.call('ACL', 'SETUSER', 'later', '+fcall', '+function')
   await hit()
-  t.equal((await statsOf(admin, 'fcall')).calls, 0, 'an ACL granted is seen at the next try, not before')
+  t.equal((await commandStats(admin, 'fcall')).calls, 0, 'an ACL granted is seen at the next try, not before')
   clock += FUNCTIONS_RETRY_MS
   await hit()
   await until(async () => await hasScriptsLibrary(admin), 'the library, loaded by the try that found no function', 5000, 20)
   await admin.config('RESETSTAT')
   await hit()
-  t.same([await statsOf(admin, 'fcall'), (await statsOf(admin, 'evalsha')).calls], [{ calls: 1, rejected: 0, failed: 0 }, 0], 'then by FCALL, without a restart')
+  t.same([await commandStats(admin, 'fcall'), (await commandStats(admin, 'evalsha')).calls], [{ calls: 1, rejected: 0, failed: 0 }, 0], 'then by FCALL, without a restart')
 })
 
 test('one load at a time, a second apart at least: one that failed in passing (a connection lost) is tried again at the first miss after that', async (t) => {
@@ -151,7 +143,7 @@ test('one load at a time, a second apart at least: one that failed in passing (a
   t.same(loads, ['FUNCTION LOAD', 'FUNCTION LOAD'], 'one load for the twenty')
   await admin.config('RESETSTAT')
   t.same((await run('wxauthHit', [key], 60_000) as number[])[0], 23)
-  t.equal((await statsOf(admin, 'fcall')).calls, 1, 'then by FCALL')
+  t.equal((await commandStats(admin, 'fcall')).calls, 1, 'then by FCALL')
 })
 
 test('a Redis without FCALL (before 7.0: an unknown command) gets every script by EVALSHA, FCALL not sent again', async (t) => {
@@ -182,11 +174,11 @@ test('a Redis that takes no writes now (out of memory) refuses a function before
   const stranger = { tag: userTag('wxapp', 'stranger'), sid: newSessionId() }
   t.equal((await store.rotateRefresh(stranger, { generation: 0, presentedHash: 'x', nextHash: 'y', nonce: 'n', graceMs: 0, ttlSec: 60, maxAgeSec: 60 })).status, 'invalid', 'a refresh of no session: refused as before')
   await store.revokeSession(stranger)
-  t.same([(await statsOf(admin, 'fcall')).rejected, (await statsOf(admin, 'evalsha')).calls], [2, 2], 'each refused by FCALL, answered by EVALSHA')
+  t.same([(await commandStats(admin, 'fcall')).rejected, (await commandStats(admin, 'evalsha')).calls], [2, 2], 'each refused by FCALL, answered by EVALSHA')
   await admin.config('SET', 'maxmemory', '0')
   await admin.config('RESETSTAT')
   t.equal(await rotate(), 'rotated')
-  t.equal((await statsOf(admin, 'fcall')).calls, 1, 'functions again once Redis takes writes')
+  t.equal((await commandStats(admin, 'fcall')).calls, 1, 'functions again once Redis takes writes')
 })
 
 test('a runner without a way to load the library sends scripts by EVALSHA only', async (t) => {
@@ -196,5 +188,5 @@ test('a runner without a way to load the library sends scripts by EVALSHA only',
   const run = scriptRunner(sendCommandOf(client))
   await run('wxauthHit', [`${redis.prefix}c`], 1000)
   await run('wxauthHit', [`${redis.prefix}c`], 1000)
-  t.same([(await statsOf(admin, 'fcall')).failed, (await statsOf(admin, 'evalsha')).calls], [0, 2])
+  t.same([(await commandStats(admin, 'fcall')).failed, (await commandStats(admin, 'evalsha')).calls], [0, 2])
 })

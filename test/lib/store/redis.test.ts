@@ -7,7 +7,7 @@ import { connectRedis, hasOfflineQueue, type RedisClient } from '../../../lib/st
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { RotateInput, SessionStore } from '../../../lib/store/types.js'
 import { digest, newSessionId, userTag } from '../../../lib/ids.js'
-import { freePort, redisClient, startRedis, statusOf } from '../../helper.js'
+import { commandStats, freePort, redisClient, startRedis, statusOf } from '../../helper.js'
 import { storeContract } from './contract.js'
 
 /** A store on its own node-redis connection (as the gateway makes it), closed at teardown. */
@@ -458,9 +458,8 @@ test('a check is one HMGET; the first use of a rotation\'s access token adds one
   await store.rotateRefresh(warm, rot(0))
   await store.checkAccess(warm, 'j', 1)
   const calls = async (): Promise<Record<string, number>> => {
-    const stats = await admin.info('commandstats')
-    const n = (c: string): number => Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
-    return { hmget: n('hmget'), scripts: n('fcall') + n('evalsha') + n('eval'), hset: n('hset') }
+    const n = async (c: string): Promise<number> => (await commandStats(admin, c)).calls
+    return { hmget: await n('hmget'), scripts: await n('fcall') + await n('evalsha') + await n('eval'), hset: await n('hset') }
   }
   await admin.config('RESETSTAT')
   for (let i = 0; i < 10; i++) t.equal(statusOf(await store.checkAccess(ref, `j${i}`, 1)), 'ok')
