@@ -6,9 +6,9 @@
 // on an ioredis Cluster that connection's master serving the key's slot. A node-redis cluster client
 // routes a keyless command to any node and exposes no node connection to send it on: refused.
 //
-// Writes share WAITs: one is sent per turn of the event loop for every write answered before it (all
-// of them earlier on that connection), so a master without its replica costs each write at most two
-// timeouts, not a queue of them.
+// Writes share WAITs: one at a time per connection, sent for every write answered before it (all of
+// them earlier on that connection), so a master without its replica costs each write about two
+// timeouts, not a queue of them (sharedWait).
 import calculateSlot from 'cluster-key-slot'
 import { isIoredisCluster, type RedisClient, type SendCommand } from './redis-client.js'
 import { throttledWarning } from '../throttled-warning.js'
@@ -34,44 +34,95 @@ export function cannotWait (client: RedisClient): string | null {
   return null
 }
 
-/** One WAIT sent for every write answered since the last one was sent. */
-function sharedWait (send: () => Promise<unknown>): () => Promise<number> {
+/** The durable writes in flight (sent, not answered), so that a WAIT can be held for those sent before the last one returned. */
+function writesInFlight () {
+  let started = 0
+  // Ids in the order they started (a Set iterates in insertion order): the first is the oldest.
+  const open = new Set<number>()
+  const waiting = new Set<{ upTo: number, resolve: () => void }>()
+  const done = (upTo: number): boolean => {
+    const oldest = open.values().next()
+    return oldest.done === true || oldest.value > upTo
+  }
+  const forget = (id: number): void => {
+    open.delete(id)
+    for (const w of waiting) if (done(w.upTo)) w.resolve()
+  }
+  return {
+    track<T>(write: Promise<T>): Promise<T> {
+      const id = ++started
+      open.add(id)
+      write.then(() => { forget(id) }, () => { forget(id) })
+      return write
+    },
+    /** Resolves once every write started before this call is answered, or after `ms` (one that hangs holds no WAIT for long). */
+    async answered (ms: number): Promise<void> {
+      const upTo = started
+      if (done(upTo)) return
+      await new Promise<void>((resolve) => {
+        const entry = { upTo, resolve: () => { clearTimeout(timer); waiting.delete(entry); resolve() } }
+        const timer = setTimeout(entry.resolve, ms)
+        waiting.add(entry)
+      })
+    }
+  }
+}
+
+/**
+ * WAITs on one connection, one at a time, each shared by every write answered before it is sent.
+ * A WAIT blocks its connection: the writes sent meanwhile queue behind it and are answered as it
+ * returns. The next is sent once those are answered and a turn of the event loop has passed, so they
+ * share it, not one each: a write waits at most for the WAIT it queued behind and the next one,
+ * about two timeouts (and `timeoutMs` more when a write before it hangs).
+ */
+function sharedWait (send: () => Promise<unknown>, writes: ReturnType<typeof writesInFlight>, timeoutMs: number): () => Promise<number> {
   let next: Promise<number> | undefined
+  let last: Promise<unknown> = Promise.resolve()
   return async () => {
-    next ??= new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+    next ??= (async () => {
+      await last
+      await writes.answered(timeoutMs)
+      await new Promise<void>((resolve) => { setImmediate(resolve) })
       next = undefined
-      return Number(await send())
-    })
+      const sent = send()
+      last = sent.catch(() => {})
+      return Number(await sent)
+    })()
     return await next
   }
 }
 
 /**
- * What makes a write durable: `settle(key)` resolves, after the write of `key` was answered, with how
- * many replicas acknowledged it.
+ * What makes a write durable: `track` the write as it is sent, then `settle(key)`, once it was
+ * answered, resolves with how many replicas acknowledged it.
  */
-export function replicaWaiter (client: RedisClient, send: SendCommand, opts: WaitOptions): (key: string) => Promise<number> {
+export function replicaWaiter (client: RedisClient, send: SendCommand, opts: WaitOptions): { track: <T>(write: Promise<T>) => Promise<T>, settle: (key: string) => Promise<number> } {
   const refusal = cannotWait(client)
   if (refusal !== null) throw new Error(refusal)
   const wait = ['WAIT', String(opts.replicas), String(opts.timeoutMs)]
+  const writes = writesInFlight()
+  const { track } = writes
   const settled = (acked: number): number => {
     if (acked < opts.replicas) opts.onShort?.(acked, opts.replicas)
     return acked
   }
   if (!isIoredisCluster(client)) {
-    const shared = sharedWait(async () => await send(undefined, wait))
-    return async () => settled(await shared())
+    const shared = sharedWait(async () => await send(undefined, wait), writes, opts.timeoutMs)
+    return { track, settle: async () => settled(await shared()) }
   }
   const cluster = client as unknown as IoredisClusterLike
   const perNode = new Map<string, () => Promise<number>>()
-  return async (key) => {
-    const nodeKey = cluster.slots[calculateSlot(key)]?.[0]
-    const node = cluster.nodes('master').find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === nodeKey)
-    // The slot map changed under the write (a failover): that write's master is not known here.
-    if (nodeKey === undefined || node === undefined) return settled(0)
-    let shared = perNode.get(nodeKey)
-    if (shared === undefined) perNode.set(nodeKey, (shared = sharedWait(async () => await node.call(...wait as [string, ...string[]]))))
-    return settled(await shared())
+  return {
+    track,
+    settle: async (key) => {
+      const nodeKey = cluster.slots[calculateSlot(key)]?.[0]
+      const node = cluster.nodes('master').find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === nodeKey)
+      // The slot map changed under the write (a failover): that write's master is not known here.
+      if (nodeKey === undefined || node === undefined) return settled(0)
+      let shared = perNode.get(nodeKey)
+      if (shared === undefined) perNode.set(nodeKey, (shared = sharedWait(async () => await node.call(...wait as [string, ...string[]]), writes, opts.timeoutMs)))
+      return settled(await shared())
+    }
   }
 }
 

@@ -127,9 +127,10 @@ function durableWrites (ctx: Context, client: RedisClient, timeoutMs: number, wa
   const on = lane ?? { client, send: ctx.send, ready: Promise.resolve() }
   try {
     const run = runner(on)
+    const { track, settle } = replicaWaiter(on.client, on.send, wait)
     ctx.durable = {
-      run: async (...args) => { await on.ready; return await run(...args) },
-      settle: replicaWaiter(on.client, on.send, wait)
+      run: async (...args) => { await on.ready; return await track(run(...args)) },
+      settle
     }
     return lane
   } catch (err) {

@@ -101,6 +101,36 @@ test('a master without a replica: answered after the timeout, the write stands, 
   t.match(lines[0], /1 write\(s\) answered with fewer replicas than asked \(last: 0 of 1/)
 })
 
+test('a master without a replica under a steady stream of writes: one WAIT at a time, each shared by the writes answered before it, so none waits a queue of them', async (t) => {
+  const redis = await startRedis(t)
+  const admin = redisClient(t, redis.url)
+  const { store, short } = waitingStore(t, redisClient(t, redis.url), 100)
+  await store.ping()
+  await admin.config('RESETSTAT')
+  const latencies: number[] = []
+  const started = performance.now()
+  // 20 clients, each opening sessions one after another for 1.5 s.
+  await Promise.all(Array.from({ length: 20 }, async (_, c) => {
+    for (let i = 0; performance.now() - started < 1500; i++) {
+      const at = performance.now()
+      await store.createSession({ tag: userTag('wxapp', `stream-${c}`), sid: newSessionId() }, { sub: 's', openid: 'o', sessionKey: 'k' }, 'h0', 60)
+      latencies.push(performance.now() - at)
+    }
+  }))
+  const elapsed = performance.now() - started
+  const waits = (await commandStats(admin, 'wait')).calls
+  // Each WAIT takes its whole 100 ms here: one at a time, there is room for elapsed / 100 of them.
+  t.ok(waits <= Math.ceil(elapsed / 100) + 1, `${waits} WAITs in ${Math.round(elapsed)} ms: one at a time`)
+  t.ok(short.length === latencies.length, `each of the ${latencies.length} writes told short, and answered`)
+  // A write waits for the WAIT it queued behind, then the next: two timeouts. Sent as each write was
+  // answered, the WAITs queued behind each other, and a write behind several (4 to 7 timeouts).
+  latencies.sort((a, b) => a - b)
+  const median = latencies[latencies.length >> 1] as number
+  const slowest = latencies[latencies.length - 1] as number
+  t.ok(median < 250, `half the writes answered within two and a half timeouts (the median ${Math.round(median)} ms)`)
+  t.ok(slowest < 450, `the slowest within four and a half (${Math.round(slowest)} ms), well within the store's deadline`)
+})
+
 test('every revocation and operator\'s change waits for replicas too: one a failover took back would let a revoked token in again', async (t) => {
   const redis = await startRedis(t)
   const { store, short } = waitingStore(t, redisClient(t, redis.url), 50)
