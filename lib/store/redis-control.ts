@@ -16,27 +16,30 @@ import type { AccessStore, SessionsStore } from './types.js'
  */
 export function redisControl (ctx: Context, kept: Pick<ReturnType<typeof keptUsers>, 'changing' | 'enter'>): Pick<SessionsStore, 'kick' | 'ban' | 'unban'> & AccessStore {
   const { keys, send, run, guard } = ctx
-  /** An operator's change of the user's key, durable (redis-context.ts): a kick or a ban a failover took back would let the user in again. */
-  const write = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
-    await durably(ctx, keys.user(tag), async (on) => await on(script, [keys.user(tag)], ...args))
-  const change = async (tag: string, script: ScriptName, ...args: Array<string | number>): Promise<unknown> =>
-    await guard(async () => await kept.changing(tag, async () => await write(tag, script, ...args)), () => { kept.enter(tag) })
+  /**
+   * An operator's change of the user's key, durable (redis-context.ts): a kick or a ban a failover
+   * took back would let the user in again. `wrote`: whether the script's reply says it wrote.
+   */
+  const write = async (tag: string, script: ScriptName, args: Array<string | number>, wrote?: (reply: unknown) => boolean): Promise<unknown> =>
+    await durably(ctx, keys.user(tag), async (on) => await on(script, [keys.user(tag)], ...args), wrote)
+  const change = async (tag: string, script: ScriptName, args: Array<string | number>, wrote?: (reply: unknown) => boolean): Promise<unknown> =>
+    await guard(async () => await kept.changing(tag, async () => await write(tag, script, args, wrote)), () => { kept.enter(tag) })
   return {
     async kick (tag, sids, reason, accessTtlMs) {
-      return Number(await guard(async () => await write(tag, 'wxauthKick', reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids))))
+      return Number(await guard(async () => await write(tag, 'wxauthKick', [reason, accessTtlMs, ...(sids === 'all' ? ['*'] : sids)], (ended) => Number(ended) > 0)))
     },
 
     async ban (tag, ban, accessTtlMs) {
-      await change(tag, 'wxauthBan', ban.until ?? 0, ban.reason, accessTtlMs)
+      await change(tag, 'wxauthBan', [ban.until ?? 0, ban.reason, accessTtlMs])
     },
 
     async unban (tag) {
-      await change(tag, 'wxauthUnban')
+      await change(tag, 'wxauthUnban', [])
     },
 
     async setAccess (tag, access) {
       const packed = packAccess(access)
-      await change(tag, 'wxauthSetAccess', packed)
+      await change(tag, 'wxauthSetAccess', [packed])
     },
 
     async userState (tag) {
@@ -54,12 +57,12 @@ export function redisControl (ctx: Context, kept: Pick<ReturnType<typeof keptUse
     },
 
     async banService (tag, ban) {
-      const reply = await change(tag, 'wxauthServiceBan', ban.service, ban.until ?? 0, ban.reason)
+      const reply = await change(tag, 'wxauthServiceBan', [ban.service, ban.until ?? 0, ban.reason], (r) => r !== 'full')
       if (reply === 'full') throw new ServiceBansFullError(String(MAX_SERVICE_BANS))
     },
 
     async unbanService (tag, service) {
-      await change(tag, 'wxauthServiceBan', service, '', '')
+      await change(tag, 'wxauthServiceBan', [service, '', ''])
     },
 
     async stepUp (ref, sessionKey) {

@@ -44,7 +44,10 @@ function keptIndex ({ keys, run, guard }: Context, timeoutMs: number) {
    * An operator's change of a user's key, with the user in the index around it: entered before (if
    * that fails, the change is not made), and the change not sent once the store's deadline has
    * passed (its caller is told it failed, and a sweep may soon read the entry); entered again after,
-   * not waited for, at a new version, so that a verdict a sweep took meanwhile is not written.
+   * not waited for, at a new version, so that a verdict a sweep took meanwhile is not written. With
+   * REDIS_WAIT_REPLICAS the change's WAIT covers the entry on one master (one replication stream, the
+   * entry written first); on a Cluster the index is on a master of its own, and a failover there may
+   * lose the entry: a visit missed, not the change (the user's next login, refresh or change enters it).
    */
   async function changing<T> (tag: string, write: () => Promise<T>): Promise<T> {
     const started = Date.now()

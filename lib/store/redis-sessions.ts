@@ -108,12 +108,12 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
 
     async revokeUser (tag) {
       const key = keys.user(tag)
-      return Number(await durable(key, undefined, (run) => run('wxauthRevokeUser', [key])))
+      return Number(await durable(key, (ended) => Number(ended) > 0, (run) => run('wxauthRevokeUser', [key])))
     },
 
     async blacklist (ref, jti, ttlSec) {
       const key = keys.user(ref.tag)
-      await durable(key, undefined, (run) => run('wxauthBlacklist', [key], ref.sid, jti, Math.max(1, ttlSec) * 1000))
+      await durable(key, (listed) => Number(listed) === 1, (run) => run('wxauthBlacklist', [key], ref.sid, jti, Math.max(1, ttlSec) * 1000))
     }
   }
 }
