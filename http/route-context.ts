@@ -46,7 +46,10 @@ export async function setupRouteContext (fastify: FastifyInstance, opts: { bodyL
   // A request that asks to switch protocols (Upgrade: websocket) has no body Node will parse: it
   // would wait for one until a timeout. The gateway speaks no other protocol: refused at once.
   // A callback hook, not an async one: it runs on every request, and a promise each is measurable there.
+  // Every answer here is about one client (its tokens, sessions, QR secret, its own refusals): no
+  // cache may keep one (RFC 6749 5.1 for token answers). A route that may be cached says so (JWKS).
   fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('cache-control', 'no-store')
     if (!asksToUpgrade(request.headers)) return done()
     reply.header('connection', 'close')
     done(new UpgradeRefusedError())

@@ -3,9 +3,9 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { UpgradeRefusedError } from '../lib/errors.js'
-import { BEFORE_FASTIFY, type CodedAnswer as Coded } from '../lib/refusals.js'
+import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
 import { REQUEST_LOG } from './request-log.js'
 
@@ -85,6 +85,8 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     genReqId: (request) => requestIdOf(request as IncomingMessage, idHeader),
     requestTimeout,
     keepAliveTimeout,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
     serverFactory: (handler) => {
       // Node's own check of the Host header answers a bare 400 without a body: done here, with a code.
       const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
@@ -101,6 +103,12 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
       server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
         sendCoded(server, response, EXPECTATION_FAILED)
+      })
+      // Without a listener Node closes a CONNECT's socket without a word.
+      server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+        if (socket.writable) socket.write(rawAnswer(BEFORE_FASTIFY.connect))
+        socket.destroy()
+        server.emit(REFUSED_BEFORE_FASTIFY, BEFORE_FASTIFY.connect.code)
       })
       return server
     },
@@ -127,6 +135,27 @@ const { badRequest: BAD_REQUEST, noHost: NO_HOST, expectationFailed: EXPECTATION
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })
 
+/** `coded` as a whole HTTP/1.1 answer, for a socket no response object writes to; the connection closes. */
+function rawAnswer (coded: Coded): string {
+  const text = body(coded)
+  return `HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`
+}
+
+/**
+ * What Fastify's router meets before any route: a path segment over MAX_PARAM_LENGTH, a URL that does
+ * not decode. Fastify's own answers echo the path and have no charset; these are coded like the rest.
+ */
+function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const coded = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? BEFORE_FASTIFY.uriTooLong : error.code === 'FST_ERR_BAD_URL' ? BEFORE_FASTIFY.badUrl : null
+  if (coded === null) {
+    reply.send(error)
+    return
+  }
+  request.log.info({ code: coded.code, statusCode: coded.statusCode }, 'request rejected')
+  reply.code(coded.statusCode).header('content-type', 'application/json; charset=utf-8').send(body(coded))
+  request.server.server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
+}
+
 /** Answers `coded` and closes; the server tells the metrics (REFUSED_BEFORE_FASTIFY). */
 function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Coded): void {
   response.writeHead(coded.statusCode, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body(coded))
@@ -143,8 +172,7 @@ function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmit
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
   if (socket.writable) {
-    const text = body(coded)
-    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
+    socket.write(rawAnswer(coded))
     this.server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
   }
   socket.destroy()

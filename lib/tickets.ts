@@ -26,9 +26,12 @@ export function createTickets ({ store, config }: { store: HandoffStore, config:
 
   /**
    * Spends a ticket for a session of its audience: AUTH_TICKET_INVALID when unknown, expired, spent, or
-   * its issuing session has ended; AUTH_TICKET_AUDIENCE_MISMATCH (spent too) for another device type.
+   * its issuing session has ended; AUTH_TICKET_AUDIENCE_MISMATCH (spent too) for another device type;
+   * AUTH_DEVICE_TYPE_UNKNOWN (not spent) for a type not in DEVICE_TYPES.
    */
   async function exchange (ticket: string, device: LoginDevice = {}): Promise<OpenedPair> {
+    // Before the take: a typo in the request is the caller's, and must not cost the user the ticket.
+    if (device.deviceType !== undefined) opener.checkDeviceType(device.deviceType)
     const grant = await store.takeTicket(digest(ticket))
     if (grant === null) throw new TicketInvalidError()
     if (device.deviceType !== undefined && device.deviceType !== grant.audience) {

@@ -38,7 +38,7 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
       response: {
         200: cookies.cookieMode ? WebTokenPair : TokenPair,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, TicketInvalidError, TicketAudienceMismatchError,
-          AuthDeviceInUseError, AuthAccountBannedError)
+          AuthDeviceTypeUnknownError, AuthDeviceInUseError, AuthAccountBannedError)
       }
     }
   }, async (request, reply) => cookies.opened(request, reply, await tickets.exchange(request.body.ticket, {

@@ -85,9 +85,13 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       identityHeaders(reply, user)
       return { sub: user.sub, openid: user.openid, appid: user.aud, sessionId: user.sid, roles: [...user.roles], permissions: [...user.permissions] }
     } catch (err) {
-      const code = (err as { code?: string }).code ?? ''
-      const error = code === 'AUTH_TOKEN_MISSING' ? '' : code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' ? ', error="insufficient_scope"' : ', error="invalid_token"'
-      reply.header('www-authenticate', `Bearer realm="wechat-auth"${error}`)
+      const { code = '', statusCode = 500 } = err as { code?: string, statusCode?: number }
+      // A challenge on refusals of the token only: on a 503 (Redis down) a proxy would pass on
+      // error="invalid_token", and a client would drop a good token over an outage (RFC 6750 3.1).
+      if (statusCode === 401 || statusCode === 403) {
+        const error = code === 'AUTH_TOKEN_MISSING' ? '' : code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' ? ', error="insufficient_scope"' : ', error="invalid_token"'
+        reply.header('www-authenticate', `Bearer realm="wechat-auth"${error}`)
+      }
       reply.header('cache-control', 'no-store')
       // What the proxy asked about, for the log: the method and path only (a query may hold secrets).
       const method = String(request.headers['x-forwarded-method'] ?? '')

@@ -93,6 +93,11 @@ test('low-level errors answer with a code: bad request line, headers too large, 
   t.match(await raw(port, ['GET /health HTTP/1.0\r\n\r\n']), { status: 200 }, 'HTTP/1.0 needs none')
   t.match(await raw(port, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]), { status: 431, body: { code: 'HTTP_HEADERS_TOO_LARGE' } })
   t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+  t.match(await raw(port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n']), { status: 405, body: { code: 'HTTP_METHOD_NOT_ALLOWED' } }, 'CONNECT: not a proxy (Node closed it without a word)')
+  const long = await raw(port, [`GET /auth/qr/${'s3cret'.repeat(600)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`])
+  t.match(long, { status: 414, body: { code: 'HTTP_URI_TOO_LONG', error: 'URI Too Long', message: /3072 characters/ } }, 'a path segment over the router\'s limit')
+  t.notMatch(JSON.stringify(long.body), /s3cret/, 'the path not echoed')
+  t.match(await raw(port, ['GET /auth/qr/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'FST_ERR_BAD_URL', message: /does not decode/ } }, 'a parameter that does not decode')
 })
 
 test('the answers before Fastify are counted in wechat_auth_errors_total, by code, like every other error', async (t) => {
@@ -105,9 +110,11 @@ test('the answers before Fastify are counted in wechat_auth_errors_total, by cod
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'no Host')
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n']), { status: 400, body: { code: 'UPGRADE_REFUSED' } })
   t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+  t.match(await raw(port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n']), { status: 405 })
+  t.match(await raw(port, [`GET /auth/qr/${'x'.repeat(3100)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]), { status: 414 })
   const samples = parseMetrics(await app.wechatAuthMetrics.registry.metrics())
   const count = (code: string): number => valueOf(samples, 'wechat_auth_errors_total', { code })
-  t.same([count('HTTP_BAD_REQUEST'), count('UPGRADE_REFUSED'), count('HTTP_EXPECTATION_FAILED')], [2, 1, 1])
+  t.same([count('HTTP_BAD_REQUEST'), count('UPGRADE_REFUSED'), count('HTTP_EXPECTATION_FAILED'), count('HTTP_METHOD_NOT_ALLOWED'), count('HTTP_URI_TOO_LONG')], [2, 1, 1, 1, 1])
   // Their codes are labelled as themselves even once a label has seen its bound of other values.
   const code = boundedLabel(0)
   t.same(['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'SOMETHING_ELSE'].map(code),

@@ -209,6 +209,24 @@ test('bad bodies, params and queries get 400 FST_ERR_VALIDATION; JSON only, boun
   t.match((await call({ method: 'GET', url: user })).json(), { ban: null, roles: [] }, 'nothing was changed')
 })
 
+test('a user id of the longest kind (256 characters, not all ASCII) is reached by every admin route: the router takes long path segments', async (t) => {
+  const sub = `${'u'.repeat(200)}${'é'.repeat(56)}`
+  const { app, call, loginAs, appid } = await setup(t, { resolveUser: async () => ({ userId: sub }) })
+  const pair = await loginAs('long.1')
+  const path = `/admin/apps/${appid}/users/${encodeURIComponent(sub)}`
+  t.ok(path.length > 500, `a path segment of ${encodeURIComponent(sub).length} characters`)
+  t.match((await call({ method: 'GET', url: path })).json(), { sub, sessions: [{ deviceType: 'mp' }] })
+  t.equal((await call({ method: 'PUT', url: `${path}/access`, payload: { roles: ['ops'], permissions: [] } })).statusCode, 204)
+  t.same((await call({ method: 'POST', url: `${path}/kick`, payload: { reason: 'audit' } })).json(), { ended: 1 })
+  t.match((await me(app, pair.accessToken)).json(), { code: 'AUTH_SESSION_KICKED' })
+  t.equal((await call({ method: 'PUT', url: `${path}/ban`, payload: { reason: 'spam' } })).statusCode, 204)
+  const tooLong = await call({ method: 'GET', url: `/admin/apps/${appid}/users/${'x'.repeat(3073)}` })
+  t.equal(tooLong.statusCode, 414)
+  t.match(tooLong.json(), { code: 'HTTP_URI_TOO_LONG', error: 'URI Too Long' })
+  t.notMatch(tooLong.body, /xxxxxxxx/, 'the path is not echoed')
+  refused(t, await call({ method: 'GET', url: `/admin/apps/${appid}/users/${'x'.repeat(257)}` }), 400, 'FST_ERR_VALIDATION', 'a user id over 256 characters')
+})
+
 test('with a resolveUser hook, an openid names the user it last logged in as; an unknown one is 404 USER_NOT_FOUND', async (t) => {
   const resolveUser: ResolveUser = async ({ openid }) => ({ userId: `customer:${openid.slice(-6)}` })
   const { app, call, loginAs, appid, noSecrets } = await setup(t, { resolveUser })

@@ -59,6 +59,16 @@ test('one-time tickets', async (t) => {
     t.same([bad.statusCode, bad.json().code], [400, 'FST_ERR_VALIDATION'])
   })
 
+  t.test('an exchange naming a type not in DEVICE_TYPES is refused as at issue, and leaves the ticket unspent', async (t) => {
+    const mp = await login(app, 'gina.t1')
+    const ticket = await ticketOf(app, mp.accessToken)
+    const typo = await exchange(app, { ticket, deviceType: 'zz' })
+    t.same([typo.statusCode, typo.json().code], [400, 'AUTH_DEVICE_TYPE_UNKNOWN'])
+    const retry = await exchange(app, { ticket, deviceType: 'web' })
+    t.equal(retry.statusCode, 200, 'the ticket still works')
+    t.equal(retry.json<Pair>().openid, mp.openid)
+  })
+
   t.test('the session rules apply: a banned user gets no session', async (t) => {
     const mp = await login(app, 'carol.t1')
     const ticket = await ticketOf(app, mp.accessToken)

@@ -82,6 +82,34 @@ test('forward auth by inject: 200 names the caller in both header conventions; r
   t.equal(revoked.json().code, 'AUTH_TOKEN_REVOKED', 'a revoked session, at once')
 })
 
+test('forward auth with Redis frozen or down: 503 STORE_UNAVAILABLE without a challenge, so a proxy does not have the client drop its token', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+  // Strict: every request asks Redis (the tracked copy would answer from memory for 500 ms after it froze).
+  const strict = await buildApp(t, { sim, redisServer: redis, config: { ACCESS_CHECK: 'strict', STORE_TIMEOUT_MS: 300 } })
+  const pair = await login(app, 'hal.1')
+  const verify = async (on: FastifyInstance, query: string) => await on.inject({ method: 'GET', url: `/auth/verify${query}`, headers: bearer(pair.accessToken) })
+  t.equal((await verify(app, '')).statusCode, 200)
+  const outage = async (on: FastifyInstance, how: string): Promise<void> => {
+    for (const query of ['', '?role=admin']) {
+      const res = await verify(on, query)
+      t.same([res.statusCode, res.json().code], [503, 'STORE_UNAVAILABLE'], `${how}: a good token${query}`)
+      t.equal(res.headers['www-authenticate'], undefined, `${how}: no error="invalid_token" on a 503`)
+      t.equal(res.headers['cache-control'], 'no-store')
+    }
+  }
+  redis.pause()
+  t.teardown(() => { redis.resume() })
+  await outage(strict, 'frozen')
+  redis.resume()
+  await redis.stop()
+  await outage(app, 'down')
+  const bad = await app.inject({ method: 'GET', url: '/auth/verify', headers: { authorization: 'Bearer nope' } })
+  t.same([bad.statusCode, bad.json().code], [401, 'AUTH_TOKEN_INVALID'], 'a bad token is refused without the store')
+  t.equal(bad.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="invalid_token"', 'with its challenge')
+})
+
 const nginxBinary = ['nginx', '/usr/sbin/nginx'].find((b) => spawnSync(b, ['-v']).error === undefined) ?? null
 
 test('forward auth through a real nginx (auth_request) in front of the gateway and an upstream', { skip: nginxBinary === null ? 'nginx is not installed (.ci/run installs it)' : false }, async (t) => {
