@@ -134,3 +134,24 @@ test('no H5 code, state, cookie value or token in any log line or audit event (H
     t.notOk(audit.includes(value), `no ${what} in an audit event`)
   }
 })
+
+test('credentials a client put in a URL\'s query are not logged; the other parameters are', async (t) => {
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const app = await buildApp(t, { sim, logs })
+  const pair = await login(app, 'quinn.1')
+  const signature = pair.accessToken.split('.')[2] as string
+  const urls = [
+    `/auth/me?access_token=${pair.accessToken}`,
+    '/auth/h5/authorize?code=SECRETCODE123&state=SECRETSTATE456',
+    `/auth/verify?role=admin&%74oken=${pair.accessToken}`,
+    `/auth/sessions?refreshToken=${pair.refreshToken}&x=1`
+  ]
+  for (const url of urls) await app.inject({ method: 'GET', url })
+  const text = logs.join('\n')
+  for (const [what, value] of [['an access token', signature], ['a refresh token', pair.refreshToken], ['a code', 'SECRETCODE123'], ['a state', 'SECRETSTATE456']]) {
+    t.notOk(text.includes(value as string), `no ${what as string} of a query in the logs`)
+  }
+  t.match(text, /"url":"\/auth\/verify\?role=admin&%74oken=\[redacted\]"/, 'the other parameters stay, a name percent-encoded is read as decoded')
+  t.match(text, /"url":"\/auth\/me\?access_token=\[redacted\]"/)
+})
