@@ -117,7 +117,8 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     genReqId: (request) => requestIdOf(request as IncomingMessage, idHeader),
     requestTimeout,
     keepAliveTimeout,
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Top-level, not routerOptions: every Fastify 5 takes it (routerOptions came later).
+    maxParamLength: MAX_PARAM_LENGTH,
     frameworkErrors,
     serverFactory: (handler) => {
       // Node's own check of the Host header answers a bare 400 without a body: done here, with a code.
