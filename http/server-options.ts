@@ -117,8 +117,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     genReqId: (request) => requestIdOf(request as IncomingMessage, idHeader),
     requestTimeout,
     keepAliveTimeout,
-    // Top-level, not routerOptions: every Fastify 5 takes it (routerOptions came later).
-    maxParamLength: MAX_PARAM_LENGTH,
+    // In routerOptions: Fastify 5.12 deprecates the top-level option (FSTDEP022); one before
+    // routerOptions drops the key it does not know (its options are validated with removeAdditional).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
     serverFactory: (handler) => {
       // Node's own check of the Host header answers a bare 400 without a body: done here, with a code.

@@ -13,6 +13,19 @@ export const RoleName = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })
 export const PermissionName = Type.String({ pattern: '^[A-Za-z0-9_.:-]{0,63}[A-Za-z0-9_.:*-]$' })
 /** A service a ban may be limited to, named by the host's routes (authorize's `service`). */
 export const ServiceName = Type.String({ pattern: '^[a-z0-9_.-]{1,32}$' })
+/**
+ * A device's name, as its user and operators will see it in the list of sessions: no control
+ * characters (C0, DEL, C1), no bidi embeddings, overrides or isolates (U+202A–U+202E, U+2066–U+2069)
+ * and no lone surrogates, which could make one name read as another. Written to hold in Ajv with or
+ * without its `u` flag: a surrogate pair (an emoji) passes as the pair, never as two halves.
+ */
+export const DeviceName = Type.String({
+  maxLength: 64,
+  pattern: '^(?:[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff])*$',
+  description: 'what the device is (in a mini program, e.g. wx.getDeviceInfo().model); shown in the list of sessions, cut to 20 bytes. ' +
+    'No control characters, bidi controls (U+202A–U+202E, U+2066–U+2069) or lone surrogates'
+})
+
 /** A reason code the client is told: short and plain, never free text. */
 export const ReasonCode = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,32}$' })
 

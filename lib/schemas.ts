@@ -6,6 +6,7 @@ import {
   AuthAccountBannedError, AuthSessionKickedError, AuthSessionReplacedError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, AuthWrongAppError, MetricsUnavailableError, RouteNotFoundError,
   StoreUnavailableError, UpgradeRefusedError, WxBadResponseError, WxCredentialsRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError
 } from './errors.js'
+import { DeviceName } from './access-schemas.js'
 
 export * from './config-schema.js'
 export * from './access-schemas.js'
@@ -13,6 +14,16 @@ export * from './admin-schemas.js'
 export * from './web-schemas.js'
 
 // ---- HTTP bodies ----
+
+// What a route that takes no query string or no body declares: a parameter or a field it would
+// ignore is refused (400 FST_ERR_VALIDATION) instead, so a client's mistake shows at once.
+/** The query string of a route that takes none: any parameter is refused. */
+export const NoQuery = Type.Object({}, { additionalProperties: false })
+/**
+ * The body of a POST, PUT or DELETE route that takes none: no body (the route context's JSON parser
+ * makes an empty one null), or `{}`, which many HTTP clients send for "nothing"; any field is refused.
+ */
+export const NoBody = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()], { description: 'none (or `{}`): this route takes no body' })
 
 // WeChat codes are short printable ASCII; anything else is refused before it can reach WeChat.
 const LoginCode = Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })
@@ -24,7 +35,7 @@ export const LoginBody = Type.Object({
   appid: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'which mini program; required when the gateway serves several' })),
   // Any short name: one that is not in DEVICE_TYPES gets AUTH_DEVICE_TYPE_UNKNOWN.
   deviceType: Type.Optional(Type.String({ minLength: 1, maxLength: 8, description: 'the kind of device, from DEVICE_TYPES (DEVICE_TYPE_DEFAULT when omitted)' })),
-  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'what the device is, e.g. wx.getDeviceInfo().model; shown in the list of sessions, cut to 20 bytes' }))
+  deviceName: Type.Optional(DeviceName)
 }, { additionalProperties: false, examples: [{ code: 'alice.1' }] })
 export type LoginBody = Static<typeof LoginBody>
 
@@ -122,7 +133,7 @@ export const ErrorResponses = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 // ---- Error answers by route, and the OpenAPI document's parts ----
 
 // Codes that are not lib/errors.ts constructors: Fastify's, the error handler's, the standalone server's.
-const OTHER_STATUS = { FST_ERR_VALIDATION: 400, FST_ERR_CTP_INVALID_JSON_BODY: 400, FST_ERR_CTP_BODY_TOO_LARGE: 413, FST_ERR_CTP_INVALID_MEDIA_TYPE: 415, INTERNAL_ERROR: 500, HTTP_BAD_REQUEST: 400, HTTP_REQUEST_TIMEOUT: 408, HTTP_HEADERS_TOO_LARGE: 431, HTTP_EXPECTATION_FAILED: 417, SERVER_OVERLOADED: 503 } as const
+const OTHER_STATUS = { FST_ERR_VALIDATION: 400, FST_ERR_CTP_INVALID_JSON_BODY: 400, FST_ERR_CTP_BODY_TOO_LARGE: 413, FST_ERR_CTP_INVALID_MEDIA_TYPE: 415, INTERNAL_ERROR: 500, HTTP_BAD_REQUEST: 400, HTTP_REQUEST_TIMEOUT: 408, HTTP_HEADERS_TOO_LARGE: 431, HTTP_EXPECTATION_FAILED: 417, HTTP_METHOD_NOT_ALLOWED: 405, HTTP_URI_TOO_LONG: 414, FST_ERR_BAD_URL: 400, SERVER_OVERLOADED: 503 } as const
 /** An error a route may answer: a lib/errors.ts constructor, or one of the codes above. */
 export type RouteError = (new () => Error & { code: string, statusCode?: number }) | keyof typeof OTHER_STATUS
 type Answer = { statusCode: number, code: string, error?: string, message: string }
@@ -170,7 +181,7 @@ export const OpenApiParts = {
   securitySchemes: { wechatAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'the accessToken answered by login or refresh' } },
   // Codes no gateway route answers: a path it does not serve, the standalone server's refusals before
   // any route, its metrics listener, and a host route behind fastify.authenticateFor(appid).
-  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'SERVER_OVERLOADED', MetricsUnavailableError] as RouteError[])
+  responses: Object.fromEntries<object>(([RouteNotFoundError, AuthWrongAppError, 'HTTP_BAD_REQUEST', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'HTTP_EXPECTATION_FAILED', 'HTTP_METHOD_NOT_ALLOWED', 'HTTP_URI_TOO_LONG', 'FST_ERR_BAD_URL', 'SERVER_OVERLOADED', MetricsUnavailableError] as RouteError[])
     .map(answerOf).map((a) => {
       // Plain JSON Schema, valid in OpenAPI 3.0 too: nothing converts components.
       const schema = Type.Pick(errorAnswer(a.statusCode, [a]), ['statusCode', 'code', 'error', 'message'])

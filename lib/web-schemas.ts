@@ -1,6 +1,7 @@
 // Schemas of handing a login to another device (part of lib/schemas.ts, which re-exports them):
 // one-time tickets and web QR logins confirmed in the mini program.
 import { Type } from '@sinclair/typebox'
+import { DeviceName } from './access-schemas.js'
 
 const DeviceType = Type.String({ minLength: 1, maxLength: 8, description: 'a device type from DEVICE_TYPES' })
 
@@ -18,7 +19,7 @@ export const TicketResponse = Type.Object({
 export const TicketExchangeBody = Type.Object({
   ticket: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }),
   deviceType: Type.Optional(Type.String({ minLength: 1, maxLength: 8, description: 'when given, must be the ticket\'s' })),
-  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
+  deviceName: Type.Optional(DeviceName)
 }, { additionalProperties: false, examples: [{ ticket: 'Yk3v0JH6bq2Tz1x8m0b7g3H0d6m8ZxWcT1x8m0b7g3E' }] })
 
 /** A QR login's id: 128 bits, base64url, the `scene` of its mini-program code. */
@@ -50,7 +51,7 @@ export const QrScanned = Type.Object({
 
 export const QrCollectBody = Type.Object({
   secret: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }),
-  deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
+  deviceName: Type.Optional(DeviceName)
 }, { additionalProperties: false, examples: [{ secret: 'kept-by-the-browser' }] })
 
 /** The event stream: `event: state`, `data: { state, expiresIn }` at once and after every change; it ends with a final state. */
@@ -72,7 +73,7 @@ export const H5LoginBody = Type.Union([
   Type.Object({
     code: Type.Optional(CallbackValue),
     state: Type.Optional(CallbackValue),
-    deviceName: Type.Optional(Type.String({ maxLength: 64, description: 'shown in the list of sessions, cut to 20 bytes' }))
+    deviceName: Type.Optional(DeviceName)
   }, { additionalProperties: false }),
   Type.Null()
 ], { description: 'code and state as WeChat added them to the page\'s address', examples: [{ code: '…', state: '…' }] })

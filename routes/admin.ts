@@ -11,7 +11,7 @@ import { errorHandler, notFoundHandler } from '../http/error-handler.js'
 import { requestContext } from '../http/route-context.js'
 import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
-  AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoContent, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
+  AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
 import type { Sessions, UserName } from '../lib/sessions.js'
 
@@ -83,8 +83,9 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
   const params = by === 'sub' ? BySub : ByOpenid
   const named = by === 'sub' ? 'by user id' : 'by openid'
   const id = (name: string): string => by === 'sub' ? name : `${name}ByOpenid`
+  // No query string unless the route says otherwise (unban's service).
   const schema = (summary: string, operationId: string, response: object, ...errors: RouteError[]) => ({
-    summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, response: { ...response, ...errorResponses(...new Set([...refusals, ...errors])) }
+    summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...new Set([...refusals, ...errors])) }
   })
   const user = (p: Record<string, string>): UserName => by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
 
@@ -108,7 +109,7 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
       return await reply.code(204).send(null)
     })
 
-  app.delete(`${path}/ban`, { schema: { ...schema('Lift a user\'s ban, or the ban from one service', 'adminUnban', { 204: NoContent }), querystring: UnbanQuery } },
+  app.delete(`${path}/ban`, { schema: { ...schema('Lift a user\'s ban, or the ban from one service', 'adminUnban', { 204: NoContent }, ...shared.body), querystring: UnbanQuery, body: NoBody } },
     async (request, reply) => {
       await sessions.unban(user(request.params), { service: request.query.service, request: requestContext(request) })
       request.log.info({ admin: 'unban', ...request.params, service: request.query.service }, 'admin: ban lifted')
@@ -146,7 +147,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
       decorator: 'wechatAuthAdminOpenapi'
     })
     const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
-    context.get('/openapi.json', { schema: { hide: true } }, async () => openapi())
+    context.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => openapi())
     userRoutes(context, sessions, 'sub')
     userRoutes(context, sessions, 'openid')
   }, { prefix: '/admin' })

@@ -26,7 +26,7 @@ import {
   StoreUnavailableError, WxAppUnknownError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
 import {
-  BearerAuth, CookieRefreshBody, errorResponses, LoginBody, LogoutBody, NoContent, RefreshBody, RouteErrors as shared, Tags, TokenPair, WebTokenPair
+  BearerAuth, CookieRefreshBody, errorResponses, LoginBody, LogoutBody, NoContent, NoQuery, RefreshBody, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
 import { createWebCookies, type TokenAnswer, type WebCookies } from '../lib/web-cookies.js'
 
@@ -50,6 +50,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       summary: 'Log in with a wx.login() code',
       tags: [Tags.sessions],
       operationId: 'login',
+      querystring: NoQuery,
       body: LoginBody,
       response: {
         200: tokenAnswer,
@@ -72,6 +73,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       description: 'In cookie mode (REFRESH_COOKIE) a web page sends no body: its refresh token is the HttpOnly cookie, with the X-WeChat-Auth-CSRF: 1 header, and the successor goes back in the cookie.',
       tags: [Tags.sessions],
       operationId: 'refresh',
+      querystring: NoQuery,
       body: cookies.cookieMode ? CookieRefreshBody : RefreshBody,
       response: {
         200: tokenAnswer,
@@ -93,6 +95,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       tags: [Tags.sessions],
       operationId: 'logout',
       security: BearerAuth,
+      querystring: NoQuery,
       body: LogoutBody,
       response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated) }
     }

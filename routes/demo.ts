@@ -4,6 +4,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { DEMO_CSP, demoPage } from '../lib/demo-page.js'
 import { ConfigError } from '../lib/errors.js'
+import { NoQuery } from '../lib/schemas.js'
 
 export interface DemoRoutesOptions {
   /**
@@ -19,7 +20,7 @@ const demoRoutes: FastifyPluginAsync<DemoRoutesOptions> = async function demoRou
   if (path !== false && !/^\/[\x21-\x7e]*$/.test(path)) throw new ConfigError('demoPath must be a path that starts with / (or false)')
   if (path === false || production || !useSimulator) return
   const html = demoPage(AUTH_PREFIX)
-  fastify.get(path, { schema: { hide: true } }, async (_request, reply) => await reply
+  fastify.get(path, { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) => await reply
     .type('text/html; charset=utf-8')
     .header('content-security-policy', DEMO_CSP)
     .header('x-content-type-options', 'nosniff')

@@ -12,7 +12,7 @@ import {
   WxAppUnknownError, WxOauthCodeInvalidError, WxOauthCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
 import {
-  errorResponses, H5AuthorizeQuery, H5LoginBody, H5Redirect, RouteErrors as shared, Tags, TokenPair, WebTokenPair
+  errorResponses, H5AuthorizeQuery, H5LoginBody, H5Redirect, NoQuery, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 
@@ -49,6 +49,7 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       description: 'Same browser as GET /h5/authorize (its cookie). With REFRESH_COOKIE naming h5, the refresh token is a cookie, not in the answer.',
       tags: [Tags.sessions],
       operationId: 'h5Login',
+      querystring: NoQuery,
       body: H5LoginBody,
       response: {
         200: cookies.cookieMode ? WebTokenPair : TokenPair,

@@ -22,6 +22,8 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
     if (last === null || now - last.at >= PROBE_EVERY_MS) last = { at: now, result: store.ping() }
     await last.result
   }
+  // No querystring schema, unlike the gateway's other routes: probes (a load balancer's, a monitor's
+  // cache-buster) may add parameters, and a refused probe would take a healthy instance out.
   fastify.get(`${opts.path.replace(/\/$/, '')}/live`, {
     config: PROBE_CONFIG,
     schema: { summary: 'Liveness: whether the process serves HTTP', tags: [Tags.health], operationId: 'live', response: { 200: LiveResponse } }

@@ -11,6 +11,8 @@ export interface JwksRouteOptions {
 const jwksRoutes: FastifyPluginAsyncTypebox<JwksRouteOptions> = async function jwksRoutes (fastify, opts) {
   // The keys change only with the configuration: one body for the process's life.
   const body = fastify.wechatAuthTokens.publicKeys()
+  // No querystring schema, unlike the gateway's other routes: a verifier's JWKS fetcher may add a
+  // cache-buster, and a refused fetch would leave it unable to verify tokens.
   fastify.get(opts.path, {
     schema: { summary: 'The public keys of the gateway\'s access tokens (JWKS)', tags: [Tags.keys], operationId: 'jwks', response: { 200: Jwks } }
   }, async (_request, reply) => {

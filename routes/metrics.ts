@@ -18,7 +18,8 @@ export interface MetricsRouteOptions {
 
 const metricsRoutes: FastifyPluginAsync<MetricsRouteOptions> = async function metricsRoutes (fastify, opts) {
   const source = opts.source ?? fastify.wechatAuthMetrics.registry
-  // A scrape every few seconds is logged at debug, as the health probes (http/request-log.ts).
+  // A scrape every few seconds is logged at debug, as the health probes (http/request-log.ts). No
+  // querystring schema: a scraper may add parameters (Prometheus `params`), which are ignored.
   fastify.get(opts.path ?? '/metrics', { config: PROBE_CONFIG, schema: { hide: true } }, async (_request, reply) => {
     let text: string
     try {

@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import type { PerMinute } from '../http/route-context.js'
 import { AuthQrNotFoundError, RateLimitedError, StoreUnavailableError } from '../lib/errors.js'
 import type { QrView } from '../lib/qr-login.js'
-import { errorResponses, QrEvents, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
+import { errorResponses, NoQuery, QrEvents, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
 
 const FINAL = new Set(['confirmed', 'cancelled', 'expired'])
 // A comment line now and then keeps proxies from closing an idle stream.
@@ -30,9 +30,10 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       tags: [Tags.sessions],
       operationId: 'qrLoginEvents',
       params: QrParams,
+      querystring: NoQuery,
       response: {
         200: { description: 'the event stream', content: { 'text/event-stream': { schema: QrEvents } } },
-        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
+        ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
       }
     }
   }, async (request, reply) => {

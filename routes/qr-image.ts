@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Agent } from 'undici'
 import { AuthQrExpiredError, AuthQrNotFoundError, RateLimitedError, StoreUnavailableError, WxAccessTokenRejectedError, WxQrPageRejectedError } from '../lib/errors.js'
-import { errorResponses, QrImage, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
+import { errorResponses, NoQuery, QrImage, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
 import { createWxacode } from '../lib/wechat-wxacode.js'
 import type { PerIp } from './qr-events.js'
 
@@ -29,9 +29,10 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       tags: [Tags.sessions],
       operationId: 'qrLoginImage',
       params: QrParams,
+      querystring: NoQuery,
       response: {
         200: { description: 'the image', content: { 'image/png': { schema: QrImage } } },
-        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
+        ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
           ...shared.wechat)
       }
     }

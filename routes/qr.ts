@@ -12,7 +12,7 @@ import {
   AuthQrSecretInvalidError, AuthQrSessionEndedError, AuthQrStateError, AuthWrongAppError, RateLimitedError, StoreUnavailableError, WxAppUnknownError
 } from '../lib/errors.js'
 import {
-  BearerAuth, errorResponses, QrCollectBody, QrCreateBody, QrCreated, QrParams, QrScanned, QrStatus, RouteErrors as shared, Tags, TokenPair, WebTokenPair
+  BearerAuth, errorResponses, NoBody, NoQuery, QrCollectBody, QrCreateBody, QrCreated, QrParams, QrScanned, QrStatus, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
 import qrEventRoutes from './qr-events.js'
 import qrImageRoutes from './qr-image.js'
@@ -22,7 +22,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   const config = fastify.wechatAuthConfig
   const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
   const lookups = [AuthQrNotFoundError, StoreUnavailableError]
-  const steps = [...shared.any, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError]
+  const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError]
 
   fastify.post('/qr', {
     config: { rateLimit: perIp('create', config.RATE_LIMIT_LOGIN_MAX) },
@@ -31,6 +31,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       description: 'Keep `secret` in this browser: only it collects the tokens. Show the code of GET /qr/{id}/image.',
       tags: [Tags.sessions],
       operationId: 'createQrLogin',
+      querystring: NoQuery,
       body: QrCreateBody,
       response: { 200: QrCreated, ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, WxAppUnknownError, AuthDeviceTypeUnknownError) }
     }
@@ -43,13 +44,23 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       tags: [Tags.sessions],
       operationId: 'qrLoginStatus',
       params: QrParams,
-      response: { 200: QrStatus, ...errorResponses(...shared.any, RateLimitedError, ...lookups) }
+      querystring: NoQuery,
+      response: { 200: QrStatus, ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, ...lookups) }
     }
   }, async (request) => await qr.status(request.params.id))
 
   const stepRoute = (name: 'scan' | 'confirm' | 'cancel', summary: string) => ({
     onRequest: fastify.authenticate,
-    schema: { summary, tags: [Tags.sessions], operationId: `${name}QrLogin`, security: BearerAuth, params: QrParams, response: { 200: name === 'scan' ? QrScanned : QrStatus, ...errorResponses(...steps) } }
+    schema: {
+      summary,
+      tags: [Tags.sessions],
+      operationId: `${name}QrLogin`,
+      security: BearerAuth,
+      params: QrParams,
+      querystring: NoQuery,
+      body: NoBody,
+      response: { 200: name === 'scan' ? QrScanned : QrStatus, ...errorResponses(...steps) }
+    }
   })
   fastify.post('/qr/:id/scan', stepRoute('scan', 'Scan a web QR login (the mini program): what is asking, for the confirmation screen'),
     async (request) => await qr.scan(request.wechatAuthUser, request.params.id))
@@ -65,6 +76,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       tags: [Tags.sessions],
       operationId: 'collectQrLogin',
       params: QrParams,
+      querystring: NoQuery,
       body: QrCollectBody,
       response: {
         200: cookies.cookieMode ? WebTokenPair : TokenPair,

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext } from '../http/route-context.js'
 import { AuthSessionNotFoundError } from '../lib/errors.js'
-import { BearerAuth, errorResponses, MeResponse, NoContent, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
+import { BearerAuth, errorResponses, MeResponse, NoBody, NoContent, NoQuery, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
@@ -32,7 +32,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       tags: [Tags.sessions],
       operationId: 'me',
       security: BearerAuth,
-      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
+      querystring: NoQuery,
+      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION') }
     }
   }, async (request) => {
     const { openid, unionid, sid, iat, exp, roles, permissions, steppedUpAt } = request.wechatAuthUser
@@ -55,7 +56,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       tags: [Tags.sessions],
       operationId: 'listSessions',
       security: BearerAuth,
-      response: { 200: SessionsResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
+      querystring: NoQuery,
+      response: { 200: SessionsResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION') }
     }
   }, async (request) => {
     const list = await sessions.listSessions(request.wechatAuthUser)
@@ -78,7 +80,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       operationId: 'endSession',
       security: BearerAuth,
       params: SessionParams,
-      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION', AuthSessionNotFoundError) }
+      querystring: NoQuery,
+      body: NoBody,
+      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, AuthSessionNotFoundError) }
     }
   }, async (request, reply) => {
     await sessions.endSession(request.wechatAuthUser, request.params.sid, requestContext(request))

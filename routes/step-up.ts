@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import { AuthStepUpMismatchError, RateLimitedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError } from '../lib/errors.js'
-import { BearerAuth, errorResponses, RouteErrors as shared, StepUpBody, StepUpResponse, Tags } from '../lib/schemas.js'
+import { BearerAuth, errorResponses, NoQuery, RouteErrors as shared, StepUpBody, StepUpResponse, Tags } from '../lib/schemas.js'
 
 const stepUpRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function stepUpRoutes (fastify, { perMinute }) {
   const sessions = fastify.wechatAuthSessions
@@ -19,6 +19,7 @@ const stepUpRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async 
       tags: [Tags.sessions],
       operationId: 'stepUp',
       security: BearerAuth,
+      querystring: NoQuery,
       body: StepUpBody,
       response: {
         200: StepUpResponse,

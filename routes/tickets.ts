@@ -8,7 +8,7 @@ import type { WebCookies } from '../lib/web-cookies.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, RateLimitedError, StoreUnavailableError, TicketAudienceMismatchError, TicketInvalidError
 } from '../lib/errors.js'
-import { BearerAuth, errorResponses, RouteErrors as shared, Tags, TicketBody, TicketExchangeBody, TicketResponse, TokenPair, WebTokenPair } from '../lib/schemas.js'
+import { BearerAuth, errorResponses, NoQuery, RouteErrors as shared, Tags, TicketBody, TicketExchangeBody, TicketResponse, TokenPair, WebTokenPair } from '../lib/schemas.js'
 
 const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function ticketRoutes (fastify, { perMinute, cookies }) {
   const { tickets } = fastify.wechatAuthSessions
@@ -23,6 +23,7 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
       tags: [Tags.sessions],
       operationId: 'issueTicket',
       security: BearerAuth,
+      querystring: NoQuery,
       body: TicketBody,
       response: { 200: TicketResponse, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthDeviceTypeUnknownError) }
     }
@@ -34,6 +35,7 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
       summary: 'Exchange a one-time ticket for a token pair of a new session',
       tags: [Tags.sessions],
       operationId: 'exchangeTicket',
+      querystring: NoQuery,
       body: TicketExchangeBody,
       response: {
         200: cookies.cookieMode ? WebTokenPair : TokenPair,

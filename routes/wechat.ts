@@ -8,7 +8,7 @@ import {
 } from '../lib/errors.js'
 import { setupRouteContext } from '../http/route-context.js'
 import {
-  BearerAuth, DecryptBody, DecryptResponse, errorResponses, NoContent, PhoneBody, PhoneResponse, RouteErrors, Tags, VerifySignatureBody,
+  BearerAuth, DecryptBody, DecryptResponse, errorResponses, NoContent, NoQuery, PhoneBody, PhoneResponse, RouteErrors, Tags, VerifySignatureBody,
   type AccessClaims, type RouteError
 } from '../lib/schemas.js'
 import { decryptUserData, verifyUserSignature } from '../lib/wechat-crypto.js'
@@ -25,8 +25,8 @@ export interface WechatRoutesOptions {
 export const DECRYPT_BODY_LIMIT = 64 * 1024
 const SMALL_BODY_LIMIT = 4096 + 16 * 1024
 
-// What every route of this context documents: its tag, the access token, and the errors all may answer.
-const documented = (summary: string, operationId: string) => ({ summary, operationId, tags: [Tags.userData], security: BearerAuth })
+// What every route of this context documents: its tag, the access token, no query string, and the errors all may answer.
+const documented = (summary: string, operationId: string) => ({ summary, operationId, tags: [Tags.userData], security: BearerAuth, querystring: NoQuery })
 const errorsOf = (...errors: RouteError[]) => errorResponses(...RouteErrors.any, ...RouteErrors.body, ...RouteErrors.authenticated, ...errors)
 
 const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async function wechatRoutes (fastify, opts) {

@@ -199,6 +199,13 @@ test('bad bodies, params and queries get 400 FST_ERR_VALIDATION; JSON only, boun
     ['roles as a string', { method: 'PUT', url: `${user}/access`, payload: { roles: 'admin', permissions: [] } }],
     ['a bad service to unban', { method: 'DELETE', url: `${user}/ban?service=A%20B` }],
     ['an unknown query parameter', { method: 'DELETE', url: `${user}/ban?token=x` }],
+    // Unban's service goes in the query: in a body it would have lifted the whole account's ban.
+    ['a body to unban', { method: 'DELETE', url: `${user}/ban`, payload: { service: 'pay' } }],
+    ['a query on GET', { method: 'GET', url: `${user}?sessions=false` }],
+    ['a query on kick', { method: 'POST', url: `${user}/kick?sessionId=AAAAAAAAAAAA`, payload: {} }],
+    ['a query on ban', { method: 'PUT', url: `${user}/ban?service=pay`, payload: { reason: 'spam' } }],
+    ['a query on access', { method: 'PUT', url: `${user}/access?merge=1`, payload: { roles: ['admin'], permissions: [] } }],
+    ['a query on the document', { method: 'GET', url: '/admin/openapi.json?v=2' }],
     ['a bad openid', { method: 'GET', url: `/admin/apps/${appid}/openids/not%20an%20openid` }]
   ]
   for (const [what, options] of bad) refused(t, await call(options), 400, 'FST_ERR_VALIDATION', what)
@@ -206,7 +213,10 @@ test('bad bodies, params and queries get 400 FST_ERR_VALIDATION; JSON only, boun
   refused(t, await call({ method: 'PUT', url: `${user}/ban`, headers: { ...admin, 'content-type': 'application/json' }, payload: '{"reason":' }), 400, 'FST_ERR_CTP_INVALID_JSON_BODY', 'broken JSON')
   const huge = { roles: ['a'], permissions: Array.from({ length: 200 }, (_, i) => `p${i}:${'x'.repeat(60)}`) }
   refused(t, await call({ method: 'PUT', url: `${user}/access`, payload: huge }), 413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'a body over 8 KiB')
-  t.match((await call({ method: 'GET', url: user })).json(), { ban: null, roles: [] }, 'nothing was changed')
+  t.match((await call({ method: 'GET', url: user })).json(), { ban: null, serviceBans: [], roles: [], sessions: [{ deviceType: 'mp' }] }, 'nothing was changed')
+  // No body, an empty JSON body and {} all mean "none".
+  t.equal((await call({ method: 'DELETE', url: `${user}/ban`, payload: {} })).statusCode, 204, '{}')
+  t.equal((await call({ method: 'DELETE', url: `${user}/ban`, headers: { ...admin, 'content-type': 'application/json' }, payload: '' })).statusCode, 204, 'an empty JSON body')
 })
 
 test('a user id of the longest kind (256 characters, not all ASCII) is reached by every admin route: the router takes long path segments', async (t) => {

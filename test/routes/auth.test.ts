@@ -98,6 +98,36 @@ test('POST /auth/login', async (t) => {
       t.equal(res.json().code, code, payload.slice(0, 40))
     }
   })
+
+  t.test('refuses a query string, which it would otherwise ignore, with 400 FST_ERR_VALIDATION', async (t) => {
+    const calls = sim.calls.length
+    for (const query of ['appid=wx0000000000000000', 'x=1&x=2', 'x']) {
+      const res = await app.inject({ method: 'POST', url: `/auth/login?${query}`, payload: { code: `query.${calls}` } })
+      t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'], query)
+    }
+    t.equal(sim.calls.length, calls, 'WeChat not called')
+  })
+
+  t.test('a device name is shown to its user and to operators: any script and emoji pass; control characters, bidi controls and lone surrogates are refused', async (t) => {
+    const names = ['iPhone 15 Pro', '华为 Mate 60 Pro', '小米的📱', 'Pixel 8 👨‍👩‍👧', 'Ünïcödé Ω', '']
+    for (const [i, deviceName] of names.entries()) {
+      const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: `nina.${i}`, deviceName } })
+      t.equal(res.statusCode, 200, JSON.stringify(deviceName))
+      if (i === 2) {
+        const listed = (await app.inject({ url: '/auth/sessions', headers: bearer(res.json<Pair>().accessToken) })).json<{ sessions: Array<{ current: boolean, deviceName: string }> }>()
+        t.equal(listed.sessions.find((s) => s.current)?.deviceName, '小米的📱', 'listed as given')
+      }
+    }
+    const calls = sim.calls.length
+    const spoofs = ['a\u0000b', 'red\u001b[31m', 'tab\there', 'two\nlines', 'del\u007f', 'c1\u0085', 'invoice\u202egpj.exe', 'lre\u202aabc', 'rlo\u202e', 'iso\u2066x\u2069',
+      'lone \ud800', 'lone \udfff', 'backwards \udc00\ud83d']
+    for (const [i, deviceName] of spoofs.entries()) {
+      // JSON.stringify sends control characters and lone surrogates as \u escapes: parsed, the body holds them.
+      const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: `olga.${i}`, deviceName } })
+      t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'], JSON.stringify(deviceName))
+    }
+    t.equal(sim.calls.length, calls, 'WeChat not called for a refused name')
+  })
 })
 
 test('WeChat failures: timeout 504, down 503, bad credentials 502; a transient failure leaves the code usable', async (t) => {
@@ -315,6 +345,16 @@ test('POST /auth/logout and GET /auth/me', async (t) => {
     for (const token of [a.accessToken, b.accessToken, rotated.accessToken]) t.equal((await me(app, token)).json().code, 'AUTH_TOKEN_REVOKED')
     t.equal((await refresh(app, rotated.refreshToken)).json().code, 'AUTH_REFRESH_INVALID')
     t.equal((await me(app, other.accessToken)).statusCode, 200)
+  })
+
+  t.test('logout refuses a query string (?allDevices=true would have ended this session only)', async (t) => {
+    const a = await login(app, 'kate.1')
+    const b = await login(app, 'kate.2')
+    const res = await app.inject({ method: 'POST', url: '/auth/logout?allDevices=true', headers: bearer(a.accessToken) })
+    t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'])
+    for (const p of [a, b]) t.equal((await me(app, p.accessToken)).statusCode, 200, 'no session ended')
+    t.same((await app.inject({ method: 'POST', url: '/auth/refresh?x=1', payload: { refreshToken: a.refreshToken } })).json().code, 'FST_ERR_VALIDATION', 'nor does refresh take one')
+    t.equal((await refresh(app, a.refreshToken)).statusCode, 200, 'the refused refresh spent nothing')
   })
 
   t.test('logout accepts an empty JSON body; refuses unknown fields', async (t) => {

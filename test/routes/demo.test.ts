@@ -42,6 +42,8 @@ test('in development with the simulator: the page at <AUTH_PREFIX>/demo, under a
   t.match(res.headers, { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' })
   const openapi = (await app.inject('/auth/openapi.json')).json<{ paths: Record<string, unknown> }>()
   t.notOk('/auth/demo' in openapi.paths, 'not in the OpenAPI document')
+  const queried = await app.inject('/auth/demo?x=1')
+  t.same([queried.statusCode, queried.json().code], [400, 'FST_ERR_VALIDATION'], 'a query string is refused, as on the gateway\'s routes')
 })
 
 test('the page follows AUTH_PREFIX, or demoPath', async (t) => {

@@ -164,6 +164,16 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     t.same(coded(bad), [400, 'FST_ERR_VALIDATION'], 'a scope WeChat does not have')
   })
 
+  t.test('the page\'s post takes no query string, and a device name without control or bidi characters; a refusal spends no state', async (t) => {
+    const { location, cookie } = await authorize(app)
+    const back = await wechatSendsBack(location, 'gus')
+    const body = { code: back.code as string, state: back.state as string }
+    const queried = await app.inject({ method: 'POST', url: `/auth/h5/login?${new URLSearchParams(body).toString()}`, headers: { ...WX_BROWSER, cookie }, payload: body })
+    t.same(coded(queried), [400, 'FST_ERR_VALIDATION'], 'code and state in the query too')
+    t.same(coded(await finish(app, { ...body, deviceName: 'WeChat\u202e' }, cookie)), [400, 'FST_ERR_VALIDATION'], 'a bidi override in the device name')
+    t.equal((await finish(app, { ...body, deviceName: '微信 H5 页面' }, cookie)).statusCode, 200, 'the state was not spent')
+  })
+
   t.test('WeChat\'s errors, mapped to stable codes', async (t) => {
     t.same(coded(await h5Login(app, 'invalid')), [401, 'WX_OAUTH_CODE_INVALID'], '40029')
     t.same(coded(await h5Login(app, 'limit')), [429, 'WX_RATE_LIMITED'], '45011')

@@ -25,6 +25,15 @@ test('GET /health says which store is in use and whether it can write', async (t
   t.same(live.json(), { status: 'ok' })
 })
 
+test('probes may add query parameters (a cache-buster, a monitor\'s tag): the health routes answer as without', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim })
+  for (const url of ['/health?x=1', '/health?_=1700000000000&_=2', '/health/live?probe=kubelet']) {
+    const res = await app.inject(url)
+    t.same([res.statusCode, res.json().status], [200, 'ok'], url)
+  }
+})
+
 test('GET /health: checkers asking at once cost the store one probe a second', async (t) => {
   const sim = await startSim(t)
   const redis = await startRedis(t, { own: true })

@@ -60,6 +60,7 @@ test('EdDSA works the same; HS256 (the default) serves no JWKS; the path can mov
   const base = await listening(app)
   const { protectedHeader } = await jwtVerify(pair.accessToken, createRemoteJWKSet(new URL(`${base}/keys.json`)))
   t.equal(protectedHeader.alg, 'EdDSA')
+  t.equal((await app.inject('/keys.json?nocache=1700000000000')).statusCode, 200, 'a fetcher\'s cache-buster is ignored, not refused')
   t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(pair.accessToken) })).statusCode, 200)
   const hs = await buildApp(t, { sim, redisServer: redis })
   t.equal((await hs.inject({ method: 'GET', url: '/.well-known/jwks.json' })).statusCode, 404, 'HS256: no public keys to serve')

@@ -20,6 +20,7 @@ test('answers the source\'s text with its content type; a failing source is 503 
   t.equal(ok.headers['content-type'], registry.contentType)
   t.equal(ok.headers['cache-control'], 'no-store')
   t.equal(ok.body, await registry.metrics())
+  t.equal((await app.inject('/metrics?name[]=up&format=text')).statusCode, 200, 'a scraper\'s parameters are ignored, not refused')
   const broken = await app.inject('/broken')
   t.equal(broken.statusCode, 503, broken.body)
   t.equal(broken.json().code, 'METRICS_UNAVAILABLE')

@@ -1,6 +1,6 @@
 // Web QR login confirmed in the mini program, over HTTP and Server-Sent Events, on a real Redis shared
 // by two gateway instances and the simulator's wxacode.getUnlimited.
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { test } from 'tap'
 import { SCENE } from '../../simulator/wxacode.js'
 import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type Pair } from '../helper.js'
@@ -80,6 +80,7 @@ test('web QR login on 2 instances sharing one Redis', async (t) => {
     t.same(coded(await a.inject('/auth/qr/not-an-id')), [400, 'FST_ERR_VALIDATION'])
     t.same(coded(await a.inject('/auth/qr/AAAAAAAAAAAAAAAAAAAAAA')), [404, 'AUTH_QR_NOT_FOUND'])
     t.same(coded(await a.inject('/auth/qr/AAAAAAAAAAAAAAAAAAAAAA/events')), [404, 'AUTH_QR_NOT_FOUND'], 'an unknown stream: JSON, no stream')
+    t.same(coded(await a.inject(`/auth/qr/${id}/events?since=0`)), [400, 'FST_ERR_VALIDATION'], 'a stream takes no query')
     t.equal((await collect(b, id, secret)).statusCode, 200, 'the secret still collects')
   })
 
@@ -113,6 +114,35 @@ test('web QR login on 2 instances sharing one Redis', async (t) => {
     await a.inject({ method: 'POST', url: '/auth/logout', headers: bearer(mp.accessToken) })
     t.same(coded(await collect(a, id, secret)), [409, 'AUTH_QR_SESSION_ENDED'])
   })
+})
+
+test('no query string on any QR route, no body on scan, confirm and cancel: one is refused with 400, the login unchanged', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+  const { id, secret } = await create(app)
+  const mp = bearer((await login(app, 'hilda.q1')).accessToken)
+  const calls = sim.calls.length
+  const cases: Array<[string, InjectOptions]> = [
+    ['a scan with a body', { method: 'POST', url: `/auth/qr/${id}/scan`, headers: mp, payload: { x: 1 } }],
+    ['a scan with a query', { method: 'POST', url: `/auth/qr/${id}/scan?x=1`, headers: mp }],
+    ['a confirm with a body', { method: 'POST', url: `/auth/qr/${id}/confirm`, headers: mp, payload: { confirm: true } }],
+    ['a cancel with a body', { method: 'POST', url: `/auth/qr/${id}/cancel`, headers: mp, payload: { reason: 'no' } }],
+    ['a poll with a cache-buster', { method: 'GET', url: `/auth/qr/${id}?_=1700000000000` }],
+    ['the image with a size', { method: 'GET', url: `/auth/qr/${id}/image?width=430` }],
+    ['a create with a query', { method: 'POST', url: `/auth/qr?appid=${sim.appid}`, headers: WEB }],
+    ['a collect with a query', { method: 'POST', url: `/auth/qr/${id}/token?x=1`, headers: WEB, payload: { secret } }]
+  ]
+  for (const [what, options] of cases) t.same(coded(await app.inject(options)), [400, 'FST_ERR_VALIDATION'], what)
+  t.match((await app.inject(`/auth/qr/${id}`)).json(), { state: 'pending' }, 'not scanned')
+  t.equal(sim.calls.length, calls, 'WeChat not asked for an image')
+
+  // No body, an empty JSON body and {} all mean "none".
+  t.match((await app.inject({ method: 'POST', url: `/auth/qr/${id}/scan`, headers: mp, payload: {} })).json(), { state: 'scanned' }, '{}')
+  t.match((await app.inject({ method: 'POST', url: `/auth/qr/${id}/confirm`, headers: { ...mp, 'content-type': 'application/json' }, payload: '' })).json(), { state: 'confirmed' }, 'an empty JSON body')
+  const spoofed = await app.inject({ method: 'POST', url: `/auth/qr/${id}/token`, headers: WEB, payload: { secret, deviceName: 'Chrome\u202e' } })
+  t.same(coded(spoofed), [400, 'FST_ERR_VALIDATION'], 'a device name with a bidi override')
+  t.equal((await collect(app, id, secret)).statusCode, 200)
 })
 
 test('WeChat\'s JSON error answer to wxacode.getUnlimited is a coded error (a page not released: 41030)', async (t) => {

@@ -1,3 +1,4 @@
+import type { InjectOptions } from 'fastify'
 import { test } from 'tap'
 import { bearer, buildApp, login, me, startRedis, startSim } from '../helper.js'
 
@@ -46,6 +47,37 @@ test('DELETE /auth/sessions/:sid signs out one of the caller\'s devices; another
   const after = await me(app, tablet.accessToken)
   t.equal(after.statusCode, 401)
   t.equal(after.json().code, 'AUTH_TOKEN_REVOKED')
+  t.equal((await me(app, phone.accessToken)).statusCode, 200)
+})
+
+test('GET /auth/me, GET /auth/sessions and DELETE /auth/sessions/:sid take no query and no body: one is refused with 400, not ignored', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+  const phone = await login(app, 'ivy.1')
+  const others = [await login(app, 'ivy.2'), await login(app, 'ivy.3'), await login(app, 'ivy.4')]
+  const [tablet, laptop, watch] = await Promise.all(others.map(async (p) => (await me(app, p.accessToken)).json<{ sessionId: string }>().sessionId))
+  const auth = bearer(phone.accessToken)
+  const cases: Array<[string, InjectOptions]> = [
+    ['me, a parameter twice', { method: 'GET', url: '/auth/me?x=1&x=2', headers: auth }],
+    ['me, a parameter without a value', { method: 'GET', url: '/auth/me?x', headers: auth }],
+    ['sessions, a parameter', { method: 'GET', url: '/auth/sessions?all=true', headers: auth }],
+    ['DELETE, a body', { method: 'DELETE', url: `/auth/sessions/${tablet}`, headers: auth, payload: { a: 1 } }],
+    ['DELETE, an array body', { method: 'DELETE', url: `/auth/sessions/${tablet}`, headers: { ...auth, 'content-type': 'application/json' }, payload: '[]' }],
+    ['DELETE, a query', { method: 'DELETE', url: `/auth/sessions/${tablet}?force=1`, headers: auth }]
+  ]
+  for (const [what, options] of cases) {
+    const res = await app.inject(options)
+    t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'], what)
+  }
+  t.equal((await app.inject({ method: 'HEAD', url: '/auth/me?x=1', headers: auth })).statusCode, 400, 'HEAD as GET')
+  t.equal((await me(app, others[0]?.accessToken ?? '')).statusCode, 200, 'the session the refused DELETEs named lives on')
+
+  // No body, an empty JSON body and {} all mean "none".
+  const del = async (sid: string, extra: Partial<InjectOptions>) => (await app.inject({ method: 'DELETE', url: `/auth/sessions/${sid}`, ...extra, headers: { ...auth, ...extra.headers } })).statusCode
+  t.equal(await del(tablet as string, { payload: {} }), 204, '{}')
+  t.equal(await del(laptop as string, { headers: { 'content-type': 'application/json' }, payload: '' }), 204, 'an empty JSON body')
+  t.equal(await del(watch as string, {}), 204, 'no body')
   t.equal((await me(app, phone.accessToken)).statusCode, 200)
 })
 

@@ -69,6 +69,29 @@ test('one-time tickets', async (t) => {
     t.equal(retry.json<Pair>().openid, mp.openid)
   })
 
+  t.test('a device name with control or bidi characters is refused before the ticket is taken; a CJK and emoji one is listed as given', async (t) => {
+    const mp = await login(app, 'hana.t1')
+    const ticket = await ticketOf(app, mp.accessToken)
+    for (const deviceName of ['evil\u202egpj.exe', 'nul\u0000', 'esc\u001b[2J', 'iso\u2067x', 'lone \udbff']) {
+      const res = await exchange(app, { ticket, deviceName })
+      t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'], JSON.stringify(deviceName))
+    }
+    const web = await exchange(app, { ticket, deviceName: '办公室电脑💻' })
+    t.equal(web.statusCode, 200, 'the ticket was not spent by the refusals')
+    const sessions = (await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(web.json<Pair>().accessToken) })).json<{ sessions: Array<{ deviceName: string, current: boolean }> }>().sessions
+    t.equal(sessions.find((s) => s.current)?.deviceName, '办公室电脑💻')
+  })
+
+  t.test('issue and exchange refuse a query string, which they would otherwise ignore', async (t) => {
+    const mp = await login(app, 'ivo.t1')
+    const issued = await app.inject({ method: 'POST', url: '/auth/tickets?deviceType=app', headers: bearer(mp.accessToken) })
+    t.same([issued.statusCode, issued.json().code], [400, 'FST_ERR_VALIDATION'])
+    const ticket = await ticketOf(app, mp.accessToken)
+    const exchanged = await app.inject({ method: 'POST', url: `/auth/tickets/exchange?ticket=${ticket}`, payload: { ticket } })
+    t.same([exchanged.statusCode, exchanged.json().code], [400, 'FST_ERR_VALIDATION'])
+    t.equal((await exchange(app, { ticket })).statusCode, 200, 'the ticket was not spent by the refusal')
+  })
+
   t.test('the session rules apply: a banned user gets no session', async (t) => {
     const mp = await login(app, 'carol.t1')
     const ticket = await ticketOf(app, mp.accessToken)

@@ -82,6 +82,21 @@ test('POST /auth/wechat/decrypt', async (t) => {
     t.equal(huge.statusCode, 413)
   })
 
+  t.test('the /auth/wechat/* routes take no query string: one is refused, not ignored', async (t) => {
+    const pair = await login(app, 'fay.d1')
+    const calls = sim.calls.length
+    const cases: Array<[string, unknown]> = [
+      ['/auth/wechat/decrypt?iv=x', encrypted(sim, 'fay', { ok: true })],
+      ['/auth/wechat/verify-signature?x=1', { rawData: '{}', signature: '0' }],
+      ['/auth/wechat/phone?code=fay.p1', { code: 'fay.p2' }]
+    ]
+    for (const [url, body] of cases) {
+      const res = await app.inject(post(url, pair.accessToken, body))
+      t.same([res.statusCode, res.json().code], [400, 'FST_ERR_VALIDATION'], url)
+    }
+    t.equal(sim.calls.length, calls, 'WeChat not asked for a phone number')
+  })
+
   t.test('needs a live session', async (t) => {
     const payload = encrypted(sim, 'alice', { x: 1 })
     const none = await app.inject({ method: 'POST', url: '/auth/wechat/decrypt', payload })
