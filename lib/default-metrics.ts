@@ -17,6 +17,8 @@ interface Readable {
   help: string
   type: string
   aggregator: string
+  /** Not read by a registry; by a host, or a test, that asks a metric what it is labelled by. */
+  labelNames: readonly string[]
   get: () => Promise<{ name: string }>
   getForPromString?: () => Promise<{ name: string }>
 }
@@ -44,6 +46,7 @@ function viewOf (metric: Readable): Metric {
     help: metric.help,
     type: metric.type,
     aggregator: metric.aggregator,
+    labelNames: metric.labelNames,
     get: async () => ({ ...await metric.get(), name: view.name }),
     reset: () => {}
   }

@@ -42,6 +42,7 @@ test('each registry has views of its own: an OpenMetrics registry\'s scrape rena
   t.match(await cpu(prometheus.registry), ['process_cpu_seconds_total '], 'Prometheus, after that scrape: still _total')
   const later = createMetrics({ registry: new Registry() })
   t.ok(later.registry.getSingleMetric('process_cpu_seconds_total'), 'and a registry made later holds it under its name')
+  t.same((later.registry.getSingleMetric('nodejs_gc_duration_seconds') as unknown as { labelNames: string[] }).labelNames, ['kind'], 'a view says what it is labelled by')
   later.close()
 
   const value = async (): Promise<number> => Number(/^process_cpu_user_seconds_total (\S+)$/m.exec(await openMetrics.registry.metrics())?.[1])
