@@ -153,14 +153,18 @@ const errorAnswer = (status: number, answers: Answer[]) => Type.Object({
 /** A route's error responses: one per status, naming the codes the route answers with it. */
 export function errorResponses (...errors: RouteError[]): Record<string, TSchema> {
   const byStatus = new Map<number, Answer[]>()
-  for (const a of errors.map(answerOf)) byStatus.set(a.statusCode, [...(byStatus.get(a.statusCode) ?? []), a])
+  // A code two shared lists hold (FST_ERR_VALIDATION: any's query, body's fields) is listed once.
+  for (const a of [...new Set(errors)].map(answerOf)) byStatus.set(a.statusCode, [...(byStatus.get(a.statusCode) ?? []), a])
   const other = (description: string) => Type.Object(ErrorResponse.properties, { description })
   return { ...Object.fromEntries([...byStatus].map(([status, answers]) => [status, errorAnswer(status, answers)])), '4xx': other('another client error'), '5xx': other('another server error') }
 }
 
-/** Errors routes share: in any gateway context, with a JSON body, behind fastify.authenticate, calling WeChat. */
+/**
+ * Errors routes share: in any gateway context (every route there declares its query, NoQuery when it
+ * takes none), with a JSON body, behind fastify.authenticate, calling WeChat.
+ */
 export const RouteErrors = {
-  any: [UpgradeRefusedError, 'INTERNAL_ERROR'],
+  any: [UpgradeRefusedError, 'INTERNAL_ERROR', 'FST_ERR_VALIDATION'],
   body: ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE', 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
   authenticated: [
     AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, AuthSessionReplacedError, AuthSessionKickedError,

@@ -74,7 +74,7 @@ async function stateOf (sessions: AdminOptions['sessions'], user: UserName) {
   }
 }
 
-const refusals: RouteError[] = [...shared.any, AdminTokenInvalidError, 'FST_ERR_VALIDATION', WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
+const refusals: RouteError[] = [...shared.any, AdminTokenInvalidError, WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
 
 /** The five routes for users named one way: by user id (`users/:sub`) or by openid (`openids/:openid`). */
 function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'], by: 'sub' | 'openid'): void {
@@ -85,7 +85,7 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
   const id = (name: string): string => by === 'sub' ? name : `${name}ByOpenid`
   // No query string unless the route says otherwise (unban's service).
   const schema = (summary: string, operationId: string, response: object, ...errors: RouteError[]) => ({
-    summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...new Set([...refusals, ...errors])) }
+    summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...refusals, ...errors) }
   })
   const user = (p: Record<string, string>): UserName => by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
 

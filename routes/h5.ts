@@ -33,7 +33,7 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       querystring: H5AuthorizeQuery,
       response: {
         302: H5Redirect,
-        ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, StoreUnavailableError, AuthH5ReturnToRefusedError, WxAppUnknownError, AuthDeviceTypeUnknownError)
+        ...errorResponses(...shared.any, RateLimitedError, StoreUnavailableError, AuthH5ReturnToRefusedError, WxAppUnknownError, AuthDeviceTypeUnknownError)
       }
     }
   }, async (request, reply) => {

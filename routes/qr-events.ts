@@ -33,7 +33,7 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       querystring: NoQuery,
       response: {
         200: { description: 'the event stream', content: { 'text/event-stream': { schema: QrEvents } } },
-        ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
+        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
       }
     }
   }, async (request, reply) => {

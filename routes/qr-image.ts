@@ -32,7 +32,7 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       querystring: NoQuery,
       response: {
         200: { description: 'the image', content: { 'image/png': { schema: QrImage } } },
-        ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
+        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
           ...shared.wechat)
       }
     }

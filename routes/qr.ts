@@ -45,7 +45,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
       operationId: 'qrLoginStatus',
       params: QrParams,
       querystring: NoQuery,
-      response: { 200: QrStatus, ...errorResponses(...shared.any, 'FST_ERR_VALIDATION', RateLimitedError, ...lookups) }
+      response: { 200: QrStatus, ...errorResponses(...shared.any, RateLimitedError, ...lookups) }
     }
   }, async (request) => await qr.status(request.params.id))
 

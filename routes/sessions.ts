@@ -33,7 +33,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       operationId: 'me',
       security: BearerAuth,
       querystring: NoQuery,
-      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION') }
+      response: { 200: MeResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
     }
   }, async (request) => {
     const { openid, unionid, sid, iat, exp, roles, permissions, steppedUpAt } = request.wechatAuthUser
@@ -57,7 +57,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
       operationId: 'listSessions',
       security: BearerAuth,
       querystring: NoQuery,
-      response: { 200: SessionsResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION') }
+      response: { 200: SessionsResponse, ...errorResponses(...shared.any, ...shared.authenticated) }
     }
   }, async (request) => {
     const list = await sessions.listSessions(request.wechatAuthUser)

@@ -72,7 +72,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       operationId: 'verify',
       security: BearerAuth,
       querystring: VerifyQuery,
-      response: { 200: VerifyResponse, ...errorResponses(...shared.any, ...shared.authenticated, 'FST_ERR_VALIDATION', AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError) }
+      response: { 200: VerifyResponse, ...errorResponses(...shared.any, ...shared.authenticated, AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError) }
     }
   }, async (request, reply) => {
     const raw = request.url.slice(request.url.indexOf('?') + 1)
