@@ -139,11 +139,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         sendCoded(server, response, EXPECTATION_FAILED)
       })
       // Without a listener Node closes a CONNECT's socket without a word.
-      server.on('connect', (_request: IncomingMessage, socket: Socket) => {
-        if (socket.writable) socket.write(rawAnswer(BEFORE_FASTIFY.connect))
-        socket.destroy()
-        server.emit(REFUSED_BEFORE_FASTIFY, BEFORE_FASTIFY.connect.code)
-      })
+      server.on('connect', (_request: IncomingMessage, socket: Socket) => { refuseOnSocket(server, socket, BEFORE_FASTIFY.connect) })
       return server
     },
     clientErrorHandler
@@ -169,10 +165,17 @@ const { badRequest: BAD_REQUEST, noHost: NO_HOST, expectationFailed: EXPECTATION
 const body = ({ statusCode, code, message }: Coded): string =>
   JSON.stringify({ statusCode, code, error: STATUS_CODES[statusCode], message })
 
-/** `coded` as a whole HTTP/1.1 answer, for a socket no response object writes to; the connection closes. */
-function rawAnswer (coded: Coded): string {
-  const text = body(coded)
-  return `HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`
+/**
+ * Answers `coded` on a socket no response object writes to (a parser error, a CONNECT), as a whole
+ * HTTP/1.1 answer if it can still be written, and closes it; the server tells the metrics.
+ */
+function refuseOnSocket (server: RefusalEmitter, socket: Socket, coded: Coded): void {
+  if (socket.writable) {
+    const text = body(coded)
+    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
+    server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
+  }
+  socket.destroy()
 }
 
 /**
@@ -205,9 +208,5 @@ function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmit
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
-  if (socket.writable) {
-    socket.write(rawAnswer(coded))
-    this.server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
-  }
-  socket.destroy()
+  refuseOnSocket(this.server, socket, coded)
 }

@@ -37,7 +37,8 @@ export const ConfigSchema = Type.Object({
   REDIS_NODE_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   REDIS_NODE_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   // Durability: writes that open, rotate or revoke a session, or change a user, wait (WAIT) until
-  // this many replicas have them, at most REDIS_WAIT_TIMEOUT_MS; 0: answer without waiting (Redis's asynchronous replication).
+  // this many replicas have them, at most REDIS_WAIT_TIMEOUT_MS; 0: answer without waiting (Redis's
+  // asynchronous replication).
   REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 5, default: 0 }),
   REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 5000, default: 100 }),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,32}$', default: 'wxauth:' }),

@@ -20,8 +20,10 @@ export function redisControl (ctx: Context, kept: Pick<ReturnType<typeof keptUse
    * An operator's change of the user's key, durable (redis-context.ts): a kick or a ban a failover
    * took back would let the user in again. `wrote`: whether the script's reply says it wrote.
    */
-  const write = async (tag: string, script: ScriptName, args: Array<string | number>, wrote?: (reply: unknown) => boolean): Promise<unknown> =>
-    await durably(ctx, keys.user(tag), async (on) => await on(script, [keys.user(tag)], ...args), wrote)
+  const write = async (tag: string, script: ScriptName, args: Array<string | number>, wrote?: (reply: unknown) => boolean): Promise<unknown> => {
+    const key = keys.user(tag)
+    return await durably(ctx, key, async (on) => await on(script, [key], ...args), wrote)
+  }
   const change = async (tag: string, script: ScriptName, args: Array<string | number>, wrote?: (reply: unknown) => boolean): Promise<unknown> =>
     await guard(async () => await kept.changing(tag, async () => await write(tag, script, args, wrote)), () => { kept.enter(tag) })
   return {

@@ -2,8 +2,8 @@
 // until the replicas acknowledge or its timeout passes, and it must go on the connection that took
 // the write. Sent on the store's only connection, a slow or missing replica would hold up every
 // command queued behind it: each authenticated request's check, for up to REDIS_WAIT_TIMEOUT_MS.
-// So the durable writes (open a session, rotate, revoke, an operator's change), and their WAITs, go on a second
-// connection of their own, made here from the client the store was given (`duplicate()`: the same
+// So the durable writes (open a session, rotate, revoke, an operator's change) and their WAITs go
+// on a second connection of their own, made here from the client the store was given (`duplicate()`: the same
 // server or cluster, options and credentials) and closed with the store, whoever owns the first.
 // Writes still share WAITs there (redis-wait.ts): while one WAIT waits, the writes behind it queue on
 // that connection, and the next WAIT covers them all.

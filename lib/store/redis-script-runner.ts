@@ -6,10 +6,10 @@
 // the library meanwhile, one load at a time and a second apart at least; the calls after it find the
 // function. A Redis that cannot run functions (before 7.0, FCALL or FUNCTION renamed away, an ACL that
 // refuses them, a library it will not load) makes this runner send scripts by EVALSHA, and try
-// functions again FUNCTIONS_RETRY_MS later (an upgrade, an ACL changed, a Cluster's last Redis 6 master
-// gone: each refuses or allows without a restart). A
-// function refused because Redis takes no writes now goes by EVALSHA too (refusedWrites). None of these
-// calls ran any Lua before it failed, so sending it again cannot apply it twice.
+// functions again FUNCTIONS_RETRY_MS later (an upgrade, an ACL changed, a Cluster's last Redis 6
+// master gone: each refuses or allows without a restart). A function refused because Redis takes no
+// writes now goes by EVALSHA too (refusedWrites). None of these calls ran any Lua before it failed,
+// so sending it again cannot apply it twice.
 import { createHash } from 'node:crypto'
 import { FUNCTION_NAMES, LIBRARY } from './redis-functions.js'
 import { SCRIPTS, type ScriptName } from './redis-scripts.js'

@@ -40,6 +40,11 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
   return out.sort((a, b) => a.createdAt - b.createdAt)
 }
 
+/** Whether a reply of the script that opens or rotates a session says it wrote: `[status, …]`. */
+const wroteAs = (status: string) => (reply: unknown): boolean => Array.isArray(reply) && reply[0] === status
+const CREATED = wroteAs('created')
+const ROTATED = wroteAs('rotated')
+
 /**
  * `enter`: a login or a refresh in a key kept for good enters its user in the sweep's index
  * (redis-kept.ts) if it is not there, not waited for: a key kept for good by a version before the
@@ -48,16 +53,16 @@ function sessionsIn (fields: Record<string, string>, now: number): SessionInfo[]
 export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit<SessionsStore, 'kick' | 'ban' | 'unban'> {
   const { keys, send, guard } = ctx
   /** A script that opens, rotates or revokes a session, answered once it is durable (redis-context.ts). */
-  const durable = (key: string, wrote: ((reply: unknown) => boolean) | undefined, script: (run: Context['run']) => Promise<unknown>): Promise<unknown> =>
+  const durable = (key: string, script: (run: Context['run']) => Promise<unknown>, wrote?: (reply: unknown) => boolean): Promise<unknown> =>
     guard(() => durably(ctx, key, script, wrote))
   return {
     async createSession (ref, data, refreshHash, ttlSec, policy = NO_POLICY) {
       const device = data.device === undefined ? ['', '', '', ''] : deviceParts(data.device)
       const key = keys.user(ref.tag)
-      const [status, detail, ...more] = await durable(key, (r) => Array.isArray(r) && r[0] === 'created', (run) => run('wxauthCreate', [key], ttlSec * 1000, ref.sid, refreshHash,
+      const [status, detail, ...more] = await durable(key, (run) => run('wxauthCreate', [key], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
         ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
-        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN))) as [string, string | number, ...string[]]
+        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN)), CREATED) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
       if (status === 'refused') return { status, deviceType: String(detail) }
       if (more[0] === 'kept') enter(ref.tag)
@@ -85,9 +90,9 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
 
     async rotateRefresh (ref, input): Promise<RotateResult> {
       const key = keys.user(ref.tag)
-      const reply = await durable(key, (r) => Array.isArray(r) && r[0] === 'rotated', (run) => run('wxauthRotate', [key],
+      const reply = await durable(key, (run) => run('wxauthRotate', [key],
         ref.sid, input.generation, input.presentedHash, input.nextHash, input.nonce, input.graceMs,
-        input.ttlSec * 1000, input.maxAgeSec * 1000))
+        input.ttlSec * 1000, input.maxAgeSec * 1000), ROTATED)
       if (!Array.isArray(reply)) return { status: reply === 'behind' ? 'behind' : 'invalid' }
       const [status, ttl, ...rest] = reply as string[]
       if (status === 'ended') return { status, end: endOf([ttl, ...rest]) }
@@ -103,17 +108,17 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
 
     async revokeSession (ref) {
       const key = keys.user(ref.tag)
-      await durable(key, undefined, (run) => run('wxauthRevoke', [key], ref.sid))
+      await durable(key, (run) => run('wxauthRevoke', [key], ref.sid))
     },
 
     async revokeUser (tag) {
       const key = keys.user(tag)
-      return Number(await durable(key, (ended) => Number(ended) > 0, (run) => run('wxauthRevokeUser', [key])))
+      return Number(await durable(key, (run) => run('wxauthRevokeUser', [key]), (ended) => Number(ended) > 0))
     },
 
     async blacklist (ref, jti, ttlSec) {
       const key = keys.user(ref.tag)
-      await durable(key, (listed) => Number(listed) === 1, (run) => run('wxauthBlacklist', [key], ref.sid, jti, Math.max(1, ttlSec) * 1000))
+      await durable(key, (run) => run('wxauthBlacklist', [key], ref.sid, jti, Math.max(1, ttlSec) * 1000), (listed) => Number(listed) === 1)
     }
   }
 }

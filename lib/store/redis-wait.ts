@@ -1,7 +1,8 @@
 // Durability as an option (REDIS_WAIT_REPLICAS): the writes that open a session, rotate a refresh
-// token, revoke or change a user (redis-context.ts's `durably`) wait until that many replicas have them
-// (WAIT), at most REDIS_WAIT_TIMEOUT_MS, before the client is answered. WAIT counts the replicas that acknowledged every earlier write of the connection
-// it is sent on, so it goes on the connection that took the write: the durable writes' own
+// token, revoke or change a user (redis-context.ts's `durably`) wait until that many replicas have
+// them (WAIT), at most REDIS_WAIT_TIMEOUT_MS, before the client is answered. WAIT counts the replicas
+// that acknowledged every earlier write of the connection it is sent on, so it goes on the
+// connection that took the write: the durable writes' own
 // (redis-lane.ts; a node-redis Sentinel client's single master connection when it cannot make one), or
 // on an ioredis Cluster that connection's master serving the key's slot. A node-redis cluster client
 // routes a keyless command to any node and exposes no node connection to send it on: refused.
