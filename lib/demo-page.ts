@@ -66,9 +66,18 @@ function record (state) {
 function follow (id) {
   const source = new EventSource(prefix + '/qr/' + id + '/events')
   events = source
+  let unavailable = false // the gateway said it cannot read the login: shown until a state comes again
+  source.addEventListener('unavailable', (event) => {
+    if (qr === null || qr.id !== id) return
+    unavailable = true
+    fail(new Error(JSON.parse(event.data).code + ': the gateway cannot read this login for now; waiting'))
+  })
   source.addEventListener('state', (event) => {
     const { state } = JSON.parse(event.data)
-    if (qr === null || qr.id !== id || state === current) return
+    if (qr === null || qr.id !== id) return
+    if (unavailable) $('error').textContent = ''
+    unavailable = false
+    if (state === current) return
     record(state)
     if (!FINAL.includes(state)) return
     source.close()

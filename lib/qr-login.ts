@@ -90,7 +90,7 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
     confirm: async (user: AccessClaims, id: string): Promise<QrView> => viewOf(await step(user, id, 'confirm')),
     cancel: async (user: AccessClaims, id: string): Promise<QrView> => viewOf(await step(user, id, 'cancel')),
     collect,
-    /** Calls `listener` after changes of the QR login, on any instance; returns the unsubscribe. */
+    /** Calls `listener` after changes of the QR login, on any instance, and as the store stops and starts answering; returns the unsubscribe. */
     watch: (id: string, listener: () => void): (() => void) => store.watchQr(id, listener)
   }
 }

@@ -1,7 +1,10 @@
 // GET /qr/:id/events: a web QR login's state as Server-Sent Events, for the web page. The state is
 // sent at once and after every change made on any instance (the store's watch: Redis is polled at a
 // modest interval, the memory store has an emitter); the stream ends with a final state (confirmed,
-// cancelled, expired), at the code's expiry at the latest. Registered by routes/qr.ts.
+// cancelled, expired), at the code's expiry at the latest. While the store cannot be read, the page is
+// told once (`event: unavailable` with the code), and the state is sent again once it can; past the
+// expiry the stream ends instead, and the page's EventSource reconnects to the state or a coded 503.
+// Registered by routes/qr.ts.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { PerMinute } from '../http/route-context.js'
@@ -26,7 +29,7 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     config: { rateLimit: perIp('poll', fastify.wechatAuthConfig.RATE_LIMIT_QR_POLL_MAX) },
     schema: {
       summary: 'The state of a web QR login as Server-Sent Events',
-      description: '`event: state` with `data: { state, expiresIn }` at once and after each change; the stream ends after confirmed, cancelled or expired.',
+      description: '`event: state` with `data: { state, expiresIn }` at once and after each change; the stream ends after confirmed, cancelled or expired. `event: unavailable` with `data: { code }` when the store cannot be read: the state follows once it can (or, past the expiry, the stream ends).',
       tags: [Tags.sessions],
       operationId: 'qrLoginEvents',
       params: QrParams,
@@ -44,6 +47,8 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
     let last = ''
     let ended = false
+    let unavailable = false
+    const deadline = Date.now() + first.expiresIn * 1000
     const send = (view: QrView): void => {
       if (ended || view.state === last) return
       last = view.state
@@ -51,9 +56,18 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       if (FINAL.has(view.state)) end()
     }
     const check = (): void => {
-      qr.status(id).then(send, (err: unknown) => {
-        // Forgotten: it ended long ago. A store outage: the next change or the expiry tries again.
-        if (err instanceof AuthQrNotFoundError) send({ state: 'expired', expiresIn: 0 })
+      qr.status(id).then((view) => { unavailable = false; send(view) }, (err: unknown) => {
+        if (err instanceof AuthQrNotFoundError) { send({ state: 'expired', expiresIn: 0 }); return } // ended long ago
+        if (ended) return
+        if (!unavailable) {
+          // The watch tells again when the store answers; the state is then sent even if unchanged.
+          unavailable = true
+          last = ''
+          const code = err instanceof StoreUnavailableError ? err.code : 'INTERNAL_ERROR'
+          if (code === 'INTERNAL_ERROR') request.log.error({ err }, 'a QR login\'s state could not be read')
+          res.write(`event: unavailable\ndata: ${JSON.stringify({ code })}\n\n`)
+        }
+        if (Date.now() >= deadline) end()
       })
     }
     const unwatch = qr.watch(id, check)

@@ -63,6 +63,6 @@ export interface HandoffStore {
   stepQr: (id: string, step: QrStep, appid: string, by: SessionRef) => Promise<QrOutcome>
   /** Marks a confirmed QR login collected when `secretHash` is its secret's: once. */
   collectQr: (id: string, secretHash: string) => Promise<QrOutcome>
-  /** Calls `listener` after changes of the QR login (on any instance); returns the unsubscribe. */
+  /** Calls `listener` after changes of the QR login (on any instance), and when the store stops or starts answering again; returns the unsubscribe. */
   watchQr: (id: string, listener: () => void) => () => void
 }

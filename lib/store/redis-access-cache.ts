@@ -105,7 +105,8 @@ export async function openAccessCache (client: object, opts: AccessCacheOptions)
  * are then told, once the key is read again (armed for the change after: a change before that is seen
  * by what they read when told). After a reconnection, or when Redis drops all (FLUSHALL: an
  * invalidation of no key), every key is armed again and its watchers told: what changed meanwhile sent
- * nothing. A silent connection tells nothing: watchers poll slowly besides.
+ * nothing. An error on the connection tells them too (their reads then fail: an outage they report).
+ * A silent connection tells nothing: watchers poll slowly besides.
  */
 function keyWatchers (conn: TrackingConnection) {
   const watchers = new Map<string, Set<() => void>>()
@@ -118,6 +119,7 @@ function keyWatchers (conn: TrackingConnection) {
   }
   const tellAll = (): void => { for (const key of watchers.keys()) tell(key) }
   conn.on('ready', tellAll)
+  conn.on('error', tellAll) // a lost connection: the watchers' reads fail, and tell their pages at once
   return {
     tell,
     tellAll,

@@ -78,17 +78,22 @@ export function redisHandoff ({ keys, send, run, guard, accessCache }: Context):
       const key = keys.qr(id)
       const pushed = accessCache?.watch(key, listener)
       let seen: unknown
+      let failing = false
       let busy = false
       const timer = setInterval(() => {
         if (busy) return // a slow Redis: one read at a time
         busy = true
         guard(async () => await send(key, ['HGET', key, F.version]))
           .then((version) => {
-            // The first read too: a change made before it is not missed (listeners read the state).
-            if (version !== seen) listener()
+            // The first read too: a change made before it is not missed (listeners read the state);
+            // and the first after an outage, which the listener's own read saw.
+            if (version !== seen || failing) listener()
             seen = version
+            failing = false
+          }, () => {
+            if (!failing) listener() // an outage, told once: the listener's read fails too, and says so
+            failing = true
           })
-          .catch(() => {}) // an outage: the next read tries again; the stream ends at its expiry
           .finally(() => { busy = false })
       }, pushed === undefined ? QR_WATCH_MS : QR_WATCH_TRACKED_MS)
       timer.unref()

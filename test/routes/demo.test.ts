@@ -142,3 +142,19 @@ test('in a headless Chromium: the code shown, a simulated scan and confirm seen 
   t.notOk(consoleText.join('\n').includes(web.secret), 'nor in the browser\'s console')
   t.notOk((await page.content()).includes(web.secret), 'the secret is never in the document')
 })
+
+test('in a headless Chromium: Redis stopped, the page says so with the code; started again, the stream goes on', { skip: browserSkip() }, async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const app = await devGateway(t, { config: { REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix } })
+  const origin = await app.listen({ port: 0, host: '127.0.0.1' })
+  const page = await (await launchChromium(t)).newPage()
+  page.setDefaultTimeout(5000)
+  t.equal((await page.goto(`${origin}/auth/demo`))?.status(), 200)
+  await page.waitForSelector('#states li[data-state=pending]')
+  await redis.stop()
+  await page.waitForFunction('document.getElementById("error").textContent !== ""')
+  t.match(await page.textContent('#error'), /^STORE_UNAVAILABLE: the gateway cannot read this login for now/, 'the outage, from the event stream')
+  await redis.start() // empty: the login was lost with it
+  await page.waitForSelector('#states li[data-state=expired]')
+  t.equal(await page.textContent('#error'), '', 'cleared when the stream sends a state again')
+})

@@ -1,0 +1,107 @@
+// GET /auth/qr/:id/events while Redis is down or hung, over real HTTP on a redis-server these tests
+// stop, restart and freeze: the page is told once, with the code, and told again when the store
+// answers; past the code's expiry the stream ends rather than stay open for ever.
+import type { FastifyInstance } from 'fastify'
+import { get } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { test } from 'tap'
+import type { Simulator } from '../../simulator/index.js'
+import { bearer, buildApp, login, redisClient, startRedis, startSim, type RedisServer } from '../helper.js'
+import { until } from '../redis-deployments.js'
+
+type Tap = { teardown: (fn: () => unknown) => void }
+interface Sent { event: string, data: { state?: string, code?: string } }
+
+/** An event stream read as it comes: its events so far, and its end. */
+function follow (url: string): { events: Sent[], ended: Promise<void> } {
+  const events: Sent[] = []
+  const ended = new Promise<void>((resolve, reject) => {
+    get(url, (res) => {
+      let pending = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        pending += chunk
+        for (let end = pending.indexOf('\n\n'); end >= 0; end = pending.indexOf('\n\n')) {
+          const block = pending.slice(0, end)
+          pending = pending.slice(end + 2)
+          const event = /^event: (.*)$/m.exec(block)?.[1]
+          const data = /^data: (.*)$/m.exec(block)?.[1]
+          if (event !== undefined && data !== undefined) events.push({ event, data: JSON.parse(data) })
+        }
+      })
+      res.on('end', resolve)
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+  return { events, ended }
+}
+
+const shown = (events: Sent[]): string[] => events.map((e) => `${e.event}:${e.data.state ?? e.data.code ?? ''}`)
+const has = (events: Sent[], what: string): () => Promise<boolean> => async () => shown(events).includes(what)
+
+async function gateway (t: Tap, sim: Simulator, redis: RedisServer, mode: string): Promise<{ app: FastifyInstance, base: string }> {
+  const app = await buildApp(t, { sim, redisServer: redis, config: { ACCESS_CHECK: mode as 'tracked', STORE_TIMEOUT_MS: 200 } })
+  return { app, base: await app.listen({ port: 0, host: '127.0.0.1' }) }
+}
+
+async function create (app: FastifyInstance): Promise<{ id: string, secret: string }> {
+  return (await app.inject({ method: 'POST', url: '/auth/qr' })).json()
+}
+
+for (const mode of ['tracked', 'strict']) {
+  test(`ACCESS_CHECK=${mode}: Redis stopped, then started again empty`, async (t) => {
+    const redis = await startRedis(t, { own: true })
+    const sim = await startSim(t)
+    const { app, base } = await gateway(t, sim, redis, mode)
+    const { id } = await create(app)
+    const stream = follow(`${base}/auth/qr/${id}/events`)
+    await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
+    await redis.stop()
+    await until(has(stream.events, 'unavailable:STORE_UNAVAILABLE'), 'the outage told', 3000, 20)
+    await sleep(1200)
+    t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE'], 'told once, however many reads fail')
+    await redis.start()
+    await stream.ended
+    t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE', 'state:expired'], 'the login was lost with Redis: expired, and the stream ends')
+  })
+
+  test(`ACCESS_CHECK=${mode}: Redis frozen, then back: the state again, and the login goes on`, async (t) => {
+    const redis = await startRedis(t, { own: true })
+    const sim = await startSim(t)
+    const { app, base } = await gateway(t, sim, redis, mode)
+    const { id, secret } = await create(app)
+    const mp = await login(app, `qr.outage.${mode}`)
+    const stream = follow(`${base}/auth/qr/${id}/events`)
+    await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
+    redis.pause()
+    // Polled every 500 ms (strict) or 5 s (tracked: a frozen connection sends no error), then STORE_TIMEOUT_MS.
+    await until(has(stream.events, 'unavailable:STORE_UNAVAILABLE'), 'the outage told', 8000, 20)
+    redis.resume()
+    await until(async () => shown(stream.events).length === 3, 'the state after the outage', 8000, 20)
+    t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE', 'state:pending'], 'sent again though unchanged: the page knows the store answers')
+    await app.inject({ method: 'POST', url: `/auth/qr/${id}/scan`, headers: bearer(mp.accessToken) })
+    await until(has(stream.events, 'state:scanned'), 'the scan', 8000, 20) // else both may come as one change
+    await app.inject({ method: 'POST', url: `/auth/qr/${id}/confirm`, headers: bearer(mp.accessToken) })
+    await stream.ended
+    t.same(shown(stream.events).slice(3), ['state:scanned', 'state:confirmed'])
+    t.equal((await app.inject({ method: 'POST', url: `/auth/qr/${id}/token`, payload: { secret } })).statusCode, 200, 'collected')
+  })
+}
+
+test('past the expiry during an outage, the stream ends: the page reconnects to a coded 503', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const { app, base } = await gateway(t, sim, redis, 'strict')
+  const { id } = await create(app)
+  await redisClient(t, redis.url).hset(`${redis.prefix}qr:{${id}}`, 'e', String(Date.now() + 1500)) // expires soon
+  const stream = follow(`${base}/auth/qr/${id}/events`)
+  await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
+  redis.pause()
+  const started = Date.now()
+  await Promise.race([stream.ended, sleep(8000).then(() => { throw new Error('the stream outlived its expiry') })])
+  t.ok(Date.now() - started < 5000, `ended ${Date.now() - started} ms after the freeze`)
+  t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE'])
+  const again = await app.inject(`/auth/qr/${id}/events`)
+  t.same([again.statusCode, again.json().code], [503, 'STORE_UNAVAILABLE'], 'an EventSource reconnecting gets a coded 503, not a stream')
+  redis.resume()
+})
