@@ -7,7 +7,7 @@ import { disconnectClient, hasOfflineQueue, type RedisClient } from '../lib/stor
 import { createRedisStore } from '../lib/store/redis.js'
 import { accessCacheFor } from '../lib/store/redis-access-cache.js'
 import { sweepWarning } from '../lib/store/redis-kept.js'
-import { FUNCTIONS_RETRY_MS } from '../lib/store/redis-script-runner.js'
+import { scriptsNotices } from '../lib/store/redis-script-runner.js'
 import { recoveryWarning } from '../lib/store/redis-recovery.js'
 import { connectConfigured, topologyOf } from '../lib/store/redis-topology.js'
 import { cannotWait, shortWarning } from '../lib/store/redis-wait.js'
@@ -41,7 +41,7 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   const tracked = client === null ? {} : await accessCacheFor(client, config).catch((err: unknown) => { if (ownsClient) disconnectClient(client); throw err })
   const store = client === null
     ? createMemoryStore()
-    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache, onSweepFailed: sweepWarning((msg) => { fastify.log.warn(msg) }), onScriptsFallback: (why) => { fastify.log.info(`${why}: the store's scripts go by EVALSHA, which costs Redis more per call than its functions, tried again every ${FUNCTIONS_RETRY_MS / 60_000} minutes (docs/operations.md#redis)`) } })
+    : createRedisStore({ client, keyPrefix: config.REDIS_KEY_PREFIX, timeoutMs: config.STORE_TIMEOUT_MS, ownsClient, wait, accessCache: tracked.accessCache, onSweepFailed: sweepWarning((msg) => { fastify.log.warn(msg) }), ...scriptsNotices((msg) => { fastify.log.info(msg) }) })
   try {
     await store.ping()
   } catch (err) {

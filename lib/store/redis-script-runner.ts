@@ -57,15 +57,31 @@ export interface RunnerOptions {
   now?: () => number
   /** Told when Redis refuses functions, and why, at each refusal (never Redis' own message: Redis 6 repeats a command's arguments in it). */
   onFallback?: (why: string) => void
+  /** Told when functions tried again after a refusal answer: the first FCALL that does. */
+  onRestored?: () => void
+}
+
+/**
+ * What the store's scripts going by EVALSHA, and coming back to functions, say in the log: one line
+ * each (lib/store/redis.ts tells each change once for all the store's connections).
+ */
+export function scriptsNotices (log: (msg: string) => void): { onScriptsFallback: (why: string) => void, onScriptsRestored: () => void } {
+  return {
+    onScriptsFallback: (why) => { log(`${why}: the store's scripts go by EVALSHA, which costs Redis more per call than its functions, tried again every ${FUNCTIONS_RETRY_MS / 60_000} minutes (docs/operations.md#redis)`) },
+    onScriptsRestored: () => { log('Redis runs the store\'s functions again: its scripts go by FCALL') }
+  }
 }
 
 /** Runs the store's scripts: by FCALL when `load` is given, else by EVALSHA only. */
-export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: RunnerOptions = {}) {
+export function scriptRunner (send: Send, { load, now = Date.now, onFallback, onRestored }: RunnerOptions = {}) {
   let functions = load !== undefined
   /** When functions, off, are tried again. */
   let retryAt = Infinity
+  /** Functions on again after a refusal, not yet answered: the first FCALL that answers says so. */
+  let retrying = false
   /** Functions off until FUNCTIONS_RETRY_MS from now, said when they were on. */
   const fallBack = (why: string): void => {
+    retrying = false
     if (!functions) return
     functions = false
     retryAt = now() + FUNCTIONS_RETRY_MS
@@ -89,13 +105,16 @@ export function scriptRunner (send: Send, { load, now = Date.now, onFallback }: 
     if (!functions && now() >= retryAt) {
       functions = true
       retryAt = Infinity
+      retrying = true
     }
     // FCALL and EVALSHA take the same arguments after the name: one command, its first two changed.
     const command = [functions ? 'FCALL' : 'EVALSHA', functions ? FUNCTION_NAMES[name] : SHAS[name], String(keys.length), ...keys]
     for (const arg of args) command.push(String(arg))
     if (command[0] === 'FCALL') {
       try {
-        return await send(keys[0], command)
+        const reply = await send(keys[0], command)
+        if (retrying) { retrying = false; onRestored?.() }
+        return reply
       } catch (err) {
         if (isFunctionMissing(err)) loadLibrary(keys[0])
         else if (cannotCall(err)) fallBack('Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)')

@@ -40,8 +40,10 @@ export interface RedisStoreOptions {
   sweepEveryMs?: number
   /** Told when sweeps fail (sweepWarning: a log line at most every ten minutes). */
   onSweepFailed?: SweepFailed
-  /** Told once, at the first time Redis refuses functions, and why: scripts go by EVALSHA, functions tried again every FUNCTIONS_RETRY_MS (redis-script-runner.ts). */
+  /** Told when Redis refuses functions, and why (once until they come back): scripts go by EVALSHA, functions tried again every FUNCTIONS_RETRY_MS (redis-script-runner.ts's scriptsNotices). */
   onScriptsFallback?: (why: string) => void
+  /** Told when functions tried again answer, after onScriptsFallback. */
+  onScriptsRestored?: () => void
 }
 
 /** `run`, dropping the read copy's entries of the keys a script writes, when sent and when settled. */
@@ -63,12 +65,17 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const { accessCache } = opts
+  // Each change told once for the store's runners (its connection's, the durable lane's).
   let toldFallback = false
   const onFallback = (why: string): void => {
     if (!toldFallback) opts.onScriptsFallback?.(why)
     toldFallback = true
   }
-  const runner = (on: { client: RedisClient, send: SendCommand }): Context['run'] => writingThrough(scriptRunner(on.send, { load: toMastersOf(on.client, on.send), onFallback }), accessCache)
+  const onRestored = (): void => {
+    if (toldFallback) opts.onScriptsRestored?.()
+    toldFallback = false
+  }
+  const runner = (on: { client: RedisClient, send: SendCommand }): Context['run'] => writingThrough(scriptRunner(on.send, { load: toMastersOf(on.client, on.send), onFallback, onRestored }), accessCache)
   const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: runner({ client, send }), guard: deadlines.guard, accessCache }
   const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait, runner) : null
   const guard = deadlines.guard

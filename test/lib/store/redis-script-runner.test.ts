@@ -3,7 +3,7 @@
 // its command statistics.
 import { test, type Test } from 'tap'
 import { connectRedis, sendCommandOf, type RedisClient } from '../../../lib/store/redis-client.js'
-import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, type Send } from '../../../lib/store/redis-script-runner.js'
+import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, scriptsNotices, type Send } from '../../../lib/store/redis-script-runner.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
@@ -90,7 +90,7 @@ test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted
   const send = sendCommandOf(redisClient(t, redis.url.replace('redis://', 'redis://later:pw@')))
   let clock = 0
   const told: string[] = []
-  const run = scriptRunner(send, { load: send, now: () => clock, onFallback: (why) => { told.push(why) } })
+  const run = scriptRunner(send, { load: send, now: () => clock, onFallback: (why) => { told.push(why) }, onRestored: () => { told.push('restored') } })
   const key = `${redis.prefix}counter`
   let count = 0
   const hit = async (): Promise<void> => { t.equal((await run('wxauthHit', [key], 60_000) as number[])[0], ++count, `call ${count} answered once`) }
@@ -104,6 +104,7 @@ test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted
   await hit()
   t.equal((await commandStats(admin, 'fcall')).rejected, 2, 'then one FCALL, refused again, and off for as long once more')
   t.equal(told.length, 2, 'each refusal told')
+  t.notOk(told.includes('restored'), 'a retry refused is not a return')
 
   await admin.call('ACL', 'SETUSER', 'later', '+fcall', '+function')
   await hit()
@@ -114,6 +115,18 @@ test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted
   await admin.config('RESETSTAT')
   await hit()
   t.same([await commandStats(admin, 'fcall'), (await commandStats(admin, 'evalsha')).calls], [{ calls: 1, rejected: 0, failed: 0 }, 0], 'then by FCALL, without a restart')
+  t.same(told.slice(2), ['restored'], 'the return told once, at the first FCALL that answered')
+})
+
+test('scriptsNotices: one line for the fall back (why, and when functions are tried again), one for the return', async (t) => {
+  const lines: string[] = []
+  const { onScriptsFallback, onScriptsRestored } = scriptsNotices((msg) => { lines.push(msg) })
+  onScriptsFallback('Redis refused FCALL (a Redis before 7.0, or an ACL without fcall)')
+  onScriptsRestored()
+  t.same(lines, [
+    'Redis refused FCALL (a Redis before 7.0, or an ACL without fcall): the store\'s scripts go by EVALSHA, which costs Redis more per call than its functions, tried again every 10 minutes (docs/operations.md#redis)',
+    'Redis runs the store\'s functions again: its scripts go by FCALL'
+  ])
 })
 
 test('one load at a time, a second apart at least: one that failed in passing (a connection lost) is tried again at the first miss after that', async (t) => {
