@@ -43,3 +43,12 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
 export async function notFoundHandler (request: FastifyRequest): Promise<never> {
   throw new RouteNotFoundError(request.method, request.url.split('?')[0]?.slice(0, 200))
 }
+
+/**
+ * For files served from a folder (Swagger UI's): a path the file server refuses (`..`, a NUL byte:
+ * its 400 and 403 have no code) is a coded 404, as one that names no file; the rest as errorHandler.
+ */
+export function staticErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const refusedPath = error.code === undefined && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500
+  return errorHandler(refusedPath ? new RouteNotFoundError(request.method, request.url.split('?')[0]?.slice(0, 200)) : error, request, reply)
+}

@@ -3,6 +3,7 @@
 // docs/http-api.md with its status, examples that work against the development simulator. A host's own
 // @fastify/swagger lists the gateway's routes instead, and production serves nothing unless asked.
 import { readFileSync } from 'node:fs'
+import { request } from 'node:http'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
@@ -106,6 +107,23 @@ test('the development gateway serves a valid OpenAPI 3.1 document of every route
   const ui = await app.inject('/auth/docs')
   t.equal(ui.statusCode, 200)
   t.match(ui.headers['content-type'], /^text\/html/)
+})
+
+test('Swagger UI\'s file server: a path it refuses (.., %2e%2e, a NUL byte) is a coded 404', async (t) => {
+  const { app } = await devGateway(t)
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  // Sent as written: a client (curl --path-as-is, a scanner) need not resolve dot segments.
+  const raw = async (path: string): Promise<{ status: number, body: { code?: string } }> => await new Promise((resolve, reject) => {
+    request(`${base}${path}`, (res) => {
+      let text = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { text += chunk }).on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+    }).on('error', reject).end()
+  })
+  for (const path of ['/auth/docs/static/../x', '/auth/docs/static/%2e%2e/x', '/auth/docs/static/%00']) {
+    const res = await raw(path)
+    t.same([res.status, res.body.code], [404, 'ROUTE_NOT_FOUND'], path)
+  }
+  t.equal((await app.inject('/auth/docs/static/swagger-ui.css')).statusCode, 200, 'its own files still served')
 })
 
 test('the document lists every error code of docs/http-api.md with its status, and no other', async (t) => {
