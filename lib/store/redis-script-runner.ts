@@ -72,6 +72,18 @@ export function scriptsNotices (log: (msg: string) => void): { onScriptsFallback
   }
 }
 
+/**
+ * The notices of several runners (a store's connections) told once for all: a fall back until
+ * functions come back, a return only after a fall back was told.
+ */
+export function toldOnce (store: { onScriptsFallback?: (why: string) => void, onScriptsRestored?: () => void }): Required<Pick<RunnerOptions, 'onFallback' | 'onRestored'>> {
+  let fellBack = false
+  return {
+    onFallback: (why) => { if (!fellBack) store.onScriptsFallback?.(why); fellBack = true },
+    onRestored: () => { if (fellBack) store.onScriptsRestored?.(); fellBack = false }
+  }
+}
+
 /** Runs the store's scripts: by FCALL when `load` is given, else by EVALSHA only. */
 export function scriptRunner (send: Send, { load, now = Date.now, onFallback, onRestored }: RunnerOptions = {}) {
   let functions = load !== undefined

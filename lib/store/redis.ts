@@ -11,7 +11,7 @@ import { openLane, type Lane } from './redis-lane.js'
 import { letGo, releaseLock, takeLock } from './redis-locks.js'
 import { randomId } from '../ids.js'
 import { CODE_PENDING, CODE_USED, keyNames, packCredential, unpackCredential } from './redis-layout.js'
-import { scriptRunner } from './redis-script-runner.js'
+import { scriptRunner, toldOnce } from './redis-script-runner.js'
 import { redisControl } from './redis-control.js'
 import { KEPT_SWEEP_EVERY_MS, keptUsers, type SweepFailed } from './redis-kept.js'
 import { redisHandoff } from './redis-handoff.js'
@@ -65,17 +65,8 @@ export function createRedisStore (opts: RedisStoreOptions): SessionStore & { swe
   const send = sendCommandOf(client)
   const deadlines = createDeadlines(opts.timeoutMs)
   const { accessCache } = opts
-  // Each change told once for the store's runners (its connection's, the durable lane's).
-  let toldFallback = false
-  const onFallback = (why: string): void => {
-    if (!toldFallback) opts.onScriptsFallback?.(why)
-    toldFallback = true
-  }
-  const onRestored = (): void => {
-    if (toldFallback) opts.onScriptsRestored?.()
-    toldFallback = false
-  }
-  const runner = (on: { client: RedisClient, send: SendCommand }): Context['run'] => writingThrough(scriptRunner(on.send, { load: toMastersOf(on.client, on.send), onFallback, onRestored }), accessCache)
+  const notices = toldOnce(opts) // for the store's runners: its connection's, the durable lane's
+  const runner = (on: { client: RedisClient, send: SendCommand }): Context['run'] => writingThrough(scriptRunner(on.send, { load: toMastersOf(on.client, on.send), ...notices }), accessCache)
   const ctx: Context = { keys: keyNames(opts.keyPrefix), send, run: runner({ client, send }), guard: deadlines.guard, accessCache }
   const lane = opts.wait !== undefined && opts.wait.replicas > 0 ? durableWrites(ctx, client, opts.timeoutMs, opts.wait, runner) : null
   const guard = deadlines.guard

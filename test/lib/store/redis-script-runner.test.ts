@@ -3,7 +3,7 @@
 // its command statistics.
 import { test, type Test } from 'tap'
 import { connectRedis, sendCommandOf, type RedisClient } from '../../../lib/store/redis-client.js'
-import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, scriptsNotices, type Send } from '../../../lib/store/redis-script-runner.js'
+import { FUNCTIONS_RETRY_MS, LOAD_RETRY_MS, scriptRunner, scriptsNotices, toldOnce, type Send } from '../../../lib/store/redis-script-runner.js'
 import { createRedisStore } from '../../../lib/store/redis.js'
 import type { SessionStore } from '../../../lib/store/types.js'
 import { newSessionId, userTag } from '../../../lib/ids.js'
@@ -116,6 +116,22 @@ test('functions refused are tried again FUNCTIONS_RETRY_MS later: an ACL granted
   await hit()
   t.same([await commandStats(admin, 'fcall'), (await commandStats(admin, 'evalsha')).calls], [{ calls: 1, rejected: 0, failed: 0 }, 0], 'then by FCALL, without a restart')
   t.same(told.slice(2), ['restored'], 'the return told once, at the first FCALL that answered')
+})
+
+test('toldOnce: the runners of one store (its connection\'s, the durable lane\'s) tell each change once, and a return only after a fall back', async (t) => {
+  const told: string[] = []
+  const { onFallback, onRestored } = toldOnce({ onScriptsFallback: (why) => { told.push(`off: ${why}`) }, onScriptsRestored: () => { told.push('on') } })
+  onRestored() // a runner whose first retry answered, though the store told no fall back
+  onFallback('a')
+  onFallback('b') // the lane's runner, refused too
+  onRestored()
+  onRestored()
+  onFallback('c')
+  t.same(told, ['off: a', 'on', 'off: c'])
+  const quiet = toldOnce({})
+  quiet.onFallback('a')
+  quiet.onRestored()
+  t.pass('a store told nothing needs no listener')
 })
 
 test('scriptsNotices: one line for the fall back (why, and when functions are tried again), one for the return', async (t) => {
