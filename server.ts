@@ -23,6 +23,12 @@ import { WORKER_SLOT_ENV, runPrimary, workerCount, workerMetrics } from './worke
 // How long a closing gateway lets its requests finish.
 const DRAIN_MS = 10_000
 
+/** A configuration error: one line on stderr, before anything starts, and exit 1. */
+function refuse (err: unknown): never {
+  process.stderr.write(`fastify-wechat-auth: ${(err as Error).message}\n`)
+  process.exit(1)
+}
+
 let config: Config
 try {
   config = loadConfig(process.env)
@@ -30,8 +36,7 @@ try {
   // admin rules included) is one line on stderr before anything starts.
   resolveConfig(config, { hasRedisClient: false, processInProduction: process.env.NODE_ENV === 'production' })
 } catch (err) {
-  process.stderr.write(`fastify-wechat-auth: ${(err as Error).message}\n`)
-  process.exit(1)
+  refuse(err)
 }
 
 const workers = workerCount(config.WORKERS)
@@ -42,7 +47,12 @@ if (cluster.isPrimary && workers > 1) {
 }
 
 async function serve (config: Config): Promise<void> {
-  const server = Fastify(serverOptions(config))
+  let server: FastifyInstance
+  try {
+    server = Fastify(serverOptions(config))
+  } catch (err) {
+    refuse(err) // an option Fastify or Node refuses that the checks above let through
+  }
   server.setNotFoundHandler(notFoundHandler)
   let admin: FastifyInstance | null = null
   let metrics: FastifyInstance | null = null

@@ -2,24 +2,30 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
+import { checkMode, checkServer } from './config-checks.js'
 import { ConfigError } from './errors.js'
 import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
 import { ConfigSchema, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
 
 const KNOWN = new Set(Object.keys(ConfigSchema.properties))
+const INTEGERS = new Set(Object.entries(ConfigSchema.properties).filter(([, schema]) => schema.type === 'integer').map(([key]) => key))
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 /**
  * Validates the configuration from the environment and explicit values (explicit values win).
  * Unknown keys in `explicit` are refused (a typo should not silently fall back to a default);
- * unrelated environment variables are ignored; empty strings count as unset.
+ * unrelated environment variables are ignored; empty strings count as unset; numbers are decimal digits.
  */
 export function loadConfig (env: Record<string, string | undefined> | false, explicit: ConfigInput = {}): Config {
   const unknown = Object.keys(explicit).filter((k) => !KNOWN.has(k))
   if (unknown.length > 0) throw new ConfigError(`unknown option(s) ${unknown.join(', ')}`)
   const pick = (src: Record<string, unknown>): Record<string, unknown> =>
     Object.fromEntries(Object.entries(src).filter(([k, v]) => KNOWN.has(k) && v !== undefined && v !== ''))
+  // Numbers as decimal digits: the schema's coercion would read ' ' as 0 and 0x10 as 16.
+  const odd = [env === false ? {} : env, explicit].flatMap((src) => Object.entries(src))
+    .find(([k, v]) => INTEGERS.has(k) && typeof v === 'string' && v !== '' && !/^-?\d+$/.test(v))
+  if (odd !== undefined) throw new ConfigError(`${odd[0]} must be a whole number in decimal digits`)
   try {
     // env-schema reads process.env unless told not to (`env: false`): only what is passed here counts.
     return envSchema<Config>({ schema: ConfigSchema, data: [pick(env === false ? {} : env), pick(explicit)], env: false, dotenv: false })
@@ -71,6 +77,7 @@ export interface ResolveOptions {
 }
 
 export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedConfig {
+  checkMode(config.NODE_ENV)
   const production = config.NODE_ENV === 'production'
   if (opts.processInProduction === true && !production) {
     throw new ConfigError('this process runs with NODE_ENV=production but the gateway\'s configuration does not: pass NODE_ENV: \'production\' in its config (development defaults such as the WeChat simulator never run in production)')
@@ -102,15 +109,10 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   if (!hasAppid && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
-  checkAdmin(config)
+  checkServer(config, !hasAppid)
   const h5 = h5Of(config, production, apps, !hasAppid)
   const refreshCookieTypes = config.REFRESH_COOKIE === 'off' ? [] : config.REFRESH_COOKIE.split(',')
   if (refreshCookieTypes.some((type) => !deviceTypes.includes(type))) throw new ConfigError('REFRESH_COOKIE must be off or name types of DEVICE_TYPES')
-  checkMetrics(config)
-  // In development the simulator takes WECHAT_SIMULATOR_PORT, or PORT + 1: not the metrics' too.
-  if (!hasAppid && config.METRICS_PORT !== undefined && config.METRICS_PORT !== 0 && config.METRICS_PORT === (config.WECHAT_SIMULATOR_PORT ?? (config.PORT + 1) % 65536)) {
-    throw new ConfigError('METRICS_PORT is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another')
-  }
   if (config.WORKERS !== '1') {
     // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
     const missing = [hasRedis ? null : 'REDIS_URL', config.JWT_SECRET === undefined ? 'JWT_SECRET' : null,
@@ -172,17 +174,6 @@ function signingOf (config: Config, production: boolean, devDefaults: string[]):
 }
 
 /**
- * The standalone server's admin API: on only with both ADMIN_PORT and ADMIN_TOKEN, in every mode (a
- * generated token could only be used by logging it), on a port of its own.
- */
-function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
-  if (ADMIN_PORT !== undefined && ADMIN_TOKEN === undefined) throw new ConfigError('ADMIN_PORT needs an ADMIN_TOKEN (32 to 256 characters)')
-  if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
-  if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
-  if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
-}
-
-/**
  * The Redis settings: one way to reach Redis at most (a client passed in, REDIS_URL, a Cluster or
  * Sentinel), each with what it needs. Whether there is a Redis at all.
  */
@@ -199,13 +190,6 @@ function checkRedis (config: Config, hasRedisClient: boolean): boolean {
     throw new ConfigError('REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD are for the data nodes found through REDIS_SENTINELS; with REDIS_URL or REDIS_CLUSTER_NODES put them in the URL')
   }
   return ways.length === 1
-}
-
-/** The standalone server's metrics listener (METRICS_PORT): a port of its own. */
-function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
-  if (METRICS_PORT === undefined || METRICS_PORT === 0) return
-  if (METRICS_PORT === PORT) throw new ConfigError('METRICS_PORT must differ from PORT: the metrics have a listener of their own')
-  if (METRICS_PORT === ADMIN_PORT) throw new ConfigError('METRICS_PORT must differ from ADMIN_PORT')
 }
 
 /**

@@ -30,6 +30,22 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     t.match(p.output(), /Invalid configuration: .*PORT/)
   })
 
+  t.test('values the schema takes but Node or proxy-addr would refuse or misread: one line each, no stack', async (t) => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ TRUST_PROXY: 'TRUE' }, 'TRUST_PROXY must be'],
+      [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY must be'],
+      [{ HTTP_REQUEST_TIMEOUT_MS: '5000' }, 'HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS'],
+      [{ PORT: ' ' }, 'PORT must be a whole number in decimal digits'],
+      [{ REQUEST_ID_HEADER: 'cookie' }, 'REQUEST_ID_HEADER cannot be cookie']
+    ]
+    await Promise.all(cases.map(async ([env, message]) => {
+      const p = run({ ...env, LOG_LEVEL: 'silent' })
+      t.equal(await p.exited, 1, JSON.stringify(env))
+      t.equal(p.output().trimEnd().split('\n').length, 1, `${message}: one line`)
+      t.ok(p.output().startsWith(`fastify-wechat-auth: Invalid configuration: ${message}`), p.output())
+    }))
+  })
+
   t.test('production without credentials refuses to start', async (t) => {
     const p = run({ NODE_ENV: 'production', PORT: String(await freePort()) })
     t.equal(await p.exited, 1)

@@ -1,0 +1,80 @@
+// Checks of the configuration that its schema cannot say, for keys of their own or of the standalone
+// server (resolveConfig, config.ts, runs them): a value the schema takes but that would mean something
+// else than it seems (a NODE_ENV like production that is not, a TRUST_PROXY the proxy list would read
+// as an address), or that would break the server or leak through it. Messages name the key, and never
+// repeat a value that may be secret.
+import { isIP } from 'node:net'
+import { ConfigError } from './errors.js'
+import type { Config } from './schemas.js'
+
+/**
+ * NODE_ENV: `production` exactly, or another mode. One that looks like production (`Production`,
+ * `prod`, ` production`) would run the development defaults where production was meant.
+ */
+export function checkMode (nodeEnv: string): void {
+  if (nodeEnv !== 'production' && /^\s*prod/i.test(nodeEnv)) {
+    throw new ConfigError(`NODE_ENV=${JSON.stringify(nodeEnv)} is not production: write production exactly (anything else runs the development defaults)`)
+  }
+}
+
+/** proxy-addr's names for address ranges, which TRUST_PROXY's list may hold too. */
+const RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** One entry of TRUST_PROXY's list: an address, a CIDR, or a range's name. */
+function isProxyEntry (entry: string): boolean {
+  if (RANGE_NAMES.has(entry)) return true
+  const [address = '', prefix, ...more] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || more.length > 0) return false
+  if (prefix === undefined) return true
+  // A prefix length, or (IPv4) a netmask as proxy-addr takes it.
+  return /^\d{1,3}$/.test(prefix) ? Number(prefix) <= (family === 4 ? 32 : 128) : family === 4 && isIP(prefix) === 4
+}
+
+/**
+ * Headers a request id must not be taken from or answered in: credentials (the id is in every log
+ * line and echoed), the message's framing, and what the gateway answers itself.
+ */
+const NOT_AN_ID = /^(authorization|proxy-authori[sz]ation|cookie|set-cookie|host|content-.*|transfer-encoding|connection|keep-alive|proxy-connection|upgrade|te|trailer|expect|cache-control|pragma|expires|vary|location|retry-after|www-authenticate|proxy-authenticate|strict-transport-security|referrer-policy|x-content-type-options|x-frame-options|access-control-.*|x-ratelimit-.*|x-auth-request-.*|remote-(user|groups)|x-wechat-auth-.*|forwarded|x-forwarded-.*|x-real-ip|date|server|etag|last-modified|age)$/
+
+/** The standalone server's keys: its headers and proxies, its deadlines, its listeners' ports. */
+export function checkServer (config: Config, withSimulator: boolean): void {
+  const idHeader = config.REQUEST_ID_HEADER.toLowerCase()
+  if (NOT_AN_ID.test(idHeader)) {
+    throw new ConfigError(`REQUEST_ID_HEADER cannot be ${idHeader}: a request's id is logged and answered, so not a credential, a header that frames the message or one the gateway answers itself (x-request-id, x-correlation-id...)`)
+  }
+  const trust = config.TRUST_PROXY
+  if (!/^(true|false|\d+)$/.test(trust) && !trust.split(',').map((s) => s.trim()).every(isProxyEntry)) {
+    throw new ConfigError('TRUST_PROXY must be true, false, a number of proxies (1) or a comma-separated list of their addresses or CIDRs (10.0.0.0/8, ::1, loopback)')
+  }
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS: the headers are part of the request (defaults 10000 and 30000)')
+  }
+  checkAdmin(config)
+  checkMetrics(config)
+  // In development the simulator takes WECHAT_SIMULATOR_PORT, or PORT + 1: not another listener's too.
+  const simulatorPort = withSimulator ? config.WECHAT_SIMULATOR_PORT ?? (config.PORT + 1) % 65536 : undefined
+  for (const key of ['METRICS_PORT', 'ADMIN_PORT'] as const) {
+    if (config[key] !== undefined && config[key] !== 0 && config[key] === simulatorPort) {
+      throw new ConfigError(`${key} is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another`)
+    }
+  }
+}
+
+/**
+ * The standalone server's admin API: on only with both ADMIN_PORT and ADMIN_TOKEN, in every mode (a
+ * generated token could only be used by logging it), on a port of its own.
+ */
+function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
+  if (ADMIN_PORT !== undefined && ADMIN_TOKEN === undefined) throw new ConfigError('ADMIN_PORT needs an ADMIN_TOKEN (32 to 256 characters)')
+  if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
+  if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
+  if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
+}
+
+/** The standalone server's metrics listener (METRICS_PORT): a port of its own. */
+function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
+  if (METRICS_PORT === undefined || METRICS_PORT === 0) return
+  if (METRICS_PORT === PORT) throw new ConfigError('METRICS_PORT must differ from PORT: the metrics have a listener of their own')
+  if (METRICS_PORT === ADMIN_PORT) throw new ConfigError('METRICS_PORT must differ from ADMIN_PORT')
+}

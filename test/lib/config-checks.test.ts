@@ -1,0 +1,57 @@
+// The checks the configuration's schema cannot say (lib/config-checks.ts), through loadConfig and
+// resolveConfig as the standalone server and the plugin run them: each refusal names its key and
+// repeats no secret; what is meant keeps working.
+import { test } from 'tap'
+import { loadConfig, resolveConfig } from '../../lib/config.js'
+
+const resolve = (env: Record<string, string>): ReturnType<typeof resolveConfig> => resolveConfig(loadConfig(env), { hasRedisClient: false })
+
+test('numbers are decimal digits: the schema\'s coercion would read a blank as 0 and hex as a number', async (t) => {
+  for (const [key, value] of [['PORT', ' '], ['PORT', '0x1074'], ['PORT', '1e3'], ['REFRESH_GRACE_SECONDS', '\t'], ['MAX_EVENT_LOOP_DELAY_MS', ' 0'], ['REDIS_WAIT_REPLICAS', '0b1'], ['ACCESS_TOKEN_TTL', '900.0']] as const) {
+    t.throws(() => loadConfig({ [key]: value }), { code: 'CONFIG_INVALID', message: `Invalid configuration: ${key} must be a whole number in decimal digits` }, `${key}=${JSON.stringify(value)}`)
+  }
+  t.throws(() => loadConfig(false, { PORT: ' ' as unknown as number }), { message: 'Invalid configuration: PORT must be a whole number in decimal digits' }, 'a string in the plugin\'s config too')
+  t.equal(loadConfig({ PORT: '4212' }).PORT, 4212)
+  t.equal(loadConfig({ PORT: '' }).PORT, 3000, 'an empty string is still unset')
+  t.equal(loadConfig(false, { PORT: 4213 }).PORT, 4213, 'a number in the plugin\'s config')
+  t.throws(() => loadConfig({ PORT: '-1' }), { message: /PORT/ }, 'a negative number: the schema\'s range')
+})
+
+test('NODE_ENV: production exactly; one that looks like it is refused, other modes run as development', async (t) => {
+  for (const value of ['Production', 'PRODUCTION', 'prod', ' production', 'production ', 'production\n']) {
+    t.throws(() => resolve({ NODE_ENV: value }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: NODE_ENV=.* is not production: write production exactly/ }, JSON.stringify(value))
+  }
+  for (const value of ['development', 'test', 'staging']) t.equal(resolve({ NODE_ENV: value }).production, false, value)
+})
+
+test('TRUST_PROXY: true, false, a number of proxies, or a list of addresses, CIDRs and range names', async (t) => {
+  for (const value of ['TRUE', 'yes', '-1', ' 1', '1 ', '1,', '10.0.0.0/33', '::1/129', '10.0.0.1/8/8', 'proxy.internal', '10.0.0.0/255.0.0.1x']) {
+    t.throws(() => resolve({ TRUST_PROXY: value }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: TRUST_PROXY must be true, false, a number of proxies/ }, JSON.stringify(value))
+  }
+  for (const value of ['false', '1', '2', '10.0.0.1', '10.0.0.0/8, 192.168.0.0/16', '::1', 'fd00::/8', 'loopback,uniquelocal', '10.0.0.0/255.0.0.0']) {
+    t.equal(resolve({ TRUST_PROXY: value }).TRUST_PROXY, value, JSON.stringify(value))
+  }
+})
+
+test('REQUEST_ID_HEADER: never a credential, a header that frames the message or one the gateway answers', async (t) => {
+  for (const name of ['cookie', 'Authorization', 'proxy-authorization', 'set-cookie', 'transfer-encoding', 'content-length', 'content-type', 'connection', 'host', 'cache-control', 'www-authenticate', 'x-auth-request-user', 'remote-user', 'x-ratelimit-remaining', 'x-forwarded-for', 'x-wechat-auth-csrf', 'location']) {
+    t.throws(() => resolve({ REQUEST_ID_HEADER: name }), { code: 'CONFIG_INVALID', message: `Invalid configuration: REQUEST_ID_HEADER cannot be ${name.toLowerCase()}: a request's id is logged and answered, so not a credential, a header that frames the message or one the gateway answers itself (x-request-id, x-correlation-id...)` }, name)
+  }
+  for (const name of ['x-request-id', 'X-Correlation-Id', 'x-amzn-trace-id', 'request-id', 'x-cookie-id']) {
+    t.equal(resolve({ REQUEST_ID_HEADER: name }).REQUEST_ID_HEADER, name, name)
+  }
+})
+
+test('HTTP deadlines: the headers\' not beyond the whole request\'s (Node refuses it, naming no key)', async (t) => {
+  t.throws(() => resolve({ HTTP_REQUEST_TIMEOUT_MS: '5000' }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS/ }, 'the request\'s below the headers\' default')
+  t.ok(resolve({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '5000' }), 'equal is fine')
+})
+
+test('listeners: the admin API and the metrics not on the simulator\'s port', async (t) => {
+  const token = 'an-admin-token-0123456789-abcdefghijkl'
+  t.throws(() => resolve({ PORT: '3000', ADMIN_PORT: '3001', ADMIN_TOKEN: token }), { message: 'Invalid configuration: ADMIN_PORT is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another' })
+  t.throws(() => resolve({ WECHAT_SIMULATOR_PORT: '4000', ADMIN_PORT: '4000', ADMIN_TOKEN: token }), { message: /^Invalid configuration: ADMIN_PORT is the port the built-in WeChat simulator takes/ })
+  t.throws(() => resolve({ PORT: '3000', METRICS_PORT: '3001' }), { message: /^Invalid configuration: METRICS_PORT is the port the built-in WeChat simulator takes/ })
+  t.ok(resolve({ PORT: '3000', ADMIN_PORT: '3002', ADMIN_TOKEN: token }), 'another port')
+  t.ok(resolve({ PORT: '3000', ADMIN_PORT: '3001', ADMIN_TOKEN: token, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'a-secret-of-sixteen+' }), 'no simulator: its port is free')
+})
