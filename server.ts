@@ -6,7 +6,6 @@
 // With METRICS_PORT, GET /metrics answers on a listener of its own (METRICS_HOST, loopback by default):
 // this process's metrics, or with WORKERS > 1 the primary's sum of its workers' (workers.ts).
 import cluster from 'node:cluster'
-import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { AggregatorRegistry, register as processRegistry } from 'prom-client'
 import wechatAuth from './app.js'
@@ -18,10 +17,14 @@ import { registerLoadShedding } from './http/load-shedding.js'
 import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
+import { stopGracefully } from './stopping.js'
 import { WORKER_SLOT_ENV, runPrimary, workerCount, workerMetrics } from './workers.js'
 
 // How long a closing gateway lets its requests finish.
 const DRAIN_MS = 10_000
+// How often, while closing, connections idle since their last answer are closed (Fastify closes the
+// idle ones once, when the close starts; Node's close waits for every connection to end).
+const IDLE_SWEEP_MS = 50
 
 /** A configuration error: one line on stderr, before anything starts, and exit 1. */
 function refuse (err: unknown): never {
@@ -58,14 +61,20 @@ async function serve (config: Config): Promise<void> {
   let metrics: FastifyInstance | null = null
   const withMetrics = config.METRICS_PORT !== undefined
   if (withMetrics && cluster.isWorker) answerPrimaryForMetrics()
-  closeWithGrace({ delay: DRAIN_MS, logger: server.log }, async ({ err, signal }) => {
+  stopGracefully({ delayMs: DRAIN_MS, logger: server.log }, async ({ err, reason }) => {
     // One line for a stop: why, and how long requests in flight may take.
     if (err !== undefined) server.log.error({ err }, 'closing after an error')
-    else server.log.info({ signal, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
-    // The admin API first: its requests use the gateway's store, which closes with the gateway.
-    await admin?.close()
-    await metrics?.close()
-    await server.close()
+    else server.log.info({ signal: reason, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
+    // A connection kept alive after its last answer would hold the close until the drain's end.
+    const idle = setInterval(() => { for (const instance of [admin, metrics, server]) instance?.server.closeIdleConnections() }, IDLE_SWEEP_MS)
+    try {
+      // The admin API first: its requests use the gateway's store, which closes with the gateway.
+      await admin?.close()
+      await metrics?.close()
+      await server.close()
+    } finally {
+      clearInterval(idle)
+    }
   })
 
   try {

@@ -1,12 +1,13 @@
 // WORKERS: the standalone gateway on several cores. The primary process forks that many workers
 // (node:cluster: they share the listening sockets and the primary hands out the connections), restarts
-// a worker that dies with a growing delay while it keeps dying, and on SIGTERM or SIGINT asks every
-// worker to drain (each closes like a single-process gateway: close-with-grace in server.ts) and exits
-// once they have. The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1
+// a worker that dies with a growing delay while it keeps dying (and exits 1 when none could start, as a
+// single process does), and on SIGTERM, SIGINT or SIGHUP asks every worker to drain by a message (each
+// closes like a single-process gateway: stopping.ts) and exits once they have: 1 if one did not drain. The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1
 // requires (lib/config.ts). With METRICS_PORT the primary also answers GET /metrics, the sum of what
 // each worker counts (server.ts), because a scrape through the shared port would reach one worker.
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
+import { STOP_MESSAGE, onStopSignals } from './stopping.js'
 
 /** How many workers WORKERS asks for: a number, or `auto` for the cores this process may use. */
 export function workerCount (value: string): number {
@@ -72,47 +73,69 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
   let listener: PrimaryListener | null = null
   let stopping = false
   let delay = FIRST_DELAY_MS
+  // Whether a worker ever listened: until one has, a worker that dies is a gateway that cannot start.
+  let listened = false
   // Worker id -> when it was forked, and its slot (0 to count - 1, kept by its replacement).
   const started = new Map<number, { at: number, slot: number }>()
+  const kill = (signal: NodeJS.Signals): void => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal) }
 
   const fork = (slot: number): void => {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) })
     started.set(worker.id, { at: Date.now(), slot })
   }
+  cluster.on('listening', () => { listened = true })
 
   cluster.on('exit', (worker, code, signal) => {
     const { at, slot } = started.get(worker.id) ?? { at: 0, slot: 0 }
     const lived = Date.now() - at
     started.delete(worker.id)
     if (stopping) {
+      // A worker that did not drain cleanly (its deadline, an error) fails the whole stop.
+      if (code !== 0) process.exitCode = 1
       if (started.size === 0) {
-        log(30, 'every worker has stopped')
-        process.exit() // 0, or the exitCode a failed start set
+        log(30, 'every worker has stopped', { exitCode: process.exitCode ?? 0 })
+        process.exit()
       }
+      return
+    }
+    if (!listened) {
+      // As a single process that cannot start (its port taken, Redis unreachable): exit 1, told why.
+      log(50, 'a worker could not start: stopping', { worker: worker.process.pid, code, signal })
+      process.exitCode = 1
+      stop('a worker could not start')
       return
     }
     delay = lived >= HEALTHY_AFTER_MS ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS)
     const wait = lived >= HEALTHY_AFTER_MS ? 0 : delay
     log(40, 'a worker died; starting another', { worker: worker.process.pid, code, signal, restartInMs: wait })
-    setTimeout(() => { if (!stopping) fork(slot) }, wait).unref()
+    // Not unref'd: with every worker gone, this timer alone keeps the primary (and the gateway) alive.
+    setTimeout(() => { if (!stopping) fork(slot) }, wait)
   })
 
-  const stop = (signal: string): void => {
+  function stop (why: string): void {
     if (stopping) return
     stopping = true
-    log(30, 'stopping: every worker drains', { signal, workers: started.size })
+    log(30, 'stopping: every worker drains', { signal: why, workers: started.size })
     listener?.close().catch(() => {})
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
+    // A message, not a signal: a worker signalled by its process group as well drains once (stopping.ts).
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker?.isConnected() === true) worker.send(STOP_MESSAGE)
+      else worker?.process.kill('SIGTERM')
+    }
     if (started.size === 0) process.exit() // 0, or the exitCode a failed start set
     // A worker that does not finish draining in time is stopped.
     setTimeout(() => {
       log(50, 'workers did not stop in time: killing them', { workers: started.size })
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+      kill('SIGKILL')
       process.exit(1)
     }, drainMs + 5_000).unref()
   }
-  process.on('SIGTERM', () => { stop('SIGTERM') })
-  process.on('SIGINT', () => { stop('SIGINT') })
+  onStopSignals(stop, (signal) => {
+    // A second signal: now, as a single gateway (its workers, signalled by their group, exit too).
+    log(50, `second ${signal}: killing every worker`, { workers: started.size })
+    kill('SIGKILL')
+    process.exit(1)
+  })
 
   log(30, 'starting workers', { workers: count })
   for (let i = 0; i < count; i++) fork(i)

@@ -1,7 +1,6 @@
 // The standalone process as `npm start` runs it (dist/server.js, built by `npm test` first):
 // configuration errors stop it at once; with no configuration it serves over a real socket;
 // SIGTERM closes it cleanly.
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -9,19 +8,9 @@ import { request } from 'undici'
 import { test } from 'tap'
 import { freePort, startRedis, startSim } from './helper.js'
 import { parseMetrics, valueOf } from './prometheus.js'
+import { entry, run } from './standalone.js'
 
-const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
-
-function run (env: Record<string, string>, file = entry): { output: () => string, errors: () => string, exited: Promise<number | null>, kill: () => void } {
-  const child = spawn(process.execPath, [file], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); err += d.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  return { output: () => out, errors: () => err, exited, kill: () => child.kill('SIGTERM') }
-}
 
 test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
   t.test('a bad variable stops it before it listens, naming the variable', async (t) => {

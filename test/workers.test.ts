@@ -1,0 +1,80 @@
+// The primary of WORKERS > 1 (workers.ts) as an operator meets it, over real sockets: its process group
+// signalled as a whole (Ctrl-C, systemd's stop) drains once, every request answered; every worker
+// killed at once, the primary stays and starts others; a gateway whose workers cannot start exits 1,
+// as one process does; a worker that cannot drain makes the primary's exit 1.
+import { createServer } from 'node:net'
+import { test } from 'tap'
+import { request } from 'undici'
+import { freePort, startRedis, startSim } from './helper.js'
+import { count, run, unbuilt } from './standalone.js'
+
+type Tap = Parameters<typeof startSim>[0]
+
+async function envFor (t: Tap, slowMs = 1500): Promise<Record<string, string>> {
+  const redis = await startRedis(t)
+  const sim = await startSim(t, { slowMs })
+  return { PORT: String(await freePort()), LOG_LEVEL: 'info', WORKERS: '2', REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, JWT_SECRET: 'workers-test-secret-0123456789-abcdefghij', WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, WECHAT_TIMEOUT_MS: '20000' }
+}
+
+const login = async (port: string, code: string): Promise<number | string> =>
+  await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ code }), reset: true })
+    .then(async (res) => { await res.body.dump(); return res.statusCode }, (err: Error) => err.message)
+
+test('the process group signalled as a whole: each worker drains once, every request in flight answered, exit 0', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const p = run(env, undefined, { detached: true })
+    t.teardown(() => { try { process.kill(-p.pid, 'SIGKILL') } catch {} })
+    await p.until((out) => count(out, 'Server listening') === 2, 'two workers listening', 20_000)
+    const inFlight = Array.from({ length: 4 }, async (_, i) => await login(env.PORT as string, `slow.${signal}.${i}`)) // each code once
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    process.kill(-p.pid, signal) // the primary and both workers, as a terminal's Ctrl-C or systemd's stop
+    t.same(await Promise.all(inFlight), [200, 200, 200, 200], `${signal}: every login in flight answered`)
+    t.equal(await p.exited, 0, `${signal}: the primary exits 0`)
+    t.notMatch(p.output(), /second SIG/, `${signal}: no worker took the primary's message for a second signal`)
+    t.equal(count(p.output(), 'shutting down: draining requests in flight'), 2, `${signal}: each worker drained once`)
+  }
+})
+
+test('every worker killed at once: the primary stays, starts others, and they serve', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const p = run(env)
+  t.teardown(() => { p.kill('SIGKILL') })
+  await p.until((out) => count(out, 'Server listening') === 2, 'two workers listening', 20_000)
+  const pids = [...p.output().matchAll(/"pid":(\d+)[^\n]*Server listening/g)].map((m) => Number(m[1]))
+  t.equal(pids.length, 2)
+  for (const pid of pids) process.kill(pid, 'SIGKILL')
+  await p.until((out) => count(out, 'Server listening') === 4, 'two workers started again', 20_000)
+  t.equal(count(p.output(), 'a worker died; starting another'), 2)
+  t.equal(await login(env.PORT as string, 'alice.again'), 200, 'served again')
+  p.kill()
+  t.equal(await p.exited, 0)
+})
+
+test('workers that cannot start (their port taken): the primary exits 1, told why, as one process would', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const taken = createServer().listen(Number(env.PORT), '127.0.0.1')
+  t.teardown(() => { taken.close() })
+  await new Promise((resolve) => taken.once('listening', resolve))
+  const p = run(env)
+  t.teardown(() => { p.kill('SIGKILL') })
+  const started = Date.now()
+  t.equal(await p.exited, 1)
+  t.ok(Date.now() - started < 15_000, 'at once, not after restarts')
+  t.match(p.output(), /"role":"primary".*"msg":"a worker could not start: stopping"/)
+  t.match(p.output(), /EADDRINUSE/, 'the worker said why')
+})
+
+test('a worker that does not drain in time (a request longer than the drain) makes the primary exit 1', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t, 14_000)
+  const p = run(env)
+  t.teardown(() => { p.kill('SIGKILL') })
+  await p.until((out) => count(out, 'Server listening') === 2, 'two workers listening', 20_000)
+  const inFlight = login(env.PORT as string, 'slow')
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  p.kill()
+  t.equal(await p.exited, 1, 'the primary fails the stop')
+  t.match(p.output(), /killed by timeout/, 'the worker\'s drain timed out')
+  t.match(p.output(), /"msg":"every worker has stopped"/)
+  t.not(await inFlight, 200)
+})
