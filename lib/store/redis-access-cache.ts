@@ -89,12 +89,18 @@ export async function openAccessCache (client: object, opts: AccessCacheOptions)
     maintNotifications: 'disabled',
     pingInterval: undefined
   })
-  conn.on('error', () => {}) // the reads fail with the store's 503; the cache is flushed below
+  // The reads fail with the store's 503, and the cache is flushed (below); at boot, the last error says
+  // why the connection did not open (node-redis retries a refused HELLO rather than reject).
+  let lastError: Error | undefined
+  conn.on('error', (err) => { lastError = err as Error })
   try {
     await within(conn.connect(), opts.timeoutMs * 3, () => `no answer within ${opts.timeoutMs * 3} ms`)
   } catch (err) {
     if (conn.isOpen) conn.destroy()
-    throw new Error(`ACCESS_CHECK=tracked: cannot open the tracked connection (RESP3, CLIENT TRACKING: Redis 6 or later); set ACCESS_CHECK=strict to read Redis on every request (${(err as Error).message})`)
+    const why = lastError?.message ?? (err as Error).message
+    // Credentials refused are REDIS_URL's fault, not tracking's: the store's connection fails the same.
+    if (/^(NOAUTH|WRONGPASS)\b/.test(why)) throw new Error(`Redis refused the connection's credentials (${why}): check the user and password in REDIS_URL`)
+    throw new Error(`ACCESS_CHECK=tracked: cannot open the tracked connection (RESP3, CLIENT TRACKING: Redis 6 or later); set ACCESS_CHECK=strict to read Redis on every request (${why})`)
   }
   return accessCache(conn, opts.maxEntries)
 }

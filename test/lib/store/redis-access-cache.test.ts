@@ -277,3 +277,23 @@ test('a web QR login watched on one instance is told of another\'s step at once,
   t.equal(heard, after, 'nothing after the watch stopped')
   t.equal(await calls(redis, t, 'hget'), polls, 'told every time without a poll')
 })
+
+test('a Redis that wants a password the URL lacks: the error blames the credentials, not tracking', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  await redisClient(t, redis.url).config('SET', 'requirepass', 'a-password-of-its-own')
+  const client = createClient({ url: redis.url, socket: { reconnectStrategy: false } })
+  client.on('error', () => {})
+  await client.connect() // sends no AUTH: its commands fail with NOAUTH
+  t.teardown(() => { client.destroy() })
+  await t.rejects(openAccessCache(client, { maxEntries: 10, timeoutMs: 200 }), { message: /^Redis refused the connection's credentials \(NOAUTH .*\): check the user and password in REDIS_URL$/ })
+  const other = createClient({ url: redis.url.replace('redis://', 'redis://default:a-password-of-its-own@'), RESP: 2 })
+  other.on('error', () => {})
+  await other.connect()
+  t.teardown(() => { other.destroy() })
+  await other.sendCommand(['ACL', 'SETUSER', 'untracked', 'on', '>pw', '~*', '+@all', '-client'])
+  const refused = createClient({ url: redis.url.replace('redis://', 'redis://untracked:pw@') })
+  refused.on('error', () => {})
+  await refused.connect()
+  t.teardown(() => { refused.destroy() })
+  await t.rejects(openAccessCache(refused, { maxEntries: 10, timeoutMs: 200 }), { message: /^ACCESS_CHECK=tracked: cannot open the tracked connection .*set ACCESS_CHECK=strict/ }, 'tracking itself refused: the advice stands')
+})
