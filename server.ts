@@ -87,6 +87,8 @@ async function serve (config: Config): Promise<void> {
     if (withMetrics && cluster.isPrimary) metrics = await listenMetrics(resolved, server)
   } catch (err) {
     server.log.fatal({ err }, 'the gateway cannot start')
+    // A silent log says nothing: a start that fails still says why, as a configuration error does.
+    if (config.LOG_LEVEL === 'silent') process.stderr.write(`fastify-wechat-auth: the gateway cannot start: ${(err as Error).message}\n`)
     await admin?.close().catch(() => {})
     await metrics?.close().catch(() => {})
     await server.close().catch(() => {})

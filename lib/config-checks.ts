@@ -78,3 +78,24 @@ function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
   if (METRICS_PORT === PORT) throw new ConfigError('METRICS_PORT must differ from PORT: the metrics have a listener of their own')
   if (METRICS_PORT === ADMIN_PORT) throw new ConfigError('METRICS_PORT must differ from ADMIN_PORT')
 }
+
+/**
+ * Redis' URLs and the replica wait. A password with a raw `@` or `#` (not percent-encoded) makes the
+ * URL name another host, a piece of the password, which the connection's error would then log.
+ */
+export function checkRedisSettings (config: Config, hasRedis: boolean): void {
+  for (const key of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const) {
+    for (const url of config[key]?.split(',') ?? []) {
+      const authority = url.replace(/^rediss?:\/\//, '').split('/')[0] ?? ''
+      if (url.includes('#') || authority.split('@').length > 2 || hostOf(url) === '') {
+        throw new ConfigError(`${key}: a URL without a host, or whose password holds a raw @ or #: percent-encode the user and password (encodeURIComponent)`)
+      }
+    }
+  }
+  if (config.REDIS_WAIT_REPLICAS === 0) return
+  if (!hasRedis) throw new ConfigError('REDIS_WAIT_REPLICAS needs Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): the memory store has no replicas')
+  // A write, then a WAIT that may itself wait for the one before it: both within STORE_TIMEOUT_MS.
+  if (2 * config.REDIS_WAIT_TIMEOUT_MS >= config.STORE_TIMEOUT_MS) throw new ConfigError('REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS: a write waits for replicas within the store\'s deadline')
+}
+
+const hostOf = (url: string): string => { try { return new URL(url).hostname } catch { return '' } }

@@ -2,7 +2,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
-import { checkMode, checkServer } from './config-checks.js'
+import { checkMode, checkRedisSettings, checkServer } from './config-checks.js'
 import { ConfigError } from './errors.js'
 import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
@@ -85,6 +85,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   const apps = resolveApps(config, opts.apps)
   const hasAppid = apps.length > 0
   const hasRedis = checkRedis(config, opts.hasRedisClient)
+  checkRedisSettings(config, hasRedis)
   const redisHint = opts.hostRedisUnused === true ? ' (this app has fastify.redis: pass it as `redis: fastify.redis`)' : ''
   if (production) {
     const missing = [

@@ -29,10 +29,7 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   // A client passed in, or the one the configuration asks for (REDIS_URL, REDIS_CLUSTER_NODES,
   // REDIS_SENTINELS: lib/store/redis-topology.ts), or none (the memory store, in development).
   const ownsClient = opts.redis === undefined && topologyOf(config) !== 'none'
-  const replicas = config.REDIS_WAIT_REPLICAS
-  // A write, then a WAIT that may itself wait for the one before it: both within STORE_TIMEOUT_MS.
-  if (replicas > 0 && 2 * config.REDIS_WAIT_TIMEOUT_MS >= config.STORE_TIMEOUT_MS) throw new Error('REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS: a write waits for replicas within the store\'s deadline')
-  if (replicas > 0 && opts.redis === undefined && topologyOf(config) === 'none') throw new Error('REDIS_WAIT_REPLICAS needs Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): the memory store has no replicas')
+  const replicas = config.REDIS_WAIT_REPLICAS // checked with the configuration (lib/config-checks.ts), but the client's kind
   const refusal = replicas > 0 && opts.redis !== undefined ? cannotWait(opts.redis) : null
   if (refusal !== null) throw new Error(refusal)
   const client: RedisClient | null = opts.redis ?? await connectConfigured(config)

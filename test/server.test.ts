@@ -2,7 +2,7 @@
 // configuration errors stop it at once; with no configuration it serves over a real socket;
 // SIGTERM closes it cleanly.
 import { existsSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { test } from 'tap'
@@ -33,6 +33,15 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
       t.equal(p.output().trimEnd().split('\n').length, 1, `${message}: one line`)
       t.ok(p.output().startsWith(`fastify-wechat-auth: Invalid configuration: ${message}`), p.output())
     }))
+  })
+
+  t.test('a start that fails says why, on stderr, even with LOG_LEVEL=silent', async (t) => {
+    const taken = createServer().listen(0, '127.0.0.1')
+    await new Promise((resolve) => taken.once('listening', resolve))
+    t.teardown(() => { taken.close() })
+    const p = run({ PORT: String((taken.address() as AddressInfo).port), LOG_LEVEL: 'silent' })
+    t.equal(await p.exited, 1)
+    t.match(p.errors(), /^fastify-wechat-auth: the gateway cannot start: .*EADDRINUSE/)
   })
 
   t.test('production without credentials refuses to start', async (t) => {

@@ -55,3 +55,28 @@ test('listeners: the admin API and the metrics not on the simulator\'s port', as
   t.ok(resolve({ PORT: '3000', ADMIN_PORT: '3002', ADMIN_TOKEN: token }), 'another port')
   t.ok(resolve({ PORT: '3000', ADMIN_PORT: '3001', ADMIN_TOKEN: token, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'a-secret-of-sixteen+' }), 'no simulator: its port is free')
 })
+
+test('Redis URLs: a password with a raw @ or # would name another host, a piece of it, in every connection error', async (t) => {
+  const secret = 'Kq@Vz#Wm'
+  const cases: Array<[string, string]> = [
+    ['REDIS_URL', `redis://:${secret}@redis.internal:6379`],
+    ['REDIS_URL', 'redis://user:pa@ss@redis.internal:6379'],
+    ['REDIS_URL', 'redis://'],
+    ['REDIS_CLUSTER_NODES', `redis://a:6379,redis://:${secret}@b:6379`],
+    ['REDIS_SENTINELS', `redis://:${secret}@s1:26379`]
+  ]
+  for (const [key, value] of cases) {
+    const env = { [key]: value, ...(key === 'REDIS_SENTINELS' ? { REDIS_SENTINEL_NAME: 'master' } : {}) }
+    const err = t.throws(() => resolve(env), { code: 'CONFIG_INVALID', message: `Invalid configuration: ${key}: a URL without a host, or whose password holds a raw @ or #: percent-encode the user and password (encodeURIComponent)` }, value) as Error
+    t.notMatch(err.message, /Kq|Vz|Wm/, 'no piece of the password')
+  }
+  t.ok(resolve({ REDIS_URL: `redis://:${encodeURIComponent(secret)}@redis.internal:6379/2` }), 'percent-encoded')
+  t.ok(resolve({ REDIS_CLUSTER_NODES: 'redis://a:6379,rediss://user:pw@b:6380' }))
+})
+
+test('REDIS_WAIT_REPLICAS: with Redis, and its timeout under half the store\'s deadline', async (t) => {
+  t.throws(() => resolve({ REDIS_WAIT_REPLICAS: '1' }), { message: /REDIS_WAIT_REPLICAS needs Redis/ })
+  t.throws(() => resolve({ REDIS_URL: 'redis://r:6379', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '500' }), { message: /REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS/ })
+  t.ok(resolve({ REDIS_URL: 'redis://r:6379', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '499' }))
+  t.ok(resolve({ REDIS_WAIT_TIMEOUT_MS: '5000' }), 'no wait: its timeout is not read')
+})
