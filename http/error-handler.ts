@@ -7,6 +7,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
+import { loggedPath } from './logged-url.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
 const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|SERVICE_BANS_FULL$|USER_NOT_FOUND$|METRICS_UNAVAILABLE$|FST_)/
@@ -39,10 +40,15 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   return reply.code(statusCode).send(body)
 }
 
-/** A coded 404 (Fastify's own has no `code`); the path only, never the query string. */
+/**
+ * A coded 404 (Fastify's own has no `code`); the path only, never the query string, and a token a
+ * client put in the path (`/auth/<refresh token>`) is `[redacted]` (http/logged-url.ts's loggedPath).
+ */
 export async function notFoundHandler (request: FastifyRequest): Promise<never> {
-  throw new RouteNotFoundError(request.method, request.url.split('?')[0]?.slice(0, 200))
+  throw notFound(request)
 }
+
+const notFound = (request: FastifyRequest): Error => new RouteNotFoundError(request.method, loggedPath(request.url.split('?')[0] ?? '').slice(0, 200))
 
 /**
  * For files served from a folder (Swagger UI's): a path the file server refuses (`..`, a NUL byte:
@@ -50,5 +56,5 @@ export async function notFoundHandler (request: FastifyRequest): Promise<never> 
  */
 export function staticErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const refusedPath = error.code === undefined && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500
-  return errorHandler(refusedPath ? new RouteNotFoundError(request.method, request.url.split('?')[0]?.slice(0, 200)) : error, request, reply)
+  return errorHandler(refusedPath ? notFound(request) as FastifyError : error, request, reply)
 }

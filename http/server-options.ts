@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, Fas
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
+import { loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
 /**
@@ -21,28 +22,7 @@ interface RefusalEmitter { emit: (event: typeof REFUSED_BEFORE_FASTIFY, code: st
 /** Log paths that may hold credentials; pino replaces them before a line is written. */
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']
 
-/**
- * Query parameters whose values may be credentials, by name. Their values never reach a log line: a
- * client may put a token in a URL where the gateway takes none (`?access_token=`), and the H5 page is
- * sent WeChat's `code` and a `state` in its query. Other values stay (`GET /auth/verify?role=admin`).
- */
-const SECRET_PARAM = /token|code|state|ticket|secret|key|pass|sig|session|auth|cookie|jwt|nonce/i
-
-/** `url` with the values of its credential-like query parameters (above) replaced, for the log. */
-export function loggedUrl (url: string): string {
-  const q = url.indexOf('?')
-  if (q === -1) return url
-  const params = url.slice(q + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? pair : pair.slice(0, eq)
-    let decoded = name
-    try { decoded = decodeURIComponent(name.replaceAll('+', ' ')) } catch {}
-    return eq !== -1 && SECRET_PARAM.test(decoded) ? `${name}=[redacted]` : pair
-  })
-  return `${url.slice(0, q)}?${params.join('&')}`
-}
-
-/** Fastify's request serializer (lib/logger-pino.js), its URL through loggedUrl. */
+/** Fastify's request serializer (lib/logger-pino.js), its URL through loggedUrl (http/logged-url.ts). */
 const requestSerializer = (request: FastifyRequest): Record<string, unknown> => ({
   method: request.method,
   url: loggedUrl(request.url),

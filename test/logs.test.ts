@@ -1,9 +1,13 @@
 // Secrets never reach a log line: session_key, the app secret, the JWT secret, login codes,
 // refresh tokens and access tokens, across success and failure paths, at the most verbose level;
 // nor H5 login's codes, states and cookies, nor cookie mode's refresh cookie (nor an audit event).
+import Fastify from 'fastify'
 import { test } from 'tap'
 import { request } from 'undici'
+import { notFoundHandler } from '../http/error-handler.js'
+import { serverOptions } from '../http/server-options.js'
 import type { AuditEvent } from '../lib/audit.js'
+import adminRoutes from '../routes/admin.js'
 import { JWT_SECRET, SECRET, bearer, buildApp, login, refresh, startRedis, startSim, type Pair } from './helper.js'
 
 test('no secret appears in any log line', async (t) => {
@@ -56,8 +60,9 @@ test('no secret appears in any log line', async (t) => {
   t.notOk(/c0de\d/.test(text), 'no fragment of any login code')
 })
 
-test('no H5 code, state, cookie value or token in any log line or audit event (H5 login, cookie mode)', async (t) => {
-  const redis = await startRedis(t, { own: true })
+/** A gateway with H5 login (the simulator's official account) for the page, its log lines captured. */
+async function h5Gateway (t: Parameters<typeof startSim>[0], redisOpts: { own?: boolean }, config: Record<string, string>) {
+  const redis = await startRedis(t, redisOpts)
   const sim = await startSim(t)
   const logs: string[] = []
   const page = 'https://h5.example.com/app/'
@@ -65,14 +70,13 @@ test('no H5 code, state, cookie value or token in any log line or audit event (H
     sim,
     redisServer: redis,
     logs,
-    config: {
-      REFRESH_COOKIE: 'web,h5',
-      WECHAT_OA_APPID: sim.officialAccount.appid,
-      WECHAT_OA_SECRET: sim.officialAccount.secret,
-      WECHAT_OA_AUTHORIZE_URL: `${sim.url}/connect/oauth2/authorize`,
-      H5_RETURN_URLS: page
-    }
+    config: { WECHAT_OA_APPID: sim.officialAccount.appid, WECHAT_OA_SECRET: sim.officialAccount.secret, WECHAT_OA_AUTHORIZE_URL: `${sim.url}/connect/oauth2/authorize`, H5_RETURN_URLS: page, ...config }
   })
+  return { redis, sim, logs, page, app }
+}
+
+test('no H5 code, state, cookie value or token in any log line or audit event (H5 login, cookie mode)', async (t) => {
+  const { redis, sim, logs, app } = await h5Gateway(t, { own: true }, { REFRESH_COOKIE: 'web,h5' })
   const events: AuditEvent[] = []
   app.wechatAuthEvents.on('audit', (e) => events.push(e))
   const secrets: Array<[string, string]> = [['official account secret', sim.officialAccount.secret]]
@@ -154,4 +158,43 @@ test('credentials a client put in a URL\'s query are not logged; the other param
   }
   t.match(text, /"url":"\/auth\/verify\?role=admin&%74oken=\[redacted\]"/, 'the other parameters stay, a name percent-encoded is read as decoded')
   t.match(text, /"url":"\/auth\/me\?access_token=\[redacted\]"/)
+})
+
+test('credentials under any query name, in returnTo\'s query or in the path are not logged nor echoed by a 404; ids are', async (t) => {
+  const { sim, logs, page, app } = await h5Gateway(t, {}, {})
+  const pair = await login(app, 'rupert.1')
+  // The H5 page asks again from its own address, which WeChat gave a code and a state.
+  const start = await app.inject({ method: 'GET', url: '/auth/h5/authorize' })
+  const wechat = await request(`${String(start.headers.location).replace('#wechat_redirect', '')}&user=rupert`)
+  await wechat.body.dump()
+  const back = new URL(String(wechat.headers.location))
+  const [code, state] = [back.searchParams.get('code') as string, back.searchParams.get('state') as string]
+  const again = await app.inject({ method: 'GET', url: `/auth/h5/authorize?scope=snsapi_base&returnTo=${encodeURIComponent(back.href)}` })
+  t.equal(again.statusCode, 302)
+  const { id, secret } = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string, secret: string }>()
+  const lost = await app.inject({ method: 'GET', url: `/auth/${pair.refreshToken}` })
+  t.same([lost.statusCode, lost.json().code, lost.json().message], [404, 'ROUTE_NOT_FOUND', 'No route GET /auth/[redacted]'], 'the 404 does not echo the token')
+  t.equal((await app.inject({ method: 'POST', url: `/auth/qr/${secret}/token`, payload: { secret } })).json().code, 'FST_ERR_VALIDATION')
+  t.equal((await app.inject({ method: 'GET', url: `/auth/qr/${id}`, headers: bearer(pair.accessToken) })).statusCode, 200)
+  await app.inject({ method: 'GET', url: `/auth/me?refresh=${pair.refreshToken}`, headers: bearer(pair.accessToken) })
+  await app.inject({ method: 'POST', url: `/auth/refresh?x=${pair.accessToken}`, payload: { refreshToken: pair.refreshToken } })
+  // The admin listener, as server.ts builds it: the gateway's options, a token a client put in the query.
+  const adminToken = 'admin-token-0123456789-abcdefghijklmnopqrstuvwxyz'
+  const adminLogs: string[] = []
+  const admin = Fastify(serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { adminLogs.push(l) } } }))
+  t.teardown(async () => await admin.close())
+  admin.setNotFoundHandler(notFoundHandler)
+  await admin.register(adminRoutes, { sessions: app.wechatAuthSessions, token: adminToken })
+  const user = `/admin/apps/${sim.appid}/openids/${pair.openid}`
+  t.equal((await admin.inject({ method: 'GET', url: `${user}?t=${adminToken}` })).json().code, 'ADMIN_TOKEN_INVALID', 'a token in the query is no token')
+  t.equal((await admin.inject({ method: 'DELETE', url: `${user}/ban?service=pay`, headers: bearer(adminToken) })).statusCode, 204)
+
+  const text = logs.join('\n') + adminLogs.join('\n')
+  for (const [what, value] of [['H5 code', code], ['H5 state', state], ['refresh token', pair.refreshToken], ['access token signature', pair.accessToken.split('.')[2] as string],
+    ['QR secret', secret], ['admin token', adminToken]]) {
+    t.notOk(text.includes(value as string), `no ${what as string} in the logs`)
+  }
+  t.ok(text.includes(`"url":"/auth/h5/authorize?scope=snsapi_base&returnTo=${encodeURIComponent(page)}%3F[redacted]"`), 'returnTo\'s origin and path')
+  t.ok(text.includes('"url":"/auth/[redacted]"') && text.includes('"url":"/auth/qr/[redacted]/token"'), 'the token in the path redacted')
+  t.ok(text.includes(`"url":"/auth/qr/${id}"`) && text.includes(`"url":"${user}?t=[redacted]"`) && text.includes(`"url":"${user}/ban?service=pay"`), 'ids and the parameters the routes take stay')
 })

@@ -36,10 +36,11 @@ const logged = async (lines: Line[], n: number): Promise<Line[]> => {
 
 test('at info, a request is one line once answered: the request, its status, its time', async (t) => {
   const { base, lines } = await server(t, 'info')
-  await get(`${base}/work?page=2`)
+  await get(`${base}/work?role=admin&page=2`)
   const [line, ...more] = await logged(lines, 1)
   t.same(more, [], 'one line')
-  t.match(line, { level: 30, msg: 'request completed', reqId: String, req: { method: 'GET', url: '/work?page=2', remoteAddress: '127.0.0.1' }, res: { statusCode: 200 }, responseTime: Number })
+  // A parameter no route of the gateway takes has its value redacted (http/logged-url.ts).
+  t.match(line, { level: 30, msg: 'request completed', reqId: String, req: { method: 'GET', url: '/work?role=admin&page=[redacted]', remoteAddress: '127.0.0.1' }, res: { statusCode: 200 }, responseTime: Number })
 })
 
 test('at warn, no line for a request answered; one for a failure after the answer', async (t) => {

@@ -1,0 +1,118 @@
+// What of a request's URL reaches a log line (the request serializer's `url`) and a 404's message.
+// Kept by what is known to be safe, not dropped by what looks secret: a client puts a token under any
+// name, or in the path, so guessing by name let `?refresh=<refresh token>`, `?t=<admin token>` and
+// `/auth/<refresh token>` through. The rules (docs/http-api.md, docs/operations.md "Logs"):
+// - Query: a value is kept only under a name the gateway's routes take whose values are not secret
+//   (LOGGED_PARAMS), when it has the shape the route's schema asks and is not token-shaped; any
+//   other value is `[redacted]`. `returnTo` keeps its origin and path, never its query or fragment
+//   (the H5 page's address, which WeChat gives a code and a state). A name is kept, and the order,
+//   unless the name is token-shaped or not name-like; an item without `=` is kept only when
+//   allow-listed.
+// - Path: a token-shaped segment (tokenShaped) is `[redacted]`; ids stay readable (a QR id has 22
+//   characters, a session id 12, an openid 28, an appid 18).
+import { PermissionName, RoleName, ServiceName, VerifyQuery } from '../lib/access-schemas.js'
+import { parseRefreshToken } from '../lib/refresh-tokens.js'
+import { H5AuthorizeQuery } from '../lib/web-schemas.js'
+
+export const REDACTED = '[redacted]'
+
+// 40 or more characters of base64(url) and dots: no id the gateway takes is that long (the longest,
+// an openid, has 28), every secret it hands out is (tickets and QR secrets 43, refresh tokens ~100).
+const LONG_RUN = /^[A-Za-z0-9_.=+-]{40,}$/
+const JWT = /^([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+// Every JWT's header is a JSON object with a key: `{"`, whatever its length. A dotted id
+// (`swagger-ui.min.js`, a user id `a.b.c`) does not decode to one.
+const JSON_OBJECT = /^\s*\{\s*"/
+
+/** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */
+export function tokenShaped (text: string): boolean {
+  if (LONG_RUN.test(text) || parseRefreshToken(text) !== null) return true
+  const jwt = JWT.exec(text)
+  return jwt !== null && JSON_OBJECT.test(Buffer.from(jwt[1] as string, 'base64url').toString('latin1'))
+}
+
+const decoded = (text: string, plus = false): string | null => {
+  try { return decodeURIComponent(plus ? text.replaceAll('+', ' ') : text) } catch { return null }
+}
+
+// A path without a dot, a percent sign or 40 characters between slashes has no token-shaped segment:
+// most paths are logged as they are, without a look at each segment.
+const MAYBE_TOKEN = /[.%]|[^/]{40}/
+
+/** `path` (no query) with its token-shaped segments, as sent or percent-decoded, `[redacted]`. */
+export function loggedPath (path: string): string {
+  if (!MAYBE_TOKEN.test(path)) return path
+  return path.split('/').map((segment) => {
+    const plain = decoded(segment)
+    return tokenShaped(segment) || (plain !== null && tokenShaped(plain)) ? REDACTED : segment
+  }).join('/')
+}
+
+type ValueCheck = (value: string) => boolean
+const regexOf = (schema: { pattern?: string }): RegExp => {
+  if (schema.pattern === undefined) throw new Error('a logged parameter\'s schema has no pattern')
+  return new RegExp(schema.pattern)
+}
+const matching = (schema: { pattern?: string }): ValueCheck => {
+  const re = regexOf(schema)
+  return (value) => re.test(value)
+}
+// role and permission: repeated, or comma-separated (lib/access-schemas.ts's Names).
+const listOf = (schema: { pattern?: string }): ValueCheck => {
+  const re = regexOf(schema)
+  return (value) => value.split(',').every((name) => re.test(name))
+}
+const oneOf = (schema: { anyOf: Array<{ const: unknown }> }): ValueCheck => {
+  const values = new Set(schema.anyOf.map((s) => s.const))
+  return (value) => values.has(value)
+}
+
+/**
+ * The query parameters logged with their value: those of GET /auth/verify (VerifyQuery), GET
+ * /auth/h5/authorize (H5AuthorizeQuery; returnTo below) and the admin API's unban (service). The
+ * H5 appid is logged only of an appid's shape, as /auth/verify's.
+ */
+const LOGGED_PARAMS = new Map<string, ValueCheck>([
+  ['role', listOf(RoleName)],
+  ['permission', listOf(PermissionName)],
+  ['mode', oneOf(VerifyQuery.properties.mode)],
+  ['appid', matching(VerifyQuery.properties.appid)],
+  ['service', matching(ServiceName)],
+  ['stepUp', matching(VerifyQuery.properties.stepUp)],
+  ['scope', oneOf(H5AuthorizeQuery.properties.scope)]
+])
+const RETURN_TO = 'returnTo'
+// A parameter's name as a client writes one; a longer or stranger one is no name but a value.
+const NAME_LIKE = /^[A-Za-z0-9_.[\]-]{0,24}$/
+
+/** returnTo as logged: its origin and path (percent-encoded, as sent), `?[redacted]` for the rest. */
+function loggedReturnTo (value: string): string {
+  let url: URL
+  try { url = new URL(value) } catch { return REDACTED }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return REDACTED
+  const rest = url.search !== '' || url.hash !== '' ? `%3F${REDACTED}` : ''
+  return `${encodeURIComponent(`${url.origin}${loggedPath(url.pathname)}`)}${rest}`
+}
+
+/** One `name=value` item of a query string, as logged. */
+function loggedParam (pair: string): string {
+  if (pair === '') return pair
+  const eq = pair.indexOf('=')
+  const rawName = eq === -1 ? pair : pair.slice(0, eq)
+  const name = decoded(rawName, true)
+  const check = name === null ? undefined : LOGGED_PARAMS.get(name)
+  if (eq === -1) return check !== undefined || name === RETURN_TO ? pair : REDACTED
+  const shownName = name !== null && NAME_LIKE.test(name) && !tokenShaped(name) ? rawName : REDACTED
+  const value = decoded(pair.slice(eq + 1), true)
+  if (value === null) return `${shownName}=${REDACTED}`
+  if (name === RETURN_TO) return `${shownName}=${loggedReturnTo(value)}`
+  const kept = check !== undefined && check(value) && !tokenShaped(value)
+  return `${shownName}=${kept ? pair.slice(eq + 1) : REDACTED}`
+}
+
+/** `url` (path and query) as logged: the rules above. */
+export function loggedUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return loggedPath(url)
+  return `${loggedPath(url.slice(0, q))}?${url.slice(q + 1).split('&').map(loggedParam).join('&')}`
+}
