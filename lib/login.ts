@@ -82,18 +82,21 @@ export function createLogin ({ wechat, config, audit }: SessionsDeps, openFor: R
    */
   async function login (code: string, requestedAppid?: string, device: LoginDevice = {}, gate?: Gate): Promise<OpenedPair> {
     // A login that gets as far as opening a session is audited there (session.open); one refused
-    // before (the code, WeChat, the device type) is audited here.
-    const opening = { started: false }
+    // before (the code, WeChat, the device type) is audited here. Its appid is the mini program the
+    // gateway serves, once known: never the client's string, which may be anything (a code sent in
+    // the wrong field); a refused one (WX_APP_UNKNOWN) is left out.
+    const opening: { started: boolean, appid?: string } = { started: false }
     try {
       return await loginWith(code, requestedAppid, device, opening, gate)
     } catch (err) {
-      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(requestedAppid !== undefined ? { appid: requestedAppid } : {}) }, device.request)
+      if (!opening.started) audit?.({ event: 'login', outcome: outcomeOf(err), ...(opening.appid !== undefined ? { appid: opening.appid } : {}) }, device.request)
       throw err
     }
   }
 
-  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean }, gate?: Gate): Promise<OpenedPair> {
+  async function loginWith (code: string, requestedAppid: string | undefined, device: LoginDevice, opening: { started: boolean, appid?: string }, gate?: Gate): Promise<OpenedPair> {
     const appid = wechat.appOf(requestedAppid)
+    opening.appid = appid
     const deviceType = device.deviceType ?? rules.defaultType
     opener.checkDeviceType(deviceType)
     const identity = await exchange(appid, code, gate) // from here on the code stays claimed: WeChat accepted it

@@ -53,3 +53,21 @@ test('audit events: logins, refreshes, reuse, step-up, logout, kick, ban, roles;
   const text = JSON.stringify(events)
   for (const secret of secrets) t.notOk(text.includes(secret), 'no token, code or session_key in an event')
 })
+
+test('a refused login\'s audit event names only a mini program the gateway serves, never the client\'s appid', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const app = await buildApp(t, { sim, redisServer: redis, logs })
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
+  // A client that mixed its fields up: the login code in appid, and in code.
+  const mixed = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'zoe.7', appid: 'zoe.c0de-in-the-appid' } })
+  t.same([mixed.statusCode, mixed.json().code], [400, 'WX_APP_UNKNOWN'])
+  const unknown = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'zoe.8', deviceType: 'tv' } })
+  t.same([unknown.statusCode, unknown.json().code], [400, 'AUTH_DEVICE_TYPE_UNKNOWN'])
+  t.same(events.map((e) => [e.event, e.outcome, e.appid]), [['login', 'WX_APP_UNKNOWN', undefined], ['login', 'AUTH_DEVICE_TYPE_UNKNOWN', app.wechat.appid]],
+    'a refused appid is left out; the mini program of a login refused later is named')
+  for (const e of events) t.notOk('appid' in e && e.appid !== app.wechat.appid, 'no appid but the configured one')
+  t.notOk(JSON.stringify(events).includes('c0de') || logs.join('\n').includes('c0de-in-the-appid'), 'the code sent as an appid in no event and no log line')
+})
