@@ -123,10 +123,28 @@ async function exchange (target: Target, c: WeChatCall, deadline: number): Promi
   })
 }
 
-/** errmsg is WeChat's text; it may echo what we sent, so scrub the secret and whatever else we sent. */
+/**
+ * The forms a value we sent may come back in: as sent in the query (URLSearchParams: a space is
+ * `+`), as encodeURIComponent writes it, both with lower-case hex too, and raw.
+ */
+function formsOf (value: string): string[] {
+  const query = new URLSearchParams({ v: value }).toString().slice(2)
+  const component = encodeURIComponent(value)
+  const lower = (s: string): string => s.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())
+  return [query, lower(query), component, lower(component), value]
+}
+
+/**
+ * errmsg is WeChat's text; it may echo what we sent, raw or percent-encoded: scrub the secret and
+ * whatever else we sent, in any of those forms, longest first (no form is cut by a shorter one in it).
+ */
 function scrub (text: unknown, secret: string, sent: string[]): string {
-  let out = String(text ?? '').split(secret).join('[secret]')
-  for (const s of sent) if (s !== '') out = out.split(s).join('[redacted]')
+  const marked = (value: string, mark: string): Array<[string, string]> => formsOf(value).map((form) => [form, mark])
+  const forms = [...marked(secret, '[secret]'), ...sent.flatMap((s) => marked(s, '[redacted]'))]
+    .filter(([form]) => form !== '')
+    .sort(([a], [b]) => b.length - a.length)
+  let out = String(text ?? '')
+  for (const [form, mark] of forms) out = out.split(form).join(mark)
   return out.slice(0, 200)
 }
 

@@ -169,3 +169,33 @@ test('an answer that is not a JSON object, or over 64 KiB, is WX_BAD_RESPONSE an
   for (const body of bodies) await t.rejects(transport.call(login('x')), { code: 'WX_BAD_RESPONSE' }, body.slice(0, 20))
   t.equal(hits, bodies.length)
 })
+
+test('what WeChat echoes of what we sent is scrubbed raw and percent-encoded, as the query sent it or as encodeURIComponent writes it', async (t) => {
+  const code = 'raw+Sec/ret=Code&1 é'
+  const secret = 'app+Sec/ret=1&2'
+  const lowerHex = (s: string): string => s.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())
+  // WeChat's errmsg as a server may write it, one form a call: the query as received, decoded, re-encoded, lower-case hex.
+  const echoes: Array<(query: string) => string> = [
+    (query) => query,
+    (query) => `${new URLSearchParams(query).get('js_code') ?? ''} for ${new URLSearchParams(query).get('secret') ?? ''}`,
+    () => `${encodeURIComponent(code)} for ${encodeURIComponent(secret)}`,
+    (query) => lowerHex(query),
+    () => `${lowerHex(encodeURIComponent(code))} for ${lowerHex(encodeURIComponent(secret))}`
+  ]
+  let calls = 0
+  const apiBase = await serve(t, (req, res) => {
+    const echo = echoes[calls++] as (query: string) => string
+    res.end(JSON.stringify({ errcode: 40029, errmsg: `invalid code: ${echo((req.url ?? '').split('?')[1] ?? '')}` }))
+  })
+  const { transport, lines } = transportFor(t, apiBase, { secret })
+  const forms = [code, secret].flatMap((v) => [v, encodeURIComponent(v), new URLSearchParams({ v }).toString().slice(2)])
+  t.ok(forms.some((f) => f.includes('%2B')) && forms.some((f) => f.includes('+Sec')) && forms.some((f) => f.includes('%20')), 'the forms differ')
+  for (let i = 0; i < echoes.length; i++) await t.rejects(transport.call({ ...login(code), query: { ...login(code).query, secret } }), { code: 'WX_CODE_INVALID' })
+  t.equal(lines.length, echoes.length)
+  for (const line of lines) {
+    const logged = String(line.obj.errmsg)
+    t.ok(logged.startsWith('invalid code: ') && logged.includes('[redacted]') && logged.includes('[secret]'), logged)
+    for (const form of forms) t.notOk(logged.toLowerCase().includes(form.toLowerCase()), `not in the log, in any hex case: ${form}`)
+    t.notOk(/Sec|ret%3D|Code&|Code%26/.test(logged), 'no fragment either')
+  }
+})
