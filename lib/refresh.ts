@@ -11,11 +11,29 @@ import { parseRefreshToken, type ParsedRefreshToken, type RefreshTokens } from '
 import type { TokenPair } from './schemas.js'
 import type { PairOf, SessionsDeps } from './sessions-deps.js'
 
-export function createRefresh ({ store, wechat, config, log, audit }: SessionsDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
-  /** The mini program of a session: the one whose user tag the session's key carries. */
-  const appOfSession = (tag: string, sub: string): string | undefined =>
-    wechat.appids.find((appid) => userTag(appid, sub) === tag)
+/**
+ * With `wanted`, reads the device type of session `ref` alongside the rotation (cookie mode answers a
+ * web type's successor in the cookie, however its token came); the function waits for it. A session
+ * gone since its rotation (a logout, a kick in between) has none to give: AUTH_REFRESH_INVALID, as
+ * its next refresh gets. A store that could not be read: its error; the rotation stands, and the
+ * client's retry with the same token gets the same successor (not yet delivered).
+ */
+function deviceTypeReader (store: SessionsDeps['store'], ref: SessionRef, wanted: boolean): () => Promise<string | undefined> {
+  if (!wanted) return async () => undefined
+  const reading = store.listSessions(ref.tag)
+  reading.catch(() => {}) // waited for only once the rotation is done: a failure meanwhile is not unhandled
+  return async () => {
+    const session = (await reading).find((s) => s.sid === ref.sid)
+    if (session === undefined) throw new AuthRefreshInvalidError()
+    return session.deviceType
+  }
+}
 
+/** The mini program of a session: the one whose user tag the session's key carries. */
+const appOfSession = (appids: readonly string[], tag: string, sub: string): string | undefined =>
+  appids.find((appid) => userTag(appid, sub) === tag)
+
+export function createRefresh ({ store, wechat, config, log, audit }: SessionsDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
   async function reused (ref: SessionRef, request?: RequestContext): Promise<never> {
     await store.revokeSession(ref)
     log.warn({ sid: ref.sid }, 'refresh token reuse detected: session revoked')
@@ -23,14 +41,19 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
     throw new AuthRefreshReusedError()
   }
 
-  /** Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. Audited. */
-  async function refresh (presented: string, gate?: Gate, request?: RequestContext): Promise<TokenPair> {
+  /**
+   * Rotates a refresh token: a new pair, or AUTH_REFRESH_INVALID / AUTH_REFRESH_REUSED. Audited.
+   * `opts.deviceType`: the pair has the session's device type too (deviceTypeReader).
+   */
+  async function refresh (presented: string, gate?: Gate, request?: RequestContext, opts: { deviceType?: boolean } = {}): Promise<TokenPair & { deviceType?: string }> {
     const parsed = parseRefreshToken(presented)
     try {
       if (parsed === null) throw await alongGate(gate, Promise.resolve(new AuthRefreshInvalidError()))
+      const deviceTypeOf = deviceTypeReader(store, parsed.ref, opts.deviceType === true)
       const { pair: answer, appid, sub, grace } = await rotate(presented, parsed, gate, request)
+      const deviceType = await deviceTypeOf()
       audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) }, request)
-      return answer
+      return deviceType === undefined ? answer : { ...answer, deviceType }
     } catch (err) {
       const outcome = outcomeOf(err)
       // Reuse has its own event, written when the session was revoked.
@@ -78,7 +101,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
         if (!result.inGrace && result.delivered) return await reused(ref, request)
     }
     // The session's mini program; none when it was removed from the configuration since.
-    const appid = appOfSession(ref.tag, result.session.sub)
+    const appid = appOfSession(wechat.appids, ref.tag, result.session.sub)
     if (appid === undefined) {
       await store.revokeSession(ref)
       throw new AuthRefreshInvalidError()

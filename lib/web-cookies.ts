@@ -13,7 +13,6 @@
 // cross-site requests in the first place.
 import { AuthCsrfRejectedError, AuthRefreshMissingError } from './errors.js'
 import type { TokenPair } from './schemas.js'
-import type { OpenedPair } from './sessions-deps.js'
 
 /** The header a refresh from the cookie must carry, with the value `1`. */
 export const CSRF_HEADER = 'x-wechat-auth-csrf'
@@ -71,15 +70,24 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
     return answer
   }
 
+  /** A web device type's refresh token in the cookie (cookie mode), in the body otherwise. */
+  function bySession (request: CookieRequest, reply: CookieReply, pair: TokenPair & { deviceType?: string }): TokenAnswer {
+    const { deviceType, ...answer } = pair
+    return deviceType !== undefined && types.has(deviceType) ? inCookie(request, reply, answer) : answer
+  }
+
   return {
     /** Whether cookie mode is on: refresh then also reads the cookie. */
     cookieMode: types.size > 0,
 
     /** The answer of a new session: a web device type's refresh token in the cookie (cookie mode), in the body otherwise. */
-    opened (request: CookieRequest, reply: CookieReply, pair: OpenedPair): TokenAnswer {
-      const { deviceType: _deviceType, ...answer } = pair
-      return types.has(pair.deviceType) ? inCookie(request, reply, answer) : answer
-    },
+    opened: bySession,
+
+    /**
+     * The answer of a refresh whose token came in the body, as for a new session: decided by the
+     * session's device type, not by how the request came (pair.deviceType, lib/refresh.ts).
+     */
+    refreshedFromBody: bySession,
 
     /** The answer of a refresh from the cookie: the successor goes back in the cookie. */
     refreshed: inCookie,

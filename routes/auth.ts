@@ -70,7 +70,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     config: refreshLimit !== undefined ? {} : { rateLimit: perMinute(config.RATE_LIMIT_REFRESH_MAX) },
     schema: {
       summary: 'Trade the refresh token for a new pair',
-      description: 'In cookie mode (REFRESH_COOKIE) a web page sends no body: its refresh token is the HttpOnly cookie, with the X-WeChat-Auth-CSRF: 1 header, and the successor goes back in the cookie.',
+      description: 'In cookie mode (REFRESH_COOKIE) a web page sends no body: its refresh token is the HttpOnly cookie, with the X-WeChat-Auth-CSRF: 1 header, and the successor goes back in the cookie. The session\'s device type decides, not the request: a web type\'s successor is never in the body, even when its token came in one.',
       tags: [Tags.sessions],
       operationId: 'refresh',
       querystring: NoQuery,
@@ -84,7 +84,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   }, async (request, reply) => {
     const gate = refreshLimit?.(request, reply)
     const token = request.body?.refreshToken
-    return await gated(gate, token !== undefined ? sessions.refresh(token, gate, requestContext(request)) : refreshFromCookie(sessions, cookies, request, reply, gate))
+    return token !== undefined ? await refreshFromBody(sessions, cookies, token, request, reply, gate) : await gated(gate, refreshFromCookie(sessions, cookies, request, reply, gate))
   })
 
   fastify.post('/logout', {
@@ -142,6 +142,16 @@ function loginKeyOf (fastify: FastifyInstance): (request: FastifyRequest) => str
 /** What a login request says of its device (lib/login.ts). */
 function loginDevice ({ deviceType, deviceName }: LoginBody, request: FastifyRequest): LoginDevice {
   return { deviceType, deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) }
+}
+
+/**
+ * A refresh with the token in the body. In cookie mode the session's device type decides where the
+ * successor goes, not the request: a web type's into the cookie, never into the body (its token sent
+ * in the body: one issued before cookie mode was on, or a page asking differently); others' into the body.
+ */
+async function refreshFromBody (sessions: Sessions, cookies: WebCookies, token: string, request: FastifyRequest, reply: FastifyReply, gate?: Gate): Promise<TokenAnswer> {
+  if (!cookies.cookieMode) return await gated(gate, sessions.refresh(token, gate, requestContext(request)))
+  return cookies.refreshedFromBody(request, reply, await gated(gate, sessions.refresh(token, gate, requestContext(request), { deviceType: true })))
 }
 
 /** Cookie mode, a web page's refresh: from the cookie, back into the cookie; a dead token's cookie is cleared. */

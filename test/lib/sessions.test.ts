@@ -3,7 +3,7 @@
 // against the simulator in test/routes).
 import { test } from 'tap'
 import { createAccessTokens } from '../../lib/access-tokens.js'
-import { WxCodeUsedError, WxUnavailableError } from '../../lib/errors.js'
+import { StoreUnavailableError, WxCodeUsedError, WxUnavailableError } from '../../lib/errors.js'
 import { userTag } from '../../lib/ids.js'
 import { parseRefreshToken } from '../../lib/refresh-tokens.js'
 import { createSessions, type ResolveUser, type SessionsDeps } from '../../lib/sessions.js'
@@ -112,6 +112,23 @@ test('refresh rotates; the predecessor gets the same successor in the grace wind
   await t.rejects(sessions.refresh(first.refreshToken), { code: 'AUTH_REFRESH_REUSED' })
   t.same(warnings, ['refresh token reuse detected: session revoked'])
   await t.rejects(sessions.refresh(second.refreshToken), { code: 'AUTH_REFRESH_INVALID' }, 'reuse ended the session')
+})
+
+test('a refresh says its session\'s device type when asked, read alongside the rotation; a failed read fails it, the retry gets the same successor', async (t) => {
+  const { store, sessions } = setup(t)
+  const pair = await sessions.login('rita', undefined, { deviceType: 'web' })
+  const plain = await sessions.refresh(pair.refreshToken)
+  t.notOk('deviceType' in plain, 'not asked: not read')
+  const typed = await sessions.refresh(plain.refreshToken, undefined, undefined, { deviceType: true })
+  t.equal(typed.deviceType, 'web')
+  const listSessions = store.listSessions
+  store.listSessions = async () => { throw new StoreUnavailableError() }
+  await t.rejects(sessions.refresh(typed.refreshToken, undefined, undefined, { deviceType: true }), { code: 'STORE_UNAVAILABLE' })
+  store.listSessions = listSessions
+  const retried = await sessions.refresh(typed.refreshToken, undefined, undefined, { deviceType: true })
+  t.equal(retried.deviceType, 'web', 'the retry of the unanswered rotation')
+  store.listSessions = async () => []
+  await t.rejects(sessions.refresh(retried.refreshToken, undefined, undefined, { deviceType: true }), { code: 'AUTH_REFRESH_INVALID' }, 'a session gone since its rotation has no type to give')
 })
 
 test('an older token is reuse if ours, invalid if forged; junk is invalid', async (t) => {

@@ -107,6 +107,25 @@ test('cookie mode for web clients', async (t) => {
     t.match(refreshCookie(after), { value: '' }, 'a dead refresh token\'s cookie is cleared')
   })
 
+  t.test('a web session\'s token sent in the body: the session\'s type decides, its successor goes in the cookie, never in a body', async (t) => {
+    const mp = await login(app, 'olga.k1')
+    const first = refreshCookie(await ticketExchange(app, mp)) as Cookie
+    const res = await refresh(app, first.value)
+    t.equal(res.statusCode, 200)
+    const second = refreshCookie(res)
+    t.match(second, { path: '/auth/refresh', httpOnly: true, sameSite: 'Strict', maxAge: res.json().refreshExpiresIn })
+    t.not(second?.value, first.value, 'rotated')
+    t.ok(noTokenIn(res, second), 'the successor only in the cookie')
+    const retried = await refresh(app, first.value)
+    t.same([retried.statusCode, refreshCookie(retried)?.value], [200, second?.value], 'a retry within the grace window: the same successor, in the cookie again')
+    t.ok(noTokenIn(retried, refreshCookie(retried)))
+    t.equal((await fromCookie(app, (second as Cookie).value)).statusCode, 200, 'the page goes on from the cookie')
+    const { ticket } = (await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(mp.accessToken), payload: { deviceType: 'app' } })).json<{ ticket: string }>()
+    const appPair = (await app.inject({ method: 'POST', url: '/auth/tickets/exchange', payload: { ticket } })).json<Pair>()
+    const appNext = await refresh(app, appPair.refreshToken)
+    t.same([appNext.statusCode, typeof appNext.json().refreshToken, appNext.cookies.length], [200, 'string', 0], 'a type REFRESH_COOKIE does not name keeps the body')
+  })
+
   t.test('CSRF: without the header, with another value, or cross-site, the cookie is refused', async (t) => {
     const mp = await login(app, 'dave.k1')
     const cookie = refreshCookie(await ticketExchange(app, mp)) as Cookie
@@ -140,6 +159,22 @@ test('cookie mode for web clients', async (t) => {
     t.equal(again.statusCode, 200)
     t.match(refreshCookie(again, '__Secure-wxauth-refresh'), { secure: true })
   })
+})
+
+test('a web session opened before cookie mode was on moves into the cookie at its next refresh', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const before = await buildApp(t, { sim, redisServer: redis })
+  const mp = await login(before, 'piotr.k1')
+  const web = (await ticketExchange(before, mp)).json<Pair>()
+  t.type(web.refreshToken, 'string', 'before: in the body')
+  const after = await buildApp(t, { sim, redisServer: redis, config: { REFRESH_COOKIE: 'web' } })
+  const res = await refresh(after, web.refreshToken)
+  t.equal(res.statusCode, 200)
+  const cookie = refreshCookie(res)
+  t.ok(noTokenIn(res, cookie), 'its successor in the cookie only')
+  t.equal((await fromCookie(after, (cookie as Cookie).value)).statusCode, 200)
+  t.same([(await refresh(after, mp.refreshToken)).cookies.length], [0], 'the mini program\'s session keeps the body')
 })
 
 test('production: the cookie is Secure even on localhost', async (t) => {
