@@ -18,8 +18,8 @@ import type { PairOf, SessionsDeps } from './sessions-deps.js'
  * its next refresh gets. A store that could not be read: its error; the rotation stands, and the
  * client's retry with the same token gets the same successor (not yet delivered).
  */
-function deviceTypeReader (store: SessionsDeps['store'], ref: SessionRef, wanted: boolean): () => Promise<string | undefined> {
-  if (!wanted) return async () => undefined
+function deviceTypeReader (store: SessionsDeps['store'], ref: SessionRef, wanted: boolean): (() => Promise<string>) | null {
+  if (!wanted) return null // the hot path: no promise, no await
   const reading = store.listSessions(ref.tag)
   reading.catch(() => {}) // waited for only once the rotation is done: a failure meanwhile is not unhandled
   return async () => {
@@ -51,7 +51,7 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       if (parsed === null) throw await alongGate(gate, Promise.resolve(new AuthRefreshInvalidError()))
       const deviceTypeOf = deviceTypeReader(store, parsed.ref, opts.deviceType === true)
       const { pair: answer, appid, sub, grace } = await rotate(presented, parsed, gate, request)
-      const deviceType = await deviceTypeOf()
+      const deviceType = deviceTypeOf === null ? undefined : await deviceTypeOf()
       audit?.({ event: 'refresh', outcome: 'ok', appid, userId: sub, sessionId: parsed.ref.sid, ...(grace ? { reason: 'grace' } : {}) }, request)
       return deviceType === undefined ? answer : { ...answer, deviceType }
     } catch (err) {
