@@ -18,7 +18,7 @@ import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
 import { stopGracefully } from './stopping.js'
-import { WORKER_SLOT_ENV, runPrimary, workerCount, workerMetrics } from './workers.js'
+import { READY_MESSAGE, WORKER_SLOT_ENV, runPrimary, workerCount, workerMetrics } from './workers.js'
 
 // How long a closing gateway lets its requests finish.
 const DRAIN_MS = 10_000
@@ -37,7 +37,7 @@ try {
   config = loadConfig(process.env)
   // The plugin resolves it again; checked here first, every configuration error (the production and
   // admin rules included) is one line on stderr before anything starts.
-  resolveConfig(config, { hasRedisClient: false, processInProduction: process.env.NODE_ENV === 'production' })
+  resolveConfig(config, { hasRedisClient: false, processInProduction: process.env.NODE_ENV === 'production', standalone: true })
 } catch (err) {
   refuse(err)
 }
@@ -65,16 +65,8 @@ async function serve (config: Config): Promise<void> {
     // One line for a stop: why, and how long requests in flight may take.
     if (err !== undefined) server.log.error({ err }, 'closing after an error')
     else server.log.info({ signal: reason, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
-    // A connection kept alive after its last answer would hold the close until the drain's end.
-    const idle = setInterval(() => { for (const instance of [admin, metrics, server]) instance?.server.closeIdleConnections() }, IDLE_SWEEP_MS)
-    try {
-      // The admin API first: its requests use the gateway's store, which closes with the gateway.
-      await admin?.close()
-      await metrics?.close()
-      await server.close()
-    } finally {
-      clearInterval(idle)
-    }
+    // The admin API first: its requests use the gateway's store, which closes with the gateway.
+    for (const instance of [admin, metrics, server]) if (instance !== null) await closeDraining(instance)
   })
 
   try {
@@ -85,6 +77,8 @@ async function serve (config: Config): Promise<void> {
     // resolveConfig refuses one without the other.
     if (resolved.ADMIN_PORT !== undefined && resolved.ADMIN_TOKEN !== undefined) admin = await listenAdmin(server, resolved, resolved.ADMIN_PORT, resolved.ADMIN_TOKEN)
     if (withMetrics && cluster.isPrimary) metrics = await listenMetrics(resolved, server)
+    // A worker is ready once every listener of its is: until one is, the primary takes a death for a failed start.
+    if (cluster.isWorker) process.send?.(READY_MESSAGE)
   } catch (err) {
     server.log.fatal({ err }, 'the gateway cannot start')
     // A silent log says nothing: a start that fails still says why, as a configuration error does.
@@ -93,6 +87,21 @@ async function serve (config: Config): Promise<void> {
     await metrics?.close().catch(() => {})
     await server.close().catch(() => {})
     process.exit(1)
+  }
+}
+
+/**
+ * Closes `instance`: its requests in flight answered, and a connection kept alive after its last
+ * answer (a proxy's pool) closed then, not at the drain's deadline. Only once it is closing: until
+ * then its connections may still carry requests.
+ */
+async function closeDraining (instance: FastifyInstance): Promise<void> {
+  const closing = instance.close()
+  const idle = setInterval(() => { instance.server.closeIdleConnections() }, IDLE_SWEEP_MS)
+  try {
+    await closing
+  } finally {
+    clearInterval(idle)
   }
 }
 

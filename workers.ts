@@ -62,6 +62,33 @@ export async function workerMetrics (timeoutMs: number): Promise<{ metrics: unkn
   return { metrics, answered, missing: workers.length - answered }
 }
 
+/** What a worker sends the primary once every listener of its is up (server.ts). */
+export const READY_MESSAGE = { type: 'wechat-auth:ready' } as const
+
+/**
+ * A worker of the primary's, by id: when it was forked, its slot (0 to count - 1, kept by its
+ * replacement), whether it is ready, and whether a stop found it starting (then stopped by a signal:
+ * its exit fails nothing).
+ */
+interface Started { at: number, slot: number, ready: boolean, startingAtStop: boolean }
+
+/**
+ * Asks every worker to drain: by a message, not a signal, so that a worker its process group signalled
+ * as well drains once (stopping.ts). One still starting has no listener for it yet: a signal stops it,
+ * as before it serves.
+ */
+function askToStop (started: Map<number, Started>): void {
+  for (const worker of Object.values(cluster.workers ?? {})) {
+    const entry = worker === undefined ? undefined : started.get(worker.id)
+    if (worker?.isConnected() === true && entry?.ready === true) {
+      worker.send(STOP_MESSAGE)
+    } else {
+      if (entry !== undefined) entry.startingAtStop = true
+      worker?.process.kill('SIGTERM')
+    }
+  }
+}
+
 /** A listener the primary runs itself (the metrics'). */
 export interface PrimaryListener { close: () => Promise<void> }
 
@@ -73,32 +100,35 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
   let listener: PrimaryListener | null = null
   let stopping = false
   let delay = FIRST_DELAY_MS
-  // Whether a worker ever listened: until one has, a worker that dies is a gateway that cannot start.
-  let listened = false
-  // Worker id -> when it was forked, and its slot (0 to count - 1, kept by its replacement).
-  const started = new Map<number, { at: number, slot: number }>()
+  let served = false // a worker was ready once: until then, a worker that dies is a gateway that cannot start
+  const started = new Map<number, Started>()
   const kill = (signal: NodeJS.Signals): void => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal) }
 
   const fork = (slot: number): void => {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) })
-    started.set(worker.id, { at: Date.now(), slot })
+    started.set(worker.id, { at: Date.now(), slot, ready: false, startingAtStop: false })
   }
-  cluster.on('listening', () => { listened = true })
+  cluster.on('message', (worker, message: { type?: unknown } | null) => {
+    const entry = started.get(worker.id)
+    if (message?.type !== READY_MESSAGE.type || entry === undefined) return
+    entry.ready = true
+    served = true
+  })
 
   cluster.on('exit', (worker, code, signal) => {
-    const { at, slot } = started.get(worker.id) ?? { at: 0, slot: 0 }
+    const { at, slot, startingAtStop } = started.get(worker.id) ?? { at: 0, slot: 0, startingAtStop: false }
     const lived = Date.now() - at
     started.delete(worker.id)
     if (stopping) {
       // A worker that did not drain cleanly (its deadline, an error) fails the whole stop.
-      if (code !== 0) process.exitCode = 1
+      if (code !== 0 && !startingAtStop) process.exitCode = 1
       if (started.size === 0) {
         log(30, 'every worker has stopped', { exitCode: process.exitCode ?? 0 })
         process.exit()
       }
       return
     }
-    if (!listened) {
+    if (!served) {
       // As a single process that cannot start (its port taken, Redis unreachable): exit 1, told why.
       log(50, 'a worker could not start: stopping', { worker: worker.process.pid, code, signal })
       process.exitCode = 1
@@ -117,11 +147,7 @@ export function runPrimary (count: number, drainMs: number, listen?: () => Promi
     stopping = true
     log(30, 'stopping: every worker drains', { signal: why, workers: started.size })
     listener?.close().catch(() => {})
-    // A message, not a signal: a worker signalled by its process group as well drains once (stopping.ts).
-    for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker?.isConnected() === true) worker.send(STOP_MESSAGE)
-      else worker?.process.kill('SIGTERM')
-    }
+    askToStop(started)
     if (started.size === 0) process.exit() // 0, or the exitCode a failed start set
     // A worker that does not finish draining in time is stopped.
     setTimeout(() => {

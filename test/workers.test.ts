@@ -2,7 +2,7 @@
 // signalled as a whole (Ctrl-C, systemd's stop) drains once, every request answered; every worker
 // killed at once, the primary stays and starts others; a gateway whose workers cannot start exits 1,
 // as one process does; a worker that cannot drain makes the primary's exit 1.
-import { createServer } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 import { test } from 'tap'
 import { request } from 'undici'
 import { freePort, startRedis, startSim } from './helper.js'
@@ -77,4 +77,28 @@ test('a worker that does not drain in time (a request longer than the drain) mak
   t.match(p.output(), /killed by timeout/, 'the worker\'s drain timed out')
   t.match(p.output(), /"msg":"every worker has stopped"/)
   t.not(await inFlight, 200)
+})
+
+test('a stop while the workers still start: they stop at once, the primary exits 0', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const p = run(env)
+  t.teardown(() => { p.kill('SIGKILL') })
+  await p.until((out) => out.includes('starting workers'), 'the primary', 10_000)
+  const stoppedAt = Date.now()
+  p.kill()
+  t.equal(await p.exited, 0, 'a worker stopped as it started is no failure')
+  t.ok(Date.now() - stoppedAt < 5000, `exited ${Date.now() - stoppedAt} ms after the signal, not at the drain's deadline`)
+  t.notMatch(p.output(), /did not stop in time/)
+})
+
+test('a worker whose admin API cannot listen (ADMIN_PORT taken) is a gateway that cannot start: exit 1', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const taken = createServer().listen(0, '127.0.0.1')
+  t.teardown(() => { taken.close() })
+  await new Promise((resolve) => taken.once('listening', resolve))
+  const p = run({ ...env, ADMIN_PORT: String((taken.address() as AddressInfo).port), ADMIN_TOKEN: 'an-admin-token-0123456789-abcdefghijkl' })
+  t.teardown(() => { p.kill('SIGKILL') })
+  t.equal(await p.exited, 1)
+  t.match(p.output(), /"msg":"a worker could not start: stopping"/)
+  t.equal(count(p.output(), 'a worker died; starting another'), 0, 'not restarted in a loop')
 })
