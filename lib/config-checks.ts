@@ -27,8 +27,16 @@ function isProxyEntry (entry: string): boolean {
   const family = isIP(address)
   if (family === 0 || more.length > 0) return false
   if (prefix === undefined) return true
-  // A prefix length, or (IPv4) a netmask as proxy-addr takes it.
-  return /^\d{1,3}$/.test(prefix) ? Number(prefix) <= (family === 4 ? 32 : 128) : family === 4 && isIP(prefix) === 4
+  // A prefix length of 1 or more, or (IPv4) a netmask as proxy-addr takes it: contiguous, not 0.0.0.0.
+  if (/^\d{1,3}$/.test(prefix)) return Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128)
+  return family === 4 && isIP(prefix) === 4 && isNetmask(prefix)
+}
+
+/** A dotted IPv4 netmask proxy-addr takes: ones then zeros, at least one one. */
+function isNetmask (mask: string): boolean {
+  const bits = mask.split('.').reduce((n, byte) => n * 256 + Number(byte), 0)
+  const zeros = 2 ** 32 - 1 - bits // the host part: ones only, from the right
+  return bits !== 0 && (zeros & (zeros + 1)) === 0
 }
 
 /**
@@ -37,19 +45,15 @@ function isProxyEntry (entry: string): boolean {
  */
 const NOT_AN_ID = /^(authorization|proxy-authori[sz]ation|cookie|set-cookie|host|content-.*|transfer-encoding|connection|keep-alive|proxy-connection|upgrade|te|trailer|expect|cache-control|pragma|expires|vary|location|retry-after|www-authenticate|proxy-authenticate|strict-transport-security|referrer-policy|x-content-type-options|x-frame-options|access-control-.*|x-ratelimit-.*|x-auth-request-.*|remote-(user|groups)|x-wechat-auth-.*|forwarded|x-forwarded-.*|x-real-ip|date|server|etag|last-modified|age)$/
 
-/** The standalone server's keys: its headers and proxies, its deadlines, its listeners' ports. */
-export function checkServer (config: Config, withSimulator: boolean): void {
-  const idHeader = config.REQUEST_ID_HEADER.toLowerCase()
-  if (NOT_AN_ID.test(idHeader)) {
-    throw new ConfigError(`REQUEST_ID_HEADER cannot be ${idHeader}: a request's id is logged and answered, so not a credential, a header that frames the message or one the gateway answers itself (x-request-id, x-correlation-id...)`)
-  }
-  const trust = config.TRUST_PROXY
-  if (!/^(true|false|\d+)$/.test(trust) && !trust.split(',').map((s) => s.trim()).every(isProxyEntry)) {
-    throw new ConfigError('TRUST_PROXY must be true, false, a number of proxies (1) or a comma-separated list of their addresses or CIDRs (10.0.0.0/8, ::1, loopback)')
-  }
-  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
-    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS: the headers are part of the request (defaults 10000 and 30000)')
-  }
+/** A header whose name says it carries a credential (x-api-key, x-auth-token, x-csrf-token...). */
+const CREDENTIAL_NAME = /key|token|secret|auth|session|csrf|sig|pass|cookie|jwt|bearer/
+
+/**
+ * The standalone server's keys: its listeners' ports, always (the plugin's admin and metrics options
+ * read them); with `standalone`, its headers and proxies and its deadlines, which configure its own
+ * Fastify and Node server only (server.ts resolves the configuration so before the plugin does).
+ */
+export function checkServer (config: Config, withSimulator: boolean, standalone: boolean): void {
   checkAdmin(config)
   checkMetrics(config)
   // In development the simulator takes WECHAT_SIMULATOR_PORT, or PORT + 1: not another listener's too.
@@ -58,6 +62,19 @@ export function checkServer (config: Config, withSimulator: boolean): void {
     if (config[key] !== undefined && config[key] !== 0 && config[key] === simulatorPort) {
       throw new ConfigError(`${key} is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another`)
     }
+  }
+  // The rest configures the standalone server's Fastify and Node server; a host's own are its own.
+  if (!standalone) return
+  const idHeader = config.REQUEST_ID_HEADER.toLowerCase()
+  if (NOT_AN_ID.test(idHeader) || CREDENTIAL_NAME.test(idHeader)) {
+    throw new ConfigError(`REQUEST_ID_HEADER cannot be ${idHeader}: a request's id is logged and answered, so not a credential, a header that frames the message or one the gateway answers itself (x-request-id, x-correlation-id...)`)
+  }
+  const trust = config.TRUST_PROXY
+  if (!/^(true|false|\d+)$/.test(trust) && !trust.split(',').map((s) => s.trim()).every(isProxyEntry)) {
+    throw new ConfigError('TRUST_PROXY must be true, false, a number of proxies (1) or a comma-separated list of their addresses or CIDRs (10.0.0.0/8, ::1, loopback)')
+  }
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS: the headers are part of the request (defaults 10000 and 30000)')
   }
 }
 
@@ -85,7 +102,8 @@ function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
  */
 export function checkRedisSettings (config: Config, hasRedis: boolean): void {
   for (const key of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const) {
-    for (const url of config[key]?.split(',') ?? []) {
+    // REDIS_URL is one URL (a comma may be in its password); the others are lists.
+    for (const url of (key === 'REDIS_URL' ? [config[key]] : config[key]?.split(',') ?? []).filter((u) => u !== undefined)) {
       const authority = url.replace(/^rediss?:\/\//, '').split('/')[0] ?? ''
       if (url.includes('#') || authority.split('@').length > 2 || hostOf(url) === '') {
         throw new ConfigError(`${key}: a URL without a host, or whose password holds a raw @ or #: percent-encode the user and password (encodeURIComponent)`)

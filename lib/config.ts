@@ -22,9 +22,10 @@ export function loadConfig (env: Record<string, string | undefined> | false, exp
   if (unknown.length > 0) throw new ConfigError(`unknown option(s) ${unknown.join(', ')}`)
   const pick = (src: Record<string, unknown>): Record<string, unknown> =>
     Object.fromEntries(Object.entries(src).filter(([k, v]) => KNOWN.has(k) && v !== undefined && v !== ''))
-  // Numbers as decimal digits: the schema's coercion would read ' ' as 0 and 0x10 as 16.
-  const odd = [env === false ? {} : env, explicit].flatMap((src) => Object.entries(src))
-    .find(([k, v]) => INTEGERS.has(k) && typeof v === 'string' && v !== '' && !/^-?\d+$/.test(v))
+  // Numbers as decimal digits: the schema's coercion would read ' ' as 0 and 0x10 as 16. The values
+  // that count only: one the explicit config overrides is not read.
+  const odd = Object.entries({ ...pick(env === false ? {} : env), ...pick(explicit) })
+    .find(([k, v]) => INTEGERS.has(k) && typeof v === 'string' && !/^-?\d+$/.test(v))
   if (odd !== undefined) throw new ConfigError(`${odd[0]} must be a whole number in decimal digits`)
   try {
     // env-schema reads process.env unless told not to (`env: false`): only what is passed here counts.
@@ -74,6 +75,8 @@ export interface ResolveOptions {
   processInProduction?: boolean
   /** The host app has a Redis client of its own (fastify.redis, from @fastify/redis) it did not pass. */
   hostRedisUnused?: boolean
+  /** The standalone server resolves it (server.ts): its own HTTP settings are checked too (config-checks.ts). */
+  standalone?: boolean
 }
 
 export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedConfig {
@@ -110,7 +113,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   if (!hasAppid && !LOOPBACK.test(config.HOST)) {
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
-  checkServer(config, !hasAppid)
+  checkServer(config, !hasAppid, opts.standalone === true)
   const h5 = h5Of(config, production, apps, !hasAppid)
   const refreshCookieTypes = config.REFRESH_COOKIE === 'off' ? [] : config.REFRESH_COOKIE.split(',')
   if (refreshCookieTypes.some((type) => !deviceTypes.includes(type))) throw new ConfigError('REFRESH_COOKIE must be off or name types of DEVICE_TYPES')

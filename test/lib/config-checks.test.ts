@@ -4,7 +4,7 @@
 import { test } from 'tap'
 import { loadConfig, resolveConfig } from '../../lib/config.js'
 
-const resolve = (env: Record<string, string>): ReturnType<typeof resolveConfig> => resolveConfig(loadConfig(env), { hasRedisClient: false })
+const resolve = (env: Record<string, string>): ReturnType<typeof resolveConfig> => resolveConfig(loadConfig(env), { hasRedisClient: false, standalone: true })
 
 test('numbers are decimal digits: the schema\'s coercion would read a blank as 0 and hex as a number', async (t) => {
   for (const [key, value] of [['PORT', ' '], ['PORT', '0x1074'], ['PORT', '1e3'], ['REFRESH_GRACE_SECONDS', '\t'], ['MAX_EVENT_LOOP_DELAY_MS', ' 0'], ['REDIS_WAIT_REPLICAS', '0b1'], ['ACCESS_TOKEN_TTL', '900.0']] as const) {
@@ -25,7 +25,7 @@ test('NODE_ENV: production exactly; one that looks like it is refused, other mod
 })
 
 test('TRUST_PROXY: true, false, a number of proxies, or a list of addresses, CIDRs and range names', async (t) => {
-  for (const value of ['TRUE', 'yes', '-1', ' 1', '1 ', '1,', '10.0.0.0/33', '::1/129', '10.0.0.1/8/8', 'proxy.internal', '10.0.0.0/255.0.0.1x']) {
+  for (const value of ['TRUE', 'yes', '-1', ' 1', '1 ', '1,', '10.0.0.0/33', '::1/129', '10.0.0.1/8/8', 'proxy.internal', '10.0.0.0/255.0.0.1x', '0.0.0.0/0', '::/0', '10.0.0.0/255.0.255.0', '10.0.0.0/0.0.0.0']) {
     t.throws(() => resolve({ TRUST_PROXY: value }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: TRUST_PROXY must be true, false, a number of proxies/ }, JSON.stringify(value))
   }
   for (const value of ['false', '1', '2', '10.0.0.1', '10.0.0.0/8, 192.168.0.0/16', '::1', 'fd00::/8', 'loopback,uniquelocal', '10.0.0.0/255.0.0.0']) {
@@ -34,10 +34,10 @@ test('TRUST_PROXY: true, false, a number of proxies, or a list of addresses, CID
 })
 
 test('REQUEST_ID_HEADER: never a credential, a header that frames the message or one the gateway answers', async (t) => {
-  for (const name of ['cookie', 'Authorization', 'proxy-authorization', 'set-cookie', 'transfer-encoding', 'content-length', 'content-type', 'connection', 'host', 'cache-control', 'www-authenticate', 'x-auth-request-user', 'remote-user', 'x-ratelimit-remaining', 'x-forwarded-for', 'x-wechat-auth-csrf', 'location']) {
+  for (const name of ['cookie', 'Authorization', 'proxy-authorization', 'set-cookie', 'transfer-encoding', 'content-length', 'content-type', 'connection', 'host', 'cache-control', 'www-authenticate', 'x-auth-request-user', 'remote-user', 'x-ratelimit-remaining', 'x-forwarded-for', 'x-wechat-auth-csrf', 'location', 'x-api-key', 'x-auth-token', 'x-csrf-token', 'x-amz-security-token']) {
     t.throws(() => resolve({ REQUEST_ID_HEADER: name }), { code: 'CONFIG_INVALID', message: `Invalid configuration: REQUEST_ID_HEADER cannot be ${name.toLowerCase()}: a request's id is logged and answered, so not a credential, a header that frames the message or one the gateway answers itself (x-request-id, x-correlation-id...)` }, name)
   }
-  for (const name of ['x-request-id', 'X-Correlation-Id', 'x-amzn-trace-id', 'request-id', 'x-cookie-id']) {
+  for (const name of ['x-request-id', 'X-Correlation-Id', 'x-amzn-trace-id', 'request-id', 'x-trace-id']) {
     t.equal(resolve({ REQUEST_ID_HEADER: name }).REQUEST_ID_HEADER, name, name)
   }
 })
@@ -79,4 +79,21 @@ test('REDIS_WAIT_REPLICAS: with Redis, and its timeout under half the store\'s d
   t.throws(() => resolve({ REDIS_URL: 'redis://r:6379', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '500' }), { message: /REDIS_WAIT_TIMEOUT_MS must be under half of STORE_TIMEOUT_MS/ })
   t.ok(resolve({ REDIS_URL: 'redis://r:6379', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '499' }))
   t.ok(resolve({ REDIS_WAIT_TIMEOUT_MS: '5000' }), 'no wait: its timeout is not read')
+})
+
+test('the standalone server\'s own HTTP settings are checked by it only: a host\'s plugin takes what its server does', async (t) => {
+  const config = loadConfig({ TRUST_PROXY: 'TRUE', REQUEST_ID_HEADER: 'cookie', HTTP_REQUEST_TIMEOUT_MS: '5000' })
+  t.ok(resolveConfig(config, { hasRedisClient: false }), 'the plugin in a host app')
+  t.throws(() => resolveConfig(config, { hasRedisClient: false, standalone: true }), { code: 'CONFIG_INVALID' }, 'the standalone server')
+})
+
+test('an environment value the plugin\'s config overrides is not read, nor refused', async (t) => {
+  t.equal(loadConfig({ PORT: ' ' }, { PORT: 4000 }).PORT, 4000)
+  t.throws(() => loadConfig({ PORT: '4000' }, { PORT: '0x10' as unknown as number }), { message: /PORT must be a whole number in decimal digits/ }, 'the config\'s own is')
+})
+
+test('REDIS_URL is one URL: a comma in its password is no list', async (t) => {
+  t.equal(resolve({ REDIS_URL: 'redis://:a,b@redis.internal:6379' }).REDIS_URL, 'redis://:a,b@redis.internal:6379')
+  t.ok(resolve({ REDIS_URL: 'redis://[::1]:6379' }), 'an IPv6 host')
+  t.ok(resolve({ REDIS_URL: 'redis://user%40corp:pw@redis.internal:6379' }), 'an @ percent-encoded in the user')
 })
