@@ -35,17 +35,26 @@ const decoded = (text: string, plus = false): string | null => {
   try { return decodeURIComponent(plus ? text.replaceAll('+', ' ') : text) } catch { return null }
 }
 
-// A path without a dot, a percent sign or 40 characters between slashes has no token-shaped segment:
-// most paths are logged as they are, without a look at each segment.
-const MAYBE_TOKEN = /[.%]|[^/]{40}/
+// A path without a dot, a percent sign, a fragment or 40 characters between slashes has no
+// token-shaped segment: most paths are logged as they are, without a look at each segment.
+const MAYBE_TOKEN = /[.%#]|[^/]{40}/
+// What may stand between a token and the rest of its segment: `;token=<jwt>`, `Bearer%20<jwt>`,
+// `access_token:<jwt>`. Each piece is looked at on its own.
+const PIECES = /[;:=, ]/
 
-/** `path` (no query) with its token-shaped segments, as sent or percent-decoded, `[redacted]`. */
+/** Whether a segment, as sent or percent-decoded, holds a token-shaped piece. */
+const holdsToken = (segment: string): boolean =>
+  [segment, decoded(segment) ?? ''].some((text) => tokenShaped(text) || text.split(PIECES).some(tokenShaped))
+
+/**
+ * `path` (no query) with its token-shaped segments `[redacted]`, and a fragment (`#`: sent by no
+ * browser, by a client that put a token after it) `#[redacted]`.
+ */
 export function loggedPath (path: string): string {
   if (!MAYBE_TOKEN.test(path)) return path
-  return path.split('/').map((segment) => {
-    const plain = decoded(segment)
-    return tokenShaped(segment) || (plain !== null && tokenShaped(plain)) ? REDACTED : segment
-  }).join('/')
+  const hash = path.indexOf('#')
+  if (hash !== -1) return `${loggedPath(path.slice(0, hash))}#${REDACTED}`
+  return path.split('/').map((segment) => holdsToken(segment) ? REDACTED : segment).join('/')
 }
 
 type ValueCheck = (value: string) => boolean
@@ -112,6 +121,8 @@ function loggedParam (pair: string): string {
 
 /** `url` (path and query) as logged: the rules above. */
 export function loggedUrl (url: string): string {
+  const hash = url.indexOf('#')
+  if (hash !== -1) return `${loggedUrl(url.slice(0, hash))}#${REDACTED}`
   const q = url.indexOf('?')
   if (q === -1) return loggedPath(url)
   return `${loggedPath(url.slice(0, q))}?${url.slice(q + 1).split('&').map(loggedParam).join('&')}`

@@ -54,3 +54,18 @@ test('token-shaped path segments are redacted; ids stay readable', async (t) => 
     t.equal(loggedPath(path), path, path)
   }
 })
+
+test('a token with something else in its segment, or after a #, is redacted too', async (t) => {
+  const cases: Array<[string, string]> = [
+    [`/auth/me#${JWT}`, '/auth/me#[redacted]'],
+    [`/auth/me?role=admin#${JWT}`, '/auth/me?role=admin#[redacted]'],
+    [`/auth/x;token=${JWT}`, '/auth/[redacted]'],
+    [`/auth/Bearer%20${JWT}`, '/auth/[redacted]'],
+    [`/auth/access_token:${JWT}`, '/auth/[redacted]'],
+    [`/auth/a,${JWT}/me`, '/auth/[redacted]/me']
+  ]
+  for (const [url, logged] of cases) t.equal(loggedUrl(url), logged, url.slice(0, 30))
+  t.equal(loggedPath(`/auth/me#${JWT}`), '/auth/me#[redacted]', 'the 404 message\'s path too')
+  t.equal(loggedUrl('/auth/sessions/AbCdEfGhIjKl'), '/auth/sessions/AbCdEfGhIjKl', 'an id stays')
+  t.equal(loggedUrl('/admin/apps/wx0123456789abcdef/users/a.b;c=d'), '/admin/apps/wx0123456789abcdef/users/a.b;c=d', 'a user id with ; and = stays when no piece is token-shaped')
+})
