@@ -15,6 +15,8 @@ import { errorResponses, NoQuery, QrEvents, QrParams, RouteErrors as shared, Tag
 const FINAL = new Set(['confirmed', 'cancelled', 'expired'])
 // A comment line now and then keeps proxies from closing an idle stream.
 const HEARTBEAT_MS = 15_000
+// While the store does not answer, a stream reads its state again this often.
+const UNAVAILABLE_RETRY_MS = 1_000
 
 /** A rate limit per client IP and route name (routes/qr.ts). */
 export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { keyGenerator: (request: FastifyRequest) => string }
@@ -48,6 +50,7 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     let last = ''
     let ended = false
     let unavailable = false
+    let retry: NodeJS.Timeout | undefined
     const deadline = Date.now() + first.expiresIn * 1000
     const send = (view: QrView): void => {
       if (ended || view.state === last) return
@@ -68,6 +71,8 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
           res.write(`event: unavailable\ndata: ${JSON.stringify({ code })}\n\n`)
         }
         if (Date.now() >= deadline) end()
+        // Read again until the store answers: the watch may not tell (its own reads may have worked).
+        else retry ??= setTimeout(() => { retry = undefined; check() }, UNAVAILABLE_RETRY_MS)
       })
     }
     const unwatch = qr.watch(id, check)
@@ -78,6 +83,7 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       ended = true
       unwatch()
       clearTimeout(expiry)
+      clearTimeout(retry)
       clearInterval(heartbeat)
       open.delete(end)
       res.end()

@@ -105,3 +105,20 @@ test('past the expiry during an outage, the stream ends: the page reconnects to 
   t.same([again.statusCode, again.json().code], [503, 'STORE_UNAVAILABLE'], 'an EventSource reconnecting gets a coded 503, not a stream')
   redis.resume()
 })
+
+test('the stream\'s own read refused while the watch\'s still works (an ACL changed): read again until it answers, the state sent then', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const admin = redisClient(t, redis.url)
+  await admin.call('ACL', 'SETUSER', 'qr', 'on', '>pw', '~*', '&*', '+@all')
+  const sim = await startSim(t)
+  const { app, base } = await gateway(t, sim, { ...redis, url: redis.url.replace('redis://', 'redis://qr:pw@') }, 'strict')
+  const { id } = await create(app)
+  const stream = follow(`${base}/auth/qr/${id}/events`)
+  await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
+  await admin.call('ACL', 'SETUSER', 'qr', '-hgetall') // the state's read, not the watch's HGET of the version
+  await admin.hincrby(`${redis.prefix}qr:{${id}}`, 'v', 1) // a change the watch sees: the stream reads, and is refused
+  await until(has(stream.events, 'unavailable:STORE_UNAVAILABLE'), 'the refused read told', 5000, 20)
+  await admin.call('ACL', 'SETUSER', 'qr', '+hgetall')
+  await until(async () => shown(stream.events).length === 3, 'the state once the read works again, though the version did not change since', 4000, 20)
+  t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE', 'state:pending'])
+})
