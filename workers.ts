@@ -2,8 +2,9 @@
 // (node:cluster: they share the listening sockets and the primary hands out the connections), restarts
 // a worker that dies with a growing delay while it keeps dying (and exits 1 when none could start, as a
 // single process does), and on SIGTERM, SIGINT or SIGHUP asks every worker to drain by a message (each
-// closes like a single-process gateway: stopping.ts) and exits once they have: 1 if one did not drain. The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1
-// requires (lib/config.ts). With METRICS_PORT the primary also answers GET /metrics, the sum of what
+// closes like a single-process gateway: stopping.ts) and exits once they have: 1 if one did not drain.
+// The primary serves nothing and holds no session: state is in Redis, which WORKERS > 1 requires
+// (lib/config.ts). With METRICS_PORT the primary also answers GET /metrics, the sum of what
 // each worker counts (server.ts), because a scrape through the shared port would reach one worker.
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
