@@ -5,7 +5,7 @@
 // repeat a value that may be secret.
 import { isIP } from 'node:net'
 import { ConfigError } from './errors.js'
-import type { Config } from './schemas.js'
+import { ConfigSchema, type Config } from './schemas.js'
 
 /**
  * NODE_ENV: `production` exactly, or another mode. One that looks like production (`Production`,
@@ -117,3 +117,22 @@ export function checkRedisSettings (config: Config, hasRedis: boolean): void {
 }
 
 const hostOf = (url: string): string => { try { return new URL(url).hostname } catch { return '' } }
+
+export type SchemaError = Error & { errors?: Array<{ instancePath: string, keyword: string, message?: string }> }
+
+/**
+ * The schema's refusal, one phrase per key: a choice among values says which ("must be one of ..."),
+ * where Ajv says "must be equal to constant" once per value, then "must match a schema in anyOf".
+ */
+export function schemaMessage (err: SchemaError): string {
+  if (err.errors === undefined) return err.message
+  const phrases = new Map<string, string>()
+  for (const { instancePath, keyword, message = 'is invalid' } of err.errors) {
+    const key = instancePath.replace(/^\//, '')
+    const choices = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[key]?.anyOf?.map((s) => s.const)
+    if (keyword === 'const' || keyword === 'anyOf') {
+      if (choices?.every((c) => typeof c === 'string') === true) phrases.set(key, `must be one of ${choices.join(', ')}`)
+    } else if (!phrases.has(key)) phrases.set(key, message)
+  }
+  return [...phrases].map(([key, phrase]) => `env/${key} ${phrase}`).join(', ')
+}

@@ -2,7 +2,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
-import { checkMode, checkRedisSettings, checkServer } from './config-checks.js'
+import { checkMode, checkRedisSettings, checkServer, schemaMessage, type SchemaError } from './config-checks.js'
 import { ConfigError } from './errors.js'
 import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
@@ -31,7 +31,7 @@ export function loadConfig (env: Record<string, string | undefined> | false, exp
     // env-schema reads process.env unless told not to (`env: false`): only what is passed here counts.
     return envSchema<Config>({ schema: ConfigSchema, data: [pick(env === false ? {} : env), pick(explicit)], env: false, dotenv: false })
   } catch (err) {
-    throw new ConfigError((err as Error).message)
+    throw new ConfigError(schemaMessage(err as SchemaError))
   }
 }
 

@@ -97,3 +97,9 @@ test('REDIS_URL is one URL: a comma in its password is no list', async (t) => {
   t.ok(resolve({ REDIS_URL: 'redis://[::1]:6379' }), 'an IPv6 host')
   t.ok(resolve({ REDIS_URL: 'redis://user%40corp:pw@redis.internal:6379' }), 'an @ percent-encoded in the user')
 })
+
+test('a value outside a choice is refused with the choices, once, not once per choice', async (t) => {
+  t.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), { message: 'Invalid configuration: env/LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' })
+  t.throws(() => loadConfig({ JWT_ALGORITHM: 'RS256', PORT: '70000' }), { message: 'Invalid configuration: env/PORT must be <= 65535, env/JWT_ALGORITHM must be one of HS256, ES256, EdDSA' })
+  t.throws(() => loadConfig({ JWT_SECRET: 'a-secret-too-short' }), { message: 'Invalid configuration: env/JWT_SECRET must NOT have fewer than 32 characters' }, 'other refusals as Ajv says them, the value never')
+})
