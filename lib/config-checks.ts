@@ -102,8 +102,10 @@ function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
  */
 export function checkRedisSettings (config: Config, hasRedis: boolean): void {
   for (const key of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const) {
+    const value = config[key]
+    if (value === undefined) continue
     // REDIS_URL is one URL (a comma may be in its password); the others are lists.
-    for (const url of (key === 'REDIS_URL' ? [config[key]] : config[key]?.split(',') ?? []).filter((u) => u !== undefined)) {
+    for (const url of key === 'REDIS_URL' ? [value] : value.split(',')) {
       const authority = url.replace(/^rediss?:\/\//, '').split('/')[0] ?? ''
       if (url.includes('#') || authority.split('@').length > 2 || hostOf(url) === '') {
         throw new ConfigError(`${key}: a URL without a host, or whose password holds a raw @ or #: percent-encode the user and password (encodeURIComponent)`)

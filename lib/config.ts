@@ -24,12 +24,13 @@ export function loadConfig (env: Record<string, string | undefined> | false, exp
     Object.fromEntries(Object.entries(src).filter(([k, v]) => KNOWN.has(k) && v !== undefined && v !== ''))
   // Numbers as decimal digits: the schema's coercion would read ' ' as 0 and 0x10 as 16. The values
   // that count only: one the explicit config overrides is not read.
-  const odd = Object.entries({ ...pick(env === false ? {} : env), ...pick(explicit) })
+  const data: [Record<string, unknown>, Record<string, unknown>] = [pick(env === false ? {} : env), pick(explicit)]
+  const odd = Object.entries(Object.assign({}, ...data) as Record<string, unknown>)
     .find(([k, v]) => INTEGERS.has(k) && typeof v === 'string' && !/^-?\d+$/.test(v))
   if (odd !== undefined) throw new ConfigError(`${odd[0]} must be a whole number in decimal digits`)
   try {
     // env-schema reads process.env unless told not to (`env: false`): only what is passed here counts.
-    return envSchema<Config>({ schema: ConfigSchema, data: [pick(env === false ? {} : env), pick(explicit)], env: false, dotenv: false })
+    return envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false })
   } catch (err) {
     throw new ConfigError(schemaMessage(err as SchemaError))
   }

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { until } from './redis-deployments.js'
 
 export const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 /** A test's `skip` while dist/ is not built. */
@@ -29,14 +29,11 @@ export function run (env: Record<string, string>, file = entry, opts: { detached
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); err += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const until = async (done: (output: string) => boolean, what: string, ms = 10_000): Promise<void> => {
-    const deadline = Date.now() + ms
-    while (!done(out)) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; output:\n${out.slice(-2000)}`)
-      await sleep(20)
-    }
+  // redis-deployments.ts's poll, its failure with what the process said last.
+  const untilOutput = async (done: (output: string) => boolean, what: string, ms = 10_000): Promise<void> => {
+    await until(async () => done(out), what, ms, 20).catch((failed: Error) => { throw new Error(`${failed.message}; output:\n${out.slice(-2000)}`) })
   }
-  return { pid: child.pid ?? 0, output: () => out, errors: () => err, exited, kill: (signal = 'SIGTERM') => { child.kill(signal) }, until }
+  return { pid: child.pid ?? 0, output: () => out, errors: () => err, exited, kill: (signal = 'SIGTERM') => { child.kill(signal) }, until: untilOutput }
 }
 
 /** How many lines of `output` hold `text`. */
