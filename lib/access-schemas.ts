@@ -2,8 +2,18 @@
 // sessions as they are listed, the names of roles, permissions and services, step-up, forward auth.
 import { Type, type Static } from '@sinclair/typebox'
 
-/** A user id (the tokens' `sub`), as resolveUser returned it. */
-export const UserId = Type.String({ minLength: 1, maxLength: 256 })
+/**
+ * A user id (the tokens' `sub`), as resolveUser returned it: 1 to 256 characters, no control
+ * character (U+0000–U+001F, U+007F) and no half of a surrogate pair. The pattern bounds the length,
+ * counting a pair (an emoji) as one character with or without Ajv's `u` flag: a `maxLength` counts
+ * it once in Ajv and twice in TypeBox, and an id of 129 emoji passed the admin route and then failed
+ * the host API's check of the same schema. login.ts holds resolveUser's ids to it too.
+ */
+export const USER_ID_PATTERN = '^(?:[^\\x00-\\x1f\\x7f\\ud800-\\udfff]|[\\ud800-\\udbff][\\udc00-\\udfff]){1,256}$'
+export const UserId = Type.String({
+  pattern: USER_ID_PATTERN,
+  description: 'the user id (the tokens\' sub): 1 to 256 characters, no control characters'
+})
 /** An openid, as WeChat spells them. */
 export const Openid = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' })
 

@@ -3,6 +3,14 @@
 import { Type } from '@sinclair/typebox'
 import { AccessInput, Openid, PermissionName, ReasonCode, RoleName, ServiceName, SessionParams, SessionView, UserId } from './access-schemas.js'
 
+/**
+ * The admin token's characters: what an `Authorization: Bearer` header carries, printable ASCII
+ * without a space. A token with a space, a non-ASCII letter or a secret file's trailing newline could
+ * never be sent, and every request would get 401.
+ */
+export const ADMIN_TOKEN_CHARS = /^[\x21-\x7e]+$/
+export const ADMIN_TOKEN_RULE = '32 to 256 printable ASCII characters, no space or line break (a secret file\'s trailing newline included), 10 of them distinct'
+
 export const AdminAppid = Type.String({ minLength: 1, maxLength: 64, description: 'a mini program the gateway serves' })
 export const BySub = Type.Object({ appid: AdminAppid, sub: UserId }, { additionalProperties: false })
 export const ByOpenid = Type.Object({ appid: AdminAppid, openid: Openid }, { additionalProperties: false })

@@ -55,6 +55,17 @@ export const AuthStepUpMismatchError = coded('AUTH_STEP_UP_MISMATCH', 'The login
 export const UserNotFoundError = coded('USER_NOT_FOUND', 'No user is known by this openid (it has not logged in lately); name the user by its id', 404)
 export const ServiceBansFullError = coded('SERVICE_BANS_FULL', 'This user already has %s service bans; lift one first', 409)
 export const AdminTokenInvalidError = coded('ADMIN_TOKEN_INVALID', 'The admin API needs an Authorization: Bearer <ADMIN_TOKEN> header with the admin token', 401)
+/**
+ * An argument of the host API (kick, ban, unban, setAccess, userState) outside its rule: still a
+ * TypeError for a host that calls it, and answered as the 400 FST_ERR_VALIDATION it is when a route
+ * passes a request's value on (the admin API's schemas and the host API's checks can differ at an
+ * edge: a clock tick, characters counted two ways), never a 500. The message names the argument and
+ * the rule, never the value.
+ */
+export class ArgumentError extends TypeError {
+  readonly code = 'FST_ERR_VALIDATION'
+  readonly statusCode = 400
+}
 
 /**
  * The error a session's tokens get when it did not end by logout or expiry: AUTH_SESSION_REPLACED

@@ -2,7 +2,7 @@
 // for the user the host's resolveUser names, and its first token pair. H5 login (lib/h5-login.ts)
 // opens its sessions the same way (createIdentityLogin).
 import { Value } from '@sinclair/typebox/value'
-import { AccessInput } from './access-schemas.js'
+import { AccessInput, USER_ID_PATTERN } from './access-schemas.js'
 import { outcomeOf, type SessionVia } from './audit.js'
 import type { CodeExchange } from './code-exchange.js'
 import type { Gate } from './rate-gate.js'
@@ -16,13 +16,12 @@ import type { DeviceInfo, NewSession } from './store/types.js'
 // __proto__, constructor and toJSON would change the object the claims are copied into, or its JSON.
 const RESERVED_CLAIMS = new Set(['sub', 'openid', 'unionid', 'sid', 'sgen', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'roles', 'permissions', 'steppedUpAt', 'serviceBans',
   '__proto__', 'constructor', 'toJSON'])
-// A userId becomes `sub` and is stored in a packed record: printable, bounded.
-// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 // Half of a UTF-16 pair alone: no UTF-8 encodes it (a header, a log line, JSON elsewhere would break).
 export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const isUserId = (id: unknown): id is string =>
-  typeof id === 'string' && id.length > 0 && id.length <= 256 && !CONTROL_CHAR.test(id) && !LONE_SURROGATE.test(id)
+// A userId becomes `sub` and is stored in a packed record: the schema's rule (printable, 1 to 256
+// characters), and at most 256 UTF-16 units.
+const USER_ID = new RegExp(USER_ID_PATTERN)
+const isUserId = (id: unknown): id is string => typeof id === 'string' && id.length <= 256 && USER_ID.test(id)
 
 /** Session control from the configuration, with the schema's defaults for what is left out. */
 export function sessionRules (config: SessionsDeps['config']) {

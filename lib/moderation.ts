@@ -4,7 +4,7 @@
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput, Openid, ReasonCode, ServiceName, UserId } from './access-schemas.js'
 import type { RequestContext } from './audit.js'
-import { UserNotFoundError } from './errors.js'
+import { ArgumentError, UserNotFoundError } from './errors.js'
 import { userTag } from './ids.js'
 import { sessionRules } from './login.js'
 import type { SessionsDeps } from './sessions-deps.js'
@@ -17,7 +17,7 @@ import type { Access, SessionInfo, UserState } from './store/types.js'
 export type UserName = { appid: string, sub: string } | { appid: string, openid: string }
 
 function checked<T> (schema: Parameters<typeof Value.Check>[0], value: unknown, what: string): T {
-  if (!Value.Check(schema, value)) throw new TypeError(`${what}: ${Value.Errors(schema, value).First()?.message ?? 'invalid'}`)
+  if (!Value.Check(schema, value)) throw new ArgumentError(`${what}: ${Value.Errors(schema, value).First()?.message ?? 'invalid'}`)
   return value as T
 }
 const reasonCode = (reason: unknown): string => checked(ReasonCode, reason, 'a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
@@ -55,7 +55,7 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
    */
   async function ban (user: UserName, opts: { reason: string, until?: Date | number | string, service?: string, request?: RequestContext }): Promise<void> {
     const until = opts.until === undefined ? null : new Date(opts.until).getTime()
-    if (until !== null && !(until > Date.now())) throw new TypeError('ban: until must be a time in the future')
+    if (until !== null && !(until > Date.now())) throw new ArgumentError('ban: until must be a time in the future')
     const reason = reasonCode(opts.reason)
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'ban: service')
     const { appid, sub } = await subOf(user)

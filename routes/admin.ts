@@ -8,10 +8,11 @@ import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
+import { markOptionalBodies, type Document } from '../http/openapi-document.js'
 import { requestContext } from '../http/route-context.js'
 import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
-  AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
+  ADMIN_TOKEN_CHARS, ADMIN_TOKEN_RULE, AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
 import type { Sessions, UserName } from '../lib/sessions.js'
 
@@ -35,7 +36,7 @@ function checkOptions (opts: Partial<AdminOptions>): AdminOptions {
   if (typeof sessions !== 'object' || sessions === null || api.some((name) => typeof sessions[name] !== 'function')) {
     throw new Error('the admin API\'s sessions option must be the host API, fastify.wechatAuthSessions')
   }
-  if (typeof token !== 'string' || token.length < 32 || token.length > 256) throw new Error('the admin API\'s token option must be 32 to 256 characters')
+  if (typeof token !== 'string' || token.length < 32 || token.length > 256 || !ADMIN_TOKEN_CHARS.test(token)) throw new Error(`the admin API's token option must be ${ADMIN_TOKEN_RULE}`)
   if (new Set(token).size < 10) throw new Error('the admin API\'s token option is too weak (too few distinct characters)')
   return { sessions, token }
 }
@@ -136,6 +137,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
       if (body === '') done(null, null)
       else parseJson(request, body as string, done)
     })
+    // A user's IPs and devices: kept by no cache, refusals included.
+    context.addHook('onRequest', async (request, reply) => { reply.header('cache-control', 'no-store') })
     context.addHook('onRequest', requireToken(token))
     await context.register(swagger, {
       openapi: {
@@ -144,7 +147,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
         tags: [{ name: TAG, description: 'What an operator does to a user' }],
         components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } }, responses: OpenApiParts.responses as Record<string, { description: string }> }
       },
-      decorator: 'wechatAuthAdminOpenapi'
+      decorator: 'wechatAuthAdminOpenapi',
+      transformObject: (arg) => markOptionalBodies(('openapiObject' in arg ? arg.openapiObject : {}) as Document) // kick's and unban's
     })
     const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
     context.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => openapi())

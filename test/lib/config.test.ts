@@ -157,6 +157,10 @@ test('the admin API: ADMIN_PORT and a strong ADMIN_TOKEN together, in every mode
     [{ ...production, ADMIN_PORT: '3100' }, /ADMIN_PORT needs an ADMIN_TOKEN/],
     [{ ADMIN_TOKEN: token }, /ADMIN_TOKEN is set but ADMIN_PORT is not/],
     [{ ADMIN_PORT: '3100', ADMIN_TOKEN: 'ab'.repeat(20) }, /ADMIN_TOKEN is too weak/],
+    // A secret file's trailing newline, a space, a letter beyond ASCII: no bearer header carries them.
+    [{ ADMIN_PORT: '3100', ADMIN_TOKEN: `${token}\n` }, /ADMIN_TOKEN must be 32 to 256 printable ASCII characters, no space or line break/],
+    [{ ADMIN_PORT: '3100', ADMIN_TOKEN: `${token} x` }, /ADMIN_TOKEN must be 32 to 256 printable ASCII/],
+    [{ ADMIN_PORT: '3100', ADMIN_TOKEN: `${token}é` }, /ADMIN_TOKEN must be 32 to 256 printable ASCII/],
     [{ PORT: '3100', ADMIN_PORT: '3100', ADMIN_TOKEN: token }, /ADMIN_PORT must differ from PORT/]
   ]
   for (const [env, message] of refusals) {

@@ -77,13 +77,15 @@ test('a transient WeChat failure releases the code; a code WeChat calls used sta
 })
 
 test('resolveUser picks the user id and adds claims; reserved claims and bad ids are refused', async (t) => {
+  // A NUL, a line break, half a surrogate pair, nothing, more than 256 UTF-16 units (emoji count two).
+  const badIds: Record<string, string> = { 'o-nul': 'a\u0000b', 'o-lf': 'a\nb', 'o-lone': 'a\ud800', 'o-empty': '', 'o-long': 'x'.repeat(257), 'o-emoji': '😀'.repeat(129) }
   const { sessions, tokens } = setup(t, {
     resolveUser: async ({ openid }) => openid === 'o-mallory'
       ? { userId: 'u1', claims: { sub: 'admin' } }
       : openid === 'o-proto'
         // An own __proto__ (as JSON.parse makes it) and a toJSON would change the payload or its JSON.
         ? { userId: 'u2', claims: { ...JSON.parse('{"__proto__":{"iss":"evil"}}') as Record<string, unknown>, toJSON: () => ({ iss: 'evil' }) } }
-        : openid === 'o-nul' ? { userId: 'a\u0000b' } : { userId: `user-${openid}`, claims: { role: 'member' } }
+        : openid in badIds ? { userId: badIds[openid] as string } : openid === 'o-emoji-ok' ? { userId: '😀'.repeat(128) } : { userId: `user-${openid}`, claims: { role: 'member' } }
   })
   const pair = await sessions.login('frank')
   t.match(tokens.verify(pair.accessToken), { sub: 'user-o-frank', role: 'member' })
@@ -91,7 +93,8 @@ test('resolveUser picks the user id and adds claims; reserved claims and bad ids
   t.match(tokens.verify(refreshed.accessToken), { sub: 'user-o-frank', role: 'member' }, 'claims survive a refresh')
   await t.rejects(sessions.login('mallory'), { message: /reserved claim\(s\): sub/ })
   await t.rejects(sessions.login('proto'), { message: /reserved claim\(s\): __proto__, toJSON/ })
-  await t.rejects(sessions.login('nul'), { message: /userId/ })
+  for (const openid of Object.keys(badIds)) await t.rejects(sessions.login(openid.slice(2)), { message: /userId/ }, openid)
+  t.match(await sessions.login('emoji-ok'), { accessToken: String }, 'a user id of emoji within 256 UTF-16 units')
 })
 
 test('refresh rotates; the predecessor gets the same successor in the grace window and is reuse after it', async (t) => {

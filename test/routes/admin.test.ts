@@ -3,6 +3,7 @@
 // admin API over HTTP, and the effects are seen through the gateway. No answer ever holds a secret.
 import SwaggerParser from '@apidevtools/swagger-parser'
 import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
+import { setTimeout } from 'node:timers/promises'
 import { test, type Test as Tap } from 'tap'
 import adminRoutes from '../../routes/admin.js'
 import { notFoundHandler } from '../../http/error-handler.js'
@@ -80,7 +81,9 @@ test('a missing or wrong token is refused with 401 ADMIN_TOKEN_INVALID and WWW-A
     const res = await call(options)
     refused(t, res, 401, 'ADMIN_TOKEN_INVALID', what)
     t.equal(res.headers['www-authenticate'], 'Bearer realm="wechat-auth-admin"', `${what}: says how to authenticate`)
+    t.equal(res.headers['cache-control'], 'no-store', `${what}: kept by no cache`)
   }
+  t.equal((await call({ method: 'GET', url })).headers['cache-control'], 'no-store', 'a user\'s IPs and devices are kept by no cache')
   t.equal((await call({ method: 'GET', url, headers: { authorization: `bearer ${TOKEN}` } })).statusCode, 200, 'the scheme is case-insensitive')
   refused(t, await call({ method: 'GET', url: '/admin/nowhere' }), 404, 'ROUTE_NOT_FOUND', 'an unknown admin route, with the token')
   refused(t, await call({ method: 'GET', url: '/admin/nowhere', headers: {} }), 401, 'ADMIN_TOKEN_INVALID', 'an unknown admin route, without the token')
@@ -206,7 +209,11 @@ test('bad bodies, params and queries get 400 FST_ERR_VALIDATION; JSON only, boun
     ['a query on ban', { method: 'PUT', url: `${user}/ban?service=pay`, payload: { reason: 'spam' } }],
     ['a query on access', { method: 'PUT', url: `${user}/access?merge=1`, payload: { roles: ['admin'], permissions: [] } }],
     ['a query on the document', { method: 'GET', url: '/admin/openapi.json?v=2' }],
-    ['a bad openid', { method: 'GET', url: `/admin/apps/${appid}/openids/not%20an%20openid` }]
+    ['a bad openid', { method: 'GET', url: `/admin/apps/${appid}/openids/not%20an%20openid` }],
+    // Login never makes such a user id (lib/login.ts): the same rule here.
+    ['a user id with a NUL', { method: 'GET', url: `/admin/apps/${appid}/users/a%00b` }],
+    ['a user id with a line break', { method: 'PUT', url: `/admin/apps/${appid}/users/a%0Ab/ban`, payload: { reason: 'spam' } }],
+    ['a user id of 257 emoji', { method: 'GET', url: `/admin/apps/${appid}/users/${encodeURIComponent('😀'.repeat(257))}` }]
   ]
   for (const [what, options] of bad) refused(t, await call(options), 400, 'FST_ERR_VALIDATION', what)
   refused(t, await call({ method: 'PUT', url: `${user}/ban`, headers: { ...admin, 'content-type': 'text/plain' }, payload: '{"reason":"spam"}' }), 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'text/plain')
@@ -237,6 +244,35 @@ test('a user id of the longest kind (256 characters, not all ASCII) is reached b
   refused(t, await call({ method: 'GET', url: `/admin/apps/${appid}/users/${'x'.repeat(257)}` }), 400, 'FST_ERR_VALIDATION', 'a user id over 256 characters')
 })
 
+test('a user id of 129 to 256 emoji (over 256 UTF-16 units) is a user nobody logged in as: 200 and nothing, never a 500', async (t) => {
+  const { call, appid } = await setup(t)
+  for (const n of [129, 256]) {
+    const path = `/admin/apps/${appid}/users/${encodeURIComponent('😀'.repeat(n))}`
+    const state = await call({ method: 'GET', url: path })
+    t.equal(state.statusCode, 200, `GET, ${n} emoji`)
+    t.match(state.json(), { sessions: [], ban: null })
+    t.equal((await call({ method: 'PUT', url: `${path}/ban`, payload: { reason: 'spam' } })).statusCode, 204, `ban, ${n} emoji`)
+    t.same((await call({ method: 'POST', url: `${path}/kick` })).json(), { ended: 0 }, `kick, ${n} emoji`)
+  }
+})
+
+test('a ban whose until passes between the route\'s check and the host API\'s is 400 FST_ERR_VALIDATION, never a 500', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis })
+  const hostApi = app.wechatAuthSessions
+  // The clock moves between the two checks: here by 30 ms, on a busy server by one tick.
+  const late = { ...hostApi, ban: async (...args: Parameters<typeof hostApi.ban>) => { await setTimeout(30); return await hostApi.ban(...args) } }
+  const adminApp = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUST_PROXY: 'false' }))
+  t.teardown(async () => await adminApp.close())
+  await adminApp.register(adminRoutes, { sessions: late, token: TOKEN })
+  const until = new Date(Date.now() + 10).toISOString()
+  const res = await adminApp.inject({ method: 'PUT', url: `/admin/apps/${sim.appid}/users/someone/ban`, headers: admin, payload: { reason: 'spam', until } })
+  refused(t, res, 400, 'FST_ERR_VALIDATION', 'an until in the past by the time the ban is written')
+  t.match(res.json().message, /until must be a time in the future/)
+  await t.rejects(hostApi.ban({ appid: sim.appid, sub: 'someone' }, { reason: 'spam', until: Date.now() - 1 }), TypeError, 'still a TypeError for a host that calls it')
+})
+
 test('with a resolveUser hook, an openid names the user it last logged in as; an unknown one is 404 USER_NOT_FOUND', async (t) => {
   const resolveUser: ResolveUser = async ({ openid }) => ({ userId: `customer:${openid.slice(-6)}` })
   const { app, call, loginAs, appid, noSecrets } = await setup(t, { resolveUser })
@@ -262,8 +298,10 @@ test('the plugin checks its options at registration', async (t) => {
     t.teardown(async () => await instance.close())
     await instance.register(adminRoutes, opts as never).ready()
   }
-  await t.rejects(register({ sessions: app.wechatAuthSessions, token: 'short-token' }), /token option must be 32 to 256 characters/)
+  await t.rejects(register({ sessions: app.wechatAuthSessions, token: 'short-token' }), /token option must be 32 to 256 printable ASCII characters/)
   await t.rejects(register({ sessions: app.wechatAuthSessions, token: 'ab'.repeat(20) }), /token option is too weak/)
+  await t.rejects(register({ sessions: app.wechatAuthSessions, token: `${TOKEN}\n` }), /token option must be 32 to 256 printable ASCII characters, no space or line break/, 'a secret file\'s newline')
+  await t.rejects(register({ sessions: app.wechatAuthSessions, token: `${TOKEN} x` }), /printable ASCII/, 'a space')
   await t.rejects(register({ sessions: app.wechatAuthSessions }), /token option/)
   await t.rejects(register({ sessions: {}, token: TOKEN }), /sessions option must be the host API/)
 })
@@ -286,6 +324,9 @@ test('embedded in the gateway: GET /admin/openapi.json documents every admin rou
     t.match(op.responses['401'], { content: { 'application/json': { schema: { properties: { code: { enum: ['ADMIN_TOKEN_INVALID'] } } } } } }, `${op.operationId} documents ADMIN_TOKEN_INVALID`)
   }
   t.match(components.securitySchemes, { adminToken: { type: 'http', scheme: 'bearer' } })
+  t.equal(paths['/admin/apps/{appid}/users/{sub}/kick'].post.requestBody.required, false, 'kick\'s body is optional')
+  t.equal(paths['/admin/apps/{appid}/users/{sub}/ban'].delete.requestBody.required, false, 'unban\'s body is optional')
+  t.not(paths['/admin/apps/{appid}/users/{sub}/ban'].put.requestBody.required, false, 'ban\'s body is not')
   const gateway = (await app.inject({ method: 'GET', url: '/auth/openapi.json' })).json()
   t.notOk(Object.keys(gateway.paths).some((path) => path.startsWith('/admin')), 'the gateway\'s own document lists no admin route')
   const pair = (await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.1' } })).json()
