@@ -7,12 +7,27 @@
 // (lib/config.ts). With METRICS_PORT the primary also answers GET /metrics, the sum of what
 // each worker counts (server.ts), because a scrape through the shared port would reach one worker.
 import cluster from 'node:cluster'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { STOP_MESSAGE, onStopSignals } from './stopping.js'
 
+const readText = (path: string): string | undefined => { try { return readFileSync(path, 'utf8') } catch { return undefined } }
+
+/**
+ * The cores a container's CPU limit grants (Docker's `--cpus`, Kubernetes' `limits.cpu`), rounded up;
+ * undefined without a limit. Node 20's availableParallelism() sees the host's cores, not the limit:
+ * `auto` in a one-core container on a 32-core host forked 32 workers. cgroup v2, then v1.
+ */
+export function cgroupCores (read: (path: string) => string | undefined = readText): number | undefined {
+  const [quota, period] = read('/sys/fs/cgroup/cpu.max')?.trim().split(/\s+/) ??
+    [read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')?.trim(), read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')?.trim()]
+  const cores = Number(quota) / Number(period)
+  return Number.isFinite(cores) && cores > 0 ? Math.ceil(cores) : undefined
+}
+
 /** How many workers WORKERS asks for: a number, or `auto` for the cores this process may use. */
-export function workerCount (value: string): number {
-  return value === 'auto' ? availableParallelism() : Number(value)
+export function workerCount (value: string, cores = cgroupCores()): number {
+  return value === 'auto' ? Math.min(availableParallelism(), cores ?? Infinity) : Number(value)
 }
 
 // One JSON line, in the shape of the workers' pino lines, so that one log pipeline reads both.

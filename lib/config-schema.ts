@@ -58,8 +58,9 @@ export const ConfigSchema = Type.Object({
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 120000, default: 10000 }),
   HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 30000 }),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600000, default: 72000 }),
-  // The standalone server's processes: a number, or `auto` for every core (node:cluster). More than
-  // one needs Redis and a JWT_SECRET: the memory store and a generated secret are per process.
+  // The standalone server's processes: a number, or `auto` for every core it may use (node:cluster;
+  // workers.ts). More than one needs Redis and a JWT_SECRET: the memory store and a generated secret
+  // are per process.
   WORKERS: Type.String({ pattern: '^(auto|[1-9][0-9]?)$', default: '1' }),
   // The standalone server sheds load (503 OVERLOADED) while its event loop lags past this; 0: never.
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000 }),

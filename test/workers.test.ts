@@ -3,10 +3,12 @@
 // killed at once, the primary stays and starts others; a gateway whose workers cannot start exits 1,
 // as one process does; a worker that cannot drain makes the primary's exit 1.
 import { createServer, type AddressInfo } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { test } from 'tap'
 import { request } from 'undici'
 import { freePort, startRedis, startSim } from './helper.js'
 import { count, run, unbuilt } from './standalone.js'
+import { cgroupCores, workerCount } from '../workers.js'
 
 type Tap = Parameters<typeof startSim>[0]
 
@@ -19,6 +21,20 @@ async function envFor (t: Tap, slowMs = 1500): Promise<Record<string, string>> {
 const login = async (port: string, code: string): Promise<number | string> =>
   await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ code }), reset: true })
     .then(async (res) => { await res.body.dump(); return res.statusCode }, (err: Error) => err.message)
+
+test('WORKERS=auto: the cores a container\'s CPU limit grants (cgroup v2 or v1), never more than the machine has', async (t) => {
+  const files = (f: Record<string, string>) => (path: string): string | undefined => f[path]
+  const v1 = (quota: string): Record<string, string> => ({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': `${quota}\n`, '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })
+  t.equal(cgroupCores(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' })), undefined, 'v2 without a limit')
+  t.equal(cgroupCores(files({ '/sys/fs/cgroup/cpu.max': '150000 100000\n' })), 2, 'v2: 1.5 cores, rounded up')
+  t.equal(cgroupCores(files({ '/sys/fs/cgroup/cpu.max': '50000 100000' })), 1, 'v2: half a core is one worker')
+  t.equal(cgroupCores(files(v1('200000'))), 2, 'v1: two cores')
+  t.equal(cgroupCores(files(v1('-1'))), undefined, 'v1 without a limit')
+  t.equal(cgroupCores(files({})), undefined, 'no cgroup')
+  t.equal(workerCount('auto', 1), 1, 'a one-core container on a bigger host: one worker')
+  t.equal(workerCount('auto', 1000), availableParallelism(), 'a limit above the machine: its cores')
+  t.equal(workerCount('3', 1), 3, 'a number is taken as given')
+})
 
 test('the process group signalled as a whole: each worker drains once, every request in flight answered, exit 0', { skip: unbuilt() }, async (t) => {
   const env = await envFor(t)
