@@ -99,6 +99,16 @@ function checkMetrics ({ METRICS_PORT, ADMIN_PORT, PORT }: Config): void {
 }
 
 /**
+ * Lifetimes: an access token within its session's. One that outlived the session (idle for
+ * REFRESH_TOKEN_TTL, or SESSION_MAX_AGE old) was refused as revoked before its own expiry, and the
+ * client could not refresh it: it had to log in again, the configuration promising otherwise.
+ */
+export function checkLifetimes ({ ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL, SESSION_MAX_AGE }: Config): void {
+  if (ACCESS_TOKEN_TTL > REFRESH_TOKEN_TTL) throw new ConfigError('ACCESS_TOKEN_TTL must not exceed REFRESH_TOKEN_TTL: an access token would outlive its idle session')
+  if (ACCESS_TOKEN_TTL > SESSION_MAX_AGE) throw new ConfigError('ACCESS_TOKEN_TTL must not exceed SESSION_MAX_AGE: an access token would outlive its session')
+}
+
+/**
  * Redis' URLs and the replica wait. A password with a raw `@` or `#` (not percent-encoded) makes the
  * URL name another host, a piece of the password, which the connection's error would then log.
  */

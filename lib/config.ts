@@ -2,7 +2,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
 import { Value } from '@sinclair/typebox/value'
 import envSchema from 'env-schema'
-import { checkMode, checkRedisSettings, checkServer, schemaMessage, type SchemaError } from './config-checks.js'
+import { checkLifetimes, checkMode, checkRedisSettings, checkServer, schemaMessage, type SchemaError } from './config-checks.js'
 import { ConfigError } from './errors.js'
 import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
@@ -115,6 +115,7 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
     throw new ConfigError(`HOST=${config.HOST} needs WECHAT_APPID and WECHAT_SECRET (or WECHAT_APPS): the built-in WeChat simulator only runs on loopback`)
   }
   checkServer(config, !hasAppid, opts.standalone === true)
+  checkLifetimes(config)
   const h5 = h5Of(config, production, apps, !hasAppid)
   const refreshCookieTypes = config.REFRESH_COOKIE === 'off' ? [] : config.REFRESH_COOKIE.split(',')
   if (refreshCookieTypes.some((type) => !deviceTypes.includes(type))) throw new ConfigError('REFRESH_COOKIE must be off or name types of DEVICE_TYPES')

@@ -47,6 +47,12 @@ test('HTTP deadlines: the headers\' not beyond the whole request\'s (Node refuse
   t.ok(resolve({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '5000' }), 'equal is fine')
 })
 
+test('lifetimes: an access token never outlives its session (idle or at its age)', async (t) => {
+  t.throws(() => resolve({ ACCESS_TOKEN_TTL: '120', REFRESH_TOKEN_TTL: '60' }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: ACCESS_TOKEN_TTL must not exceed REFRESH_TOKEN_TTL/ })
+  t.throws(() => resolve({ ACCESS_TOKEN_TTL: '3600', SESSION_MAX_AGE: '600' }), { code: 'CONFIG_INVALID', message: /^Invalid configuration: ACCESS_TOKEN_TTL must not exceed SESSION_MAX_AGE/ })
+  t.ok(resolve({ ACCESS_TOKEN_TTL: '60', REFRESH_TOKEN_TTL: '60', SESSION_MAX_AGE: '60' }), 'equal is fine')
+})
+
 test('listeners: the admin API and the metrics not on the simulator\'s port', async (t) => {
   const token = 'an-admin-token-0123456789-abcdefghijkl'
   t.throws(() => resolve({ PORT: '3000', ADMIN_PORT: '3001', ADMIN_TOKEN: token }), { message: 'Invalid configuration: ADMIN_PORT is the port the built-in WeChat simulator takes (WECHAT_SIMULATOR_PORT, or PORT + 1): choose another' })
