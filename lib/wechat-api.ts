@@ -32,8 +32,18 @@ export interface WeChatApi {
    */
   appOf: (appid?: string) => string
   code2Session: (code: string, appid?: string) => Promise<Code2SessionResult>
-  /** The mini program's access_token, shared by every instance through the store. */
+  /**
+   * The mini program's access_token, shared by every instance through the store. A call made with it
+   * that WeChat refuses cannot renew it from here: use withAccessToken.
+   */
   getAccessToken: (appid?: string) => Promise<string>
+  /**
+   * Runs `call` with the mini program's access_token and an answer deadline (ms epoch, twice
+   * WECHAT_TIMEOUT_MS away). When `call` throws WX_ACCESS_TOKEN_REJECTED (WeChat's 40001, 40014,
+   * 42001: the token was replaced, by a force refresh elsewhere, say), the token is renewed for every
+   * instance and `call` runs once more; a second refusal is thrown.
+   */
+  withAccessToken: <T>(call: (token: string, deadline: number) => Promise<T>, appid?: string) => Promise<T>
   /** Whether WeChat still holds `sessionKey` as the user's current session_key (wxa/checksession). */
   checkSessionKey: (openid: string, sessionKey: string, appid?: string) => Promise<boolean>
   /** Has WeChat replace the user's session_key, given the current one; returns the new one. */
@@ -78,6 +88,7 @@ export function createWeChatApi (opts: WeChatApiOptions): WeChatApi {
     appOf,
     code2Session: async (code, appid) => await runtimeOf(appid).client.code2Session(code),
     getAccessToken: async (appid) => await runtimeOf(appid).tokens.get(),
+    withAccessToken: async (call, appid) => await runtimeOf(appid).tokens.withToken(call),
     checkSessionKey: async (openid, sessionKey, appid) => {
       const { client, tokens } = runtimeOf(appid)
       return await tokens.withToken(async (token, deadline) => await client.checkSessionKey(token, openid, sessionKey, deadline))

@@ -40,7 +40,8 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     const { id } = request.params
     const { state, appid } = await qr.status(id)
     if (state === 'expired') throw new AuthQrExpiredError()
-    const image = await wxacode(await fastify.wechat.getAccessToken(appid), { scene: id, page: config.QR_PAGE, envVersion: config.QR_ENV_VERSION })
+    // A refused token (replaced by a force refresh elsewhere) is renewed once for every instance.
+    const image = await fastify.wechat.withAccessToken(async (token) => await wxacode(token, { scene: id, page: config.QR_PAGE, envVersion: config.QR_ENV_VERSION }), appid)
     return await reply.type(image.contentType).header('cache-control', 'private, no-store').send(image.bytes)
   })
 }
