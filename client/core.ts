@@ -1,9 +1,9 @@
 // Logging in: the options with their defaults, the stored session, wx.login() codes, and one login in
 // flight at a time for every caller, bounded per minute.
-import { WechatAuthError, codeOf } from './errors.js'
+import { WechatAuthError, codeOf, errorOf } from './errors.js'
 import { createEmitter, createSessionStore } from './session.js'
-import { createTransport } from './transport.js'
-import type { ClientOptions, ServerErrorCode, Session, TokenPair } from './types.js'
+import { createTransport, ok } from './transport.js'
+import type { ClientOptions, PlatformResponse, ServerErrorCode, Session, TokenPair } from './types.js'
 
 // Every mini-program runtime has setTimeout; declared here so the client compiles without Node's types.
 declare const setTimeout: (fn: () => void, ms: number) => unknown
@@ -12,6 +12,13 @@ declare const setTimeout: (fn: () => void, ms: number) => unknown
 export const RELOGIN_CODES: ServerErrorCode[] = ['AUTH_TOKEN_REVOKED', 'AUTH_TOKEN_INVALID', 'AUTH_REFRESH_INVALID', 'AUTH_REFRESH_REUSED', 'AUTH_SESSION_REPLACED', 'AUTH_SESSION_KICKED']
 // A code the gateway could not exchange: a new one from wx.login() is tried once.
 const NEW_CODE = ['WX_CODE_USED', 'WX_CODE_INVALID']
+
+/** v without the keys whose value is undefined: an option passed as `undefined` keeps its default. */
+function defined<T extends object> (v: T): T {
+  const d: Partial<T> = {}
+  for (const k in v) if (v[k] !== undefined) d[k] = v[k]
+  return d as T
+}
 
 const withDefaults = (options: ClientOptions) => Object.assign({
   prefix: '/auth',
@@ -26,18 +33,20 @@ const withDefaults = (options: ClientOptions) => Object.assign({
   now: () => Date.now(),
   sleep: (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) }),
   random: Math.random
-}, options)
+}, defined(options))
 
 export const bearer = (s: Session) => ({ Authorization: `Bearer ${s.accessToken}` })
 
-/** Runs start() once for every caller that comes while it is in flight. */
-export function singleFlight<T> (start: () => Promise<T>): () => Promise<T> {
+/** Runs start(key) once for every caller that comes with the same key while it is in flight. */
+export function singleFlight<T, K = void> (start: (key: K) => Promise<T>): (key: K) => Promise<T> {
   let flight: Promise<T> | null = null
-  const done = (): void => { flight = null }
-  return () => {
-    if (flight === null) {
-      flight = start()
-      flight.then(done, done)
+  let of: K
+  return (key) => {
+    if (flight === null || of !== key) {
+      of = key
+      const f = flight = start(key)
+      const done = (): void => { if (flight === f) flight = null }
+      f.then(done, done)
     }
     return flight
   }
@@ -93,7 +102,8 @@ export function createCore (options: ClientOptions) {
   const login = singleFlight(async () => {
     countLogin(o.now())
     const body = { appid: o.appid, deviceType: o.deviceType, deviceName: o.deviceName }
-    const pair = await withCode((code) => transport.call<TokenPair>({ url: `${o.prefix}/login`, method: 'POST', data: Object.assign({ code }, body) }))
+    // A 503 or 504 is retried: a code is exchanged at most once (a spent one is WX_CODE_USED, then a new code).
+    const pair = await withCode((code) => transport.call<TokenPair>({ url: `${o.prefix}/login`, method: 'POST', data: Object.assign({ code }, body), retry: true }))
     const s = keep(pair)
     events.emit('loggedIn', s)
     return s
@@ -112,16 +122,31 @@ export function createCore (options: ClientOptions) {
 
 export type Core = ReturnType<typeof createCore>
 
-/** logout(): ends the session at the gateway (every session of the user with allDevices) and forgets it. */
-export function createLogout ({ o, store, send, end }: Core) {
+/**
+ * logout(): ends the session at the gateway (every session of the user with allDevices) and forgets it.
+ * An expired access token is refreshed first: the gateway logs out only with a live one.
+ */
+export function createLogout ({ o, store, send, end }: Core, refreshFrom: (s: Session) => Promise<WechatAuthError | undefined>) {
   return async (opts: { allDevices?: boolean } = {}): Promise<void> => {
-    const s = store.get()
+    let s = store.get()
     if (s === null) return
+    const out = (s: Session) => send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(s) })
+    let res: PlatformResponse | undefined
+    let failed: unknown
     try {
-      await send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(s) })
-    } catch {
-      // Offline: the tokens are forgotten all the same, and the session expires at the gateway.
+      if (o.now() < s.expiresAt) res = await out(s)
+      if (res === undefined || errorOf(res).code === 'AUTH_TOKEN_EXPIRED') {
+        // A refresh token the gateway refused ended the session already: nothing left to log out with.
+        const ended = await refreshFrom(s)
+        if (ended) throw ended
+        res = await out(s = store.get() ?? s)
+      }
+    } catch (err) {
+      // Offline: the session expires at the gateway.
+      failed = err
     }
+    // The tokens are forgotten in any case; "sign out everywhere" that did not happen is an error.
     end(s, 'logout')
+    if (opts.allDevices && (res === undefined || !ok(res))) throw failed ?? errorOf(res as PlatformResponse)
   }
 }

@@ -63,7 +63,7 @@ export function createWechatAuthClient (options: ClientOptions) {
     (await authed({ url: o.prefix + path, method, data })).data as T
 
   /** A fresh wx.login() code to POST /auth/step-up: routes behind authorize({ stepUp }) then let the session through. */
-  const stepUp = singleFlight(() => withCode((code) => api<StepUpAnswer>('POST', '/step-up', { code })))
+  const stepUp: () => Promise<StepUpAnswer> = singleFlight(() => withCode((code) => api<StepUpAnswer>('POST', '/step-up', { code })))
 
   /** Decrypts encryptedData/iv with the session's session_key; on a stale key, logs in again and says refetch. */
   async function decrypt<T = Record<string, unknown>> (body: DecryptBody): Promise<T> {
@@ -89,19 +89,19 @@ export function createWechatAuthClient (options: ClientOptions) {
     return answer<T>(res)
   }
 
-  return {
+  // Object.assign rather than a spread, which ES2017 has no syntax for (esbuild would add helpers).
+  return Object.assign(webLogin(api), {
     ensureLogin,
     request,
     stepUp,
     me: () => api<Me>('GET', '/me'),
     phone: (code: string) => api<Phone>('POST', '/wechat/phone', { code }),
-    ...webLogin(api),
     decrypt,
-    logout: createLogout(core),
+    logout: createLogout(core, refreshFrom),
     /** The stored tokens, or null before a login. */
     session: (): Session | null => store.get(),
     on: core.events.on
-  }
+  })
 }
 
 export type WechatAuthClient = ReturnType<typeof createWechatAuthClient>

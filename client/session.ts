@@ -2,9 +2,11 @@
 // a copy in memory that the client compares by identity to tell whether a session changed meanwhile.
 import type { Events, Platform, Session, TokenPair } from './types.js'
 
+// A refresh token the gateway's schema refuses (empty, over 512 characters) could never refresh.
 const isSession = (v: unknown): v is Session => {
   const s = v as Session | null
   return typeof s === 'object' && s !== null && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' &&
+    s.refreshToken.length > 0 && s.refreshToken.length <= 512 &&
     typeof s.expiresAt === 'number' && typeof s.receivedAt === 'number' && typeof s.refreshExpiresAt === 'number'
 }
 

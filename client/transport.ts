@@ -1,5 +1,6 @@
 // Requests through the platform's request(): a promise, JSON bodies, and the waits the gateway asks
-// for (429 with retry-after once, 503/504 a bounded number of times with jitter).
+// for (a retry-after of 429 or 503 once, 503/504 a bounded number of times with jitter, for requests
+// safe to repeat).
 import { WechatAuthError, errorOf, headerOf } from './errors.js'
 import type { Platform, PlatformResponse } from './types.js'
 
@@ -9,7 +10,12 @@ export interface Send {
   data?: unknown
   header?: Record<string, string>
   timeout?: number
+  /** Retry a 503 or 504 although the method is not idempotent: the gateway's login and refresh are safe to repeat. */
+  retry?: boolean
 }
+
+// Methods a 504 (which says nothing of whether the work was done) may be retried for.
+const IDEMPOTENT = /^(GET|HEAD|OPTIONS|PUT|DELETE)$/i
 
 export interface TransportOptions {
   platform: Platform
@@ -28,7 +34,7 @@ export function createTransport (o: TransportOptions) {
   /** One platform request: its answer whatever the status, or CLIENT_NETWORK when none came. */
   const once = (req: Send): Promise<PlatformResponse> => new Promise((resolve, reject) => {
     const header: Record<string, string> = Object.assign({}, req.header)
-    if (req.data !== undefined) header['content-type'] = 'application/json'
+    if (req.data !== undefined && headerOf(header, 'content-type') === undefined) header['content-type'] = 'application/json'
     o.platform.request({
       url: /^https?:\/\//.test(req.url) ? req.url : base + req.url,
       method: req.method,
@@ -41,21 +47,28 @@ export function createTransport (o: TransportOptions) {
     })
   })
 
-  /** A request, with the gateway's 429 waited out once (up to maxRetryAfter) and 503/504 retried. */
+  /**
+   * A request, with a retry-after (429, or 503 of a request safe to repeat) waited out once when at most
+   * maxRetryAfter, and 503/504 without one retried with backoff; anything else is the answer.
+   */
   async function send (req: Send): Promise<PlatformResponse> {
+    const repeatable = req.retry || IDEMPOTENT.test(req.method)
     let waited = false
-    for (let retry = 0; ; retry++) {
+    for (let n = 0; ; n++) {
       const res = await once(req)
-      const after = Number(headerOf(res, 'retry-after'))
-      if (res.statusCode === 429 && !waited && after >= 0 && after <= o.maxRetryAfter) {
+      const status = res.statusCode
+      const after = Number(headerOf(res.header, 'retry-after'))
+      const busy = (status === 503 || status === 504) && repeatable && n < o.retries
+      // Jitter, so clients told the same thing at once do not come back together.
+      let ms = NaN
+      if (status === 429 || (busy && after >= 0)) {
+        if (!waited && after <= o.maxRetryAfter) ms = (after + o.random()) * 1000
         waited = true
-        await o.sleep(after * 1000)
-      } else if ((res.statusCode === 503 || res.statusCode === 504) && retry < o.retries) {
-        // Exponential with full jitter, so clients told the same thing at once do not come back together.
-        await o.sleep(250 * 2 ** retry * (0.5 + o.random()))
-      } else {
-        return res
+      } else if (busy) {
+        ms = 250 * 2 ** n * (0.5 + o.random())
       }
+      if (!(ms >= 0)) return res
+      await o.sleep(ms)
     }
   }
 

@@ -15,8 +15,12 @@ export type QrState = Static<typeof QrStatus>
 export type Ticket = Static<typeof TicketResponse>
 
 type CodeOf<T> = T extends new (...args: never[]) => { code: infer C extends string } ? C : never
-/** Every code the gateway answers with: lib/errors.ts's constructors and the codes of lib/schemas.ts's RouteError. */
-export type ServerErrorCode = { [K in keyof typeof ServerErrors]: CodeOf<typeof ServerErrors[K]> }[keyof typeof ServerErrors] | Extract<RouteError, string>
+/**
+ * Every code the gateway answers with: lib/errors.ts's constructors, the codes of lib/schemas.ts's
+ * RouteError, and two of Fastify's own that docs/http-api.md lists (no schema of the gateway names them).
+ */
+export type ServerErrorCode = { [K in keyof typeof ServerErrors]: CodeOf<typeof ServerErrors[K]> }[keyof typeof ServerErrors] | Extract<RouteError, string> |
+  'FST_ERR_CTP_EMPTY_JSON_BODY' | 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE'
 /** Codes of failures the client itself sees: the platform's request or login failed, or it stopped a loop. */
 export type ClientErrorCode = 'CLIENT_NETWORK' | 'CLIENT_WX_LOGIN_FAILED' | 'CLIENT_LOGIN_LIMIT' | 'CLIENT_BAD_RESPONSE'
 /** What `error.code` may be: a server code, a client code, or `HTTP_<status>` for an answer without one. */

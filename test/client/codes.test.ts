@@ -1,8 +1,13 @@
 // fastify-wechat-auth/client's reaction to each code, against a real gateway: step-up then the request
-// again, 429 waited out, 503/504 retried a few times with jitter, a stale session_key answered by a new
-// login and a request to fetch the data again, and the phone, me and logout helpers.
+// again, 429 and a 503's retry-after waited out, 503/504 retried a few times with jitter for methods safe
+// to repeat, a stale session_key answered by a new login and a request to fetch the data again, the
+// phone, me and logout helpers, error bodies and headers, and the codes the client's types know.
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
-import { createWechatAuthClient, type LoggedOut, type WechatAuthError } from '../../client/index.js'
+import ts from 'typescript'
+import { WechatAuthError, createWechatAuthClient, type LoggedOut } from '../../client/index.js'
 import { bearer } from '../helper.js'
 import { fakeTime, gateway, standIn } from './stand-in.js'
 
@@ -120,4 +125,84 @@ test('phone, me, logout and requests without a token', async (t) => {
   t.equal((await app.inject({ url: '/auth/me', headers: bearer(token) })).json().code, 'AUTH_TOKEN_REVOKED', 'ended at the gateway')
   await client.logout()
   t.equal(mp.calls['POST /auth/logout'], 1, 'logged out: nothing to end')
+})
+
+test('503 and 504 are retried only for methods safe to repeat: a POST that a proxy timed out is not sent again', async (t) => {
+  const done: string[] = []
+  const { baseUrl } = await gateway(t, {
+    routes: (app) => {
+      // The work is done, then the proxy in front answers 504 (nginx's upstream timeout).
+      for (const method of ['POST', 'PATCH', 'PUT', 'DELETE'] as const) {
+        app.route({ method, url: '/api/pay', onRequest: app.authenticate, handler: async (_request, reply) => { done.push(method); return await reply.code(504).send('<html>504 Gateway Time-out</html>') } })
+      }
+    }
+  })
+  const mp = standIn('heidi')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  for (const method of ['POST', 'PATCH', 'PUT', 'DELETE'] as const) {
+    t.match(await client.request({ url: '/api/pay', method, data: method === 'DELETE' ? undefined : {} }).catch((e: WechatAuthError) => e), { code: 'HTTP_504', statusCode: 504 }, method)
+  }
+  t.same(done, ['POST', 'PATCH', 'PUT', 'PUT', 'PUT', 'DELETE', 'DELETE', 'DELETE'], 'POST and PATCH once; PUT and DELETE, idempotent, retried')
+})
+
+test('503 with retry-after: waited out once (with jitter) when at most maxRetryAfter, else the error at once', async (t) => {
+  const hits: Record<string, number> = {}
+  const busy = (url: string, after: string, times: number) => (app: FastifyInstance) => app.get(url, async (_request, reply) => {
+    hits[url] = (hits[url] ?? 0) + 1
+    if (hits[url] > times) return { ok: true }
+    return await reply.code(503).header('retry-after', after).send({ statusCode: 503, code: 'SERVER_OVERLOADED', error: 'Service Unavailable', message: 'busy' })
+  })
+  const { baseUrl } = await gateway(t, {
+    routes: (app) => {
+      busy('/api/busy-once', '5', 1)(app)
+      busy('/api/busy', '5', 99)(app)
+      busy('/api/busy-long', '60', 99)(app)
+    }
+  })
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: standIn('ivan').wx, baseUrl, now: time.now, sleep: time.sleep, random: () => 0.5 })
+  t.same((await client.request({ url: '/api/busy-once' })).data, { ok: true })
+  t.same(time.clock.slept, [5500], 'retry-after: 5, plus up to a second of jitter')
+  t.match(await client.request({ url: '/api/busy' }).catch((e: WechatAuthError) => e), { code: 'SERVER_OVERLOADED', retryAfter: 5 })
+  t.equal(hits['/api/busy'], 2, 'waited out once, not again')
+  t.same(time.clock.slept, [5500, 5500])
+  t.match(await client.request({ url: '/api/busy-long' }).catch((e: WechatAuthError) => e), { code: 'SERVER_OVERLOADED', retryAfter: 60 })
+  t.equal(hits['/api/busy-long'], 1, 'retry-after over maxRetryAfter (10): the error at once')
+  t.same(time.clock.slept, [5500, 5500])
+})
+
+test('an error body with detail: null is a WechatAuthError with its code', async (t) => {
+  const { baseUrl } = await gateway(t, {
+    routes: (app) => app.get('/api/odd', async (_request, reply) => await reply.code(400).send({ code: 'ODD', message: 'odd', detail: null }))
+  })
+  const err = await createWechatAuthClient({ platform: standIn('judy').wx, baseUrl }).request({ url: '/api/odd', auth: false }).catch((e: unknown) => e)
+  t.ok(err instanceof WechatAuthError)
+  t.match(err, { code: 'ODD', statusCode: 400, detail: undefined, until: undefined })
+})
+
+test('request() sends the app\'s own Content-Type alone, whatever its case', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('kim')
+  const sent: Array<Record<string, string>> = []
+  const request = mp.wx.request
+  mp.wx.request = (opts) => { sent.push(opts.header); return request(opts) }
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  await client.request({ url: '/health', method: 'POST', data: 'a=1', header: { 'Content-Type': 'application/x-www-form-urlencoded' }, auth: false }).catch(() => {})
+  t.same(sent[0], { 'Content-Type': 'application/x-www-form-urlencoded' })
+  await client.request({ url: '/health', method: 'POST', data: {}, auth: false }).catch(() => {})
+  t.same(sent[1], { 'content-type': 'application/json' }, 'JSON when the app names none')
+})
+
+test('ServerErrorCode has every code docs/http-api.md says the gateway answers', async (t) => {
+  const source = fileURLToPath(new URL('../../client/types.ts', import.meta.url))
+  const program = ts.createProgram([source], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, skipLibCheck: true, noEmit: true })
+  const alias = program.getSourceFile(source)?.statements.find((s) => ts.isTypeAliasDeclaration(s) && s.name.text === 'ServerErrorCode')
+  const type = program.getTypeChecker().getTypeAtLocation((alias as ts.TypeAliasDeclaration).name)
+  const codes = new Set((type.isUnion() ? type.types : [type]).map((c) => c.isStringLiteral() ? c.value : ''))
+  const doc = await readFile(fileURLToPath(new URL('../../docs/http-api.md', import.meta.url)), 'utf8')
+  const errors = doc.slice(doc.indexOf('## Errors'), doc.indexOf('### Errors at boot'))
+  const documented = new Set([...errors.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm), ...errors.matchAll(/`(FST_ERR_[A-Z0-9_]+)`/g)].map((m) => m[1] as string))
+  t.ok(documented.has('FST_ERR_CTP_EMPTY_JSON_BODY') && documented.has('AUTH_TOKEN_EXPIRED'), `${documented.size} codes documented`)
+  t.same([...documented].filter((c) => !codes.has(c)), [], 'none missing from the client\'s types')
 })

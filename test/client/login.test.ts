@@ -122,3 +122,36 @@ test('a banned account: 403 AUTH_ACCOUNT_BANNED with until, the session forgotte
   t.equal(client.session(), null)
   t.same(ended.map((e) => e.reason), ['AUTH_ACCOUNT_BANNED'])
 })
+
+test('options passed as undefined keep their defaults', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL: 30 } })
+  const mp = standIn('frank')
+  const time = fakeTime()
+  const unset = { prefix: undefined, storageKey: undefined, refreshAhead: undefined, maxLoginsPerMinute: undefined, retries: undefined, maxRetryAfter: undefined, refreshTries: undefined, refreshTimeout: undefined, reloginOn: undefined, random: undefined }
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep, ...unset })
+  t.equal((await client.request(orders)).statusCode, 200, 'prefix /auth')
+  t.ok(mp.storage.has('wechat-auth'), 'storageKey wechat-auth')
+  time.clock.at += 25_000
+  await client.request(orders)
+  t.equal(mp.calls['POST /auth/refresh'], 1, 'refreshAhead 0.2')
+  time.clock.at += 31_000
+  mp.drop('POST /auth/refresh', 5)
+  t.match(await client.request(orders).catch((e: WechatAuthError) => e), { code: 'CLIENT_NETWORK' })
+  t.equal(mp.calls['POST /auth/refresh'], 4, 'refreshTries 3')
+
+  const failing = createWechatAuthClient({ platform: standIn('invalid').wx, baseUrl, now: undefined, sleep: undefined, ...unset })
+  const codes: string[] = []
+  for (let i = 0; i < 4; i++) codes.push(await failing.ensureLogin().then(() => 'ok', (err: WechatAuthError) => err.code))
+  t.same(codes, ['WX_CODE_INVALID', 'WX_CODE_INVALID', 'WX_CODE_INVALID', 'CLIENT_LOGIN_LIMIT'], 'maxLoginsPerMinute 3')
+})
+
+test('a login whose answer a proxy replaced with 503: sent again; the gateway refuses the spent code, and a new one logs in', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('grace')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep, random: () => 0.5 })
+  mp.drop('POST /auth/login', 1, { statusCode: 503, data: { statusCode: 503, code: 'STORE_UNAVAILABLE', error: 'Service Unavailable', message: 'down' } })
+  t.equal((await client.request(orders)).statusCode, 200)
+  t.equal(mp.calls['POST /auth/login'], 3, 'the hidden login, its retry (WX_CODE_USED: never two sessions of one code), a new code')
+  t.equal(mp.logins, 2)
+})

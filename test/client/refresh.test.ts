@@ -2,20 +2,11 @@
 // ahead of expiry by the client's clock, and a lost answer retried within the grace window.
 import { test } from 'tap'
 import { createWechatAuthClient, type Session, type WechatAuthError } from '../../client/index.js'
-import { createHs256Signer } from '../../lib/jwt-signer.js'
-import { JWT_SECRET, bearer } from '../helper.js'
-import { fakeTime, gateway, standIn } from './stand-in.js'
+import { bearer } from '../helper.js'
+import { expiredCopy, fakeTime, gateway, standIn } from './stand-in.js'
 
 const orders = { url: '/api/orders' }
 const ACCESS_TOKEN_TTL = 30
-
-/** The same claims signed a minute ago: an access token the gateway finds expired, whatever the device thinks. */
-function expiredCopy (accessToken: string): string {
-  const claims = JSON.parse(Buffer.from(accessToken.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>
-  // The signer adds iss, iat and exp: the minute-old ones.
-  const { iss, ...payload } = claims
-  return createHs256Signer({ secret: JWT_SECRET, iss: String(iss), ttlSec: ACCESS_TOKEN_TTL, now: () => Date.now() - 60_000 })(payload)
-}
 
 test('20 concurrent requests with an expired access token: exactly one /auth/refresh, all 20 succeed', async (t) => {
   const { app, baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
@@ -116,4 +107,78 @@ test('a refresh token used by someone else: AUTH_REFRESH_REUSED ends the session
   t.equal((await client.request(orders)).statusCode, 200)
   t.same(reasons, ['AUTH_REFRESH_REUSED'], 'reuse detected: the gateway revoked the session, the app is told')
   t.equal(mp.logins, 2, 'one new login')
+})
+
+test('a refresh answer that lands after its session ended (logout, a new login) is dropped; the new session refreshes on its own', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const mp = standIn('frank')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  const events: string[] = []
+  client.on('loggedIn', () => events.push('loggedIn'))
+  client.on('refreshed', () => events.push('refreshed'))
+  client.on('loggedOut', (e) => events.push(`loggedOut:${e.reason}`))
+  await client.ensureLogin()
+  time.clock.at += 25_000
+  const held = mp.hold('POST /auth/refresh')
+  const late = client.request(orders)
+  await held.answered
+  await client.logout()
+  const second = await client.ensureLogin()
+  time.clock.at += 25_000
+  // The new session is in its own refresh-ahead window while the old one's refresh is still in flight.
+  const next = client.request(orders)
+  await new Promise((resolve) => setImmediate(resolve))
+  held.release()
+  t.same([(await late).statusCode, (await next).statusCode], [200, 200])
+  t.equal(mp.calls['POST /auth/refresh'], 2, 'the new session did not wait for the old one\'s refresh')
+  t.equal(mp.logins, 2, 'no third login: the new session was never replaced by a dead one')
+  t.same(events, ['loggedIn', 'loggedOut:logout', 'loggedIn', 'refreshed'])
+  t.equal(client.session()?.openid, second.openid)
+  t.not(client.session()?.refreshToken, second.refreshToken, 'the new session\'s successor is kept')
+  t.equal((mp.storage.get('wechat-auth') as Session).refreshToken, client.session()?.refreshToken)
+})
+
+test('a refresh token the gateway\'s schema refuses: not loaded from storage; a 400 FST_ERR_VALIDATION from /auth/refresh counts as AUTH_REFRESH_INVALID', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const mp = standIn('grace')
+  const time = fakeTime()
+  const options = { platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep }
+  const live = await createWechatAuthClient(options).ensureLogin()
+  time.clock.at += 31_000
+  for (const refreshToken of ['', 'x'.repeat(513)]) {
+    mp.storage.set('wechat-auth', { ...live, refreshToken })
+    const client = createWechatAuthClient(options)
+    t.equal(client.session(), null, `a refresh token of ${refreshToken.length} characters is no session`)
+    t.equal(await client.request(orders).then((r) => r.statusCode, (e: WechatAuthError) => e.code), 200, 'one login')
+  }
+  t.equal(mp.logins, 3)
+  t.equal(mp.calls['POST /auth/refresh'], undefined)
+
+  // A gateway that refuses what the client sends by its schema: the session can never refresh.
+  const request = mp.wx.request
+  mp.wx.request = (opts) => request(opts.url.endsWith('/auth/refresh') ? { ...opts, data: { refreshToken: 'x'.repeat(600) } } : opts)
+  const client = createWechatAuthClient(options)
+  const reasons: string[] = []
+  client.on('loggedOut', (e) => reasons.push(e.reason))
+  time.clock.at += 31_000
+  t.equal(await client.request(orders).then((r) => r.statusCode, (e: WechatAuthError) => e.code), 200)
+  t.equal(mp.calls['POST /auth/refresh'], 1)
+  t.same(reasons, ['AUTH_REFRESH_INVALID'], 'forgotten, then one login')
+  t.equal(mp.logins, 4)
+})
+
+test('a refresh whose answer a proxy replaced with 504: sent again (a retried refresh is safe), the same successor', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const mp = standIn('heidi')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep, random: () => 0.5 })
+  await client.ensureLogin()
+  time.clock.at += 31_000
+  mp.drop('POST /auth/refresh', 1, { statusCode: 504, data: '<html>504 Gateway Time-out</html>' })
+  t.equal((await client.request(orders)).statusCode, 200)
+  t.equal(mp.calls['POST /auth/refresh'], 2)
+  t.equal(client.session()?.refreshToken, (mp.dropped[0]?.data as { refreshToken: string }).refreshToken, 'the rotation the proxy hid')
+  t.same(time.clock.slept, [250])
+  t.equal(mp.logins, 1)
 })

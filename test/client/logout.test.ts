@@ -1,0 +1,82 @@
+// fastify-wechat-auth/client logging out, against a real gateway: an expired access token is refreshed
+// first so the session really ends there, and a logout({ allDevices }) the gateway did not confirm
+// rejects, the tokens forgotten all the same.
+import { test } from 'tap'
+import { createWechatAuthClient, type LoggedOut, type WechatAuthError } from '../../client/index.js'
+import { bearer } from '../helper.js'
+import { expiredCopy, fakeTime, gateway, standIn } from './stand-in.js'
+
+const ACCESS_TOKEN_TTL = 30
+
+test('logout with an access token the gateway finds expired: refreshed, then every session ended at the gateway', async (t) => {
+  const { app, baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const phone = standIn('alice')
+  const live = await createWechatAuthClient({ platform: phone.wx, baseUrl }).ensureLogin()
+  const tablet = await createWechatAuthClient({ platform: standIn('alice').wx, baseUrl }).ensureLogin()
+  // Expired at the gateway while the device's clock says it has time left (a mini program asleep in the background).
+  phone.storage.set('wechat-auth', { ...live, accessToken: expiredCopy(live.accessToken) })
+  const client = createWechatAuthClient({ platform: phone.wx, baseUrl })
+  const ended: LoggedOut[] = []
+  client.on('loggedOut', (e) => ended.push(e))
+
+  await client.logout({ allDevices: true })
+  t.equal(phone.calls['POST /auth/logout'], 2, 'refused as expired, then sent again with the refreshed token')
+  t.equal(phone.calls['POST /auth/refresh'], 1)
+  t.same(ended, [{ reason: 'logout' }])
+  t.equal(client.session(), null)
+  t.equal(phone.storage.has('wechat-auth'), false)
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: live.refreshToken } })
+  t.equal(refresh.statusCode, 401, `the phone's refresh token is dead (${String(refresh.json().code)})`)
+  t.equal((await app.inject({ url: '/auth/me', headers: bearer(tablet.accessToken) })).json().code, 'AUTH_TOKEN_REVOKED', 'and the tablet\'s session too')
+})
+
+test('logout when the device\'s clock says the access token expired: the refresh first, one logout', async (t) => {
+  const { app, baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const mp = standIn('bob')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  const live = await client.ensureLogin()
+  time.clock.at += 31_000
+  const refreshed: string[] = []
+  client.on('refreshed', (s) => refreshed.push(s.refreshToken))
+  await client.logout()
+  t.equal(mp.calls['POST /auth/refresh'], 1)
+  t.equal(mp.calls['POST /auth/logout'], 1)
+  t.equal(client.session(), null)
+  const next = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: refreshed[0] } })
+  t.equal(next.statusCode, 401, 'the refreshed session is ended at the gateway')
+  t.not(refreshed[0], live.refreshToken)
+})
+
+test('logout({ allDevices }) without a 2xx rejects; the tokens are forgotten all the same', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
+  const mp = standIn('carol')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep, maxLoginsPerMinute: 10 })
+  const ended: LoggedOut[] = []
+  client.on('loggedOut', (e) => ended.push(e))
+
+  await client.ensureLogin()
+  mp.drop('POST /auth/logout')
+  t.match(await client.logout({ allDevices: true }).catch((e: WechatAuthError) => e), { code: 'CLIENT_NETWORK', statusCode: 0 }, 'no answer')
+  t.equal(client.session(), null, 'forgotten')
+  t.equal(mp.storage.has('wechat-auth'), false)
+
+  await client.ensureLogin()
+  mp.drop('POST /auth/logout', 1, { statusCode: 503, data: { statusCode: 503, code: 'STORE_UNAVAILABLE', error: 'Service Unavailable', message: 'down' } })
+  t.match(await client.logout({ allDevices: true }).catch((e: WechatAuthError) => e), { code: 'STORE_UNAVAILABLE', statusCode: 503 }, 'a 503')
+  t.equal(mp.calls['POST /auth/logout'], 2, 'a POST is not retried')
+  t.equal(client.session(), null)
+
+  await client.ensureLogin()
+  time.clock.at += 31_000
+  mp.drop('POST /auth/refresh', 3)
+  t.match(await client.logout({ allDevices: true }).catch((e: WechatAuthError) => e), { code: 'CLIENT_NETWORK' }, 'an expired token whose refresh got no answer')
+  t.equal(mp.calls['POST /auth/logout'], 2, 'not sent with a token known to be expired')
+  t.equal(client.session(), null)
+
+  await client.ensureLogin()
+  mp.drop('POST /auth/logout')
+  t.equal(await client.logout().then(() => 'resolved'), 'resolved', 'a logout of this device only resolves offline')
+  t.same(ended.map((e) => e.reason), ['logout', 'logout', 'logout', 'logout'])
+})
