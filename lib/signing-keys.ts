@@ -38,21 +38,43 @@ export function parsePrivateKey (text: string): KeyObject {
   }
 }
 
-/** Public keys from PEM blocks one after another, a JWK, a JSON array of JWKs or a JWKS ({ keys }). */
-export function parsePublicKeys (text: string): KeyObject[] {
+/** The keys in `text`: PEM blocks one after another, a JWK, a JSON array of JWKs or a JWKS ({ keys }). */
+function keySources (text: string): Array<string | object> {
   try {
     const t = unescape(text).trim()
     if (t.startsWith('{') || t.startsWith('[')) {
       const parsed = JSON.parse(t) as unknown
-      const list = Array.isArray(parsed) ? parsed : 'keys' in (parsed as object) ? (parsed as { keys: unknown[] }).keys : [parsed]
-      return list.map((jwk) => createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }))
+      return Array.isArray(parsed) ? parsed : 'keys' in (parsed as object) ? (parsed as { keys: object[] }).keys : [parsed as object]
     }
     const blocks = t.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? []
     if (blocks.length === 0) throw new Error('no PEM block')
-    return blocks.map((pem) => createPublicKey(pem))
+    return blocks
   } catch {
     throw new TypeError('not public keys in PEM or JWK form')
   }
+}
+
+// A private PEM block (PKCS#8, SEC1, encrypted, OpenSSH) or a JWK with its private part: createPublicKey
+// would take it and derive the public half, and a variable named "public" is kept less carefully.
+const isPrivate = (source: string | object): boolean =>
+  typeof source === 'string' ? /^-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(source) : typeof source === 'object' && source !== null && 'd' in source
+
+/**
+ * Public keys from PEM blocks one after another, a JWK, a JSON array of JWKs or a JWKS ({ keys }). A
+ * private key is refused, named by its place in the list, never shown.
+ */
+export function parsePublicKeys (text: string): KeyObject[] {
+  const sources = keySources(text)
+  return sources.map((source, i) => {
+    if (isPrivate(source)) {
+      throw new TypeError(`key ${i + 1} of ${sources.length} is a private key: give its public key only (openssl pkey -pubout; a JWK without "d")`)
+    }
+    try {
+      return typeof source === 'string' ? createPublicKey(source) : createPublicKey({ key: source as import('node:crypto').JsonWebKey, format: 'jwk' })
+    } catch {
+      throw new TypeError('not public keys in PEM or JWK form')
+    }
+  })
 }
 
 /** Whether `key` (private or public) is of the kind `algorithm` signs with. */

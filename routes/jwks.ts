@@ -16,7 +16,8 @@ const jwksRoutes: FastifyPluginAsyncTypebox<JwksRouteOptions> = async function j
   fastify.get(opts.path, {
     schema: { summary: 'The public keys of the gateway\'s access tokens (JWKS)', tags: [Tags.keys], operationId: 'jwks', response: { 200: Jwks } }
   }, async (_request, reply) => {
-    // Verifiers may cache it a while: a new key is published (as a previous one) before it signs.
+    // Verifiers may cache it this long: a new key is published (in JWT_PREVIOUS_PUBLIC_KEYS) on every
+    // instance at least this long before it signs (docs/operations.md, rotating without downtime).
     reply.header('cache-control', 'public, max-age=300')
     return body
   })

@@ -1,12 +1,14 @@
 // GET /verify: forward authentication for a proxy in front of other services (nginx auth_request,
-// Traefik ForwardAuth, Envoy ext_authz in HTTP mode). It authenticates the Bearer token exactly as
-// fastify.authenticate does (revocation, session-control reasons, bans) and checks what the query
-// string asks (roles, permissions, appid, service, step-up); 200 names the caller in headers of both
-// common conventions, 401/403 answer the gateway's JSON error with WWW-Authenticate.
+// Traefik ForwardAuth; not Envoy's ext_authz, which sends the guarded request's own method and path:
+// docs/operations.md). It authenticates the Bearer token exactly as fastify.authenticate does
+// (revocation, session-control reasons, bans) and checks what the query string asks (roles,
+// permissions, appid, service, step-up); 200 names the caller in headers of both common conventions,
+// 401/403 answer the gateway's JSON error with WWW-Authenticate.
 // Registered by routes/auth.ts inside its context (prefix, error handler).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import type { AuthUser } from '../lib/access-tokens.js'
+import { loggedPath } from '../http/logged-url.js'
 import { AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError } from '../lib/errors.js'
 import { remember } from '../lib/bounded-memo.js'
 import { LONE_SURROGATE } from '../lib/login.js'
@@ -39,6 +41,22 @@ function identityHeaders (reply: FastifyReply, user: AuthUser): void {
   })
 }
 
+/**
+ * The WWW-Authenticate error of a refusal (RFC 6750 3.1, RFC 9470 3): behind nginx, which passes the
+ * challenge but not the body, it is all the client learns. invalid_token only when the token is good
+ * for nothing any more (an account ban ends its sessions); a step-up or a ban from one service leaves
+ * it good for the rest.
+ */
+function challengeError (code: string, detail: { maxAgeSeconds?: string, service?: string } = {}): string {
+  if (code === 'AUTH_TOKEN_MISSING') return ''
+  if (code === 'AUTH_STEP_UP_REQUIRED') {
+    const maxAge = Number(detail.maxAgeSeconds)
+    return `, error="insufficient_user_authentication"${Number.isSafeInteger(maxAge) ? `, max_age="${maxAge}"` : ''}`
+  }
+  if (code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' || (code === 'AUTH_ACCOUNT_BANNED' && detail.service !== undefined)) return ', error="insufficient_scope"'
+  return ', error="invalid_token"'
+}
+
 const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fastify) {
   const ttl = fastify.wechatAuthConfig.STEP_UP_TTL
   // One check per distinct query string (a proxy sends the same few), built and validated once.
@@ -66,7 +84,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
 
   fastify.get('/verify', {
     schema: {
-      summary: 'Forward authentication for a proxy (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)',
+      summary: 'Forward authentication for a proxy (nginx auth_request, Traefik ForwardAuth)',
       description: 'Authenticates the Bearer token as every protected route does; the query string may ask for roles, permissions, a mini program, a service without a ban, a recent step-up. 200 names the caller in X-Auth-Request-* and Remote-* headers.',
       tags: [Tags.sessions],
       operationId: 'verify',
@@ -85,20 +103,18 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       identityHeaders(reply, user)
       return { sub: user.sub, openid: user.openid, appid: user.aud, sessionId: user.sid, roles: [...user.roles], permissions: [...user.permissions] }
     } catch (err) {
-      const { code = '', statusCode = 500 } = err as { code?: string, statusCode?: number }
+      const { code = '', statusCode = 500, detail } = err as { code?: string, statusCode?: number, detail?: { maxAgeSeconds?: string, service?: string } }
       // A challenge on refusals of the token only: on a 503 (Redis down) a proxy would pass on
       // error="invalid_token", and a client would drop a good token over an outage (RFC 6750 3.1).
-      if (statusCode === 401 || statusCode === 403) {
-        const error = code === 'AUTH_TOKEN_MISSING' ? '' : code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' ? ', error="insufficient_scope"' : ', error="invalid_token"'
-        reply.header('www-authenticate', `Bearer realm="wechat-auth"${error}`)
-      }
+      if (statusCode === 401 || statusCode === 403) reply.header('www-authenticate', `Bearer realm="wechat-auth"${challengeError(code, detail)}`)
       reply.header('cache-control', 'no-store')
       // What the proxy asked about, for the log: the method and path only (a query may hold secrets).
       const method = String(request.headers['x-forwarded-method'] ?? '')
       request.log.debug({
         forwardedMethod: /^[A-Z]{1,10}$/.test(method) ? method : undefined,
-        // The first path segment only: a path, a ;param or a query may hold a secret.
-        forwardedUri: String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/').slice(0, 64),
+        // The first path segment only (another service's path may hold a secret of no shape the
+        // gateway knows), redacted as the request log's when token-shaped, then cut.
+        forwardedUri: loggedPath(String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/') ?? '').slice(0, 64),
         code
       }, 'forward auth refused')
       throw err

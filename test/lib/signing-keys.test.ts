@@ -74,3 +74,27 @@ test('keys parse from PEM (newlines escaped or not) and JWK; a wrong kind is tol
   t.throws(() => parsePublicKeys('nothing'), { message: 'not public keys in PEM or JWK form' })
   t.equal(kidOf('not-a-token'), undefined)
 })
+
+test('a private key among the public ones is refused, named by its place, never shown: the variable is kept as public', async (t) => {
+  const { privateKey, publicKey } = es256()
+  const spki = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  const privateForms: Array<[string, string]> = [
+    ['PKCS#8 PEM', privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()],
+    ['SEC1 PEM', privateKey.export({ type: 'sec1', format: 'pem' }).toString()],
+    ['Ed25519 PEM', ed25519().privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()]
+  ]
+  for (const [what, pem] of privateForms) {
+    const secret = pem.split('\n')[1] as string
+    const err = (() => { try { parsePublicKeys(`${spki}${pem}`); return null } catch (e) { return e as Error } })()
+    t.match(err, { message: /^key 2 of 2 is a private key: give its public key only/ }, what)
+    t.notOk(String(err?.message).includes(secret), `${what}: no key material in the message`)
+    t.throws(() => parsePublicKeys(pem.replaceAll('\n', '\\n')), { message: /^key 1 of 1 is a private key/ }, `${what}, newlines escaped`)
+  }
+  const jwk = privateKey.export({ format: 'jwk' })
+  t.throws(() => parsePublicKeys(JSON.stringify(jwk)), { message: /^key 1 of 1 is a private key/ }, 'a JWK with "d"')
+  t.throws(() => parsePublicKeys(JSON.stringify({ keys: [publicKey.export({ format: 'jwk' }), jwk] })), { message: /^key 2 of 2 is a private key/ }, 'in a JWKS')
+  const message = (() => { try { parsePublicKeys(JSON.stringify([jwk])); return '' } catch (e) { return (e as Error).message } })()
+  t.match(message, /^key 1 of 1 is a private key/, 'in a JSON array')
+  t.notOk(message.includes(jwk.d as string), 'never the private part')
+  t.equal(parsePublicKeys(spki).length, 1, 'the public key alone is taken')
+})

@@ -1,8 +1,8 @@
 // GET /.well-known/jwks.json with ES256 and EdDSA: another service verifies the gateway's tokens with
-// jose against the JWKS it fetches over HTTP, across a key rotation; the gateway keeps accepting the old
-// key's tokens until they expire; HS256 serves no JWKS; key configuration errors are refused at boot.
-import { generateKeyPairSync } from 'node:crypto'
-import { createRemoteJWKSet, jwtVerify } from 'jose'
+// jose against the JWKS it fetches over HTTP, across a key rotation (the documented steps, each a rolling
+// update); the gateway keeps accepting the old key's tokens until they expire; HS256 serves no JWKS; key configuration errors are refused at boot.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose'
 import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import { loadConfig, resolveConfig } from '../../lib/config.js'
@@ -51,6 +51,38 @@ test('ES256 across a rotation: jose verifies both keys\' tokens with the served 
   t.equal(refused.json().code, 'AUTH_TOKEN_INVALID', 'once the old key is no longer configured, its tokens are refused')
 })
 
+test('the documented rotation, each step a rolling update: instances of before and after accept each other\'s tokens, and a JWKS cached from before verifies the tokens of after', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const [k1, k2] = [generateKeyPairSync('ec', { namedCurve: 'P-256' }), generateKeyPairSync('ec', { namedCurve: 'P-256' })]
+  const gateway = async (signing: KeyObject, accepted: KeyObject[]): Promise<FastifyInstance> => await buildApp(t, {
+    sim,
+    redisServer: redis,
+    config: { JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem(signing, 'pkcs8'), ...(accepted.length > 0 ? { JWT_PREVIOUS_PUBLIC_KEYS: accepted.map((k) => pem(k, 'spki')).join('') } : {}) }
+  })
+  // docs/operations.md, "Rotating without downtime".
+  const steps: Array<[string, FastifyInstance]> = [
+    ['before', await gateway(k1.privateKey, [])],
+    ['1 (the new key published)', await gateway(k1.privateKey, [k2.publicKey])],
+    ['2 (the new key signs)', await gateway(k2.privateKey, [k1.publicKey])],
+    ['3 (the old key removed)', await gateway(k2.privateKey, [])]
+  ]
+  const claims = { issuer: steps[0]?.[1].wechatAuthConfig.JWT_ISSUER as string, audience: sim.appid, algorithms: ['ES256'] }
+  let n = 0
+  for (const [i, [name, to]] of steps.entries()) {
+    if (i === 0) continue
+    const [fromName, from] = steps[i - 1] as [string, FastifyInstance]
+    const cached = createLocalJWKSet((await from.inject('/.well-known/jwks.json')).json())
+    const [fromPair, toPair] = [await login(from, `rota.${++n}`), await login(to, `rota.${++n}`)]
+    t.equal((await me(from, toPair.accessToken)).statusCode, 200, `step ${name}: its token on an instance still at ${fromName}`)
+    t.equal((await me(to, fromPair.accessToken)).statusCode, 200, `step ${name}: a token of ${fromName} on an updated instance`)
+    await t.resolves(jwtVerify(toPair.accessToken, cached, claims), `step ${name}: its token verifies with the JWKS a service cached at ${fromName}`)
+  }
+  // Signing with the new key at once (step 2 without step 1): an instance not yet updated refuses its tokens.
+  const early = await login(steps[2]?.[1] as FastifyInstance, `rota.${++n}`)
+  t.equal((await me(steps[0]?.[1] as FastifyInstance, early.accessToken)).json().code, 'AUTH_TOKEN_INVALID', 'without step 1, a roll refuses tokens (the client logs in again)')
+})
+
 test('EdDSA works the same; HS256 (the default) serves no JWKS; the path can move', async (t) => {
   const redis = await startRedis(t)
   const sim = await startSim(t)
@@ -77,7 +109,9 @@ test('key configuration is checked at boot; messages never hold a key; productio
     [{ JWT_ALGORITHM: 'EdDSA', JWT_PRIVATE_KEY: pem(ec.privateKey, 'pkcs8') }, false, /JWT_PRIVATE_KEY is not an Ed25519 key/],
     [{ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: `${pem(ec.privateKey, 'pkcs8').slice(0, 60)}broken-key-material` }, false, /^Invalid configuration: JWT_PRIVATE_KEY: not a private key in PEM or JWK form$/],
     [{ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem(ec.privateKey, 'pkcs8'), JWT_PREVIOUS_PUBLIC_KEYS: pem(generateKeyPairSync('ed25519').publicKey, 'spki') }, false, /JWT_PREVIOUS_PUBLIC_KEYS must be ES256 keys/],
-    [{ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem(ec.privateKey, 'pkcs8'), JWT_PREVIOUS_PUBLIC_KEYS: 'x'.repeat(40) }, false, /JWT_PREVIOUS_PUBLIC_KEYS: not public keys/]
+    [{ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem(ec.privateKey, 'pkcs8'), JWT_PREVIOUS_PUBLIC_KEYS: 'x'.repeat(40) }, false, /JWT_PREVIOUS_PUBLIC_KEYS: not public keys/],
+    // The old private key where its public key belongs: refused, not silently derived.
+    [{ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'pkcs8'), JWT_PREVIOUS_PUBLIC_KEYS: pem(ec.privateKey, 'pkcs8') }, true, /^Invalid configuration: JWT_PREVIOUS_PUBLIC_KEYS: key 1 of 1 is a private key/]
   ]
   for (const [values, production, message] of cases) {
     const err = (() => { try { resolve(values, production); return null } catch (e) { return e as Error & { code?: string } } })()

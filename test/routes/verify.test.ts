@@ -1,7 +1,8 @@
 // GET /auth/verify: forward authentication, through inject and through a real nginx (Debian's
-// package, auth_request) in front of the gateway and a dummy upstream when nginx is installed.
+// package, auth_request) in front of the gateway and a dummy upstream when nginx is installed, with
+// the snippet docs/operations.md gives.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,15 +10,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import { createAccessTokens } from '../../lib/access-tokens.js'
-import { bearer, buildApp, freePort, JWT_SECRET, login, startRedis, startSim, type Pair } from '../helper.js'
+import { bearer, buildApp, freePort, JWT_SECRET, login, startRedis, startSim, type Pair, type RedisServer } from '../helper.js'
 
-async function setup (t: Test): Promise<{ app: FastifyInstance, root: Pair, guest: Pair, expired: string, rootSub: string }> {
-  const redis = await startRedis(t)
+async function setup (t: Test, opts: { ownRedis?: boolean, logs?: string[] } = {}): Promise<{ app: FastifyInstance, root: Pair, guest: Pair, expired: string, rootSub: string, redis: RedisServer }> {
+  const redis = await startRedis(t, { own: opts.ownRedis === true })
   const sim = await startSim(t)
   const rootOpenid = sim.openidOf('root')
   const app = await buildApp(t, {
     sim,
     redisServer: redis,
+    ...(opts.logs !== undefined ? { logs: opts.logs } : {}),
     resolveUser: async ({ openid }) => openid === rootOpenid
       ? { userId: '用户 42', roles: ['admin', 'ops'], permissions: ['order:*'] }
       // A user id that reads like root's encoded id: it must not reach an upstream as root.
@@ -28,7 +30,7 @@ async function setup (t: Test): Promise<{ app: FastifyInstance, root: Pair, gues
   // A token this gateway signed an hour ago: expired, and genuine.
   const past = createAccessTokens({ secret: JWT_SECRET, issuer: app.wechatAuthConfig.JWT_ISSUER, ttlSec: 60, appids: [app.wechat.appid], store: app.wechatAuthStore, now: () => Date.now() - 3_600_000 })
   const expired = past.sign({ aud: app.wechat.appid, sub: 'x', openid: 'x', sid: 'AAAAAAAAAAAA' }).token
-  return { app, root, guest, expired, rootSub: '用户 42' }
+  return { app, root, guest, expired, rootSub: '用户 42', redis }
 }
 
 test('forward auth by inject: 200 names the caller in both header conventions; refusals are coded, with WWW-Authenticate', async (t) => {
@@ -55,7 +57,8 @@ test('forward auth by inject: 200 names the caller in both header conventions; r
     ['?role=admin', `Bearer ${guest.accessToken}`, 403, 'AUTH_FORBIDDEN', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
     ['?permission=order:refund&permission=report:read', `Bearer ${root.accessToken}`, 403, 'AUTH_FORBIDDEN', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
     ['?appid=wx00000000000000ff', `Bearer ${root.accessToken}`, 403, 'AUTH_WRONG_APP', 'Bearer realm="wechat-auth", error="insufficient_scope"'],
-    ['?stepUp=60', `Bearer ${root.accessToken}`, 401, 'AUTH_STEP_UP_REQUIRED', 'Bearer realm="wechat-auth", error="invalid_token"']
+    // RFC 9470: the token is good, its session must step up (the client keeps it).
+    ['?stepUp=60', `Bearer ${root.accessToken}`, 401, 'AUTH_STEP_UP_REQUIRED', 'Bearer realm="wechat-auth", error="insufficient_user_authentication", max_age="60"']
   ]
   for (const [query, authorization, status, code, challenge] of refusals) {
     const res = await app.inject({ method: 'GET', url: `/auth/verify${query}`, headers: authorization === undefined ? {} : { authorization } })
@@ -80,6 +83,41 @@ test('forward auth by inject: 200 names the caller in both header conventions; r
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(root.accessToken) })).statusCode, 204)
   const revoked = await verify('', root.accessToken)
   t.equal(revoked.json().code, 'AUTH_TOKEN_REVOKED', 'a revoked session, at once')
+})
+
+test('forward auth\'s challenge says whether the token is still good: a ban from one service leaves it good (insufficient_scope), an account ban does not', async (t) => {
+  const { app, guest } = await setup(t)
+  const user = { appid: app.wechat.appid, sub: guest.openid }
+  const verify = async (query: string) => await app.inject({ method: 'GET', url: `/auth/verify${query}`, headers: bearer(guest.accessToken) })
+  await app.wechatAuthSessions.ban(user, { reason: 'fraud', service: 'pay' })
+  const pay = await verify('?service=pay')
+  t.same([pay.statusCode, pay.json().code, pay.json().detail?.service], [403, 'AUTH_ACCOUNT_BANNED', 'pay'])
+  t.equal(pay.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="insufficient_scope"', 'a ban from one service')
+  t.equal((await verify('?service=shop')).statusCode, 200, 'the token still serves the rest')
+  await app.wechatAuthSessions.ban(user, { reason: 'fraud' })
+  const account = await verify('')
+  t.same([account.statusCode, account.json().code], [403, 'AUTH_ACCOUNT_BANNED'])
+  t.equal(account.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="invalid_token"', 'an account ban ended the session: the token is good for nothing')
+})
+
+test('forward auth\'s debug log of a refusal: the forwarded method and first path segment, a token-shaped one redacted as in the request log', async (t) => {
+  const logs: string[] = []
+  const { app, root } = await setup(t, { logs })
+  const refused = async (uri: string): Promise<Record<string, unknown>> => {
+    logs.length = 0
+    const res = await app.inject({ method: 'GET', url: '/auth/verify', headers: { authorization: 'Bearer nope', 'x-forwarded-method': 'POST', 'x-forwarded-uri': uri } })
+    t.equal(res.statusCode, 401)
+    const line = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'forward auth refused')
+    t.ok(line, `a debug line for ${uri.slice(0, 20)}…`)
+    t.notOk(logs.join('\n').includes(uri.slice(1, 21)), 'no piece of the token in any line')
+    return line ?? {}
+  }
+  t.match(await refused(`/${root.refreshToken}/orders?x=1`), { forwardedMethod: 'POST', forwardedUri: '/[redacted]', code: 'AUTH_TOKEN_INVALID' }, 'a refresh token')
+  t.match(await refused(`/${root.accessToken}`), { forwardedUri: '/[redacted]' }, 'an access token')
+  t.match(await refused(`/t=${root.refreshToken}`), { forwardedUri: '/[redacted]' }, 'a token after a name')
+  logs.length = 0
+  await app.inject({ method: 'GET', url: '/auth/verify', headers: { authorization: 'Bearer nope', 'x-forwarded-uri': '/orders/42?token=abc' } })
+  t.match(logs.join('\n'), /"forwardedUri":"\/orders"/, 'an ordinary segment stays readable, the rest and the query are left out')
 })
 
 test('forward auth with Redis frozen or down: 503 STORE_UNAVAILABLE without a challenge, so a proxy does not have the client drop its token', async (t) => {
@@ -112,24 +150,24 @@ test('forward auth with Redis frozen or down: 503 STORE_UNAVAILABLE without a ch
 
 const nginxBinary = ['nginx', '/usr/sbin/nginx'].find((b) => spawnSync(b, ['-v']).error === undefined) ?? null
 
-test('forward auth through a real nginx (auth_request) in front of the gateway and an upstream', { skip: nginxBinary === null ? 'nginx is not installed (.ci/run installs it)' : false }, async (t) => {
-  const { app, root, guest, expired, rootSub } = await setup(t)
+test('forward auth through a real nginx (auth_request, the docs\' snippet) in front of the gateway and an upstream', { skip: nginxBinary === null ? 'nginx is not installed (.ci/run installs it)' : false }, async (t) => {
+  const { app, root, guest, expired, rootSub, redis } = await setup(t, { ownRedis: true })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const gatewayPort = (app.server.address() as { port: number }).port
-  // The upstream answers with the headers it received.
-  const upstream = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(req.headers)) })
+  // The upstream answers with the headers it received (large ones too: nginx passes them on).
+  const upstream = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(req.headers)) })
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { upstream.close() })
   const upstreamPort = (upstream.address() as { port: number }).port
-  const port = await freePort()
+  const [port, adminPort] = [await freePort(), await freePort()]
   const dir = mkdtempSync(join(tmpdir(), 'nginx-'))
   const conf = join(dir, 'nginx.conf')
-  writeFileSync(conf, nginxConf(dir, port, gatewayPort, upstreamPort))
+  writeFileSync(conf, nginxConf(dir, { port, adminPort, gateway: gatewayPort, upstream: upstreamPort }))
   const nginx = spawn(nginxBinary as string, ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], { stdio: 'ignore' })
   t.teardown(() => { nginx.kill('SIGQUIT') })
-  const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> =>
+  const get = async (path: string, headers: Record<string, string> = {}, on = port): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> =>
     await new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
+      const req = httpRequest({ host: '127.0.0.1', port: on, path, headers }, (res) => {
         let body = ''
         res.on('data', (c: Buffer) => { body += c.toString() })
         res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }) })
@@ -146,33 +184,51 @@ test('forward auth through a real nginx (auth_request) in front of the gateway a
   const seen = JSON.parse(ok.body) as Record<string, string>
   t.equal(decodeURIComponent(seen['x-auth-request-user'] ?? ''), rootSub, 'the upstream gets the caller; a client\'s own header is replaced')
   t.equal(seen['remote-groups'], 'admin,ops')
+  t.equal(seen.authorization, `Bearer ${root.accessToken}`, 'the upstream still gets the request\'s own headers')
+
+  // A caller without roles forges every identity header the gateway sends (and one it never does):
+  // each reaches the upstream as the gateway said, or not at all.
+  const nounion = await login(app, 'nounion.1')
+  const answer = await app.inject({ method: 'GET', url: '/auth/verify', headers: bearer(nounion.accessToken) })
+  const identity = Object.keys(answer.headers).filter((h) => /^(x-auth-request-|remote-)/.test(h))
+  t.ok(identity.length >= 8, `the gateway's identity headers: ${identity.join(', ')}`)
+  const forged = Object.fromEntries([...identity, 'x-auth-request-unionid', 'remote-email'].map((h) => [h, h.endsWith('groups') ? 'admin' : h.endsWith('permissions') ? '*' : 'forged']))
+  const through = JSON.parse((await get('/api/x', { ...forged, ...bearer(nounion.accessToken) })).body) as Record<string, string>
+  for (const h of Object.keys(forged)) {
+    const gateway = answer.headers[h] === '' ? undefined : answer.headers[h]
+    t.equal(through[h], gateway, `${h}: ${gateway === undefined ? 'dropped' : 'the gateway\'s'}, never the client's`)
+  }
+
   t.equal((await get('/api/x')).status, 401, 'no token')
   const expiredAnswer = await get('/api/x', bearer(expired))
   t.equal(expiredAnswer.status, 401, 'an expired token')
   t.equal(expiredAnswer.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="invalid_token"', 'the challenge reaches the client (nginx passes it on a 401)')
-  t.equal((await get('/admin/x', bearer(guest.accessToken))).status, 403, 'a location that asks for a role')
-  t.equal((await get('/admin/x', bearer(root.accessToken))).status, 200)
+  t.equal((await get('/api/x', bearer(guest.accessToken), adminPort)).status, 403, 'a location that asks for a role')
+  t.equal((await get('/api/x', bearer(root.accessToken), adminPort)).status, 200)
+  // Headers the gateway would refuse (16 KiB in all: 431, a 500 from nginx) are not sent to it.
+  const large = Object.fromEntries([1, 2, 3].map((i) => [`x-large-${i}`, 'x'.repeat(7000)]))
+  t.equal((await get('/api/x', { ...large, ...bearer(root.accessToken) })).status, 200, 'large client headers: only the token goes to the gateway')
   const sessionId = JSON.parse((await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(guest.accessToken) })).body).sessionId as string
   await app.wechatAuthSessions.kick({ appid: app.wechat.appid, sub: guest.openid }, { sid: sessionId, reason: 'test' })
   t.equal((await get('/api/x', bearer(guest.accessToken))).status, 401, 'a revoked (kicked) session, at once')
+  await redis.stop()
+  t.equal((await get('/api/x', bearer(root.accessToken))).status, 503, 'Redis down: the gateway\'s 503 reaches the client as a 503, not nginx\'s 500')
 })
 
-function nginxConf (dir: string, port: number, gateway: number, upstream: number): string {
+/** The nginx snippet of docs/operations.md, as written there but for its ports: once as is, once asking for a role. */
+function docsSnippet (gateway: number, upstream: number, query = ''): string {
+  const docs = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')
+  const snippet = /nginx \(`auth_request`[\s\S]*?```nginx\n([\s\S]*?)```/.exec(docs)?.[1]
+  const swap = (text: string, from: string, to: string): string => {
+    if (!text.includes(from)) throw new Error(`docs/operations.md's nginx snippet no longer has ${from}`)
+    return text.replaceAll(from, to)
+  }
+  if (snippet === undefined) throw new Error('docs/operations.md has no nginx snippet')
+  return swap(swap(swap(snippet, '127.0.0.1:3000/auth/verify;', `127.0.0.1:3000/auth/verify${query};`), '127.0.0.1:3000', `127.0.0.1:${gateway}`), '127.0.0.1:8080', `127.0.0.1:${upstream}`)
+}
+
+function nginxConf (dir: string, ports: { port: number, adminPort: number, gateway: number, upstream: number }): string {
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `${k}_temp_path ${join(dir, k)};`).join('\n  ')
-  const auth = (query: string): string => `
-      internal;
-      proxy_pass http://127.0.0.1:${gateway}/auth/verify${query};
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Forwarded-Uri $request_uri;
-      proxy_set_header X-Forwarded-Method $request_method;`
-  const protectedLocation = (authPath: string): string => `
-      auth_request ${authPath};
-      auth_request_set $auth_user $upstream_http_x_auth_request_user;
-      auth_request_set $auth_groups $upstream_http_remote_groups;
-      proxy_set_header X-Auth-Request-User $auth_user;
-      proxy_set_header Remote-Groups $auth_groups;
-      proxy_pass http://127.0.0.1:${upstream};`
   return `worker_processes 1;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
@@ -180,12 +236,14 @@ events { worker_connections 64; }
 http {
   access_log off;
   ${temp}
+  large_client_header_buffers 4 8k;
   server {
-    listen 127.0.0.1:${port};
-    location = /_auth {${auth('')} }
-    location = /_auth_admin {${auth('?role=admin')} }
-    location /api/ {${protectedLocation('/_auth')} }
-    location /admin/ {${protectedLocation('/_auth_admin')} }
+    listen 127.0.0.1:${ports.port};
+    ${docsSnippet(ports.gateway, ports.upstream)}
+  }
+  server {
+    listen 127.0.0.1:${ports.adminPort};
+    ${docsSnippet(ports.gateway, ports.upstream, '?role=admin')}
   }
 }
 `
