@@ -120,3 +120,6 @@ export const WxOauthCodeInvalidError = coded('WX_OAUTH_CODE_INVALID', 'WeChat sa
 export const WxOauthCodeUsedError = coded('WX_OAUTH_CODE_USED', 'The authorization code has already been used; start the H5 login again', 401)
 export const AuthRefreshMissingError = coded('AUTH_REFRESH_MISSING', 'No refresh token: send it in the body, or (cookie mode) from the browser that holds the refresh cookie', 401)
 export const AuthCsrfRejectedError = coded('AUTH_CSRF_REJECTED', 'A refresh from the cookie needs the X-WeChat-Auth-CSRF: 1 header and a same-site request', 403)
+
+// Cookie mode: a session whose refresh token is a cookie hands its login on to no other device.
+export const AuthHandoffRefusedError = coded('AUTH_HANDOFF_REFUSED', 'A session of device type %s keeps its refresh token in a cookie (REFRESH_COOKIE): it cannot hand its login to another device (ticket, QR login); hand it over from the mini program', 403)

@@ -34,10 +34,30 @@ const SCOPE_LETTER: Record<OAuthScope, 'b' | 'u'> = { snsapi_base: 'b', snsapi_u
 const CLOCK_SKEW_MS = 60_000
 
 /**
+ * Whether a query names WeChat's own parameters, however a page's parser may read the name (decoded,
+ * any case, `;` as a separator, `code[]`). WeChat appends `code` and `state` to redirect_uri: with
+ * one already there, a page that reads the first `code` takes that one (an attacker's own: login
+ * CSRF), not the one WeChat issued with this browser's state.
+ */
+function namesWeChatParameter (search: string): boolean {
+  for (const pair of search.slice(1).split(/[&;]/)) {
+    let name: string
+    try {
+      name = decodeURIComponent((pair.split('=', 1)[0] as string).replaceAll('+', ' '))
+    } catch {
+      return true // undecodable: no telling what a page makes of it
+    }
+    if (/^\s*(code|state)\s*(\[|$)/i.test(name)) return true
+  }
+  return false
+}
+
+/**
  * `returnTo` as WeChat will be given it, when it has the origin of an entry of `allowed` and a path
  * under it (an entry ending with '/' allows the pages below it, any other only itself); null
  * otherwise. Parsed as a browser would (dot segments resolved), so no spelling leaves the list; an
- * encoded slash, backslash or dot in the path is refused.
+ * encoded slash, backslash or dot, or a `;`, in the path is refused, and so is a query that names
+ * `code` or `state` (WeChat adds its own).
  */
 export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): string | null {
   let url: URL
@@ -47,8 +67,10 @@ export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): str
     return null
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.hash !== '') return null
-  // An encoded slash, backslash or dot in the path: a page server that decodes before routing would leave the entry.
-  if (/%(2f|5c|2e)/i.test(url.pathname)) return null
+  // An encoded slash, backslash or dot in the path: a page server that decodes before routing would
+  // leave the entry; a `;` (or %3B): one that drops path parameters first would read /app/..;/x as /x.
+  if (/%(2f|5c|2e|3b)|;/i.test(url.pathname)) return null
+  if (namesWeChatParameter(url.search)) return null
   const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
   url.hash = ''
   return fits ? url.href : null

@@ -9,13 +9,13 @@ import {
 } from './errors.js'
 import { digest, randomId, userTag } from './ids.js'
 import type { AccessClaims } from './schemas.js'
-import type { SessionOpener } from './session-opener.js'
+import { orPutBack, type SessionOpener } from './session-opener.js'
 import type { LoginDevice, OpenedPair, SessionsDeps } from './sessions-deps.js'
 import type { HandoffStore, QrOutcome, QrRecord, QrState, QrStep } from './store/types.js'
 
 /** The device type of a session made by a QR login. */
 export const QR_DEVICE_TYPE = 'web'
-/** An ended QR login is remembered this long, so that pollers are told how it ended. */
+/** A QR login is remembered this long past its expiry, however it ended, so that pollers are told how it ended. */
 export const QR_KEEP_MS = 5 * 60 * 1000
 /** 128 bits: 22 base64url characters, a valid WeChat `scene` (at most 32 of its set). */
 const ID_BYTES = 16
@@ -62,6 +62,8 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
   }
 
   async function step (user: AccessClaims, id: string, which: QrStep): Promise<QrRecord> {
+    // A cookie-mode session neither scans nor confirms (AUTH_HANDOFF_REFUSED); cancelling gives nothing away.
+    if (which !== 'cancel') await opener.checkHandoff(user)
     return refused(await store.stepQr(id, which, user.aud, { tag: userTag(user.aud, user.sub), sid: user.sid }))
   }
 
@@ -73,12 +75,14 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
 
   /**
    * The web page collects once with its secret: a token pair of a new `web` session for the user
-   * who confirmed, under the session rules.
+   * who confirmed, under the session rules. A session the rules refuse (AUTH_DEVICE_IN_USE) or the
+   * store failing leaves it collectable; a ban, or the confirming session's end, does not.
    */
   async function collect (id: string, secret: string, device: Omit<LoginDevice, 'deviceType'>): Promise<OpenedPair> {
     const r = refused(await store.collectQr(id, digest(secret)))
     if (r.scanner === null) throw new AuthQrStateError(r.state)
-    const pair = await opener.openSessionLike(r.appid, r.scanner, { ...device, deviceType: QR_DEVICE_TYPE }, 'qr')
+    // Refused (but for a ban) or failed: collectable again, not AUTH_QR_COLLECTED for nothing collected.
+    const pair = await orPutBack(opener.openSessionLike(r.appid, r.scanner, { ...device, deviceType: QR_DEVICE_TYPE }, 'qr'), async () => { await store.uncollectQr(id) })
     if (pair === null) throw new AuthQrSessionEndedError()
     return pair
   }

@@ -1,20 +1,57 @@
 // Opening a session for a user under the session rules (device types, exclusive types, the limit,
 // bans), decided in the store's one atomic operation, and its first token pair. Logging in (with a
 // wx.login() code or H5), ticket exchange and QR collect all open sessions this way.
-import { AuthDeviceTypeUnknownError, deviceInUse, sessionEnded } from './errors.js'
+import { AuthDeviceTypeUnknownError, AuthHandoffRefusedError, AuthTokenRevokedError, deviceInUse, sessionEnded } from './errors.js'
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import { sessionRules } from './login.js'
 import type { RefreshTokens } from './refresh-tokens.js'
 import type { Audit, SessionVia } from './audit.js'
+import type { AccessClaims } from './schemas.js'
 import type { LoginDevice, OpenedPair, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
 
-export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
+/**
+ * `opening` (a session for a one-time grant already taken from the store: a ticket, a QR login's
+ * collect), or when it fails, `putBack` first, so that a retry works: nothing was given. That covers
+ * a refusal the user can fix (AUTH_DEVICE_IN_USE: sign out there, then retry) and the store failing
+ * (STORE_UNAVAILABLE); a ban (AUTH_ACCOUNT_BANNED) keeps the grant spent. A put-back that fails too
+ * (the store still down) loses the grant; the client is told the open's error.
+ */
+export async function orPutBack<T> (opening: Promise<T>, putBack: () => Promise<unknown>): Promise<T> {
+  try {
+    return await opening
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'AUTH_ACCOUNT_BANNED') await putBack().catch(() => {})
+    throw err
+  }
+}
+
+type OpenerDeps = Pick<SessionsDeps, 'store' | 'config' | 'audit'> & {
+  /** REFRESH_COOKIE's device types (lib/config.ts): their sessions hand their login on to no other device. */
+  config: { refreshCookieTypes?: readonly string[] }
+}
+
+export function createSessionOpener ({ store, config, audit }: OpenerDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
+  const cookieTypes = new Set(config.refreshCookieTypes ?? [])
 
   /** AUTH_DEVICE_TYPE_UNKNOWN unless `deviceType` is one of DEVICE_TYPES. */
   function checkDeviceType (deviceType: string): void {
     if (!rules.types.includes(deviceType)) throw new AuthDeviceTypeUnknownError(rules.types.join(', '))
+  }
+
+  /**
+   * AUTH_HANDOFF_REFUSED when `user`'s session is of a REFRESH_COOKIE type: it may not issue a ticket
+   * or scan and confirm a QR login. Either grant is a bearer one, redeemable from anywhere, so a script
+   * in the page holding only the access token would carry a new long-lived session out of the page
+   * (a `web` ticket too: its cookie lands in the jar of whoever exchanges it), which is what cookie mode
+   * forbids. Reads the user's sessions (the token does not say its device type) only in cookie mode.
+   */
+  async function checkHandoff (user: AccessClaims): Promise<void> {
+    if (cookieTypes.size === 0) return
+    const own = (await store.listSessions(userTag(user.aud, user.sub))).find((s) => s.sid === user.sid)
+    if (own === undefined) throw new AuthTokenRevokedError()
+    if (cookieTypes.has(own.deviceType)) throw Object.assign(new AuthHandoffRefusedError(own.deviceType), { detail: { deviceType: own.deviceType } })
   }
 
   /**
@@ -67,7 +104,7 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
     return await openSession(appid, { ...data, device }, undefined, via)
   }
 
-  return { checkDeviceType, openSession, openSessionLike }
+  return { checkDeviceType, checkHandoff, openSession, openSessionLike }
 }
 
 export type SessionOpener = ReturnType<typeof createSessionOpener>

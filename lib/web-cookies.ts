@@ -11,6 +11,12 @@
 // origin can only send after a CORS preflight the gateway never grants, and is refused when the
 // browser says the request is cross-site (Sec-Fetch-Site); SameSite=Strict keeps the cookie off
 // cross-site requests in the first place.
+//
+// Cookie tossing: a sibling subdomain (same site) can set a cookie of the same name for the parent
+// domain (`__Secure-` does not stop it; `__Host-` would, but needs Path=/), which the browser sends
+// alongside ours, the older first. A request naming one of these cookies twice is refused as not the
+// page's own (AUTH_CSRF_REJECTED, detail.cause 'cookie-twice'): taking the first would serve the
+// attacker's (a refresh into his session, an H5 state of his), taking the last is no safer.
 import { AuthCsrfRejectedError, AuthRefreshMissingError } from './errors.js'
 import type { TokenPair } from './schemas.js'
 
@@ -45,6 +51,21 @@ export interface WebCookiesConfig {
   refreshCookieTypes: readonly string[]
 }
 
+/**
+ * Whether a Cookie header has two pairs named `name` (names trimmed, as the parser reads them). Two
+ * indexOf on the refresh's path; the header is split only when the name occurs twice as text.
+ */
+function namedTwice (header: string, name: string): boolean {
+  const first = header.indexOf(name)
+  if (first === -1 || header.indexOf(name, first + name.length) === -1) return false
+  let seen = 0
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq !== -1 && pair.slice(0, eq).trim() === name && ++seen === 2) return true
+  }
+  return false
+}
+
 export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies) {
   const types = new Set(config.refreshCookieTypes)
   const refreshPath = `${config.AUTH_PREFIX}/refresh`
@@ -59,7 +80,9 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
   const read = (request: CookieRequest, base: string): string | undefined => {
     const header = request.headers.cookie
     if (typeof header !== 'string' || header === '') return undefined
-    const value = parse(header)[nameFor(request, base)]
+    const name = nameFor(request, base)
+    if (namedTwice(header, name)) throw Object.assign(new AuthCsrfRejectedError(), { detail: { cause: 'cookie-twice', cookie: base } })
+    const value = parse(header)[name]
     return value === undefined || value === '' ? undefined : value
   }
 
@@ -94,7 +117,8 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
 
     /**
      * The refresh token of the cookie, for a request that shows it is the page's own:
-     * AUTH_REFRESH_MISSING without one, AUTH_CSRF_REJECTED without the header or when cross-site.
+     * AUTH_REFRESH_MISSING without one, AUTH_CSRF_REJECTED without the header or when cross-site,
+     * or when it is named twice (cookie tossing: detail.cause 'cookie-twice').
      */
     refreshToken (request: CookieRequest): string {
       const token = read(request, REFRESH_COOKIE)
@@ -114,6 +138,7 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
       reply.setCookie(nameFor(request, H5_COOKIE), secret, optionsFor(request, h5Path, maxAge))
     },
 
+    /** H5 login: this browser's secret, if it sent one; AUTH_CSRF_REJECTED when it is named twice (cookie tossing). */
     browserSecret: (request: CookieRequest): string | undefined => read(request, H5_COOKIE),
 
     clearBrowserSecret (request: CookieRequest, reply: CookieReply): void {

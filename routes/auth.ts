@@ -106,7 +106,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
 
   // GET /me, GET /sessions, DELETE /sessions/:sid: in this context (its error handler and prefix).
-  await fastify.register(sessionRoutes)
+  await fastify.register(sessionRoutes, { cookies })
   await fastify.register(stepUpRoutes, { perMinute })
   await fastify.register(ticketRoutes, { perMinute, cookies })
   await fastify.register(qrRoutes, { perMinute, cookies })

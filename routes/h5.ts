@@ -7,7 +7,7 @@ import { clientKey } from '../http/client-key.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import {
-  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthH5CodeMissingError, AuthH5ReturnToRefusedError, AuthH5StateExpiredError,
+  AuthAccountBannedError, AuthCsrfRejectedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthH5CodeMissingError, AuthH5ReturnToRefusedError, AuthH5StateExpiredError,
   AuthH5StateInvalidError, AuthH5StateMissingError, AuthH5StateOtherBrowserError, AuthH5StateUsedError, RateLimitedError, StoreUnavailableError,
   WxAppUnknownError, WxOauthCodeInvalidError, WxOauthCodeUsedError, WxUserBlockedError
 } from '../lib/errors.js'
@@ -55,15 +55,21 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
         200: cookies.cookieMode ? WebTokenPair : TokenPair,
         ...errorResponses(...shared.any, ...shared.body, RateLimitedError, StoreUnavailableError, AuthH5StateMissingError, AuthH5StateInvalidError, AuthH5StateExpiredError,
           AuthH5StateOtherBrowserError, AuthH5StateUsedError, AuthH5CodeMissingError, WxOauthCodeInvalidError, WxOauthCodeUsedError, WxUserBlockedError, WxAppUnknownError,
-          AuthDeviceTypeUnknownError, AuthDeviceInUseError, AuthAccountBannedError, ...shared.wechat)
+          AuthDeviceTypeUnknownError, AuthDeviceInUseError, AuthAccountBannedError, AuthCsrfRejectedError, ...shared.wechat)
       }
     }
   }, async (request, reply) => {
-    // The browser's H5 cookie has done its job whatever the outcome: a state is good for one try.
     const browserSecret = cookies.browserSecret(request)
-    cookies.clearBrowserSecret(request, reply)
-    const pair = await h5.login(request.body ?? {}, browserSecret, { deviceName: request.body?.deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) })
-    return cookies.opened(request, reply, pair)
+    try {
+      const pair = await h5.login(request.body ?? {}, browserSecret, { deviceName: request.body?.deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) })
+      cookies.clearBrowserSecret(request, reply)
+      return cookies.opened(request, reply, pair)
+    } catch (err) {
+      // A state is good for one try, so its cookie is done with, but for the store failing: the state
+      // may not be claimed yet, and the retry with it works (or is told AUTH_H5_STATE_USED).
+      if ((err as { code?: unknown }).code !== 'STORE_UNAVAILABLE') cookies.clearBrowserSecret(request, reply)
+      throw err
+    }
   })
 }
 

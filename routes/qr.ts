@@ -8,7 +8,7 @@ import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import type { PerIp } from './qr-events.js'
 import {
-  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthQrCollectedError, AuthQrExpiredError, AuthQrNotFoundError, AuthQrOtherUserError,
+  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthHandoffRefusedError, AuthQrCollectedError, AuthQrExpiredError, AuthQrNotFoundError, AuthQrOtherUserError,
   AuthQrSecretInvalidError, AuthQrSessionEndedError, AuthQrStateError, AuthWrongAppError, RateLimitedError, StoreUnavailableError, WxAppUnknownError
 } from '../lib/errors.js'
 import {
@@ -22,7 +22,8 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   const config = fastify.wechatAuthConfig
   const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
   const lookups = [AuthQrNotFoundError, StoreUnavailableError]
-  const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError]
+  const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError,
+    AuthHandoffRefusedError]
 
   fastify.post('/qr', {
     config: { rateLimit: perIp('create', config.RATE_LIMIT_LOGIN_MAX) },

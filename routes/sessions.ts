@@ -1,9 +1,10 @@
 // GET /me, GET /sessions and DELETE /sessions/:sid (Bearer): the caller's session and their own
 // sessions, "my devices". Registered by routes/auth.ts inside its context (prefix, error handler,
-// JSON parser).
+// JSON parser, and the web cookies in cookie mode).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext } from '../http/route-context.js'
 import { AuthSessionNotFoundError } from '../lib/errors.js'
+import type { WebCookies } from '../lib/web-cookies.js'
 import { BearerAuth, errorResponses, MeResponse, NoBody, NoContent, NoQuery, RouteErrors as shared, SessionParams, SessionsResponse, Tags } from '../lib/schemas.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -22,7 +23,7 @@ function tokenTime (sec: number): string {
   return text
 }
 
-const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (fastify) {
+const sessionRoutes: FastifyPluginAsyncTypebox<{ cookies: WebCookies }> = async function sessionRoutes (fastify, { cookies }) {
   const sessions = fastify.wechatAuthSessions
 
   fastify.get('/me', {
@@ -86,6 +87,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async function sessionRoutes (f
     }
   }, async (request, reply) => {
     await sessions.endSession(request.wechatAuthUser, request.params.sid, requestContext(request))
+    // Signing out this very device: its refresh cookie goes, as at logout.
+    if (cookies.cookieMode && request.params.sid === request.wechatAuthUser.sid) cookies.clearRefresh(request, reply)
     return await reply.code(204).send(null)
   })
 }

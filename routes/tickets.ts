@@ -6,7 +6,7 @@ import { clientKey } from '../http/client-key.js'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
 import {
-  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, RateLimitedError, StoreUnavailableError, TicketAudienceMismatchError, TicketInvalidError
+  AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthHandoffRefusedError, RateLimitedError, StoreUnavailableError, TicketAudienceMismatchError, TicketInvalidError
 } from '../lib/errors.js'
 import { BearerAuth, errorResponses, NoQuery, RouteErrors as shared, Tags, TicketBody, TicketExchangeBody, TicketResponse, TokenPair, WebTokenPair } from '../lib/schemas.js'
 
@@ -25,7 +25,7 @@ const ticketRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: W
       security: BearerAuth,
       querystring: NoQuery,
       body: TicketBody,
-      response: { 200: TicketResponse, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthDeviceTypeUnknownError) }
+      response: { 200: TicketResponse, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthDeviceTypeUnknownError, AuthHandoffRefusedError) }
     }
   }, async (request) => await tickets.issue(request.wechatAuthUser, request.body?.deviceType))
 

@@ -70,12 +70,16 @@ function authorize (d: OAuthData, q: URLSearchParams): Answer {
   if (!SCOPES.has(scope)) return fail(10005, 'no permission for this scope', more)
   const user = q.get('user') ?? ''
   if (user === '') return { errcode: 0, appid, contentType: 'text/html; charset=utf-8', body: pickPage(q) }
+  // Appended to redirect_uri's own query, which is kept as it is, as WeChat does (a code already
+  // there stays first: the gateway refuses such a returnTo).
+  const added = new URLSearchParams()
   if (q.get('deny') !== '1') {
     const code = `${user}.${randomBytes(12).toString('base64url')}`
     d.codes.set(code, { appid, user, scope, issuedAt: d.deps.now() })
-    target.searchParams.set('code', code)
+    added.append('code', code)
   }
-  target.searchParams.set('state', q.get('state') ?? '')
+  added.append('state', q.get('state') ?? '')
+  target.search = target.search === '' ? added.toString() : `${target.search.slice(1)}&${added.toString()}`
   return { errcode: 0, appid, status: 302, headers: { location: target.href }, body: '' }
 }
 

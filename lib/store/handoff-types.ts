@@ -11,6 +11,12 @@ export interface TicketGrant {
   audience: string
 }
 
+/** A ticket as taken: its grant, and how long it had left to live (so that it can be put back as it was). */
+export interface TakenTicket {
+  grant: TicketGrant
+  ttlMs: number
+}
+
 export type QrState = 'pending' | 'scanned' | 'confirmed' | 'cancelled' | 'expired'
 
 /** A web QR login as the store keeps it; never its secret (only a digest is stored). */
@@ -54,8 +60,12 @@ export type QrOutcome = { status: 'ok', record: QrRecord } | { status: 'refused'
 export interface HandoffStore {
   /** Keeps a ticket, by the digest of its value, for `ttlMs`. */
   putTicket: (ticketHash: string, grant: TicketGrant, ttlMs: number) => Promise<void>
-  /** Reads and forgets a ticket in one operation: of concurrent takers one gets it, the others null. */
-  takeTicket: (ticketHash: string) => Promise<TicketGrant | null>
+  /**
+   * Reads and forgets a ticket in one operation: of concurrent takers one gets it (and its time left,
+   * by the store's clock), the others null. A taker whose session could not be opened puts it back
+   * with putTicket for that time.
+   */
+  takeTicket: (ticketHash: string) => Promise<TakenTicket | null>
   /** Makes a pending QR login; kept `keepMs` past its expiry so that pollers are told `expired`. */
   createQr: (id: string, qr: NewQr, keepMs: number) => Promise<QrRecord>
   getQr: (id: string) => Promise<QrRecord | null>
@@ -63,6 +73,8 @@ export interface HandoffStore {
   stepQr: (id: string, step: QrStep, appid: string, by: SessionRef) => Promise<QrOutcome>
   /** Marks a confirmed QR login collected when `secretHash` is its secret's: once. */
   collectQr: (id: string, secretHash: string) => Promise<QrOutcome>
+  /** Undoes a collect whose session could not be opened: collectable again until it expires. Nothing when it is gone. */
+  uncollectQr: (id: string) => Promise<void>
   /** Calls `listener` after changes of the QR login (on any instance), and when the store stops or starts answering again; returns the unsubscribe. */
   watchQr: (id: string, listener: () => void) => () => void
 }

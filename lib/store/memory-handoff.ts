@@ -60,7 +60,7 @@ export function memoryHandoff (now: () => number): HandoffStore & { sweep: () =>
     async takeTicket (ticketHash) {
       const e = tickets.get(ticketHash)
       tickets.delete(ticketHash)
-      return e !== undefined && e.expiresAt > now() ? e.value : null
+      return e !== undefined && e.expiresAt > now() ? { grant: e.value, ttlMs: e.expiresAt - now() } : null
     },
     async createQr (id, qr, keepMs) {
       const t = now()
@@ -79,6 +79,10 @@ export function memoryHandoff (now: () => number): HandoffStore & { sweep: () =>
     async collectQr (id, secretHash) {
       const e = live(id)
       return e === undefined ? { status: 'refused', why: 'missing' } : save(id, e, collectOf(e.record, e.secretHash === secretHash, now()))
+    },
+    async uncollectQr (id) {
+      const e = live(id)
+      if (e?.record.collected === true) save(id, e, { status: 'ok', record: { ...e.record, collected: false } })
     },
     watchQr (id, listener) {
       changes.on(id, listener)

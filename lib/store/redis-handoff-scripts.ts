@@ -40,12 +40,14 @@ local function saved(fields)
 end`
 
 export const HANDOFF_SCRIPTS = {
-  // -> the ticket's value, gone from Redis (GETDEL, which Redis 6.0 lacks).
+  // -> {the ticket's value, its time left in ms}, gone from Redis (GETDEL, which Redis 6.0 lacks) | nil
   wxauthTake: `
 local key = KEYS[1]
 local v = redis.call('GET', key)
-if v then redis.call('DEL', key) end
-return v`,
+if not v then return false end
+local ttl = redis.call('PTTL', key)
+redis.call('DEL', key)
+return {v, ttl}`,
 
   // ARGV: appid, secret digest, ttl ms, keep ms, ip, user agent. -> the hash, flat
   wxauthQrCreate: lua(`
@@ -86,5 +88,14 @@ local state = shown(nowMs())
 if r['${F.collected}'] == '1' then return {'refused', 'collected', state} end
 if state == 'expired' then return {'refused', 'expired', ''} end
 if state ~= 'confirmed' then return {'refused', 'state', state} end
-return saved({'${F.collected}', '1'})`)
+return saved({'${F.collected}', '1'})`),
+
+  // A collect undone (its session could not be opened). Only a collected hash is written: one that
+  // expired meanwhile is not made again, and keeps its lifetime. -> 1 when undone, 0 otherwise
+  wxauthQrUncollect: `
+local key = KEYS[1]
+${READ_QR}
+if r['${F.collected}'] ~= '1' then return 0 end
+saved({'${F.collected}', '0'})
+return 1`
 } as const

@@ -51,8 +51,10 @@ export function redisHandoff ({ keys, send, run, guard, accessCache }: Context):
     },
 
     async takeTicket (ticketHash) {
-      const value = await guard(async () => await run('wxauthTake', [keys.ticket(ticketHash)]))
-      return typeof value === 'string' ? JSON.parse(value) as TicketGrant : null
+      const taken = await guard(async () => await run('wxauthTake', [keys.ticket(ticketHash)]))
+      if (!Array.isArray(taken)) return null
+      const [value, ttlMs] = taken as [string, number]
+      return { grant: JSON.parse(value) as TicketGrant, ttlMs: Number(ttlMs) }
     },
 
     async createQr (id, qr, keepMs) {
@@ -72,6 +74,10 @@ export function redisHandoff ({ keys, send, run, guard, accessCache }: Context):
 
     async collectQr (id, secretHash) {
       return outcomeOf(await guard(async () => await run('wxauthQrCollect', [keys.qr(id)], secretHash)))
+    },
+
+    async uncollectQr (id) {
+      await guard(async () => await run('wxauthQrUncollect', [keys.qr(id)]))
     },
 
     watchQr (id, listener) {

@@ -238,4 +238,4 @@ export interface SessionStore extends SessionsStore, AccessStore, LoginCodeStore
   close: () => Promise<void>
 }
 
-export type { HandoffStore, QrOutcome, QrRecord, QrState, QrStep, TicketGrant } from './handoff-types.js'
+export type { HandoffStore, QrOutcome, QrRecord, QrState, QrStep, TakenTicket, TicketGrant } from './handoff-types.js'

@@ -61,6 +61,23 @@ test('returnTo: the origin of an entry and a path under it, parsed as a browser 
   t.equal(allowedReturnTo('https://h5.example.com/app/', []), null, 'no entry, no page')
 })
 
+test('returnTo: a query naming code or state is refused, however spelled (WeChat appends its own: login CSRF)', async (t) => {
+  const allowed = [new URL('https://h5.example.com/app/')]
+  for (const refused of [
+    'https://h5.example.com/app/?code=attacker', 'https://h5.example.com/app/?id=5&state=x', 'https://h5.example.com/app/?code', 'https://h5.example.com/app/?Code=x',
+    'https://h5.example.com/app/?STATE=x', 'https://h5.example.com/app/?%63ode=x', 'https://h5.example.com/app/?id=5;code=x', 'https://h5.example.com/app/?code[]=x',
+    'https://h5.example.com/app/?co%64e=x', 'https://h5.example.com/app/?%zz=1'
+  ]) t.equal(allowedReturnTo(refused, allowed), null, refused)
+  t.equal(allowedReturnTo('https://h5.example.com/app/?barcode=1&states=2&next=%2Fcode%3D1', allowed), 'https://h5.example.com/app/?barcode=1&states=2&next=%2Fcode%3D1', 'other names, and code= inside a value')
+})
+
+test('returnTo: a ; in the path is refused (a page server that drops path parameters before routing would leave the entry)', async (t) => {
+  const allowed = [new URL('https://h5.example.com/app/')]
+  for (const refused of ['https://h5.example.com/app/..;/admin', 'https://h5.example.com/app/x;jsessionid=1', 'https://h5.example.com/app/..%3b/admin', 'https://h5.example.com/app/..%3B/admin']) {
+    t.equal(allowedReturnTo(refused, allowed), null, refused)
+  }
+})
+
 test('the unionid comes from the code\'s answer, or else from userinfo; resolveUser is told where the user came from', async (t) => {
   const seen: WeChatIdentity[] = []
   const resolveUser: ResolveUser = async (identity) => { seen.push(identity); return { userId: `u:${identity.unionid ?? identity.openid}` } }

@@ -84,6 +84,27 @@ test('cookie mode for web clients', async (t) => {
     t.same([typeof appTicket.json().refreshToken, appTicket.cookies.length], ['string', 0], 'a device type REFRESH_COOKIE does not name keeps the body')
   })
 
+  t.test('a session whose refresh token is a cookie hands its login on neither by ticket nor by QR confirm: the grant would leave the page', async (t) => {
+    const mp = await login(app, 'nina.k1')
+    const web = (await ticketExchange(app, mp)).json<Pair>()
+    const issued = async (token: string, deviceType?: string) =>
+      await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(token), ...(deviceType === undefined ? {} : { payload: { deviceType } }) })
+    for (const deviceType of ['app', 'mp', 'web', undefined]) {
+      const res = await issued(web.accessToken, deviceType)
+      t.same([...coded(res), res.json().detail], [403, 'AUTH_HANDOFF_REFUSED', { deviceType: 'web' }], `a web session, a ticket for ${deviceType ?? 'the default'}`)
+    }
+    // What the refusal stops: a script holding only the page's access token took a ticket and
+    // exchanged it elsewhere (any audience; a `web` one too, its cookie landing in the attacker's jar).
+    const { id, secret } = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string, secret: string }>()
+    t.same(coded(await app.inject({ method: 'POST', url: `/auth/qr/${id}/scan`, headers: bearer(web.accessToken) })), [403, 'AUTH_HANDOFF_REFUSED'], 'a web session scans a QR login')
+    t.same(coded(await app.inject({ method: 'POST', url: `/auth/qr/${id}/confirm`, headers: bearer(web.accessToken) })), [403, 'AUTH_HANDOFF_REFUSED'], 'nor confirms one')
+    t.match((await app.inject(`/auth/qr/${id}`)).json(), { state: 'pending' }, 'the QR login is untouched')
+    t.equal((await issued(mp.accessToken, 'app')).statusCode, 200, 'the mini program\'s session still hands over, to any type')
+    t.equal((await app.inject({ method: 'POST', url: `/auth/qr/${id}/scan`, headers: bearer(mp.accessToken) })).statusCode, 200)
+    t.equal((await app.inject({ method: 'POST', url: `/auth/qr/${id}/confirm`, headers: bearer(mp.accessToken) })).statusCode, 200)
+    t.equal((await app.inject({ method: 'POST', url: `/auth/qr/${id}/token`, payload: { secret } })).statusCode, 200)
+  })
+
   t.test('refresh from the cookie rotates it; the answer has no refresh token; logout clears it', async (t) => {
     const mp = await login(app, 'carol.k1')
     const first = refreshCookie(await ticketExchange(app, mp)) as Cookie
@@ -105,6 +126,19 @@ test('cookie mode for web clients', async (t) => {
     const after = await fromCookie(app, (refreshCookie(third) as Cookie).value)
     t.same(coded(after), [401, 'AUTH_REFRESH_INVALID'], 'the session ended')
     t.match(refreshCookie(after), { value: '' }, 'a dead refresh token\'s cookie is cleared')
+  })
+
+  t.test('ending this very session from the list of devices clears its cookie, as logout does; ending another does not', async (t) => {
+    const mp = await login(app, 'paula.k1')
+    const web = await ticketExchange(app, mp)
+    const token = web.json<Pair>().accessToken
+    const sessions = (await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(token) })).json<{ sessions: Array<{ sessionId: string, current: boolean }> }>().sessions
+    const [own, other] = [sessions.find((s) => s.current), sessions.find((s) => !s.current)]
+    const otherEnded = await app.inject({ method: 'DELETE', url: `/auth/sessions/${String(other?.sessionId)}`, headers: bearer(token) })
+    t.same([otherEnded.statusCode, refreshCookie(otherEnded)], [204, undefined], 'the mini program\'s session: this page keeps its cookie')
+    const ownEnded = await app.inject({ method: 'DELETE', url: `/auth/sessions/${String(own?.sessionId)}`, headers: bearer(token) })
+    t.equal(ownEnded.statusCode, 204)
+    t.match(refreshCookie(ownEnded), { value: '', path: '/auth/refresh', httpOnly: true }, 'its own: cleared')
   })
 
   t.test('a web session\'s token sent in the body: the session\'s type decides, its successor goes in the cookie, never in a body', async (t) => {
@@ -137,6 +171,26 @@ test('cookie mode for web clients', async (t) => {
     t.same(coded(await app.inject({ method: 'POST', url: '/auth/refresh', headers: CSRF })), [401, 'AUTH_REFRESH_MISSING'], 'no cookie, no body')
     const same = await fromCookie(app, cookie.value, { ...CSRF, 'sec-fetch-site': 'same-origin' })
     t.equal(same.statusCode, 200, 'the refused attempts spent nothing: the page\'s own request still refreshes')
+  })
+
+  t.test('cookie tossing: a request naming one of the gateway\'s cookies twice is refused, whichever comes first; nothing is spent or cleared', async (t) => {
+    const victim = refreshCookie(await ticketExchange(app, await login(app, 'vera.k1'))) as Cookie
+    const attacker = refreshCookie(await ticketExchange(app, await login(app, 'mallory.k1'))) as Cookie
+    // A sibling subdomain set its own with Domain=<parent>: the browser sends both, the older first.
+    for (const cookie of [`wxauth-refresh=${attacker.value}; wxauth-refresh=${victim.value}`, `wxauth-refresh=${victim.value}; a=1;  wxauth-refresh =${attacker.value}`]) {
+      const res = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { ...CSRF, cookie } })
+      t.same([...coded(res), res.json().detail, refreshCookie(res)], [403, 'AUTH_CSRF_REJECTED', { cause: 'cookie-twice', cookie: 'wxauth-refresh' }, undefined], cookie.replace(/=[^;]+/g, '=…'))
+    }
+    const onHttps = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { ...CSRF, host: 'web.example.com', cookie: `__Secure-wxauth-refresh=${attacker.value}; __Secure-wxauth-refresh=${victim.value}` } })
+    t.same(coded(onHttps), [403, 'AUTH_CSRF_REJECTED'], 'the __Secure- name too')
+    const others = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { ...CSRF, cookie: `__Secure-wxauth-refresh=${attacker.value}; xwxauth-refresh=1; wxauth-refresh=${victim.value}` } })
+    t.equal(others.statusCode, 200, 'other names (the other prefix, a longer name) are not the cookie read')
+    t.equal((await me(app, others.json().accessToken)).json().openid, (await me(app, (await ticketExchange(app, await login(app, 'vera.k2'))).json().accessToken)).json().openid, 'the victim\'s own session, its token unspent by the refusals')
+
+    const start = await app.inject({ method: 'GET', url: '/auth/h5/authorize' })
+    const h5Cookie = start.cookies[0] as Cookie
+    const tossed = await app.inject({ method: 'POST', url: '/auth/h5/login', headers: { cookie: `${h5Cookie.name}=attacker-secret; ${h5Cookie.name}=${h5Cookie.value}` }, payload: { code: 'x', state: 'y' } })
+    t.same([...coded(tossed), tossed.json().detail], [403, 'AUTH_CSRF_REJECTED', { cause: 'cookie-twice', cookie: 'wxauth-h5' }], 'the H5 cookie twice')
   })
 
   t.test('reuse of a rotated cookie ends the session and clears the cookie', async (t) => {

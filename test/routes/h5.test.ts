@@ -4,6 +4,7 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { test } from 'tap'
 import { request } from 'undici'
+import { StoreUnavailableError } from '../../lib/errors.js'
 import type { WeChatIdentity } from '../../lib/sessions-deps.js'
 import type { Simulator } from '../../simulator/index.js'
 import { bearer, buildApp, login, me, startRedis, startSim, type BuildOptions, type Pair, type RedisServer } from '../helper.js'
@@ -164,6 +165,29 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     t.same(coded(bad), [400, 'FST_ERR_VALIDATION'], 'a scope WeChat does not have')
   })
 
+  t.test('returnTo carrying its own code or state is refused: WeChat appends its own, and a page reading the first code would take an attacker\'s', async (t) => {
+    // The attacker stops his own H5 login at WeChat's redirect: an unused code of his account.
+    const mine = await authorize(app)
+    const attackerCode = (await wechatSendsBack(mine.location, 'mallory')).code as string
+    for (const returnTo of [`${PAGE}?code=${attackerCode}`, `${PAGE}orders?id=5&code=${attackerCode}`, `${PAGE}?state=x`, `${PAGE}?Code=${attackerCode}`]) {
+      const { res } = await authorize(app, { returnTo })
+      t.same([...coded(res), res.headers.location, res.cookies.length], [400, 'AUTH_H5_RETURN_TO_REFUSED', undefined, 0], returnTo)
+    }
+    t.equal(sim.calls.filter((c) => c.code === attackerCode).length, 0, 'the attacker\'s code was never exchanged')
+  })
+
+  t.test('the simulator appends code and state to redirect_uri as WeChat does, keeping a code already there first', async (t) => {
+    // A redirect_uri the gateway would never send: WeChat's behaviour, which the rule above answers.
+    const url = new URL(`${sim.url}/connect/oauth2/authorize`)
+    url.search = new URLSearchParams({ appid: oa, redirect_uri: `${PAGE}?code=first&id=5`, response_type: 'code', scope: 'snsapi_base', state: 'st', user: 'alice' }).toString()
+    const res = await request(url)
+    await res.body.dump()
+    const page = new URL(String(res.headers.location))
+    t.same(page.searchParams.getAll('code').length, 2, 'appended, not replaced')
+    t.equal(page.searchParams.get('code'), 'first', 'the first code is the one already there')
+    t.match(page.search, /^\?code=first&id=5&code=alice\.[\w-]+&state=st$/, 'the page\'s own query unchanged, then WeChat\'s')
+  })
+
   t.test('the page\'s post takes no query string, and a device name without control or bidi characters; a refusal spends no state', async (t) => {
     const { location, cookie } = await authorize(app)
     const back = await wechatSendsBack(location, 'gus')
@@ -193,6 +217,26 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     const attackerState = new URL(attacker.location).searchParams.get('state') as string
     t.same(coded(await finish(app, { code: back.code, state: attackerState }, attacker.cookie)), [401, 'WX_OAUTH_CODE_USED'])
     t.equal(sim.calls.length, calls, 'a code the gateway saw is not sent again')
+  })
+
+  t.test('the store failing as the state is claimed: 503, the browser keeps its H5 cookie, and the retry with the same code and state logs in', async (t) => {
+    const { location, cookie } = await authorize(app)
+    const back = await wechatSendsBack(location, 'hugo')
+    const store = app.wechatAuthStore
+    const claimCode = store.claimCode
+    store.claimCode = async () => { store.claimCode = claimCode; throw new StoreUnavailableError() }
+    t.teardown(() => { store.claimCode = claimCode })
+    const down = await finish(app, { code: back.code, state: back.state }, cookie)
+    t.same(coded(down), [503, 'STORE_UNAVAILABLE'])
+    t.equal(down.cookies.find((c) => c.name === 'wxauth-h5'), undefined, 'the H5 cookie is not cleared')
+    // The browser as it is now: without its cookie had the answer cleared it.
+    const kept = down.cookies.some((c) => c.name === 'wxauth-h5' && c.value === '') ? '' : cookie
+    const retry = await finish(app, { code: back.code, state: back.state }, kept)
+    t.equal(retry.statusCode, 200, 'not AUTH_H5_STATE_OTHER_BROWSER')
+    t.match(retry.cookies.find((c) => c.name === 'wxauth-h5'), { value: '' }, 'cleared once it is done')
+    const refused = await finish(app, { code: back.code, state: back.state }, cookie)
+    t.same(coded(refused), [409, 'AUTH_H5_STATE_USED'])
+    t.match(refused.cookies.find((c) => c.name === 'wxauth-h5'), { value: '' }, 'and after a refusal')
   })
 
   t.test('the session rules apply: a banned user gets no h5 session', async (t) => {

@@ -2,6 +2,7 @@
 // by two gateway instances and the simulator's wxacode.getUnlimited.
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { test } from 'tap'
+import { StoreUnavailableError } from '../../lib/errors.js'
 import { SCENE } from '../../simulator/wxacode.js'
 import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type Pair } from '../helper.js'
 
@@ -114,6 +115,36 @@ test('web QR login on 2 instances sharing one Redis', async (t) => {
     await a.inject({ method: 'POST', url: '/auth/logout', headers: bearer(mp.accessToken) })
     t.same(coded(await collect(a, id, secret)), [409, 'AUTH_QR_SESSION_ENDED'])
   })
+})
+
+test('a refusal the user can fix (device in use), or the store failing while the session opens, leaves the QR login collectable', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { EXCLUSIVE_DEVICE_TYPES: 'web', EXCLUSIVE_MODE: 'refuse' } })
+  const mp = await login(app, 'zed.q1')
+  const confirmed = async (): Promise<{ id: string, secret: string }> => {
+    const made = await create(app)
+    await step(app, mp.accessToken, made.id, 'scan')
+    await step(app, mp.accessToken, made.id, 'confirm')
+    return made
+  }
+  const firstQr = await confirmed()
+  const first = (await collect(app, firstQr.id, firstQr.secret)).json<Pair>()
+  const { id, secret } = await confirmed()
+  t.same(coded(await collect(app, id, secret)), [403, 'AUTH_DEVICE_IN_USE'], 'the user\'s web session lives')
+  t.match((await app.inject(`/auth/qr/${id}`)).json(), { state: 'confirmed' })
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(first.accessToken) })
+
+  const store = app.wechatAuthStore
+  const createSession = store.createSession
+  store.createSession = async () => { store.createSession = createSession; throw new StoreUnavailableError() }
+  t.teardown(() => { store.createSession = createSession })
+  t.same(coded(await collect(app, id, secret)), [503, 'STORE_UNAVAILABLE'], 'the store fails as the session is opened')
+
+  const web = await collect(app, id, secret)
+  t.equal(web.statusCode, 200, 'the retry, once the other web session signed out and the store answers, collects')
+  t.equal(web.json<Pair>().openid, mp.openid)
+  t.same(coded(await collect(app, id, secret)), [409, 'AUTH_QR_COLLECTED'], 'once')
 })
 
 test('no query string on any QR route, no body on scan, confirm and cancel: one is refused with 400, the login unchanged', async (t) => {

@@ -1,7 +1,8 @@
 // POST /auth/tickets and /auth/tickets/exchange: one-time tickets, on a real Redis and the simulator.
 import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
-import { bearer, buildApp, login, me, startRedis, startSim, type Pair } from '../helper.js'
+import { StoreUnavailableError } from '../../lib/errors.js'
+import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type Pair } from '../helper.js'
 
 const issue = async (app: FastifyInstance, token: string, payload?: Record<string, unknown>) =>
   await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(token), ...(payload === undefined ? {} : { payload }) })
@@ -113,6 +114,36 @@ test('the session rules apply to ticket sessions: an exclusive `web` type replac
   const old = await me(app, first.accessToken)
   t.same([old.statusCode, old.json().code], [401, 'AUTH_SESSION_REPLACED'])
   t.equal((await me(app, mp.accessToken)).statusCode, 200, 'the mini program\'s session is another type')
+})
+
+test('a refusal the user can fix (device in use), or the store failing while the session opens, leaves the ticket unspent', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { EXCLUSIVE_DEVICE_TYPES: 'web', EXCLUSIVE_MODE: 'refuse' } })
+  const mp = await login(app, 'zed.t1')
+  const first = (await exchange(app, { ticket: await ticketOf(app, mp.accessToken) })).json<Pair>()
+  const ticket = await ticketOf(app, mp.accessToken)
+  const inUse = await exchange(app, { ticket })
+  t.same([inUse.statusCode, inUse.json().code], [403, 'AUTH_DEVICE_IN_USE'], 'the user\'s web session lives')
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(first.accessToken) })
+
+  // The store fails as the session is opened (after the ticket was taken).
+  const store = app.wechatAuthStore
+  const createSession = store.createSession
+  store.createSession = async () => { store.createSession = createSession; throw new StoreUnavailableError() }
+  t.teardown(() => { store.createSession = createSession })
+  const down = await exchange(app, { ticket })
+  t.same([down.statusCode, down.json().code], [503, 'STORE_UNAVAILABLE'])
+  const [key, ...others] = await redisClient(t, redis.url).keys(`${redis.prefix}tk:*`)
+  t.same(others, [], 'one ticket kept')
+  const ttl = await redisClient(t, redis.url).pttl(key as string)
+  t.ok(ttl > 0 && ttl <= 300_000, `put back with what was left of its lifetime, not more (${ttl} ms)`)
+
+  const retry = await exchange(app, { ticket })
+  t.equal(retry.statusCode, 200, 'the retry, once the other web session signed out and the store answers, works')
+  t.equal(retry.json<Pair>().openid, mp.openid)
+  const again = await exchange(app, { ticket })
+  t.same([again.statusCode, again.json().code], [401, 'AUTH_TICKET_INVALID'], 'and the ticket is spent by the session it gave')
 })
 
 test('50 concurrent exchanges of one ticket on 2 instances sharing one Redis: exactly one 200', async (t) => {
