@@ -52,6 +52,7 @@ export const AuthAccountBannedError = coded('AUTH_ACCOUNT_BANNED', 'This account
 export const AuthForbiddenError = coded('AUTH_FORBIDDEN', 'Not allowed: %s', 403)
 export const AuthStepUpRequiredError = coded('AUTH_STEP_UP_REQUIRED', 'This needs a recent step-up: call wx.login() and send the code to the step-up route', 401)
 export const AuthStepUpMismatchError = coded('AUTH_STEP_UP_MISMATCH', 'The login code belongs to another WeChat user than this session', 403)
+export const AuthStepUpUnavailableError = coded('AUTH_STEP_UP_UNAVAILABLE', 'This session cannot step up: it was opened by H5 login, where there is no wx.login() code; step up in the mini program', 403)
 export const UserNotFoundError = coded('USER_NOT_FOUND', 'No user is known by this openid (it has not logged in lately); name the user by its id', 404)
 export const ServiceBansFullError = coded('SERVICE_BANS_FULL', 'This user already has %s service bans; lift one first', 409)
 export const AdminTokenInvalidError = coded('ADMIN_TOKEN_INVALID', 'The admin API needs an Authorization: Bearer <ADMIN_TOKEN> header with the admin token', 401)

@@ -28,7 +28,9 @@ export type PhoneNumber = PhoneResponse
 
 // What WeChat's ids and keys look like; anything else is not stored (values are packed in Redis).
 const ID = /^[A-Za-z0-9_-]{1,64}$/
-const BASE64 = /^[A-Za-z0-9+/]{1,64}={0,2}$/
+// A session_key is 16 bytes (the AES-128 key of the user's data): another length would be kept, then
+// make every decrypt fail as if the client's data were wrong.
+const SESSION_KEY = /^[A-Za-z0-9+/]{22}==$/
 const ACCESS_TOKEN = /^[\x21-\x7e]{16,2048}$/
 const PHONE = /^[0-9+ -]{1,32}$/
 // WeChat hands out a new stable token in the last 5 minutes of the old one; a shorter life is not
@@ -46,7 +48,7 @@ function signed (accessToken: string, openid: string, sessionKey: string): Pick<
 
 function code2SessionOf (body: Record<string, unknown>): Code2SessionResult {
   const { openid, session_key: sessionKey, unionid } = body
-  if (typeof openid !== 'string' || !ID.test(openid) || typeof sessionKey !== 'string' || !BASE64.test(sessionKey)) {
+  if (typeof openid !== 'string' || !ID.test(openid) || typeof sessionKey !== 'string' || !SESSION_KEY.test(sessionKey)) {
     throw new WxBadResponseError('no valid openid or session_key')
   }
   if (typeof unionid === 'string' && unionid !== '') {
@@ -68,7 +70,7 @@ function stableTokenOf (body: Record<string, unknown>): StableToken {
 /** resetusersessionkey's answer, which must be for the user asked about. */
 function newSessionKeyOf (body: Record<string, unknown>, openid: string): { openid: string, sessionKey: string } {
   const { openid: id, session_key: newKey } = body
-  if (typeof id !== 'string' || id !== openid || typeof newKey !== 'string' || !BASE64.test(newKey)) {
+  if (typeof id !== 'string' || id !== openid || typeof newKey !== 'string' || !SESSION_KEY.test(newKey)) {
     throw new WxBadResponseError('no valid openid or session_key')
   }
   return { openid: id, sessionKey: newKey }

@@ -12,6 +12,20 @@ function base64 (value: unknown, name: string): Buffer {
   return Buffer.from(repaired, 'base64')
 }
 
+// WeChat's data is a few levels deep (WeRun's steps: 3). JSON.parse takes any depth, but the answer's
+// serialiser recurses: thousands of levels overflowed its stack (a 500) within the body limit.
+const MAX_DEPTH = 32
+
+/** Whether `value` holds objects or arrays nested more than `max` levels, without recursing. */
+function deeperThan (value: object, max: number): boolean {
+  let level: unknown[] = [value]
+  for (let depth = 1; level.length > 0; depth++) {
+    if (depth > max) return true
+    level = level.flatMap((v) => Object.values(v as object)).filter((v) => v !== null && typeof v === 'object')
+  }
+  return false
+}
+
 export interface DecryptInput {
   sessionKey: string
   encryptedData: string
@@ -43,6 +57,7 @@ export function decryptUserData (input: DecryptInput): Record<string, unknown> {
     throw new WxSessionKeyStaleError()
   }
   if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) throw new WxSessionKeyStaleError()
+  if (deeperThan(plain, MAX_DEPTH)) throw new WxDecryptFailedError(`the data is nested deeper than ${MAX_DEPTH} levels`)
   const watermark = (plain as { watermark?: { appid?: unknown } }).watermark
   if (watermark?.appid !== input.appid) throw new WxDecryptFailedError('the watermark is not this mini program\'s')
   return plain as Record<string, unknown>

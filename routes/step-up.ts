@@ -3,7 +3,7 @@
 // handler, JSON parser, rate limit).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestContext, type PerMinute } from '../http/route-context.js'
-import { AuthStepUpMismatchError, RateLimitedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError } from '../lib/errors.js'
+import { AuthStepUpMismatchError, AuthStepUpUnavailableError, RateLimitedError, WxCodeInvalidError, WxCodeUsedError, WxUserBlockedError } from '../lib/errors.js'
 import { BearerAuth, errorResponses, NoQuery, RouteErrors as shared, StepUpBody, StepUpResponse, Tags } from '../lib/schemas.js'
 
 const stepUpRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async function stepUpRoutes (fastify, { perMinute }) {
@@ -23,7 +23,7 @@ const stepUpRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute }> = async 
       body: StepUpBody,
       response: {
         200: StepUpResponse,
-        ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthStepUpMismatchError, WxCodeInvalidError, WxCodeUsedError,
+        ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, RateLimitedError, AuthStepUpMismatchError, AuthStepUpUnavailableError, WxCodeInvalidError, WxCodeUsedError,
           WxUserBlockedError, ...shared.wechat)
       }
     }

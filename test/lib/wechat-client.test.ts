@@ -77,7 +77,9 @@ test('bodies that are not what WeChat sends end in WX_BAD_RESPONSE', async (t) =
   await t.rejects(client.code2Session('garbage.1'), { code: 'WX_BAD_RESPONSE', statusCode: 502 })
   const bodies = ['[]', 'null', `{"openid":"o","session_key":"k","pad":"${'x'.repeat(70_000)}"}`, '{"openid":"o"}', '{"errcode":99999,"errmsg":"new error"}', '{"errcode":0,"openid":"","session_key":"k"}',
     '{"openid":"o\\u0001x","session_key":"a2V5"}', '{"openid":"o1","session_key":"not base64!"}',
-    '{"openid":"o1","session_key":"a2V5","unionid":"u u"}']
+    '{"openid":"o1","session_key":"a2V5","unionid":"u u"}',
+    // Base64, but not 16 bytes: kept, every decrypt of the session would fail as if the client's data were wrong.
+    '{"openid":"o1","session_key":"a2V5"}', `{"openid":"o1","session_key":"${'A'.repeat(32)}"}`, '{"openid":"o1","session_key":"c2Vzc2lvbi1rZXktMTIzNA="}']
   for (const body of bodies) {
     const srv = createServer((_req, res) => res.end(body))
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
@@ -114,7 +116,8 @@ test('stable_token, session_key checks and phone numbers refuse answers that are
       '{"access_token":"short","expires_in":7200}', '{"access_token":"' + 'a'.repeat(40) + '","expires_in":"7200"}',
       '{"access_token":"' + 'a'.repeat(40) + '","expires_in":0}', '{"access_token":"' + 'a'.repeat(40) + '","expires_in":30}', '{"expires_in":7200}']],
     ['resetSessionKey', async (c) => await c.resetSessionKey('token-0123456789abcdef', 'o1', 'a2V5'), [
-      '{"errcode":0,"openid":"o2","session_key":"a2V5"}', '{"errcode":0,"openid":"o1","session_key":"not base64!"}', '{"errcode":0}']],
+      '{"errcode":0,"openid":"o2","session_key":"a2V5"}', '{"errcode":0,"openid":"o1","session_key":"not base64!"}', '{"errcode":0}',
+      '{"errcode":0,"openid":"o1","session_key":"a2V5"}']],
     ['getPhoneNumber', async (c) => await c.getPhoneNumber('token-0123456789abcdef', 'code'), [
       '{"errcode":0}', '{"errcode":0,"phone_info":{"phoneNumber":"1<script>","purePhoneNumber":"1","countryCode":"86","watermark":{"appid":"' + APPID + '"}}}',
       '{"errcode":0,"phone_info":{"phoneNumber":"13800000000","purePhoneNumber":"13800000000","countryCode":"86","watermark":{"appid":"wxffffffffffffffff"}}}',

@@ -68,6 +68,16 @@ test('decryptUserData says WX_SESSION_KEY_STALE (401) for data made with another
   t.match(decryptUserData({ ...e, appid: APPID }), { openId: 'o1' }, 'a fresh round trip works')
 })
 
+test('decrypted data nested deeper than 32 levels is WX_DECRYPT_FAILED: the answer\'s serialiser would overflow its stack', async (t) => {
+  // Written as text: JSON.stringify itself would overflow on the deepest.
+  const deep = (levels: number): string => `{"watermark":{"appid":"${APPID}","timestamp":1},"x":${'{"a":['.repeat(levels)}1${']}'.repeat(levels)}}`
+  t.throws(() => decryptUserData({ ...encrypt(deep(6000)), appid: APPID }), { code: 'WX_DECRYPT_FAILED', message: /nested deeper than 32 levels/ }, 'within the body limit')
+  t.throws(() => decryptUserData({ ...encrypt(deep(16)), appid: APPID }), { code: 'WX_DECRYPT_FAILED' }, '33 levels: objects and arrays both count')
+  t.match(decryptUserData({ ...encrypt(deep(15)), appid: APPID }), { x: { a: [{ a: Array }] } }, '31 levels pass')
+  const werun = { stepInfoList: [{ timestamp: 1, step: 100 }, { timestamp: 2, step: 200 }], watermark: { appid: APPID, timestamp: 1 } }
+  t.same(decryptUserData({ ...encrypt(JSON.stringify(werun)), appid: APPID }), werun, 'WeChat\'s own shapes')
+})
+
 test('decryptUserData never throws anything but its two codes', async (t) => {
   for (let i = 0; i < 300; i++) {
     const input = {

@@ -155,7 +155,7 @@ test('WeChat failures: timeout 504, down 503, bad credentials 502; a transient f
   let hits = 0
   const flaky = createServer((_req, res) => {
     hits++
-    res.end(hits <= 2 ? '{"errcode":-1,"errmsg":"busy"}' : '{"openid":"o-flaky","session_key":"k"}')
+    res.end(hits <= 2 ? '{"errcode":-1,"errmsg":"busy"}' : '{"openid":"o-flaky","session_key":"c2Vzc2lvbi1rZXktMTIzNA=="}')
   })
   await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
   t.teardown(() => flaky.close())

@@ -247,6 +247,18 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
   })
 })
 
+test('a session of H5 login cannot step up: 403 AUTH_STEP_UP_UNAVAILABLE before the code is spent', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await h5App(t, sim, redis)
+  const h5 = (await h5Login(app, 'ursula')).json<Pair>()
+  const res = await app.inject({ method: 'POST', url: '/auth/step-up', headers: bearer(h5.accessToken), payload: { code: 'ursula.s1' } })
+  t.same(coded(res), [403, 'AUTH_STEP_UP_UNAVAILABLE'])
+  t.match(res.json().detail, { cause: 'no-session-key' })
+  t.notOk(sim.calls.some((c) => c.code === 'ursula.s1'), 'the code never reached WeChat (it would have rotated the session_key of the user\'s mini program)')
+  t.equal((await login(app, 'ursula.s1')).openid, sim.openidOf('ursula'), 'and the mini program logs in with it')
+})
+
 test('WeChat refusing the official account\'s credentials, and a WeChat that stays busy', async (t) => {
   const redis = await startRedis(t)
   const sim = await startSim(t)

@@ -15,10 +15,10 @@ function encrypted (sim: Simulator, user: string, data: Record<string, unknown>)
 }
 
 /** What WeChat would hand the client: JSON encrypted under a session_key, with a watermark. */
-function encrypt (sessionKey: string, data: Record<string, unknown>): { encryptedData: string, iv: string } {
+function encrypt (sessionKey: string, data: Record<string, unknown> | string): { encryptedData: string, iv: string } {
   const iv = randomBytes(16)
   const cipher = createCipheriv('aes-128-cbc', Buffer.from(sessionKey, 'base64'), iv)
-  const encryptedData = Buffer.concat([cipher.update(JSON.stringify(data)), cipher.final()]).toString('base64')
+  const encryptedData = Buffer.concat([cipher.update(typeof data === 'string' ? data : JSON.stringify(data)), cipher.final()]).toString('base64')
   return { encryptedData, iv: iv.toString('base64') }
 }
 
@@ -49,6 +49,13 @@ test('POST /auth/wechat/decrypt', async (t) => {
     const fresh = await app.inject(post('/auth/wechat/decrypt', second.accessToken, payload))
     t.equal(fresh.statusCode, 200)
     t.equal(fresh.json().openId, sim.openidOf('bob'))
+  })
+
+  t.test('data nested thousands of levels deep under the right key is 400 WX_DECRYPT_FAILED, not a 500 from the answer\'s serialiser', async (t) => {
+    const pair = await login(app, 'nest.d1')
+    const deep = `{"watermark":{"appid":"${APPID}","timestamp":1},"x":${'['.repeat(12_000)}${']'.repeat(12_000)}}` // 32 KiB in base64
+    const res = await app.inject(post('/auth/wechat/decrypt', pair.accessToken, encrypt(sim.sessionKeyOf('nest') as string, deep)))
+    t.same([res.statusCode, res.json().code], [400, 'WX_DECRYPT_FAILED'])
   })
 
   t.test('a + turned into a space on the way is repaired', async (t) => {
