@@ -130,13 +130,15 @@ export function createLogout ({ o, store, send, end }: Core, refreshFrom: (s: Se
   return async (opts: { allDevices?: boolean } = {}): Promise<void> => {
     let s = store.get()
     if (s === null) return
-    const out = (s: Session) => send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(s) })
+    // Marked closing while the logout is sent: a refresh of it answering meanwhile is dropped.
+    const out = (s: Session) => send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(store.closing(s) as Session) })
     let res: PlatformResponse | undefined
     let failed: unknown
     try {
       if (o.now() < s.expiresAt) res = await out(s)
       if (res === undefined || errorOf(res).code === 'AUTH_TOKEN_EXPIRED') {
         // A refresh token the gateway refused ended the session already: nothing left to log out with.
+        store.closing(null)
         const ended = await refreshFrom(s)
         if (ended) throw ended
         res = await out(s = store.get() ?? s)

@@ -12,8 +12,8 @@ export function createRefresh ({ o, store, events, call, keep, end, ensureLogin 
       try {
         // A 503 or 504 is retried: the same refresh token gets the same successor (the grace window).
         const pair = await call<TokenPair>({ url: `${o.prefix}/refresh`, method: 'POST', data: { refreshToken: s.refreshToken }, timeout: o.refreshTimeout, retry: true })
-        // An answer that comes after its session ended (logout, a new login) must not bring it back.
-        if (store.get() !== s) return
+        // An answer that comes after its session ended, or while a logout ends it, must not bring it back.
+        if (store.get() !== s || store.closing() === s) return
         events.emit('refreshed', keep(pair))
         return
       } catch (err) {

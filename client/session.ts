@@ -40,7 +40,10 @@ export function createSessionStore (platform: Platform, key: string) {
     try { platform.removeStorageSync(key) } catch {}
   }
 
-  return { get: (): Session | null => current, save, clear }
+  // The session a logout is ending: a refresh of it that answers meanwhile must not bring it back.
+  let closing: Session | null = null
+
+  return { get: (): Session | null => current, save, clear, closing: (s?: Session | null): Session | null => s === undefined ? closing : (closing = s) }
 }
 
 type Listener<K extends keyof Events> = (value: Events[K]) => void

@@ -63,10 +63,7 @@ export const AdminTokenInvalidError = coded('ADMIN_TOKEN_INVALID', 'The admin AP
  * edge: a clock tick, characters counted two ways), never a 500. The message names the argument and
  * the rule, never the value.
  */
-export class ArgumentError extends TypeError {
-  readonly code = 'FST_ERR_VALIDATION'
-  readonly statusCode = 400
-}
+export const ArgumentError = createError('FST_ERR_VALIDATION', '%s', 400, TypeError, false)
 
 /**
  * The error a session's tokens get when it did not end by logout or expiry: AUTH_SESSION_REPLACED

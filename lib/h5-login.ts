@@ -53,11 +53,32 @@ function namesWeChatParameter (search: string): boolean {
 }
 
 /**
+ * Whether `code=` or `state=` (or `[`) appears anywhere in the path or the query, decoded as often as
+ * a page might: inside a value too (`?next=/app/?code=x`, `?x=%26code%3Dx`, `/app/%3Fcode=x`), which a
+ * page that finds its code with a regular expression over location.href would take. `barcode=` too:
+ * such a page's expression would match it as well.
+ */
+function mentionsWeChatParameter (url: URL): boolean {
+  let text = url.pathname + url.search
+  for (let i = 0; i < 3; i++) {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(text.replaceAll('+', ' '))
+    } catch {
+      return true
+    }
+    if (decoded === text) break
+    text = decoded
+  }
+  return /(code|state)\s*[=[]/i.test(text)
+}
+
+/**
  * `returnTo` as WeChat will be given it, when it has the origin of an entry of `allowed` and a path
  * under it (an entry ending with '/' allows the pages below it, any other only itself); null
  * otherwise. Parsed as a browser would (dot segments resolved), so no spelling leaves the list; an
  * encoded slash, backslash or dot, or a `;`, in the path is refused, and so is a query that names
- * `code` or `state` (WeChat adds its own).
+ * `code` or `state`, or an address that holds `code=` or `state=` anywhere (WeChat adds its own).
  */
 export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): string | null {
   let url: URL
@@ -70,7 +91,7 @@ export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): str
   // An encoded slash, backslash or dot in the path: a page server that decodes before routing would
   // leave the entry; a `;` (or %3B): one that drops path parameters first would read /app/..;/x as /x.
   if (/%(2f|5c|2e|3b)|;/i.test(url.pathname)) return null
-  if (namesWeChatParameter(url.search)) return null
+  if (namesWeChatParameter(url.search) || mentionsWeChatParameter(url)) return null
   const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
   url.hash = ''
   return fits ? url.href : null

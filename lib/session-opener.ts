@@ -26,13 +26,9 @@ export async function orPutBack<T> (opening: Promise<T>, putBack: () => Promise<
   }
 }
 
-type OpenerDeps = Pick<SessionsDeps, 'store' | 'config' | 'audit'> & {
-  /** REFRESH_COOKIE's device types (lib/config.ts): their sessions hand their login on to no other device. */
-  config: { refreshCookieTypes?: readonly string[] }
-}
-
-export function createSessionOpener ({ store, config, audit }: OpenerDeps, refreshTokenOf: RefreshTokens, pair: PairOf) {
+export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
+  // REFRESH_COOKIE's device types: their sessions hand their login on to no other device.
   const cookieTypes = new Set(config.refreshCookieTypes ?? [])
 
   /** AUTH_DEVICE_TYPE_UNKNOWN unless `deviceType` is one of DEVICE_TYPES. */

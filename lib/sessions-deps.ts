@@ -58,8 +58,8 @@ export interface SessionsDeps {
   }
   tokens: Pick<AccessTokens, 'sign'>
   config: Pick<ResolvedConfig, 'jwtSecret' | 'JWT_SECRET_PREVIOUS' | 'REFRESH_TOKEN_TTL' | 'SESSION_MAX_AGE' | 'REFRESH_GRACE_SECONDS'> &
-    /** Session control; the configuration's defaults when left out. */
-    Partial<Pick<ResolvedConfig, SessionRuleKey>>
+    /** Session control and cookie mode; the configuration's defaults when left out. */
+    Partial<Pick<ResolvedConfig, SessionRuleKey | 'refreshCookieTypes'>>
   /** The openid becomes the user id when none is given. */
   resolveUser?: ResolveUser
   /** Where audit events go (lib/audit.ts); none by default. */

@@ -44,7 +44,9 @@ function keySources (text: string): Array<string | object> {
     const t = unescape(text).trim()
     if (t.startsWith('{') || t.startsWith('[')) {
       const parsed = JSON.parse(t) as unknown
-      return Array.isArray(parsed) ? parsed : 'keys' in (parsed as object) ? (parsed as { keys: object[] }).keys : [parsed as object]
+      const list: unknown = Array.isArray(parsed) ? parsed : 'keys' in (parsed as object) ? (parsed as { keys: unknown }).keys : [parsed]
+      if (!Array.isArray(list)) throw new Error('keys is not a list')
+      return list as object[]
     }
     const blocks = t.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? []
     if (blocks.length === 0) throw new Error('no PEM block')

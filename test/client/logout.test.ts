@@ -80,3 +80,31 @@ test('logout({ allDevices }) without a 2xx rejects; the tokens are forgotten all
   t.equal(await client.logout().then(() => 'resolved'), 'resolved', 'a logout of this device only resolves offline')
   t.same(ended.map((e) => e.reason), ['logout', 'logout', 'logout', 'logout'])
 })
+
+test('logout while a refresh is in flight: the rotation that answers during the logout does not bring the session back', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL: 60 } })
+  const mp = standIn('dora')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  await client.ensureLogin()
+  const ended: LoggedOut[] = []
+  client.on('loggedOut', (e) => ended.push(e))
+  time.clock.at += 50_000 // in the last fifth of the token's life: a request refreshes first
+  const rotation = mp.hold('POST /auth/refresh')
+  const orders = client.request({ url: '/api/orders' }).catch((err: unknown) => err)
+  await rotation.answered
+  const logout = mp.hold('POST /auth/logout')
+  const out = client.logout()
+  await logout.answered
+  rotation.release() // the rotation's answer comes while the logout is still in flight
+  await new Promise((resolve) => setImmediate(resolve))
+  logout.release()
+  await out
+  t.equal(client.session(), null, 'logged out here: the rotation\'s pair was not kept')
+  t.equal(mp.storage.has('wechat-auth'), false, 'nor stored')
+  t.same(ended, [{ reason: 'logout' }], 'and told so')
+  t.equal(mp.calls['POST /auth/refresh'], 1)
+  // The request the app made before logging out goes on as a request of no session (it may log in).
+  await orders
+  t.equal(ended.length, 1)
+})

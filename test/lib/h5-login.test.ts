@@ -66,9 +66,13 @@ test('returnTo: a query naming code or state is refused, however spelled (WeChat
   for (const refused of [
     'https://h5.example.com/app/?code=attacker', 'https://h5.example.com/app/?id=5&state=x', 'https://h5.example.com/app/?code', 'https://h5.example.com/app/?Code=x',
     'https://h5.example.com/app/?STATE=x', 'https://h5.example.com/app/?%63ode=x', 'https://h5.example.com/app/?id=5;code=x', 'https://h5.example.com/app/?code[]=x',
-    'https://h5.example.com/app/?co%64e=x', 'https://h5.example.com/app/?%zz=1'
+    'https://h5.example.com/app/?co%64e=x', 'https://h5.example.com/app/?%zz=1',
+    // Inside a value or the path, for a page that finds its code with a regular expression over the address.
+    'https://h5.example.com/app/?next=/app/?code=x', 'https://h5.example.com/app/?next=%2Fcode%3D1', 'https://h5.example.com/app/?x=%26code%3Dx',
+    'https://h5.example.com/app/?x=%2526code%253Dx', 'https://h5.example.com/app/%3Fcode=x', 'https://h5.example.com/app/?barcode=1', 'https://h5.example.com/app/?s=state%3Dx'
   ]) t.equal(allowedReturnTo(refused, allowed), null, refused)
-  t.equal(allowedReturnTo('https://h5.example.com/app/?barcode=1&states=2&next=%2Fcode%3D1', allowed), 'https://h5.example.com/app/?barcode=1&states=2&next=%2Fcode%3D1', 'other names, and code= inside a value')
+  t.equal(allowedReturnTo('https://h5.example.com/app/?states=2&id=5&from=menu', allowed), 'https://h5.example.com/app/?states=2&id=5&from=menu', 'other names pass')
+  t.equal(allowedReturnTo('https://h5.example.com/app/code/page', allowed), 'https://h5.example.com/app/code/page', 'a path segment named code passes')
 })
 
 test('returnTo: a ; in the path is refused (a page server that drops path parameters before routing would leave the entry)', async (t) => {

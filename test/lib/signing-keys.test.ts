@@ -72,6 +72,7 @@ test('keys parse from PEM (newlines escaped or not) and JWK; a wrong kind is tol
   const broken = pem.slice(0, 80)
   t.throws(() => parsePrivateKey(broken), { message: 'not a private key in PEM or JWK form' })
   t.throws(() => parsePublicKeys('nothing'), { message: 'not public keys in PEM or JWK form' })
+  t.throws(() => parsePublicKeys('{"keys":null}'), { message: 'not public keys in PEM or JWK form' }, 'a JWKS whose keys are no list')
   t.equal(kidOf('not-a-token'), undefined)
 })
 

@@ -169,7 +169,7 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     // The attacker stops his own H5 login at WeChat's redirect: an unused code of his account.
     const mine = await authorize(app)
     const attackerCode = (await wechatSendsBack(mine.location, 'mallory')).code as string
-    for (const returnTo of [`${PAGE}?code=${attackerCode}`, `${PAGE}orders?id=5&code=${attackerCode}`, `${PAGE}?state=x`, `${PAGE}?Code=${attackerCode}`]) {
+    for (const returnTo of [`${PAGE}?code=${attackerCode}`, `${PAGE}orders?id=5&code=${attackerCode}`, `${PAGE}?state=x`, `${PAGE}?Code=${attackerCode}`, `${PAGE}?next=/app/?code=${attackerCode}`, `${PAGE}?x=%26code%3D${attackerCode}`]) {
       const { res } = await authorize(app, { returnTo })
       t.same([...coded(res), res.headers.location, res.cookies.length], [400, 'AUTH_H5_RETURN_TO_REFUSED', undefined, 0], returnTo)
     }
