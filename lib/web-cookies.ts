@@ -32,21 +32,27 @@ export interface CookieRequest {
   hostname: string
   headers: Record<string, string | string[] | undefined>
 }
-export interface CookieOptions { httpOnly: true, secure: boolean, sameSite: 'strict', path: string, maxAge?: number }
-/** Where cookies are set: a Fastify reply with @fastify/cookie has this shape. */
+export interface CookieOptions { httpOnly: true, secure: boolean, sameSite: 'strict', path: string, maxAge?: number, expires?: Date }
+/** Where cookies are set: a Fastify reply (Fastify appends each Set-Cookie header to the others). */
 export interface CookieReply {
-  setCookie: (name: string, value: string, options: CookieOptions) => unknown
-  clearCookie: (name: string, options: CookieOptions) => unknown
+  header: (name: 'set-cookie', value: string) => unknown
 }
-/** A Cookie header's cookies by name (@fastify/cookie's parse). */
-export type ParseCookies = (header: string) => Record<string, string | undefined>
+/**
+ * A Cookie header's cookies by name, and a Set-Cookie header's value (the `cookie` package's parse and
+ * serialize). Not @fastify/cookie's reply.setCookie: that one merges a host's registration's
+ * parseOptions in (a `signed: true` signed the refresh token, which then never read back; a `domain`
+ * widened the cookie to every subdomain), depending on which of the two registered it first.
+ */
+export interface CookieCodec {
+  parse: (header: string) => Record<string, string | undefined>
+  serialize: (name: string, value: string, options: CookieOptions) => string
+}
 
 /** A token pair as answered: in cookie mode, a web client's has no refresh token. */
 export type TokenAnswer = Omit<TokenPair, 'refreshToken'> & { refreshToken?: string }
 
 export interface WebCookiesConfig {
   production: boolean
-  AUTH_PREFIX: string
   /** REFRESH_COOKIE's device types; none: cookie mode is off. */
   refreshCookieTypes: readonly string[]
 }
@@ -66,10 +72,21 @@ function namedTwice (header: string, name: string): boolean {
   return false
 }
 
-export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies) {
+/** Set-Cookie headers that set a cookie, or clear it (empty, expired). */
+function cookieWriter (serialize: CookieCodec['serialize']) {
+  const setCookie = (reply: CookieReply, name: string, value: string, options: CookieOptions): void => { reply.header('set-cookie', serialize(name, value, options)) }
+  const clearCookie = (reply: CookieReply, name: string, options: CookieOptions): void => { setCookie(reply, name, '', { ...options, maxAge: 0, expires: new Date(0) }) }
+  return { setCookie, clearCookie }
+}
+
+/**
+ * The cookies of the auth routes mounted at `prefix`: the host's prefix included (`/api/auth` under
+ * `/api`), so that a browser sends each cookie to the route that reads it.
+ */
+export function createWebCookies (config: WebCookiesConfig, { parse, serialize }: CookieCodec, prefix: string) {
   const types = new Set(config.refreshCookieTypes)
-  const refreshPath = `${config.AUTH_PREFIX}/refresh`
-  const h5Path = `${config.AUTH_PREFIX}/h5`
+  const [refreshPath, h5Path] = [`${prefix}/refresh`, `${prefix}/h5`]
+  const { setCookie, clearCookie } = cookieWriter(serialize)
 
   /** Secure unless in development over plain http to a loopback host. */
   const secureFor = (request: CookieRequest): boolean =>
@@ -89,7 +106,7 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
   /** Puts a pair's refresh token in the cookie; the answer keeps everything else. */
   function inCookie (request: CookieRequest, reply: CookieReply, pair: TokenPair): TokenAnswer {
     const { refreshToken, ...answer } = pair
-    reply.setCookie(nameFor(request, REFRESH_COOKIE), refreshToken, optionsFor(request, refreshPath, pair.refreshExpiresIn))
+    setCookie(reply, nameFor(request, REFRESH_COOKIE), refreshToken, optionsFor(request, refreshPath, pair.refreshExpiresIn))
     return answer
   }
 
@@ -130,19 +147,19 @@ export function createWebCookies (config: WebCookiesConfig, parse: ParseCookies)
 
     /** Forgets the refresh cookie (logout, a refresh token that is dead). */
     clearRefresh (request: CookieRequest, reply: CookieReply): void {
-      reply.clearCookie(nameFor(request, REFRESH_COOKIE), optionsFor(request, refreshPath))
+      clearCookie(reply, nameFor(request, REFRESH_COOKIE), optionsFor(request, refreshPath))
     },
 
     /** H5 login: this browser's secret, for `maxAge` seconds, sent back only to the H5 routes. */
     setBrowserSecret (request: CookieRequest, reply: CookieReply, secret: string, maxAge: number): void {
-      reply.setCookie(nameFor(request, H5_COOKIE), secret, optionsFor(request, h5Path, maxAge))
+      setCookie(reply, nameFor(request, H5_COOKIE), secret, optionsFor(request, h5Path, maxAge))
     },
 
     /** H5 login: this browser's secret, if it sent one; AUTH_CSRF_REJECTED when it is named twice (cookie tossing). */
     browserSecret: (request: CookieRequest): string | undefined => read(request, H5_COOKIE),
 
     clearBrowserSecret (request: CookieRequest, reply: CookieReply): void {
-      reply.clearCookie(nameFor(request, H5_COOKIE), optionsFor(request, h5Path))
+      clearCookie(reply, nameFor(request, H5_COOKIE), optionsFor(request, h5Path))
     }
   }
 }

@@ -5,7 +5,7 @@
 // (lib/web-cookies.ts) in every answer that opens or refreshes its session.
 // Public routes are rate-limited per client IP (login per IP and mini program); protected ones run
 // fastify.authenticate.
-import { fastifyCookie } from '@fastify/cookie'
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie'
 import { clientKey } from '../http/client-key.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -37,7 +37,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
   const { perMinute, counted } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
-  const cookies = await webCookiesOf(fastify)
+  const cookies = webCookiesOf(fastify)
   const tokenAnswer = cookies.cookieMode ? WebTokenPair : TokenPair // no refresh token for a web client
 
   const loginKey = loginKeyOf(fastify)
@@ -115,15 +115,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
 }
 
 /**
- * Cookies for web clients (lib/web-cookies.ts), with @fastify/cookie only when cookie mode or H5 login
- * needs it: parsed where they are read, not on every request (hook: false); a host's own
- * registration serves as well.
+ * Cookies for web clients (lib/web-cookies.ts): parsed where they are read, not on every request, and
+ * written with the `cookie` package's functions, not through @fastify/cookie (a host's registration of
+ * it would lend its options); for the routes where this context is mounted, the host's prefix included.
  */
-async function webCookiesOf (fastify: FastifyInstance): Promise<WebCookies> {
-  const cookies = createWebCookies(fastify.wechatAuthConfig, fastifyCookie.parse)
-  const needed = cookies.cookieMode || fastify.wechatAuthSessions.h5 !== undefined
-  if (needed && !fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie, { hook: false })
-  return cookies
+function webCookiesOf (fastify: FastifyInstance): WebCookies {
+  return createWebCookies(fastify.wechatAuthConfig, { parse: parseCookies, serialize: serializeCookie }, fastify.prefix)
 }
 
 /**

@@ -3,7 +3,7 @@
 // the page logs simulated users in with made-up codes, which only the simulator accepts.
 import type { FastifyPluginAsync } from 'fastify'
 import { DEMO_CSP, demoPage } from '../lib/demo-page.js'
-import { ConfigError } from '../lib/errors.js'
+import { checkOptions, PATH_OR_FALSE } from '../lib/plugin-options.js'
 import { NoQuery } from '../lib/schemas.js'
 
 export interface DemoRoutesOptions {
@@ -16,10 +16,11 @@ export interface DemoRoutesOptions {
 
 const demoRoutes: FastifyPluginAsync<DemoRoutesOptions> = async function demoRoutes (fastify, opts) {
   const { production, useSimulator, AUTH_PREFIX } = fastify.wechatAuthConfig
+  checkOptions(opts, { plugin: 'wechatAuthDemo', rules: { demoPath: PATH_OR_FALSE }, encapsulated: true })
   const path = opts.demoPath ?? `${AUTH_PREFIX}/demo`
-  if (path !== false && !/^\/[\x21-\x7e]*$/.test(path)) throw new ConfigError('demoPath must be a path that starts with / (or false)')
   if (path === false || production || !useSimulator) return
-  const html = demoPage(AUTH_PREFIX)
+  // The routes it calls, under the host's prefix too (`/api/auth` when the gateway is mounted at /api).
+  const html = demoPage(`${fastify.prefix}${AUTH_PREFIX}`)
   fastify.get(path, { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) => await reply
     .type('text/html; charset=utf-8')
     .header('content-security-policy', DEMO_CSP)

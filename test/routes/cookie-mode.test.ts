@@ -251,7 +251,7 @@ test('REFRESH_COOKIE is checked at boot, and is off by default', async (t) => {
   t.same(coded(await off.inject({ method: 'POST', url: '/auth/refresh', headers: CSRF })), [400, 'FST_ERR_VALIDATION'], 'off: the body is required')
 })
 
-test('a host\'s own @fastify/cookie serves the gateway; an outage keeps the cookie', async (t) => {
+test('a host\'s own @fastify/cookie, its options (signed, a domain) and a parent prefix do not reach the gateway\'s cookies; an outage keeps the cookie', async (t) => {
   const redis = await startRedis(t, { own: true })
   const sim = await startSim(t)
   const { default: Fastify } = await import('fastify')
@@ -259,21 +259,31 @@ test('a host\'s own @fastify/cookie serves the gateway; an outage keeps the cook
   const { default: wechatAuth } = await import('../../app.js')
   const host = Fastify()
   t.teardown(async () => await host.close())
-  await host.register(fastifyCookie)
+  // Signed cookies and a domain by default, for the host's own: the refresh token was signed (then never
+  // read back: AUTH_REFRESH_INVALID) and the cookie widened to every subdomain.
+  await host.register(fastifyCookie, { secret: 'a-host-cookie-secret-0123456789abcdef', parseOptions: { signed: true, domain: 'example.com' } })
   host.get('/whoami', async (request) => ({ cookies: Object.keys(request.cookies) }))
-  await host.register(wechatAuth, {
-    env: false,
-    config: { LOG_LEVEL: 'silent', WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, JWT_SECRET, REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, REFRESH_COOKIE: 'web' }
-  })
+  await host.register(async (api) => {
+    await api.register(wechatAuth, {
+      env: false,
+      config: { LOG_LEVEL: 'silent', WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, JWT_SECRET, REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix, REFRESH_COOKIE: 'web' }
+    })
+  }, { prefix: '/api' })
   await host.ready()
-  const mp = await login(host, 'ivan.k1')
-  const cookie = refreshCookie(await ticketExchange(host, mp)) as Cookie
-  t.match(cookie, { name: 'wxauth-refresh', httpOnly: true, sameSite: 'Strict' }, 'set through the host\'s registration')
-  const next = await fromCookie(host, cookie.value)
-  t.equal(next.statusCode, 200)
+  const mp = (await host.inject({ method: 'POST', url: '/api/auth/login', payload: { code: 'ivan.k1' } })).json<Pair>()
+  const { ticket } = (await host.inject({ method: 'POST', url: '/api/auth/tickets', headers: bearer(mp.accessToken) })).json<{ ticket: string }>()
+  const web = await host.inject({ method: 'POST', url: '/api/auth/tickets/exchange', payload: { ticket } })
+  const cookie = refreshCookie(web) as Cookie
+  t.match(cookie, { name: 'wxauth-refresh', httpOnly: true, sameSite: 'Strict', path: '/api/auth/refresh' }, 'the path of the route that reads it, under the host\'s prefix')
+  t.equal(cookie.domain, undefined, 'no Domain: the host\'s default is its own')
+  const fromApi = async (value: string): Promise<LightMyRequestResponse> =>
+    await host.inject({ method: 'POST', url: '/api/auth/refresh', headers: { ...CSRF, cookie: `wxauth-refresh=${value}` } })
+  const next = await fromApi(cookie.value)
+  t.equal(next.statusCode, 200, 'the token as it was given, unsigned, refreshes')
+  t.match(refreshCookie(next), { path: '/api/auth/refresh' })
   t.same((await host.inject({ url: '/whoami', headers: { cookie: 'a=1' } })).json(), { cookies: ['a'] }, 'the host\'s cookie parsing is its own')
   await redis.stop()
-  const down = await fromCookie(host, (refreshCookie(next) as Cookie).value)
+  const down = await fromApi((refreshCookie(next) as Cookie).value)
   t.same(coded(down), [503, 'STORE_UNAVAILABLE'])
   t.equal(refreshCookie(down), undefined, 'the cookie is kept: the token may still be good')
 })

@@ -51,6 +51,11 @@ test('the page follows AUTH_PREFIX, or demoPath', async (t) => {
   const page = await prefixed.inject('/api/wx/demo')
   t.equal(page.statusCode, 200)
   t.match(page.body, '<body data-prefix="/api/wx">')
+  // Mounted by a host under /v1: the page calls the routes where they are.
+  const host = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUST_PROXY: 'false' }))
+  t.teardown(async () => await host.close())
+  await host.register(async (api) => { await api.register(wechatAuth, { env: false, config: { WECHAT_SIMULATOR_PORT: 0 } }) }, { prefix: '/v1' })
+  t.match((await host.inject('/v1/auth/demo')).body, '<body data-prefix="/v1/auth">', 'under a host\'s prefix')
   const moved = await devGateway(t, { demoPath: '/qr-demo' })
   t.equal((await moved.inject('/qr-demo')).statusCode, 200)
   t.equal((await moved.inject('/auth/demo')).statusCode, 404)
