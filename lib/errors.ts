@@ -1,5 +1,5 @@
 // Every error the gateway answers with, by stable code. Clients and tests match on `code`.
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 import type { SessionEnd } from './store/types.js'
 
 /**

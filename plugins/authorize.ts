@@ -9,10 +9,14 @@ import { requirementCheck, type Requirement } from '../lib/permissions.js'
 
 export type { Requirement } from '../lib/permissions.js'
 
+// Named out here: inside `declare module 'fastify'` the names resolve to fastify's own, so tsc drops
+// their import from the .d.ts and a host that augments no FastifyReply cannot find it (TS2304).
+type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** A hook that lets through callers with these roles, permissions, a recent step-up, no ban from `service`. */
-    authorize: (requirement: Requirement) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    authorize: (requirement: Requirement) => Hook
   }
 }
 

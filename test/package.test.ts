@@ -2,8 +2,10 @@
 // registry into a strict TypeScript host (test/fixtures/host) that has its own @fastify/redis,
 // @fastify/jwt and global @fastify/rate-limit. The shipped .d.ts files are checked with
 // skipLibCheck false, then the compiled host runs over real HTTP, real Redis and the simulator.
+// A plain host, which imports only fastify and the package, is checked under Node16 and Bundler
+// module resolution with the oldest TypeScript docs/embedding.md promises.
 import { execFile } from 'node:child_process'
-import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -12,13 +14,40 @@ import { JWT_SECRET, redisClient, startRedis, startSim } from './helper.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const FIXTURE = fileURLToPath(new URL('fixtures/host', import.meta.url))
-// What a host installs next to the tarball. ioredis' own .d.ts imports redis-errors, whose types
-// ioredis lists only as a dev dependency: without them a skipLibCheck-false host fails (TS7016).
+// What a host installs next to the tarball, and the oldest TypeScript the docs promise (the
+// fixture's checks run with this repo's own, which wrote the .d.ts files). ioredis' own .d.ts
+// imports redis-errors, whose types ioredis lists only as a dev dependency: without them a
+// skipLibCheck-false host fails (TS7016).
 const HOST_DEPENDENCIES = ['fastify@5', '@fastify/redis@9', '@fastify/jwt@10', '@fastify/rate-limit@11', 'ioredis@6',
-  '@types/redis-errors@1', 'typescript@~5.9', '@types/node@20']
+  '@types/redis-errors@1', '@types/node@20']
+const PROJECT_TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
 const INSTALL_TIMEOUT_MS = 180_000
+const NPM_INSTALL = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts',
+  // npm's default retries wait out a dead registry for minutes
+  '--fetch-timeout=30000', '--fetch-retries=1', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=10000']
 
-// Installing from the registry and three tsc runs take longer than the 120 s the other files get.
+// A host with nothing of its own that augments Fastify's types (as @fastify/jwt augments
+// FastifyReply): a .d.ts that names a type it does not import fails here, under each resolution.
+const PLAIN_HOST = `import Fastify from 'fastify'
+import wechatAuth, { AuthForbiddenError, wechatAuthErrorHandler, type AuthUser } from 'fastify-wechat-auth'
+
+const app = Fastify()
+await app.register(wechatAuth, { config: { AUTH_PREFIX: '/api/wx' } })
+app.setErrorHandler(wechatAuthErrorHandler)
+app.get('/admin', { onRequest: app.authorize({ roles: ['admin'] }) }, async (request) => {
+  const user: AuthUser = request.wechatAuthUser
+  return { sub: user.sub }
+})
+export const forbidden: { code: 'AUTH_FORBIDDEN', statusCode: 403 } = new AuthForbiddenError('roles')
+await app.close()
+`
+// NodeNext resolves this package as Node16 does, and the fixture's tsconfig is NodeNext already.
+const RESOLUTIONS = [
+  { name: 'node16', module: 'Node16', moduleResolution: 'Node16' },
+  { name: 'bundler', module: 'ESNext', moduleResolution: 'Bundler' }
+]
+
+// Installing from the registry and five tsc runs take longer than the 120 s the other files get.
 t.setTimeout(300_000)
 
 interface Run { code: number | null, stdout: string, stderr: string, timedOut: boolean }
@@ -39,11 +68,22 @@ async function run (cmd: string, args: string[], cwd: string, timeoutMs = 60_000
 
 const tail = (text: string): string => text.trim().split('\n').slice(-15).join('\n')
 
+/** The oldest TypeScript docs/embedding.md promises hosts, as `major.minor`. */
+async function minimumTypeScript (): Promise<string> {
+  const docs = await readFile(join(ROOT, 'docs/embedding.md'), 'utf8')
+  const stated = /\*\*TypeScript (\d+\.\d+) or later\*\*/.exec(docs)?.[1]
+  if (stated === undefined) throw new Error('docs/embedding.md states no "**TypeScript x.y or later**" for hosts')
+  return stated
+}
+
+interface Installed { hostDir: string, tarball: string, typescript: string }
+
 /** The tarball of the built repo, installed with the host's dependencies into a temp dir. */
-async function installHost (tt: { teardown: (fn: () => unknown) => void }): Promise<string> {
+async function installHost (tt: { teardown: (fn: () => unknown) => void }): Promise<Installed> {
   await stat(join(ROOT, 'dist/index.d.ts')).catch(() => {
     throw new Error('dist/ is missing: run `npm run build` first (`npm test` does)')
   })
+  const typescript = await minimumTypeScript()
   const dir = await mkdtemp(join(tmpdir(), 'wxauth-host-'))
   tt.teardown(async () => await rm(dir, { recursive: true, force: true }))
 
@@ -53,16 +93,14 @@ async function installHost (tt: { teardown: (fn: () => unknown) => void }): Prom
 
   const hostDir = join(dir, 'host')
   await cp(FIXTURE, hostDir, { recursive: true })
-  const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts',
-    // npm's default retries wait out a dead registry for minutes
-    '--fetch-timeout=30000', '--fetch-retries=1', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=10000',
-    join(dir, filename), ...HOST_DEPENDENCIES], hostDir, INSTALL_TIMEOUT_MS)
+  const tarball = join(dir, filename)
+  const install = await run('npm', [...NPM_INSTALL, tarball, ...HOST_DEPENDENCIES, `typescript@~${typescript}.0`], hostDir, INSTALL_TIMEOUT_MS)
   if (install.code !== 0) {
     const why = install.timedOut ? `did not finish in ${INSTALL_TIMEOUT_MS / 1000} s` : `exited with ${String(install.code)}`
     const registry = (await run('npm', ['config', 'get', 'registry'], hostDir)).stdout.trim()
     throw new Error(`npm install of the host ${why}; the npm registry ${registry} ${await registryState(registry)}\n${tail(install.stderr)}`)
   }
-  return hostDir
+  return { hostDir, tarball, typescript }
 }
 
 /** Whether the registry answers at all, so that a failed install says whose fault it is. */
@@ -76,13 +114,26 @@ async function registryState (registry: string): Promise<string> {
   }
 }
 
-const tsc = async (hostDir: string, args: string[]): Promise<Run> =>
-  await run(process.execPath, [join(hostDir, 'node_modules/typescript/bin/tsc'), '--pretty', 'false', ...args], hostDir)
+/** tsc on the host: this repo's (by default) or the host's own, which is the oldest the docs promise. */
+const tsc = async (hostDir: string, args: string[], compiler = PROJECT_TSC): Promise<Run> =>
+  await run(process.execPath, [compiler, '--pretty', 'false', ...args], hostDir)
 
 /** The errors tsc printed: where (`file:line TSxxxx`) and the first line of each. */
 const errorsOf = (out: string): Array<{ where: string, text: string }> =>
   [...out.matchAll(/^(.+?)\((\d+),\d+\): error (TS\d+).*$/gm)]
     .map(([text, file, line, code]) => ({ where: `${String(file)}:${String(line)} ${String(code)}`, text }))
+
+/** One line per file and code, with the first error's text: one defect is often dozens of the same error. */
+function byFileAndCode (errors: Array<{ where: string, text: string }>): string[] {
+  const groups = new Map<string, { count: number, text: string }>()
+  for (const { where, text } of errors) {
+    const key = where.replace(/:\d+ /, ' ')
+    const group = groups.get(key)
+    if (group === undefined) groups.set(key, { count: 1, text })
+    else group.count++
+  }
+  return [...groups].map(([key, { count, text }]) => `${key} ×${count}: ${text}`)
+}
 
 interface HostApp {
   listen: (opts: { port: number, host: string }) => Promise<string>
@@ -93,7 +144,7 @@ type BuildHost = (opts: Record<string, unknown>) => Promise<HostApp>
 interface Answer { status: number, body: Record<string, unknown>, headers: Headers }
 
 test('the packed package in a strict TypeScript host', { timeout: 280_000 }, async (t) => {
-  const hostDir = await installHost(t)
+  const { hostDir, tarball, typescript } = await installHost(t)
   const tsconfig = JSON.parse(await readFile(join(hostDir, 'tsconfig.json'), 'utf8')) as { compilerOptions: Record<string, unknown> }
   t.match(tsconfig.compilerOptions, { strict: true, skipLibCheck: false, module: 'NodeNext', moduleResolution: 'NodeNext' }, 'the host is strict and checks every .d.ts')
 
@@ -119,6 +170,39 @@ test('the packed package in a strict TypeScript host', { timeout: 280_000 }, asy
     t.same(errorsOf(check.stdout).map((error) => error.where), expected, 'errors at the marked lines only')
     t.match(check.stdout, /'RATE_LIMIT_LOGIN' does not exist in type 'ConfigInput'/, 'a misspelt config key')
     t.match(check.stdout, /Property 'nope' does not exist on type '\{ staffId: string; role: "admin" \| "clerk"; \}'/, 'request.user is the host\'s type')
+  })
+
+  await t.test(`a plain host compiles under ${RESOLUTIONS.map((r) => r.name).join(', ')} with TypeScript ${typescript}`, async (t) => {
+    const hostTsc = join(hostDir, 'node_modules/typescript/bin/tsc')
+    t.match((await tsc(hostDir, ['--version'], hostTsc)).stdout, `Version ${typescript}.`, 'the oldest TypeScript the docs promise')
+    await writeFile(join(hostDir, 'plain.ts'), PLAIN_HOST)
+    const checks = await Promise.all(RESOLUTIONS.map(async ({ name, module, moduleResolution }) => {
+      const compilerOptions = { target: 'ES2022', module, moduleResolution, lib: ['ES2023'], types: ['node'], strict: true, skipLibCheck: false, noEmit: true }
+      await writeFile(join(hostDir, `tsconfig.plain-${name}.json`), JSON.stringify({ compilerOptions, files: ['plain.ts'] }))
+      return await tsc(hostDir, ['-p', `tsconfig.plain-${name}.json`, '--listFiles'], hostTsc)
+    }))
+    RESOLUTIONS.forEach(({ name }, i) => {
+      const check = checks[i] as Run
+      t.same(byFileAndCode(errorsOf(check.stdout)), [], `${name}: no type errors`)
+      t.equal(check.code, 0, `${name}: tsc exits 0`)
+      const checked = (path: string): boolean => check.stdout.split('\n').some((file) => file.endsWith(`/node_modules/${path}`))
+      t.ok(checked('fastify-wechat-auth/dist/plugins/authorize.d.ts') && checked('fastify-wechat-auth/dist/lib/errors.d.ts'),
+        `${name}: the tarball's declarations were checked`)
+      t.notOk(checked('@fastify/jwt/types/index.d.ts'), `${name}: without the host's @fastify/jwt`)
+    })
+  })
+
+  await t.test(`its own dependencies install with --engine-strict on Node ${process.versions.node}`, async (t) => {
+    // The tarball alone, without peers: fastify's light-my-request is the host's (docs/embedding.md).
+    // This proves `engines` on the Node running the suite, which should be the oldest that it names.
+    const { engines } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }
+    const oldest = /\d+/.exec(engines.node)?.[0]
+    if (oldest !== process.versions.node.split('.')[0]) t.comment(`engines.node is ${engines.node}: run this on Node ${String(oldest)} to prove it`)
+    const dir = join(hostDir, '../engines')
+    await mkdir(dir)
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'engines', private: true }))
+    const install = await run('npm', [...NPM_INSTALL, '--dry-run', '--engine-strict', '--legacy-peer-deps', tarball], dir, INSTALL_TIMEOUT_MS)
+    t.equal(install.code, 0, `npm install exits 0${install.code === 0 ? '' : `\n${tail(install.stderr)}`}`)
   })
 
   await t.test('the gateway runs by name: npx fastify-wechat-auth', async (t) => {
