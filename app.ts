@@ -1,6 +1,7 @@
 // The whole gateway as one plugin. It only registers the parts, in the order they depend on each
 // other; everything it decorates (fastify.authenticate, fastify.wechat, ...) is visible to the host.
 import fp from 'fastify-plugin'
+import { APPS, checkOptions, CONFIG, ENV, FUNCTION, isRecord, PATH_OR_FALSE, REDIS, type OptionRule } from './lib/plugin-options.js'
 import authorizePlugin from './plugins/authorize.js'
 import authPlugin from './plugins/jwt.js'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
@@ -29,7 +30,26 @@ export interface WechatAuthOptions extends Omit<ConfigPluginOptions, 'hasRedisCl
   metrics?: boolean | MetricsOptions
 }
 
+// Every option, with what it must be: checked before anything starts (a typo, a configuration key
+// given as an option, a value of the wrong kind refuse the boot with CONFIG_INVALID naming it).
+const OPTIONS: Record<keyof WechatAuthOptions, OptionRule> = {
+  config: CONFIG,
+  env: ENV,
+  apps: APPS,
+  redis: REDIS,
+  resolveUser: FUNCTION,
+  onPhoneNumber: FUNCTION,
+  healthPath: PATH_OR_FALSE,
+  jwksPath: PATH_OR_FALSE,
+  openapiPath: PATH_OR_FALSE,
+  openapiUiPath: PATH_OR_FALSE,
+  demoPath: PATH_OR_FALSE,
+  metrics: [(value) => typeof value === 'boolean' || isRecord(value), 'true, false or an object of metrics options']
+}
+
 export default fp<WechatAuthOptions>(async function wechatAuth (fastify, opts) {
+  // Fastify's prefix, logLevel and logSerializers are refused too: it ignores them for this plugin.
+  checkOptions(opts, { plugin: '', rules: OPTIONS, encapsulated: false })
   await fastify.register(configPlugin, { config: opts.config, env: opts.env, apps: opts.apps, hasRedisClient: opts.redis !== undefined })
   // Before the store, whose operations it times.
   if (opts.metrics !== undefined && opts.metrics !== false) await fastify.register(metricsPlugin, opts.metrics === true ? {} : opts.metrics)

@@ -3,10 +3,12 @@
 // in the log. Host apps keep their own handler: this one is set only inside the gateway's contexts.
 // A host may set it for its own routes too (exported as wechatAuthErrorHandler): then the `detail`
 // of the gateway's codes (why a session ended, what a route's authorize found missing) reaches its
-// clients as well; Fastify's default handler answers the code and status without it.
+// clients as well; Fastify's default handler answers the code and status without it. The host's own
+// 4xx errors keep their status and message there, as with Fastify's default handler (hostClientError).
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
+import { Tags } from '../lib/schemas.js'
 import { loggedPath } from './logged-url.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
@@ -22,6 +24,13 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
     return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })
   }
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
+  const clientError = known || onGatewayRoute(request) ? undefined : hostClientError(error)
+  if (clientError !== undefined) {
+    request.log.info({ code: clientError.code, statusCode: clientError.statusCode }, 'request rejected')
+    const headers = (error as { headers?: unknown }).headers // as Fastify's default handler sends them (a 405's Allow)
+    if (typeof headers === 'object' && headers !== null) reply.headers(headers)
+    return reply.code(clientError.statusCode).send(clientError)
+  }
   const statusCode = known && typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
   if (statusCode >= 500 && !known) {
     request.log.error({ err: error }, 'unexpected error')
@@ -38,6 +47,33 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
     ? { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message, ...(typeof detail === 'object' && detail !== null ? { detail } : {}) }
     : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' }
   return reply.code(statusCode).send(body)
+}
+
+// What a code looks like: what a client can match on (ours, Fastify's, @fastify/error's convention).
+const CODE_SHAPE = /^[A-Z][A-Z0-9_]{1,63}$/
+
+// The gateway's routes are tagged as its (as in the OpenAPI document). On them a host hook that throws
+// (resolveUser, onPhoneNumber) answers 500 INTERNAL_ERROR, whatever its error's status (docs/embedding.md).
+const GATEWAY_TAGS = new Set<string>(Object.values(Tags))
+const onGatewayRoute = (request: FastifyRequest): boolean => request.routeOptions.schema?.tags?.some((tag) => GATEWAY_TAGS.has(tag)) === true
+
+/**
+ * The answer to a 4xx the gateway does not know, a host route's own (when the host sets this handler:
+ * docs/embedding.md), as Fastify's default handler gives it: its status and message, which a 4xx means
+ * for the client (unless it says `expose: false`, as http-errors' can), and its code, or `HTTP_<status>`
+ * when it has none that looks like one. The gateway's own routes throw no such error: their 4xx are
+ * coded. Anything else (a 5xx, no status) is the 500 whose details stay in the log.
+ */
+function hostClientError (error: FastifyError & { status?: unknown, expose?: unknown }): { statusCode: number, code: string, error: string, message: string } | undefined {
+  const status = [error.statusCode, error.status].find((value) => typeof value === 'number')
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) return undefined
+  const name = STATUS_CODES[status] ?? 'Error'
+  return {
+    statusCode: status,
+    code: typeof error.code === 'string' && CODE_SHAPE.test(error.code) ? error.code : `HTTP_${status}`,
+    error: name,
+    message: error.expose === false ? name : error.message
+  }
 }
 
 /**

@@ -7,6 +7,14 @@ const LogLevel = Type.Union(
 )
 
 /**
+ * Keys of the standalone server's own process and listeners (server.ts, workers.ts). The plugin in a
+ * host app has no use for them: read from an `env` it is given (a host's process.env, whose LOG_LEVEL,
+ * WORKERS or ADMIN_TOKEN are the host's own), they are left out, not validated.
+ */
+export const STANDALONE_KEYS: ReadonlySet<string> = new Set(['LOG_LEVEL', 'TRUST_PROXY', 'HTTP_HEADERS_TIMEOUT_MS', 'HTTP_REQUEST_TIMEOUT_MS',
+  'HTTP_KEEP_ALIVE_TIMEOUT_MS', 'WORKERS', 'MAX_EVENT_LOOP_DELAY_MS', 'REQUEST_ID_HEADER', 'ADMIN_PORT', 'ADMIN_HOST', 'ADMIN_TOKEN', 'METRICS_PORT', 'METRICS_HOST'])
+
+/**
  * The configuration, by the names of the environment variables. The standalone server reads it
  * from the environment; a host app passes the same names in the plugin's `config` option.
  */

@@ -6,7 +6,7 @@ import { checkLifetimes, checkMode, checkRedisSettings, checkServer, schemaMessa
 import { ConfigError } from './errors.js'
 import { h5Of, type H5Config } from './h5-config.js'
 import { fitsAlgorithm, parsePrivateKey, parsePublicKeys, type AsymmetricAlgorithm } from './signing-keys.js'
-import { ConfigSchema, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
+import { ConfigSchema, STANDALONE_KEYS, WechatApps, type Config, type ConfigInput, type WechatApp } from './schemas.js'
 
 const KNOWN = new Set(Object.keys(ConfigSchema.properties))
 const INTEGERS = new Set(Object.entries(ConfigSchema.properties).filter(([, schema]) => schema.type === 'integer').map(([key]) => key))
@@ -16,15 +16,18 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
  * Validates the configuration from the environment and explicit values (explicit values win).
  * Unknown keys in `explicit` are refused (a typo should not silently fall back to a default);
  * unrelated environment variables are ignored; empty strings count as unset; numbers are decimal digits.
+ * For the plugin in a host app (`inHost`), the environment's keys of the standalone server
+ * (STANDALONE_KEYS) are unrelated too: a host's own.
  */
-export function loadConfig (env: Record<string, string | undefined> | false, explicit: ConfigInput = {}): Config {
+export function loadConfig (env: Record<string, string | undefined> | false, explicit: ConfigInput = {}, { inHost = false } = {}): Config {
   const unknown = Object.keys(explicit).filter((k) => !KNOWN.has(k))
   if (unknown.length > 0) throw new ConfigError(`unknown option(s) ${unknown.join(', ')}`)
-  const pick = (src: Record<string, unknown>): Record<string, unknown> =>
-    Object.fromEntries(Object.entries(src).filter(([k, v]) => KNOWN.has(k) && v !== undefined && v !== ''))
+  const pick = (src: Record<string, unknown>, known: (key: string) => boolean = (k) => KNOWN.has(k)): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(src).filter(([k, v]) => known(k) && v !== undefined && v !== ''))
   // Numbers as decimal digits: the schema's coercion would read ' ' as 0 and 0x10 as 16. The values
   // that count only: one the explicit config overrides is not read.
-  const data: [Record<string, unknown>, Record<string, unknown>] = [pick(env === false ? {} : env), pick(explicit)]
+  const fromEnv = (k: string): boolean => KNOWN.has(k) && !(inHost && STANDALONE_KEYS.has(k))
+  const data: [Record<string, unknown>, Record<string, unknown>] = [pick(env === false ? {} : env, fromEnv), pick(explicit)]
   const odd = Object.entries(Object.assign({}, ...data) as Record<string, unknown>)
     .find(([k, v]) => INTEGERS.has(k) && typeof v === 'string' && !/^-?\d+$/.test(v))
   if (odd !== undefined) throw new ConfigError(`${odd[0]} must be a whole number in decimal digits`)

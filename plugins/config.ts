@@ -1,6 +1,7 @@
 // Decorates fastify.wechatAuthConfig: the validated configuration. Refuses to boot on a bad value.
 import fp from 'fastify-plugin'
 import { loadConfig, resolveConfig, type ResolvedConfig } from '../lib/config.js'
+import { APPS, BOOLEAN, CONFIG, ENV, checkOptions } from '../lib/plugin-options.js'
 import type { ConfigInput, WechatApp } from '../lib/schemas.js'
 
 export interface ConfigPluginOptions {
@@ -25,7 +26,8 @@ declare module 'fastify' {
 }
 
 export default fp<ConfigPluginOptions>(async function wechatAuthConfig (fastify, opts) {
-  const config = resolveConfig(loadConfig(opts.env ?? false, opts.config), {
+  checkOptions(opts, { plugin: 'wechatAuthConfig', rules: { config: CONFIG, env: ENV, apps: APPS, hasRedisClient: BOOLEAN }, encapsulated: false })
+  const config = resolveConfig(loadConfig(opts.env ?? false, opts.config, { inHost: true }), {
     hasRedisClient: opts.hasRedisClient === true,
     apps: opts.apps,
     processInProduction: process.env.NODE_ENV === 'production',

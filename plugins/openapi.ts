@@ -5,6 +5,8 @@ import swagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 import { staticErrorHandler } from '../http/error-handler.js'
 import { GATEWAY_TAGS, markOptionalBodies, withGatewayParts, type Document } from '../http/openapi-document.js'
+import { ConfigError } from '../lib/errors.js'
+import { checkOptions, PATH_OR_FALSE } from '../lib/plugin-options.js'
 import { OpenApiParts } from '../lib/schemas.js'
 
 export interface OpenapiPluginOptions {
@@ -14,18 +16,14 @@ export interface OpenapiPluginOptions {
   openapiUiPath?: string | false
 }
 
-function pathOption (name: string, value: unknown, byDefault: string | false): string | false {
-  if (value === undefined || value === false || (typeof value === 'string' && /^\/[\x21-\x7e]*$/.test(value))) return value ?? byDefault
-  throw new Error(`${name} must be a path that starts with / (or false)`)
-}
-
 export default fp<OpenapiPluginOptions>(async function wechatAuthOpenapi (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthOpenapi', rules: { openapiPath: PATH_OR_FALSE, openapiUiPath: PATH_OR_FALSE }, encapsulated: false })
   const { production, AUTH_PREFIX } = fastify.wechatAuthConfig
-  const documentPath = pathOption('openapiPath', opts.openapiPath, !production && `${AUTH_PREFIX}/openapi.json`)
-  const uiPath = pathOption('openapiUiPath', opts.openapiUiPath, !production && `${AUTH_PREFIX}/docs`)
+  const documentPath = opts.openapiPath ?? (!production && `${AUTH_PREFIX}/openapi.json`)
+  const uiPath = opts.openapiUiPath ?? (!production && `${AUTH_PREFIX}/docs`)
   const hostSwagger = fastify.hasDecorator('swagger')
   if (hostSwagger && [opts.openapiPath, opts.openapiUiPath].some((path) => typeof path === 'string')) {
-    throw new Error('openapiPath and openapiUiPath: this app registered @fastify/swagger, whose document lists the gateway\'s routes; serve that one')
+    throw new ConfigError('openapiPath and openapiUiPath: this app registered @fastify/swagger, whose document lists the gateway\'s routes; serve that one')
   }
   if (!hostSwagger && documentPath === false && uiPath === false) return
   fastify.addHook('onRoute', (route) => {
@@ -42,7 +40,7 @@ export default fp<OpenapiPluginOptions>(async function wechatAuthOpenapi (fastif
   if (documentPath !== false) fastify.get(documentPath, { schema: { hide: true } }, async () => openapi())
   if (uiPath === false) return
   const ui = await import('@fastify/swagger-ui').catch((err: unknown) => {
-    if (opts.openapiUiPath !== undefined) throw new Error('openapiUiPath needs @fastify/swagger-ui: npm install @fastify/swagger-ui', { cause: err })
+    if (opts.openapiUiPath !== undefined) throw new ConfigError('openapiUiPath needs @fastify/swagger-ui: npm install @fastify/swagger-ui', { cause: err })
     fastify.log.warn('no Swagger UI: @fastify/swagger-ui is not installed')
   })
   if (ui === undefined) return

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAudit, type AuditEvent } from '../lib/audit.js'
+import { checkOptions, FUNCTION } from '../lib/plugin-options.js'
 import { createSessions, type ResolveUser, type Sessions } from '../lib/sessions.js'
 import { createWeChatOAuth, type WeChatOAuth } from '../lib/wechat-oauth.js'
 import { createWeChatDispatcher } from '../lib/wechat-transport.js'
@@ -15,9 +16,7 @@ export type { ResolveUser, WeChatIdentity } from '../lib/sessions.js'
 export type { H5UserInfo } from '../lib/sessions-deps.js'
 export type { AuditEvent } from '../lib/audit.js'
 
-export interface SessionsPluginOptions {
-  resolveUser?: ResolveUser
-}
+export interface SessionsPluginOptions { resolveUser?: ResolveUser }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,6 +27,7 @@ declare module 'fastify' {
 }
 
 export default fp<SessionsPluginOptions>(async function wechatAuthSessions (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthSessions', rules: { resolveUser: FUNCTION }, encapsulated: false })
   const events = new EventEmitter<{ audit: [AuditEvent] }>()
   const audit = createAudit((event) => {
     fastify.log.info({ audit: event }, 'audit')

@@ -3,7 +3,8 @@
 // in-memory store otherwise.
 import fp from 'fastify-plugin'
 import { createMemoryStore } from '../lib/store/memory.js'
-import { disconnectClient, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
+import { checkOptions, REDIS } from '../lib/plugin-options.js'
+import { clientReady, disconnectClient, hasOfflineQueue, type RedisClient } from '../lib/store/redis-client.js'
 import { createRedisStore } from '../lib/store/redis.js'
 import { accessCacheFor } from '../lib/store/redis-access-cache.js'
 import { sweepWarning } from '../lib/store/redis-kept.js'
@@ -25,6 +26,7 @@ declare module 'fastify' {
 }
 
 export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthStore', rules: { redis: REDIS }, encapsulated: false })
   const config = fastify.wechatAuthConfig
   // A client passed in, or the one the configuration asks for (REDIS_URL, REDIS_CLUSTER_NODES,
   // REDIS_SENTINELS: lib/store/redis-topology.ts), or none (the memory store, in development).
@@ -32,6 +34,8 @@ export default fp<StorePluginOptions>(async function wechatAuthStore (fastify, o
   const replicas = config.REDIS_WAIT_REPLICAS // checked with the configuration (lib/config-checks.ts), but the client's kind
   const refusal = replicas > 0 && opts.redis !== undefined ? cannotWait(opts.redis) : null
   if (refusal !== null) throw new Error(refusal)
+  // A fresh client passed in is still connecting: its first commands would fail (no offline queue).
+  if (opts.redis !== undefined) await clientReady(opts.redis, config.STORE_TIMEOUT_MS * 3)
   const client: RedisClient | null = opts.redis ?? await connectConfigured(config)
   const wait = { replicas, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS, onShort: shortWarning((msg) => { fastify.log.warn(msg) }) }
   // ACCESS_CHECK=tracked: checkAccess's read copy, where the client allows one (lib/store/redis-access-cache.ts).

@@ -10,7 +10,7 @@ import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyReques
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
 import { markOptionalBodies, type Document } from '../http/openapi-document.js'
 import { requestContext } from '../http/route-context.js'
-import { AdminTokenInvalidError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
+import { AdminTokenInvalidError, ConfigError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
   ADMIN_TOKEN_CHARS, ADMIN_TOKEN_RULE, AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
@@ -34,10 +34,10 @@ function checkOptions (opts: Partial<AdminOptions>): AdminOptions {
   const { sessions, token } = opts
   const api = ['kick', 'ban', 'unban', 'setAccess', 'userState'] as const
   if (typeof sessions !== 'object' || sessions === null || api.some((name) => typeof sessions[name] !== 'function')) {
-    throw new Error('the admin API\'s sessions option must be the host API, fastify.wechatAuthSessions')
+    throw new ConfigError('the admin API\'s sessions option must be the host API, fastify.wechatAuthSessions')
   }
-  if (typeof token !== 'string' || token.length < 32 || token.length > 256 || !ADMIN_TOKEN_CHARS.test(token)) throw new Error(`the admin API's token option must be ${ADMIN_TOKEN_RULE}`)
-  if (new Set(token).size < 10) throw new Error('the admin API\'s token option is too weak (too few distinct characters)')
+  if (typeof token !== 'string' || token.length < 32 || token.length > 256 || !ADMIN_TOKEN_CHARS.test(token)) throw new ConfigError(`the admin API's token option must be ${ADMIN_TOKEN_RULE}`)
+  if (new Set(token).size < 10) throw new ConfigError('the admin API\'s token option is too weak (too few distinct characters)')
   return { sessions, token }
 }
 

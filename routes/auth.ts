@@ -9,6 +9,7 @@ import { parse as parseCookies, serialize as serializeCookie } from 'cookie'
 import { clientKey } from '../http/client-key.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import type { Gate } from '../lib/rate-gate.js'
 import type { Sessions } from '../lib/sessions.js'
 import type { LoginDevice } from '../lib/sessions-deps.js'
@@ -162,4 +163,11 @@ async function refreshFromCookie (sessions: Sessions, cookies: WebCookies, reque
   }
 }
 
-export default authRoutes
+// Its own context (encapsulated: its error handler, parsers and prefix), after what it uses: registered
+// without one of them, the boot fails naming it.
+export default fp(authRoutes, {
+  name: 'wechat-auth-routes',
+  fastify: '5.x',
+  encapsulate: true,
+  dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat', 'wechat-auth-jwt', 'wechat-auth-sessions']
+})

@@ -2,12 +2,15 @@
 // in each sixteenth of the slots), 503 otherwise; says which store is in use. GET /health/live
 // (liveness): 200 while the process serves HTTP, whatever its dependencies.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import fp from 'fastify-plugin'
+import { checkOptions, PATH } from '../lib/plugin-options.js'
 import { HealthResponse, LiveResponse, Tags } from '../lib/schemas.js'
 import { countAnsweredError } from '../http/answered-errors.js'
 import { PROBE_CONFIG } from '../http/request-log.js'
 
 export interface HealthRouteOptions {
-  path: string
+  /** Where the readiness check answers ('/health' by default); the liveness check at `<path>/live`. */
+  path?: string
 }
 
 // Probes within this time share one: however many checkers (a kubelet, a load balancer, a monitor)
@@ -15,6 +18,8 @@ export interface HealthRouteOptions {
 const PROBE_EVERY_MS = 1000
 
 const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async function healthRoutes (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthHealth', rules: { path: PATH }, encapsulated: true })
+  const path = opts.path ?? '/health'
   const store = fastify.wechatAuthStore
   let last: { at: number, result: Promise<void> } | null = null
   const probe = async (): Promise<void> => {
@@ -24,11 +29,11 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
   }
   // No querystring schema, unlike the gateway's other routes: probes (a load balancer's, a monitor's
   // cache-buster) may add parameters, and a refused probe would take a healthy instance out.
-  fastify.get(`${opts.path.replace(/\/$/, '')}/live`, {
+  fastify.get(`${path.replace(/\/$/, '')}/live`, {
     config: PROBE_CONFIG,
     schema: { summary: 'Liveness: whether the process serves HTTP', tags: [Tags.health], operationId: 'live', response: { 200: LiveResponse } }
   }, async () => ({ status: 'ok' as const }))
-  fastify.get(opts.path, {
+  fastify.get(path, {
     config: PROBE_CONFIG,
     schema: {
       summary: 'Readiness: whether the session store answers',
@@ -42,10 +47,11 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
       return { status: 'ok' as const, store: store.kind }
     } catch (err) {
       request.log.warn({ err }, 'health check: session store unavailable')
-      countAnsweredError(fastify, 'STORE_UNAVAILABLE', opts.path)
+      countAnsweredError(fastify, 'STORE_UNAVAILABLE', path)
       return await reply.code(503).send({ status: 'unavailable' as const, store: store.kind, code: 'STORE_UNAVAILABLE' })
     }
   })
 }
 
-export default healthRoutes
+// Its own context (encapsulated), after the store: registered without it, the boot fails naming it.
+export default fp(healthRoutes, { name: 'wechat-auth-health', fastify: '5.x', encapsulate: true, dependencies: ['wechat-auth-store'] })

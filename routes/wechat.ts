@@ -3,10 +3,12 @@
 // access token; the session_key they use never leaves the server.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import {
   RateLimitedError, WxAccessTokenRejectedError, WxDecryptFailedError, WxPhoneCodeInvalidError, WxSessionKeyStaleError, WxSignatureInvalidError
 } from '../lib/errors.js'
 import { setupRouteContext } from '../http/route-context.js'
+import { checkOptions, FUNCTION } from '../lib/plugin-options.js'
 import {
   BearerAuth, DecryptBody, DecryptResponse, errorResponses, NoContent, NoQuery, PhoneBody, PhoneResponse, RouteErrors, Tags, VerifySignatureBody,
   type AccessClaims, type RouteError
@@ -33,8 +35,8 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   const config = fastify.wechatAuthConfig
   const sessions = fastify.wechatAuthSessions
   const wechat = fastify.wechat
+  checkOptions(opts, { plugin: 'wechatAuthWechatRoutes', rules: { onPhoneNumber: FUNCTION }, encapsulated: true })
   const onPhoneNumber = opts.onPhoneNumber
-  if (onPhoneNumber !== undefined && typeof onPhoneNumber !== 'function') throw new Error('onPhoneNumber must be a function')
 
   const { perMinute } = await setupRouteContext(fastify, { bodyLimit: DECRYPT_BODY_LIMIT, store: fastify.wechatAuthStore })
   // Every route of this context acts for the caller's session.
@@ -84,4 +86,10 @@ const wechatRoutes: FastifyPluginAsyncTypebox<WechatRoutesOptions> = async funct
   })
 }
 
-export default wechatRoutes
+// Its own context (encapsulated), after the plugins it uses: registered without one, the boot fails naming it.
+export default fp(wechatRoutes, {
+  name: 'wechat-auth-wechat-routes',
+  fastify: '5.x',
+  encapsulate: true,
+  dependencies: ['wechat-auth-config', 'wechat-auth-store', 'wechat', 'wechat-auth-jwt', 'wechat-auth-sessions']
+})

@@ -4,7 +4,7 @@ import { createClient } from '@redis/client'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { test } from 'tap'
-import wechatAuth from '../app.js'
+import wechatAuth, { type WechatAuthOptions } from '../app.js'
 import * as pkg from '../index.js'
 import { JWT_SECRET, startRedis, startSim } from './helper.js'
 
@@ -208,4 +208,40 @@ test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, wi
   t.same(await hostRedis.keys(`${redis.prefix}rl:*`), [], 'and not again in the gateway\'s')
   await host.inject('/host-route')
   t.equal(counted.length, 5, 'one count per request in all: the host route by the host\'s global params')
+})
+
+test('an option the gateway does not take, or of the wrong kind, refuses the boot with CONFIG_INVALID naming it', async (t) => {
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url }
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['a typo', { config, healthpath: false }, /healthpath is not an option \(healthPath\?\)/],
+    ['configuration keys at the top', { config, JWT_SECRET, AUTH_PREFIX: '/api' }, /JWT_SECRET, AUTH_PREFIX: configuration keys go under the config option/],
+    ['the configuration at the top, no config', { ...config, JWT_SECRET }, /WECHAT_APPID, WECHAT_SECRET, WECHAT_API_BASE, JWT_SECRET: configuration keys go under the config option/],
+    ['Fastify\'s prefix, which it ignores for this plugin', { config, prefix: '/v1' }, /prefix: Fastify ignores it .*AUTH_PREFIX/],
+    ['Fastify\'s logLevel, which it ignores for this plugin', { config, logLevel: 'warn' }, /logLevel: Fastify ignores it/],
+    ['healthPath a number', { config, healthPath: 123 }, /option healthPath must be a path that starts with \/ \(or false\)/],
+    ['healthPath without a slash', { config, healthPath: 'health' }, /option healthPath must be/],
+    ['healthPath true', { config, healthPath: true }, /option healthPath must be/],
+    ['jwksPath without a slash', { config: { ...config, JWT_ALGORITHM: 'ES256' }, jwksPath: 'jwks' }, /option jwksPath must be/],
+    ['openapiPath a number', { config, openapiPath: 5 }, /option openapiPath must be/],
+    ['redis a URL', { config, redis: 'redis://127.0.0.1:6379' }, /option redis must be a Redis client .*a URL goes in config\.REDIS_URL/],
+    ['redis null', { config, redis: null }, /option redis must be a Redis client/],
+    ['redis of no known shape', { config, redis: {} }, /option redis must be a Redis client/],
+    ['config null', { config: null }, /option config must be an object/],
+    ['env a string', { config, env: 'production' }, /option env must be an object/],
+    ['apps an object', { config, apps: { appid: sim.appid, secret: sim.secret } }, /option apps must be an array/],
+    ['metrics a string', { config, metrics: 'yes' }, /option metrics must be true, false or an object/],
+    ['resolveUser a string', { config, resolveUser: 'nope' }, /option resolveUser must be a function/],
+    ['onPhoneNumber a number', { config, onPhoneNumber: 1 }, /option onPhoneNumber must be a function/]
+  ]
+  for (const [label, opts, message] of cases) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await t.rejects(async () => { await app.register(wechatAuth, opts as WechatAuthOptions); await app.ready() }, { code: 'CONFIG_INVALID', message }, label)
+  }
+  // Fastify's own register options that it applies to no plugin of this kind, left empty: nothing to refuse.
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { config, prefix: '' } as WechatAuthOptions)
+  t.equal((await app.inject('/health')).statusCode, 200)
 })

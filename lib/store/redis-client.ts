@@ -7,6 +7,7 @@
 // (BENCHMARKS.md). A host app may pass its own client instead: an ioredis client or cluster (what
 // @fastify/redis decorates), or a node-redis client, cluster or sentinel. Only the shapes below are
 // used; ioredis is never loaded by the gateway itself.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, RESP_TYPES } from '@redis/client'
 import { slotMapHealer } from './redis-cluster-heal.js'
 
@@ -56,23 +57,32 @@ export type SendCommand = (key: string | undefined, args: readonly string[]) => 
 const STRINGS: NodeRedisCommandOptions = { typeMapping: { [RESP_TYPES.MAP]: Array, [RESP_TYPES.SET]: Array } }
 
 /**
- * The way to send commands through `client`, found by its shape. A node-redis client in legacy mode
- * (`.legacy()`, v4's legacyMode: callbacks, no promises) is refused, as is anything else.
+ * Which kind of client `client` is, by its shape; null for anything else, a node-redis client in
+ * legacy mode (`.legacy()`, v4's legacyMode: callbacks, no promises) and node-redis 4 (no destroy) included.
  */
+export function clientKind (client: unknown): 'ioredis' | 'node-redis' | 'node-redis-cluster' | 'node-redis-sentinel' | null {
+  if (typeof client !== 'object' || client === null) return null
+  if ('defineCommand' in client && typeof (client as IoredisLike).call === 'function') return 'ioredis'
+  if (!('sendCommand' in client) || typeof client.sendCommand !== 'function' || !('isOpen' in client)) return null
+  if ('masters' in client) return 'node-redis-cluster'
+  if ('getSentinelNode' in client) return 'node-redis-sentinel'
+  return 'destroy' in client ? 'node-redis' : null
+}
+
+/** The way to send commands through `client`, found by its shape (clientKind); anything else is refused. */
 export function sendCommandOf (client: RedisClient): SendCommand {
-  if ('defineCommand' in client && typeof client.call === 'function') {
-    return async (_key, args) => await client.call(...(args as [string, ...string[]]))
-  }
-  if ('sendCommand' in client && typeof client.sendCommand === 'function' && 'isOpen' in client) {
-    // node-redis reads a command's arguments and never writes them (some are frozen: redis-access-check.ts).
-    if ('masters' in client) {
-      const heal = slotMapHealer(client)
-      return async (key, args) => await client.sendCommand(key, false, args as string[], STRINGS).catch((err: unknown) => { heal?.(err); throw err })
+  // node-redis reads a command's arguments and never writes them (some are frozen: redis-access-check.ts).
+  switch (clientKind(client)) {
+    case 'ioredis': return async (_key, args) => await (client as IoredisLike).call(...(args as [string, ...string[]]))
+    case 'node-redis-cluster': {
+      const cluster = client as NodeRedisClusterLike
+      const heal = slotMapHealer(cluster)
+      return async (key, args) => await cluster.sendCommand(key, false, args as string[], STRINGS).catch((err: unknown) => { heal?.(err); throw err })
     }
-    if ('getSentinelNode' in client) return async (_key, args) => await client.sendCommand(false, args as string[], STRINGS)
-    if ('destroy' in client) return async (_key, args) => await client.sendCommand(args as string[], STRINGS)
+    case 'node-redis-sentinel': return async (_key, args) => await (client as NodeRedisSentinelLike).sendCommand(false, args as string[], STRINGS)
+    case 'node-redis': return async (_key, args) => await (client as NodeRedisClientLike).sendCommand(args as string[], STRINGS)
+    case null: throw new Error('redis: expected an ioredis client or cluster, or a node-redis client, cluster or sentinel (not in legacy mode)')
   }
-  throw new Error('redis: expected an ioredis client or cluster, or a node-redis client, cluster or sentinel (not in legacy mode)')
 }
 
 /**
@@ -175,4 +185,43 @@ export function hasOfflineQueue (client: RedisClient): boolean | undefined {
 export function disconnectClient (client: RedisClient): void {
   if ('defineCommand' in client) client.disconnect()
   else if (client.isOpen) client.destroy()
+}
+
+type Readiness = { state: 'ready' | 'pending' | 'closed' | 'not-connected', status: string }
+
+/**
+ * Where a client passed in is. An ioredis client or Cluster made with lazyConnect (status `wait`) is
+ * connected here, as its first command would connect it.
+ */
+function readinessOf (client: RedisClient): Readiness {
+  if ('defineCommand' in client) {
+    const ioredis = client as unknown as { status?: string, connect?: () => Promise<void> }
+    const status = ioredis.status ?? 'ready' // a wrapper that does not say
+    if (status === 'wait') ioredis.connect?.().catch(() => {}) // its failures are its 'error' events
+    if (status === 'end' || status === 'disconnecting') return { state: 'closed', status }
+    return { state: status === 'ready' ? 'ready' : 'pending', status }
+  }
+  if (!client.isOpen) return { state: 'not-connected', status: 'closed' }
+  // A node-redis cluster is ready once it knows its masters; a client or sentinel says so.
+  const ready = 'masters' in client ? Array.isArray(client.masters) && client.masters.length > 0 : (client as { isReady?: boolean }).isReady !== false
+  return { state: ready ? 'ready' : 'pending', status: ready ? 'ready' : 'connecting' }
+}
+
+/**
+ * Resolves once a client passed in takes commands, within `withinMs`: a fresh client is still
+ * connecting, and one without an offline queue (as docs/embedding.md advises) fails every command
+ * until it is ready. A node-redis client must have been connected by its owner: the gateway never
+ * opens (nor closes) a client it is given, whose life is the host's. Polled, not awaited as an
+ * event: a node-redis sentinel or cluster emits no 'ready', and one loop serves every kind.
+ */
+export async function clientReady (client: RedisClient, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    const { state, status } = readinessOf(client)
+    if (state === 'ready') return
+    if (state === 'not-connected') throw new Error('the node-redis client passed in is not connected: call `await client.connect()` before registering the gateway')
+    if (state === 'closed') throw new Error(`the Redis client passed in is closed (its status: ${status}): pass an open one`)
+    if (Date.now() >= deadline) throw new Error(`the Redis client passed in is not ready within ${withinMs} ms (its status: ${status}): check that Redis is up and the client's address and credentials`)
+    await sleep(10)
+  }
 }

@@ -1,6 +1,7 @@
 import Fastify from 'fastify'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
+import configPlugin, { type ConfigPluginOptions } from '../../plugins/config.js'
 import { serverOptions } from '../../http/server-options.js'
 import { withEnv } from '../helper.js'
 
@@ -72,4 +73,32 @@ test('a host with fastify.redis that does not pass it is told how', async (t) =>
   prod.decorate('redis', {})
   await t.rejects(async () => { await prod.register(wechatAuth, { config: { NODE_ENV: 'production' } }) },
     { code: 'CONFIG_INVALID', message: /REDIS_URL \(this app has fastify.redis: pass it as `redis: fastify.redis`\)/ })
+})
+
+test('registered alone, it refuses what is not its option, naming it (CONFIG_INVALID)', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ JWT_SECRET: 'a-secret-of-the-host-0123456789abcdefgh' }, /wechatAuthConfig: JWT_SECRET: configuration keys go under the config option/],
+    [{ config: null }, /wechatAuthConfig: option config must be an object/],
+    [{ env: 'production' }, /wechatAuthConfig: option env must be an object/],
+    [{ config: {}, redis: {} }, /wechatAuthConfig: redis is not an option/]
+  ]
+  for (const [opts, message] of cases) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await t.rejects(async () => { await app.register(configPlugin, opts as ConfigPluginOptions); await app.ready() }, { code: 'CONFIG_INVALID', message }, JSON.stringify(opts))
+  }
+})
+
+test('env: process.env holds the host\'s own LOG_LEVEL, WORKERS, ADMIN_* and listener settings: not the plugin\'s, not refused', async (t) => {
+  // Each of these refused the boot: values the standalone server would refuse, for a server the plugin does not run.
+  const host = { LOG_LEVEL: 'warning', WORKERS: '4', ADMIN_TOKEN: 'the-host-s-own', ADMIN_PORT: '9000', METRICS_PORT: '9100', PORT: '9100', HTTP_REQUEST_TIMEOUT_MS: '0', TRUST_PROXY: 'yes', REQUEST_ID_HEADER: 'cookie' }
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(configPlugin, { env: host })
+  await app.ready()
+  t.match(app.wechatAuthConfig, { LOG_LEVEL: 'info', WORKERS: '1', PORT: 9100 }, 'the defaults; PORT is still read (the simulator\'s port follows it)')
+  t.equal(app.wechatAuthConfig.ADMIN_TOKEN, undefined)
+  const strict = Fastify()
+  t.teardown(async () => await strict.close())
+  await t.rejects(async () => { await strict.register(configPlugin, { env: false, config: { LOG_LEVEL: 'warning' as never } }); await strict.ready() }, { code: 'CONFIG_INVALID', message: /LOG_LEVEL/ }, 'in config, given on purpose, still checked')
 })

@@ -1,9 +1,11 @@
 import { createClient, createCluster } from '@redis/client'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
 import { serverOptions } from '../../http/server-options.js'
+import configPlugin from '../../plugins/config.js'
+import storePlugin from '../../plugins/store.js'
 import type { RedisClient } from '../../lib/store/redis-client.js'
 import { freePort, startRedis, startRedisCluster, startSim } from '../helper.js'
 
@@ -104,4 +106,71 @@ test('a client passed in wins over REDIS_URL, with a warning', async (t) => {
   await app.ready()
   t.ok(lines.some((l) => /REDIS_URL is ignored: the Redis client passed in is the store's/.test(l)))
   t.equal((await app.inject('/health')).statusCode, 200, 'the client passed in serves (REDIS_URL points nowhere)')
+})
+
+test('a fresh client passed in before it is ready: the boot waits for it (within 3 × STORE_TIMEOUT_MS)', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix }
+  const fresh: Array<[string, () => RedisClient]> = [
+    // As docs/embedding.md advises: no offline queue, so every command fails until it is connected.
+    ['ioredis without an offline queue', () => new Redis(redis.url, { enableOfflineQueue: false })],
+    ['ioredis, lazyConnect, without an offline queue', () => new Redis(redis.url, { enableOfflineQueue: false, lazyConnect: true })],
+    ['node-redis without an offline queue, connecting', () => {
+      const client = createClient({ url: redis.url, disableOfflineQueue: true })
+      client.connect().catch(() => {})
+      return client
+    }]
+  ]
+  for (const [label, make] of fresh) {
+    const client = make()
+    t.teardown(() => { if ('disconnect' in client) client.disconnect(); else if (client.isOpen) client.destroy() })
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await app.register(wechatAuth, { redis: client, config })
+    t.same((await app.inject('/health')).json(), { status: 'ok', store: 'redis' }, label)
+  }
+})
+
+test('a client passed in that cannot become ready refuses the boot, saying what to do', async (t) => {
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, STORE_TIMEOUT_MS: 100 }
+  const notConnected = createClient({ url: `redis://127.0.0.1:${await freePort()}`, disableOfflineQueue: true })
+  const unreachable = new Redis(`redis://127.0.0.1:${await freePort()}`, { enableOfflineQueue: false })
+  unreachable.on('error', () => {})
+  t.teardown(() => { unreachable.disconnect() })
+  const ended = new Redis(`redis://127.0.0.1:${await freePort()}`, { enableOfflineQueue: false, lazyConnect: true })
+  ended.disconnect()
+  const cases: Array<[RedisClient, RegExp]> = [
+    [notConnected, /the node-redis client passed in is not connected: call `await client\.connect\(\)` before registering the gateway/],
+    [unreachable, /the Redis client passed in is not ready within 300 ms \(its status: (connecting|reconnecting|close)\): check that Redis is up/],
+    [ended, /the Redis client passed in is closed \(its status: end\)/]
+  ]
+  for (const [client, message] of cases) {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    const started = Date.now()
+    await t.rejects(async () => { await app.register(wechatAuth, { redis: client, config }) }, { message })
+    t.ok(Date.now() - started < 2000, 'within the boot deadline')
+  }
+})
+
+test('registered alone, it refuses a redis option that is not a client, naming it (CONFIG_INVALID)', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(configPlugin, { config: {} })
+  await t.rejects(async () => { await app.register(storePlugin, { redis: 'redis://127.0.0.1:6379' as never }); await app.ready() },
+    { code: 'CONFIG_INVALID', message: /wechatAuthStore: option redis must be a Redis client .*a URL goes in config\.REDIS_URL/ })
+})
+
+test('a fresh ioredis Cluster without an offline queue: the boot waits for it to be ready', async (t) => {
+  const { nodes } = await startRedisCluster(t)
+  const sim = await startSim(t)
+  const cluster = new Cluster(nodes, { enableOfflineQueue: false })
+  cluster.on('error', () => {})
+  t.teardown(() => { cluster.disconnect() })
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { redis: cluster, config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url } })
+  t.same((await app.inject('/health')).json(), { status: 'ok', store: 'redis' })
 })

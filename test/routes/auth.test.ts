@@ -486,3 +486,12 @@ test('unknown routes under the prefix answer a coded 404', async (t) => {
   t.equal(probe.json().code, 'AUTH_TOKEN_MISSING', 'under /auth/wechat everything needs a token, even to learn what exists')
   t.equal((await app.inject('/elsewhere')).json().code, undefined, 'outside the prefix the host answers')
 })
+
+test('registered alone, without the plugins it needs, the auth routes refuse the boot naming the one missing', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: authRoutes } = await import('../../routes/auth.js')
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await t.rejects(async () => { await app.register(authRoutes, { prefix: '/auth' }); await app.ready() },
+    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /'wechat-auth-config'.*'wechat-auth-routes'/ })
+})

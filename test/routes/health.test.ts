@@ -1,4 +1,8 @@
+import Fastify from 'fastify'
 import { test } from 'tap'
+import configPlugin from '../../plugins/config.js'
+import storePlugin from '../../plugins/store.js'
+import healthRoutes from '../../routes/health.js'
 import { buildApp, startRedis, startSim } from '../helper.js'
 import { until } from '../redis-deployments.js'
 
@@ -44,4 +48,23 @@ test('GET /health: checkers asking at once cost the store one probe a second', a
   const answers = await Promise.all(Array.from({ length: 20 }, async () => (await app.inject('/health')).statusCode))
   t.same([...new Set(answers)], [200])
   t.equal(probes, 1, 'twenty checks, one probe')
+})
+
+test('registered alone, without the session store, it refuses the boot naming the plugin to register first', async (t) => {
+  const alone = Fastify()
+  t.teardown(async () => await alone.close())
+  await t.rejects(async () => { await alone.register(healthRoutes); await alone.ready() },
+    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /The dependency 'wechat-auth-store' of plugin 'wechat-auth-health' is not registered/ })
+  // With the store (and the configuration it needs): at /health by default, or under the path given.
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(configPlugin, { config: {} })
+  await app.register(storePlugin)
+  await app.register(healthRoutes)
+  await app.register(healthRoutes, { path: '/ready' })
+  const bad = Fastify()
+  t.teardown(async () => await bad.close())
+  await t.rejects(async () => { await bad.register(configPlugin, { config: {} }).register(storePlugin).register(healthRoutes, { path: 'ready' }) },
+    { code: 'CONFIG_INVALID', message: /wechatAuthHealth: option path must be a path that starts with \// })
+  for (const url of ['/health', '/health/live', '/ready', '/ready/live']) t.equal((await app.inject(url)).statusCode, 200, url)
 })

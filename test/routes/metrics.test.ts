@@ -25,3 +25,14 @@ test('answers the source\'s text with its content type; a failing source is 503 
   t.equal(broken.statusCode, 503, broken.body)
   t.equal(broken.json().code, 'METRICS_UNAVAILABLE')
 })
+
+test('registered without the gateway\'s metrics and without a source, it refuses the boot naming the plugin to register first', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await t.rejects(async () => { await app.register(metricsRoutes); await app.ready() },
+    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /The dependency 'wechat-auth-metrics' of plugin 'wechat-auth-metrics-route' is not registered/ })
+  const bad = Fastify()
+  t.teardown(async () => await bad.close())
+  await t.rejects(async () => { await bad.register(metricsRoutes, { path: 'metrics', source: new Registry() }) },
+    { code: 'CONFIG_INVALID', message: /wechatAuthMetricsRoute: option path must be a path that starts with \// })
+})

@@ -1,7 +1,13 @@
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
 import { test } from 'tap'
 import type { AccessClaims } from '../../lib/schemas.js'
 import type { PhoneNumber } from '../../lib/wechat-client.js'
+import configPlugin from '../../plugins/config.js'
+import jwtPlugin from '../../plugins/jwt.js'
+import storePlugin from '../../plugins/store.js'
+import wechatPlugin from '../../plugins/wechat.js'
+import wechatRoutes from '../../routes/wechat.js'
 import type { Simulator } from '../../simulator/index.js'
 import { APPID, bearer, buildApp, login, startRedis, startSim } from '../helper.js'
 
@@ -221,4 +227,17 @@ test('WeChat down: the phone route answers 503 WX_UNAVAILABLE quickly, never han
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'WX_UNAVAILABLE')
   t.ok(Date.now() - started < 2_000, 'within the WeChat deadline')
+})
+
+test('registered alone, without the plugins it needs, it refuses the boot naming the one to register first', async (t) => {
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url }
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(configPlugin, { config })
+  await app.register(storePlugin)
+  await app.register(wechatPlugin)
+  await app.register(jwtPlugin)
+  await t.rejects(async () => { await app.register(wechatRoutes, { prefix: '/auth/wechat' }); await app.ready() },
+    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /The dependency 'wechat-auth-sessions' of plugin 'wechat-auth-wechat-routes' is not registered/ })
 })
