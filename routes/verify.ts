@@ -6,7 +6,7 @@
 // 401/403 answer the gateway's JSON error with WWW-Authenticate.
 // Registered by routes/auth.ts inside its context (prefix, error handler).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuthUser } from '../lib/access-tokens.js'
 import { loggedPath } from '../http/logged-url.js'
 import { AuthForbiddenError, AuthStepUpRequiredError, AuthWrongAppError } from '../lib/errors.js'
@@ -55,6 +55,20 @@ function challengeError (code: string, detail: { maxAgeSeconds?: string, service
   }
   if (code === 'AUTH_FORBIDDEN' || code === 'AUTH_WRONG_APP' || (code === 'AUTH_ACCOUNT_BANNED' && detail.service !== undefined)) return ', error="insufficient_scope"'
   return ', error="invalid_token"'
+}
+
+const DEBUG_LEVELS = new Set(['debug', 'trace'])
+
+/** What the proxy asked about, for the debug log: the method and path only (a query may hold secrets). */
+function logRefusal (request: FastifyRequest, code: string): void {
+  const method = String(request.headers['x-forwarded-method'] ?? '')
+  request.log.debug({
+    forwardedMethod: /^[A-Z]{1,10}$/.test(method) ? method : undefined,
+    // The first path segment only (another service's path may hold a secret of no shape the gateway
+    // knows), redacted as the request log's when token-shaped, then cut.
+    forwardedUri: loggedPath(String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/') ?? '').slice(0, 64),
+    code
+  }, 'forward auth refused')
 }
 
 const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fastify) {
@@ -108,15 +122,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       // error="invalid_token", and a client would drop a good token over an outage (RFC 6750 3.1).
       if (statusCode === 401 || statusCode === 403) reply.header('www-authenticate', `Bearer realm="wechat-auth"${challengeError(code, detail)}`)
       reply.header('cache-control', 'no-store')
-      // What the proxy asked about, for the log: the method and path only (a query may hold secrets).
-      const method = String(request.headers['x-forwarded-method'] ?? '')
-      request.log.debug({
-        forwardedMethod: /^[A-Z]{1,10}$/.test(method) ? method : undefined,
-        // The first path segment only (another service's path may hold a secret of no shape the
-        // gateway knows), redacted as the request log's when token-shaped, then cut.
-        forwardedUri: loggedPath(String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/') ?? '').slice(0, 64),
-        code
-      }, 'forward auth refused')
+      if (DEBUG_LEVELS.has(request.log.level)) logRefusal(request, code) // built only when it is written: refusals are frequent
       throw err
     }
   })
