@@ -20,7 +20,7 @@ const demoRoutes: FastifyPluginAsync<DemoRoutesOptions> = async function demoRou
   const path = opts.demoPath ?? `${AUTH_PREFIX}/demo`
   if (path === false || production || !useSimulator) return
   // The routes it calls, under the host's prefix too (`/api/auth` when the gateway is mounted at /api).
-  const html = demoPage(`${fastify.prefix}${AUTH_PREFIX}`)
+  const html = demoPage(`${fastify.prefix.replace(/\/$/, '')}${AUTH_PREFIX}`)
   fastify.get(path, { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) => await reply
     .type('text/html; charset=utf-8')
     .header('content-security-policy', DEMO_CSP)

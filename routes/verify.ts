@@ -57,7 +57,8 @@ function challengeError (code: string, detail: { maxAgeSeconds?: string, service
   return ', error="invalid_token"'
 }
 
-const DEBUG_LEVELS = new Set(['debug', 'trace'])
+// pino says whether a level is written (custom levels included); another logger is asked to write it.
+const debugOn = (request: FastifyRequest): boolean => (request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? true
 
 /** What the proxy asked about, for the debug log: the method and path only (a query may hold secrets). */
 function logRefusal (request: FastifyRequest, code: string): void {
@@ -122,7 +123,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async function verifyRoutes (fas
       // error="invalid_token", and a client would drop a good token over an outage (RFC 6750 3.1).
       if (statusCode === 401 || statusCode === 403) reply.header('www-authenticate', `Bearer realm="wechat-auth"${challengeError(code, detail)}`)
       reply.header('cache-control', 'no-store')
-      if (DEBUG_LEVELS.has(request.log.level)) logRefusal(request, code) // built only when it is written: refusals are frequent
+      if (debugOn(request)) logRefusal(request, code) // built only when it is written: refusals are frequent
       throw err
     }
   })
