@@ -11,6 +11,13 @@ import { AccessInput, Openid, PermissionName, ReasonCode, RoleName, ServiceName,
 export const ADMIN_TOKEN_CHARS = /^[\x21-\x7e]+$/
 export const ADMIN_TOKEN_RULE = '32 to 256 printable ASCII characters, no space or line break (a secret file\'s trailing newline included), 10 of them distinct'
 
+/** What is wrong with an admin token, said after its name (ADMIN_TOKEN, the admin API's token option); undefined when nothing. */
+export function adminTokenProblem (token: string): string | undefined {
+  if (token.length < 32 || token.length > 256 || !ADMIN_TOKEN_CHARS.test(token)) return `must be ${ADMIN_TOKEN_RULE}`
+  if (new Set(token).size < 10) return 'is too weak (too few distinct characters)'
+  return undefined
+}
+
 export const AdminAppid = Type.String({ minLength: 1, maxLength: 64, description: 'a mini program the gateway serves' })
 export const BySub = Type.Object({ appid: AdminAppid, sub: UserId }, { additionalProperties: false })
 export const ByOpenid = Type.Object({ appid: AdminAppid, openid: Openid }, { additionalProperties: false })

@@ -4,7 +4,7 @@
 // as an address), or that would break the server or leak through it. Messages name the key, and never
 // repeat a value that may be secret.
 import { isIP } from 'node:net'
-import { ADMIN_TOKEN_CHARS, ADMIN_TOKEN_RULE } from './admin-schemas.js'
+import { ADMIN_TOKEN_RULE, adminTokenProblem } from './admin-schemas.js'
 import { ConfigError } from './errors.js'
 import { ConfigSchema, type Config } from './schemas.js'
 
@@ -86,8 +86,8 @@ export function checkServer (config: Config, withSimulator: boolean, standalone:
 function checkAdmin ({ ADMIN_PORT, ADMIN_TOKEN, PORT }: Config): void {
   if (ADMIN_PORT !== undefined && ADMIN_TOKEN === undefined) throw new ConfigError(`ADMIN_PORT needs an ADMIN_TOKEN (${ADMIN_TOKEN_RULE})`)
   if (ADMIN_TOKEN !== undefined && ADMIN_PORT === undefined) throw new ConfigError('ADMIN_TOKEN is set but ADMIN_PORT is not: the admin API would not listen')
-  if (ADMIN_TOKEN !== undefined && !ADMIN_TOKEN_CHARS.test(ADMIN_TOKEN)) throw new ConfigError(`ADMIN_TOKEN must be ${ADMIN_TOKEN_RULE}`)
-  if (ADMIN_TOKEN !== undefined && new Set(ADMIN_TOKEN).size < 10) throw new ConfigError('ADMIN_TOKEN is too weak (too few distinct characters)')
+  const problem = ADMIN_TOKEN === undefined ? undefined : adminTokenProblem(ADMIN_TOKEN)
+  if (problem !== undefined) throw new ConfigError(`ADMIN_TOKEN ${problem}`)
   if (ADMIN_PORT !== undefined && ADMIN_PORT !== 0 && ADMIN_PORT === PORT) throw new ConfigError('ADMIN_PORT must differ from PORT: the admin API has a listener of its own')
 }
 
