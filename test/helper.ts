@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import wechatAuth, { type WechatAuthOptions } from '../app.js'
 import type { ConfigInput } from '../lib/schemas.js'
@@ -294,3 +295,12 @@ export function withEnv (t: Tap, values: Record<string, string>): void {
 
 /** A session check's outcome: 'ok' for a live session's access state, else what the store said. */
 export const statusOf = (r: unknown): unknown => typeof r === 'object' && r !== null && 'status' in r ? (r as { status: unknown }).status : r
+
+/**
+ * Registers `plugin` (with `opts`) on `app` and asserts that the boot fails for want of `dependency`,
+ * Fastify naming it and the plugin (`name`): a plugin registered before what it needs.
+ */
+export async function refusedWithout (t: Pick<Test, 'rejects'>, app: FastifyInstance, plugin: unknown, opts: object, dependency: string, name: string): Promise<void> {
+  await t.rejects(async () => { await app.register(plugin as never, opts as never); await app.ready() },
+    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: `The dependency '${dependency}' of plugin '${name}' is not registered` }, `${name} without ${dependency}`)
+}

@@ -1,10 +1,12 @@
 import { STATUS_CODES, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
 import { test } from 'tap'
 import { keyNames } from '../../lib/store/redis-layout.js'
 import { digest } from '../../lib/ids.js'
 import { refreshTokens } from '../../lib/refresh-tokens.js'
-import { APPID, JWT_SECRET, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
+import authRoutes from '../../routes/auth.js'
+import { APPID, JWT_SECRET, SECRET, bearer, buildApp, freePort, login, me, redisClient, refresh, refusedWithout, startRedis, startSim, type Pair } from '../helper.js'
 
 const decode = (jwt: string): Record<string, unknown> =>
   JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
@@ -488,10 +490,7 @@ test('unknown routes under the prefix answer a coded 404', async (t) => {
 })
 
 test('registered alone, without the plugins it needs, the auth routes refuse the boot naming the one missing', async (t) => {
-  const { default: Fastify } = await import('fastify')
-  const { default: authRoutes } = await import('../../routes/auth.js')
   const app = Fastify()
   t.teardown(async () => await app.close())
-  await t.rejects(async () => { await app.register(authRoutes, { prefix: '/auth' }); await app.ready() },
-    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /'wechat-auth-config'.*'wechat-auth-routes'/ })
+  await refusedWithout(t, app, authRoutes, { prefix: '/auth' }, 'wechat-auth-config', 'wechat-auth-routes')
 })

@@ -3,7 +3,7 @@ import { test } from 'tap'
 import configPlugin from '../../plugins/config.js'
 import storePlugin from '../../plugins/store.js'
 import healthRoutes from '../../routes/health.js'
-import { buildApp, startRedis, startSim } from '../helper.js'
+import { buildApp, refusedWithout, startRedis, startSim } from '../helper.js'
 import { until } from '../redis-deployments.js'
 
 test('GET /health says which store is in use and whether it can write', async (t) => {
@@ -53,8 +53,7 @@ test('GET /health: checkers asking at once cost the store one probe a second', a
 test('registered alone, without the session store, it refuses the boot naming the plugin to register first', async (t) => {
   const alone = Fastify()
   t.teardown(async () => await alone.close())
-  await t.rejects(async () => { await alone.register(healthRoutes); await alone.ready() },
-    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /The dependency 'wechat-auth-store' of plugin 'wechat-auth-health' is not registered/ })
+  await refusedWithout(t, alone, healthRoutes, {}, 'wechat-auth-store', 'wechat-auth-health')
   // With the store (and the configuration it needs): at /health by default, or under the path given.
   const app = Fastify()
   t.teardown(async () => await app.close())

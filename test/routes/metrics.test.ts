@@ -5,6 +5,7 @@ import { Registry } from 'prom-client'
 import { test } from 'tap'
 import { errorHandler } from '../../http/error-handler.js'
 import metricsRoutes from '../../routes/metrics.js'
+import { refusedWithout } from '../helper.js'
 
 test('answers the source\'s text with its content type; a failing source is 503 METRICS_UNAVAILABLE', async (t) => {
   const registry = new Registry()
@@ -29,8 +30,7 @@ test('answers the source\'s text with its content type; a failing source is 503 
 test('registered without the gateway\'s metrics and without a source, it refuses the boot naming the plugin to register first', async (t) => {
   const app = Fastify()
   t.teardown(async () => await app.close())
-  await t.rejects(async () => { await app.register(metricsRoutes); await app.ready() },
-    { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /The dependency 'wechat-auth-metrics' of plugin 'wechat-auth-metrics-route' is not registered/ })
+  await refusedWithout(t, app, metricsRoutes, {}, 'wechat-auth-metrics', 'wechat-auth-metrics-route')
   const bad = Fastify()
   t.teardown(async () => await bad.close())
   await t.rejects(async () => { await bad.register(metricsRoutes, { path: 'metrics', source: new Registry() }) },
