@@ -80,6 +80,9 @@ export function createCore (options: ClientOptions) {
     return store.save(pair, o.now())
   }
 
+  // Logouts the app started: a request in flight then must not log in again.
+  const logouts = { n: 0 }
+
   /** Forgets a session, if it is still the current one, and says why. */
   function end (s: Session, reason: WechatAuthError | 'logout'): void {
     if (store.get() !== s) return
@@ -91,7 +94,7 @@ export function createCore (options: ClientOptions) {
   function countLogin (now: number): void {
     while (logins.length > 0 && (logins[0] as number) <= now - 60_000) logins.shift()
     if (logins.length >= o.maxLoginsPerMinute) {
-      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', `${logins.length} logins in the last minute: not trying again yet`)
+      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', `${logins.length} logins in a minute: not again yet`)
       err.retryAfter = Math.ceil(((logins[0] as number) + 60_000 - now) / 1000)
       throw err
     }
@@ -117,17 +120,24 @@ export function createCore (options: ClientOptions) {
     return await login()
   }
 
-  return Object.assign({ o, store, events, withCode, keep, end, ensureLogin }, transport)
+  /** Throws CLIENT_LOGGED_OUT when the app started a logout since `since` (logouts.n then): a request of before logs in no more. */
+  function stillIn (since: number): void {
+    if (logouts.n !== since) throw new WechatAuthError('CLIENT_LOGGED_OUT', 'logged out meanwhile')
+  }
+
+  return Object.assign({ o, store, events, withCode, keep, end, ensureLogin, logouts, stillIn }, transport)
 }
 
 export type Core = ReturnType<typeof createCore>
 
 /**
- * logout(): ends the session at the gateway (every session of the user with allDevices) and forgets it.
- * An expired access token is refreshed first: the gateway logs out only with a live one.
+ * logout(): ends the session at the gateway (every session of the user with allDevices) and forgets it,
+ * telling loggedOut listeners `why`. An expired access token is refreshed first: the gateway logs out
+ * only with a live one.
  */
-export function createLogout ({ o, store, send, end }: Core, refreshFrom: (s: Session) => Promise<WechatAuthError | undefined>) {
-  return async (opts: { allDevices?: boolean } = {}): Promise<void> => {
+export function createLogout ({ o, store, send, end, logouts }: Core, refreshFrom: (s: Session) => Promise<WechatAuthError | undefined>) {
+  return async (opts: { allDevices?: boolean } = {}, why: WechatAuthError | 'logout' = 'logout'): Promise<void> => {
+    if (why === 'logout') logouts.n++
     let s = store.get()
     if (s === null) return
     // Marked closing while the logout is sent: a refresh of it answering meanwhile is dropped.
@@ -148,7 +158,7 @@ export function createLogout ({ o, store, send, end }: Core, refreshFrom: (s: Se
       failed = err
     }
     // The tokens are forgotten in any case; "sign out everywhere" that did not happen is an error.
-    end(s, 'logout')
+    end(s, why)
     if (opts.allDevices && (res === undefined || !ok(res))) throw failed ?? errorOf(res as PlatformResponse)
   }
 }

@@ -32,15 +32,16 @@ const webLogin = (api: Api) => ({
 
 export function createWechatAuthClient (options: ClientOptions) {
   const core = createCore(options)
-  const { o, store, send, end, ensureLogin, withCode } = core
+  const { o, store, send, trusted, end, ensureLogin, withCode, logouts, stillIn } = core
   const { refreshFrom, ready } = createRefresh(core)
 
   /** An authenticated request, reacting to each code at most once. */
   async function authed (req: Send): Promise<PlatformResponse> {
     const taken: Record<string, boolean> = {}
+    const since = logouts.n
     const once = (what: string): boolean => taken[what] ? false : (taken[what] = true)
     for (;;) {
-      const s = await ready()
+      const s = await ready(since)
       const res = await send(Object.assign({}, req, { header: Object.assign({}, req.header, bearer(s)) }))
       if (ok(res)) return res
       const err = errorOf(res)
@@ -56,6 +57,8 @@ export function createWechatAuthClient (options: ClientOptions) {
         if (code === 'AUTH_ACCOUNT_BANNED' && !(err.detail && err.detail.service)) end(s, err)
         throw err
       }
+      // The app logged out while this request was out (or is logging out): it does not log in again.
+      stillIn(since)
     }
   }
 
@@ -64,6 +67,8 @@ export function createWechatAuthClient (options: ClientOptions) {
 
   /** A fresh wx.login() code to POST /auth/step-up: routes behind authorize({ stepUp }) then let the session through. */
   const stepUp: () => Promise<StepUpAnswer> = singleFlight(() => withCode((code) => api<StepUpAnswer>('POST', '/step-up', { code })))
+
+  const close = createLogout(core, refreshFrom)
 
   /** Decrypts encryptedData/iv with the session's session_key; on a stale key, logs in again and says refetch. */
   async function decrypt<T = Record<string, unknown>> (body: DecryptBody): Promise<T> {
@@ -74,7 +79,8 @@ export function createWechatAuthClient (options: ClientOptions) {
       const s = store.get()
       if (codeOf(err) !== 'WX_SESSION_KEY_STALE' || s === null) throw err
       const stale = err as WechatAuthError
-      end(s, stale)
+      // Logged out at the gateway too: the session would otherwise stay among the user's devices.
+      await close({}, stale)
       await ensureLogin()
       stale.refetch = true
       throw stale
@@ -84,6 +90,7 @@ export function createWechatAuthClient (options: ClientOptions) {
   /** A request to the gateway or a host route: with the Bearer token unless `auth: false`. */
   async function request<T = unknown> (req: RequestOptions): Promise<Response<T>> {
     const r: Send = { url: req.url, method: req.method ?? 'GET', data: req.data, header: req.header, timeout: req.timeout }
+    if (req.auth !== false && !trusted(r.url)) throw new WechatAuthError('CLIENT_FOREIGN_URL', 'not an origin of the token')
     const res = req.auth === false ? await send(r) : await authed(r)
     if (!ok(res)) throw errorOf(res)
     return answer<T>(res)
@@ -97,7 +104,7 @@ export function createWechatAuthClient (options: ClientOptions) {
     me: () => api<Me>('GET', '/me'),
     phone: (code: string) => api<Phone>('POST', '/wechat/phone', { code }),
     decrypt,
-    logout: createLogout(core, refreshFrom),
+    logout: (opts?: { allDevices?: boolean }) => close(opts),
     /** The stored tokens, or null before a login. */
     session: (): Session | null => store.get(),
     on: core.events.on

@@ -20,6 +20,7 @@ const IDEMPOTENT = /^(GET|HEAD|OPTIONS|PUT|DELETE)$/i
 export interface TransportOptions {
   platform: Platform
   baseUrl: string
+  origins?: string[]
   retries: number
   maxRetryAfter: number
   sleep: (ms: number) => Promise<void>
@@ -28,15 +29,26 @@ export interface TransportOptions {
 
 export const ok = (res: PlatformResponse): boolean => res.statusCode >= 200 && res.statusCode < 300
 
+// A URL with a scheme, in any case: what follows the scheme is not a path under baseUrl.
+const ABSOLUTE = /^[a-z][a-z\d+.-]*:/i
+// Scheme and authority, lowercased. The authority runs to the first / ? or #: a userinfo (`@`) or a
+// backslash stays in it, so `https://gateway\@elsewhere` is not the gateway's origin.
+const originOf = (url: string): string => (url.match(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i) || [url])[0].toLowerCase()
+
 export function createTransport (o: TransportOptions) {
   const base = o.baseUrl.replace(/\/+$/, '')
+  const origins = [base].concat(o.origins ?? []).map(originOf)
+  /** The URL a request goes to: an absolute one as it is, a path under baseUrl (with its leading `/`). */
+  const target = (url: string): string => ABSOLUTE.test(url) ? url : base + (url[0] === '/' ? '' : '/') + url
+  /** Whether a URL is the gateway's origin or one of options.origins: the only ones the Bearer token goes to. */
+  const trusted = (url: string): boolean => !ABSOLUTE.test(url) || origins.indexOf(originOf(url)) >= 0
 
   /** One platform request: its answer whatever the status, or CLIENT_NETWORK when none came. */
   const once = (req: Send): Promise<PlatformResponse> => new Promise((resolve, reject) => {
     const header: Record<string, string> = Object.assign({}, req.header)
     if (req.data !== undefined && headerOf(header, 'content-type') === undefined) header['content-type'] = 'application/json'
     o.platform.request({
-      url: /^https?:\/\//.test(req.url) ? req.url : base + req.url,
+      url: target(req.url),
       method: req.method,
       data: req.data,
       header,
@@ -79,5 +91,5 @@ export function createTransport (o: TransportOptions) {
     return res.data as T
   }
 
-  return { send, call }
+  return { send, call, trusted }
 }

@@ -22,7 +22,7 @@ type CodeOf<T> = T extends new (...args: never[]) => { code: infer C extends str
 export type ServerErrorCode = { [K in keyof typeof ServerErrors]: CodeOf<typeof ServerErrors[K]> }[keyof typeof ServerErrors] | Extract<RouteError, string> |
   'FST_ERR_CTP_EMPTY_JSON_BODY' | 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE'
 /** Codes of failures the client itself sees: the platform's request or login failed, or it stopped a loop. */
-export type ClientErrorCode = 'CLIENT_NETWORK' | 'CLIENT_WX_LOGIN_FAILED' | 'CLIENT_LOGIN_LIMIT' | 'CLIENT_BAD_RESPONSE'
+export type ClientErrorCode = 'CLIENT_NETWORK' | 'CLIENT_WX_LOGIN_FAILED' | 'CLIENT_LOGIN_LIMIT' | 'CLIENT_BAD_RESPONSE' | 'CLIENT_FOREIGN_URL' | 'CLIENT_LOGGED_OUT'
 /** What `error.code` may be: a server code, a client code, or `HTTP_<status>` for an answer without one. */
 export type ErrorCode = ServerErrorCode | ClientErrorCode | `HTTP_${number}`
 
@@ -71,6 +71,11 @@ export interface ClientOptions extends Pick<LoginBody, 'appid' | 'deviceType' | 
   platform: Platform
   /** The gateway, e.g. `https://api.example.com`; request() paths are relative to it. */
   baseUrl: string
+  /**
+   * Other origins request() may send the Bearer token to (`https://files.example.com`: scheme, host and
+   * port as written in their URLs); an absolute URL of any other origin is CLIENT_FOREIGN_URL unless `auth: false`.
+   */
+  origins?: string[]
   /** The gateway's AUTH_PREFIX (default `/auth`). */
   prefix?: string
   /** Storage key of the tokens (default `wechat-auth`). */
@@ -96,7 +101,7 @@ export interface ClientOptions extends Pick<LoginBody, 'appid' | 'deviceType' | 
 }
 
 export interface RequestOptions {
-  /** A path under baseUrl (`/api/orders`) or an absolute URL. */
+  /** A path under baseUrl (`/api/orders`), or an absolute URL: of baseUrl's origin or options.origins to carry the token. */
   url: string
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS'
   data?: unknown

@@ -4,6 +4,7 @@ export function explain (err) {
   switch (err.code) {
     case 'CLIENT_NETWORK': return 'No network: try again.'
     case 'CLIENT_LOGIN_LIMIT': return `Could not log in; try again in ${err.retryAfter} s.`
+    case 'CLIENT_LOGGED_OUT': return 'You have logged out.'
     case 'AUTH_ACCOUNT_BANNED': return err.until ? `This account is banned until ${err.until}.` : 'This account is banned.'
     case 'WX_USER_BLOCKED': return 'WeChat blocked this login.'
     case 'RATE_LIMITED':

@@ -87,7 +87,7 @@ test('decrypt: a stale session_key logs in again and tells the app to fetch the 
   const { app, sim, baseUrl } = await gateway(t)
   const mp = standIn('frank')
   const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
-  await client.ensureLogin()
+  const first = await client.ensureLogin()
   // What wx.getUserInfo hands the app, passed as it is: only encryptedData and iv are sent.
   t.match(await client.decrypt(sim.encryptFor('frank', { nickName: 'F' })), { nickName: 'F', watermark: { appid: sim.appid } })
   await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'frank.other' } })
@@ -98,6 +98,9 @@ test('decrypt: a stale session_key logs in again and tells the app to fetch the 
   t.match(err, { code: 'WX_SESSION_KEY_STALE', refetch: true })
   t.same(reasons, ['WX_SESSION_KEY_STALE'])
   t.equal(mp.logins, 2, 'logged in again')
+  t.equal(mp.calls['POST /auth/logout'], 1, 'the stale session logged out at the gateway')
+  const old = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: first.refreshToken } })
+  t.equal(old.statusCode, 401, `not left among the user's devices (${String(old.json().code)})`)
   const data = await client.decrypt<{ nickName: string, watermark: { appid: string } }>(sim.encryptFor('frank', { nickName: 'F' }))
   t.equal(data.nickName, 'F', 'the data fetched again decrypts')
   t.equal(data.watermark.appid, sim.appid)

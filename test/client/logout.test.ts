@@ -1,6 +1,6 @@
 // fastify-wechat-auth/client logging out, against a real gateway: an expired access token is refreshed
-// first so the session really ends there, and a logout({ allDevices }) the gateway did not confirm
-// rejects, the tokens forgotten all the same.
+// first so the session really ends there, a logout({ allDevices }) the gateway did not confirm
+// rejects, the tokens forgotten all the same, and a request in flight then does not log in again.
 import { test } from 'tap'
 import { createWechatAuthClient, type LoggedOut, type WechatAuthError } from '../../client/index.js'
 import { bearer } from '../helper.js'
@@ -104,7 +104,30 @@ test('logout while a refresh is in flight: the rotation that answers during the 
   t.equal(mp.storage.has('wechat-auth'), false, 'nor stored')
   t.same(ended, [{ reason: 'logout' }], 'and told so')
   t.equal(mp.calls['POST /auth/refresh'], 1)
-  // The request the app made before logging out goes on as a request of no session (it may log in).
-  await orders
+  // The request the app made before logging out does not log in again.
+  t.match(await orders, { code: 'CLIENT_LOGGED_OUT', statusCode: 0 })
+  t.equal(mp.logins, 1, 'no login after the logout')
+  t.equal(client.session(), null)
   t.equal(ended.length, 1)
+})
+
+test('a request in flight when the app logs out: its AUTH_TOKEN_REVOKED is CLIENT_LOGGED_OUT, no new login', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('eve')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  await client.ensureLogin()
+  // The answer comes after the logout, as the gateway would give it then.
+  const late = mp.hold('GET /api/orders')
+  mp.drop('GET /api/orders', 1, { statusCode: 401, data: { statusCode: 401, code: 'AUTH_TOKEN_REVOKED', error: 'Unauthorized', message: 'revoked' }, header: {} })
+  const orders = client.request({ url: '/api/orders' }).catch((err: unknown) => err)
+  await late.answered
+  await client.logout()
+  late.release()
+  t.match(await orders, { code: 'CLIENT_LOGGED_OUT', statusCode: 0 })
+  t.equal(mp.logins, 1, 'no login after the logout')
+  t.equal(mp.calls['GET /api/orders'], 1, 'not sent again')
+  t.equal(client.session(), null)
+
+  t.match(await client.request({ url: '/api/orders' }), { statusCode: 200 }, 'a request made after the logout logs in')
+  t.equal(mp.logins, 2)
 })

@@ -1,5 +1,6 @@
 // fastify-wechat-auth/client when the platform fails it: wx.login() fails, no answer comes, storage
-// throws, a listener throws, or baseUrl leads to something that is not the gateway.
+// throws, a listener throws, or baseUrl leads to something that is not the gateway; and the URLs the
+// Bearer token may go to.
 import { test } from 'tap'
 import { createWechatAuthClient, type WechatAuthError } from '../../client/index.js'
 import { gateway, standIn } from './stand-in.js'
@@ -52,4 +53,34 @@ test('storage that throws and listeners that throw break nothing; on() returns a
   await client.logout()
   await client.ensureLogin()
   t.equal(seen.length, 1, 'no longer listening')
+})
+
+test('the Bearer token goes only to baseUrl\'s origin and options.origins: any other absolute URL is CLIENT_FOREIGN_URL, nothing sent', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('erin')
+  const sent: Array<{ url: string, authorization?: string }> = []
+  const request = mp.wx.request
+  mp.wx.request = (opts) => {
+    sent.push({ url: opts.url, authorization: opts.header?.Authorization })
+    request(opts)
+  }
+  const other = baseUrl.replace('127.0.0.1', 'localhost')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, origins: [other] })
+  await client.ensureLogin()
+  sent.length = 0
+  const host = baseUrl.slice('http://'.length)
+  for (const url of ['https://evil.example/api/orders', `http://${host}.evil.example/api/orders`, `http://${host}@evil.example/api/orders`,
+    `http://${host}\\@evil.example/api/orders`, `https://${host}/api/orders`, 'HTTP://evil.example/api/orders', 'javascript:alert(1)']) {
+    t.match(await client.request({ url }).catch((e: WechatAuthError) => e), { code: 'CLIENT_FOREIGN_URL', statusCode: 0 }, url)
+  }
+  t.same(sent, [], 'not one of them sent')
+
+  t.match(await client.request({ url: `${baseUrl.toUpperCase()}/api/orders`.replace('/API/ORDERS', '/api/orders') }), { statusCode: 200 }, 'the gateway\'s origin in capitals')
+  t.match(await client.request({ url: `${other}/api/orders` }), { statusCode: 200 }, 'an origin of options.origins')
+  t.match(await client.request({ url: 'api/orders' }), { statusCode: 200 }, 'a path without its leading /')
+  t.equal(sent.length, 3)
+  t.ok(sent.every((s) => s.authorization?.startsWith('Bearer ')), 'each with the token')
+  t.equal(sent[2]?.url, `${baseUrl}/api/orders`)
+  t.match(await client.request({ url: 'http://127.0.0.1:1/elsewhere', auth: false }).catch((e: WechatAuthError) => e), { code: 'CLIENT_NETWORK' }, 'auth: false goes anywhere')
+  t.equal(sent[3]?.authorization, undefined, 'without a token')
 })
