@@ -110,9 +110,15 @@ export function createAccessTokens (opts: AccessTokensOptions) {
   const cacheSize = opts.cacheSize ?? TOKENS_REMEMBERED
   const { signToken, verifierFor, jwks } = tokenKeys({ ...opts, now })
 
-  function sign (input: AccessTokenInput): { token: string, jti: string, expiresIn: number } {
+  /**
+   * A token for `input`, with the configured lifetime or `untilSec` when that is shorter: the time the
+   * session has left (SESSION_MAX_AGE), so the token expires with it rather than outliving it (a token
+   * of no session would be refused as revoked, and only once Redis noticed the session's key expire).
+   */
+  function sign (input: AccessTokenInput, untilSec?: number): { token: string, jti: string, expiresIn: number } {
     const jti = newJti()
-    return { token: signToken(payloadOf(input, jti)), jti, expiresIn: opts.ttlSec }
+    const ttl = untilSec !== undefined && untilSec < opts.ttlSec ? Math.max(1, Math.floor(untilSec)) : opts.ttlSec
+    return { token: signToken(payloadOf(input, jti), ttl), jti, expiresIn: ttl }
   }
 
   /** The claims of a token not remembered: verified, checked, frozen. */

@@ -30,15 +30,21 @@ export function claimsJsonOf (iss: string): (payload: Record<string, unknown>, i
   }
 }
 
+/**
+ * Signs `payload` with iss, iat and exp added after it (they win over its own); `ttlSec` when given
+ * replaces the signer's lifetime for this token.
+ */
+export type TokenSigner = (payload: Record<string, unknown>, ttlSec?: number) => string
+
 /** A function that signs `payload` with iss, iat and exp added after it (they win over its own). */
-export function createHs256Signer (opts: Hs256SignerOptions): (payload: Record<string, unknown>) => string {
+export function createHs256Signer (opts: Hs256SignerOptions): TokenSigner {
   const key = createSecretKey(Buffer.from(opts.secret, 'utf8'))
   const now = opts.now ?? Date.now
   const { ttlSec } = opts
   const claimsJson = claimsJsonOf(opts.iss)
-  return (payload) => {
+  return (payload, ttl = ttlSec) => {
     const iat = Math.floor(now() / 1000)
-    const body = `${HEADER}.${Buffer.from(claimsJson(payload, iat, iat + ttlSec)).toString('base64url')}`
+    const body = `${HEADER}.${Buffer.from(claimsJson(payload, iat, iat + ttl)).toString('base64url')}`
     return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`
   }
 }

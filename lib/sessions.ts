@@ -32,7 +32,8 @@ export function createSessions (deps: SessionsDeps & { store: HandoffStore, h5?:
   if (typeof resolveUser !== 'function') throw new Error('resolveUser must be a function')
 
   const pair: PairOf = (appid, session, sid, refreshToken, refreshTtlSec, generation) => {
-    const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, generation, claims: session.claims })
+    // The access token expires at the latest with the refresh token: with the session, at SESSION_MAX_AGE.
+    const access = tokens.sign({ aud: appid, sub: session.sub, openid: session.openid, unionid: session.unionid, sid, generation, claims: session.claims }, refreshTtlSec)
     const out: TokenPair = {
       accessToken: access.token,
       tokenType: 'Bearer',

@@ -4,7 +4,7 @@
 // instance, with nothing to configure. HS256 with JWT_SECRET (lib/jwt-signer.ts) stays the default.
 import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
-import { claimsJsonOf, createHs256Signer } from './jwt-signer.js'
+import { claimsJsonOf, createHs256Signer, type TokenSigner } from './jwt-signer.js'
 
 export type AsymmetricAlgorithm = 'ES256' | 'EdDSA'
 
@@ -96,15 +96,15 @@ export function publicJwk (key: KeyObject, algorithm: AsymmetricAlgorithm): Publ
 }
 
 /** Signs `payload` with iss, iat and exp added after it, as the HS256 signer does, with `kid` in the header. */
-export function createAsymmetricSigner (opts: { key: KeyObject, algorithm: AsymmetricAlgorithm, kid: string, iss: string, ttlSec: number, now?: () => number }): (payload: Record<string, unknown>) => string {
+export function createAsymmetricSigner (opts: { key: KeyObject, algorithm: AsymmetricAlgorithm, kid: string, iss: string, ttlSec: number, now?: () => number }): TokenSigner {
   const header = Buffer.from(JSON.stringify({ alg: opts.algorithm, typ: 'JWT', kid: opts.kid })).toString('base64url')
   const now = opts.now ?? Date.now
   const { ttlSec, key } = opts
   const claimsJson = claimsJsonOf(opts.iss)
   const digest = opts.algorithm === 'ES256' ? 'sha256' : null
-  return (payload) => {
+  return (payload, ttl = ttlSec) => {
     const iat = Math.floor(now() / 1000)
-    const body = `${header}.${Buffer.from(claimsJson(payload, iat, iat + ttlSec)).toString('base64url')}`
+    const body = `${header}.${Buffer.from(claimsJson(payload, iat, iat + ttl)).toString('base64url')}`
     // JOSE wants an ECDSA signature as r || s, not DER.
     return `${body}.${sign(digest, Buffer.from(body), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
   }

@@ -146,8 +146,8 @@ test('an older token is reuse if ours, invalid if forged; junk is invalid', asyn
   await t.rejects(sessions.refresh('not-a-token'), { code: 'AUTH_REFRESH_INVALID' })
 })
 
-test('a session ends at SESSION_MAX_AGE however often it is refreshed, and its refresh lifetime shrinks to it', async (t) => {
-  const { sessions, advance } = setup(t)
+test('a session ends at SESSION_MAX_AGE however often it is refreshed, and its refresh and access lifetimes shrink to it', async (t) => {
+  const { sessions, tokens, advance } = setup(t)
   let token = (await sessions.login('max')).refreshToken
   advance(3000 * 1000)
   const late = await sessions.refresh(token)
@@ -156,8 +156,17 @@ test('a session ends at SESSION_MAX_AGE however often it is refreshed, and its r
   advance(3000 * 1000)
   const last = await sessions.refresh(token)
   t.equal(last.refreshExpiresIn, 1200, 'capped by the absolute lifetime (7200 s from creation)')
-  advance(1200 * 1000)
-  await t.rejects(sessions.refresh(last.refreshToken), { code: 'AUTH_REFRESH_INVALID' })
+  t.equal(last.expiresIn, 900, 'the access token\'s own lifetime: the session outlives it')
+  advance(700 * 1000)
+  const final = await sessions.refresh(last.refreshToken)
+  t.same([final.refreshExpiresIn, final.expiresIn], [500, 500], 'the access token expires with the session, not 400 s after it')
+  const claims = tokens.verify(final.accessToken)
+  t.equal(claims.exp - claims.iat, 500)
+  advance(499 * 1000)
+  t.equal((await tokens.authenticate(`Bearer ${final.accessToken}`)).sid, claims.sid)
+  advance(1000)
+  await t.rejects(tokens.authenticate(`Bearer ${final.accessToken}`), { code: 'AUTH_TOKEN_EXPIRED' }, 'expired, not revoked')
+  await t.rejects(sessions.refresh(final.refreshToken), { code: 'AUTH_REFRESH_INVALID' })
 })
 
 test('logout ends one session or all of the user, and their access tokens with them', async (t) => {
