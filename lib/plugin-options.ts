@@ -60,8 +60,9 @@ export function checkOptions (opts: unknown, of: OptionsOf): void {
     }
     const rule = of.rules[name]
     if (rule === undefined) {
-      const like = Object.keys(of.rules).find((known) => known.toLowerCase() === name.toLowerCase())
-      refuse(`${name} is not an option${like === undefined ? ` (the options: ${Object.keys(of.rules).join(', ')})` : ` (${like}?)`}`)
+      const known = Object.keys(of.rules)
+      const like = known.find((k) => k.toLowerCase() === name.toLowerCase())
+      refuse(`${name} is not an option${like !== undefined ? ` (${like}?)` : known.length > 0 ? ` (the options: ${known.join(', ')})` : ' (it takes none)'}`)
     } else if (!rule[0](opts[name])) {
       refuse(`option ${name} must be ${rule[1]}`)
     }

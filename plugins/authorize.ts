@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AuthUser } from '../lib/access-tokens.js'
 import { requirementCheck, type Requirement } from '../lib/permissions.js'
+import { checkOptions } from '../lib/plugin-options.js'
 
 export type { Requirement } from '../lib/permissions.js'
 
@@ -20,7 +21,8 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async function wechatAuthAuthorize (fastify) {
+export default fp(async function wechatAuthAuthorize (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthAuthorize', rules: {}, encapsulated: false })
   const ttl = fastify.wechatAuthConfig.STEP_UP_TTL
   fastify.decorate('authorize', (requirement: Requirement) => {
     const check = requirementCheck(requirement, ttl) // a typo in a requirement fails at boot

@@ -12,6 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAccessTokens, type AccessTokens, type AuthUser } from '../lib/access-tokens.js'
 import { AuthWrongAppError } from '../lib/errors.js'
+import { checkOptions } from '../lib/plugin-options.js'
 
 export type { AccessTokenInput, AuthUser } from '../lib/access-tokens.js'
 
@@ -36,7 +37,8 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async function wechatAuthJwt (fastify) {
+export default fp(async function wechatAuthJwt (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthJwt', rules: {}, encapsulated: false })
   const config = fastify.wechatAuthConfig
   const tokens = createAccessTokens({
     secret: config.jwtSecret,

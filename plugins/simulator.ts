@@ -3,6 +3,7 @@
 // and the mini program it serves, for plugins/wechat.ts to talk to, and stops it on close. app.ts
 // registers it only then; registered by hand with credentials, it starts nothing.
 import fp from 'fastify-plugin'
+import { checkOptions } from '../lib/plugin-options.js'
 import { startSimulator, type Simulator } from '../simulator/index.js'
 
 declare module 'fastify' {
@@ -21,7 +22,8 @@ async function startOn (port: number): Promise<Simulator> {
   }
 }
 
-export default fp(async function wechatAuthSimulator (fastify) {
+export default fp(async function wechatAuthSimulator (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthSimulator', rules: {}, encapsulated: false })
   const config = fastify.wechatAuthConfig
   if (!config.useSimulator) return
   const sim = await startOn(config.WECHAT_SIMULATOR_PORT ?? (config.PORT === 0 ? 0 : (config.PORT + 1) % 65536))

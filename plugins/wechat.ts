@@ -4,6 +4,7 @@
 import fp from 'fastify-plugin'
 import { createWeChatApi, type WeChatApi } from '../lib/wechat-api.js'
 import { createWeChatDispatcher } from '../lib/wechat-transport.js'
+import { checkOptions } from '../lib/plugin-options.js'
 
 export type { WeChatApi }
 
@@ -13,7 +14,8 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async function wechat (fastify) {
+export default fp(async function wechat (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechat', rules: {}, encapsulated: false })
   const config = fastify.wechatAuthConfig
   // Decorated by plugins/simulator.ts only while the development simulator runs.
   const simulator = fastify.hasDecorator('wechatAuthSimulator') ? fastify.wechatAuthSimulator : null

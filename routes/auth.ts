@@ -30,13 +30,14 @@ import {
   BearerAuth, CookieRefreshBody, errorResponses, LoginBody, LogoutBody, NoContent, NoQuery, RefreshBody, RouteErrors as shared, Tags, TokenPair, WebTokenPair
 } from '../lib/schemas.js'
 import { createWebCookies, type TokenAnswer, type WebCookies } from '../lib/web-cookies.js'
+import { checkOptions } from '../lib/plugin-options.js'
 
 // Bodies of these routes are a few dozen bytes; anything over this is refused with 413.
 export const BODY_LIMIT = 4096
 
-const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
-  const config = fastify.wechatAuthConfig
-  const sessions = fastify.wechatAuthSessions
+const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify, opts) {
+  checkOptions(opts, { plugin: 'wechatAuthRoutes', rules: {}, encapsulated: true })
+  const { wechatAuthConfig: config, wechatAuthSessions: sessions } = fastify
   const { perMinute, counted } = await setupRouteContext(fastify, { bodyLimit: BODY_LIMIT, store: fastify.wechatAuthStore })
   const cookies = webCookiesOf(fastify)
   const tokenAnswer = cookies.cookieMode ? WebTokenPair : TokenPair // no refresh token for a web client

@@ -245,3 +245,27 @@ test('an option the gateway does not take, or of the wrong kind, refuses the boo
   await app.register(wechatAuth, { config, prefix: '' } as WechatAuthOptions)
   t.equal((await app.inject('/health')).statusCode, 200)
 })
+
+test('each plugin registered alone refuses an option it does not take, naming itself and the option', async (t) => {
+  const sim = await startSim(t)
+  const config = { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, JWT_SECRET }
+  // Each after the plugins it needs, in the order the gateway registers them.
+  const chain = [['wechatAuthSimulator', pkg.wechatAuthSimulator], ['wechat', pkg.wechat], ['wechatAuthJwt', pkg.wechatAuthJwt], ['wechatAuthAuthorize', pkg.wechatAuthAuthorize],
+    ['wechatAuthSessions', pkg.wechatAuthSessions], ['wechatAuthRoutes', pkg.wechatAuthRoutes]] as const
+  for (let i = 0; i < chain.length; i++) {
+    const [name, plugin] = chain[i] as (typeof chain)[number]
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    await app.register(pkg.wechatAuthConfig, { env: false, config })
+    await app.register(pkg.wechatAuthStore)
+    for (const [, before] of chain.slice(0, i)) await app.register(before as never)
+    await t.rejects(async () => { await app.register(plugin as never, { secret: 'x' }); await app.ready() }, { code: 'CONFIG_INVALID', message: new RegExp(`^Invalid configuration: ${name}: secret is not an option`) }, name)
+  }
+  const routes = Fastify()
+  t.teardown(async () => await routes.close())
+  await routes.register(pkg.wechatAuthConfig, { env: false, config })
+  for (const [, plugin] of [['wechatAuthStore', pkg.wechatAuthStore] as const, ...chain.slice(0, -1)]) await routes.register(plugin as never)
+  await routes.register(pkg.wechatAuthRoutes, { prefix: '/v1' })
+  await routes.ready()
+  t.equal((await routes.inject({ method: 'POST', url: '/v1/login', payload: { code: 'erin' } })).statusCode, 200, 'the route plugin takes Fastify\'s prefix')
+})
