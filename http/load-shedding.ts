@@ -21,8 +21,9 @@ export async function registerLoadShedding (server: FastifyInstance, opts: { max
   await server.register(underPressure, {
     maxEventLoopDelay: opts.maxEventLoopDelayMs,
     pressureHandler: async (request, reply) => {
-      // Not answering here lets the request through.
-      if (request.url === opts.livePath) return
+      // Not answering here lets the request through. By its route, not its URL: a checker's
+      // cache-buster (`/health/live?t=…`) is still liveness.
+      if (request.routeOptions.url === opts.livePath) return
       request.log.warn({ code: OVERLOADED_BODY.code }, 'shedding load: the event loop lags')
       countAnsweredError(request.server, OVERLOADED_BODY.code, request.routeOptions.url ?? '')
       await reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).send(OVERLOADED_BODY)

@@ -17,9 +17,10 @@ export function rateLimitStore (store: CounterStore): FastifyRateLimitStoreCtor 
 
     child (routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): FastifyRateLimitStore {
       // At run time the plugin passes its merged parameters, with the route under `routeInfo`
-      // (its typings say otherwise); one budget per method and URL, as its own stores do.
-      const { routeInfo } = routeOptions as unknown as { routeInfo: { method: string, url: string } }
-      return new SessionRateLimitStore(undefined, `${routeInfo.method}${routeInfo.url}:`)
+      // (its typings say otherwise); one budget per method and URL, as its own stores do, or one
+      // per `groupId` for routes that share a budget (a QR login's polls and its event stream).
+      const { routeInfo, groupId } = routeOptions as unknown as { routeInfo: { method: string, url: string }, groupId?: string }
+      return new SessionRateLimitStore(undefined, groupId !== undefined ? `group:${groupId}:` : `${routeInfo.method}${routeInfo.url}:`)
     }
   }
   return SessionRateLimitStore

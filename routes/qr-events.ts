@@ -19,7 +19,7 @@ const HEARTBEAT_MS = 15_000
 const UNAVAILABLE_RETRY_MS = 1_000
 
 /** A rate limit per client IP and route name (routes/qr.ts). */
-export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { keyGenerator: (request: FastifyRequest) => string }
+export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { groupId: string, keyGenerator: (request: FastifyRequest) => string }
 
 const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async function qrEventRoutes (fastify, { perIp }) {
   const { qr } = fastify.wechatAuthSessions

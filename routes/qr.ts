@@ -20,7 +20,8 @@ import qrImageRoutes from './qr-image.js'
 const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function qrRoutes (fastify, { perMinute, cookies }) {
   const { qr } = fastify.wechatAuthSessions
   const config = fastify.wechatAuthConfig
-  const perIp: PerIp = (name, max) => ({ ...perMinute(max), keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
+  // One budget per name: GET /qr/:id and GET /qr/:id/events share 'poll' (RATE_LIMIT_QR_POLL_MAX).
+  const perIp: PerIp = (name, max) => ({ ...perMinute(max), groupId: `qr-${name}`, keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
   const lookups = [AuthQrNotFoundError, StoreUnavailableError]
   const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError,
     AuthHandoffRefusedError]

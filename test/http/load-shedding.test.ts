@@ -44,6 +44,8 @@ test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry
   t.equal(shed.headers['retry-after'], '5')
   t.same(await shed.body.json(), { statusCode: 503, code: 'SERVER_OVERLOADED', error: 'Service Unavailable', message: 'The gateway is overloaded; retry after the retry-after header\'s seconds' })
   t.equal((await request(`${base}/health/live`)).statusCode, 200, 'liveness is answered: a busy gateway is not a dead one')
+  const busted = await request(`${base}/health/live?cb=123`)
+  t.same([busted.statusCode, await busted.body.text()], [200, '{"status":"ok"}'], 'with a checker\'s cache-buster too: by its route, not its URL')
   t.equal(valueOf(parseMetrics(await app.wechatAuthMetrics.registry.metrics()), 'wechat_auth_errors_total', { code: 'SERVER_OVERLOADED' }), 1, 'counted with the other coded errors')
   await overloaded
   let recovered = 0

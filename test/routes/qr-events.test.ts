@@ -122,3 +122,13 @@ test('the stream\'s own read refused while the watch\'s still works (an ACL chan
   await until(async () => shown(stream.events).length === 3, 'the state once the read works again, though the version did not change since', 4000, 20)
   t.same(shown(stream.events), ['state:pending', 'unavailable:STORE_UNAVAILABLE', 'state:pending'])
 })
+
+test('GET /auth/qr/:id and its event stream share one RATE_LIMIT_QR_POLL_MAX budget per client IP', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { RATE_LIMIT_QR_POLL_MAX: 3 } })
+  const { id } = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string }>()
+  for (let i = 0; i < 3; i++) t.equal((await app.inject(`/auth/qr/${id}`)).statusCode, 200, `poll ${i + 1} within the budget`)
+  const stream = await app.inject({ method: 'GET', url: `/auth/qr/${id}/events` })
+  t.same([stream.statusCode, stream.json().code], [429, 'RATE_LIMITED'], 'the stream after the polls spent the budget: refused, not a budget of its own')
+})
