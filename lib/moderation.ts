@@ -2,7 +2,7 @@
 // account or one service, set roles and permissions. Told to the user's tokens with their own codes
 // (AUTH_SESSION_KICKED, AUTH_ACCOUNT_BANNED), atomic in the store, seen by every instance at once.
 import { Value } from '@sinclair/typebox/value'
-import { AccessInput, Openid, ReasonCode, ServiceName, UserId } from './access-schemas.js'
+import { AccessInput, Openid, ReasonCode, ServiceName, SessionParams, UserId } from './access-schemas.js'
 import type { RequestContext } from './audit.js'
 import { ArgumentError, UserNotFoundError } from './errors.js'
 import { userTag } from './ids.js'
@@ -42,8 +42,10 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
    */
   async function kick (user: UserName, opts: { sid?: string, reason?: string, request?: RequestContext } = {}): Promise<number> {
     const reason = reasonCode(opts.reason ?? 'kicked')
+    // A session id as the gateway makes them: never '*', which the Redis script reads as "all".
+    const sid = opts.sid === undefined ? undefined : checked<string>(SessionParams.properties.sid, opts.sid, 'kick: sid')
     const { appid, sub } = await subOf(user)
-    const ended = await store.kick(userTag(appid, sub), opts.sid === undefined ? 'all' : [opts.sid], reason, accessTtlMs)
+    const ended = await store.kick(userTag(appid, sub), sid === undefined ? 'all' : [sid], reason, accessTtlMs)
     audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(opts.sid !== undefined ? { sessionId: opts.sid } : {}), reason: `${reason}, ended ${ended}` }, opts.request)
     return ended
   }

@@ -111,6 +111,13 @@ test('kick through the host API: one session or all, each told the reason', asyn
   const free = await a.wechatAuthSessions.kick(user, { reason: 'has spaces' }).catch((e: unknown) => e)
   t.ok(free instanceof TypeError, 'a reason code, not free text: a TypeError')
   t.match(free, { code: 'FST_ERR_VALIDATION', statusCode: 400 }, 'answered 400 by a route that passes it on')
+  // A session id as the gateway makes them: the Redis script reads '*' as every session.
+  const three = await login(a, 'kim.3')
+  const four = await login(b, 'kim.4')
+  for (const sid of ['*', '', 42, {}]) {
+    t.match(await a.wechatAuthSessions.kick(user, { sid: sid as string }).catch((e: unknown) => e), { code: 'FST_ERR_VALIDATION', statusCode: 400 }, `sid ${JSON.stringify(sid)}`)
+  }
+  t.same([(await me(a, three.accessToken)).statusCode, (await me(b, four.accessToken)).statusCode], [200, 200], 'no session ended')
 })
 
 test('strict: a permission change applied on instance A is enforced by instance B on its next request', async (t) => {

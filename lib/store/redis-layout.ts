@@ -108,11 +108,12 @@ export function cutBytes (text: string, bytes: number): string {
   return buf.subarray(0, end).toString('utf8')
 }
 
-/** A session's device parts, cut so that the packed value stays within DEVICE_BYTES. */
+/** A session's device parts within DEVICE_BYTES: type and IP kept, the name gets what they leave, the user agent the rest. */
 export function deviceParts (d: { deviceType: string, deviceName?: string, ip?: string, userAgent?: string }): string[] {
-  const head = [d.deviceType, cutBytes(d.deviceName ?? '', DEVICE_NAME_BYTES), cutBytes(d.ip ?? '', 45)]
-  const used = head.reduce((n, p) => n + Buffer.byteLength(p), 0) + head.length
-  return [...head, cutBytes(d.userAgent ?? '', DEVICE_BYTES - used)]
+  const ip = cutBytes(d.ip ?? '', 45)
+  const room = Math.min(DEVICE_NAME_BYTES, DEVICE_BYTES - Buffer.byteLength(d.deviceType) - Buffer.byteLength(ip) - 3)
+  const head = [d.deviceType, cutBytes(d.deviceName ?? '', Math.max(0, room)), ip]
+  return [...head, cutBytes(d.userAgent ?? '', DEVICE_BYTES - head.reduce((n, p) => n + Buffer.byteLength(p), 0) - head.length)]
 }
 
 type FieldName = keyof typeof SESSION_FIELDS

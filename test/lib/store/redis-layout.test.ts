@@ -3,7 +3,7 @@
 import { createClient } from '@redis/client'
 import { test } from 'tap'
 import {
-  ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
+  ACCESS_FIELD, BAN_FIELD, BLACKLIST_PREFIX, DEVICE_BYTES, deviceParts, SERVICE_BANS_FIELD, packAccess, unpackAccess, unpackServiceBans, SEP, SESSION_FIELDS, blacklistField, keyNames, packCredential, sessionField, storedSub, subOf, unpack, unpackCredential
 } from '../../../lib/store/redis-layout.js'
 import { LUA_LAYOUT } from '../../../lib/store/redis-lua-layout.js'
 import { deliversNow } from '../../../lib/store/redis-access-check.js'
@@ -60,4 +60,15 @@ test('credentials keep a value that holds the separator; keys carry the prefix a
   const keys = keyNames('p:')
   t.same([keys.user('t'), keys.code('c'), keys.rateLimit, keys.credential('wx'), keys.credentialLock('wx'), keys.openid('wx1', 'o')],
     ['p:{t}', 'p:c:c', 'p:rl:', 'p:at:{wx}', 'p:atl:{wx}', 'p:oid:wx1:o'])
+})
+
+test('a device\'s parts stay within DEVICE_BYTES with a full IPv6 address: the name gets the room the type and IP leave', async (t) => {
+  const ip = '2408:8207:2466:3e90:a1b2:c3d4:e5f6:1234'
+  for (const deviceType of ['mp', 'app', 'web']) {
+    const parts = deviceParts({ deviceType, deviceName: 'Xiaomi 14 Ultra Pro!', ip, userAgent: 'Mozilla/5.0 (Linux; Android 14) MicroMessenger/8.0.49' })
+    t.ok(Buffer.byteLength(parts.join(SEP)) <= DEVICE_BYTES, `${deviceType}: ${Buffer.byteLength(parts.join(SEP))} bytes`)
+    t.same([parts[0], parts[2]], [deviceType, ip], 'type and IP whole')
+  }
+  const v4 = deviceParts({ deviceType: 'mp', deviceName: 'Xiaomi 14 Ultra Pro!', ip: '203.0.113.7' })
+  t.equal(v4[1], 'Xiaomi 14 Ultra Pro!', 'with an IPv4 address the name keeps its 20 bytes')
 })
