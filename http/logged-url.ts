@@ -24,11 +24,16 @@ const JWT = /^([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 // (`swagger-ui.min.js`, a user id `a.b.c`) does not decode to one.
 const JSON_OBJECT = /^\s*\{\s*"/
 
-/** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */
-export function tokenShaped (text: string): boolean {
-  if (LONG_RUN.test(text) || parseRefreshToken(text) !== null) return true
+/** Whether `text` is a JWT or one of the gateway's refresh tokens (a trace id of 40+ characters is neither). */
+export function jwtOrRefreshToken (text: string): boolean {
+  if (parseRefreshToken(text) !== null) return true
   const jwt = JWT.exec(text)
   return jwt !== null && JSON_OBJECT.test(Buffer.from(jwt[1] as string, 'base64url').toString('latin1'))
+}
+
+/** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */
+export function tokenShaped (text: string): boolean {
+  return LONG_RUN.test(text) || jwtOrRefreshToken(text)
 }
 
 const decoded = (text: string, plus = false): string | null => {

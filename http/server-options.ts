@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, Fas
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
-import { loggedUrl } from './logged-url.js'
+import { jwtOrRefreshToken, loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
 /**
@@ -67,7 +67,9 @@ function requestIdOf (request: WithId, header: string): string {
   const known = request[REQUEST_ID]
   if (known !== undefined) return known
   const sent = request.headers[header]
-  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) ? sent : randomUUID()
+  // Not a token a client put there: the id is in every log line and audit event. A trace id of 40 or
+  // more characters (traceparent, X-Amzn-Trace-Id) is kept, so a ticket's shape cannot be told from one.
+  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) && !jwtOrRefreshToken(sent) ? sent : randomUUID()
   request[REQUEST_ID] = id
   return id
 }

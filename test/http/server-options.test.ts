@@ -6,6 +6,10 @@ import wechatAuth from '../../app.js'
 import { parseTrustProxy, serverOptions } from '../../http/server-options.js'
 import type { Config } from '../../lib/schemas.js'
 import { boundedLabel } from '../../lib/metric-labels.js'
+import { newSessionId, userTag } from '../../lib/ids.js'
+import { refreshTokens } from '../../lib/refresh-tokens.js'
+
+const JWT_SECRET_FOR_IDS = 'a-secret-for-request-id-tests-0123456789abcdef'
 import { parseMetrics, valueOf } from '../prometheus.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
@@ -159,6 +163,16 @@ test('request ids: a sane x-request-id is kept, answered and in every log line o
     t.match(res.headers.get('x-request-id'), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `${insane.slice(0, 20) || 'none'}: a new one`)
   }
   t.notOk(logs.some((l) => l.includes('has space')), 'an id refused is not logged either')
+  // A credential a client put there (every log line and audit event carries the id): a JWT, a refresh token.
+  const jwt = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"a"}').toString('base64url')}.c2lnbmF0dXJl`
+  const refreshToken = refreshTokens(JWT_SECRET_FOR_IDS, undefined).first({ tag: userTag('wx0123456789abcdef', 'a'), sid: newSessionId() })
+  for (const credential of [jwt, refreshToken]) {
+    const res = await get({ 'x-request-id': credential })
+    t.not(res.headers.get('x-request-id'), credential, `${credential.slice(0, 12)}…: a new id`)
+    t.notOk(logs.some((l) => l.includes(credential)), 'and never logged')
+  }
+  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+  t.equal((await get({ 'x-request-id': traceparent })).headers.get('x-request-id'), traceparent, 'a W3C traceparent (55 characters) is kept')
   const other = await listening(t, { REQUEST_ID_HEADER: 'X-Correlation-Id' })
   const res = await fetch(`http://127.0.0.1:${other}/health/live`, { headers: { 'x-correlation-id': 'abc.123' } })
   t.equal(res.headers.get('x-correlation-id'), 'abc.123', 'the configured header')
