@@ -149,8 +149,13 @@ export function tokenKeys (opts: {
     const hs256 = verifierOf(opts.secret, 'HS256')
     return { signToken: createHs256Signer({ secret: opts.secret, iss, ttlSec, now }), verifierFor: (_token: string) => hs256, jwks: [] as PublicJwk[] }
   }
-  const keys = [signing.privateKey, ...signing.previousPublicKeys ?? []]
-  const jwks = keys.map((k) => publicJwk(k, signing.algorithm))
+  // One entry per kid: the signing key's own public key left among the previous ones (step 1 of a
+  // rotation publishes it there), or a key listed twice, would put a kid twice in the JWKS, and
+  // verifiers (jose) refuse a token whose kid matches several keys.
+  const all = [signing.privateKey, ...signing.previousPublicKeys ?? []].map((k) => ({ k, jwk: publicJwk(k, signing.algorithm) }))
+  const unique = all.filter((e, i) => all.findIndex((o) => o.jwk.kid === e.jwk.kid) === i)
+  const keys = unique.map((e) => e.k)
+  const jwks = unique.map((e) => e.jwk)
   const byKid = new Map(jwks.map((jwk, i) => [jwk.kid, verifierOf(publicPem(keys[i] as KeyObject), jwk.alg)]))
   return {
     signToken: createAsymmetricSigner({ key: signing.privateKey, algorithm: signing.algorithm, kid: (jwks[0] as PublicJwk).kid, iss, ttlSec, now }),

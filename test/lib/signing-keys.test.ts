@@ -53,6 +53,15 @@ test('a rotation: the new key signs, the old one keeps verifying its tokens, bot
   t.throws(() => dropped.verify(oldToken), { code: 'AUTH_TOKEN_INVALID' }, 'once the old key is removed, its tokens are refused')
 })
 
+test('the signing key\'s own public key, or a key twice, among the previous ones: each kid once in the JWKS, and jose verifies', async (t) => {
+  const old = es256()
+  const next = es256()
+  const tokens = createAccessTokens({ ...base, signing: { algorithm: 'ES256', privateKey: next.privateKey, previousPublicKeys: [next.publicKey, old.publicKey, old.publicKey] } })
+  const jwks = tokens.publicKeys()
+  t.same(jwks.keys.map((k) => k.kid), [publicJwk(next.privateKey, 'ES256').kid, publicJwk(old.publicKey, 'ES256').kid])
+  t.match((await jwtVerify(tokens.sign(input).token, createLocalJWKSet(jwks as never), { issuer: 'iss', audience: APPID })).payload, { sub: 'u1' })
+})
+
 test('keys parse from PEM (newlines escaped or not) and JWK; a wrong kind is told apart; errors never hold the key', async (t) => {
   const { privateKey, publicKey } = es256()
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
