@@ -77,7 +77,7 @@ export const ConfigSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   // The JWT_SECRET before a change, while refresh tokens issued under it may still come back.
   JWT_SECRET_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
-  JWT_ISSUER: Type.String({ minLength: 1, default: 'fastify-wechat-auth' }),
+  JWT_ISSUER: Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7e]+$', default: 'fastify-wechat-auth' }),
   // Access tokens signed with a private key (ES256, EdDSA) whose public keys are served as a JWKS;
   // HS256 signs with JWT_SECRET. Refresh tokens always use JWT_SECRET.
   JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'HS256' }),

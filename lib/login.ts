@@ -22,6 +22,9 @@ export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\u
 // characters), and at most 256 UTF-16 units.
 const USER_ID = new RegExp(USER_ID_PATTERN)
 const isUserId = (id: unknown): id is string => typeof id === 'string' && id.length <= 256 && USER_ID.test(id)
+// resolveUser's claims, as JSON in UTF-8: with the longest sub and JWT_ISSUER, an ES256 token that a
+// refresh adds its generation to stays under the 4,096 characters verification takes (access-tokens.ts).
+export const MAX_CLAIMS_BYTES = 1024
 
 /** Session control from the configuration, with the schema's defaults for what is left out. */
 export function sessionRules (config: SessionsDeps['config']) {
@@ -58,6 +61,8 @@ export function createIdentityLogin ({ store, config, resolveUser: hostResolver 
     if (!isUserId(user?.userId)) throw new Error('resolveUser must return a userId of 1 to 256 printable characters')
     const reserved = user.claims === undefined ? [] : Object.keys(user.claims).filter((k) => RESERVED_CLAIMS.has(k))
     if (reserved.length > 0) throw new Error(`resolveUser returned reserved claim(s): ${reserved.join(', ')}`)
+    const claimsBytes = user.claims === undefined ? 0 : Buffer.byteLength(JSON.stringify(user.claims))
+    if (claimsBytes > MAX_CLAIMS_BYTES) throw new Error(`resolveUser returned claims of ${claimsBytes} bytes of JSON: at most ${MAX_CLAIMS_BYTES}, or the access tokens would be refused`)
     const session: NewSession & { device: DeviceInfo } = { sub: user.userId, openid: identity.openid, sessionKey, device }
     if (identity.unionid !== undefined) session.unionid = identity.unionid
     if (user.claims !== undefined && Object.keys(user.claims).length > 0) session.claims = user.claims

@@ -130,7 +130,8 @@ test('resolveUser mistakes are refused loudly, not turned into tokens', async (t
     ['empty userId', async () => ({ userId: '' })],
     ['control character in userId', async () => ({ userId: 'a\u0001b' })],
     ['DEL in userId', async () => ({ userId: 'a\u007fb' })],
-    ['userId of 257 characters', async () => ({ userId: 'x'.repeat(257) })]
+    ['userId of 257 characters', async () => ({ userId: 'x'.repeat(257) })],
+    ['claims over 1,024 bytes of JSON', async () => ({ userId: 'u1', claims: { note: '\u00e9'.repeat(508) } })]
   ] as const) {
     const app = Fastify()
     t.teardown(async () => await app.close())

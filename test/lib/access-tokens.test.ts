@@ -1,9 +1,10 @@
 // Signing, verifying and authenticating the gateway's access tokens, on the memory store, with no Fastify.
-import { createHmac } from 'node:crypto'
+import { createHmac, generateKeyPairSync } from 'node:crypto'
 import { createSigner } from 'fast-jwt'
 import { test } from 'tap'
 import { createAccessTokens } from '../../lib/access-tokens.js'
 import { newSessionId, userTag } from '../../lib/ids.js'
+import { MAX_CLAIMS_BYTES } from '../../lib/login.js'
 import { createMemoryStore } from '../../lib/store/memory.js'
 
 const APPID = 'wx0123456789abcdef'
@@ -143,4 +144,20 @@ test('a token issued by a rotation names its generation (sgen), which its first 
     const odd = createSigner({ key: SECRET, iss: 'iss', aud: APPID, expiresIn: 60_000 })({ sub: 'u1', openid: 'o1', sid: ref.sid, jti: `j${String(sgen)}`, sgen })
     t.throws(() => tokens.verify(odd), { code: 'AUTH_TOKEN_INVALID' }, `sgen ${JSON.stringify(sgen)} is not one the gateway signs`)
   }
+})
+
+test('the largest token the gateway can issue verifies: the longest sub, JWT_ISSUER and claims, ES256 with its kid, a refresh\'s generation', async (t) => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  // JSON escapes a quote: 256 of them are 512 characters in the token's payload.
+  const issuer = '"'.repeat(256)
+  const tokens = createAccessTokens({ secret: SECRET, issuer, ttlSec: 60, appids: [APPID], store: createMemoryStore(), signing: { algorithm: 'ES256', privateKey } })
+  // 1,024 bytes of JSON, the most resolveUser may return: each of these is 6 bytes (\u0001) in JSON.
+  const note = '\u0001'.repeat(Math.floor((MAX_CLAIMS_BYTES - '{"note":""}'.length) / 6))
+  const claims = { note: note + 'x'.repeat(MAX_CLAIMS_BYTES - Buffer.byteLength(JSON.stringify({ note }))) }
+  t.equal(Buffer.byteLength(JSON.stringify(claims)), MAX_CLAIMS_BYTES)
+  const sub = '\u{1F600}'.repeat(256) // 4 bytes each in UTF-8
+  const { token } = tokens.sign({ aud: APPID, sub, openid: 'o'.repeat(28), unionid: 'u'.repeat(28), sid: newSessionId(), generation: 9_999_999_999, claims })
+  t.ok(token.length <= 4096, `${token.length} characters`)
+  t.match(tokens.verify(token), { sub, iss: issuer, note: claims.note })
+  t.throws(() => tokens.verify(`${token}${'A'.repeat(4097 - token.length)}`), { code: 'AUTH_TOKEN_INVALID' }, 'past 4,096 characters, refused')
 })

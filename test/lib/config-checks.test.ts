@@ -109,3 +109,9 @@ test('a value outside a choice is refused with the choices, once, not once per c
   t.throws(() => loadConfig({ JWT_ALGORITHM: 'RS256', PORT: '70000' }), { message: 'Invalid configuration: env/PORT must be <= 65535, env/JWT_ALGORITHM must be one of HS256, ES256, EdDSA' })
   t.throws(() => loadConfig({ JWT_SECRET: 'a-secret-too-short' }), { message: 'Invalid configuration: env/JWT_SECRET must NOT have fewer than 32 characters' }, 'other refusals as Ajv says them, the value never')
 })
+
+test('JWT_ISSUER: 1 to 256 printable ASCII characters, so that the largest token stays verifiable', async (t) => {
+  t.throws(() => resolve({ JWT_ISSUER: 'x'.repeat(257) }), { code: 'CONFIG_INVALID', message: /JWT_ISSUER/ })
+  t.throws(() => resolve({ JWT_ISSUER: 'line\nbreak' }), { code: 'CONFIG_INVALID', message: /JWT_ISSUER/ })
+  t.ok(resolve({ JWT_ISSUER: 'https://auth.example.com/' }))
+})
