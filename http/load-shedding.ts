@@ -26,7 +26,8 @@ export async function registerLoadShedding (server: FastifyInstance, opts: { max
       if (request.routeOptions.url === opts.livePath) return
       request.log.warn({ code: OVERLOADED_BODY.code }, 'shedding load: the event loop lags')
       countAnsweredError(request.server, OVERLOADED_BODY.code, request.routeOptions.url ?? '')
-      await reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).send(OVERLOADED_BODY)
+      // Serialised here: the route's own response schema for 503 (GET /health's is HealthResponse) would refuse it (a 500).
+      await reply.code(503).header('retry-after', String(OVERLOADED_RETRY_AFTER_SEC)).type('application/json; charset=utf-8').send(JSON.stringify(OVERLOADED_BODY))
     }
   })
 }

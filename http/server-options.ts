@@ -154,7 +154,7 @@ const body = ({ statusCode, code, message }: Coded): string =>
 function refuseOnSocket (server: RefusalEmitter, socket: Socket, coded: Coded): void {
   if (socket.writable) {
     const text = body(coded)
-    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
+    socket.write(`HTTP/1.1 ${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`)
     server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
   }
   socket.destroy()
@@ -171,13 +171,13 @@ function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: F
     return
   }
   request.log.info({ code: coded.code, statusCode: coded.statusCode }, 'request rejected')
-  reply.code(coded.statusCode).header('content-type', 'application/json; charset=utf-8').send(body(coded))
+  reply.code(coded.statusCode).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(body(coded))
   request.server.server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
 }
 
 /** Answers `coded` and closes; the server tells the metrics (REFUSED_BEFORE_FASTIFY). */
 function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Coded): void {
-  response.writeHead(coded.statusCode, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body(coded))
+  response.writeHead(coded.statusCode, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', connection: 'close' }).end(body(coded))
   server.emit(REFUSED_BEFORE_FASTIFY, coded.code)
 }
 

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fp from 'fastify-plugin'
 import { checkOptions, PATH } from '../lib/plugin-options.js'
-import { HealthResponse, LiveResponse, Tags } from '../lib/schemas.js'
+import { ErrorResponse, HealthResponse, LiveResponse, Tags } from '../lib/schemas.js'
 import { countAnsweredError } from '../http/answered-errors.js'
 import { PROBE_CONFIG } from '../http/request-log.js'
 
@@ -31,7 +31,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
   // cache-buster) may add parameters, and a refused probe would take a healthy instance out.
   fastify.get(`${path.replace(/\/$/, '')}/live`, {
     config: PROBE_CONFIG,
-    schema: { summary: 'Liveness: whether the process serves HTTP', tags: [Tags.health], operationId: 'live', response: { 200: LiveResponse } }
+    schema: { summary: 'Liveness: whether the process serves HTTP', tags: [Tags.health], operationId: 'live', response: { 200: LiveResponse, '4xx': ErrorResponse } }
   }, async () => ({ status: 'ok' as const }))
   fastify.get(path, {
     config: PROBE_CONFIG,
@@ -39,7 +39,12 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRouteOptions> = async functi
       summary: 'Readiness: whether the session store answers',
       tags: [Tags.health],
       operationId: 'health',
-      response: { 200: HealthResponse, 503: { ...HealthResponse, description: 'STORE_UNAVAILABLE' } }
+      response: {
+        200: HealthResponse,
+        // The standalone server's load shedding answers its own 503 (SERVER_OVERLOADED), in the error shape.
+        503: { description: 'STORE_UNAVAILABLE, or SERVER_OVERLOADED while the gateway sheds load', anyOf: [HealthResponse, ErrorResponse] },
+        '4xx': ErrorResponse
+      }
     }
   }, async (request, reply) => {
     try {

@@ -47,6 +47,8 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
+    // HEAD: the headers only. Node sends them at the end, which a stream reaches at the QR login's end at the latest.
+    if (request.method === 'HEAD') { res.end(); return }
     let last = ''
     let ended = false
     let unavailable = false

@@ -15,6 +15,8 @@ test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry
   await registerLoadShedding(app, { maxEventLoopDelayMs: 100, livePath: '/health/live' })
   app.get('/health/live', async () => ({ status: 'ok' }))
   app.get('/work', async () => ({ done: true }))
+  // A route whose own 503 is another shape (GET /health's { status, store, code }).
+  app.get('/shaped', { schema: { response: { 503: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } } } } }, async () => ({ done: true }))
   // Overload as it comes: the loop still turns, but every turn is long (200 ms). The plugin sheds on
   // the mean lag of the turns in each of its sampling seconds, so the overload must outlast two of
   // them, whenever it starts in one: a single long block passed the bound or not by where it fell
@@ -46,7 +48,9 @@ test('while the event loop lags past the bound: 503 SERVER_OVERLOADED with retry
   t.equal((await request(`${base}/health/live`)).statusCode, 200, 'liveness is answered: a busy gateway is not a dead one')
   const busted = await request(`${base}/health/live?cb=123`)
   t.same([busted.statusCode, await busted.body.text()], [200, '{"status":"ok"}'], 'with a checker\'s cache-buster too: by its route, not its URL')
-  t.equal(valueOf(parseMetrics(await app.wechatAuthMetrics.registry.metrics()), 'wechat_auth_errors_total', { code: 'SERVER_OVERLOADED' }), 1, 'counted with the other coded errors')
+  const shaped = await request(`${base}/shaped`)
+  t.same([shaped.statusCode, (await shaped.body.json() as { code?: string }).code], [503, 'SERVER_OVERLOADED'], 'a route with a 503 schema of its own: the same answer, not a 500 of its serialiser')
+  t.equal(valueOf(parseMetrics(await app.wechatAuthMetrics.registry.metrics()), 'wechat_auth_errors_total', { code: 'SERVER_OVERLOADED' }), 2, 'counted with the other coded errors')
   await overloaded
   let recovered = 0
   for (let i = 0; i < 40 && recovered !== 200; i++) {

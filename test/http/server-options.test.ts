@@ -35,7 +35,7 @@ test('server options redact credentials from logs and refuse unknown body proper
 })
 
 // Real sockets against a listening gateway: these limits live in Node's HTTP server, which inject() bypasses.
-interface RawAnswer { status: number, body: Record<string, unknown>, closedAfterMs: number }
+interface RawAnswer { status: number, body: Record<string, unknown>, closedAfterMs: number, noStore: boolean }
 
 async function listening (t: Tap, config: Partial<Config> = {}, logs: string[] = []): Promise<number> {
   const app = Fastify(serverOptions({ LOG_LEVEL: 'debug', TRUST_PROXY: 'false', ...config }, { logStream: { write: (l) => { logs.push(l) } } }))
@@ -62,7 +62,7 @@ async function raw (port: number, parts: Array<string | number>): Promise<RawAns
   const [head = '', payload = ''] = text.split('\r\n\r\n')
   let body: Record<string, unknown> = {}
   try { body = JSON.parse(payload.trim() === '' ? '{}' : payload.replace(/^[0-9a-f]+\r\n/i, '').split('\r\n')[0] as string) } catch {}
-  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), body, closedAfterMs }
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), body, closedAfterMs, noStore: /\r\ncache-control: no-store\r\n/i.test(`${head}\r\n`) }
 }
 
 const LOGIN = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
@@ -96,12 +96,12 @@ test('low-level errors answer with a code: bad request line, headers too large, 
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST', message: /Host/ } }, 'HTTP/1.1 without Host')
   t.match(await raw(port, ['GET /health HTTP/1.0\r\n\r\n']), { status: 200 }, 'HTTP/1.0 needs none')
   t.match(await raw(port, [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]), { status: 431, body: { code: 'HTTP_HEADERS_TOO_LARGE' } })
-  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' }, noStore: true })
   t.match(await raw(port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n']), { status: 405, body: { code: 'HTTP_METHOD_NOT_ALLOWED' } }, 'CONNECT: not a proxy (Node closed it without a word)')
   const long = await raw(port, [`GET /auth/qr/${'s3cret'.repeat(600)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`])
-  t.match(long, { status: 414, body: { code: 'HTTP_URI_TOO_LONG', error: 'URI Too Long', message: /3072 characters/ } }, 'a path segment over the router\'s limit')
+  t.match(long, { status: 414, body: { code: 'HTTP_URI_TOO_LONG', error: 'URI Too Long', message: /3072 characters/ }, noStore: true }, 'a path segment over the router\'s limit, not to be cached')
   t.notMatch(JSON.stringify(long.body), /s3cret/, 'the path not echoed')
-  t.match(await raw(port, ['GET /auth/qr/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'FST_ERR_BAD_URL', message: /does not decode/ } }, 'a parameter that does not decode')
+  t.match(await raw(port, ['GET /auth/qr/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'FST_ERR_BAD_URL', message: /does not decode/ }, noStore: true }, 'a parameter that does not decode')
 })
 
 test('the answers before Fastify are counted in wechat_auth_errors_total, by code, like every other error', async (t) => {
@@ -113,7 +113,7 @@ test('the answers before Fastify are counted in wechat_auth_errors_total, by cod
   t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'a malformed request line (Node\'s clientError)')
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'no Host')
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n']), { status: 400, body: { code: 'UPGRADE_REFUSED' } })
-  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' } })
+  t.match(await raw(port, [`${LOGIN}Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`]), { status: 417, body: { code: 'HTTP_EXPECTATION_FAILED' }, noStore: true })
   t.match(await raw(port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n']), { status: 405 })
   t.match(await raw(port, [`GET /auth/qr/${'x'.repeat(3100)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]), { status: 414 })
   const samples = parseMetrics(await app.wechatAuthMetrics.registry.metrics())

@@ -132,3 +132,17 @@ test('GET /auth/qr/:id and its event stream share one RATE_LIMIT_QR_POLL_MAX bud
   const stream = await app.inject({ method: 'GET', url: `/auth/qr/${id}/events` })
   t.same([stream.statusCode, stream.json().code], [429, 'RATE_LIMITED'], 'the stream after the polls spent the budget: refused, not a budget of its own')
 })
+
+test('HEAD of the event stream answers its headers at once, not at the code\'s expiry', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const { id } = await create(app)
+  const { request } = await import('node:http')
+  const answer = await new Promise<{ status?: number, type?: string }>((resolve, reject) => {
+    const req = request(`${base}/auth/qr/${id}/events`, { method: 'HEAD' }, (res) => { res.resume(); resolve({ status: res.statusCode, type: res.headers['content-type'] }) })
+    req.setTimeout(2_000, () => { req.destroy(new Error('no answer to HEAD within 2 s')) })
+    req.on('error', reject).end()
+  })
+  t.same(answer, { status: 200, type: 'text/event-stream; charset=utf-8' })
+})
