@@ -35,7 +35,7 @@ const withDefaults = (options: ClientOptions) => Object.assign({
   random: Math.random
 }, defined(options))
 
-export const bearer = (s: Session) => ({ Authorization: `Bearer ${s.accessToken}` })
+export const bearer = (s: Pick<Session, 'accessToken'>) => ({ Authorization: `Bearer ${s.accessToken}` })
 
 /** Runs start(key) once for every caller that comes with the same key while it is in flight. */
 export function singleFlight<T, K = void> (start: (key: K) => Promise<T>): (key: K) => Promise<T> {
@@ -59,7 +59,7 @@ export function createCore (options: ClientOptions) {
   const logins: number[] = []
 
   const wxCode = (): Promise<string> => new Promise((resolve, reject) => {
-    const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg ?? 'wx.login() gave no code'))
+    const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg ?? 'no code'))
     o.platform.login({ success: (res) => res && res.code ? resolve(res.code) : failed(), fail: (err) => failed(err && err.errMsg) })
   })
 
@@ -75,7 +75,7 @@ export function createCore (options: ClientOptions) {
 
   function keep (pair: TokenPair): Session {
     if (typeof pair !== 'object' || pair === null || typeof pair.accessToken !== 'string' || typeof pair.refreshToken !== 'string') {
-      throw new WechatAuthError('CLIENT_BAD_RESPONSE', 'the gateway answered no tokens: check baseUrl and prefix')
+      throw new WechatAuthError('CLIENT_BAD_RESPONSE', 'no tokens: check baseUrl and prefix')
     }
     return store.save(pair, o.now())
   }
@@ -94,7 +94,7 @@ export function createCore (options: ClientOptions) {
   function countLogin (now: number): void {
     while (logins.length > 0 && (logins[0] as number) <= now - 60_000) logins.shift()
     if (logins.length >= o.maxLoginsPerMinute) {
-      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', `${logins.length} logins in a minute: not again yet`)
+      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', 'too many logins')
       err.retryAfter = Math.ceil(((logins[0] as number) + 60_000 - now) / 1000)
       throw err
     }
@@ -102,11 +102,15 @@ export function createCore (options: ClientOptions) {
   }
 
   const transport = createTransport(o)
-  const login = singleFlight(async () => {
+  // One flight per logout count: a caller after a logout does not join a login started before it.
+  const login = singleFlight(async (since: number) => {
     countLogin(o.now())
     const body = { appid: o.appid, deviceType: o.deviceType, deviceName: o.deviceName }
     // A 503 or 504 is retried: a code is exchanged at most once (a spent one is WX_CODE_USED, then a new code).
     const pair = await withCode((code) => transport.call<TokenPair>({ url: `${o.prefix}/login`, method: 'POST', data: Object.assign({ code }, body), retry: true }))
+    // The app logged out while this login was out: its session is not kept, and is ended at the gateway.
+    if (logouts.n !== since) transport.send({ url: `${o.prefix}/logout`, method: 'POST', header: bearer(pair) }).catch(() => {})
+    stillIn(since)
     const s = keep(pair)
     events.emit('loggedIn', s)
     return s
@@ -117,7 +121,7 @@ export function createCore (options: ClientOptions) {
     const s = store.get()
     if (s !== null && s.refreshExpiresAt > o.now()) return s
     if (s !== null) store.clear()
-    return await login()
+    return await login(logouts.n)
   }
 
   /** Throws CLIENT_LOGGED_OUT when the app started a logout since `since` (logouts.n then): a request of before logs in no more. */

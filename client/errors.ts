@@ -34,7 +34,7 @@ export function headerOf (header: Record<string, string | undefined> = {}, name:
 export function errorOf (res: PlatformResponse): WechatAuthError {
   const body = (typeof res.data === 'object' && res.data !== null ? res.data : {}) as { code?: unknown, message?: unknown, detail?: Record<string, string> | null }
   const code = typeof body.code === 'string' ? body.code as ErrorCode : `HTTP_${res.statusCode}` as const
-  const err = new WechatAuthError(code, typeof body.message === 'string' ? body.message : `HTTP ${res.statusCode}`, res.statusCode)
+  const err = new WechatAuthError(code, typeof body.message === 'string' ? body.message : code, res.statusCode)
   const detail = body.detail
   if (typeof detail === 'object' && detail !== null) {
     err.detail = detail

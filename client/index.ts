@@ -2,7 +2,7 @@
 // flight at a time, one refresh in flight at a time, each reaction to a code taken at most once per
 // request, and logins bounded per minute: no answer of the gateway can make it loop.
 import { WechatAuthError, codeOf, errorOf } from './errors.js'
-import { bearer, createCore, createLogout, singleFlight } from './core.js'
+import { bearer, createCore, createLogout, singleFlight, type Core } from './core.js'
 import { createRefresh } from './refresh.js'
 import { ok, type Send } from './transport.js'
 import type { ClientOptions, DecryptBody, Me, Phone, PlatformResponse, QrScan, QrState, RequestOptions, Response, ServerErrorCode, Session, StepUpAnswer, Ticket } from './types.js'
@@ -16,19 +16,47 @@ const answer = <T>(res: PlatformResponse): Response<T> => ({ statusCode: res.sta
 type Api = <T>(method: 'GET' | 'POST', path: string, data?: unknown) => Promise<T>
 
 /** The mini program's part of web login (docs/web-login.md). */
-const webLogin = (api: Api) => ({
-  /**
-   * Web QR login, on the page the code opens (its `scene` is the id): scan() says what is asking
-   * (IP, user agent, time) for the confirmation screen, then confirm() or cancel().
-   */
-  qr: {
-    scan: (id: string) => api<QrScan>('POST', `/qr/${encodeURIComponent(id)}/scan`),
-    confirm: (id: string) => api<QrState>('POST', `/qr/${encodeURIComponent(id)}/confirm`),
-    cancel: (id: string) => api<QrState>('POST', `/qr/${encodeURIComponent(id)}/cancel`)
-  },
-  /** A one-time ticket for a web view or another device of this user (exchanged there for its own session). */
-  ticket: (deviceType?: string) => api<Ticket>('POST', '/tickets', deviceType === undefined ? undefined : { deviceType })
-})
+const webLogin = (api: Api) => {
+  const step = <T>(name: string) => (id: string) => api<T>('POST', `/qr/${encodeURIComponent(id)}/${name}`)
+  return {
+    /**
+     * Web QR login, on the page the code opens (its `scene` is the id): scan() says what is asking
+     * (IP, user agent, time) for the confirmation screen, then confirm() or cancel().
+     */
+    qr: {
+      scan: step<QrScan>('scan'),
+      confirm: step<QrState>('confirm'),
+      cancel: step<QrState>('cancel')
+    },
+    /** A one-time ticket for a web view or another device of this user (exchanged there for its own session). */
+    ticket: (deviceType?: string) => api<Ticket>('POST', '/tickets', deviceType === undefined ? undefined : { deviceType })
+  }
+}
+
+/**
+ * Decrypts encryptedData/iv with the session's session_key; on a stale key, logs the session out at the
+ * gateway, logs in again (unless the app logged out meanwhile) and says refetch.
+ */
+function createDecrypt ({ store, logouts, stillIn, ensureLogin }: Core, api: Api, close: ReturnType<typeof createLogout>) {
+  return async function decrypt<T = Record<string, unknown>> (body: DecryptBody): Promise<T> {
+    const since = logouts.n
+    try {
+      // Only the two fields: what wx.getUserInfo() and the like hand over may be passed as it is.
+      return await api<T>('POST', '/wechat/decrypt', { encryptedData: body.encryptedData, iv: body.iv })
+    } catch (err) {
+      const s = store.get()
+      if (codeOf(err) !== 'WX_SESSION_KEY_STALE' || s === null) throw err
+      const stale = err as WechatAuthError
+      // Logged out at the gateway too: the session would otherwise stay among the user's devices.
+      await close({}, stale)
+      // Not logged in again when the app logged out meanwhile.
+      stillIn(since)
+      await ensureLogin()
+      stale.refetch = true
+      throw stale
+    }
+  }
+}
 
 export function createWechatAuthClient (options: ClientOptions) {
   const core = createCore(options)
@@ -70,27 +98,12 @@ export function createWechatAuthClient (options: ClientOptions) {
 
   const close = createLogout(core, refreshFrom)
 
-  /** Decrypts encryptedData/iv with the session's session_key; on a stale key, logs in again and says refetch. */
-  async function decrypt<T = Record<string, unknown>> (body: DecryptBody): Promise<T> {
-    try {
-      // Only the two fields: what wx.getUserInfo() and the like hand over may be passed as it is.
-      return await api<T>('POST', '/wechat/decrypt', { encryptedData: body.encryptedData, iv: body.iv })
-    } catch (err) {
-      const s = store.get()
-      if (codeOf(err) !== 'WX_SESSION_KEY_STALE' || s === null) throw err
-      const stale = err as WechatAuthError
-      // Logged out at the gateway too: the session would otherwise stay among the user's devices.
-      await close({}, stale)
-      await ensureLogin()
-      stale.refetch = true
-      throw stale
-    }
-  }
+  const decrypt = createDecrypt(core, api, close)
 
   /** A request to the gateway or a host route: with the Bearer token unless `auth: false`. */
   async function request<T = unknown> (req: RequestOptions): Promise<Response<T>> {
     const r: Send = { url: req.url, method: req.method ?? 'GET', data: req.data, header: req.header, timeout: req.timeout }
-    if (req.auth !== false && !trusted(r.url)) throw new WechatAuthError('CLIENT_FOREIGN_URL', 'not an origin of the token')
+    if (req.auth !== false && !trusted(r.url)) throw new WechatAuthError('CLIENT_FOREIGN_URL', 'foreign URL')
     const res = req.auth === false ? await send(r) : await authed(r)
     if (!ok(res)) throw errorOf(res)
     return answer<T>(res)

@@ -7,7 +7,7 @@ const isSession = (v: unknown): v is Session => {
   const s = v as Session | null
   return typeof s === 'object' && s !== null && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' &&
     s.refreshToken.length > 0 && s.refreshToken.length <= 512 &&
-    typeof s.expiresAt === 'number' && typeof s.receivedAt === 'number' && typeof s.refreshExpiresAt === 'number'
+    [s.expiresAt, s.receivedAt, s.refreshExpiresAt].every((n) => typeof n === 'number')
 }
 
 export function createSessionStore (platform: Platform, key: string) {

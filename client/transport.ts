@@ -29,11 +29,12 @@ export interface TransportOptions {
 
 export const ok = (res: PlatformResponse): boolean => res.statusCode >= 200 && res.statusCode < 300
 
-// A URL with a scheme, in any case: what follows the scheme is not a path under baseUrl.
-const ABSOLUTE = /^[a-z][a-z\d+.-]*:/i
-// Scheme and authority, lowercased. The authority runs to the first / ? or #: a userinfo (`@`) or a
-// backslash stays in it, so `https://gateway\@elsewhere` is not the gateway's origin.
-const originOf = (url: string): string => (url.match(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i) || [url])[0].toLowerCase()
+// A URL's scheme, in any case (what follows it is not a path under baseUrl), and its authority, which
+// runs to the first / ? or #: a userinfo (`@`) or a backslash stays in it, so `https://gateway\@elsewhere`
+// is not the gateway's origin.
+const ABSOLUTE = /^[a-z][a-z\d+.-]*:(\/\/[^/?#]*)?/i
+/** Scheme and authority, lowercased. */
+const originOf = (url: string): string => (url.match(ABSOLUTE) || [url])[0].toLowerCase()
 
 export function createTransport (o: TransportOptions) {
   const base = o.baseUrl.replace(/\/+$/, '')

@@ -131,3 +131,37 @@ test('a request in flight when the app logs out: its AUTH_TOKEN_REVOKED is CLIEN
   t.match(await client.request({ url: '/api/orders' }), { statusCode: 200 }, 'a request made after the logout logs in')
   t.equal(mp.logins, 2)
 })
+
+test('logout() while a login is in flight: the login\'s session is not kept, and is ended at the gateway; a request of before gets CLIENT_LOGGED_OUT', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('finn')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  const held = mp.hold('POST /auth/login')
+  const orders = client.request({ url: '/api/orders' }).catch((err: unknown) => err)
+  await held.answered
+  await client.logout() // nothing stored yet: a login is out
+  held.release()
+  t.match(await orders, { code: 'CLIENT_LOGGED_OUT' })
+  t.equal(client.session(), null, 'the login that answered after the logout is not kept')
+  t.equal(mp.storage.has('wechat-auth'), false)
+  for (let i = 0; i < 50 && mp.calls['POST /auth/logout'] !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(mp.calls['POST /auth/logout'], 1, 'its session logged out at the gateway')
+  t.match(await client.request({ url: '/api/orders' }), { statusCode: 200 }, 'a request after the logout logs in')
+  t.equal(mp.logins, 2)
+})
+
+test('decrypt() on a stale key while the app logs out: no new login after the logout', async (t) => {
+  const { app, sim, baseUrl } = await gateway(t)
+  const mp = standIn('gina')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  await client.ensureLogin()
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'gina.other' } }) // WeChat's key moves on
+  const held = mp.hold('POST /auth/logout')
+  const decrypted = client.decrypt(sim.encryptFor('gina', { nickName: 'G' })).catch((err: unknown) => err)
+  await held.answered // decrypt logs the stale session out at the gateway
+  await client.logout()
+  held.release()
+  t.match(await decrypted, { code: 'CLIENT_LOGGED_OUT' })
+  t.equal(client.session(), null)
+  t.equal(mp.logins, 1, 'no login after the app logged out')
+})
