@@ -2,7 +2,7 @@
 // aud, expiry) by fast-jwt, the library @fastify/jwt wraps, and checked against the session store
 // for revocation. No Fastify: the jwt plugin decorates what this builds.
 import {
-  AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionEnded
+  ArgumentError, AuthTokenExpiredError, AuthTokenInvalidError, AuthTokenMissingError, AuthTokenRevokedError, sessionEnded
 } from './errors.js'
 import { newJti, userTag } from './ids.js'
 import { tokenKeys, type AsymmetricAlgorithm, type PublicJwk } from './signing-keys.js'
@@ -116,6 +116,7 @@ export function createAccessTokens (opts: AccessTokensOptions) {
    * of no session would be refused as revoked, and only once Redis noticed the session's key expire).
    */
   function sign (input: AccessTokenInput, untilSec?: number): { token: string, jti: string, expiresIn: number } {
+    if (untilSec !== undefined && !(untilSec > 0)) throw new ArgumentError(`sign: untilSec must be a positive number of seconds, not ${String(untilSec)}`)
     const jti = newJti()
     const ttl = untilSec !== undefined && untilSec < opts.ttlSec ? Math.max(1, Math.floor(untilSec)) : opts.ttlSec
     return { token: signToken(payloadOf(input, jti), ttl), jti, expiresIn: ttl }

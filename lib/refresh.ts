@@ -107,7 +107,8 @@ export function createRefresh ({ store, wechat, config, log, audit }: SessionsDe
       throw new AuthRefreshInvalidError()
     }
     // The access token names the successor's generation: its first use marks the rotation delivered.
-    return { pair: pair(appid, result.session, ref.sid, successor, Math.ceil(result.ttlMs / 1000), generation + 1), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
+    // Whole seconds rounded down: neither token is said to, or does, outlive the session.
+    return { pair: pair(appid, result.session, ref.sid, successor, Math.max(1, Math.floor(result.ttlMs / 1000)), generation + 1), appid, sub: result.session.sub, grace: result.status === 'predecessor' }
   }
 
   return refresh

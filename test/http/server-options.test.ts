@@ -8,9 +8,9 @@ import type { Config } from '../../lib/schemas.js'
 import { boundedLabel } from '../../lib/metric-labels.js'
 import { newSessionId, userTag } from '../../lib/ids.js'
 import { refreshTokens } from '../../lib/refresh-tokens.js'
+import { parseMetrics, valueOf } from '../prometheus.js'
 
 const JWT_SECRET_FOR_IDS = 'a-secret-for-request-id-tests-0123456789abcdef'
-import { parseMetrics, valueOf } from '../prometheus.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 

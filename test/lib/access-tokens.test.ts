@@ -161,3 +161,12 @@ test('the largest token the gateway can issue verifies: the longest sub, JWT_ISS
   t.match(tokens.verify(token), { sub, iss: issuer, note: claims.note })
   t.throws(() => tokens.verify(`${token}${'A'.repeat(4097 - token.length)}`), { code: 'AUTH_TOKEN_INVALID' }, 'past 4,096 characters, refused')
 })
+
+test('sign(input, untilSec): a shorter lifetime in whole seconds; a longer one is the configured; not a positive number, FST_ERR_VALIDATION', async (t) => {
+  const tokens = createAccessTokens({ secret: SECRET, issuer: 'iss', ttlSec: 60, appids: [APPID], store: createMemoryStore() })
+  const input = { aud: APPID, sub: 'u1', openid: 'o1', sid: newSessionId() }
+  t.equal(tokens.sign(input, 30.9).expiresIn, 30)
+  t.equal(tokens.sign(input, 0.5).expiresIn, 1, 'at least a second')
+  t.equal(tokens.sign(input, 600).expiresIn, 60)
+  for (const bad of [0, -1, Number.NaN]) t.throws(() => tokens.sign(input, bad), { code: 'FST_ERR_VALIDATION', statusCode: 400 }, String(bad))
+})
