@@ -6,8 +6,8 @@
 // expiry the stream ends instead, and the page's EventSource reconnects to the state or a coded 503.
 // Registered by routes/qr.ts.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
-import type { PerMinute } from '../http/route-context.js'
+import type { onRequestHookHandler } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
 import { AuthQrNotFoundError, RateLimitedError, StoreUnavailableError } from '../lib/errors.js'
 import type { QrView } from '../lib/qr-login.js'
 import { errorResponses, NoQuery, QrEvents, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
@@ -18,17 +18,16 @@ const HEARTBEAT_MS = 15_000
 // While the store does not answer, a stream reads its state again this often.
 const UNAVAILABLE_RETRY_MS = 1_000
 
-/** A rate limit per client IP and route name (routes/qr.ts). */
-export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { groupId: string, keyGenerator: (request: FastifyRequest) => string }
-
-const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async function qrEventRoutes (fastify, { perIp }) {
+/** `pollLimit`: the RATE_LIMIT_QR_POLL_MAX limiter GET /qr/:id counts in too (routes/qr.ts). */
+const qrEventRoutes: FastifyPluginAsyncTypebox<{ pollLimit: onRequestHookHandler }> = async function qrEventRoutes (fastify, { pollLimit }) {
   const { qr } = fastify.wechatAuthSessions
   const open = new Set<() => void>()
   // Streams end before the server closes: it would otherwise wait for them.
   fastify.addHook('preClose', async () => { for (const end of [...open]) end() })
 
   fastify.get('/qr/:id/events', {
-    config: { rateLimit: perIp('poll', fastify.wechatAuthConfig.RATE_LIMIT_QR_POLL_MAX) },
+    onRequest: pollLimit,
+    config: { rateLimit: false },
     schema: {
       summary: 'The state of a web QR login as Server-Sent Events',
       description: '`event: state` with `data: { state, expiresIn }` at once and after each change; the stream ends after confirmed, cancelled or expired. `event: unavailable` with `data: { code }` when the store cannot be read: the state follows once it can (or, past the expiry, the stream ends).',
@@ -46,7 +45,8 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     const first = await qr.status(id) // an unknown id is a coded 404 before the stream starts
     reply.hijack()
     const res = reply.raw
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
+    // With the headers set so far (the rate limit's, the request id): a hijacked reply sends no others.
+    res.writeHead(200, { ...reply.getHeaders() as OutgoingHttpHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
     // HEAD: the headers only. Node sends them at the end, which a stream reaches at the QR login's end at the latest.
     if (request.method === 'HEAD') { res.end(); return }
     let last = ''

@@ -2,11 +2,15 @@
 // with the QR login's id as `scene`, through the mini program's shared access_token
 // (fastify.wechat). Registered by routes/qr.ts.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { Agent } from 'undici'
+import type { PerMinute } from '../http/route-context.js'
 import { AuthQrExpiredError, AuthQrNotFoundError, RateLimitedError, StoreUnavailableError, WxAccessTokenRejectedError, WxQrPageRejectedError } from '../lib/errors.js'
 import { errorResponses, NoQuery, QrImage, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
 import { createWxacode } from '../lib/wechat-wxacode.js'
-import type { PerIp } from './qr-events.js'
+
+/** A rate limit per client IP and route name (routes/qr.ts). */
+export type PerIp = (name: string, max: number) => ReturnType<PerMinute> & { groupId: string, keyGenerator: (request: FastifyRequest) => string }
 
 const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async function qrImageRoutes (fastify, { perIp }) {
   const { qr } = fastify.wechatAuthSessions

@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { clientKey } from '../http/client-key.js'
 import { requestContext, type PerMinute } from '../http/route-context.js'
 import type { WebCookies } from '../lib/web-cookies.js'
-import type { PerIp } from './qr-events.js'
+import type { PerIp } from './qr-image.js'
 import {
   AuthAccountBannedError, AuthDeviceInUseError, AuthDeviceTypeUnknownError, AuthHandoffRefusedError, AuthQrCollectedError, AuthQrExpiredError, AuthQrNotFoundError, AuthQrOtherUserError,
   AuthQrSecretInvalidError, AuthQrSessionEndedError, AuthQrStateError, AuthWrongAppError, RateLimitedError, StoreUnavailableError, WxAppUnknownError
@@ -20,8 +20,10 @@ import qrImageRoutes from './qr-image.js'
 const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCookies }> = async function qrRoutes (fastify, { perMinute, cookies }) {
   const { qr } = fastify.wechatAuthSessions
   const config = fastify.wechatAuthConfig
-  // One budget per name: GET /qr/:id and GET /qr/:id/events share 'poll' (RATE_LIMIT_QR_POLL_MAX).
   const perIp: PerIp = (name, max) => ({ ...perMinute(max), groupId: `qr-${name}`, keyGenerator: (request) => `qr-${name}|${clientKey(request.ip)}` })
+  // GET /qr/:id and GET /qr/:id/events: one budget (RATE_LIMIT_QR_POLL_MAX), so one limiter on both. By
+  // route config, a host's @fastify/rate-limit would keep one counter per route whatever the groupId.
+  const pollLimit = fastify.rateLimit(perIp('poll', config.RATE_LIMIT_QR_POLL_MAX))
   const lookups = [AuthQrNotFoundError, StoreUnavailableError]
   const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError,
     AuthHandoffRefusedError]
@@ -40,7 +42,8 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   }, async (request) => await qr.create({ ip: request.ip, userAgent: request.headers['user-agent'] }, request.body?.appid))
 
   fastify.get('/qr/:id', {
-    config: { rateLimit: perIp('poll', config.RATE_LIMIT_QR_POLL_MAX) },
+    onRequest: pollLimit,
+    config: { rateLimit: false },
     schema: {
       summary: 'The state of a web QR login (polling)',
       tags: [Tags.sessions],
@@ -89,7 +92,7 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   }, async (request, reply) => cookies.opened(request, reply,
     await qr.collect(request.params.id, request.body.secret, { deviceName: request.body.deviceName, ip: request.ip, userAgent: request.headers['user-agent'], request: requestContext(request) })))
 
-  await fastify.register(qrEventRoutes, { perIp })
+  await fastify.register(qrEventRoutes, { pollLimit })
   await fastify.register(qrImageRoutes, { perIp })
 }
 

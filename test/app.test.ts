@@ -194,7 +194,7 @@ test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, wi
   host.get('/host-route', async () => ({ ok: true }))
   await host.register(wechatAuth, {
     redis: hostRedis,
-    config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix, RATE_LIMIT_LOGIN_MAX: 3 }
+    config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix, RATE_LIMIT_LOGIN_MAX: 3, RATE_LIMIT_QR_POLL_MAX: 3 }
   })
   await host.ready()
   const statuses: number[] = []
@@ -209,6 +209,12 @@ test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, wi
   t.same(await hostRedis.keys(`${redis.prefix}rl:*`), [], 'and not again in the gateway\'s')
   await host.inject('/host-route')
   t.equal(counted.length, 5, 'one count per request in all: the host route by the host\'s global params')
+  // A QR login's polls and its event stream: one budget in the host's store too.
+  const { id } = (await host.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string }>()
+  const polls = await Promise.all([0, 1, 2].map(async () => (await host.inject(`/auth/qr/${id}`)).statusCode))
+  t.same(polls, [200, 200, 200])
+  const stream = await host.inject(`/auth/qr/${id}/events`)
+  t.same([stream.statusCode, stream.json().code], [429, 'RATE_LIMITED'], 'the stream after three polls: the same budget')
 })
 
 test('an option the gateway does not take, or of the wrong kind, refuses the boot with CONFIG_INVALID naming it', async (t) => {

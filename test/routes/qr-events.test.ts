@@ -146,3 +146,15 @@ test('HEAD of the event stream answers its headers at once, not at the code\'s e
   })
   t.same(answer, { status: 200, type: 'text/event-stream; charset=utf-8' })
 })
+
+test('the stream\'s answer carries the rate limit\'s headers, as the gateway\'s other limited routes do', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, config: { RATE_LIMIT_QR_POLL_MAX: 5 } })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const { id } = (await app.inject({ method: 'POST', url: '/auth/qr' })).json<{ id: string }>()
+  const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const req = get(`${base}/auth/qr/${id}/events`, (res) => { resolve(res.headers); res.destroy() })
+    req.on('error', reject)
+  })
+  t.match(headers, { 'content-type': 'text/event-stream; charset=utf-8', 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '4' })
+})
