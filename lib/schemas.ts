@@ -170,7 +170,9 @@ export const RouteErrors = {
     AuthTokenMissingError, AuthTokenInvalidError, AuthTokenExpiredError, AuthTokenRevokedError, AuthSessionReplacedError, AuthSessionKickedError,
     AuthAccountBannedError, StoreUnavailableError
   ],
-  wechat: [WxRateLimitedError, WxUnavailableError, WxTimeoutError, WxBadResponseError, WxCredentialsRejectedError]
+  wechat: [WxRateLimitedError, WxUnavailableError, WxTimeoutError, WxBadResponseError, WxCredentialsRejectedError],
+  // A path parameter that does not decode (a malformed percent-encoding): answered before the route, with its 400.
+  params: ['FST_ERR_BAD_URL']
 } satisfies Record<string, RouteError[]>
 
 /** The gateway's tags: they also tell its routes from a host's in a document both share. */

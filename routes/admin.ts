@@ -76,7 +76,7 @@ async function stateOf (sessions: AdminOptions['sessions'], user: UserName) {
   }
 }
 
-const refusals: RouteError[] = [...shared.any, AdminTokenInvalidError, WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
+const refusals: RouteError[] = [...shared.any, ...shared.params, AdminTokenInvalidError, WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
 
 /** The five routes for users named one way: by user id (`users/:sub`) or by openid (`openids/:openid`). */
 function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'], by: 'sub' | 'openid'): void {

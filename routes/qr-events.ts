@@ -37,7 +37,7 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ pollLimit: onRequestHookHandler
       querystring: NoQuery,
       response: {
         200: { description: 'the event stream', content: { 'text/event-stream': { schema: QrEvents } } },
-        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
+        ...errorResponses(...shared.any, ...shared.params, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError)
       }
     }
   }, async (request, reply) => {

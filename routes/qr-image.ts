@@ -36,7 +36,7 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       querystring: NoQuery,
       response: {
         200: { description: 'the image', content: { 'image/png': { schema: QrImage } } },
-        ...errorResponses(...shared.any, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
+        ...errorResponses(...shared.any, ...shared.params, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
           ...shared.wechat)
       }
     }

@@ -24,8 +24,8 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   // GET /qr/:id and GET /qr/:id/events: one budget (RATE_LIMIT_QR_POLL_MAX), so one limiter on both. By
   // route config, a host's @fastify/rate-limit would keep one counter per route whatever the groupId.
   const pollLimit = fastify.rateLimit(perIp('poll', config.RATE_LIMIT_QR_POLL_MAX))
-  const lookups = [AuthQrNotFoundError, StoreUnavailableError]
-  const steps = [...shared.any, ...shared.body, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError,
+  const lookups = [...shared.params, AuthQrNotFoundError, StoreUnavailableError]
+  const steps = [...shared.any, ...shared.body, ...shared.params, ...shared.authenticated, AuthQrNotFoundError, AuthQrExpiredError, AuthQrOtherUserError, AuthQrStateError, AuthWrongAppError,
     AuthHandoffRefusedError]
 
   fastify.post('/qr', {

@@ -83,7 +83,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox<{ cookies: WebCookies }> = async 
       params: SessionParams,
       querystring: NoQuery,
       body: NoBody,
-      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.authenticated, AuthSessionNotFoundError) }
+      response: { 204: NoContent, ...errorResponses(...shared.any, ...shared.body, ...shared.params, ...shared.authenticated, AuthSessionNotFoundError) }
     }
   }, async (request, reply) => {
     await sessions.endSession(request.wechatAuthUser, request.params.sid, requestContext(request))

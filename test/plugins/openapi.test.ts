@@ -153,8 +153,14 @@ test('the document lists every error code of docs/http-api.md with its status, a
       const media = response.content?.['application/json'] as Media
       t.same(Object.keys(media.examples ?? {}), media.schema?.properties?.code?.enum, `${method} ${url} ${status}: an example of each code`)
     }
-    t.ok(codesIn({ ...doc, paths: { [url]: { [method]: op } } }).has('INTERNAL_ERROR'), `${method} ${url}: INTERNAL_ERROR`)
+    t.ok(codesIn({ openapi: doc.openapi, paths: { [url]: { [method]: op } } }).has('INTERNAL_ERROR'), `${method} ${url}: INTERNAL_ERROR in its own 500`)
   }
+  // A path parameter that does not decode (`/auth/qr/%zz`) is answered 400 FST_ERR_BAD_URL before the route.
+  for (const [method, url, op] of [...operations(doc), ...operations(adminDoc)].filter(([, url]) => url.includes('{'))) {
+    t.ok(codesIn({ openapi: doc.openapi, paths: { [url]: { [method]: op } } }).get('FST_ERR_BAD_URL')?.has(400), `${method} ${url}: FST_ERR_BAD_URL in its own 400`)
+  }
+  const bad = await app.inject('/auth/qr/%zz')
+  t.same([bad.statusCode, bad.json().code], [400, 'FST_ERR_BAD_URL'], 'as answered')
 })
 
 test('bodies and examples match the behaviour, against the development simulator', async (t) => {
