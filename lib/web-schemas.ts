@@ -76,6 +76,6 @@ export const H5LoginBody = Type.Union([
     deviceName: Type.Optional(DeviceName)
   }, { additionalProperties: false }),
   Type.Null()
-], { description: 'code and state as WeChat added them to the page\'s address', examples: [{ code: 'CODE_FROM_THE_PAGE_ADDRESS', state: 'STATE_FROM_THE_PAGE_ADDRESS' }] })
+], { description: 'code and state as WeChat added them to the page\'s address', examples: [{ code: 'code-from-the-page-address', state: 'state-from-the-page-address' }] })
 
 export const H5Redirect = Type.Null({ description: 'to WeChat\'s authorize page (location), with this browser\'s H5 cookie set (set-cookie)' })
