@@ -26,6 +26,10 @@ export async function orPutBack<T> (opening: Promise<T>, putBack: () => Promise<
   }
 }
 
+/** Whole seconds left before SESSION_MAX_AGE from `ageFrom` (ms); unbounded without one. */
+const ageLeftSec = (ageFrom: number | undefined, maxAgeSec: number): number =>
+  ageFrom === undefined ? Infinity : Math.floor((ageFrom + maxAgeSec * 1000 - Date.now()) / 1000)
+
 export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps, 'store' | 'config' | 'audit'>, refreshTokenOf: RefreshTokens, pair: PairOf) {
   const rules = sessionRules(config)
   // REFRESH_COOKIE's device types: their sessions hand their login on to no other device.
@@ -62,7 +66,8 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
     const { deviceType } = device
     const ref: SessionRef = { tag: userTag(appid, session.sub), sid: newSessionId() }
     const refreshToken = refreshTokenOf.first(ref)
-    const ttl = Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE)
+    // A session opened from another ends at the other's SESSION_MAX_AGE (ageFrom) at the latest.
+    const ttl = Math.max(1, Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE, ageLeftSec(session.ageFrom, config.SESSION_MAX_AGE)))
     const [created] = await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
       exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
       maxSessions: rules.maxSessions,
@@ -95,9 +100,12 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
    */
   async function openSessionLike (appid: string, from: SessionRef, device: LoginDevice & DeviceInfo, via: SessionVia): Promise<OpenedPair | null> {
     const source = await store.getSession(from)
-    if (source === null) return null
+    // Past its SESSION_MAX_AGE (its key not expired yet), `from` has ended: it hands nothing on.
+    const ageFrom = source === null ? 0 : source.ageFrom ?? source.createdAt
+    if (source === null || ageLeftSec(ageFrom, config.SESSION_MAX_AGE) < 1) return null
     const { createdAt: _createdAt, ...data } = source
-    return await openSession(appid, { ...data, device }, undefined, via)
+    // Its SESSION_MAX_AGE counts from the source's: handing a session on never extends it.
+    return await openSession(appid, { ...data, ageFrom, device }, undefined, via)
   }
 
   return { checkDeviceType, checkHandoff, openSession, openSessionLike }

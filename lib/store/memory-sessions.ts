@@ -132,7 +132,7 @@ function rotate (state: State, ref: SessionRef, input: RotateInput): RotateResul
   }
   const t = state.now()
   if (input.generation === e.generation && input.presentedHash === e.current) {
-    const ttlMs = Math.min(input.ttlSec * 1000, e.data.createdAt + input.maxAgeSec * 1000 - t)
+    const ttlMs = Math.min(input.ttlSec * 1000, (e.data.ageFrom ?? e.data.createdAt) + input.maxAgeSec * 1000 - t)
     if (ttlMs <= 0) {
       dropSession(state, ref)
       return { status: 'invalid' }

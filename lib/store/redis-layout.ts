@@ -27,7 +27,7 @@ export const SESSION_FIELDS = {
   hot: { suffix: '', parts: ['expiresAt', 'refreshDigest', 'generation', 'delivered'] },
   identity: { suffix: 'o', parts: ['openid', 'unionid'] },
   /** Only what follows the session_key ever leaves Redis in a script's reply. */
-  secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
+  secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims', 'ageFrom'] },
   /**
    * Written by the first rotation: when the current token was issued, and the nonce it used; and by a
    * step-up: when the session last proved its user (ms, by the store's clock), carried over by each

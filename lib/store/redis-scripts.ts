@@ -12,14 +12,15 @@ export const SCRIPTS = {
   ...HANDOFF_SCRIPTS,
   ...KEPT_SCRIPTS,
   // ARGV 16, 17: '1' and the packed roles and permissions to replace the user's ('' none), or '0' to keep them.
+  // ARGV 18: when SESSION_MAX_AGE counts from (ms) for a session opened from another, '' from now.
   // -> {'created', sessions ended[, 'kept': the key is kept for good, for the sweep's index]} | {'refused', device type}
   //    | {'ended', 'banned', until, reason}
   wxauthCreate: lua(`
 local key = KEYS[1]
 local ttl, sid, refreshDigest, sub, openid, unionid, sessionKey, claims =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs, setAccess, access =
-  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], ARGV[17]
+local deviceType, deviceName, ip, userAgent, exclusive, maxSessions, accessTtlMs, setAccess, access, ageFrom =
+  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16], ARGV[17], ARGV[18] or ''
 local now = nowMs()
 -- Below the limit, as the hash's size alone proves (every session has at least FIELDS_PER_SESSION
 -- fields), and with no exclusive rule, nothing but the ban need be read: the pass over the user is
@@ -52,7 +53,7 @@ trimEnded(key, ended, count, now)
 redis.call('HSET', key,
   hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0', ''),
   identityField(sid), pack_identity(openid, unionid),
-  secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims))
+  secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims, ageFrom))
 if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(deviceType, deviceName, ip, userAgent)) end
 if setAccess == '1' then
   if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
@@ -84,10 +85,10 @@ if not expiresAt or expiresAt <= now then
   return 'invalid'
 end
 local openid, unionid = unpack_identity(v[2])
-local _, createdAt, sub, claims = unpack_secret(v[3])
+local _, createdAt, sub, claims, ageFrom = unpack_secret(v[3])
 sub = subOf(sub, openid)
 if presented == generation and presentedDigest == current then
-  local ttl = math.min(ttlMs, tonumber(createdAt) + maxAgeMs - now)
+  local ttl = math.min(ttlMs, tonumber(ageFrom ~= '' and ageFrom or createdAt) + maxAgeMs - now)
   if ttl <= 0 then
     dropSession(key, sid)
     return 'invalid'

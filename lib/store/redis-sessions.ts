@@ -62,7 +62,8 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
       const [status, detail, ...more] = await durable(key, (run) => run('wxauthCreate', [key], ttlSec * 1000, ref.sid, refreshHash,
         data.sub, data.openid, data.unionid ?? '', data.sessionKey, data.claims === undefined ? '' : JSON.stringify(data.claims),
         ...device, policy.exclusive, policy.maxSessions, policy.accessTtlMs,
-        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN)), CREATED) as [string, string | number, ...string[]]
+        data.access === undefined ? '0' : '1', data.access === undefined ? '' : packAccess(data.access, ACCESS_FROM_LOGIN),
+        data.ageFrom === undefined ? '' : Math.floor(data.ageFrom)), CREATED) as [string, string | number, ...string[]]
       if (status === 'ended') return { status: 'banned', end: endOf([String(detail), ...more]) }
       if (status === 'refused') return { status, deviceType: String(detail) }
       if (more[0] === 'kept') enter(ref.tag)
@@ -81,8 +82,9 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
         ['HMGET', key, sessionField(ref.sid, 'hot'), sessionField(ref.sid, 'identity'), sessionField(ref.sid, 'secret')])) as Array<string | null>
       if (typeof hot !== 'string' || !(Number(firstPart(hot)) > Date.now())) return null
       const { openid, unionid } = unpack('identity', identity)
-      const { sessionKey, createdAt, sub, claims } = unpack('secret', secret)
+      const { sessionKey, createdAt, sub, claims, ageFrom } = unpack('secret', secret)
       const data: SessionData = { sub: subOf(sub, openid), openid, sessionKey, createdAt: Number(createdAt) }
+      if (ageFrom !== '') data.ageFrom = Number(ageFrom)
       if (unionid !== '') data.unionid = unionid
       if (claims !== '') data.claims = JSON.parse(claims) as Record<string, unknown>
       return data

@@ -96,6 +96,11 @@ export interface SessionData {
   /** Extra access-token claims from the host's resolveUser, kept for refreshes. */
   claims?: Record<string, unknown>
   createdAt: number
+  /**
+   * When SESSION_MAX_AGE counts from, if not from `createdAt`: a session opened from another (a
+   * ticket's, a QR login's) keeps the other's, so that handing a session on never extends it.
+   */
+  ageFrom?: number
 }
 
 export type CodeClaim = 'claimed' | 'used' | 'pending'

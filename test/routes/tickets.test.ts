@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import { StoreUnavailableError } from '../../lib/errors.js'
-import { bearer, buildApp, login, me, redisClient, startRedis, startSim, type Pair } from '../helper.js'
+import { bearer, buildApp, login, me, redisClient, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const issue = async (app: FastifyInstance, token: string, payload?: Record<string, unknown>) =>
   await app.inject({ method: 'POST', url: '/auth/tickets', headers: bearer(token), ...(payload === undefined ? {} : { payload }) })
@@ -176,3 +176,22 @@ test('no ticket in any log line, at trace level, across success and refusals', a
   t.match(text, /STORE_UNAVAILABLE/, 'the outage was logged')
   for (const ticket of tickets) t.notOk(text.includes(ticket), 'no ticket in the logs')
 })
+
+for (const kind of ['redis', 'memory'] as const) {
+  test(`${kind}: a session opened with a ticket ends at its issuer's SESSION_MAX_AGE: handing a session on never extends it`, async (t) => {
+    const sim = await startSim(t)
+    const redis = kind === 'redis' ? { redisServer: await startRedis(t) } : {}
+    const app = await buildApp(t, { sim, ...redis, config: { SESSION_MAX_AGE: 60, REFRESH_TOKEN_TTL: 60, ACCESS_TOKEN_TTL: 30 } })
+    const phone = await login(app, 'aged.1')
+    await new Promise((resolve) => setTimeout(resolve, 2_100))
+    const web = await exchange(app, { ticket: await ticketOf(app, phone.accessToken) })
+    t.equal(web.statusCode, 200)
+    t.ok(web.json().refreshExpiresIn <= 58, `the new session has what its issuer has left (${String(web.json().refreshExpiresIn)} s), not 60`)
+    const next = await refresh(app, web.json().refreshToken)
+    t.equal(next.statusCode, 200)
+    t.ok(next.json().refreshExpiresIn <= 58, `and keeps it through a refresh (${String(next.json().refreshExpiresIn)} s)`)
+    // A ticket of that session hands on the same deadline again.
+    const third = await exchange(app, { ticket: await ticketOf(app, next.json().accessToken, 'web') })
+    t.ok(third.json().refreshExpiresIn <= 58, `a ticket of it too (${String(third.json().refreshExpiresIn)} s)`)
+  })
+}
