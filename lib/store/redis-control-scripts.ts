@@ -76,8 +76,8 @@ local now = nowMs()
 local banned = banOf(key, v[3], now)
 if banned then return banned end
 if not v[1] or (expiryOf(v[1]) or 0) <= now then return endOf(key, sid, now) or 'revoked' end
-local _, createdAt, sub, claims, ageFrom = unpack_secret(v[2])
-local rotatedAt, nonce = unpack_rotation(v[4])
-redis.call('HSET', key, secretField(sid), pack_secret(sessionKey, createdAt, sub, claims, ageFrom), rotationField(sid), pack_rotation(rotatedAt, nonce, int(now)))
+local _, createdAt, sub, claims = unpack_secret(v[2])
+local rotatedAt, nonce, _, ageFrom = unpack_rotation(v[4])
+redis.call('HSET', key, secretField(sid), pack_secret(sessionKey, createdAt, sub, claims), rotationField(sid), pack_rotation(rotatedAt, nonce, int(now), ageFrom))
 return {'ok', int(now)}`)
 } as const

@@ -27,13 +27,13 @@ export const SESSION_FIELDS = {
   hot: { suffix: '', parts: ['expiresAt', 'refreshDigest', 'generation', 'delivered'] },
   identity: { suffix: 'o', parts: ['openid', 'unionid'] },
   /** Only what follows the session_key ever leaves Redis in a script's reply. */
-  secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims', 'ageFrom'] },
+  secret: { suffix: 'k', parts: ['sessionKey', 'createdAt', 'sub', 'claims'] },
   /**
-   * Written by the first rotation: when the current token was issued, and the nonce it used; and by a
-   * step-up: when the session last proved its user (ms, by the store's clock), carried over by each
-   * rotation. Read with every session check: a step-up costs no field of its own (~64 bytes).
+   * By the first rotation: when the current token was issued, its nonce; by a step-up: when the session
+   * last proved its user (ms, store's clock), kept by rotations; read with every session check. ageFrom:
+   * SESSION_MAX_AGE's start for a session opened from another ('' createdAt); fixed-size, unlike secret.
    */
-  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce', 'steppedUpAt'] },
+  rotation: { suffix: 'p', parts: ['rotatedAt', 'nonce', 'steppedUpAt', 'ageFrom'] },
   /** What the user sees in their list of devices; at most DEVICE_BYTES (see deviceParts). */
   device: { suffix: 'd', parts: ['deviceType', 'deviceName', 'ip', 'userAgent'] },
   /**

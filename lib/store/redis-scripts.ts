@@ -53,7 +53,8 @@ trimEnded(key, ended, count, now)
 redis.call('HSET', key,
   hotField(sid), pack_hot(int(now + ttl), refreshDigest, '0', ''),
   identityField(sid), pack_identity(openid, unionid),
-  secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims, ageFrom))
+  secretField(sid), pack_secret(sessionKey, int(now), storedSub(sub, openid), claims))
+if ageFrom ~= '' then redis.call('HSET', key, rotationField(sid), pack_rotation('', '', '', ageFrom)) end
 if deviceType ~= '' then redis.call('HSET', key, deviceField(sid), pack_device(deviceType, deviceName, ip, userAgent)) end
 if setAccess == '1' then
   if access == '' then redis.call('HDEL', key, ACCESS_FIELD) else redis.call('HSET', key, ACCESS_FIELD, access) end
@@ -85,7 +86,8 @@ if not expiresAt or expiresAt <= now then
   return 'invalid'
 end
 local openid, unionid = unpack_identity(v[2])
-local _, createdAt, sub, claims, ageFrom = unpack_secret(v[3])
+local _, createdAt, sub, claims = unpack_secret(v[3])
+local ageFrom = partOf(v[4], 4)
 sub = subOf(sub, openid)
 if presented == generation and presentedDigest == current then
   local ttl = math.min(ttlMs, tonumber(ageFrom ~= '' and ageFrom or createdAt) + maxAgeMs - now)
@@ -94,7 +96,7 @@ if presented == generation and presentedDigest == current then
     return 'invalid'
   end
   redis.call('HSET', key, hotField(sid), pack_hot(int(now + ttl), nextDigest, int(generation + 1), ''),
-    rotationField(sid), pack_rotation(int(now), nonce, partOf(v[4], 3)))
+    rotationField(sid), pack_rotation(int(now), nonce, partOf(v[4], 3), ageFrom))
   if keepAlive(key, ttl, now) then return {'rotated', int(ttl), openid, unionid, sub, claims, 'kept'} end
   return {'rotated', int(ttl), openid, unionid, sub, claims}
 end

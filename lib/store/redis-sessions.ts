@@ -78,12 +78,13 @@ export function redisSessions (ctx: Context, enter: (tag: string) => void): Omit
 
     async getSession (ref) {
       const key = keys.user(ref.tag)
-      const [hot, identity, secret] = await guard(async () => await send(key,
-        ['HMGET', key, sessionField(ref.sid, 'hot'), sessionField(ref.sid, 'identity'), sessionField(ref.sid, 'secret')])) as Array<string | null>
+      const [hot, identity, secret, rotation] = await guard(async () => await send(key,
+        ['HMGET', key, sessionField(ref.sid, 'hot'), sessionField(ref.sid, 'identity'), sessionField(ref.sid, 'secret'), sessionField(ref.sid, 'rotation')])) as Array<string | null>
       if (typeof hot !== 'string' || !(Number(firstPart(hot)) > Date.now())) return null
       const { openid, unionid } = unpack('identity', identity)
-      const { sessionKey, createdAt, sub, claims, ageFrom } = unpack('secret', secret)
+      const { sessionKey, createdAt, sub, claims } = unpack('secret', secret)
       const data: SessionData = { sub: subOf(sub, openid), openid, sessionKey, createdAt: Number(createdAt) }
+      const { ageFrom } = unpack('rotation', rotation)
       if (ageFrom !== '') data.ageFrom = Number(ageFrom)
       if (unionid !== '') data.unionid = unionid
       if (claims !== '') data.claims = JSON.parse(claims) as Record<string, unknown>

@@ -193,5 +193,10 @@ for (const kind of ['redis', 'memory'] as const) {
     // A ticket of that session hands on the same deadline again.
     const third = await exchange(app, { ticket: await ticketOf(app, next.json().accessToken, 'web') })
     t.ok(third.json().refreshExpiresIn <= 58, `a ticket of it too (${String(third.json().refreshExpiresIn)} s)`)
+    // A step-up rewrites what it keeps with the deadline: the deadline stays.
+    const stepped = await app.inject({ method: 'POST', url: '/auth/step-up', headers: bearer(third.json().accessToken), payload: { code: 'aged.2' } })
+    t.equal(stepped.statusCode, 200)
+    const after = await refresh(app, third.json().refreshToken)
+    t.ok(after.json().refreshExpiresIn <= 58, `and through a step-up (${String(after.json().refreshExpiresIn)} s)`)
   })
 }
