@@ -52,6 +52,17 @@ export function singleFlight<T, K = void> (start: (key: K) => Promise<T>): (key:
   }
 }
 
+/** Refuses a login beyond `max` a minute: a gateway that keeps ending sessions cannot make the client loop. */
+function countLogin (logins: number[], max: number, now: number): void {
+  while (logins.length > 0 && (logins[0] as number) <= now - 60_000) logins.shift()
+  if (logins.length >= max) {
+    const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', 'too many logins')
+    err.retryAfter = Math.ceil(((logins[0] as number) + 60_000 - now) / 1000)
+    throw err
+  }
+  logins.push(now)
+}
+
 export function createCore (options: ClientOptions) {
   const o = withDefaults(options)
   const store = createSessionStore(o.platform, o.storageKey)
@@ -73,9 +84,17 @@ export function createCore (options: ClientOptions) {
     }
   }
 
-  function keep (pair: TokenPair): Session {
+  /**
+   * Keeps a login's or a refresh's pair; a login's (`since`: the logout count it started at) only when
+   * the app did not log out meanwhile: its session is then ended at the gateway instead.
+   */
+  function keep (pair: TokenPair, since?: number): Session {
     if (typeof pair !== 'object' || pair === null || typeof pair.accessToken !== 'string' || typeof pair.refreshToken !== 'string') {
       throw new WechatAuthError('CLIENT_BAD_RESPONSE', 'no tokens: check baseUrl and prefix')
+    }
+    if (since !== undefined && logouts.n !== since) {
+      transport.send({ url: `${o.prefix}/logout`, method: 'POST', header: bearer(pair) }).catch(() => {})
+      stillIn(since)
     }
     return store.save(pair, o.now())
   }
@@ -90,28 +109,14 @@ export function createCore (options: ClientOptions) {
     events.emit('loggedOut', reason === 'logout' ? { reason } : Object.assign({ reason: reason.code }, reason.detail && { detail: reason.detail }))
   }
 
-  /** Refuses a login beyond maxLoginsPerMinute: a gateway that keeps ending sessions cannot make the client loop. */
-  function countLogin (now: number): void {
-    while (logins.length > 0 && (logins[0] as number) <= now - 60_000) logins.shift()
-    if (logins.length >= o.maxLoginsPerMinute) {
-      const err = new WechatAuthError('CLIENT_LOGIN_LIMIT', 'too many logins')
-      err.retryAfter = Math.ceil(((logins[0] as number) + 60_000 - now) / 1000)
-      throw err
-    }
-    logins.push(now)
-  }
-
   const transport = createTransport(o)
   // One flight per logout count: a caller after a logout does not join a login started before it.
   const login = singleFlight(async (since: number) => {
-    countLogin(o.now())
+    countLogin(logins, o.maxLoginsPerMinute, o.now())
     const body = { appid: o.appid, deviceType: o.deviceType, deviceName: o.deviceName }
     // A 503 or 504 is retried: a code is exchanged at most once (a spent one is WX_CODE_USED, then a new code).
     const pair = await withCode((code) => transport.call<TokenPair>({ url: `${o.prefix}/login`, method: 'POST', data: Object.assign({ code }, body), retry: true }))
-    // The app logged out while this login was out: its session is not kept, and is ended at the gateway.
-    if (logouts.n !== since) transport.send({ url: `${o.prefix}/logout`, method: 'POST', header: bearer(pair) }).catch(() => {})
-    stillIn(since)
-    const s = keep(pair)
+    const s = keep(pair, since)
     events.emit('loggedIn', s)
     return s
   })
@@ -126,7 +131,7 @@ export function createCore (options: ClientOptions) {
 
   /** Throws CLIENT_LOGGED_OUT when the app started a logout since `since` (logouts.n then): a request of before logs in no more. */
   function stillIn (since: number): void {
-    if (logouts.n !== since) throw new WechatAuthError('CLIENT_LOGGED_OUT', 'logged out meanwhile')
+    if (logouts.n !== since) throw new WechatAuthError('CLIENT_LOGGED_OUT', 'logged out')
   }
 
   return Object.assign({ o, store, events, withCode, keep, end, ensureLogin, logouts, stillIn }, transport)

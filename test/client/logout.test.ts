@@ -165,3 +165,17 @@ test('decrypt() on a stale key while the app logs out: no new login after the lo
   t.equal(client.session(), null)
   t.equal(mp.logins, 1, 'no login after the app logged out')
 })
+
+test('logout() while a login is in flight whose answer has no tokens: CLIENT_BAD_RESPONSE, not a TypeError', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('hana')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  const held = mp.hold('POST /auth/login')
+  mp.drop('POST /auth/login', 1, { statusCode: 200, data: null, header: {} })
+  const login = client.ensureLogin().catch((err: unknown) => err)
+  await held.answered
+  await client.logout()
+  held.release()
+  t.match(await login, { name: 'WechatAuthError', code: 'CLIENT_BAD_RESPONSE' })
+  t.equal(client.session(), null)
+})
