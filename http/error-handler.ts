@@ -8,7 +8,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { RouteNotFoundError } from '../lib/errors.js'
-import { Tags } from '../lib/schemas.js'
+import { isGatewayRoute } from '../lib/schemas.js'
 import { loggedPath } from './logged-url.js'
 
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
@@ -54,8 +54,7 @@ const CODE_SHAPE = /^[A-Z][A-Z0-9_]{1,63}$/
 
 // The gateway's routes are tagged as its (as in the OpenAPI document). On them a host hook that throws
 // (resolveUser, onPhoneNumber) answers 500 INTERNAL_ERROR, whatever its error's status (docs/embedding.md).
-const GATEWAY_TAGS = new Set<string>(Object.values(Tags))
-const onGatewayRoute = (request: FastifyRequest): boolean => request.routeOptions.schema?.tags?.some((tag) => GATEWAY_TAGS.has(tag)) === true
+const onGatewayRoute = (request: FastifyRequest): boolean => isGatewayRoute(request.routeOptions.schema)
 
 /**
  * The answer to a 4xx the gateway does not know, a host route's own (when the host sets this handler:

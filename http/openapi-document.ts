@@ -1,12 +1,10 @@
 // What the gateway adds to an OpenAPI document made by @fastify/swagger (its own, or the host's):
 // the parts its routes refer to, and bodies that may be left out. Run at boot, never per request.
 import type { SwaggerTransform } from '@fastify/swagger'
-import { OpenApiParts, Tags } from '../lib/schemas.js'
+import { OpenApiParts } from '../lib/schemas.js'
 
 type Body = { required?: boolean, content?: Record<string, { schema?: { anyOf?: Array<{ type?: unknown }> } }> }
 export type Document = { tags?: Array<{ name: string }>, components?: Record<string, object>, paths?: Record<string, Record<string, { requestBody?: Body }>> }
-
-export const GATEWAY_TAGS = new Set<string>(Object.values(Tags))
 
 /** A gateway route brings what it needs into whichever document lists it: its tags and security scheme. */
 export const withGatewayParts: SwaggerTransform = ({ schema, url, ...arg }) => {

@@ -177,6 +177,9 @@ export const RouteErrors = {
 
 /** The gateway's tags: they also tell its routes from a host's in a document both share. */
 export const Tags = { sessions: 'wechat-auth: sessions', userData: 'wechat-auth: user data', health: 'wechat-auth: health', keys: 'wechat-auth: keys' } as const
+const GATEWAY_TAGS = new Set<string>(Object.values(Tags))
+/** Whether a route's schema is one of the gateway's (tagged as its). */
+export const isGatewayRoute = (schema: { tags?: readonly string[] } | undefined): boolean => schema?.tags?.some((tag) => GATEWAY_TAGS.has(tag)) === true
 /** The security requirement of the routes that take an access token. */
 export const BearerAuth = [{ wechatAuth: [] }]
 

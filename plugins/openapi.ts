@@ -4,10 +4,10 @@
 import swagger from '@fastify/swagger'
 import fp from 'fastify-plugin'
 import { staticErrorHandler } from '../http/error-handler.js'
-import { GATEWAY_TAGS, markOptionalBodies, withGatewayParts, type Document } from '../http/openapi-document.js'
+import { markOptionalBodies, withGatewayParts, type Document } from '../http/openapi-document.js'
 import { ConfigError } from '../lib/errors.js'
 import { checkOptions, PATH_OR_FALSE } from '../lib/plugin-options.js'
-import { OpenApiParts } from '../lib/schemas.js'
+import { isGatewayRoute, OpenApiParts } from '../lib/schemas.js'
 
 export interface OpenapiPluginOptions {
   /** Where the document is served: `<AUTH_PREFIX>/openapi.json` by default, in development only; false for nowhere. */
@@ -27,7 +27,7 @@ export default fp<OpenapiPluginOptions>(async function wechatAuthOpenapi (fastif
   }
   if (!hostSwagger && documentPath === false && uiPath === false) return
   fastify.addHook('onRoute', (route) => {
-    if (route.schema?.tags?.some((tag) => GATEWAY_TAGS.has(tag)) === true) route.config = { ...route.config, swaggerTransform: withGatewayParts }
+    if (isGatewayRoute(route.schema)) route.config = { ...route.config, swaggerTransform: withGatewayParts }
   })
   if (hostSwagger) return
   await fastify.register(swagger, {
