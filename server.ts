@@ -57,6 +57,9 @@ async function serve (config: Config): Promise<void> {
     refuse(err) // an option Fastify or Node refuses that the checks above let through
   }
   server.setNotFoundHandler(notFoundHandler)
+  // Outside the gateway's contexts only the 404 route is the root's: its errors (a body it cannot
+  // parse) answered as the gateway's, with a code.
+  server.setErrorHandler(errorHandler)
   let admin: FastifyInstance | null = null
   let metrics: FastifyInstance | null = null
   const withMetrics = config.METRICS_PORT !== undefined
@@ -111,6 +114,7 @@ async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, 
   const instance = Fastify({ ...options, loggerInstance: gateway.log.child({ listener: 'admin' }) })
   if (gateway.hasDecorator('wechatAuthMetrics')) countErrors(instance, gateway.wechatAuthMetrics)
   instance.setNotFoundHandler(notFoundHandler)
+  instance.setErrorHandler(errorHandler)
   await instance.register(adminRoutes, { sessions: gateway.wechatAuthSessions, token })
   const address = await instance.listen({ port, host: resolved.ADMIN_HOST, listenTextResolver: (at) => `admin API listening at ${at}/admin` })
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(resolved.ADMIN_HOST)) {

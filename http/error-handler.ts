@@ -23,6 +23,9 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
     // Sent to no one; it ends the request's lifecycle as any answer does.
     return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })
   }
+  // No route here, whatever the body: Fastify reads a body before the 404 handler runs, and one that is
+  // malformed, oversized or empty JSON (FST_ERR_CTP_*) would answer 400 or 413 for a route that is not there.
+  if (request.is404 && error.code?.startsWith('FST_ERR_CTP_') === true) error = notFound(request) as FastifyError
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
   const clientError = known || onGatewayRoute(request) ? undefined : hostClientError(error)
   if (clientError !== undefined) {

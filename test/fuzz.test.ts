@@ -1065,6 +1065,8 @@ function sizedBody (c: Ctx): HttpCase {
   const type = c.r.pick(['application/json', 'text/plain'])
   // The gateway's routes parse JSON only: another type is refused (415) before its size counts.
   const refused = type !== 'application/json' && path in BODY_LIMITS
+  // No such route (POST /health, /nowhere): 404 whatever the body.
+  const [status, code] = !(path in BODY_LIMITS) ? [404, 'ROUTE_NOT_FOUND'] : refused ? [415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'] : [413, 'FST_ERR_CTP_BODY_TOO_LARGE']
   return {
     name: `size: a body over the route's limit, as ${type}`,
     method: 'POST',
@@ -1072,8 +1074,8 @@ function sizedBody (c: Ctx): HttpCase {
     headers: { ...headersFor(c, path, s), 'content-type': type },
     body: Buffer.alloc(size, c.r.pick(['a', ' ', '['])),
     expect: {
-      status: [refused ? 415 : 413, ...(PROTECTED.has(path) ? [401] : [])],
-      code: [refused ? 'FST_ERR_CTP_INVALID_MEDIA_TYPE' : 'FST_ERR_CTP_BODY_TOO_LARGE', 'AUTH_TOKEN_REVOKED', 'AUTH_TOKEN_MISSING']
+      status: [status, ...(PROTECTED.has(path) ? [401] : [])],
+      code: [code, 'AUTH_TOKEN_REVOKED', 'AUTH_TOKEN_MISSING']
     },
     then: follow(c, s, path)
   }
@@ -1406,7 +1408,10 @@ test('fuzz: the standalone gateway answers every request on time, with a code, a
     await send({ name: 'limits: DELETE /auth/sessions/:sid with a body one byte over 4 KiB', method: 'DELETE', path: unknown, headers: { ...JSON_TYPE, ...bearer(d.access) }, body: padded({}, 4097), expect: { status: [413], code: ['FST_ERR_CTP_BODY_TOO_LARGE'] } })
     const text = { 'content-type': 'text/plain' }
     await send({ name: 'limits: an unknown route, at Fastify\'s 1 MiB', method: 'POST', path: '/nowhere', headers: text, body: Buffer.alloc(FASTIFY_BODY_LIMIT, 'a'), expect: { status: [404], code: ['ROUTE_NOT_FOUND'] } })
-    await send({ name: 'limits: an unknown route, one byte over 1 MiB', method: 'POST', path: '/nowhere', headers: text, body: Buffer.alloc(FASTIFY_BODY_LIMIT + 1, 'a'), expect: { status: [413], code: ['FST_ERR_CTP_BODY_TOO_LARGE'] } })
+    // Read no further than Fastify's limit, and still no such route.
+    await send({ name: 'limits: an unknown route, one byte over 1 MiB', method: 'POST', path: '/nowhere', headers: text, body: Buffer.alloc(FASTIFY_BODY_LIMIT + 1, 'a'), expect: { status: [404], code: ['ROUTE_NOT_FOUND'] } })
+    await send({ name: 'limits: an unknown route, malformed JSON', method: 'POST', path: '/nowhere', headers: JSON_TYPE, body: '{', expect: { status: [404], code: ['ROUTE_NOT_FOUND'] } })
+    await send({ name: 'limits: a known path with another method, malformed JSON', method: 'PUT', path: '/auth/login', headers: JSON_TYPE, body: '{', expect: { status: [404], code: ['ROUTE_NOT_FOUND'] } })
 
     // Headers: Node counts the URL and the header names and values against its 16 KiB.
     await sendBytes(answer('limits: 16,000 bytes of headers', [`GET /health HTTP/1.1\r\n${HOST}${CLOSE}X-Big: ${'a'.repeat(16_000)}\r\n\r\n`], { status: [200] }))

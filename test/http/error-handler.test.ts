@@ -2,7 +2,7 @@
 import createError from '@fastify/error'
 import Fastify from 'fastify'
 import { test } from 'tap'
-import { errorHandler } from '../../http/error-handler.js'
+import { errorHandler, notFoundHandler } from '../../http/error-handler.js'
 import { RouteNotFoundError, StoreUnavailableError, WxTimeoutError } from '../../lib/errors.js'
 
 function call (error: Error, routeOptions: { schema?: { tags?: string[] } } = {}) {
@@ -75,4 +75,22 @@ test('set as a host\'s error handler (docs/embedding.md), its own 4xx answers ke
     return [res.statusCode, res.json().code]
   }))
   t.same(answers, [[404, 'ORDER_NOT_FOUND'], [404, 'HTTP_404'], [400, 'FST_ERR_VALIDATION'], [500, 'INTERNAL_ERROR']])
+})
+
+test('no such route is 404 ROUTE_NOT_FOUND whatever its body: malformed, empty or oversized JSON is not read as a 400 or 413', async (t) => {
+  const app = Fastify({ bodyLimit: 64 })
+  t.teardown(async () => await app.close())
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  app.post('/known', async () => 'ok')
+  const json = { 'content-type': 'application/json' }
+  const cases: Array<[string, string, string]> = [['POST', '/nope', '{'], ['PUT', '/known', '{'], ['DELETE', '/nope', ''], ['POST', '/nope', `"${'a'.repeat(100)}"`]]
+  for (const [method, url, payload] of cases) {
+    const res = await app.inject({ method: method as 'POST', url, headers: json, payload })
+    t.same([res.statusCode, res.json().code], [404, 'ROUTE_NOT_FOUND'], `${method} ${url} with ${payload.length} bytes`)
+  }
+  const known = await app.inject({ method: 'POST', url: '/known', headers: json, payload: '{' })
+  t.same([known.statusCode, known.json().code], [400, 'FST_ERR_CTP_INVALID_JSON_BODY'], 'a route that is there still refuses the body')
+  const big = await app.inject({ method: 'POST', url: '/known', headers: json, payload: `"${'a'.repeat(100)}"` })
+  t.same([big.statusCode, big.json().code], [413, 'FST_ERR_CTP_BODY_TOO_LARGE'])
 })
