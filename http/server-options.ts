@@ -60,6 +60,9 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 // Kept on the request itself, not in a WeakMap: a WeakMap entry per request (an ephemeron the collector
 // must trace) cost the trivial route 4-5 % of its throughput (BENCHMARKS.md, the ceiling).
 const REQUEST_ID = Symbol('requestId')
+// The characters of a sane id no JWT or refresh token has: a token after or before one (`rt:<token>`)
+// is still a token in the log.
+const ID_SEPARATORS = /[:@/+=]/
 type WithId = IncomingMessage & { [REQUEST_ID]?: string }
 
 /** The request's id: the one it came with, if sane, or a new one; the server remembers it for genReqId. */
@@ -69,7 +72,7 @@ function requestIdOf (request: WithId, header: string): string {
   const sent = request.headers[header]
   // Not a token a client put there: the id is in every log line and audit event. A trace id of 40 or
   // more characters (traceparent, X-Amzn-Trace-Id) is kept, so a ticket's shape cannot be told from one.
-  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) && !jwtOrRefreshToken(sent) ? sent : randomUUID()
+  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) && !sent.split(ID_SEPARATORS).some(jwtOrRefreshToken) ? sent : randomUUID()
   request[REQUEST_ID] = id
   return id
 }

@@ -167,8 +167,11 @@ test('request ids: a sane x-request-id is kept, answered and in every log line o
   const jwt = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"a"}').toString('base64url')}.c2lnbmF0dXJl`
   const refreshToken = refreshTokens(JWT_SECRET_FOR_IDS, undefined).first({ tag: userTag('wx0123456789abcdef', 'a'), sid: newSessionId() })
   for (const credential of [jwt, refreshToken]) {
-    const res = await get({ 'x-request-id': credential })
-    t.not(res.headers.get('x-request-id'), credential, `${credential.slice(0, 12)}…: a new id`)
+    // Alone, or after a prefix or before a suffix the id's characters allow (`rt:<token>`, `<token>/1`).
+    for (const sent of [credential, `rt:${credential}`, `a@${credential}`, `${credential}/1`, `x=${credential}+y`]) {
+      const res = await get({ 'x-request-id': sent })
+      t.not(res.headers.get('x-request-id'), sent, `${sent.slice(0, 12)}…: a new id`)
+    }
     t.notOk(logs.some((l) => l.includes(credential)), 'and never logged')
   }
   const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
