@@ -69,10 +69,10 @@ export const SESSION_FIELDS = {
 export const MAX_SERVICE_BANS = 8
 
 /**
- * The device value is cut to this many bytes (UTF-8), the user agent giving way first: under Redis'
- * 64-byte compact limit, and small enough that a session with its device costs under 500 bytes of
- * Redis memory (`npm run bench`: 395 new, 462 refreshed, for a user with one session).
- */
+ * The device value is cut to this many bytes (UTF-8), the user agent giving way first, then the name:
+ * small enough that a session with its device costs under 500 bytes of Redis memory (`npm run bench`:
+ * 395 new, 462 refreshed, for a user with one session). The type (8 bytes at most) and IP (45) are never
+ * cut: with both at their longest the value has 56 bytes, under Redis' 64-byte compact limit. */
 export const DEVICE_BYTES = 48
 
 /** At most this many ended markers per user, the oldest forgotten first: a user's hash stays bounded however often it logs in. */

@@ -69,6 +69,9 @@ test('a device\'s parts stay within DEVICE_BYTES with a full IPv6 address: the n
     t.ok(Buffer.byteLength(parts.join(SEP)) <= DEVICE_BYTES, `${deviceType}: ${Buffer.byteLength(parts.join(SEP))} bytes`)
     t.same([parts[0], parts[2]], [deviceType, ip], 'type and IP whole')
   }
+  // The longest type DEVICE_TYPES takes and the longest IP text: past DEVICE_BYTES, never past Redis' 64-byte compact limit.
+  const longest = deviceParts({ deviceType: 'abcdefgh', deviceName: 'Xiaomi 14 Ultra Pro!', ip: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', userAgent: 'Mozilla/5.0' })
+  t.same([Buffer.byteLength(longest.join(SEP)), longest[1], longest[3]], [56, '', ''], 'type and IP whole, name and user agent dropped')
   const v4 = deviceParts({ deviceType: 'mp', deviceName: 'Xiaomi 14 Ultra Pro!', ip: '203.0.113.7' })
   t.equal(v4[1], 'Xiaomi 14 Ultra Pro!', 'with an IPv4 address the name keeps its 20 bytes')
 })
