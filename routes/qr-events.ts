@@ -45,6 +45,9 @@ const qrEventRoutes: FastifyPluginAsyncTypebox<{ pollLimit: onRequestHookHandler
     const first = await qr.status(id) // an unknown id is a coded 404 before the stream starts
     reply.hijack()
     const res = reply.raw
+    // The client went away while the state was read: its 'close' has come and will not come again,
+    // so a stream started now would watch the store until the code expires, for no one.
+    if (res.destroyed) return
     // With the headers set so far (the rate limit's, the request id): a hijacked reply sends no others.
     res.writeHead(200, { ...reply.getHeaders() as OutgoingHttpHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' })
     // HEAD: the headers only. Node sends them at the end, which a stream reaches at the QR login's end at the latest.

@@ -158,3 +158,35 @@ test('the stream\'s answer carries the rate limit\'s headers, as the gateway\'s 
   })
   t.match(headers, { 'content-type': 'text/event-stream; charset=utf-8', 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '4' })
 })
+
+test('a client gone while its stream\'s first state was read leaves nothing behind: no watch polling the store until the code expires', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, { sim, redisServer: redis, config: { ACCESS_CHECK: 'strict', STORE_TIMEOUT_MS: 3000 } })
+  const base = new URL(await app.listen({ port: 0, host: '127.0.0.1' }))
+  const { id } = await create(app)
+  // The watches the route holds, counted as it takes and drops them.
+  const { qr } = app.wechatAuthSessions
+  const watch = qr.watch
+  let watching = 0
+  qr.watch = (qrId, listener) => {
+    watching++
+    const unwatch = watch(qrId, listener)
+    return () => { watching--; unwatch() }
+  }
+  const { connect } = await import('node:net')
+  // Redis frozen: the request waits on its reads; the client hangs up meanwhile; then Redis answers.
+  redis.pause()
+  const socket = connect(Number(base.port), base.hostname)
+  socket.on('error', () => {})
+  socket.write(`GET /auth/qr/${id}/events HTTP/1.1\r\nHost: ${base.host}\r\n\r\n`)
+  await sleep(300)
+  socket.destroy()
+  await sleep(200)
+  redis.resume()
+  await sleep(1000)
+  t.equal(watching, 0, 'no watch left for a client that went away')
+  const stream = follow(`${base.origin}/auth/qr/${id}/events`)
+  await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
+  t.equal(watching, 1, 'a client that stays is watched (the server\'s close ends its stream)')
+})
