@@ -43,5 +43,10 @@ function returnUrlOf (page: string, i: number, production: boolean): URL {
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     throw new ConfigError(`H5_RETURN_URLS: entry ${i + 1} must have no credentials, query or fragment (a returnTo may add a query)`)
   }
+  // `https://h5.example.com` reads as `https://h5.example.com/`, which allows every page of the origin,
+  // where an entry not ending with `/` allows only itself: which was meant is not guessed.
+  if (!/^[a-z][a-z\d+.-]*:\/\/[^/?#]*\//i.test(page)) {
+    throw new ConfigError(`H5_RETURN_URLS: entry ${i + 1} has no path: end it with / to allow every page of its origin, or name the page`)
+  }
   return url
 }

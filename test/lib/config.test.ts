@@ -205,6 +205,11 @@ test('H5 login: an official account with its return pages, or the simulator\'s i
   t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'h5.example.com/app' }), /H5_RETURN_URLS: entry 1 is not an absolute URL/)
   t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'https://a.example.com/,https://b.example.com/?next=x' }), /H5_RETURN_URLS: entry 2 must have no credentials, query or fragment/)
   t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'javascript:alert(1)' }), /H5_RETURN_URLS: entry 1 must be https/)
+  // An origin alone would read as its `/`: every page of the origin, where the operator may have meant its home page only.
+  for (const bare of ['https://h5.example.com', 'https://h5.example.com:8443', 'https://a.example.com/,HTTPS://h5.example.com']) {
+    t.match(messageOf({ ...mp, ...oa, H5_RETURN_URLS: bare }), /H5_RETURN_URLS: entry \d has no path: end it with \/ to allow every page of its origin, or name the page/, bare)
+  }
+  t.ok(resolve({ ...mp, ...oa, H5_RETURN_URLS: 'https://h5.example.com/,https://m.example.com/login' }).h5, 'an origin with its / is every page of it, as documented')
   t.notMatch(messageOf({ ...mp, ...oa, H5_RETURN_URLS: 'https://secret-host.example.com/?x=1' }), /secret-host/, 'a value is never echoed')
   t.match(messageOf({ ...mp, ...oa, WECHAT_OA_SECRET: 'short' }), /WECHAT_OA_SECRET/)
   t.match(messageOf({ ...mp, ...oa, H5_STATE_TTL: '5' }), /H5_STATE_TTL/)
