@@ -20,7 +20,8 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   const { h5 } = fastify.wechatAuthSessions
   if (h5 === undefined) return
   const config = fastify.wechatAuthConfig
-  const perIp = (name: string) => ({ ...perMinute(config.RATE_LIMIT_LOGIN_MAX), keyGenerator: (request: { ip?: string }) => `h5-${name}|${clientKey(request.ip)}` })
+  // A groupId: GET and the HEAD Fastify adds for it (curl -I) count in one budget, not one each.
+  const perIp = (name: string) => ({ ...perMinute(config.RATE_LIMIT_LOGIN_MAX), groupId: `h5-${name}`, keyGenerator: (request: { ip?: string }) => `h5-${name}|${clientKey(request.ip)}` })
 
   fastify.get('/h5/authorize', {
     config: { rateLimit: perIp('authorize') },

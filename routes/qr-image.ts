@@ -5,7 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Agent } from 'undici'
 import type { PerMinute } from '../http/route-context.js'
-import { AuthQrExpiredError, AuthQrNotFoundError, RateLimitedError, StoreUnavailableError, WxAccessTokenRejectedError, WxQrPageRejectedError } from '../lib/errors.js'
+import { AuthQrExpiredError, AuthQrNotFoundError, AuthQrStateError, RateLimitedError, StoreUnavailableError, WxAccessTokenRejectedError, WxQrPageRejectedError } from '../lib/errors.js'
 import { errorResponses, NoQuery, QrImage, QrParams, RouteErrors as shared, Tags } from '../lib/schemas.js'
 import { createWxacode } from '../lib/wechat-wxacode.js'
 
@@ -36,7 +36,7 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
       querystring: NoQuery,
       response: {
         200: { description: 'the image', content: { 'image/png': { schema: QrImage } } },
-        ...errorResponses(...shared.any, ...shared.params, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, WxQrPageRejectedError, WxAccessTokenRejectedError,
+        ...errorResponses(...shared.any, ...shared.params, RateLimitedError, AuthQrNotFoundError, StoreUnavailableError, AuthQrExpiredError, AuthQrStateError, WxQrPageRejectedError, WxAccessTokenRejectedError,
           ...shared.wechat)
       }
     }
@@ -44,6 +44,8 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     const { id } = request.params
     const { state, appid } = await qr.status(id)
     if (state === 'expired') throw new AuthQrExpiredError()
+    // A code no one may scan any more (confirmed, cancelled) costs no WeChat call for its image.
+    if (state !== 'pending' && state !== 'scanned') throw Object.assign(new AuthQrStateError(state), { detail: { state } })
     // A refused token (replaced by a force refresh elsewhere) is renewed once for every instance.
     const image = await fastify.wechat.withAccessToken(async (token) => await wxacode(token, { scene: id, page: config.QR_PAGE, envVersion: config.QR_ENV_VERSION }), appid)
     return await reply.type(image.contentType).header('cache-control', 'private, no-store').send(image.bytes)

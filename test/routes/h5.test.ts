@@ -285,6 +285,15 @@ test('H5 login across 2 instances: a state is used once on any of them', async (
   t.same(answers.map((r) => r.statusCode).sort(), [200, 409, 409, 409], 'one login, whichever instance the page reaches')
 })
 
+test('HEAD /auth/h5/authorize (curl -I) counts in the same RATE_LIMIT_LOGIN_MAX budget as GET, not one of its own', async (t) => {
+  const redis = await startRedis(t)
+  const sim = await startSim(t)
+  const app = await h5App(t, sim, redis, { config: { RATE_LIMIT_LOGIN_MAX: 2 } })
+  const answers = []
+  for (const method of ['GET', 'HEAD', 'GET', 'HEAD'] as const) answers.push((await app.inject({ method, url: '/auth/h5/authorize', headers: WX_BROWSER, remoteAddress: '203.0.113.9' })).statusCode)
+  t.same(answers, [302, 302, 429, 429])
+})
+
 test('H5 login is off unless an official account is configured; its keys are checked at boot', async (t) => {
   const sim = await startSim(t)
   const off = await buildApp(t, { sim })

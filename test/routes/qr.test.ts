@@ -91,6 +91,10 @@ test('web QR login on 2 instances sharing one Redis', async (t) => {
     await step(a, mp.accessToken, id, 'scan')
     t.match((await step(b, mp.accessToken, id, 'cancel')).json(), { state: 'cancelled' })
     t.same(states(await a.inject(`/auth/qr/${id}/events`)), ['cancelled'])
+    const calls = sim.calls.length
+    const image = await a.inject(`/auth/qr/${id}/image`)
+    t.same([...coded(image), image.json().detail], [409, 'AUTH_QR_STATE', { state: 'cancelled' }], 'no image of a code no one may scan')
+    t.equal(sim.calls.length, calls, 'and no WeChat call for it')
     const res = await collect(a, id, secret)
     t.same([...coded(res), res.json().detail], [409, 'AUTH_QR_STATE', { state: 'cancelled' }])
   })
