@@ -32,6 +32,30 @@ function errorOf (errcode: number): Error {
   return errorForErrcode(errcode)
 }
 
+/** The call failing (its connection, its deadline), before its answer or half-way through its body: WX_TIMEOUT or WX_UNAVAILABLE. */
+function callFailure (err: unknown): Error {
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || (err as Error).name === 'TimeoutError') return new WxTimeoutError()
+  return new WxUnavailableError({ cause: new Error(`${(err as { code?: string }).code ?? (err as Error).name}`) })
+}
+
+/** The answer's bytes, at most MAX_IMAGE_BYTES (else WX_BAD_RESPONSE); a body cut off or late is the call failing. */
+async function bodyOf (res: Dispatcher.ResponseData): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length
+      if (size > MAX_IMAGE_BYTES) break
+      chunks.push(chunk as Buffer)
+    }
+  } catch (err) {
+    throw callFailure(err)
+  }
+  if (size <= MAX_IMAGE_BYTES) return Buffer.concat(chunks)
+  res.body.destroy()
+  throw new WxBadResponseError(`HTTP ${res.statusCode}, body over ${MAX_IMAGE_BYTES} bytes`)
+}
+
 export function createWxacode (opts: WxacodeOptions) {
   const url = `${opts.apiBase.replace(/\/+$/, '')}/wxa/getwxacodeunlimit`
 
@@ -54,20 +78,9 @@ export function createWxacode (opts: WxacodeOptions) {
         signal: AbortSignal.timeout(opts.timeoutMs)
       })
     } catch (err) {
-      if (err instanceof undiciErrors.HeadersTimeoutError || (err as Error).name === 'TimeoutError') throw new WxTimeoutError()
-      throw new WxUnavailableError({ cause: new Error(`${(err as { code?: string }).code ?? (err as Error).name}`) })
+      throw callFailure(err)
     }
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length
-      if (size > MAX_IMAGE_BYTES) {
-        res.body.destroy()
-        throw new WxBadResponseError(`HTTP ${res.statusCode}, body over ${MAX_IMAGE_BYTES} bytes`)
-      }
-      chunks.push(chunk as Buffer)
-    }
-    const bytes = Buffer.concat(chunks)
+    const bytes = await bodyOf(res)
     const contentType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
     if (res.statusCode >= 500) throw new WxUnavailableError()
     if (contentType.startsWith('image/')) return { bytes, contentType }
