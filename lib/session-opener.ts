@@ -5,7 +5,7 @@ import { AuthDeviceTypeUnknownError, AuthHandoffRefusedError, AuthTokenRevokedEr
 import { digest, newSessionId, userTag, type SessionRef } from './ids.js'
 import { sessionRules } from './login.js'
 import type { RefreshTokens } from './refresh-tokens.js'
-import type { Audit, SessionVia } from './audit.js'
+import { outcomeOf, type Audit, type SessionVia } from './audit.js'
 import type { AccessClaims } from './schemas.js'
 import type { LoginDevice, OpenedPair, PairOf, SessionsDeps } from './sessions-deps.js'
 import type { DeviceInfo, NewSession } from './store/types.js'
@@ -22,6 +22,20 @@ export async function orPutBack<T> (opening: Promise<T>, putBack: () => Promise<
     return await opening
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'AUTH_ACCOUNT_BANNED') await putBack().catch(() => {})
+    throw err
+  }
+}
+
+/**
+ * `opening` awaited, its failure told first with its code: the store failing once the grant is taken
+ * (WeChat accepted the code, a ticket or QR login was spent), which the callers, auditing only what
+ * failed before, would not tell.
+ */
+async function told<T> (opening: Promise<T>, tell: (outcome: string) => void): Promise<T> {
+  try {
+    return await opening
+  } catch (err) {
+    tell(outcomeOf(err))
     throw err
   }
 }
@@ -68,14 +82,14 @@ export function createSessionOpener ({ store, config, audit }: Pick<SessionsDeps
     const refreshToken = refreshTokenOf.first(ref)
     // A session opened from another ends at the other's SESSION_MAX_AGE (ageFrom) at the latest.
     const ttl = Math.max(1, Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE, ageLeftSec(session.ageFrom, config.SESSION_MAX_AGE)))
-    const [created] = await Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
-      exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
-      maxSessions: rules.maxSessions,
-      accessTtlMs: rules.accessTtlSec * 1000
-    }), alongside])
     // The session.open event: one literal of one shape, what each outcome adds set on it (a spread of a
     // conditional object cost every login about 1 µs: npm run bench:ab's login flow under --cpu-prof).
     const eventOf = (outcome: string): Parameters<Audit>[0] => ({ event: 'session.open', appid, userId: session.sub, deviceType, via, outcome })
+    const [created] = await told(Promise.all([store.createSession(ref, session, digest(refreshToken), ttl, {
+      exclusive: rules.exclusiveTypes.has(deviceType) ? rules.mode : '',
+      maxSessions: rules.maxSessions,
+      accessTtlMs: rules.accessTtlSec * 1000
+    }), alongside]), (outcome) => audit?.(eventOf(outcome), request))
     if (created.status === 'refused') {
       audit?.(eventOf('AUTH_DEVICE_IN_USE'), request)
       throw deviceInUse(created.deviceType)

@@ -71,3 +71,32 @@ test('a refused login\'s audit event names only a mini program the gateway serve
   for (const e of events) t.notOk('appid' in e && e.appid !== app.wechat.appid, 'no appid but the configured one')
   t.notOk(JSON.stringify(events).includes('c0de') || logs.join('\n').includes('c0de-in-the-appid'), 'the code sent as an appid in no event and no log line')
 })
+
+test('a login whose session the store fails to open after WeChat took the code is audited and counted with the store\'s code', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  // Redis freezes between WeChat's answer and the session's creation (a host's resolveUser runs between them).
+  let freeze = false
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    metrics: true,
+    config: { STORE_TIMEOUT_MS: 200 },
+    resolveUser: async (identity) => {
+      if (freeze) redis.pause()
+      return { userId: identity.openid }
+    }
+  })
+  t.teardown(() => { redis.resume() })
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
+  freeze = true
+  const failed = await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'stella.1' } })
+  redis.resume()
+  freeze = false
+  t.same([failed.statusCode, failed.json().code], [503, 'STORE_UNAVAILABLE'])
+  t.same(events.map((e) => [e.event, e.via, e.outcome]), [['session.open', 'login', 'STORE_UNAVAILABLE']], 'one event, with the code')
+  const samples = await app.wechatAuthMetrics.registry.getSingleMetricAsString('wechat_auth_logins_total')
+  t.match(samples, /wechat_auth_logins_total\{[^}]*outcome="STORE_UNAVAILABLE"[^}]*\} 1/, 'counted as a login that failed')
+  t.notOk(JSON.stringify(events).includes('stella.1'), 'never the code')
+})
