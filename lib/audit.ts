@@ -5,6 +5,10 @@
 // route hands the flow (RequestContext). Not an AsyncLocalStorage: on Node 20 it turns on promise hooks
 // for every promise in the process, about a tenth of a login's CPU (BENCHMARKS.md).
 
+import type { EventEmitter } from 'node:events'
+import type { Logger } from './logger.js'
+import { throttledWarning } from './throttled-warning.js'
+
 export type AuditName =
   | 'session.open' | 'login' | 'refresh' | 'refresh.reuse' | 'logout' | 'step-up'
   | 'kick' | 'ban' | 'unban' | 'access.set'
@@ -52,4 +56,23 @@ export function createAudit (sink: (event: AuditEvent) => void): Audit {
 export const outcomeOf = (err: unknown): string => {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : 'error'
+}
+
+/**
+ * The gateway's sink: the event's log line, then each audit listener of `events` on its own: one that
+ * throws (a host's bug) does not keep it from those after it (the metrics' among them), as
+ * EventEmitter.emit would. A listener's failure is warned of, a line a minute at most.
+ */
+export function auditSink (log: Pick<Logger, 'info' | 'warn'>, events: EventEmitter<{ audit: [AuditEvent] }>): (event: AuditEvent) => void {
+  const failed = throttledWarning(60_000, (count, err: unknown) => { log.warn({ err, count }, 'an audit subscriber threw (fastify.wechatAuthEvents): the others still got the event') })
+  return (event) => {
+    log.info({ audit: event }, 'audit')
+    for (const listener of events.rawListeners('audit')) {
+      try {
+        (listener as (e: AuditEvent) => void).call(events, event)
+      } catch (err) {
+        failed(1, err)
+      }
+    }
+  }
 }

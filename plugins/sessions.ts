@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { createAudit, type AuditEvent } from '../lib/audit.js'
+import { auditSink, createAudit, type AuditEvent } from '../lib/audit.js'
 import { checkOptions, FUNCTION } from '../lib/plugin-options.js'
 import { createSessions, type ResolveUser, type Sessions } from '../lib/sessions.js'
 import { createWeChatOAuth, type WeChatOAuth } from '../lib/wechat-oauth.js'
@@ -29,10 +29,7 @@ declare module 'fastify' {
 export default fp<SessionsPluginOptions>(async function wechatAuthSessions (fastify, opts) {
   checkOptions(opts, { plugin: 'wechatAuthSessions', rules: { resolveUser: FUNCTION }, encapsulated: false })
   const events = new EventEmitter<{ audit: [AuditEvent] }>()
-  const audit = createAudit((event) => {
-    fastify.log.info({ audit: event }, 'audit')
-    events.emit('audit', event)
-  })
+  const audit = createAudit(auditSink(fastify.log, events))
   fastify.decorate('wechatAuthEvents', events)
   const oauth = officialAccountOf(fastify)
   fastify.decorate('wechatAuthSessions', createSessions({

@@ -100,3 +100,26 @@ test('a login whose session the store fails to open after WeChat took the code i
   t.match(samples, /wechat_auth_logins_total\{[^}]*outcome="STORE_UNAVAILABLE"[^}]*\} 1/, 'counted as a login that failed')
   t.notOk(JSON.stringify(events).includes('stella.1'), 'never the code')
 })
+
+test('a host\'s audit subscriber that throws keeps the event from no other subscriber (the metrics\' included), and is warned of once a minute', async (t) => {
+  const sim = await startSim(t)
+  const logs: string[] = []
+  const after: AuditEvent[] = []
+  const app = await buildApp(t, {
+    sim,
+    logs,
+    metrics: true,
+    // Subscribed before the gateway is ready, so before the metrics' own subscription.
+    extend: (host) => {
+      host.wechatAuthEvents.on('audit', () => { throw new Error('the host\'s audit table is gone') })
+      host.wechatAuthEvents.on('audit', (e) => after.push(e))
+    }
+  })
+  for (const n of [1, 2, 3]) t.equal((await login(app, `theo.${n}`)).openid, sim.openidOf('theo'))
+  t.equal(after.filter((e) => e.event === 'session.open').length, 3, 'a subscriber after it got every event')
+  const samples = await app.wechatAuthMetrics.registry.getSingleMetricAsString('wechat_auth_logins_total')
+  t.match(samples, /wechat_auth_logins_total\{[^}]*outcome="ok"[^}]*\} 3/, 'the metrics counted every login')
+  const warned = logs.filter((l) => l.includes('an audit subscriber threw'))
+  t.equal(warned.length, 1, 'one warning for three failures within a minute')
+  t.match(warned[0], /the host's audit table is gone/)
+})
