@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import { outcomeOf } from '../lib/audit.js'
 import type { GatewayMetrics } from '../lib/metrics.js'
+import { clientWentAway } from './error-handler.js'
 import { REFUSED_BEFORE_FASTIFY } from './server-options.js'
 
 /**
@@ -13,7 +14,8 @@ import { REFUSED_BEFORE_FASTIFY } from './server-options.js'
  */
 export function countErrors (instance: FastifyInstance, metrics: GatewayMetrics): void {
   instance.addHook('onError', (request, _reply, error, done) => {
-    metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
+    // A client that hung up is nobody's error (docs/operations.md).
+    if (!clientWentAway(error, request)) metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
     done()
   })
   const onRefused = (code: string): void => { metrics.error(code, '') }

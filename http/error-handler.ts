@@ -14,11 +14,16 @@ import { loggedPath } from './logged-url.js'
 // Prefixes of codes whose messages are written for clients (ours and Fastify's own).
 const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_NOT_FOUND$|UPGRADE_REFUSED$|SERVICE_BANS_FULL$|USER_NOT_FOUND$|METRICS_UNAVAILABLE$|FST_)/
 
+/**
+ * Whether `error` is about a client that closed its connection before its request was answered:
+ * nobody to answer, and what failed was about the missing client (its aborted body, its address
+ * gone), no server fault. Neither logged above info nor counted: anyone could flood both by hanging up.
+ */
+export const clientWentAway = (error: { code?: unknown }, request: FastifyRequest): boolean =>
+  request.raw.destroyed && (error.code === 'ECONNRESET' || request.raw.socket?.destroyed !== false)
+
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  // The client closed its connection before its request was answered: nobody to answer, and what
-  // failed was about the missing client (its aborted body, its address gone), no server fault:
-  // logged at error level, anyone could flood the log by hanging up.
-  if (request.raw.destroyed && (error.code === 'ECONNRESET' || request.raw.socket?.destroyed !== false)) {
+  if (clientWentAway(error, request)) {
     request.log.info({ code: error.code }, 'client went away before its request was answered')
     // Sent to no one; it ends the request's lifecycle as any answer does.
     return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })

@@ -15,6 +15,7 @@ const OTHER = 'other'
  * be 'other' because a host's routes or a scanner used up the set first).
  */
 const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_detected', 'invalid',
+  'SERVER_OVERLOADED', // load shedding's (http/load-shedding.ts), answered without an error class
   ...Object.values(BEFORE_FASTIFY).map((answer) => answer.code),
   ...Object.values(errors).flatMap((E) => {
     try {

@@ -121,8 +121,8 @@ test('the answers before Fastify are counted in wechat_auth_errors_total, by cod
   t.same([count('HTTP_BAD_REQUEST'), count('UPGRADE_REFUSED'), count('HTTP_EXPECTATION_FAILED'), count('HTTP_METHOD_NOT_ALLOWED'), count('HTTP_URI_TOO_LONG')], [2, 1, 1, 1, 1])
   // Their codes are labelled as themselves even once a label has seen its bound of other values.
   const code = boundedLabel(0)
-  t.same(['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'SOMETHING_ELSE'].map(code),
-    ['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'other'])
+  t.same(['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'SERVER_OVERLOADED', 'SOMETHING_ELSE'].map(code),
+    ['HTTP_BAD_REQUEST', 'HTTP_EXPECTATION_FAILED', 'HTTP_REQUEST_TIMEOUT', 'HTTP_HEADERS_TOO_LARGE', 'SERVER_OVERLOADED', 'other'], 'load shedding\'s code too, which has no error class')
 })
 
 test('inside a host app, the gateway refuses an upgrade request on its own routes too', async (t) => {
@@ -179,4 +179,33 @@ test('request ids: a sane x-request-id is kept, answered and in every log line o
   const other = await listening(t, { REQUEST_ID_HEADER: 'X-Correlation-Id' })
   const res = await fetch(`http://127.0.0.1:${other}/health/live`, { headers: { 'x-correlation-id': 'abc.123' } })
   t.equal(res.headers.get('x-correlation-id'), 'abc.123', 'the configured header')
+})
+
+test('a client that hangs up, in the middle of its headers or its body, by reset or by closing its side, is not counted as an error', async (t) => {
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { metrics: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const hangUp = async (text: string, how: 'destroy' | 'end' | 'reset'): Promise<void> => {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write(text)
+    await sleep(50)
+    if (how === 'end') socket.end()
+    else if (how === 'reset') socket.resetAndDestroy()
+    else socket.destroy()
+    await sleep(100)
+  }
+  for (const how of ['destroy', 'end', 'reset'] as const) {
+    await hangUp(`${LOGIN}Content-Length: 100\r\n\r\n{"code":`, how)
+    await hangUp('POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":', how)
+    await hangUp('POST /auth/login HTTP/1.1\r\nHo', how)
+  }
+  const samples = parseMetrics(await app.wechatAuthMetrics.registry.metrics())
+  t.same(samples.filter((s) => s.name === 'wechat_auth_errors_total' && s.value > 0).map((s) => `${s.labels.code} ${s.value}`), [], 'no error counted')
+  // Garbage is still one.
+  t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } })
+  t.equal(valueOf(parseMetrics(await app.wechatAuthMetrics.registry.metrics()), 'wechat_auth_errors_total', { code: 'HTTP_BAD_REQUEST' }), 1, 'a malformed request still counts')
 })
