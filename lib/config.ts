@@ -125,6 +125,8 @@ export function resolveConfig (config: Config, opts: ResolveOptions): ResolvedCo
   if (config.WORKERS !== '1') {
     // The memory store, a generated secret and the built-in simulator (its secret, its codes) are per process.
     const missing = [hasRedis ? null : 'REDIS_URL', config.JWT_SECRET === undefined ? 'JWT_SECRET' : null,
+      // A signing key made at boot is the process's own: the other workers would refuse its tokens.
+      config.JWT_ALGORITHM !== 'HS256' && config.JWT_PRIVATE_KEY === undefined ? 'JWT_PRIVATE_KEY' : null,
       hasAppid ? null : 'WECHAT_APPID and WECHAT_SECRET (or a simulator of its own: npm run simulator, WECHAT_API_BASE)'].filter((x) => x !== null)
     if (missing.length > 0) throw new ConfigError(`WORKERS=${config.WORKERS} needs ${missing.join(', ')}: sessions, secrets and WeChat must be shared by the processes`)
   }

@@ -156,8 +156,15 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
     lazyConnect: true
   })
   client.on('error', (err: Error) => { lastError = err.message })
+  // ioredis rejects with only 'Connection is closed.' when the master found refuses the connection or
+  // its login (a wrong REDIS_NODE_PASSWORD): its 'error' event said why.
+  const connected = client.connect().catch((err: Error) => {
+    const why = lastError === '' ? err.message : lastError
+    const hint = /^(NOAUTH|WRONGPASS)\b/.test(why) ? ': check REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD' : ''
+    throw new Error(`REDIS_SENTINELS: cannot connect to master '${config.REDIS_SENTINEL_NAME}' (${why})${hint}`)
+  })
   try {
-    await within(client.connect(), timeoutMs * 3,
+    await within(connected, timeoutMs * 3,
       () => `REDIS_SENTINELS: no master '${config.REDIS_SENTINEL_NAME}' reachable within ${timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)
     return client
   } catch (err) {

@@ -178,6 +178,12 @@ test('WORKERS: more than one process needs what they must share (Redis, the JWT 
   t.throws(() => loadConfig(false, { WORKERS: '0' }), { code: 'CONFIG_INVALID' }, 'at least one')
   t.throws(() => loadConfig(false, { WORKERS: 'many' }), { code: 'CONFIG_INVALID' })
   t.equal(resolve({ WORKERS: '2', REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: 'a-long-and-varied-secret-0123456789abcdef', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'secret-0123456789abcdef' }).WORKERS, '2')
+  // An ES256 or EdDSA key made at boot would be each worker's own: a token refused by the others.
+  const shared = { REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: 'a-long-and-varied-secret-0123456789abcdef', WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'secret-0123456789abcdef' }
+  for (const JWT_ALGORITHM of ['ES256', 'EdDSA']) {
+    t.throws(() => resolve({ WORKERS: '2', JWT_ALGORITHM, ...shared }), { code: 'CONFIG_INVALID', message: /configuration: WORKERS=2 needs JWT_PRIVATE_KEY: / }, JWT_ALGORITHM)
+    t.doesNotThrow(() => resolve({ WORKERS: '1', JWT_ALGORITHM, ...shared }), `${JWT_ALGORITHM} with one process: a key of its own is fine in development`)
+  }
   t.equal(resolve({}).WORKERS, '1', 'one by default')
 })
 

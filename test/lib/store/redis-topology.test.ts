@@ -2,9 +2,15 @@
 // deployments: REDIS_URL at a server that cannot be the store is refused with what to set instead;
 // REDIS_CLUSTER_NODES and REDIS_SENTINELS serve logins and refreshes; the readiness probe writes for
 // every part of the slots, so it fails on a read-only node and while a cluster slot has no master.
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'tap'
+import { Redis } from 'ioredis'
+import { disconnectClient } from '../../../lib/store/redis-client.js'
 import { connectConfigured } from '../../../lib/store/redis-topology.js'
-import { buildApp, login, me, refresh, startRedis, startSim } from '../../helper.js'
+import { buildApp, freePort, killRedis, login, me, refresh, spawnRedisOnFreePort, startRedis, startSim } from '../../helper.js'
 import { startClusterWithReplicas, startSentinelWithReplica, until } from '../../redis-deployments.js'
 
 const TIMEOUT = { STORE_TIMEOUT_MS: 500 }
@@ -96,4 +102,29 @@ test('the Redis settings are refused at boot when they contradict or miss each o
   const refused = await connectConfigured({ ...TIMEOUT, REDIS_SENTINELS: 'redis://:s3cret-pass@127.0.0.1:1', REDIS_SENTINEL_NAME: 'master', REDIS_NODE_PASSWORD: 'n0de-pass' }).catch((err: Error) => err)
   t.match(refused, { message: /^REDIS_SENTINELS: no master 'master' reachable/ })
   t.notMatch((refused as Error).message, /s3cret-pass|n0de-pass/, 'no password in the boot error')
+})
+
+test('REDIS_SENTINELS: a master that refuses the login, or is down, says why at boot (not "Connection is closed.")', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wxauth-sentinel-auth-'))
+  const { port: master, proc } = await spawnRedisOnFreePort(() => [])
+  const admin = new Redis(master, '127.0.0.1')
+  await admin.config('SET', 'requirepass', 'the-n0de-pass')
+  admin.disconnect()
+  const sentinel = await freePort()
+  await writeFile(join(dir, 'sentinel.conf'), `sentinel monitor m 127.0.0.1 ${master} 1\n`)
+  const sentinelProc = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel', '--port', String(sentinel), '--bind', '127.0.0.1'], { stdio: 'ignore' })
+  t.teardown(async () => {
+    // The master is killed in the test: a process killed by a signal keeps exitCode null.
+    await Promise.all([proc.signalCode === null ? killRedis(proc) : null, killRedis(sentinelProc)])
+    await rm(dir, { recursive: true, force: true })
+  })
+  const config = { ...TIMEOUT, REDIS_SENTINELS: `redis://127.0.0.1:${sentinel}`, REDIS_SENTINEL_NAME: 'm' }
+  const failure = async (extra: Record<string, string>): Promise<string> => await connectConfigured({ ...config, ...extra }).then((client) => { if (client !== null) disconnectClient(client); return 'connected' }, (err: Error) => err.message)
+  await until(async () => (await failure({ REDIS_NODE_PASSWORD: 'the-n0de-pass' })) === 'connected', 'the sentinel to answer', 10_000)
+  const wrong = await failure({ REDIS_NODE_PASSWORD: 'not-the-pass' })
+  t.match(wrong, /^REDIS_SENTINELS: cannot connect to master 'm' \((WRONGPASS|NOAUTH)[^)]*\): check REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD$/)
+  t.notMatch(wrong, /not-the-pass|the-n0de-pass/, 'no password in it')
+  t.match(await failure({}), /^REDIS_SENTINELS: cannot connect to master 'm' \(NOAUTH[^)]*\): check REDIS_NODE_USERNAME/, 'none given')
+  await killRedis(proc)
+  t.match(await failure({ REDIS_NODE_PASSWORD: 'the-n0de-pass' }), /^REDIS_SENTINELS: (cannot connect to master 'm' \([^)]*ECONNREFUSED|no master 'm' reachable)/, 'the master down')
 })
