@@ -26,6 +26,17 @@ const DRAIN_MS = 10_000
 // idle ones once, when the close starts; Node's close waits for every connection to end).
 const IDLE_SWEEP_MS = 50
 
+// How long the gateway's plugins may take to load: the store's boot may wait 3 × STORE_TIMEOUT_MS for
+// its connection, as long for the tracked one, and once more for its first write. Fastify's default
+// (10 s) cut that short with a message that names no setting ("Plugin did not start in time").
+const pluginTimeoutFor = (config: Config): number => Math.max(10_000, 8 * config.STORE_TIMEOUT_MS)
+
+/** An error's message and its causes' (the store's boot error has Redis' reason, NOAUTH say, as its cause). */
+const withCauses = (err: unknown): string => {
+  const { message, cause } = err as Error
+  return cause instanceof Error && !message.includes(cause.message) ? `${message}: ${withCauses(cause)}` : message
+}
+
 /** A configuration error: one line on stderr, before anything starts, and exit 1. */
 function refuse (err: unknown): never {
   process.stderr.write(`fastify-wechat-auth: ${(err as Error).message}\n`)
@@ -44,7 +55,7 @@ try {
 
 const workers = workerCount(config.WORKERS)
 if (cluster.isPrimary && workers > 1) {
-  runPrimary(workers, DRAIN_MS, config.METRICS_PORT === undefined ? undefined : async () => await listenMetrics(config, null))
+  runPrimary(workers, DRAIN_MS, config.METRICS_PORT === undefined ? undefined : async () => await listenMetrics(config, null), config.LOG_LEVEL)
 } else {
   await serve(config)
 }
@@ -52,7 +63,7 @@ if (cluster.isPrimary && workers > 1) {
 async function serve (config: Config): Promise<void> {
   let server: FastifyInstance
   try {
-    server = Fastify(serverOptions(config))
+    server = Fastify({ ...serverOptions(config), pluginTimeout: pluginTimeoutFor(config) })
   } catch (err) {
     refuse(err) // an option Fastify or Node refuses that the checks above let through
   }
@@ -85,7 +96,7 @@ async function serve (config: Config): Promise<void> {
   } catch (err) {
     server.log.fatal({ err }, 'the gateway cannot start')
     // A silent log says nothing: a start that fails still says why, as a configuration error does.
-    if (config.LOG_LEVEL === 'silent') process.stderr.write(`fastify-wechat-auth: the gateway cannot start: ${(err as Error).message}\n`)
+    if (config.LOG_LEVEL === 'silent') process.stderr.write(`fastify-wechat-auth: the gateway cannot start: ${withCauses(err)}\n`)
     await admin?.close().catch(() => {})
     await metrics?.close().catch(() => {})
     await server.close().catch(() => {})

@@ -30,8 +30,13 @@ export function workerCount (value: string, cores = cgroupCores()): number {
   return value === 'auto' ? Math.min(availableParallelism(), cores ?? Infinity) : Number(value)
 }
 
+// LOG_LEVEL as pino's number: the primary's lines follow it, as the workers' do (runPrimary sets it).
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+let lowestLevel = 30
+
 // One JSON line, in the shape of the workers' pino lines, so that one log pipeline reads both.
 function log (level: 30 | 40 | 50, msg: string, extra: Record<string, unknown> = {}): void {
+  if (level < lowestLevel) return
   process.stdout.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, role: 'primary', ...extra, msg })}\n`)
 }
 
@@ -112,7 +117,8 @@ export interface PrimaryListener { close: () => Promise<void> }
  * Runs the primary: `count` workers, restarted when they die, drained on SIGTERM/SIGINT; `listen`
  * starts the primary's own listener, which closes first on a stop.
  */
-export function runPrimary (count: number, drainMs: number, listen?: () => Promise<PrimaryListener>): void {
+export function runPrimary (count: number, drainMs: number, listen?: () => Promise<PrimaryListener>, logLevel = 'info'): void {
+  lowestLevel = LEVELS[logLevel] ?? 30
   let listener: PrimaryListener | null = null
   let stopping = false
   let delay = FIRST_DELAY_MS

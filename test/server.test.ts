@@ -6,7 +6,8 @@ import { connect, createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { test } from 'tap'
-import { freePort, startRedis, startSim } from './helper.js'
+import { Redis } from 'ioredis'
+import { freePort, killRedis, spawnRedisOnFreePort, startRedis, startSim } from './helper.js'
 import { parseMetrics, valueOf } from './prometheus.js'
 import { entry, run } from './standalone.js'
 
@@ -42,6 +43,28 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     const p = run({ PORT: String((taken.address() as AddressInfo).port), LOG_LEVEL: 'silent' })
     t.equal(await p.exited, 1)
     t.match(p.errors(), /^fastify-wechat-auth: the gateway cannot start: .*EADDRINUSE/)
+  })
+
+  t.test('a Redis that refuses the login (REDIS_URL without its password) is told with its reason, even with LOG_LEVEL=silent', async (t) => {
+    const { port, proc } = await spawnRedisOnFreePort(() => [])
+    t.teardown(async () => { await killRedis(proc) })
+    const admin = new Redis(port, '127.0.0.1')
+    await admin.config('SET', 'requirepass', 'the-redis-pass')
+    admin.disconnect()
+    const p = run({ PORT: String(await freePort()), LOG_LEVEL: 'silent', REDIS_URL: `redis://127.0.0.1:${port}`, ACCESS_CHECK: 'strict' })
+    t.equal(await p.exited, 1)
+    t.match(p.errors(), /^fastify-wechat-auth: the gateway cannot start: .*NOAUTH/, 'the reason, from the error\'s cause')
+    t.notMatch(p.errors(), /the-redis-pass/)
+  })
+
+  t.test('a Redis that does not answer at boot, with a long STORE_TIMEOUT_MS, is told as the store\'s deadline, not as Fastify\'s plugin timeout', async (t) => {
+    const redis = await startRedis(t, { own: true })
+    redis.pause()
+    t.teardown(() => { redis.resume() })
+    const p = run({ PORT: String(await freePort()), LOG_LEVEL: 'silent', REDIS_URL: redis.url, STORE_TIMEOUT_MS: '3500' })
+    t.equal(await p.exited, 1)
+    t.match(p.errors(), /^fastify-wechat-auth: the gateway cannot start: REDIS_URL: /, 'the setting named')
+    t.notMatch(p.errors(), /Plugin did not start in time/)
   })
 
   t.test('production without credentials refuses to start', async (t) => {

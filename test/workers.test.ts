@@ -95,6 +95,17 @@ test('a worker that does not drain in time (a request longer than the drain) mak
   t.not(await inFlight, 200)
 })
 
+test('the primary\'s own lines follow LOG_LEVEL, as the workers\' do', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const p = run({ ...env, LOG_LEVEL: 'warn' })
+  t.teardown(() => { p.kill('SIGKILL') })
+  const live = async (): Promise<boolean> => await request(`http://127.0.0.1:${env.PORT}/health/live`).then(async (r) => { await r.body.dump(); return r.statusCode === 200 }, () => false)
+  for (let i = 0; i < 200 && !(await live()); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  p.kill()
+  t.equal(await p.exited, 0)
+  t.equal(count(p.output(), '"role":"primary"'), 0, `no info line of the primary at warn: ${p.output().slice(0, 300)}`)
+})
+
 test('a stop while the workers still start: they stop at once, the primary exits 0', { skip: unbuilt() }, async (t) => {
   const env = await envFor(t)
   const p = run(env)
