@@ -14,7 +14,7 @@ import type { Config } from './lib/schemas.js'
 import { countErrors } from './http/count-errors.js'
 import { errorHandler, notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
-import { serverOptions } from './http/server-options.js'
+import { closeAfterAnswers, serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
 import { stopGracefully } from './stopping.js'
@@ -110,6 +110,7 @@ async function serve (config: Config): Promise<void> {
  * then its connections may still carry requests.
  */
 async function closeDraining (instance: FastifyInstance): Promise<void> {
+  closeAfterAnswers(instance.server)
   const closing = instance.close()
   const idle = setInterval(() => { instance.server.closeIdleConnections() }, IDLE_SWEEP_MS)
   try {

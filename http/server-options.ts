@@ -1,7 +1,7 @@
 // Fastify's options for the standalone gateway. The tests build their instances from the same
 // function, so they run with what production runs.
 import { randomUUID } from 'node:crypto'
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { UpgradeRefusedError } from '../lib/errors.js'
@@ -119,6 +119,14 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         else sendCoded(server, response, refusal)
       })
       server.keepAliveTimeout = keepAliveTimeout
+      // Its connections, for a stop to close after their answers (closeAfterAnswers): counted per
+      // connection, not per request.
+      const open = new Set<Socket>()
+      server.on('connection', (socket: Socket) => {
+        open.add(socket)
+        socket.once('close', () => open.delete(socket))
+      })
+      ;(server as Tracked)[OPEN] = open
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
       server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
         sendCoded(server, response, EXPECTATION_FAILED)
@@ -128,6 +136,22 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       return server
     },
     clientErrorHandler
+  }
+}
+
+const OPEN = Symbol('openConnections')
+type Tracked = Server & { [OPEN]?: Set<Socket> }
+
+/**
+ * Tells each answer `server` has not sent yet to close its connection after it (`Connection: close`),
+ * as a stop begins: a client or proxy that reused a connection answered `keep-alive` would send its
+ * next request into a socket the stop is closing (ECONNRESET; a proxy's 502 for a POST it cannot
+ * retry). The answer in flight on a socket is Node's `_httpMessage`, as http-terminator finds it.
+ */
+export function closeAfterAnswers (server: Server): void {
+  for (const socket of (server as Tracked)[OPEN] ?? []) {
+    const answer = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+    if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
   }
 }
 
