@@ -62,7 +62,15 @@ test('a token with something else in its segment, or after a #, is redacted too'
     [`/auth/x;token=${JWT}`, '/auth/[redacted]'],
     [`/auth/Bearer%20${JWT}`, '/auth/[redacted]'],
     [`/auth/access_token:${JWT}`, '/auth/[redacted]'],
-    [`/auth/a,${JWT}/me`, '/auth/[redacted]/me']
+    [`/auth/a,${JWT}/me`, '/auth/[redacted]/me'],
+    // Punctuation around it, a tab, double percent-encoding (a probe's list).
+    [`/auth/%22${REFRESH}%22`, '/auth/[redacted]'],
+    [`/auth/(${JWT})`, '/auth/[redacted]'],
+    [`/auth/${JWT}!`, '/auth/[redacted]'],
+    [`/auth/Bearer%09${JWT}`, '/auth/[redacted]'],
+    [`/auth/%2522${REFRESH}%2522`, '/auth/[redacted]'],
+    [`/auth/[${QR_SECRET}]`, '/auth/[redacted]'],
+    [`/auth/'${JWT}'/me`, '/auth/[redacted]/me']
   ]
   for (const [url, logged] of cases) t.equal(loggedUrl(url), logged, url.slice(0, 30))
   t.equal(loggedPath(`/auth/me#${JWT}`), '/auth/me#[redacted]', 'the 404 message\'s path too')
