@@ -214,12 +214,9 @@ function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Cod
  * A client going away is nobody's fault: nothing to answer, nothing above debug in the log.
  */
 function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
-  // HPE_INVALID_EOF_STATE: the client closed its side in the middle of a request, a hang-up, not a
-  // malformed request: nobody to answer, nothing to count.
-  if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || socket.destroyed) {
-    socket.destroy()
-    return
-  }
+  // A client that only closed its side in the middle of a request (HPE_INVALID_EOF_STATE) still reads:
+  // it is answered, and counted, as any request cut short.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
   refuseOnSocket(this.server, socket, coded)
