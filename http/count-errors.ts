@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import { outcomeOf } from '../lib/audit.js'
 import type { GatewayMetrics } from '../lib/metrics.js'
-import { clientWentAway } from './error-handler.js'
+import { answeredError, uncounted } from './error-handler.js'
 import { REFUSED_BEFORE_FASTIFY } from './server-options.js'
 
 /**
@@ -14,8 +14,9 @@ import { REFUSED_BEFORE_FASTIFY } from './server-options.js'
  */
 export function countErrors (instance: FastifyInstance, metrics: GatewayMetrics): void {
   instance.addHook('onError', (request, _reply, error, done) => {
-    // A client that hung up is nobody's error (docs/operations.md).
-    if (!clientWentAway(error, request)) metrics.error(outcomeOf(error), request.routeOptions.url ?? '')
+    // A client that hung up in the middle of its body is nobody's error (docs/operations.md); the code
+    // counted is the one answered.
+    if (!uncounted(error, request)) metrics.error(outcomeOf(answeredError(error, request)), request.routeOptions.url ?? '')
     done()
   })
   const onRefused = (code: string): void => { metrics.error(code, '') }

@@ -16,11 +16,26 @@ const PUBLIC_CODE = /^(WX_|AUTH_|ADMIN_|RATE_LIMITED$|STORE_UNAVAILABLE$|ROUTE_N
 
 /**
  * Whether `error` is about a client that closed its connection before its request was answered:
- * nobody to answer, and what failed was about the missing client (its aborted body, its address
- * gone), no server fault. Neither logged above info nor counted: anyone could flood both by hanging up.
+ * nobody to answer, and what failed was about the missing client (its body cut off, its address
+ * gone), no server fault; logged at info, or anyone could flood the log by hanging up. Node destroys a
+ * request once its body is read, so an ECONNRESET (a host route's upstream) after a complete body is not this.
  */
 export const clientWentAway = (error: { code?: unknown }, request: FastifyRequest): boolean =>
-  request.raw.destroyed && (error.code === 'ECONNRESET' || request.raw.socket?.destroyed !== false)
+  request.raw.destroyed && ((error.code === 'ECONNRESET' && !request.raw.complete) || request.raw.socket?.destroyed !== false)
+
+/**
+ * Whether an error is uncounted in wechat_auth_errors_total: the client's body cut off by its going
+ * away (a failure after its whole request came, a store's say, is counted though nobody hears it).
+ */
+export const uncounted = (error: { code?: unknown }, request: FastifyRequest): boolean => clientWentAway(error, request) && !request.raw.complete
+
+/**
+ * The error a request is answered with, as counted too (http/count-errors.ts): no route here whatever
+ * the body. Fastify reads a body before the 404 handler runs, and one that is malformed, oversized or
+ * empty JSON (FST_ERR_CTP_*) would answer 400 or 413 for a route that is not there.
+ */
+export const answeredError = <E extends { code?: unknown }>(error: E, request: FastifyRequest): E | Error =>
+  request.is404 && typeof error.code === 'string' && error.code.startsWith('FST_ERR_CTP_') ? notFound(request) : error
 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (clientWentAway(error, request)) {
@@ -28,9 +43,7 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
     // Sent to no one; it ends the request's lifecycle as any answer does.
     return reply.code(400).send({ statusCode: 400, code: 'HTTP_BAD_REQUEST', error: 'Bad Request', message: 'The request was not received in full' })
   }
-  // No route here, whatever the body: Fastify reads a body before the 404 handler runs, and one that is
-  // malformed, oversized or empty JSON (FST_ERR_CTP_*) would answer 400 or 413 for a route that is not there.
-  if (request.is404 && error.code?.startsWith('FST_ERR_CTP_') === true) error = notFound(request) as FastifyError
+  error = answeredError(error, request) as FastifyError
   const known = typeof error.code === 'string' && PUBLIC_CODE.test(error.code)
   const clientError = known || onGatewayRoute(request) ? undefined : hostClientError(error)
   if (clientError !== undefined) {

@@ -94,3 +94,22 @@ test('no such route is 404 ROUTE_NOT_FOUND whatever its body: malformed, empty o
   const big = await app.inject({ method: 'POST', url: '/known', headers: json, payload: `"${'a'.repeat(100)}"` })
   t.same([big.statusCode, big.json().code], [413, 'FST_ERR_CTP_BODY_TOO_LARGE'])
 })
+
+test('over HTTP, counted as answered: an upstream reset of a host route is its error, not a client gone; a 404 with a bad body counts as ROUTE_NOT_FOUND', async (t) => {
+  const { default: wechatAuth } = await import('../../app.js')
+  const { parseMetrics, valueOf } = await import('../prometheus.js')
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { metrics: true })
+  app.setErrorHandler(errorHandler)
+  // A host route whose upstream reset its connection: the client is still there, its body was read.
+  app.post('/orders', async () => { throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const upstream = await fetch(`${base}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+  t.same([upstream.status, (await upstream.json() as { code: string }).code], [500, 'INTERNAL_ERROR'], 'not 400 "not received in full"')
+  const noRoute = await fetch(`${base}/auth/nowhere`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })
+  t.same([noRoute.status, (await noRoute.json() as { code: string }).code], [404, 'ROUTE_NOT_FOUND'])
+  const samples = parseMetrics(await app.wechatAuthMetrics.registry.metrics())
+  const count = (code: string): number => valueOf(samples, 'wechat_auth_errors_total', { code })
+  t.same([count('ECONNRESET'), count('ROUTE_NOT_FOUND'), count('FST_ERR_CTP_INVALID_JSON_BODY')], [1, 1, 0], 'each counted with the code answered')
+})
