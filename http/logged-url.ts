@@ -11,7 +11,7 @@
 // - Path: a token-shaped segment (tokenShaped) is `[redacted]`; ids stay readable (a QR id has 22
 //   characters, a session id 12, an openid 28, an appid 18).
 import { PermissionName, RoleName, ServiceName, VerifyQuery } from '../lib/access-schemas.js'
-import { parseRefreshToken } from '../lib/refresh-tokens.js'
+import { parseRefreshToken, REFRESH_TOKEN_INSIDE } from '../lib/refresh-tokens.js'
 import { H5AuthorizeQuery } from '../lib/web-schemas.js'
 
 export const REDACTED = '[redacted]'
@@ -29,6 +29,19 @@ export function jwtOrRefreshToken (text: string): boolean {
   if (parseRefreshToken(text) !== null) return true
   const jwt = JWT.exec(text)
   return jwt !== null && JSON_OBJECT.test(Buffer.from(jwt[1] as string, 'base64url').toString('latin1'))
+}
+
+// A JWT from where it starts: its header, a JSON object, is `ey…` in base64url.
+const JWT_FROM_HERE = /^(ey[A-Za-z0-9_-]*)\.[A-Za-z0-9_-]+\./
+
+/** Whether a JWT or a refresh token is anywhere in `text`, whatever comes before or after it (`rt.<token>`, `<jwt>-1`). */
+export function holdsJwtOrRefreshToken (text: string): boolean {
+  if (REFRESH_TOKEN_INSIDE.test(text)) return true
+  for (let at = text.indexOf('ey'); at !== -1; at = text.indexOf('ey', at + 1)) {
+    const header = JWT_FROM_HERE.exec(text.slice(at))?.[1]
+    if (header !== undefined && JSON_OBJECT.test(Buffer.from(header, 'base64url').toString('latin1'))) return true
+  }
+  return false
 }
 
 /** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */

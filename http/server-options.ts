@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, Fas
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
-import { jwtOrRefreshToken, loggedUrl } from './logged-url.js'
+import { holdsJwtOrRefreshToken, loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
 /**
@@ -60,9 +60,6 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 // Kept on the request itself, not in a WeakMap: a WeakMap entry per request (an ephemeron the collector
 // must trace) cost the trivial route 4-5 % of its throughput (BENCHMARKS.md, the ceiling).
 const REQUEST_ID = Symbol('requestId')
-// The characters of a sane id no JWT or refresh token has: a token after or before one (`rt:<token>`)
-// is still a token in the log.
-const ID_SEPARATORS = /[:@/+=]/
 type WithId = IncomingMessage & { [REQUEST_ID]?: string }
 
 /** The request's id: the one it came with, if sane, or a new one; the server remembers it for genReqId. */
@@ -72,7 +69,7 @@ function requestIdOf (request: WithId, header: string): string {
   const sent = request.headers[header]
   // Not a token a client put there: the id is in every log line and audit event. A trace id of 40 or
   // more characters (traceparent, X-Amzn-Trace-Id) is kept, so a ticket's shape cannot be told from one.
-  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) && !sent.split(ID_SEPARATORS).some(jwtOrRefreshToken) ? sent : randomUUID()
+  const id = typeof sent === 'string' && SANE_REQUEST_ID.test(sent) && !holdsJwtOrRefreshToken(sent) ? sent : randomUUID()
   request[REQUEST_ID] = id
   return id
 }

@@ -8,6 +8,8 @@ const MAC_BYTES = 16
 // A generation is a decimal counter of up to 10 digits (a rotation a second for 300 years; the
 // successor of the last one does not parse, so its session just ends).
 const REFRESH_RE = /^(([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{12})\.(0|[1-9][0-9]{0,9})\.[A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/
+/** A refresh token's shape anywhere in a text (a request id with it after a prefix). */
+export const REFRESH_TOKEN_INSIDE = new RegExp(REFRESH_RE.source.slice(1, -1))
 
 /** A refresh token as presented: the session it claims to belong to, and its generation. */
 export interface ParsedRefreshToken {

@@ -168,12 +168,13 @@ test('request ids: a sane x-request-id is kept, answered and in every log line o
   const refreshToken = refreshTokens(JWT_SECRET_FOR_IDS, undefined).first({ tag: userTag('wx0123456789abcdef', 'a'), sid: newSessionId() })
   for (const credential of [jwt, refreshToken]) {
     // Alone, or after a prefix or before a suffix the id's characters allow (`rt:<token>`, `<token>/1`).
-    for (const sent of [credential, `rt:${credential}`, `a@${credential}`, `${credential}/1`, `x=${credential}+y`]) {
+    for (const sent of [credential, `rt:${credential}`, `a@${credential}`, `${credential}/1`, `x=${credential}+y`, `rt.${credential}`, `rt-${credential}`, `rt_${credential}`, `key-${credential}`, `${credential}.1`, `${credential}-1`]) {
       const res = await get({ 'x-request-id': sent })
       t.not(res.headers.get('x-request-id'), sent, `${sent.slice(0, 12)}…: a new id`)
     }
     t.notOk(logs.some((l) => l.includes(credential)), 'and never logged')
   }
+  for (const id of ['monkey.business.1', 'key.value.x', 'eyes.only.please']) t.equal((await get({ 'x-request-id': id })).headers.get('x-request-id'), id, `${id}: kept (no JWT header in it)`)
   const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
   t.equal((await get({ 'x-request-id': traceparent })).headers.get('x-request-id'), traceparent, 'a W3C traceparent (55 characters) is kept')
   const other = await listening(t, { REQUEST_ID_HEADER: 'X-Correlation-Id' })
