@@ -57,15 +57,14 @@ const decoded = (text: string, plus = false): string | null => {
 // token-shaped segment: most paths are logged as they are, without a look at each segment.
 const MAYBE_TOKEN = /[.%#]|[^/]{40}/
 // What may stand between a token and the rest of its segment: `;token=<jwt>`, `Bearer%20<jwt>`,
-// `access_token:<jwt>`, quotes, brackets, a tab: any character no token has. Each piece is looked at
-// on its own, cut at those, and at `=` and `+` too (which a long base64 run has, a JWT or refresh token not).
-const PIECES = /[^A-Za-z0-9_.=+-]/
-const NARROW_PIECES = /[^A-Za-z0-9_.-]/
+// `access_token:<jwt>`, quotes, brackets, whitespace, `!`. Each piece is looked at on its own. Not
+// `@`, `~` or letters beyond ASCII: a long user id (`alice@engineering.example-corporation.com`) stays readable.
+const PIECES = /[\s;:=,!'"`()[\]{}<>]/
 
 /** Whether a segment, as sent or percent-decoded (twice: `%2522` is a quote), holds a token-shaped piece. */
 const holdsToken = (segment: string): boolean => {
   const once = decoded(segment) ?? ''
-  return [segment, once, decoded(once) ?? ''].some((text) => tokenShaped(text) || text.split(PIECES).some(tokenShaped) || text.split(NARROW_PIECES).some(tokenShaped))
+  return [segment, once, decoded(once) ?? ''].some((text) => tokenShaped(text) || text.split(PIECES).some(tokenShaped))
 }
 
 /**

@@ -50,7 +50,10 @@ test('token-shaped path segments are redacted; ids stay readable', async (t) => 
   t.equal(loggedPath(`/auth/${JWT.replaceAll('.', '%2E')}`), '/auth/[redacted]', 'percent-encoded')
   t.equal(loggedUrl(`/auth/${REFRESH}?role=admin`), '/auth/[redacted]?role=admin')
   for (const path of [`/auth/qr/${randomId(16)}/events`, `/auth/sessions/${randomId(9)}`, `/admin/apps/${APPID}/openids/${OPENID}/ban`,
-    `/admin/apps/${APPID}/users/alice.smith.jr/kick`, '/docs/static/swagger-ui-bundle.js.map', '/health/live', '/']) {
+    `/admin/apps/${APPID}/users/alice.smith.jr/kick`, '/docs/static/swagger-ui-bundle.js.map', '/health/live', '/',
+    // Long user ids (up to 256 characters) with @, ~ or letters beyond ASCII around a 40+ character run.
+    `/admin/apps/${APPID}/users/alice%40engineering.subsidiary.example-corporation.com`, `/admin/apps/${APPID}/users/urn~org~platform-engineering.infrastructure.team.alice`,
+    `/admin/apps/${APPID}/users/%E7%94%A8%E6%88%B7.%E5%BC%A0%E4%B8%89.engineering-department.beijing-office.cn`]) {
     t.equal(loggedPath(path), path, path)
   }
 })
