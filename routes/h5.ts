@@ -20,11 +20,14 @@ const h5Routes: FastifyPluginAsyncTypebox<{ perMinute: PerMinute, cookies: WebCo
   const { h5 } = fastify.wechatAuthSessions
   if (h5 === undefined) return
   const config = fastify.wechatAuthConfig
-  // A groupId: GET and the HEAD Fastify adds for it (curl -I) count in one budget, not one each.
   const perIp = (name: string) => ({ ...perMinute(config.RATE_LIMIT_LOGIN_MAX), groupId: `h5-${name}`, keyGenerator: (request: { ip?: string }) => `h5-${name}|${clientKey(request.ip)}` })
+  // GET and the HEAD Fastify adds for it (curl -I): one budget, so one limiter on both (as the QR
+  // polls'), in the gateway's store (its groupId) and in a host's @fastify/rate-limit alike.
+  const authorizeLimit = fastify.rateLimit(perIp('authorize'))
 
   fastify.get('/h5/authorize', {
-    config: { rateLimit: perIp('authorize') },
+    onRequest: authorizeLimit,
+    config: { rateLimit: false },
     schema: {
       summary: 'Start an H5 login: to WeChat\'s authorize page (a page opened inside WeChat)',
       description: 'Navigate the browser here (not fetch): 302 to WeChat with a state, and an HttpOnly cookie that binds the state to this browser. ' +

@@ -194,7 +194,10 @@ test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, wi
   host.get('/host-route', async () => ({ ok: true }))
   await host.register(wechatAuth, {
     redis: hostRedis,
-    config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix, RATE_LIMIT_LOGIN_MAX: 3, RATE_LIMIT_QR_POLL_MAX: 3 }
+    config: {
+      ...{ WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, REDIS_KEY_PREFIX: redis.prefix, RATE_LIMIT_LOGIN_MAX: 3, RATE_LIMIT_QR_POLL_MAX: 3 },
+      ...{ WECHAT_OA_APPID: sim.officialAccount.appid, WECHAT_OA_SECRET: sim.officialAccount.secret, WECHAT_OA_AUTHORIZE_URL: `${sim.url}/connect/oauth2/authorize`, H5_RETURN_URLS: 'https://h5.example.com/' }
+    }
   })
   await host.ready()
   const statuses: number[] = []
@@ -215,6 +218,10 @@ test('a host\'s global @fastify/rate-limit counts the gateway\'s limits once, wi
   t.same(polls, [200, 200, 200])
   const stream = await host.inject(`/auth/qr/${id}/events`)
   t.same([stream.statusCode, stream.json().code], [429, 'RATE_LIMITED'], 'the stream after three polls: the same budget')
+  // H5 login's start, by GET and by HEAD (curl -I): one budget in the host's store too.
+  const starts = []
+  for (const method of ['GET', 'HEAD', 'GET', 'HEAD'] as const) starts.push((await host.inject({ method, url: '/auth/h5/authorize' })).statusCode)
+  t.same(starts, [302, 302, 302, 429])
 })
 
 test('an option the gateway does not take, or of the wrong kind, refuses the boot with CONFIG_INVALID naming it', async (t) => {
