@@ -26,11 +26,6 @@ const DRAIN_MS = 10_000
 // idle ones once, when the close starts; Node's close waits for every connection to end).
 const IDLE_SWEEP_MS = 50
 
-// How long the gateway's plugins may take to load: the store's boot may wait 3 × STORE_TIMEOUT_MS for
-// its connection, as long for the tracked one, and once more for its first write. Fastify's default
-// (10 s) cut that short with a message that names no setting ("Plugin did not start in time").
-const pluginTimeoutFor = (config: Config): number => Math.max(10_000, 8 * config.STORE_TIMEOUT_MS)
-
 /** An error's message and its causes' (the store's boot error has Redis' reason, NOAUTH say, as its cause). */
 const withCauses = (err: unknown): string => {
   const { message, cause } = err as Error
@@ -63,7 +58,7 @@ if (cluster.isPrimary && workers > 1) {
 async function serve (config: Config): Promise<void> {
   let server: FastifyInstance
   try {
-    server = Fastify({ ...serverOptions(config), pluginTimeout: pluginTimeoutFor(config) })
+    server = Fastify(serverOptions(config))
   } catch (err) {
     refuse(err) // an option Fastify or Node refuses that the checks above let through
   }

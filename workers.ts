@@ -36,7 +36,11 @@ let lowestLevel = 30
 
 // One JSON line, in the shape of the workers' pino lines, so that one log pipeline reads both.
 function log (level: 30 | 40 | 50, msg: string, extra: Record<string, unknown> = {}): void {
-  if (level < lowestLevel) return
+  if (level < lowestLevel) {
+    // A silent log says nothing: an error (why the gateway stops) still reaches stderr, as one process's does.
+    if (level >= 50) process.stderr.write(`fastify-wechat-auth: ${msg}\n`)
+    return
+  }
   process.stdout.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, role: 'primary', ...extra, msg })}\n`)
 }
 

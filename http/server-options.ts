@@ -48,7 +48,7 @@ export interface ServerOptionsExtra {
 }
 
 type Timeouts = Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS'>
-const defaultOf = (key: keyof Timeouts): number => ConfigSchema.properties[key].default
+const defaultOf = (key: keyof Timeouts | 'STORE_TIMEOUT_MS'): number => ConfigSchema.properties[key].default
 
 // Node checks the header and request deadlines every connectionsCheckingInterval (30 s by default,
 // so a 30 s deadline fired after 30 to 60 s): checked every second, they fire within a second.
@@ -74,7 +74,12 @@ function requestIdOf (request: WithId, header: string): string {
   return id
 }
 
-export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'> & Partial<Timeouts & Pick<Config, 'REQUEST_ID_HEADER'>>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
+// How long the gateway's plugins may take to load: the store's boot may wait 3 × STORE_TIMEOUT_MS for
+// its connection, as long for the tracked one, and once more for its first write. Fastify's default
+// (10 s) cut that short with a message that names no setting ("Plugin did not start in time").
+const pluginTimeoutFor = (storeTimeoutMs: number): number => Math.max(10_000, 8 * storeTimeoutMs)
+
+export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'> & Partial<Timeouts & Pick<Config, 'REQUEST_ID_HEADER' | 'STORE_TIMEOUT_MS'>>, extra: ServerOptionsExtra = {}): FastifyServerOptions {
   const idHeader = (config.REQUEST_ID_HEADER ?? ConfigSchema.properties.REQUEST_ID_HEADER.default).toLowerCase()
   const headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS ?? defaultOf('HTTP_HEADERS_TIMEOUT_MS')
   const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS ?? defaultOf('HTTP_REQUEST_TIMEOUT_MS')
@@ -99,6 +104,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     genReqId: (request) => requestIdOf(request as IncomingMessage, idHeader),
     requestTimeout,
     keepAliveTimeout,
+    pluginTimeout: pluginTimeoutFor(config.STORE_TIMEOUT_MS ?? defaultOf('STORE_TIMEOUT_MS')),
     // In routerOptions: Fastify 5.12 deprecates the top-level option (FSTDEP022); one before
     // routerOptions drops the key it does not know (its options are validated with removeAdditional).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },

@@ -69,7 +69,9 @@ export function auditSink (log: Pick<Logger, 'info' | 'warn'>, events: EventEmit
     log.info({ audit: event }, 'audit')
     for (const listener of events.rawListeners('audit')) {
       try {
-        (listener as (e: AuditEvent) => void).call(events, event)
+        // An async subscriber's rejection is its failure too, not an unhandled rejection that ends the process.
+        const returned = (listener as (e: AuditEvent) => unknown).call(events, event)
+        if (returned instanceof Promise) returned.catch((err: unknown) => { failed(1, err) })
       } catch (err) {
         failed(1, err)
       }

@@ -245,7 +245,7 @@ export async function buildApp (t: Tap, opts: BuildOptions): Promise<FastifyInst
     ...config
   }
   const logStream = logs === undefined ? undefined : { write: (line: string) => { logs.push(line) } }
-  const app = Fastify(serverOptions({ LOG_LEVEL: fullConfig.LOG_LEVEL as 'info', TRUST_PROXY: String(fullConfig.TRUST_PROXY ?? 'false') }, { logStream }))
+  const app = Fastify(serverOptions({ LOG_LEVEL: fullConfig.LOG_LEVEL as 'info', TRUST_PROXY: String(fullConfig.TRUST_PROXY ?? 'false'), ...(typeof fullConfig.STORE_TIMEOUT_MS === 'number' ? { STORE_TIMEOUT_MS: fullConfig.STORE_TIMEOUT_MS } : {}) }, { logStream }))
   t.teardown(async () => await app.close())
   await app.register(wechatAuth, { ...pluginOpts, config: fullConfig, env: false })
   extend?.(app)

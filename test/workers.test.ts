@@ -106,6 +106,18 @@ test('the primary\'s own lines follow LOG_LEVEL, as the workers\' do', { skip: u
   t.equal(count(p.output(), '"role":"primary"'), 0, `no info line of the primary at warn: ${p.output().slice(0, 300)}`)
 })
 
+test('with LOG_LEVEL=silent, workers that cannot start still make the primary say why on stderr', { skip: unbuilt() }, async (t) => {
+  const env = await envFor(t)
+  const taken = createServer().listen(0, '127.0.0.1')
+  t.teardown(() => { taken.close() })
+  await new Promise((resolve) => taken.once('listening', resolve))
+  const p = run({ ...env, LOG_LEVEL: 'silent', PORT: String((taken.address() as AddressInfo).port) })
+  t.teardown(() => { p.kill('SIGKILL') })
+  t.equal(await p.exited, 1)
+  t.match(p.errors(), /fastify-wechat-auth: a worker could not start: stopping/)
+  t.equal(count(p.output(), '"role":"primary"'), 0, 'and no JSON line')
+})
+
 test('a stop while the workers still start: they stop at once, the primary exits 0', { skip: unbuilt() }, async (t) => {
   const env = await envFor(t)
   const p = run(env)

@@ -112,6 +112,8 @@ test('a host\'s audit subscriber that throws keeps the event from no other subsc
     // Subscribed before the gateway is ready, so before the metrics' own subscription.
     extend: (host) => {
       host.wechatAuthEvents.on('audit', () => { throw new Error('the host\'s audit table is gone') })
+      // An async one that rejects: its failure too, not an unhandled rejection (which would end the test's process).
+      host.wechatAuthEvents.on('audit', (async () => { throw new Error('the host\'s async audit table is gone') }) as () => void)
       host.wechatAuthEvents.on('audit', (e) => after.push(e))
     }
   })
