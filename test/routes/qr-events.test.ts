@@ -174,17 +174,24 @@ test('a client gone while its stream\'s first state was read leaves nothing behi
     const unwatch = watch(qrId, listener)
     return () => { watching--; unwatch() }
   }
+  const status = qr.status
+  let read = 0
+  qr.status = async (qrId) => { try { return await status(qrId) } finally { read++ } }
   const { connect } = await import('node:net')
   // Redis frozen: the request waits on its reads; the client hangs up meanwhile; then Redis answers.
   redis.pause()
+  const arrived = new Promise((resolve) => app.server.once('request', resolve))
   const socket = connect(Number(base.port), base.hostname)
   socket.on('error', () => {})
   socket.write(`GET /auth/qr/${id}/events HTTP/1.1\r\nHost: ${base.host}\r\n\r\n`)
-  await sleep(300)
+  await arrived
+  const gone = new Promise((resolve) => socket.once('close', resolve))
   socket.destroy()
-  await sleep(200)
+  await gone
+  await sleep(100)
   redis.resume()
-  await sleep(1000)
+  await until(async () => read >= 1, 'the stream\'s first read, after the client went away', 5000, 20)
+  await sleep(100) // the handler goes on from its read
   t.equal(watching, 0, 'no watch left for a client that went away')
   const stream = follow(`${base.origin}/auth/qr/${id}/events`)
   await until(has(stream.events, 'state:pending'), 'the first state', 5000, 20)
