@@ -203,8 +203,17 @@ test('forward auth through a real nginx (auth_request, the docs\' snippet) in fr
   const expiredAnswer = await get('/api/x', bearer(expired))
   t.equal(expiredAnswer.status, 401, 'an expired token')
   t.equal(expiredAnswer.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="invalid_token"', 'the challenge reaches the client (nginx passes it on a 401)')
-  t.equal((await get('/api/x', bearer(guest.accessToken), adminPort)).status, 403, 'a location that asks for a role')
+  const forbidden = await get('/api/x', bearer(guest.accessToken), adminPort)
+  t.equal(forbidden.status, 403, 'a location that asks for a role')
+  t.equal(forbidden.headers['www-authenticate'], 'Bearer realm="wechat-auth", error="insufficient_scope"', 'the challenge on a 403 too: keep the token')
   t.equal((await get('/api/x', bearer(root.accessToken), adminPort)).status, 200)
+  // Every role and permission the gateway takes, of the longest names: some 9 KiB of identity headers.
+  const many = await login(app, 'many.1')
+  const name = (prefix: string, i: number): string => `${prefix}${String(i).padStart(2, '0')}`.padEnd(64, 'x')
+  await app.wechatAuthSessions.setAccess({ appid: app.wechat.appid, sub: many.openid }, { roles: Array.from({ length: 32 }, (_, i) => name('role', i)), permissions: Array.from({ length: 64 }, (_, i) => name('perm:', i)) })
+  const full = await get('/api/x', bearer(many.accessToken))
+  t.equal(full.status, 200, 'a user with every role and permission passes (not nginx\'s 500 "upstream sent too big header")')
+  t.equal((JSON.parse(full.body) as Record<string, string>)['x-auth-request-permissions']?.split(',').length, 64, 'and the upstream gets them all')
   // Headers the gateway would refuse (16 KiB in all: 431, a 500 from nginx) are not sent to it.
   const large = Object.fromEntries([1, 2, 3].map((i) => [`x-large-${i}`, 'x'.repeat(7000)]))
   t.equal((await get('/api/x', { ...large, ...bearer(root.accessToken) })).status, 200, 'large client headers: only the token goes to the gateway')
