@@ -33,10 +33,12 @@ function identityHeaders (reply: FastifyReply, user: AuthUser): void {
     'x-auth-request-groups': roles,
     'remote-groups': roles,
     'x-auth-request-permissions': user.permissions.join(','),
-    'x-auth-request-openid': user.openid,
+    // As WeChat gives them (28 or 29 characters of base64url) when the token is the gateway's: encoded
+    // all the same, as a header value must never break the answer (a 500 from Node's header check).
+    'x-auth-request-openid': headerValue(user.openid),
     'x-auth-request-appid': user.aud,
     'x-auth-request-session': user.sid,
-    ...(user.unionid !== undefined ? { 'x-auth-request-unionid': user.unionid } : {}),
+    ...(user.unionid !== undefined ? { 'x-auth-request-unionid': headerValue(user.unionid) } : {}),
     'cache-control': 'no-store'
   })
 }

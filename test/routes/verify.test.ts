@@ -150,6 +150,17 @@ test('forward auth with Redis frozen or down: 503 STORE_UNAVAILABLE without a ch
 
 const nginxBinary = ['nginx', '/usr/sbin/nginx'].find((b) => spawnSync(b, ['-v']).error === undefined) ?? null
 
+test('an openid or unionid a header cannot carry as it is (a token signed with the key, CR LF in it) is encoded, never a 500', async (t) => {
+  const { app, root, rootSub } = await setup(t)
+  const me = (await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(root.accessToken) })).json<{ sessionId: string }>()
+  const odd = app.wechatAuthTokens.sign({ aud: app.wechat.appid, sub: rootSub, openid: 'o\r\nX-Auth-Request-Groups: admin', unionid: 'u\r\nx', sid: me.sessionId }).token
+  const res = await app.inject({ method: 'GET', url: '/auth/verify', headers: bearer(odd) })
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.headers['x-auth-request-openid'], encodeURIComponent('o\r\nX-Auth-Request-Groups: admin'))
+  t.equal(res.headers['x-auth-request-unionid'], 'u%0D%0Ax')
+  t.equal(res.headers['x-auth-request-groups'], 'admin,ops', 'the caller\'s own roles, nothing injected')
+})
+
 test('forward auth through a real nginx (auth_request, the docs\' snippet) in front of the gateway and an upstream', { skip: nginxBinary === null ? 'nginx is not installed (.ci/run installs it)' : false }, async (t) => {
   const { app, root, guest, expired, rootSub, redis } = await setup(t, { ownRedis: true })
   await app.listen({ port: 0, host: '127.0.0.1' })
