@@ -23,12 +23,13 @@ const JWT = /^([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 // Every JWT's header is a JSON object with a key: `{"`, whatever its length. A dotted id
 // (`swagger-ui.min.js`, a user id `a.b.c`) does not decode to one.
 const JSON_OBJECT = /^\s*\{\s*"/
+const jwtHeader = (base64url: string): boolean => JSON_OBJECT.test(Buffer.from(base64url, 'base64url').toString('latin1'))
 
 /** Whether `text` is a JWT or one of the gateway's refresh tokens (a trace id of 40+ characters is neither). */
 export function jwtOrRefreshToken (text: string): boolean {
   if (parseRefreshToken(text) !== null) return true
   const jwt = JWT.exec(text)
-  return jwt !== null && JSON_OBJECT.test(Buffer.from(jwt[1] as string, 'base64url').toString('latin1'))
+  return jwt !== null && jwtHeader(jwt[1] as string)
 }
 
 // A JWT from where it starts: its header, a JSON object, is `ey…` in base64url.
@@ -39,7 +40,7 @@ export function holdsJwtOrRefreshToken (text: string): boolean {
   if (REFRESH_TOKEN_INSIDE.test(text)) return true
   for (let at = text.indexOf('ey'); at !== -1; at = text.indexOf('ey', at + 1)) {
     const header = JWT_FROM_HERE.exec(text.slice(at))?.[1]
-    if (header !== undefined && JSON_OBJECT.test(Buffer.from(header, 'base64url').toString('latin1'))) return true
+    if (header !== undefined && jwtHeader(header)) return true
   }
   return false
 }

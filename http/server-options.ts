@@ -218,7 +218,7 @@ function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Cod
  */
 function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
   // A client that only closed its side in the middle of a request (HPE_INVALID_EOF_STATE) still reads:
-  // it is answered, and counted, as any request cut short.
+  // it is answered, and counted, like every other request cut short.
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')

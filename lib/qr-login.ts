@@ -25,6 +25,9 @@ const SECRET_BYTES = 32
 export interface QrView { state: QrState, expiresIn: number }
 const viewOf = (r: QrRecord): QrView => ({ state: r.state, expiresIn: Math.max(0, Math.ceil((r.expiresAt - Date.now()) / 1000)) })
 
+/** AUTH_QR_STATE for a step the login's state does not allow, the state in its detail. */
+const stateError = (state: QrState): Error => Object.assign(new AuthQrStateError(state), { detail: { state } })
+
 function refused (outcome: QrOutcome): QrRecord {
   if (outcome.status === 'ok') return outcome.record
   const detail = outcome.state === undefined ? {} : { detail: { state: outcome.state } }
@@ -35,7 +38,7 @@ function refused (outcome: QrOutcome): QrRecord {
     case 'other-user': throw Object.assign(new AuthQrOtherUserError(), detail)
     case 'wrong-secret': throw new AuthQrSecretInvalidError()
     case 'collected': throw new AuthQrCollectedError()
-    default: throw Object.assign(new AuthQrStateError(outcome.state ?? 'unknown'), detail)
+    default: throw outcome.state === undefined ? new AuthQrStateError('unknown') : stateError(outcome.state)
   }
 }
 
@@ -59,6 +62,17 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
     const record = await store.getQr(id)
     if (record === null) throw new AuthQrNotFoundError()
     return { ...viewOf(record), appid: record.appid }
+  }
+
+  /**
+   * The mini program whose code the QR login's image is, while someone may still scan it (pending,
+   * scanned): AUTH_QR_EXPIRED, or AUTH_QR_STATE once confirmed or cancelled, which then cost no WeChat call.
+   */
+  async function scannableApp (id: string): Promise<string> {
+    const { state, appid } = await status(id)
+    if (state === 'expired') throw new AuthQrExpiredError()
+    if (state !== 'pending' && state !== 'scanned') throw stateError(state)
+    return appid
   }
 
   async function step (user: AccessClaims, id: string, which: QrStep): Promise<QrRecord> {
@@ -90,6 +104,7 @@ export function createQrLogin ({ store, config, wechat }: QrDeps, opener: Sessio
   return {
     create,
     status,
+    scannableApp,
     scan,
     confirm: async (user: AccessClaims, id: string): Promise<QrView> => viewOf(await step(user, id, 'confirm')),
     cancel: async (user: AccessClaims, id: string): Promise<QrView> => viewOf(await step(user, id, 'cancel')),

@@ -148,6 +148,9 @@ function scrub (text: unknown, secret: string, sent: string[]): string {
   return out.slice(0, 200)
 }
 
+/** Whether undici gave up waiting for WeChat's headers or body: WX_TIMEOUT (wxacode's calls too). */
+export const undiciTimedOut = (err: unknown): boolean => err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError
+
 /** One exchange and its answer read: the body, a coded error, or a Transient worth a retry. */
 async function attempt (target: Target, opts: WeChatTransportOptions, c: WeChatCall, deadline: number): Promise<Record<string, unknown>> {
   let status: number
@@ -157,7 +160,7 @@ async function attempt (target: Target, opts: WeChatTransportOptions, c: WeChatC
   } catch (err) {
     if (err instanceof WxBadResponseError || err instanceof WxTimeoutError) throw err
     const e = err as Error & { code?: string }
-    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) throw new WxTimeoutError()
+    if (undiciTimedOut(err)) throw new WxTimeoutError()
     // Network errors carry no URL; keep only their code and message for the log.
     throw new Transient(new WxUnavailableError({ cause: new Error(`${e.code ?? e.name}: ${e.message}`) }), { network: e.code ?? e.name })
   }

@@ -2,10 +2,11 @@
 // answers the image's bytes on success and JSON `{ errcode, errmsg }` on error, whatever the status:
 // the content type tells them apart. The access_token goes in the query string only (in the body
 // WeChat answers "data format error"); the URL is never logged.
-import { request, errors as undiciErrors, type Dispatcher } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { WxBadResponseError, WxQrPageRejectedError, WxRateLimitedError, WxTimeoutError, WxUnavailableError } from './errors.js'
 import type { Logger } from './logger.js'
 import { errorForErrcode } from './wechat-errors.js'
+import { undiciTimedOut } from './wechat-transport.js'
 import { reportedCall } from './diagnostics.js'
 
 // A code image is some tens of KiB at the default width.
@@ -34,7 +35,7 @@ function errorOf (errcode: number): Error {
 
 /** The call failing (its connection, its deadline), before its answer or half-way through its body: WX_TIMEOUT or WX_UNAVAILABLE. */
 function callFailure (err: unknown): Error {
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || (err as Error).name === 'TimeoutError') return new WxTimeoutError()
+  if (undiciTimedOut(err) || (err as Error).name === 'TimeoutError') return new WxTimeoutError()
   return new WxUnavailableError({ cause: new Error(`${(err as { code?: string }).code ?? (err as Error).name}`) })
 }
 

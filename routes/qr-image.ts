@@ -42,10 +42,7 @@ const qrImageRoutes: FastifyPluginAsyncTypebox<{ perIp: PerIp }> = async functio
     }
   }, async (request, reply) => {
     const { id } = request.params
-    const { state, appid } = await qr.status(id)
-    if (state === 'expired') throw new AuthQrExpiredError()
-    // A code no one may scan any more (confirmed, cancelled) costs no WeChat call for its image.
-    if (state !== 'pending' && state !== 'scanned') throw Object.assign(new AuthQrStateError(state), { detail: { state } })
+    const appid = await qr.scannableApp(id)
     // A refused token (replaced by a force refresh elsewhere) is renewed once for every instance.
     const image = await fastify.wechat.withAccessToken(async (token) => await wxacode(token, { scene: id, page: config.QR_PAGE, envVersion: config.QR_ENV_VERSION }), appid)
     return await reply.type(image.contentType).header('cache-control', 'private, no-store').send(image.bytes)

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import wechatAuth from '../../app.js'
 import { parseTrustProxy, serverOptions } from '../../http/server-options.js'
@@ -43,6 +43,15 @@ async function listening (t: Tap, config: Partial<Config> = {}, logs: string[] =
   await app.register(wechatAuth, {})
   await app.listen({ port: 0, host: '127.0.0.1' })
   return (app.server.address() as { port: number }).port
+}
+
+/** A gateway with its metrics, listening as the standalone server does: it and its port. */
+async function listeningWithMetrics (t: Tap): Promise<{ app: FastifyInstance, port: number }> {
+  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }))
+  t.teardown(async () => await app.close())
+  await app.register(wechatAuth, { metrics: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as { port: number }).port }
 }
 
 /** Sends `parts` (a number is a pause in ms), then reads until the server closes the connection. */
@@ -105,11 +114,7 @@ test('low-level errors answer with a code: bad request line, headers too large, 
 })
 
 test('the answers before Fastify are counted in wechat_auth_errors_total, by code, like every other error', async (t) => {
-  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }))
-  t.teardown(async () => await app.close())
-  await app.register(wechatAuth, { metrics: true })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
+  const { app, port } = await listeningWithMetrics(t)
   t.match(await raw(port, ['GARBAGE\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'a malformed request line (Node\'s clientError)')
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nConnection: close\r\n\r\n']), { status: 400, body: { code: 'HTTP_BAD_REQUEST' } }, 'no Host')
   t.match(await raw(port, ['GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n']), { status: 400, body: { code: 'UPGRADE_REFUSED' } })
@@ -183,11 +188,7 @@ test('request ids: a sane x-request-id is kept, answered and in every log line o
 })
 
 test('a client that resets its connection mid-request is not counted; one that closes it mid-request is answered and counted once, as a request cut short', async (t) => {
-  const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false' }))
-  t.teardown(async () => await app.close())
-  await app.register(wechatAuth, { metrics: true })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
+  const { app, port } = await listeningWithMetrics(t)
   const errors = async (): Promise<string[]> => parseMetrics(await app.wechatAuthMetrics.registry.metrics())
     .filter((s) => s.name === 'wechat_auth_errors_total' && s.value > 0).map((s) => `${s.labels.code} ${s.value}`)
   const cutShort = [`${LOGIN}Content-Length: 100\r\n\r\n{"code":`, 'POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":', 'POST /auth/login HTTP/1.1\r\nHo']
