@@ -64,6 +64,12 @@ export async function checkSingleServer (client: NodeRedisClientLike): Promise<v
   if (/^cluster_enabled:1/m.test(String(info))) throw new Error('REDIS_URL points at a node of a Redis Cluster, which holds only some users\' keys: set REDIS_CLUSTER_NODES to one or more nodes\' URLs instead')
 }
 
+/** A setting that names servers of another kind, told at once and with the setting to use instead. */
+const WRONG_KIND = {
+  cluster: 'REDIS_CLUSTER_NODES points at a server without cluster mode: set REDIS_URL to it instead (or REDIS_SENTINELS and REDIS_SENTINEL_NAME when Sentinel manages it)',
+  sentinel: 'REDIS_SENTINELS points at a Redis server, not a Sentinel: set REDIS_URL to it instead (or REDIS_CLUSTER_NODES when it is a node of a Redis Cluster)'
+}
+
 /** An ioredis Cluster, as far as connecting its masters goes. */
 export interface IoredisClusterNodes {
   readonly status: string
@@ -119,11 +125,18 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
       maxRetriesPerRequest: 0
     }
   })
-  // ClusterAllFailedError says only 'Failed to refresh slots cache.': the node's own error says why.
-  cluster.on('error', (err: Error & { lastNodeError?: Error }) => { lastError = err.lastNodeError?.message ?? err.message })
   const mastersReady = keepMastersConnected(cluster, timeoutMs * 3)
+  const ready = new Promise<void>((resolve, reject) => {
+    cluster.once('ready', () => { resolve() })
+    // ClusterAllFailedError says only 'Failed to refresh slots cache.': the node's own error says why.
+    cluster.on('error', (err: Error & { lastNodeError?: Error }) => {
+      lastError = err.lastNodeError?.message ?? err.message
+      // Every node tried is a server of its own: retrying will not make it a cluster.
+      if (/cluster support disabled/i.test(lastError)) reject(new Error(WRONG_KIND.cluster))
+    })
+  })
   try {
-    await within(new Promise<void>((resolve) => { cluster.once('ready', () => { resolve() }) }).then(mastersReady), timeoutMs * 3,
+    await within(ready.then(mastersReady), timeoutMs * 3,
       () => `REDIS_CLUSTER_NODES: the cluster is not ready within ${timeoutMs * 3} ms${lastError === '' ? '' : `; last error: ${lastError}`}`)
     return cluster
   } catch (err) {
@@ -155,10 +168,16 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
     sentinelRetryStrategy: reconnectDelay,
     lazyConnect: true
   })
-  client.on('error', (err: Error) => { lastError = err.message })
+  let notSentinels: (err: Error) => void = () => {}
+  client.on('error', (err: Error) => {
+    lastError = err.message
+    // Every sentinel tried is a Redis server (no SENTINEL command): retrying will not make it one.
+    if (/unknown command .?sentinel/i.test(lastError)) notSentinels(new Error(WRONG_KIND.sentinel))
+  })
   // ioredis rejects with only 'Connection is closed.' when the master found refuses the connection or
   // its login (a wrong REDIS_NODE_PASSWORD): its 'error' event said why.
-  const connected = client.connect().catch((err: Error) => {
+  const connected = Promise.race([client.connect(), new Promise<never>((_resolve, reject) => { notSentinels = reject })]).catch((err: Error) => {
+    if (err.message === WRONG_KIND.sentinel) throw err
     const why = lastError === '' ? err.message : lastError
     const hint = /^(NOAUTH|WRONGPASS)\b/.test(why) ? ': check REDIS_NODE_USERNAME and REDIS_NODE_PASSWORD' : ''
     throw new Error(`REDIS_SENTINELS: cannot connect to master '${config.REDIS_SENTINEL_NAME}' (${why})${hint}`)

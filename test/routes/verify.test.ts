@@ -2,7 +2,7 @@
 // package, auth_request) in front of the gateway and a dummy upstream when nginx is installed, with
 // the snippet docs/operations.md gives.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -175,7 +175,11 @@ test('forward auth through a real nginx (auth_request, the docs\' snippet) in fr
   const conf = join(dir, 'nginx.conf')
   writeFileSync(conf, nginxConf(dir, { port, adminPort, gateway: gatewayPort, upstream: upstreamPort }))
   const nginx = spawn(nginxBinary as string, ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], { stdio: 'ignore' })
-  t.teardown(() => { nginx.kill('SIGQUIT') })
+  t.teardown(async () => {
+    nginx.kill('SIGQUIT')
+    if (nginx.exitCode === null && nginx.signalCode === null) await new Promise((resolve) => nginx.once('exit', resolve))
+    rmSync(dir, { recursive: true, force: true })
+  })
   const get = async (path: string, headers: Record<string, string> = {}, on = port): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> =>
     await new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: on, path, headers }, (res) => {

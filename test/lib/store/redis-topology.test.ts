@@ -1,5 +1,6 @@
 // The client the gateway makes from its configuration (lib/store/redis-topology.ts), on real
-// deployments: REDIS_URL at a server that cannot be the store is refused with what to set instead;
+// deployments: a setting at a server of another kind (REDIS_URL at a Sentinel, REDIS_SENTINELS at a
+// server...) is refused at once with what to set instead;
 // REDIS_CLUSTER_NODES and REDIS_SENTINELS serve logins and refreshes; the readiness probe writes for
 // every part of the slots, so it fails on a read-only node and while a cluster slot has no master.
 import { spawn } from 'node:child_process'
@@ -15,7 +16,7 @@ import { startClusterWithReplicas, startSentinelWithReplica, until } from '../..
 
 const TIMEOUT = { STORE_TIMEOUT_MS: 500 }
 
-test('REDIS_URL at a Sentinel, a replica or a cluster node is refused, saying what to set', async (t) => {
+test('a setting at a server of another kind is refused at once, saying what to set: REDIS_URL at a Sentinel, a replica, a cluster node; REDIS_CLUSTER_NODES or REDIS_SENTINELS at a server', async (t) => {
   const sentinel = await startSentinelWithReplica(t)
   const cluster = await startClusterWithReplicas(t)
   const cases = [
@@ -29,6 +30,19 @@ test('REDIS_URL at a Sentinel, a replica or a cluster node is refused, saying wh
   const master = await connectConfigured({ ...TIMEOUT, REDIS_URL: `redis://127.0.0.1:${sentinel.master}` })
   t.ok(master, 'the master itself is taken')
   t.teardown(() => (master as { destroy: () => void }).destroy())
+
+  // The other way round: REDIS_CLUSTER_NODES or REDIS_SENTINELS at a server of another kind.
+  const others = [
+    [{ REDIS_CLUSTER_NODES: `redis://127.0.0.1:${sentinel.master}` }, /^REDIS_CLUSTER_NODES points at a server without cluster mode: set REDIS_URL to it instead/],
+    [{ REDIS_SENTINELS: `redis://127.0.0.1:${sentinel.master}`, REDIS_SENTINEL_NAME: 'm' }, /^REDIS_SENTINELS points at a Redis server, not a Sentinel: set REDIS_URL/],
+    [{ REDIS_SENTINELS: `redis://127.0.0.1:${cluster.masters[0]}`, REDIS_SENTINEL_NAME: 'm' }, /^REDIS_SENTINELS points at a Redis server, not a Sentinel: .*REDIS_CLUSTER_NODES/]
+  ] as const
+  for (const [setting, message] of others) {
+    const started = Date.now()
+    await t.rejects(connectConfigured({ STORE_TIMEOUT_MS: 2000, ...setting }), { message })
+    // Not the deadline of three STORE_TIMEOUT_MS (6 s), which retrying the wrong kind of server ran into.
+    t.ok(Date.now() - started < 4000, `${Object.keys(setting)[0] ?? ''}: in ${Date.now() - started} ms, not at the deadline`)
+  }
 })
 
 test('REDIS_CLUSTER_NODES and REDIS_SENTINELS: the gateway logs in, refreshes and authenticates through them', async (t) => {
