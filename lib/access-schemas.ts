@@ -51,9 +51,9 @@ export const Requirement = Type.Object({
   roles: Type.Optional(Type.Array(RoleName, { minItems: 1 })),
   permissions: Type.Optional(Type.Array(PermissionName, { minItems: 1 })),
   /** `all` (the default): every role and permission listed; `any`: at least one of them. */
-  mode: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('any')])),
+  mode: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('any')], { description: '\'all\' or \'any\'' })),
   /** A step-up within STEP_UP_TTL (true), or within this many seconds (at most STEP_UP_TTL). */
-  stepUp: Type.Optional(Type.Union([Type.Literal(true), Type.Integer({ minimum: 1, maximum: 86400 })])),
+  stepUp: Type.Optional(Type.Union([Type.Literal(true), Type.Integer({ minimum: 1, maximum: 86400 })], { description: 'true or whole seconds from 1 to 86400' })),
   /** Refuse users banned from this service. */
   service: Type.Optional(ServiceName)
 }, { additionalProperties: false })

@@ -1,6 +1,6 @@
 // Authorization: what a route asks of its caller (roles, permissions, a recent step-up, no ban from
 // its service) checked against what authenticate read from the store in its one round trip. No I/O.
-import { Value } from '@sinclair/typebox/value'
+import { Value, ValueErrorType } from '@sinclair/typebox/value'
 import { Requirement } from './access-schemas.js'
 import { AuthForbiddenError, AuthStepUpRequiredError, serviceBanned } from './errors.js'
 import type { LiveAccess } from './store/types.js'
@@ -27,7 +27,9 @@ export function grants (held: readonly string[], wanted: string): boolean {
 export function requirementCheck (requirement: Requirement, stepUpTtlSec: number, now: () => number = Date.now): (caller: Holder) => void {
   if (!Value.Check(Requirement, requirement)) {
     const first = Value.Errors(Requirement, requirement).First()
-    throw new TypeError(`authorize: ${first === undefined ? 'invalid requirement' : `${first.path || 'the requirement'} ${first.message}`}`)
+    // A union's own message is "Expected union value": its description says which values it takes.
+    const why = first?.type === ValueErrorType.Union && typeof first.schema.description === 'string' ? `must be ${first.schema.description}` : first?.message
+    throw new TypeError(`authorize: ${first === undefined ? 'invalid requirement' : `${first.path || 'the requirement'} ${why}`}`)
   }
   const { roles = [], permissions = [], mode = 'all', stepUp, service } = requirement
   if (roles.length + permissions.length === 0 && stepUp === undefined && service === undefined) {

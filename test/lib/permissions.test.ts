@@ -80,4 +80,7 @@ test('a requirement is checked when the route is built: a typo fails at boot', a
   for (const r of bad) t.throws(() => requirementCheck(r as Requirement, 300), TypeError, JSON.stringify(r))
   t.doesNotThrow(() => requirementCheck({ permissions: ['*'] }, 300))
   t.doesNotThrow(() => requirementCheck({ service: 'pay' }, 300))
+  // A value of a union is told what the union takes, not TypeBox's "Expected union value".
+  t.throws(() => requirementCheck({ stepUp: 99999 }, 300), { message: 'authorize: /stepUp must be true or whole seconds from 1 to 86400' })
+  t.throws(() => requirementCheck({ roles: ['a'], mode: 'some' } as unknown as Requirement, 300), { message: 'authorize: /mode must be \'all\' or \'any\'' })
 })

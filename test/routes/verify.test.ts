@@ -80,6 +80,7 @@ test('forward auth by inject: 200 names the caller in both header conventions; r
     t.equal(res.statusCode, 400, bad)
     t.equal(res.json().code, 'FST_ERR_VALIDATION', bad)
   }
+  t.match((await verify('?stepUp=99999', root.accessToken)).json(), { code: 'FST_ERR_VALIDATION', message: 'querystring: /stepUp must be true or whole seconds from 1 to 86400' }, 'past a day: told what it takes')
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(root.accessToken) })).statusCode, 204)
   const revoked = await verify('', root.accessToken)
   t.equal(revoked.json().code, 'AUTH_TOKEN_REVOKED', 'a revoked session, at once')
