@@ -111,8 +111,9 @@ test('with Redis frozen, login and refresh answer 503 within one store deadline,
     const took = Date.now() - started
     t.equal(res.statusCode, 503, req.url)
     t.equal(res.json().code, 'STORE_UNAVAILABLE', req.url)
-    // One deadline (500 ms) and the sweeper's granularity (a tenth of it), not two deadlines in a row.
-    t.ok(took < 800, `${req.url} answered in ${took} ms`)
+    // One deadline (500 ms) and the sweeper's granularity (a tenth of it), not two deadlines in a row
+    // (1000 ms): the margin between is a loaded machine's.
+    t.ok(took < 950, `${req.url} answered in ${took} ms`)
   }
   redis.resume()
   const retried = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: before.refreshToken } })

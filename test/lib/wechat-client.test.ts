@@ -65,9 +65,10 @@ test('a host\'s dispatcher from Node\'s own undici (6 on Node 20) works: answers
   const ok = await run(sim.url, 'alice.1', 2000)
   t.equal(ok.kind, 'Agent', `Node's own dispatcher (undici ${String(ok.undici)})`)
   t.same(ok.ok, { openid: sim.openidOf('alice'), unionid: sim.unionidOf('alice'), sessionKey: sim.sessionKeyOf('alice') })
-  const started = Date.now()
-  t.same((await run(sim.url, 'slow.1', 300)).error, 'WX_TIMEOUT')
-  t.ok(Date.now() - started < 4_000, 'the deadline aborts it')
+  const slow = await run(sim.url, 'slow.1', 300)
+  t.same(slow.error, 'WX_TIMEOUT')
+  // 300 ms against WeChat's 5 s: well before the answer, with a loaded machine's margin.
+  t.ok(Number(slow.ms) < 2_500, `the deadline aborts it (in ${String(slow.ms)} ms)`)
   t.same((await run(`http://127.0.0.1:${(big.address() as AddressInfo).port}`, 'x', 2000)).error, 'WX_BAD_RESPONSE')
 })
 
