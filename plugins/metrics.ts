@@ -6,8 +6,8 @@
 import fp from 'fastify-plugin'
 import { tokenRenewalChannel, wechatCallChannel, type TokenRenewalMessage, type WechatCallMessage } from '../lib/diagnostics.js'
 import { countErrors } from '../http/count-errors.js'
-import { ConfigError } from '../lib/errors.js'
 import { createMetrics, type GatewayMetrics, type MetricsOptions } from '../lib/metrics.js'
+import { BOOLEAN, checkOptions, isRecord, type OptionsOf } from '../lib/plugin-options.js'
 
 export type { GatewayMetrics, MetricsOptions } from '../lib/metrics.js'
 
@@ -18,25 +18,12 @@ declare module 'fastify' {
   }
 }
 
-// The options, and what fastify.register itself takes besides them.
-const KEYS = new Set(['registry', 'defaultMetrics', 'http', 'prefix', 'logLevel', 'logSerializers'])
-
-/** Refuses, at boot, options that would silently do something else. */
-function checkOptions (opts: MetricsOptions): void {
-  const unknown = Object.keys(opts).filter((k) => !KEYS.has(k))
-  if (unknown.length > 0) throw new ConfigError(`unknown metrics option(s) ${unknown.join(', ')}`)
-  // Duck-typed: a host's prom-client may be another copy than ours, and its Registry another class.
-  const registry = opts.registry as { registerMetric?: unknown, metrics?: unknown } | undefined
-  if (registry !== undefined && (typeof registry.registerMetric !== 'function' || typeof registry.metrics !== 'function')) {
-    throw new ConfigError('metrics.registry must be a prom-client Registry')
-  }
-  for (const key of ['defaultMetrics', 'http'] as const) {
-    if (opts[key] !== undefined && typeof opts[key] !== 'boolean') throw new ConfigError(`metrics.${key} must be a boolean`)
-  }
-}
+// Duck-typed: a host's prom-client may be another copy than ours, and its Registry another class.
+const isRegistry = (value: unknown): boolean => isRecord(value) && typeof value.registerMetric === 'function' && typeof value.metrics === 'function'
+const OPTIONS: OptionsOf = { plugin: 'metrics', rules: { registry: [isRegistry, 'a prom-client Registry'], defaultMetrics: BOOLEAN, http: BOOLEAN }, encapsulated: false }
 
 export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opts) {
-  checkOptions(opts)
+  checkOptions(opts, OPTIONS)
   const metrics = createMetrics(opts)
   fastify.decorate('wechatAuthMetrics', metrics)
 

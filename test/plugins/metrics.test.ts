@@ -122,9 +122,10 @@ test('a host\'s registry, without default or per-route metrics; options checked 
   t.equal(withDefaults.getMetricsAsArray().length, own, 'and nothing of the gateway\'s is left in it')
 
   for (const [metrics, message] of [
-    [{ registy: registry }, /unknown metrics option\(s\) registy/],
-    [{ registry: {} }, /metrics.registry must be a prom-client Registry/],
-    [{ http: 'yes' }, /metrics.http must be a boolean/]
+    [{ registy: registry }, /: metrics: registy is not an option \(the options: registry, defaultMetrics, http\)$/],
+    [{ registry: {} }, /: metrics: option registry must be a prom-client Registry$/],
+    [{ http: 'yes' }, /: metrics: option http must be true or false$/],
+    [{ prefix: '/m' }, /: metrics: prefix: Fastify ignores it for this plugin/]
   ] as const) {
     const host = Fastify()
     t.teardown(async () => await host.close())
