@@ -12,6 +12,9 @@ import { parseMetrics, valueOf } from './prometheus.js'
 import { entry, run } from './standalone.js'
 
 const simulatorEntry = fileURLToPath(new URL('../dist/simulator/cli.js', import.meta.url))
+// How long a process may take to say it listens: seconds on a loaded machine, so generous; waited
+// for by polling, so a quick start costs nothing.
+const BOOT_MS = 30_000
 
 test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run build` first (npm test does)' }, async (t) => {
   t.test('a bad variable stops it before it listens, naming the variable', async (t) => {
@@ -77,7 +80,7 @@ test('the standalone server', { skip: existsSync(entry) ? false : 'run `npm run 
     const port = await freePort()
     const p = run({ PORT: String(port), LOG_LEVEL: 'info' })
     t.teardown(p.kill)
-    for (let i = 0; i < 100 && !p.output().includes('Server listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await p.until((o) => o.includes('Server listening'), 'the server to listen', BOOT_MS)
     t.match(p.output(), /DEVELOPMENT MODE/)
     const res = await request(`http://127.0.0.1:${port}/auth/login`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'alice' })
@@ -110,7 +113,7 @@ test('the admin API listens on loopback, on a port of its own, behind ADMIN_TOKE
     const [port, adminPort] = [await freePort(), await freePort()]
     const p = run({ PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN: token, LOG_LEVEL: 'info' })
     t.teardown(p.kill)
-    for (let i = 0; i < 100 && !p.output().includes('admin API listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await p.until((o) => o.includes('admin API listening'), 'the admin API to listen', BOOT_MS)
     t.match(p.output(), `admin API listening at http://127.0.0.1:${adminPort}/admin`, 'the boot log says where')
     const appid = /"appid":"(wx[0-9a-f]{16})"/.exec(p.output())?.[1] as string
     const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'alice' }) })
@@ -143,7 +146,7 @@ test('the admin API listens on loopback, on a port of its own, behind ADMIN_TOKE
     const adminPort = await freePort()
     const p = run({ PORT: String(await freePort()), ADMIN_PORT: String(adminPort), ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN: token })
     t.teardown(p.kill)
-    for (let i = 0; i < 100 && !p.output().includes('beyond loopback'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await p.until((o) => o.includes('beyond loopback') && o.includes('admin API listening'), 'the warning and the listener', BOOT_MS)
     t.match(p.output(), /"level":40,.*the admin API listens beyond loopback/)
     t.equal((await request(`http://127.0.0.1:${adminPort}/admin/openapi.json`)).statusCode, 401, 'still behind the token')
     p.kill()
@@ -163,7 +166,7 @@ test('METRICS_PORT: Prometheus metrics on a listener of their own, not on the ga
   const metricsPort = await freePort()
   const p = run({ PORT: String(port), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' })
   t.teardown(p.kill)
-  for (let i = 0; i < 100 && !p.output().includes('metrics listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until((o) => o.includes('metrics listening'), 'the metrics listener', BOOT_MS)
   t.match(p.output(), `metrics listening at http://127.0.0.1:${metricsPort}/metrics`, 'the boot log says where')
   const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'mona.1' }) })
   t.equal(login.statusCode, 200)
@@ -185,7 +188,7 @@ test('the admin and metrics listeners\' errors are counted with the gateway\'s, 
   const [port, adminPort, metricsPort] = [await freePort(), await freePort(), await freePort()]
   const p = run({ PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN: 'admin-token-0123456789-abcdefghijklmnop', METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' })
   t.teardown(p.kill)
-  for (let i = 0; i < 100 && !(p.output().includes('admin API listening') && p.output().includes('metrics listening')); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until((o) => o.includes('admin API listening') && o.includes('metrics listening'), 'both listeners', BOOT_MS)
   const anonymous = await request(`http://127.0.0.1:${adminPort}/admin/openapi.json`, { headers: { authorization: 'Bearer wrong-token-0123456789-abcdefghijklmnopq' } })
   t.match(await anonymous.body.json(), { code: 'ADMIN_TOKEN_INVALID' })
   t.match(await raw(adminPort, 'GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 .*"code":"HTTP_BAD_REQUEST"/s, 'garbage on the admin port')
@@ -216,7 +219,7 @@ test('the simulator runs on its own (npm run simulator)', { skip: existsSync(sim
   const port = await freePort()
   const p = run({ PORT: String(port), WECHAT_APPID: 'wx0123456789abcdef', WECHAT_SECRET: 'bench-secret-0123456789' }, simulatorEntry)
   t.teardown(p.kill)
-  for (let i = 0; i < 100 && !p.output().includes('listening'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until((o) => o.includes('listening'), 'a listener', BOOT_MS)
   const q = new URLSearchParams({ appid: 'wx0123456789abcdef', secret: 'bench-secret-0123456789', js_code: 'alice', grant_type: 'authorization_code' })
   const res = await request(`http://127.0.0.1:${port}/sns/jscode2session?${q.toString()}`)
   t.match(await res.body.json(), { openid: String, session_key: String })
@@ -246,7 +249,7 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   const p = run(env)
   t.teardown(p.kill)
   const listening = (): number => p.output().split('\n').filter((l) => l.includes('Server listening')).length
-  for (let i = 0; i < 200 && listening() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until(() => listening() >= 2, 'two workers to listen', BOOT_MS)
   t.equal(listening(), 2, 'two workers listen')
   const login = await request(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'walt.1' }) })
   const { accessToken } = await login.body.json() as { accessToken: string }
@@ -257,7 +260,7 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   t.same([...new Set(answers)], [200], 'a token from one worker works on the other')
   // A request's line is written once it is answered (http/request-log.ts), so it may reach the pipe after its answer.
   const servedBy = (): number[] => [...new Set(p.output().split('\n').filter((l) => l.includes('request completed')).map((l) => (JSON.parse(l) as { pid: number }).pid))]
-  for (let i = 0; i < 100 && servedBy().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until(() => servedBy().length >= 2, 'both workers\' request lines', BOOT_MS)
   const pids = servedBy()
   t.equal(pids.length, 2, 'both workers served requests')
   const scraped = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)
@@ -270,7 +273,7 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   process.kill(pids[0] as number, 'SIGKILL')
   // Connections the primary handed to the worker as it died are lost with it; once the primary knows
   // (a moment later), every connection goes to the living worker.
-  for (let i = 0; i < 100 && !p.output().includes('a worker died'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await p.until((o) => o.includes('a worker died'), 'the primary to see the death', BOOT_MS)
   const scrapeStarted = Date.now()
   const whileDown = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)
   t.equal(whileDown.statusCode, 200, 'a scrape while a worker is gone answers what the others have')
@@ -278,7 +281,7 @@ test('WORKERS=2: two processes serve one port, a killed worker is replaced, SIGT
   t.ok(Date.now() - scrapeStarted < 3000, 'without waiting long for the one that is gone')
   const during = await Promise.all(Array.from({ length: 10 }, me))
   t.same([...new Set(during)], [200], 'the other worker serves while one is gone')
-  for (let i = 0; i < 200 && listening() < 3; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  await p.until(() => listening() >= 3, 'a third worker to listen', BOOT_MS)
   t.equal(listening(), 3, 'a new worker replaced the killed one')
   t.match(p.output(), /"role":"primary".*"msg":"a worker died; starting another"/)
   p.kill()
