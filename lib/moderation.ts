@@ -22,6 +22,13 @@ function checked<T> (schema: Parameters<typeof Value.Check>[0], value: unknown, 
 }
 const reasonCode = (reason: unknown): string => checked(ReasonCode, reason, 'a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
 
+// The last time RFC 3339 (four-digit years) can write: a later ban's end could not be answered.
+const LATEST_UNTIL = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+/** Whether a ban may end at `until` (ms): in the future, and writable as a date-time. */
+export const banEndAllowed = (until: number, now = Date.now()): boolean => until > now && until <= LATEST_UNTIL
+/** Why a ban's end was refused. */
+export const BAN_END_RULE = 'until must be a time in the future, at most 9999-12-31T23:59:59.999Z'
+
 export function createModeration ({ store, config, wechat, resolveUser, audit }: Pick<SessionsDeps, 'store' | 'config' | 'wechat' | 'resolveUser' | 'audit'>) {
   const accessTtlMs = sessionRules(config).accessTtlSec * 1000
 
@@ -57,7 +64,7 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
    */
   async function ban (user: UserName, opts: { reason: string, until?: Date | number | string, service?: string, request?: RequestContext }): Promise<void> {
     const until = opts.until === undefined ? null : new Date(opts.until).getTime()
-    if (until !== null && !(until > Date.now())) throw new ArgumentError('ban: until must be a time in the future')
+    if (until !== null && !banEndAllowed(until)) throw new ArgumentError(`ban: ${BAN_END_RULE}`)
     const reason = reasonCode(opts.reason)
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'ban: service')
     const { appid, sub } = await subOf(user)

@@ -14,6 +14,7 @@ import { AdminTokenInvalidError, ConfigError, ServiceBansFullError, StoreUnavail
 import {
   ADMIN_TOKEN_RULE, adminTokenProblem, AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
+import { BAN_END_RULE, banEndAllowed } from '../lib/moderation.js'
 import type { Sessions, UserName } from '../lib/sessions.js'
 
 export interface AdminOptions {
@@ -104,8 +105,8 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
   app.put(`${path}/ban`, { schema: { ...schema('Ban a user, or from one service', 'adminBan', { 204: NoContent }, ...shared.body, ServiceBansFullError), body: BanBody } },
     async (request, reply) => {
       const { reason, until, service } = request.body
-      // The schema says date-time; only here can "in the future" be said, with the same code.
-      if (until !== undefined && !(Date.parse(until) > Date.now())) throw new errorCodes.FST_ERR_VALIDATION('body/until must be a time in the future')
+      // The schema says date-time; only here can "in the future" (and RFC 3339's last year) be said, with the same code.
+      if (until !== undefined && !banEndAllowed(Date.parse(until))) throw new errorCodes.FST_ERR_VALIDATION(`body/${BAN_END_RULE}`)
       await sessions.ban(user(request.params), { reason, until, service, request: requestContext(request) })
       request.log.info({ admin: 'ban', ...request.params, reason, until, service }, 'admin: user banned')
       return await reply.code(204).send(null)

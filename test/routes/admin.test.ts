@@ -275,6 +275,24 @@ test('a ban whose until passes between the route\'s check and the host API\'s is
   t.match(err, { code: 'FST_ERR_VALIDATION', statusCode: 400 })
 })
 
+test('a ban that would end after 9999-12-31T23:59:59.999Z is 400 FST_ERR_VALIDATION: its end could not be answered as a date-time', async (t) => {
+  const { app, call, loginAs, appid } = await setup(t)
+  const pair = await loginAs('ivy.1')
+  const path = `/admin/apps/${appid}/users/${pair.openid}`
+  // A year 9999 time whose offset carries it into year 10000, for the account and for one service.
+  for (const payload of [{ reason: 'spam', until: '9999-12-31T23:59:59-00:01' }, { reason: 'fraud', service: 'pay', until: '9999-12-31T23:59:59-23:59' }]) {
+    const res = await call({ method: 'PUT', url: `${path}/ban`, payload })
+    refused(t, res, 400, 'FST_ERR_VALIDATION', payload.until)
+    t.match(res.json().message, /at most 9999-12-31T23:59:59\.999Z/)
+  }
+  const state = await call({ method: 'GET', url: path })
+  t.equal(state.statusCode, 200, 'the user\'s state still answers (a ban past year 9999 made it a 500)')
+  t.same([state.json().ban, state.json().serviceBans], [null, []], 'nothing was banned')
+  t.equal((await call({ method: 'PUT', url: `${path}/ban`, payload: { reason: 'spam', until: '9999-12-31T23:59:59Z' } })).statusCode, 204, 'the last second of 9999 is taken')
+  t.match((await call({ method: 'GET', url: path })).json(), { ban: { until: '9999-12-31T23:59:59.000Z' } })
+  await t.rejects(app.wechatAuthSessions.ban({ appid, sub: pair.openid }, { reason: 'spam', until: new Date(Date.UTC(10000, 0, 1)) }), { code: 'FST_ERR_VALIDATION', message: /at most 9999/ }, 'the host API refuses it too')
+})
+
 test('with a resolveUser hook, an openid names the user it last logged in as; an unknown one is 404 USER_NOT_FOUND', async (t) => {
   const resolveUser: ResolveUser = async ({ openid }) => ({ userId: `customer:${openid.slice(-6)}` })
   const { app, call, loginAs, appid, noSecrets } = await setup(t, { resolveUser })
