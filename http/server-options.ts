@@ -54,6 +54,13 @@ const defaultOf = (key: keyof Timeouts | 'STORE_TIMEOUT_MS'): number => ConfigSc
 // so a 30 s deadline fired after 30 to 60 s): checked every second, they fire within a second.
 const CHECK_INTERVAL_MS = 1000
 
+/**
+ * Ajv's options for the gateway's validation: unknown body properties (additionalProperties: false)
+ * and wrong types are refused instead of silently dropped or converted (Fastify's defaults): a client
+ * bug should be a 400 it can see. The admin API sets them in its own context whatever the host's.
+ */
+export const STRICT_AJV = { removeAdditional: false, coerceTypes: false } as const
+
 // A request id a client or proxy sent is kept when it looks like one: short, without spaces or control
 // characters (it is written into every log line of the request, and answered back).
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
@@ -95,9 +102,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       ...(extra.logStream !== undefined ? { stream: extra.logStream } : {})
     },
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
-    // Refuse unknown body properties (additionalProperties: false) and wrong types instead of
-    // silently dropping or converting them: a client bug should be a 400 it can see.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ajv: { customOptions: { ...STRICT_AJV } },
     return503OnClosing: true,
     // The id each log line of a request carries (reqId), answered in the same header.
     requestIdHeader: false,

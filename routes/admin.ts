@@ -4,11 +4,13 @@
 // GET /admin/openapi.json. The standalone server serves it on a listener of its own (server.ts); a host
 // registers it where only operators reach it. Never answers a session_key or a token.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import AjvCompiler from '@fastify/ajv-compiler'
 import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
 import { markOptionalBodies, type Document } from '../http/openapi-document.js'
+import { STRICT_AJV } from '../http/server-options.js'
 import { requestContext } from '../http/route-context.js'
 import { AdminTokenInvalidError, ConfigError, ServiceBansFullError, StoreUnavailableError, UserNotFoundError, WxAppUnknownError } from '../lib/errors.js'
 import {
@@ -132,6 +134,10 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
   await fastify.register(async function admin (context) {
     context.setErrorHandler(errorHandler)
     context.setNotFoundHandler(notFoundHandler)
+    // Strict validation whatever the host's Ajv options: with Fastify's defaults (removeAdditional) a
+    // misspelt field was dropped, and the call ran wider than asked ({ "sesionId" } kicked every
+    // session, { "servise" } banned the whole account).
+    context.setValidatorCompiler(AjvCompiler()({}, { customOptions: { ...STRICT_AJV }, plugins: [] }))
     // JSON only (text/plain gets 415); an empty JSON body counts as none, as on the gateway's routes.
     context.removeContentTypeParser('text/plain')
     const parseJson = context.getDefaultJsonParser('error', 'error')

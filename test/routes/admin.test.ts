@@ -5,6 +5,7 @@ import SwaggerParser from '@apidevtools/swagger-parser'
 import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import { setTimeout } from 'node:timers/promises'
 import { test, type Test as Tap } from 'tap'
+import wechatAuth from '../../app.js'
 import adminRoutes from '../../routes/admin.js'
 import { notFoundHandler } from '../../http/error-handler.js'
 import { serverOptions } from '../../http/server-options.js'
@@ -352,4 +353,27 @@ test('embedded in the gateway: GET /admin/openapi.json documents every admin rou
   const pair = (await app.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.1' } })).json()
   t.equal((await app.inject({ method: 'GET', url: `/admin/apps/${sim.appid}/users/${pair.openid}`, headers: admin })).statusCode, 200, 'the routes work beside the gateway\'s')
   refused(t, await app.inject({ method: 'GET', url: '/admin/nowhere', headers: admin }), 404, 'ROUTE_NOT_FOUND', 'a coded 404 under /admin in a host')
+})
+
+test('in a host with Fastify\'s default Ajv options, a misspelt or mistyped field is still 400, never dropped into a wider action', async (t) => {
+  const sim = await startSim(t)
+  const host = Fastify() // removeAdditional and coerceTypes on, as a host has them
+  t.teardown(async () => await host.close())
+  await host.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, LOG_LEVEL: 'silent' } })
+  await host.register(adminRoutes, { sessions: host.wechatAuthSessions, token: TOKEN })
+  const one = (await host.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.1' } })).json<Pair>()
+  await host.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.2' } })
+  const path = `/admin/apps/${sim.appid}/users/${one.openid}`
+  const cases = [
+    ['POST', `${path}/kick`, { sesionId: 'x', reason: 'typo' }, 'kick: "sesionId" (dropped, every session ended)'],
+    ['PUT', `${path}/ban`, { reason: 'x', servise: 'pay' }, 'ban: "servise" (dropped, the whole account banned)'],
+    ['PUT', `${path}/access`, { roles: 'admin', permissions: 'x' }, 'access: strings for arrays (coerced)'],
+    ['DELETE', `${path}/ban?servise=pay`, undefined, 'unban: "servise" (dropped, the account ban lifted)']
+  ] as const
+  for (const [method, url, payload, what] of cases) {
+    refused(t, await host.inject({ method, url, headers: admin, ...(payload === undefined ? {} : { payload }) }), 400, 'FST_ERR_VALIDATION', what)
+  }
+  const state = (await host.inject({ method: 'GET', url: path, headers: admin })).json()
+  t.same([state.sessions.length, state.ban, state.roles], [2, null, []], 'nothing was done: two live sessions, no ban, no role')
+  t.equal((await host.inject({ method: 'POST', url: `${path}/kick`, headers: admin, payload: { sessionId: state.sessions[0].sessionId } })).json().ended, 1, 'the field spelt right still works')
 })
