@@ -5,7 +5,7 @@
 // registers it where only operators reach it. Never answers a session_key or a token.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import AjvCompiler from '@fastify/ajv-compiler'
-import swagger from '@fastify/swagger'
+import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
@@ -129,6 +129,10 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
     })
 }
 
+const TITLE = 'fastify-wechat-auth admin API'
+const onlyInAdminDocument: SwaggerTransform = ({ schema, url, ...arg }) =>
+  ({ schema: 'openapiObject' in arg && arg.openapiObject.info?.title === TITLE ? schema : { ...schema, hide: true }, url })
+
 const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wechatAuthAdmin (fastify, opts) {
   const { sessions, token } = checkOptions(opts)
   await fastify.register(async function admin (context) {
@@ -151,13 +155,16 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
     await context.register(swagger, {
       openapi: {
         openapi: '3.1.0',
-        info: { title: 'fastify-wechat-auth admin API', version: '1', description: 'Kick, ban, roles and permissions. Bearer ADMIN_TOKEN; errors are `{ statusCode, code, error, message }`: match on `code`.' },
+        info: { title: TITLE, version: '1', description: 'Kick, ban, roles and permissions. Bearer ADMIN_TOKEN; errors are `{ statusCode, code, error, message }`: match on `code`.' },
         tags: [{ name: TAG, description: 'What an operator does to a user' }],
         components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } }, responses: OpenApiParts.responses as Record<string, { description: string }> }
       },
       decorator: 'wechatAuthAdminOpenapi',
       transformObject: (arg) => markOptionalBodies(('openapiObject' in arg ? arg.openapiObject : {}) as Document) // kick's and unban's
     })
+    // Listed in this document only: a host's @fastify/swagger sees these routes too, and would list
+    // them (its document is often public) with a security scheme it lacks, which broke its build.
+    context.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: onlyInAdminDocument } })
     const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
     context.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => openapi())
     userRoutes(context, sessions, 'sub')

@@ -2,6 +2,7 @@
 // acting on a gateway with a real Redis: users log in through /auth/login, an operator drives the
 // admin API over HTTP, and the effects are seen through the gateway. No answer ever holds a secret.
 import SwaggerParser from '@apidevtools/swagger-parser'
+import swagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import { setTimeout } from 'node:timers/promises'
 import { test, type Test as Tap } from 'tap'
@@ -376,4 +377,20 @@ test('in a host with Fastify\'s default Ajv options, a misspelt or mistyped fiel
   const state = (await host.inject({ method: 'GET', url: path, headers: admin })).json()
   t.same([state.sessions.length, state.ban, state.roles], [2, null, []], 'nothing was done: two live sessions, no ban, no role')
   t.equal((await host.inject({ method: 'POST', url: `${path}/kick`, headers: admin, payload: { sessionId: state.sessions[0].sessionId } })).json().ended, 1, 'the field spelt right still works')
+})
+
+test('beside a host\'s own @fastify/swagger: the host\'s document still builds, without the admin routes; the admin document keeps them', async (t) => {
+  const sim = await startSim(t)
+  const host = Fastify()
+  t.teardown(async () => await host.close())
+  await host.register(swagger, { openapi: { info: { title: 'the host', version: '1' } } })
+  await host.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, LOG_LEVEL: 'silent' } })
+  await host.register(adminRoutes, { sessions: host.wechatAuthSessions, token: TOKEN })
+  await host.ready()
+  const doc = host.swagger() as { paths: Record<string, unknown> }
+  t.ok(Object.keys(doc.paths).includes('/auth/login'), 'the host\'s document builds (it threw on the admin routes\' security scheme), with the gateway\'s routes')
+  t.notOk(Object.keys(doc.paths).some((path) => path.startsWith('/admin')), 'and no admin route: a host\'s document is often public')
+  await t.resolves(SwaggerParser.validate(structuredClone(doc) as never), 'a valid document')
+  const admins = (await host.inject({ method: 'GET', url: '/admin/openapi.json', headers: admin })).json()
+  t.equal(Object.keys(admins.paths).length, 8, 'the admin document lists its eight paths')
 })
