@@ -5,6 +5,9 @@ import { createEmitter, createSessionStore } from './session.js'
 import { createTransport, ok } from './transport.js'
 import type { ClientOptions, PlatformResponse, ServerErrorCode, Session, TokenPair } from './types.js'
 
+// `a || b` rather than `a ?? b` throughout the client: ES2017 has no `??`, esbuild's rewrite costs bytes
+// the 8 KB bundle lacks, and every value so read is an object, a non-empty string or absent.
+
 // Every mini-program runtime has setTimeout; declared here so the client compiles without Node's types.
 declare const setTimeout: (fn: () => void, ms: number) => unknown
 
@@ -70,7 +73,7 @@ export function createCore (options: ClientOptions) {
   const logins: number[] = []
 
   const wxCode = (): Promise<string> => new Promise((resolve, reject) => {
-    const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg ?? 'no code'))
+    const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg || 'no code'))
     o.platform.login({ success: (res) => res && res.code ? resolve(res.code) : failed(), fail: (err) => failed(err && err.errMsg) })
   })
 
@@ -99,8 +102,9 @@ export function createCore (options: ClientOptions) {
     return store.save(pair, o.now())
   }
 
-  // Logouts the app started: a request in flight then must not log in again.
-  const logouts = { n: 0 }
+  // Logouts the app started: a request in flight then must not log in again. `p`: the last one, settled
+  // or not, never rejected.
+  const logouts: { n: number, p?: Promise<void> } = { n: 0 }
 
   /** Forgets a session, if it is still the current one, and says why. */
   function end (s: Session, reason: WechatAuthError | 'logout'): void {
@@ -121,8 +125,13 @@ export function createCore (options: ClientOptions) {
     return s
   })
 
-  /** The stored session while its refresh token lives, else a login (shared with every caller). */
+  /**
+   * The stored session while its refresh token lives, else a login (shared with every caller). Not
+   * while a logout is ending it: a request made then would be refused with it, and log in again
+   * before the logout has said so.
+   */
   async function ensureLogin (): Promise<Session> {
+    await logouts.p
     const s = store.get()
     if (s !== null && s.refreshExpiresAt > o.now()) return s
     if (s !== null) store.clear()
@@ -145,7 +154,7 @@ export type Core = ReturnType<typeof createCore>
  * only with a live one.
  */
 export function createLogout ({ o, store, send, end, logouts }: Core, refreshFrom: (s: Session) => Promise<WechatAuthError | undefined>) {
-  return async (opts: { allDevices?: boolean } = {}, why: WechatAuthError | 'logout' = 'logout'): Promise<void> => {
+  const run = async (opts: { allDevices?: boolean } = {}, why: WechatAuthError | 'logout' = 'logout'): Promise<void> => {
     if (why === 'logout') logouts.n++
     let s = store.get()
     if (s === null) return
@@ -160,7 +169,7 @@ export function createLogout ({ o, store, send, end, logouts }: Core, refreshFro
         store.closing(null)
         const ended = await refreshFrom(s)
         if (ended) throw ended
-        res = await out(s = store.get() ?? s)
+        res = await out(s = store.get() || s)
       }
     } catch (err) {
       // Offline: the session expires at the gateway.
@@ -168,6 +177,11 @@ export function createLogout ({ o, store, send, end, logouts }: Core, refreshFro
     }
     // The tokens are forgotten in any case; "sign out everywhere" that did not happen is an error.
     end(s, why)
-    if (opts.allDevices && (res === undefined || !ok(res))) throw failed ?? errorOf(res as PlatformResponse)
+    if (opts.allDevices && (res === undefined || !ok(res))) throw failed || errorOf(res as PlatformResponse)
+  }
+  return (opts?: { allDevices?: boolean }, why?: WechatAuthError | 'logout'): Promise<void> => {
+    const p = run(opts, why)
+    logouts.p = p.catch(() => {})
+    return p
   }
 }

@@ -11,7 +11,7 @@ export { WechatAuthError } from './errors.js'
 export { RELOGIN_CODES } from './core.js'
 export type * from './types.js'
 
-const answer = <T>(res: PlatformResponse): Response<T> => ({ statusCode: res.statusCode, data: res.data as T, header: res.header ?? {} })
+const answer = <T>(res: PlatformResponse): Response<T> => ({ statusCode: res.statusCode, data: res.data as T, header: res.header || {} })
 
 type Api = <T>(method: 'GET' | 'POST', path: string, data?: unknown) => Promise<T>
 
@@ -102,7 +102,7 @@ export function createWechatAuthClient (options: ClientOptions) {
 
   /** A request to the gateway or a host route: with the Bearer token unless `auth: false`. */
   async function request<T = unknown> (req: RequestOptions): Promise<Response<T>> {
-    const r: Send = { url: req.url, method: req.method ?? 'GET', data: req.data, header: req.header, timeout: req.timeout }
+    const r: Send = { url: req.url, method: req.method || 'GET', data: req.data, header: req.header, timeout: req.timeout }
     if (req.auth !== false && !trusted(r.url)) throw new WechatAuthError('CLIENT_FOREIGN_URL', 'foreign URL')
     const res = req.auth === false ? await send(r) : await authed(r)
     if (!ok(res)) throw errorOf(res)

@@ -31,13 +31,16 @@ export function createSessionStore (platform: Platform, key: string) {
     }
     if (pair.unionid !== undefined) s.unionid = pair.unionid
     current = s
-    try { platform.setStorageSync(key, s) } catch {}
+    // Not left with the pair before: spent at the gateway once this one is kept, it would be taken
+    // for a stolen refresh token at the next cold start, which ends the session.
+    try { platform.setStorageSync(key, s) } catch { drop() }
     return s
   }
 
+  const drop = (): void => { try { platform.removeStorageSync(key) } catch {} }
   function clear (): void {
     current = null
-    try { platform.removeStorageSync(key) } catch {}
+    drop()
   }
 
   // The session a logout is ending: a refresh of it that answers meanwhile must not bring it back.
@@ -66,7 +69,7 @@ export function createEmitter () {
   }
 
   function emit<K extends keyof Events> (name: K, value: Events[K]): void {
-    for (const fn of (listeners[name] ?? []).slice()) {
+    for (const fn of (listeners[name] || []).slice()) {
       // A listener that throws must not break the request that emitted.
       try { fn(value) } catch {}
     }

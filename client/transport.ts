@@ -38,7 +38,7 @@ const originOf = (url: string): string => (url.match(ABSOLUTE) || [url])[0].toLo
 
 export function createTransport (o: TransportOptions) {
   const base = o.baseUrl.replace(/\/+$/, '')
-  const origins = [base].concat(o.origins ?? []).map(originOf)
+  const origins = [base].concat(o.origins || []).map(originOf)
   /** The URL a request goes to: an absolute one as it is, a path under baseUrl (with its leading `/`). */
   const target = (url: string): string => ABSOLUTE.test(url) ? url : base + (url[0] === '/' ? '' : '/') + url
   /** Whether a URL is the gateway's origin or one of options.origins: the only ones the Bearer token goes to. */

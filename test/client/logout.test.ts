@@ -179,3 +179,31 @@ test('logout() while a login is in flight whose answer has no tokens: CLIENT_BAD
   t.match(await login, { name: 'WechatAuthError', code: 'CLIENT_BAD_RESPONSE' })
   t.equal(client.session(), null)
 })
+
+test('a request made while logout() is out waits for it: the logout is told as such, and only then a new login', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('hugo')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  const first = await client.ensureLogin()
+  const told: string[] = []
+  client.on('loggedOut', (e: LoggedOut) => told.push(`loggedOut:${e.reason}`))
+  client.on('loggedIn', () => told.push('loggedIn'))
+  const held = mp.hold('POST /auth/logout')
+  const out = client.logout()
+  await held.answered
+  // A page the logout opens (wx.reLaunch) asks for its data at once. It used to be sent with the session
+  // being logged out, whose AUTH_TOKEN_REVOKED logged in again before the logout said anything.
+  const during = client.request({ url: '/api/orders' })
+  // Time for it to go out and come back, were it sent now.
+  for (let i = 0; i < 25 && (mp.calls['GET /api/orders'] ?? 0) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(mp.calls['GET /api/orders'] ?? 0, 0, 'not sent while the logout is out')
+  held.release()
+  await out
+  t.equal(client.session(), null, 'no session when logout() resolves')
+  t.same(told, ['loggedOut:logout'], 'the logout is told as a logout')
+  t.match(await during, { statusCode: 200 }, 'the request is served, after a new login')
+  t.same(told, ['loggedOut:logout', 'loggedIn'])
+  t.not(client.session()?.accessToken, first.accessToken)
+  t.equal(mp.logins, 2)
+  t.equal(mp.calls['POST /auth/refresh'] ?? 0, 0)
+})

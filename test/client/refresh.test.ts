@@ -72,6 +72,27 @@ test('a refresh whose answer is lost: the retry gets the same successor, and the
   t.equal(mp.calls['POST /auth/refresh'], 3)
 })
 
+test('a refresh whose pair cannot be stored (storage full): the pair before is not left there, so the next cold start logs in, not replays it', async (t) => {
+  const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL, REFRESH_GRACE_SECONDS: 0 } })
+  const mp = standIn('dora')
+  const time = fakeTime()
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  await client.ensureLogin()
+  const setStorage = mp.wx.setStorageSync
+  mp.wx.setStorageSync = () => { throw new Error('setStorage:fail exceed storage max size 10MB') }
+  time.clock.at += 31_000
+  t.equal((await client.request(orders)).statusCode, 200, 'refreshed, the new pair kept in memory')
+  t.equal(mp.storage.has('wechat-auth'), false, 'the spent pair is not left in storage')
+  mp.wx.setStorageSync = setStorage
+  const told: string[] = []
+  const restarted = createWechatAuthClient({ platform: mp.wx, baseUrl, now: time.now, sleep: time.sleep })
+  restarted.on('loggedOut', (e: { reason: string }) => told.push(e.reason))
+  t.equal((await restarted.request(orders)).statusCode, 200)
+  t.same(told, [], 'not AUTH_REFRESH_REUSED: the spent refresh token was never sent again')
+  t.equal(mp.logins, 2, 'a plain login')
+  t.equal((await client.request(orders)).statusCode, 200, 'and the session of before lives on, not revoked as stolen')
+})
+
 test('a refresh that never answers: ahead of expiry the old token still serves; after, the app gets CLIENT_NETWORK', async (t) => {
   const { baseUrl } = await gateway(t, { config: { ACCESS_TOKEN_TTL } })
   const mp = standIn('dave')
