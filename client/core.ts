@@ -74,7 +74,8 @@ export function createCore (options: ClientOptions) {
 
   const wxCode = (): Promise<string> => new Promise((resolve, reject) => {
     const failed = (errMsg?: string) => reject(new WechatAuthError('CLIENT_WX_LOGIN_FAILED', errMsg || 'no code'))
-    o.platform.login({ success: (res) => res && res.code ? resolve(res.code) : failed(), fail: (err) => failed(err && err.errMsg) })
+    // Its own timeout (wx, uni and Taro take one): a wx.login() that never calls back would hold every request.
+    o.platform.login({ timeout: 1e4, success: (res) => res && res.code ? resolve(res.code) : failed(), fail: (err) => failed(err && err.errMsg) })
   })
 
   /** Runs fn with a fresh wx.login() code, and once more with a new one if the gateway refused it. */

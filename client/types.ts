@@ -47,7 +47,7 @@ export interface PlatformRequestOptions {
 /** The part of `wx` (or `uni`, or Taro) the client uses: given at creation, never looked up globally. */
 export interface Platform {
   request: (opts: PlatformRequestOptions) => unknown
-  login: (opts: { success: (res: { code: string }) => void, fail: (err: { errMsg?: string }) => void }) => unknown
+  login: (opts: { timeout: number, success: (res: { code: string }) => void, fail: (err: { errMsg?: string }) => void }) => unknown
   getStorageSync: (key: string) => unknown
   setStorageSync: (key: string, value: unknown) => unknown
   removeStorageSync: (key: string) => unknown

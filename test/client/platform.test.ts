@@ -17,6 +17,18 @@ test('wx.login() fails or gives no code: CLIENT_WX_LOGIN_FAILED, nothing sent', 
   t.equal(mp.calls['POST /auth/login'], undefined)
 })
 
+test('wx.login() is given a timeout: one that gives up is CLIENT_WX_LOGIN_FAILED, not every request held for good', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('alma')
+  const asked: unknown[] = []
+  // As WeChat does when the timeout it was given has passed (without one, it may never call back).
+  mp.wx.login = ({ timeout, fail }) => { asked.push(timeout); if (typeof timeout === 'number') setTimeout(() => fail({ errMsg: 'login:fail timeout' }), 10) }
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  const settled = await Promise.race([codeOf(client.request({ url: '/api/orders' })), new Promise((resolve) => setTimeout(() => resolve('still pending'), 2000))])
+  t.equal(settled, 'CLIENT_WX_LOGIN_FAILED')
+  t.ok(asked.length === 1 && typeof asked[0] === 'number' && asked[0] > 0 && asked[0] <= 10_000, `a timeout of ${String(asked[0])} ms`)
+})
+
 test('no answer: CLIENT_NETWORK with status 0; logout offline still forgets the tokens', async (t) => {
   const { baseUrl } = await gateway(t)
   const mp = standIn('bob')
