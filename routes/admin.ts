@@ -9,6 +9,7 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
+import { holdsJwtOrRefreshToken } from '../http/logged-url.js'
 import { markOptionalBodies, type Document } from '../http/openapi-document.js'
 import { STRICT_AJV } from '../http/server-options.js'
 import { requestContext } from '../http/route-context.js'
@@ -92,7 +93,12 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
   const schema = (summary: string, operationId: string, response: object, ...errors: RouteError[]) => ({
     summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...refusals, ...errors) }
   })
-  const user = (p: Record<string, string>): UserName => by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
+  const user = (p: Record<string, string>): UserName => {
+    // A token pasted where the user id goes would be written into the admin log lines and audit
+    // events (the request log redacts it): refused, it names no user anyway.
+    if (by === 'sub' && holdsJwtOrRefreshToken(p.sub as string)) throw new errorCodes.FST_ERR_VALIDATION('params/sub is a token, not a user id')
+    return by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
+  }
 
   app.get(path, { schema: schema('A user\'s roles, permissions, bans and live sessions', 'adminUserState', { 200: UserStateResponse }) },
     async (request) => await stateOf(sessions, user(request.params)))

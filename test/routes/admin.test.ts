@@ -277,6 +277,17 @@ test('a ban whose until passes between the route\'s check and the host API\'s is
   t.match(err, { code: 'FST_ERR_VALIDATION', statusCode: 400 })
 })
 
+test('a token where the user id goes (pasted by mistake) is 400 FST_ERR_VALIDATION: it names no user, and is never written into a log line or audit event', async (t) => {
+  const { call, loginAs, appid } = await setup(t)
+  const pair = await loginAs('ivan.1')
+  for (const [name, token] of [['access token', pair.accessToken], ['refresh token', pair.refreshToken], ['a refresh token after a prefix', `rt.${pair.refreshToken}`]] as const) {
+    const res = await call({ method: 'PUT', url: `/admin/apps/${appid}/users/${encodeURIComponent(token)}/ban`, payload: { reason: 'spam' } })
+    refused(t, res, 400, 'FST_ERR_VALIDATION', name)
+    t.notOk(res.body.includes(token), `${name}: not in the answer`)
+  }
+  t.equal((await call({ method: 'GET', url: `/admin/apps/${appid}/users/${pair.openid}` })).json().ban, null, 'nobody was banned')
+})
+
 test('a ban that would end after 9999-12-31T23:59:59.999Z is 400 FST_ERR_VALIDATION: its end could not be answered as a date-time', async (t) => {
   const { app, call, loginAs, appid } = await setup(t)
   const pair = await loginAs('ivy.1')
