@@ -127,16 +127,16 @@ export function createCore (options: ClientOptions) {
   })
 
   /**
-   * The stored session while its refresh token lives, else a login (shared with every caller). Not
-   * while a logout is ending it: a request made then would be refused with it, and log in again
-   * before the logout has said so.
+   * The stored session while its refresh token lives, else a login shared with every caller; after a
+   * logout in flight, and CLIENT_LOGGED_OUT when the app logged out since `since` (the caller's count).
    */
-  async function ensureLogin (): Promise<Session> {
+  async function ensureLogin (since = logouts.n): Promise<Session> {
     await logouts.p
+    stillIn(since)
     const s = store.get()
     if (s !== null && s.refreshExpiresAt > o.now()) return s
     if (s !== null) store.clear()
-    return await login(logouts.n)
+    return await login(since)
   }
 
   /** Throws CLIENT_LOGGED_OUT when the app started a logout since `since` (logouts.n then): a request of before logs in no more. */

@@ -37,7 +37,7 @@ const webLogin = (api: Api) => {
  * Decrypts encryptedData/iv with the session's session_key; on a stale key, logs the session out at the
  * gateway, logs in again (unless the app logged out meanwhile) and says refetch.
  */
-function createDecrypt ({ store, logouts, stillIn, ensureLogin }: Core, api: Api, close: ReturnType<typeof createLogout>) {
+function createDecrypt ({ store, logouts, ensureLogin }: Core, api: Api, close: ReturnType<typeof createLogout>) {
   return async function decrypt<T = Record<string, unknown>> (body: DecryptBody): Promise<T> {
     const since = logouts.n
     try {
@@ -50,8 +50,7 @@ function createDecrypt ({ store, logouts, stillIn, ensureLogin }: Core, api: Api
       // Logged out at the gateway too: the session would otherwise stay among the user's devices.
       await close({}, stale)
       // Not logged in again when the app logged out meanwhile.
-      stillIn(since)
-      await ensureLogin()
+      await ensureLogin(since)
       stale.refetch = true
       throw stale
     }
@@ -111,7 +110,7 @@ export function createWechatAuthClient (options: ClientOptions) {
 
   // Object.assign rather than a spread, which ES2017 has no syntax for (esbuild would add helpers).
   return Object.assign(webLogin(api), {
-    ensureLogin,
+    ensureLogin: () => ensureLogin(),
     request,
     stepUp,
     me: () => api<Me>('GET', '/me'),

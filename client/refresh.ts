@@ -5,7 +5,7 @@ import { WechatAuthError, codeOf } from './errors.js'
 import { singleFlight, type Core } from './core.js'
 import type { ServerErrorCode, Session, TokenPair } from './types.js'
 
-export function createRefresh ({ o, store, events, call, keep, end, ensureLogin, logouts, stillIn }: Core) {
+export function createRefresh ({ o, store, events, call, keep, end, ensureLogin, logouts }: Core) {
   // One rotation in flight per session: a refresh of another session does not join it.
   const rotate = singleFlight(async (s: Session) => {
     for (let tries = 1; ; tries++) {
@@ -48,7 +48,7 @@ export function createRefresh ({ o, store, events, call, keep, end, ensureLogin,
    * logged in again when the app logged out since `since`.
    */
   async function ready (since = logouts.n): Promise<Session> {
-    const s = await ensureLogin()
+    const s = await ensureLogin(since)
     const now = o.now()
     if (now < s.expiresAt - (s.expiresAt - s.receivedAt) * o.refreshAhead) return s
     try {
@@ -59,8 +59,7 @@ export function createRefresh ({ o, store, events, call, keep, end, ensureLogin,
       if (now < s.expiresAt && (status === 0 || status === 429 || status >= 500)) return s
       throw err
     }
-    stillIn(since)
-    return await ensureLogin()
+    return await ensureLogin(since)
   }
 
   return { refreshFrom, ready }

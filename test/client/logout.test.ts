@@ -207,3 +207,30 @@ test('a request made while logout() is out waits for it: the logout is told as s
   t.equal(mp.logins, 2)
   t.equal(mp.calls['POST /auth/refresh'] ?? 0, 0)
 })
+
+test('a request made before a logout stays logged out, even when it waited for an earlier logout in flight', async (t) => {
+  const { baseUrl } = await gateway(t)
+  // Nothing stored: the request and the logout in the same tick.
+  const fresh = standIn('ines')
+  const first = createWechatAuthClient({ platform: fresh.wx, baseUrl })
+  const before = first.request({ url: '/api/orders' }).catch((err: unknown) => err)
+  await first.logout()
+  t.match(await before, { code: 'CLIENT_LOGGED_OUT' }, 'not a login after the logout')
+  t.equal(first.session(), null)
+
+  // Logout twice (a double tap): a request made between the two waits for the first, and the second
+  // ends it too.
+  const mp = standIn('jon')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  await client.ensureLogin()
+  const held = mp.hold('POST /auth/logout')
+  const one = client.logout()
+  await held.answered
+  const between = client.request({ url: '/api/orders' }).catch((err: unknown) => err)
+  const two = client.logout()
+  held.release()
+  await Promise.all([one, two])
+  t.match(await between, { code: 'CLIENT_LOGGED_OUT' })
+  t.equal(client.session(), null, 'no session after the second logout')
+  t.equal(mp.logins, 1, 'no login after either')
+})
