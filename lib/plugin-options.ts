@@ -42,6 +42,8 @@ export interface OptionsOf {
   rules: Record<string, OptionRule>
   /** Whether Fastify applies its register options (prefix, logLevel, logSerializers) to the plugin: encapsulated. */
   encapsulated: boolean
+  /** What to do instead of a register option Fastify ignores for it, when the general hint does not fit. */
+  ignoredHint?: string
 }
 
 /** Refuses, with CONFIG_INVALID naming it, an option `of` does not take or whose value breaks its rule. */
@@ -55,7 +57,7 @@ export function checkOptions (opts: unknown, of: OptionsOf): void {
   }
   for (const name of given) {
     if (REGISTER_OPTIONS.includes(name)) {
-      if (!of.encapsulated && opts[name] !== '') refuse(`${name}: Fastify ignores it for this plugin, which adds its routes and decorators to the context it is registered in; ${IGNORED_HINT[name] as string}`)
+      if (!of.encapsulated && opts[name] !== '') refuse(`${name}: Fastify ignores it for this plugin, which adds its routes and decorators to the context it is registered in; ${of.ignoredHint ?? IGNORED_HINT[name] as string}`)
       continue
     }
     const rule = of.rules[name]

@@ -20,7 +20,12 @@ declare module 'fastify' {
 
 // Duck-typed: a host's prom-client may be another copy than ours, and its Registry another class.
 const isRegistry = (value: unknown): boolean => isRecord(value) && typeof value.registerMetric === 'function' && typeof value.metrics === 'function'
-const OPTIONS: OptionsOf = { plugin: 'metrics', rules: { registry: [isRegistry, 'a prom-client Registry'], defaultMetrics: BOOLEAN, http: BOOLEAN }, encapsulated: false }
+const OPTIONS: OptionsOf = {
+  plugin: 'metrics',
+  rules: { registry: [isRegistry, 'a prom-client Registry'], defaultMetrics: BOOLEAN, http: BOOLEAN },
+  encapsulated: false,
+  ignoredHint: 'it serves no route: give wechatAuthMetricsRoute its path, and its logLevel through a context of yours'
+}
 
 export default fp<MetricsOptions>(async function wechatAuthMetrics (fastify, opts) {
   checkOptions(opts, OPTIONS)

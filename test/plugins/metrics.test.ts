@@ -125,7 +125,7 @@ test('a host\'s registry, without default or per-route metrics; options checked 
     [{ registy: registry }, /: metrics: registy is not an option \(the options: registry, defaultMetrics, http\)$/],
     [{ registry: {} }, /: metrics: option registry must be a prom-client Registry$/],
     [{ http: 'yes' }, /: metrics: option http must be true or false$/],
-    [{ prefix: '/m' }, /: metrics: prefix: Fastify ignores it for this plugin/]
+    [{ prefix: '/m' }, /: metrics: prefix: Fastify ignores it for this plugin, .*; it serves no route: give wechatAuthMetricsRoute its path/]
   ] as const) {
     const host = Fastify()
     t.teardown(async () => await host.close())
