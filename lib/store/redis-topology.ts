@@ -70,6 +70,19 @@ const WRONG_KIND = {
   sentinel: 'REDIS_SENTINELS points at a Redis server, not a Sentinel: set REDIS_URL to it instead (or REDIS_CLUSTER_NODES when it is a node of a Redis Cluster)'
 }
 
+/**
+ * Calls `all` once every one of `endpoints` (host:port) has answered as a server of the wrong kind: one
+ * such entry among good ones (still starting, say) is not the whole setting, and is retried.
+ */
+function wrongKindTally (endpoints: Node[], all: () => void): (endpoint: string) => void {
+  const listed = new Set(endpoints.map(({ host, port }) => `${host}:${port}`))
+  const wrong = new Set<string>()
+  return (endpoint) => {
+    if (listed.has(endpoint)) wrong.add(endpoint)
+    if (wrong.size === listed.size) all()
+  }
+}
+
 /** An ioredis Cluster, as far as connecting its masters goes. */
 export interface IoredisClusterNodes {
   readonly status: string
@@ -129,11 +142,10 @@ async function connectCluster (value: string, timeoutMs: number): Promise<RedisC
   const ready = new Promise<void>((resolve, reject) => {
     cluster.once('ready', () => { resolve() })
     // ClusterAllFailedError says only 'Failed to refresh slots cache.': the node's own error says why.
-    cluster.on('error', (err: Error & { lastNodeError?: Error }) => {
-      lastError = err.lastNodeError?.message ?? err.message
-      // Every node tried is a server of its own: retrying will not make it a cluster.
-      if (/cluster support disabled/i.test(lastError)) reject(new Error(WRONG_KIND.cluster))
-    })
+    cluster.on('error', (err: Error & { lastNodeError?: Error }) => { lastError = err.lastNodeError?.message ?? err.message })
+    // Every node listed is a server of its own: retrying will not make it a cluster.
+    const tally = wrongKindTally(nodes, () => { reject(new Error(WRONG_KIND.cluster)) })
+    cluster.on('node error', (err: Error, endpoint: string) => { if (/cluster support disabled/i.test(err.message)) tally(endpoint) })
   })
   try {
     await within(ready.then(mastersReady), timeoutMs * 3,
@@ -169,10 +181,13 @@ async function connectSentinel (config: TopologyConfig & { REDIS_SENTINELS: stri
     lazyConnect: true
   })
   let notSentinels: (err: Error) => void = () => {}
-  client.on('error', (err: Error) => {
-    lastError = err.message
-    // Every sentinel tried is a Redis server (no SENTINEL command): retrying will not make it one.
-    if (/unknown command .?sentinel/i.test(lastError)) notSentinels(new Error(WRONG_KIND.sentinel))
+  client.on('error', (err: Error) => { lastError = err.message })
+  // Every sentinel listed is a Redis server (no SENTINEL command): retrying will not make it one.
+  // ioredis tells each sentinel's failure as 'failed to connect to sentinel <host:port> because <error>'.
+  const tally = wrongKindTally(sentinels, () => { notSentinels(new Error(WRONG_KIND.sentinel)) })
+  client.on('sentinelError', (err: Error) => {
+    const failed = /^failed to connect to sentinel (\S+) because ERR unknown command .?sentinel/i.exec(err.message)
+    if (failed !== null) tally(failed[1] as string)
   })
   // ioredis rejects with only 'Connection is closed.' when the master found refuses the connection or
   // its login (a wrong REDIS_NODE_PASSWORD): its 'error' event said why.

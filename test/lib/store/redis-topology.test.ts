@@ -43,6 +43,19 @@ test('a setting at a server of another kind is refused at once, saying what to s
     // Not the deadline of three STORE_TIMEOUT_MS (6 s), which retrying the wrong kind of server ran into.
     t.ok(Date.now() - started < 4000, `${Object.keys(setting)[0] ?? ''}: in ${Date.now() - started} ms, not at the deadline`)
   }
+  // One wrong entry among good ones is not the whole setting: it boots.
+  for (const setting of [
+    { REDIS_CLUSTER_NODES: `redis://127.0.0.1:${sentinel.master},redis://127.0.0.1:${cluster.masters[0]}` },
+    { REDIS_SENTINELS: `redis://127.0.0.1:${sentinel.master},redis://127.0.0.1:${sentinel.sentinels[0]}`, REDIS_SENTINEL_NAME: sentinel.name }
+  ]) {
+    const client = await connectConfigured({ STORE_TIMEOUT_MS: 2000, ...setting })
+    t.ok(client, `${Object.keys(setting)[0] ?? ''}: a server listed first, then a good entry`)
+    if (client !== null) disconnectClient(client)
+  }
+  // A sentinel not up yet, then a server: retried until the deadline (the sentinel may still come), not
+  // told to use REDIS_URL because the last one tried was a server.
+  const starting = await connectConfigured({ ...TIMEOUT, REDIS_SENTINELS: `redis://127.0.0.1:${await freePort()},redis://127.0.0.1:${sentinel.master}`, REDIS_SENTINEL_NAME: sentinel.name }).catch((err: Error) => err.message)
+  t.match(starting, /^REDIS_SENTINELS: no master '.*' reachable within 1500 ms/)
 })
 
 test('REDIS_CLUSTER_NODES and REDIS_SENTINELS: the gateway logs in, refreshes and authenticates through them', async (t) => {
