@@ -23,7 +23,7 @@ function checked<T> (schema: Parameters<typeof Value.Check>[0], value: unknown, 
 const reasonCode = (reason: unknown): string => checked(ReasonCode, reason, 'a reason code is 1 to 32 of A-Z a-z 0-9 _ . : -')
 
 // The last time RFC 3339 (four-digit years) can write: a later ban's end could not be answered.
-const LATEST_UNTIL = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+export const LATEST_UNTIL = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 /** Whether a ban may end at `until` (ms): in the future, and writable as a date-time. */
 export const banEndAllowed = (until: number, now = Date.now()): boolean => until > now && until <= LATEST_UNTIL
 /** Why a ban's end was refused. */

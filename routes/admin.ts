@@ -17,7 +17,7 @@ import { AdminTokenInvalidError, ConfigError, ServiceBansFullError, StoreUnavail
 import {
   ADMIN_TOKEN_RULE, adminTokenProblem, AccessBody, BanBody, ByOpenid, BySub, errorResponses, KickBody, KickResponse, NoBody, NoContent, NoQuery, OpenApiParts, RouteErrors as shared, UnbanQuery, UserStateResponse, type RouteError
 } from '../lib/schemas.js'
-import { BAN_END_RULE, banEndAllowed } from '../lib/moderation.js'
+import { BAN_END_RULE, banEndAllowed, LATEST_UNTIL } from '../lib/moderation.js'
 import type { Sessions, UserName } from '../lib/sessions.js'
 
 export interface AdminOptions {
@@ -61,7 +61,9 @@ function requireToken (token: string) {
 
 // ---- Routes ----
 
-const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString()
+// At most RFC 3339's last time: a ban stored before the admin API refused later ends would otherwise
+// be a six-digit year, which the answer's date-time schema refuses (a 500 for the user's state).
+const iso = (ms: number | null): string | null => ms === null ? null : new Date(Math.min(ms, LATEST_UNTIL)).toISOString()
 const ban = <T extends { until: number | null }>(b: T): Omit<T, 'until'> & { until: string | null } => ({ ...b, until: iso(b.until) })
 
 /** A user's state as answered: times in ISO 8601, sessions as their user sees them (no `current`). */

@@ -10,6 +10,7 @@ import wechatAuth from '../../app.js'
 import adminRoutes from '../../routes/admin.js'
 import { notFoundHandler } from '../../http/error-handler.js'
 import { serverOptions } from '../../http/server-options.js'
+import { userTag } from '../../lib/ids.js'
 import type { ResolveUser } from '../../lib/sessions.js'
 import { bearer, buildApp, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
@@ -304,6 +305,11 @@ test('a ban that would end after 9999-12-31T23:59:59.999Z is 400 FST_ERR_VALIDAT
   t.equal((await call({ method: 'PUT', url: `${path}/ban`, payload: { reason: 'spam', until: '9999-12-31T23:59:59Z' } })).statusCode, 204, 'the last second of 9999 is taken')
   t.match((await call({ method: 'GET', url: path })).json(), { ban: { until: '9999-12-31T23:59:59.000Z' } })
   await t.rejects(app.wechatAuthSessions.ban({ appid, sub: pair.openid }, { reason: 'spam', until: new Date(Date.UTC(10000, 0, 1)) }), { code: 'FST_ERR_VALIDATION', message: /at most 9999/ }, 'the host API refuses it too')
+  // One stored before these were refused (written to the store directly here): answered at RFC 3339's last time.
+  await app.wechatAuthStore.ban(userTag(appid, pair.openid), { until: Date.UTC(10000, 0, 1), reason: 'old' }, 60_000)
+  const old = await call({ method: 'GET', url: path })
+  t.equal(old.statusCode, 200, 'a ban stored with a later end: still no 500')
+  t.match(old.json(), { ban: { until: '9999-12-31T23:59:59.999Z', reason: 'old' } })
 })
 
 test('with a resolveUser hook, an openid names the user it last logged in as; an unknown one is 404 USER_NOT_FOUND', async (t) => {
