@@ -93,7 +93,7 @@ export function createCore (options: ClientOptions) {
    * the app did not log out meanwhile: its session is then ended at the gateway instead.
    */
   function keep (pair: TokenPair, since?: number): Session {
-    if (typeof pair !== 'object' || pair === null || typeof pair.accessToken !== 'string' || typeof pair.refreshToken !== 'string') {
+    if (!pair || typeof pair.accessToken !== 'string' || typeof pair.refreshToken !== 'string') { // a primitive has no such properties
       throw new WechatAuthError('CLIENT_BAD_RESPONSE', 'no tokens: check baseUrl and prefix')
     }
     if (since !== undefined && logouts.n !== since) {
@@ -158,7 +158,11 @@ export function createLogout ({ o, store, send, end, logouts }: Core, refreshFro
   const run = async (opts: { allDevices?: boolean } = {}, why: WechatAuthError | 'logout' = 'logout'): Promise<void> => {
     if (why === 'logout') logouts.n++
     let s = store.get()
-    if (s === null) return
+    // Nothing to log out with: "sign out everywhere" did not happen, which the app must hear.
+    if (s === null) {
+      if (opts.allDevices) throw new WechatAuthError('CLIENT_LOGGED_OUT', 'no session')
+      return
+    }
     // Marked closing while the logout is sent: a refresh of it answering meanwhile is dropped.
     const out = (s: Session) => send({ url: `${o.prefix}/logout`, method: 'POST', data: opts.allDevices ? { allDevices: true } : undefined, header: bearer(store.closing(s) as Session) })
     let res: PlatformResponse | undefined

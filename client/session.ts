@@ -5,7 +5,7 @@ import type { Events, Platform, Session, TokenPair } from './types.js'
 // A refresh token the gateway's schema refuses (empty, over 512 characters) could never refresh.
 const isSession = (v: unknown): v is Session => {
   const s = v as Session | null
-  return typeof s === 'object' && s !== null && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' &&
+  return !!s && typeof s.accessToken === 'string' && typeof s.refreshToken === 'string' &&
     s.refreshToken.length > 0 && s.refreshToken.length <= 512 &&
     [s.expiresAt, s.receivedAt, s.refreshExpiresAt].every((n) => typeof n === 'number')
 }

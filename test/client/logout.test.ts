@@ -234,3 +234,19 @@ test('a request made before a logout stays logged out, even when it waited for a
   t.equal(client.session(), null, 'no session after the second logout')
   t.equal(mp.logins, 1, 'no login after either')
 })
+
+test('logout({ allDevices }) with no session to send it with rejects CLIENT_LOGGED_OUT: "sign out everywhere" never silently does nothing', async (t) => {
+  const { baseUrl } = await gateway(t)
+  const mp = standIn('kai')
+  const client = createWechatAuthClient({ platform: mp.wx, baseUrl })
+  await t.rejects(client.logout({ allDevices: true }), { code: 'CLIENT_LOGGED_OUT' }, 'never logged in')
+  const held = mp.hold('POST /auth/login')
+  const login = client.ensureLogin().catch((err: unknown) => err)
+  await held.answered
+  const everywhere = client.logout({ allDevices: true })
+  held.release()
+  await t.rejects(everywhere, { code: 'CLIENT_LOGGED_OUT' }, 'only a login in flight')
+  t.match(await login, { code: 'CLIENT_LOGGED_OUT' })
+  await t.resolves(client.logout(), 'a plain logout with nothing stored still resolves')
+  t.equal(mp.calls['POST /auth/logout'] ?? 0, 1, 'only the ending of the login that answered after the logout')
+})
