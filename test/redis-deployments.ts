@@ -142,10 +142,12 @@ export async function sentinelMaster (d: Deployment & { sentinels: number[] }): 
   return Number(port)
 }
 
-export async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000, everyMs = 100): Promise<void> {
+/** Polls `check` until it holds; fails at the deadline, or at once when `gaveUp` says it never will. */
+export async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000, everyMs = 100, gaveUp = (): boolean => false): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await check().catch(() => false)) return
+    if (gaveUp()) throw new Error(`gave up waiting for ${what}`)
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await sleep(everyMs)
   }

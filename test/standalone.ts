@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { until } from './redis-deployments.js'
 
 export const entry = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 /** A test's `skip` while dist/ is not built. */
@@ -31,14 +32,10 @@ export function run (env: Record<string, string>, file = entry, opts: { detached
   // Its output is all read once its pipes close (after 'exit').
   let closed = false
   child.once('close', () => { closed = true })
-  // Polls every 20 ms; fails with what the process said last, at the deadline or at once when the
+  // redis-deployments.ts's poll, its failure with what the process said last; at once when the
   // process has ended (a crash at boot) without saying what was awaited.
   const untilOutput = async (done: (output: string) => boolean, what: string, ms = 10_000): Promise<void> => {
-    const deadline = Date.now() + ms
-    while (!done(out)) {
-      if (closed || Date.now() > deadline) throw new Error(`${closed ? 'the process ended' : 'timed out'} waiting for ${what}; output:\n${out.slice(-2000)}`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await until(async () => done(out), what, ms, 20, () => closed).catch((failed: Error) => { throw new Error(`${failed.message}; output:\n${out.slice(-2000)}`) })
   }
   return { pid: child.pid ?? 0, output: () => out, errors: () => err, exited, kill: (signal = 'SIGTERM') => { child.kill(signal) }, until: untilOutput }
 }

@@ -12,6 +12,7 @@ import { notFoundHandler } from '../../http/error-handler.js'
 import { serverOptions } from '../../http/server-options.js'
 import { userTag } from '../../lib/ids.js'
 import type { ResolveUser } from '../../lib/sessions.js'
+import type { Simulator } from '../../simulator/index.js'
 import { bearer, buildApp, me, refresh, startRedis, startSim, type Pair } from '../helper.js'
 
 const TOKEN = 'admin-token-0123456789-abcdefghijklmnopqrstuvwxyz'
@@ -373,12 +374,19 @@ test('embedded in the gateway: GET /admin/openapi.json documents every admin rou
   refused(t, await app.inject({ method: 'GET', url: '/admin/nowhere', headers: admin }), 404, 'ROUTE_NOT_FOUND', 'a coded 404 under /admin in a host')
 })
 
-test('in a host with Fastify\'s default Ajv options, a misspelt or mistyped field is still 400, never dropped into a wider action', async (t) => {
-  const sim = await startSim(t)
-  const host = Fastify() // removeAdditional and coerceTypes on, as a host has them
+/** A host as Fastify() makes it (no options of the gateway's), with the gateway and the admin API; `first` registers before them. */
+async function plainHost (t: Tap, sim: Simulator, first?: (host: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
+  const host = Fastify()
   t.teardown(async () => await host.close())
+  await first?.(host)
   await host.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, LOG_LEVEL: 'silent' } })
   await host.register(adminRoutes, { sessions: host.wechatAuthSessions, token: TOKEN })
+  return host
+}
+
+test('in a host with Fastify\'s default Ajv options, a misspelt or mistyped field is still 400, never dropped into a wider action', async (t) => {
+  const sim = await startSim(t)
+  const host = await plainHost(t, sim) // removeAdditional and coerceTypes on, as a host has them
   const one = (await host.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.1' } })).json<Pair>()
   await host.inject({ method: 'POST', url: '/auth/login', payload: { code: 'ivy.2' } })
   const path = `/admin/apps/${sim.appid}/users/${one.openid}`
@@ -398,11 +406,7 @@ test('in a host with Fastify\'s default Ajv options, a misspelt or mistyped fiel
 
 test('beside a host\'s own @fastify/swagger: the host\'s document still builds, without the admin routes; the admin document keeps them', async (t) => {
   const sim = await startSim(t)
-  const host = Fastify()
-  t.teardown(async () => await host.close())
-  await host.register(swagger, { openapi: { info: { title: 'the host', version: '1' } } })
-  await host.register(wechatAuth, { config: { WECHAT_APPID: sim.appid, WECHAT_SECRET: sim.secret, WECHAT_API_BASE: sim.url, LOG_LEVEL: 'silent' } })
-  await host.register(adminRoutes, { sessions: host.wechatAuthSessions, token: TOKEN })
+  const host = await plainHost(t, sim, async (h) => { await h.register(swagger, { openapi: { info: { title: 'the host', version: '1' } } }) })
   await host.ready()
   const doc = host.swagger() as { paths: Record<string, unknown> }
   t.ok(Object.keys(doc.paths).includes('/auth/login'), 'the host\'s document builds (it threw on the admin routes\' security scheme), with the gateway\'s routes')
