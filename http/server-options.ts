@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, Fas
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
+import { isLingering, lingerOnClose, noteRequest } from './lingering-close.js'
 import { holdsJwtOrRefreshToken, loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
@@ -120,7 +121,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
         response.setHeader(idHeader, requestIdOf(request, idHeader))
-        const refusal = asksToUpgrade(request.headers)
+        const upgrade = asksToUpgrade(request.headers)
+        noteRequest(request, !upgrade)
+        const refusal = upgrade
           ? new UpgradeRefusedError()
           : request.headers.host === undefined && request.httpVersion === '1.1' ? NO_HOST : null
         if (refusal === null) handler(request, response)
@@ -132,6 +135,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       const open = new Set<Socket>()
       server.on('connection', (socket: Socket) => {
         open.add(socket)
+        lingerOnClose(socket)
         socket.once('close', () => open.delete(socket))
       })
       ;(server as Tracked)[OPEN] = open
@@ -224,7 +228,11 @@ function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Cod
 function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
   // A client that only closed its side in the middle of a request (HPE_INVALID_EOF_STATE) still reads:
   // it is answered, and counted, like every other request cut short.
-  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  // A lingering socket has had its answer: Node's request deadline still counts for the body it discards.
+  if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) {
+    socket.destroy()
+    return
+  }
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
   refuseOnSocket(this.server, socket, coded)
