@@ -70,17 +70,20 @@ function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps
       case 'step-up':
         stepUps.inc({ outcome: outcomeOf.stepUp(event.outcome) })
         break
+      // An operator action that failed (audited with its code) is counted in wechat_auth_errors_total.
       case 'kick':
+        if (event.outcome !== 'ok') break
         moderation.inc({ action: 'kick' })
         revocations.inc({ reason: 'kick' }, endedCount(event.reason))
         break
       case 'ban':
+        if (event.outcome !== 'ok') break
         moderation.inc({ action: 'ban' })
         revocations.inc({ reason: 'ban' })
         break
       case 'unban':
       case 'access.set':
-        moderation.inc({ action: event.event })
+        if (event.outcome === 'ok') moderation.inc({ action: event.event })
         break
     }
   }

@@ -3,7 +3,7 @@
 // (AUTH_SESSION_KICKED, AUTH_ACCOUNT_BANNED), atomic in the store, seen by every instance at once.
 import { Value } from '@sinclair/typebox/value'
 import { AccessInput, Openid, ReasonCode, ServiceName, SessionParams, UserId } from './access-schemas.js'
-import type { RequestContext } from './audit.js'
+import { outcomeOf, type RequestContext } from './audit.js'
 import { ArgumentError, UserNotFoundError } from './errors.js'
 import { userTag } from './ids.js'
 import { sessionRules } from './login.js'
@@ -29,19 +29,49 @@ export const banEndAllowed = (until: number, now = Date.now()): boolean => until
 /** Why a ban's end was refused. */
 export const BAN_END_RULE = 'until must be a time in the future, at most 9999-12-31T23:59:59.999Z'
 
+type ActionDeps = Pick<SessionsDeps, 'store' | 'wechat' | 'resolveUser' | 'audit'>
+
+/** How an action finds the user a name means, and audits the attempts that fail. */
+function userActions ({ store, wechat, resolveUser, audit }: ActionDeps) {
+  /** A name's mini program and its checked id: a malformed one is the caller's error, nothing was tried. */
+  function named (user: UserName): { appid: string, sub: string } | { appid: string, openid: string } {
+    const appid = wechat.appOf(user.appid)
+    return 'sub' in user ? { appid, sub: checked<string>(UserId, user.sub, 'sub') } : { appid, openid: checked<string>(Openid, user.openid, 'openid') }
+  }
+
+  /** The user id behind a name. By openid: the user it last logged in as (the openid itself by default). */
+  async function subOf (user: ReturnType<typeof named>): Promise<string> {
+    if ('sub' in user) return user.sub
+    const known = await store.subOfOpenid(user.appid, user.openid)
+    if (known !== null) return known
+    if (resolveUser === undefined) return user.openid
+    throw new UserNotFoundError()
+  }
+
+  /**
+   * Runs `act` on the user `user` names. One that fails once the name is checked (USER_NOT_FOUND,
+   * SERVICE_BANS_FULL, STORE_UNAVAILABLE) is audited as `event` with its code: the trail shows the
+   * attempts that failed, not only the actions done. `act` audits its own success.
+   */
+  async function acting<T> (event: 'kick' | 'ban' | 'unban' | 'access.set', user: UserName, request: RequestContext | undefined, act: (appid: string, sub: string) => Promise<T>): Promise<T> {
+    const name = named(user)
+    let sub: string | undefined
+    try {
+      sub = await subOf(name)
+      return await act(name.appid, sub)
+    } catch (err) {
+      audit?.({ event, outcome: outcomeOf(err), appid: name.appid, ...(sub !== undefined ? { userId: sub } : {}) }, request)
+      throw err
+    }
+  }
+
+  return { named, subOf, acting }
+}
+
 export function createModeration ({ store, config, wechat, resolveUser, audit }: Pick<SessionsDeps, 'store' | 'config' | 'wechat' | 'resolveUser' | 'audit'>) {
   const accessTtlMs = sessionRules(config).accessTtlSec * 1000
 
-  /** The user id behind a name. By openid: the user it last logged in as (the openid itself by default). */
-  async function subOf (user: UserName): Promise<{ appid: string, sub: string }> {
-    const appid = wechat.appOf(user.appid)
-    if ('sub' in user) return { appid, sub: checked<string>(UserId, user.sub, 'sub') }
-    const openid = checked<string>(Openid, user.openid, 'openid')
-    const known = await store.subOfOpenid(appid, openid)
-    if (known !== null) return { appid, sub: known }
-    if (resolveUser === undefined) return { appid, sub: openid }
-    throw new UserNotFoundError()
-  }
+  const { named, subOf, acting } = userActions({ store, wechat, resolveUser, audit })
 
   /**
    * Ends a user's sessions (one by id, or all) for a reason code their tokens are told with
@@ -51,10 +81,11 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
     const reason = reasonCode(opts.reason ?? 'kicked')
     // A session id as the gateway makes them: never '*', which the Redis script reads as "all".
     const sid = opts.sid === undefined ? undefined : checked<string>(SessionParams.properties.sid, opts.sid, 'kick: sid')
-    const { appid, sub } = await subOf(user)
-    const ended = await store.kick(userTag(appid, sub), sid === undefined ? 'all' : [sid], reason, accessTtlMs)
-    audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(opts.sid !== undefined ? { sessionId: opts.sid } : {}), reason: `${reason}, ended ${ended}` }, opts.request)
-    return ended
+    return await acting('kick', user, opts.request, async (appid, sub) => {
+      const ended = await store.kick(userTag(appid, sub), sid === undefined ? 'all' : [sid], reason, accessTtlMs)
+      audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(sid !== undefined ? { sessionId: sid } : {}), reason: `${reason}, ended ${ended}` }, opts.request)
+      return ended
+    })
   }
 
   /**
@@ -67,32 +98,37 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
     if (until !== null && !banEndAllowed(until)) throw new ArgumentError(`ban: ${BAN_END_RULE}`)
     const reason = reasonCode(opts.reason)
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'ban: service')
-    const { appid, sub } = await subOf(user)
-    if (service === undefined) await store.ban(userTag(appid, sub), { until, reason }, accessTtlMs)
-    else await store.banService(userTag(appid, sub), { service, until, reason })
-    audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') }, opts.request)
+    await acting('ban', user, opts.request, async (appid, sub) => {
+      if (service === undefined) await store.ban(userTag(appid, sub), { until, reason }, accessTtlMs)
+      else await store.banService(userTag(appid, sub), { service, until, reason })
+      audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') }, opts.request)
+    })
   }
 
   /** Lifts the account's ban, or only the ban from `service`. */
   async function unban (user: UserName, opts: { service?: string, request?: RequestContext } = {}): Promise<void> {
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'unban: service')
-    const { appid, sub } = await subOf(user)
-    if (service === undefined) await store.unban(userTag(appid, sub))
-    else await store.unbanService(userTag(appid, sub), service)
-    audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' }, opts.request)
+    await acting('unban', user, opts.request, async (appid, sub) => {
+      if (service === undefined) await store.unban(userTag(appid, sub))
+      else await store.unbanService(userTag(appid, sub), service)
+      audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' }, opts.request)
+    })
   }
 
   /** Replaces a user's roles and permissions: every instance's next request sees them. */
   async function setAccess (user: UserName, access: Partial<Access>, request?: RequestContext): Promise<void> {
     const value = checked<Access>(AccessInput, { roles: access.roles ?? [], permissions: access.permissions ?? [] }, 'setAccess')
-    const { appid, sub } = await subOf(user)
-    await store.setAccess(userTag(appid, sub), value)
-    audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` }, request)
+    await acting('access.set', user, request, async (appid, sub) => {
+      await store.setAccess(userTag(appid, sub), value)
+      audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` }, request)
+    })
   }
 
   /** Everything about a user an operator may see: never a session_key or a token. */
   async function userState (user: UserName): Promise<UserState & { appid: string, sub: string, sessions: SessionInfo[] }> {
-    const { appid, sub } = await subOf(user)
+    const name = named(user)
+    const { appid } = name
+    const sub = await subOf(name)
     const tag = userTag(appid, sub)
     const [state, sessions] = await Promise.all([store.userState(tag), store.listSessions(tag)])
     return { appid, sub, ...state, sessions }

@@ -101,6 +101,53 @@ test('a login whose session the store fails to open after WeChat took the code i
   t.notOk(JSON.stringify(events).includes('stella.1'), 'never the code')
 })
 
+test('an operator action that fails once its user is named is audited with its code, and not counted as done', async (t) => {
+  const redis = await startRedis(t, { own: true })
+  const sim = await startSim(t)
+  const app = await buildApp(t, {
+    sim,
+    redisServer: redis,
+    metrics: true,
+    config: { STORE_TIMEOUT_MS: 200 },
+    resolveUser: async (identity) => ({ userId: `u-${identity.openid}` })
+  })
+  t.teardown(() => { redis.resume() })
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
+  const sessions = app.wechatAuthSessions
+  const appid = app.wechat.appid
+  const pair = await login(app, 'opal.1')
+  const user = { appid, openid: pair.openid }
+  const codeOf = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'ok', (e: { code?: string }) => String(e.code))
+  events.length = 0
+
+  // Refused before anything is tried (the caller's input): nothing to audit.
+  t.equal(await codeOf(sessions.ban(user, { reason: 'has space' })), 'FST_ERR_VALIDATION')
+  t.equal(await codeOf(sessions.kick({ appid: 'wx0000000000000bad', sub: 'x' })), 'WX_APP_UNKNOWN')
+  t.same(events, [], 'no event for a malformed call')
+  // An openid no one logged in as, under a resolveUser hook: the mini program, no user.
+  t.equal(await codeOf(sessions.kick({ appid, openid: `${pair.openid}x` })), 'USER_NOT_FOUND')
+  // A ninth service ban: the user it was for.
+  for (let i = 1; i <= 8; i++) await sessions.ban(user, { reason: 'abuse', service: `s${i}` })
+  events.length = 0
+  t.equal(await codeOf(sessions.ban(user, { reason: 'abuse', service: 's9' })), 'SERVICE_BANS_FULL')
+  // Redis frozen: each action times out.
+  redis.pause()
+  const frozen = [await codeOf(sessions.kick(user, { sid: 'AAAAAAAAAAAA' })), await codeOf(sessions.unban(user)), await codeOf(sessions.setAccess({ appid, sub: `u-${pair.openid}` }, { roles: ['vip'] }))]
+  redis.resume()
+  t.same(frozen, ['STORE_UNAVAILABLE', 'STORE_UNAVAILABLE', 'STORE_UNAVAILABLE'])
+  t.same(events.map((e) => [e.event, e.outcome, e.appid, e.userId]), [
+    ['ban', 'SERVICE_BANS_FULL', appid, `u-${pair.openid}`],
+    // By openid, the store is asked for its user first: it timed out, so no user id is known.
+    ['kick', 'STORE_UNAVAILABLE', appid, undefined],
+    ['unban', 'STORE_UNAVAILABLE', appid, undefined],
+    ['access.set', 'STORE_UNAVAILABLE', appid, `u-${pair.openid}`]
+  ], 'one event per attempt that failed, with its code')
+  const samples = await app.wechatAuthMetrics.registry.getSingleMetricAsString('wechat_auth_moderation_actions_total')
+  t.match(samples, /action="ban"\} 8$/m, 'the eight bans done, not the one refused')
+  t.notMatch(samples, /action="(kick|unban|access\.set)"\} [1-9]/, 'no failed action counted as done')
+})
+
 test('a host\'s audit subscriber that throws keeps the event from no other subscriber (the metrics\' included), and is warned of once a minute', async (t) => {
   const sim = await startSim(t)
   const logs: string[] = []
