@@ -72,12 +72,15 @@ export function createWeChatApi (opts: WeChatApiOptions): WeChatApi {
   }
   const appids = Object.freeze(apps.map((a) => a.appid))
 
+  const APPID = /^wx[0-9a-f]{16}$/
   function appOf (appid?: string): string {
     if (appid === undefined) {
       if (appids.length === 1) return appids[0] as string
       throw new WxAppUnknownError('An appid is required: this gateway serves several mini programs')
     }
-    if (!runtimes.has(appid)) throw new WxAppUnknownError(`${appid.slice(0, 64)} is not a mini program this gateway serves`)
+    // Named only when it has an appid's shape: the caller's string (a token pasted in the wrong field)
+    // is neither answered nor logged back.
+    if (!runtimes.has(appid)) throw new WxAppUnknownError(`${APPID.test(appid) ? appid : 'The appid'} is not a mini program this gateway serves`)
     return appid
   }
   const runtimeOf = (appid?: string): AppRuntime => runtimes.get(appOf(appid)) as AppRuntime
