@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, Fas
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
-import { isLingering, lingerOnClose, noteRequest } from './lingering-close.js'
+import { answeredAlready, lingerOnClose, noteRequest, stopLingering, unanswerable } from './lingering-close.js'
 import { holdsJwtOrRefreshToken, loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
@@ -120,9 +120,10 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
+        if (unanswerable(request)) return
         response.setHeader(idHeader, requestIdOf(request, idHeader))
         const upgrade = asksToUpgrade(request.headers)
-        noteRequest(request, !upgrade)
+        noteRequest(request, response, !upgrade)
         const refusal = upgrade
           ? new UpgradeRefusedError()
           : request.headers.host === undefined && request.httpVersion === '1.1' ? NO_HOST : null
@@ -140,7 +141,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       })
       ;(server as Tracked)[OPEN] = open
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
-      server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+      server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+        if (unanswerable(request)) return
+        noteRequest(request, response, true)
         sendCoded(server, response, EXPECTATION_FAILED)
       })
       // Without a listener Node closes a CONNECT's socket without a word.
@@ -162,6 +165,7 @@ type Tracked = Server & { [OPEN]?: Set<Socket> }
  */
 export function closeAfterAnswers (server: Server): void {
   for (const socket of (server as Tracked)[OPEN] ?? []) {
+    stopLingering(socket)
     const answer = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
     if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
   }
@@ -228,8 +232,9 @@ function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Cod
 function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
   // A client that only closed its side in the middle of a request (HPE_INVALID_EOF_STATE) still reads:
   // it is answered, and counted, like every other request cut short.
-  // A lingering socket has had its answer: Node's request deadline still counts for the body it discards.
-  if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) {
+  // A request answered before its body arrived: Node's deadline still counts for the body it discards,
+  // and a 408 now would be read as the answer to the client's next request.
+  if (err.code === 'ECONNRESET' || socket.destroyed || answeredAlready(socket)) {
     socket.destroy()
     return
   }
