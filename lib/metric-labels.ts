@@ -6,6 +6,11 @@ import { BEFORE_FASTIFY } from './refusals.js'
 
 // A label value is a short identifier; anything else is 'other'.
 const SAFE_VALUE = /^[A-Za-z0-9_.:/-]{1,64}$/
+/**
+ * A route template, as Fastify gives the matched route's (never the client's path): printable ASCII,
+ * for a wildcard (`/files/*`) or a parameter's pattern (`/items/:id(^\\d+)`) of a host's route.
+ */
+export const ROUTE_TEMPLATE = /^[\x21-\x7e]{1,128}$/
 export const MAX_VALUES = 64
 const OTHER = 'other'
 
@@ -27,12 +32,12 @@ const KNOWN_VALUES = new Set(['ok', 'error', 'rotated', 'grace_retry', 'reuse_de
   })])
 const FASTIFY_CODE = /^FST_[A-Z0-9_]{1,60}$/
 
-/** Keeps one label's values to a bounded set: the known ones, and the first `max` others. */
-export function boundedLabel (max = MAX_VALUES): (value: string) => string {
+/** Keeps one label's values to a bounded set: the known ones, and the first `max` others of the shape `safe`. */
+export function boundedLabel (max = MAX_VALUES, safe = SAFE_VALUE): (value: string) => string {
   const seen = new Set<string>()
   return (value) => {
     if (seen.has(value) || KNOWN_VALUES.has(value) || FASTIFY_CODE.test(value)) return value
-    if (seen.size >= max || !SAFE_VALUE.test(value)) return OTHER
+    if (seen.size >= max || !safe.test(value)) return OTHER
     seen.add(value)
     return value
   }

@@ -13,7 +13,7 @@ import type { AuditEvent } from './audit.js'
 import { outcomeOf } from './audit.js'
 import type { TokenRenewalMessage, WechatCallMessage } from './diagnostics.js'
 import { ConfigError } from './errors.js'
-import { MAX_VALUES, boundedLabel } from './metric-labels.js'
+import { MAX_VALUES, ROUTE_TEMPLATE, boundedLabel } from './metric-labels.js'
 
 export interface MetricsOptions {
   /** Where the metrics are registered: a new registry by default (prom-client's global one is `register`). */
@@ -181,8 +181,8 @@ export function createMetrics (opts: MetricsOptions = {}) {
   const { httpDuration, errors: errorsTotal, rateLimited, wechatCalls, renewals, storeDuration, accessCache, ...sessionMetrics } = defined
   const label = {
     method: boundedLabel(),
-    route: boundedLabel(),
-    rateLimitedRoute: boundedLabel(),
+    route: boundedLabel(MAX_VALUES, ROUTE_TEMPLATE),
+    rateLimitedRoute: boundedLabel(MAX_VALUES, ROUTE_TEMPLATE),
     code: boundedLabel(),
     deviceType: boundedLabel(),
     endpoint: boundedLabel(),

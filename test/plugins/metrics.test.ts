@@ -74,6 +74,24 @@ test('the counters move with what happens, labelled by template and code', async
   for (const secret of secrets) t.notOk(values.includes(secret), 'no token, code, path, openid or session id in a label')
 })
 
+test('a host\'s wildcard and patterned routes keep their templates as labels, never the path', async (t) => {
+  const sim = await startSim(t)
+  const app = await buildApp(t, {
+    sim,
+    metrics: true,
+    extend: (host) => {
+      host.get('/files/*', async () => ({ ok: true }))
+      host.get('/items/:id(^\\d+)', async () => ({ ok: true }))
+    }
+  })
+  for (const url of ['/files/a/b.txt', '/files/c', '/items/42', '/items/7']) t.equal((await app.inject({ url })).statusCode, 200, url)
+  const s = await scrape(app.wechatAuthMetrics.registry)
+  const http = 'wechat_auth_http_request_duration_seconds_count'
+  t.equal(valueOf(s, http, { method: 'GET', route: '/files/*', status_code: '200' }), 2, 'the wildcard route, as its template')
+  t.equal(valueOf(s, http, { method: 'GET', route: '/items/:id(^\\d+)', status_code: '200' }), 2, 'the patterned route, as its template')
+  t.notOk(s.some((x) => x.name === http && x.labels.route === 'other'), 'none as other')
+})
+
 test('the access check\'s read copy is counted at each scrape, from its own counters: misses, hits, its size', async (t) => {
   // Its own Redis: another file's FLUSHDB on a shared one would empty the copy (an invalidation of everything).
   const redis = await startRedis(t, { own: true })
