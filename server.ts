@@ -14,6 +14,7 @@ import type { Config } from './lib/schemas.js'
 import { countErrors } from './http/count-errors.js'
 import { errorHandler, notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
+import { adminServerOptions } from './http/admin-server-options.js'
 import { closeAfterAnswers, serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
@@ -117,8 +118,7 @@ async function closeDraining (instance: FastifyInstance): Promise<void> {
 
 /** The admin API on its own listener, logging through the gateway's logger, its errors in the gateway's metrics. */
 async function listenAdmin (gateway: FastifyInstance, resolved: ResolvedConfig, port: number, token: string): Promise<FastifyInstance> {
-  const { logger: _ownLogger, ...options } = serverOptions(resolved)
-  const instance = Fastify({ ...options, loggerInstance: gateway.log.child({ listener: 'admin' }) })
+  const instance = Fastify(adminServerOptions(resolved, gateway.log, token))
   if (gateway.hasDecorator('wechatAuthMetrics')) countErrors(instance, gateway.wechatAuthMetrics)
   instance.setNotFoundHandler(notFoundHandler)
   instance.setErrorHandler(errorHandler)

@@ -45,6 +45,12 @@ export function holdsJwtOrRefreshToken (text: string): boolean {
   return false
 }
 
+/** Whether `text`, as sent or percent-decoded (once or twice: `%2521` is a `!`), holds `secret`. */
+export function holdsSecret (text: string, secret: string): boolean {
+  const once = decoded(text) ?? ''
+  return [text, once, decoded(once) ?? ''].some((form) => form.includes(secret))
+}
+
 /** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */
 export function tokenShaped (text: string): boolean {
   return LONG_RUN.test(text) || jwtOrRefreshToken(text)

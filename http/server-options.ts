@@ -24,7 +24,7 @@ interface RefusalEmitter { emit: (event: typeof REFUSED_BEFORE_FASTIFY, code: st
 export const REDACT_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]']
 
 /** Fastify's request serializer (lib/logger-pino.js), its URL through loggedUrl (http/logged-url.ts). */
-const requestSerializer = (request: FastifyRequest): Record<string, unknown> => ({
+export const requestSerializer = (request: FastifyRequest): Record<string, unknown> => ({
   method: request.method,
   url: loggedUrl(request.url),
   version: request.headers['accept-version'],

@@ -85,7 +85,7 @@ async function stateOf (sessions: AdminOptions['sessions'], user: UserName) {
 const refusals: RouteError[] = [...shared.any, ...shared.params, AdminTokenInvalidError, WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
 
 /** The five routes for users named one way: by user id (`users/:sub`) or by openid (`openids/:openid`). */
-function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'], by: 'sub' | 'openid'): void {
+function userRoutes (fastify: FastifyInstance, { sessions, token }: Pick<AdminOptions, 'sessions' | 'token'>, by: 'sub' | 'openid'): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const path = by === 'sub' ? '/apps/:appid/users/:sub' : '/apps/:appid/openids/:openid'
   const params = by === 'sub' ? BySub : ByOpenid
@@ -96,9 +96,10 @@ function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'
     summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...refusals, ...errors) }
   })
   const user = (p: Record<string, string>): UserName => {
-    // A token pasted where the user id goes would be written into the admin log lines and audit
-    // events (the request log redacts it): refused, it names no user anyway.
-    if (by === 'sub' && holdsJwtOrRefreshToken(p.sub as string)) throw new errorCodes.FST_ERR_VALIDATION('params/sub is a token, not a user id')
+    // A token pasted where the user id goes (a JWT, a refresh token, the admin token itself) would be
+    // written into the admin log lines and audit events (the request log redacts it): refused, it
+    // names no user anyway. An openid's pattern takes none of them.
+    if (by === 'sub' && (holdsJwtOrRefreshToken(p.sub as string) || (p.sub as string).includes(token))) throw new errorCodes.FST_ERR_VALIDATION('params/sub is a token, not a user id')
     return by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
   }
 
@@ -175,8 +176,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
     context.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: onlyInAdminDocument } })
     const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
     context.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => openapi())
-    userRoutes(context, sessions, 'sub')
-    userRoutes(context, sessions, 'openid')
+    userRoutes(context, { sessions, token }, 'sub')
+    userRoutes(context, { sessions, token }, 'openid')
   }, { prefix: '/admin' })
 }
 

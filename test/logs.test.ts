@@ -1,10 +1,11 @@
 // Secrets never reach a log line: session_key, the app secret, the JWT secret, login codes,
 // refresh tokens and access tokens, across success and failure paths, at the most verbose level;
 // nor H5 login's codes, states and cookies, nor cookie mode's refresh cookie (nor an audit event).
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import { request } from 'undici'
 import { notFoundHandler } from '../http/error-handler.js'
+import { adminServerOptions } from '../http/admin-server-options.js'
 import { serverOptions } from '../http/server-options.js'
 import type { AuditEvent } from '../lib/audit.js'
 import adminRoutes from '../routes/admin.js'
@@ -180,20 +181,33 @@ test('credentials under any query name, in returnTo\'s query or in the path are 
   t.equal((await app.inject({ method: 'GET', url: `/auth/qr/${id}`, headers: bearer(pair.accessToken) })).statusCode, 200)
   await app.inject({ method: 'GET', url: `/auth/me?refresh=${pair.refreshToken}`, headers: bearer(pair.accessToken) })
   await app.inject({ method: 'POST', url: `/auth/refresh?x=${pair.accessToken}`, payload: { refreshToken: pair.refreshToken } })
-  // The admin listener, as server.ts builds it: the gateway's options, a token a client put in the query.
-  const adminToken = 'admin-token-0123456789-abcdefghijklmnopqrstuvwxyz'
+  // The admin listener, as server.ts builds it: the gateway's options and logger, a token a client put in the query.
   const adminLogs: string[] = []
-  const admin = Fastify(serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { adminLogs.push(l) } } }))
-  t.teardown(async () => await admin.close())
-  admin.setNotFoundHandler(notFoundHandler)
-  await admin.register(adminRoutes, { sessions: app.wechatAuthSessions, token: adminToken })
+  const gatewayLog = Fastify(serverOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, { logStream: { write: (l) => { adminLogs.push(l) } } }))
+  t.teardown(async () => await gatewayLog.close())
+  const adminWith = async (token: string): Promise<FastifyInstance> => {
+    const admin = Fastify(adminServerOptions({ LOG_LEVEL: 'info', TRUST_PROXY: 'false' }, gatewayLog.log, token))
+    t.teardown(async () => await admin.close())
+    admin.setNotFoundHandler(notFoundHandler)
+    await admin.register(adminRoutes, { sessions: app.wechatAuthSessions, token })
+    return admin
+  }
+  const adminToken = 'admin-token-0123456789-abcdefghijklmnopqrstuvwxyz'
+  const admin = await adminWith(adminToken)
   const user = `/admin/apps/${sim.appid}/openids/${pair.openid}`
   t.equal((await admin.inject({ method: 'GET', url: `${user}?t=${adminToken}` })).json().code, 'ADMIN_TOKEN_INVALID', 'a token in the query is no token')
   t.equal((await admin.inject({ method: 'DELETE', url: `${user}/ban?service=pay`, headers: bearer(adminToken) })).statusCode, 204)
+  // An ADMIN_TOKEN of 32 characters, not all of base64url's: not token-shaped, yet never logged from a path.
+  const oddToken = 'k3y!wz#Q9-p$0x~7mE*r2@vL5^nB8&tY'
+  const odd = await adminWith(oddToken)
+  const asUser = await odd.inject({ method: 'GET', url: `/admin/apps/${sim.appid}/users/${encodeURIComponent(oddToken)}`, headers: bearer(oddToken) })
+  t.same([asUser.statusCode, asUser.json().code], [400, 'FST_ERR_VALIDATION'], 'the admin token as a user id names no user')
+  t.equal((await odd.inject({ method: 'GET', url: `/admin/${encodeURIComponent(encodeURIComponent(oddToken))}` })).statusCode, 401, 'twice encoded, elsewhere in the path')
 
   const text = logs.join('\n') + adminLogs.join('\n')
   for (const [what, value] of [['H5 code', code], ['H5 state', state], ['refresh token', pair.refreshToken], ['access token signature', pair.accessToken.split('.')[2] as string],
-    ['QR secret', secret], ['admin token', adminToken]]) {
+    ['QR secret', secret], ['admin token', adminToken], ['admin token of 32 characters', oddToken], ['the same, encoded', encodeURIComponent(oddToken)],
+    ['the same, twice encoded', encodeURIComponent(encodeURIComponent(oddToken))]]) {
     t.notOk(text.includes(value as string), `no ${what as string} in the logs`)
   }
   t.ok(text.includes(`"url":"/auth/h5/authorize?scope=snsapi_base&returnTo=${encodeURIComponent(page)}%3F[redacted]"`), 'returnTo\'s origin and path')
