@@ -15,7 +15,8 @@ import { countErrors } from './http/count-errors.js'
 import { errorHandler, notFoundHandler } from './http/error-handler.js'
 import { registerLoadShedding } from './http/load-shedding.js'
 import { adminServerOptions } from './http/admin-server-options.js'
-import { closeAfterAnswers, serverOptions } from './http/server-options.js'
+import { closeAfterAnswers, endLingers } from './http/open-connections.js'
+import { serverOptions } from './http/server-options.js'
 import adminRoutes from './routes/admin.js'
 import metricsRoutes, { type MetricsRouteOptions } from './routes/metrics.js'
 import { stopGracefully } from './stopping.js'
@@ -75,6 +76,8 @@ async function serve (config: Config): Promise<void> {
     // One line for a stop: why, and how long requests in flight may take.
     if (err !== undefined) server.log.error({ err }, 'closing after an error')
     else server.log.info({ signal: reason, drainMs: DRAIN_MS }, 'shutting down: draining requests in flight')
+    // No connection lingers past the stop's start, on any listener (the gateway's closes last).
+    for (const instance of [admin, metrics, server]) if (instance !== null) endLingers(instance.server)
     // The admin API first: its requests use the gateway's store, which closes with the gateway.
     for (const instance of [admin, metrics, server]) if (instance !== null) await closeDraining(instance)
   })

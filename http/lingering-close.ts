@@ -19,7 +19,9 @@ const ANSWER = Symbol('answer')
 const LINGER = Symbol('linger')
 const NO_LINGER = Symbol('noLinger')
 // The request is the one Node's parser holds too (parser.incoming) until the next: no longer kept.
-type Tracked = Socket & { [REQUEST]?: IncomingMessage | undefined, [ANSWER]?: ServerResponse, [LINGER]?: () => void, [NO_LINGER]?: true }
+// Node's own: the answer the socket writes or will write next (_http_server.js), and whether it closes.
+type Answer = ServerResponse & { _last?: boolean }
+type Tracked = Socket & { [REQUEST]?: IncomingMessage | undefined, [ANSWER]?: ServerResponse, [LINGER]?: () => void, [NO_LINGER]?: true, _httpMessage?: Answer | null }
 
 const plainDestroySoon = Socket.prototype.destroySoon
 
@@ -81,21 +83,38 @@ export const isLingering = (socket: Socket): boolean => (socket as Tracked)[LING
 
 /**
  * A request Node parsed behind one answered `Connection: close` (pipelined after its body, while the
- * connection lingers or closes): neither run (RFC 9112 9.6) nor answered. Its body is discarded.
+ * connection lingers or closes, or while that answer is still owed): neither run (RFC 9112 9.6) nor
+ * answered; Node would never write its answer. Its body is discarded. `answer` is its own.
  */
-export function unanswerable (request: IncomingMessage): boolean {
-  if (!isLingering(request.socket) && request.socket.writable) return false
+export function unanswerable (request: IncomingMessage, answer: ServerResponse): boolean {
+  const socket = request.socket as Tracked
+  const before = socket._httpMessage
+  const behindClose = before != null && before !== answer && (before._last === true || before.getHeader('connection') === 'close')
+  if (!behindClose && !isLingering(socket) && socket.writable) return false
   request.resume()
   return true
 }
 
 /**
- * Whether the request still being read on `socket` has had its answer already: anything written now
- * (a 408 at the request deadline) would be read as the answer to the client's next request.
+ * For a client error on `socket` (a parse error, a request deadline) that Node would answer with a
+ * raw 400 or 408: whether an answer stands in the way, in which case it is handled here. An answer
+ * given already, or being written, to a request still being read (a 401 before its body), or owed to
+ * a request read whole (the error is about bytes after it): a raw answer now would be read in its
+ * place, or as the answer to the next request. The socket closes after that answer (at once if it
+ * is given); false when the error is to be answered.
  */
-export function answeredAlready (socket: Socket): boolean {
-  const { [REQUEST]: request, [ANSWER]: answer } = socket as Tracked
-  return isLingering(socket) || (request !== undefined && !request.complete && answer?.writableFinished === true)
+export function closeAfterAnswer (socket: Socket): boolean {
+  const s = socket as Tracked
+  const owed = s._httpMessage
+  if (owed != null && (owed.req.complete || owed.headersSent)) {
+    if (!owed.headersSent) owed.setHeader('connection', 'close')
+    owed.once('finish', () => { s.destroySoon() })
+    return true
+  }
+  const { [REQUEST]: request, [ANSWER]: answer } = s
+  if (!isLingering(s) && (request === undefined || request.complete || answer?.writableFinished !== true)) return false
+  s.destroy()
+  return true
 }
 
 /** As a stop begins: `socket` lingers no more, now or after its answer in flight; it closes as Node closes. */

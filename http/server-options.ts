@@ -1,13 +1,14 @@
 // Fastify's options for the standalone gateway. The tests build their instances from the same
 // function, so they run with what production runs.
 import { randomUUID } from 'node:crypto'
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { UpgradeRefusedError } from '../lib/errors.js'
 import { BEFORE_FASTIFY, MAX_PARAM_LENGTH, type CodedAnswer as Coded } from '../lib/refusals.js'
 import { ConfigSchema, type Config } from '../lib/schemas.js'
-import { answeredAlready, lingerOnClose, noteRequest, stopLingering, unanswerable } from './lingering-close.js'
+import { closeAfterAnswer, noteRequest, unanswerable } from './lingering-close.js'
+import { trackConnections } from './open-connections.js'
 import { holdsJwtOrRefreshToken, loggedUrl } from './logged-url.js'
 import { REQUEST_LOG } from './request-log.js'
 
@@ -120,7 +121,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
         // A request that asks to switch protocols has no body Node will parse: anything that read
         // one would wait until a timeout. This server speaks plain HTTP only.
-        if (unanswerable(request)) return
+        if (unanswerable(request, response)) return
         response.setHeader(idHeader, requestIdOf(request, idHeader))
         const upgrade = asksToUpgrade(request.headers)
         noteRequest(request, response, !upgrade)
@@ -131,18 +132,10 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
         else sendCoded(server, response, refusal)
       })
       server.keepAliveTimeout = keepAliveTimeout
-      // Its connections, for a stop to close after their answers (closeAfterAnswers): counted per
-      // connection, not per request.
-      const open = new Set<Socket>()
-      server.on('connection', (socket: Socket) => {
-        open.add(socket)
-        lingerOnClose(socket)
-        socket.once('close', () => open.delete(socket))
-      })
-      ;(server as Tracked)[OPEN] = open
+      trackConnections(server)
       // Node answers an Expect other than 100-continue with a bare 417; this one has a code.
       server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-        if (unanswerable(request)) return
+        if (unanswerable(request, response)) return
         noteRequest(request, response, true)
         sendCoded(server, response, EXPECTATION_FAILED)
       })
@@ -151,23 +144,6 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
       return server
     },
     clientErrorHandler
-  }
-}
-
-const OPEN = Symbol('openConnections')
-type Tracked = Server & { [OPEN]?: Set<Socket> }
-
-/**
- * Tells each answer `server` has not sent yet to close its connection after it (`Connection: close`),
- * as a stop begins: a client or proxy that reused a connection answered `keep-alive` would send its
- * next request into a socket the stop is closing (ECONNRESET; a proxy's 502 for a POST it cannot
- * retry). The answer in flight on a socket is Node's `_httpMessage`, as http-terminator finds it.
- */
-export function closeAfterAnswers (server: Server): void {
-  for (const socket of (server as Tracked)[OPEN] ?? []) {
-    stopLingering(socket)
-    const answer = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-    if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
   }
 }
 
@@ -232,12 +208,13 @@ function sendCoded (server: RefusalEmitter, response: ServerResponse, coded: Cod
 function clientErrorHandler (this: { log: FastifyBaseLogger, server: RefusalEmitter }, err: Error & { code?: string }, socket: Socket): void {
   // A client that only closed its side in the middle of a request (HPE_INVALID_EOF_STATE) still reads:
   // it is answered, and counted, like every other request cut short.
-  // A request answered before its body arrived: Node's deadline still counts for the body it discards,
-  // and a 408 now would be read as the answer to the client's next request.
-  if (err.code === 'ECONNRESET' || socket.destroyed || answeredAlready(socket)) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) {
     socket.destroy()
     return
   }
+  // An answer given or owed (Node's deadline still counts for a body discarded after a 401): no raw
+  // answer in its place.
+  if (closeAfterAnswer(socket)) return
   const coded = CLIENT_ERRORS[err.code ?? ''] ?? BAD_REQUEST
   this.log.debug({ code: coded.code, parserCode: err.code }, 'client error')
   refuseOnSocket(this.server, socket, coded)

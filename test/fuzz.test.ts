@@ -1230,9 +1230,10 @@ const RAW_KINDS: ReadonlyArray<readonly [number, (c: Ctx) => RawCase]> = [
     const paths = Array.from({ length: n }, () => c.r.pick(['/health', '/health/live', '/nowhere', '/auth/me']))
     return answer('pipelined: several requests in one write', [paths.map((p, i) => `GET ${p} HTTP/1.1\r\n${HOST}${i === n - 1 ? CLOSE : ''}\r\n`).join('')], undefined, { answers: n })
   }],
-  // Node's parser reads the garbage before the first request is answered: the 400 goes out in its
-  // place and the connection closes (Node's own clientError handling does the same), so one answer.
-  [1, () => answer('pipelined: a request, then garbage', [`GET /health HTTP/1.1\r\n${HOST}\r\nGARBAGE\r\n\r\n`], BAD_REQUEST)],
+  // Node's parser reads the garbage before the first request is answered: that answer goes out, told
+  // to close the connection, and nothing after it (Node's own clientError handling wrote a 400 in its
+  // place; http/lingering-close.ts's closeAfterAnswer), so one answer.
+  [1, () => answer('pipelined: a request, then garbage', [`GET /health HTTP/1.1\r\n${HOST}\r\nGARBAGE\r\n\r\n`], { status: [200] })],
   [1, (c) => {
     const from = `X-Forwarded-For: 10.${c.r.int(256)}.${c.r.int(256)}.${1 + c.r.int(254)}\r\n`
     return answer('pipelined: two logins with bodies', [`${LOGIN}${from}${withLength(loginBody(c))}${LOGIN}${from}${CLOSE}${withLength(loginBody(c))}`], { status: [200] }, { answers: 2 })
