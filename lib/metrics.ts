@@ -70,7 +70,8 @@ function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps
       case 'step-up':
         stepUps.inc({ outcome: outcomeOf.stepUp(event.outcome) })
         break
-      // An operator action that failed (audited with its code) is counted in wechat_auth_errors_total.
+      // An operator action that failed is audited with its code, not counted here (an admin API call's
+      // answer is in wechat_auth_errors_total).
       case 'kick':
         if (event.outcome !== 'ok') break
         moderation.inc({ action: 'kick' })

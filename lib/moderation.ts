@@ -30,6 +30,8 @@ export const banEndAllowed = (until: number, now = Date.now()): boolean => until
 export const BAN_END_RULE = 'until must be a time in the future, at most 9999-12-31T23:59:59.999Z'
 
 type ActionDeps = Pick<SessionsDeps, 'store' | 'wechat' | 'resolveUser' | 'audit'>
+/** What an action was asked, for its audit event: its reason, the session it names, the HTTP request. */
+interface Asked { reason: string, sessionId?: string | undefined, request?: RequestContext | undefined }
 
 /** How an action finds the user a name means, and audits the attempts that fail. */
 function userActions ({ store, wechat, resolveUser, audit }: ActionDeps) {
@@ -49,20 +51,26 @@ function userActions ({ store, wechat, resolveUser, audit }: ActionDeps) {
   }
 
   /**
-   * Runs `act` on the user `user` names. One that fails once the name is checked (USER_NOT_FOUND,
-   * SERVICE_BANS_FULL, STORE_UNAVAILABLE) is audited as `event` with its code: the trail shows the
-   * attempts that failed, not only the actions done. `act` audits its own success.
+   * Runs `act` on the user `user` names, and audits it as `event`: done (`act` may tell a `reason` of
+   * its own), or failed once the name is checked (USER_NOT_FOUND, SERVICE_BANS_FULL, STORE_UNAVAILABLE,
+   * a write that may still have been applied) with its code: the trail shows the attempts that failed
+   * too. Each with what was asked (`reason`, `sessionId`).
    */
-  async function acting<T> (event: 'kick' | 'ban' | 'unban' | 'access.set', user: UserName, request: RequestContext | undefined, act: (appid: string, sub: string) => Promise<T>): Promise<T> {
+  async function acting<T> (event: 'kick' | 'ban' | 'unban' | 'access.set', user: UserName, asked: Asked, act: (appid: string, sub: string) => Promise<[T, string?]>): Promise<T> {
     const name = named(user)
+    const { appid } = name
+    const what = { ...(asked.sessionId !== undefined ? { sessionId: asked.sessionId } : {}), reason: asked.reason }
     let sub: string | undefined
+    let done: [T, string?]
     try {
       sub = await subOf(name)
-      return await act(name.appid, sub)
+      done = await act(appid, sub)
     } catch (err) {
-      audit?.({ event, outcome: outcomeOf(err), appid: name.appid, ...(sub !== undefined ? { userId: sub } : {}) }, request)
+      audit?.({ event, outcome: outcomeOf(err), appid, ...(sub !== undefined ? { userId: sub } : {}), ...what }, asked.request)
       throw err
     }
+    audit?.({ event, outcome: 'ok', appid, userId: sub, ...what, reason: done[1] ?? asked.reason }, asked.request)
+    return done[0]
   }
 
   return { named, subOf, acting }
@@ -81,10 +89,9 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
     const reason = reasonCode(opts.reason ?? 'kicked')
     // A session id as the gateway makes them: never '*', which the Redis script reads as "all".
     const sid = opts.sid === undefined ? undefined : checked<string>(SessionParams.properties.sid, opts.sid, 'kick: sid')
-    return await acting('kick', user, opts.request, async (appid, sub) => {
+    return await acting('kick', user, { reason, sessionId: sid, request: opts.request }, async (appid, sub) => {
       const ended = await store.kick(userTag(appid, sub), sid === undefined ? 'all' : [sid], reason, accessTtlMs)
-      audit?.({ event: 'kick', outcome: 'ok', appid, userId: sub, ...(sid !== undefined ? { sessionId: sid } : {}), reason: `${reason}, ended ${ended}` }, opts.request)
-      return ended
+      return [ended, `${reason}, ended ${ended}`]
     })
   }
 
@@ -98,29 +105,31 @@ export function createModeration ({ store, config, wechat, resolveUser, audit }:
     if (until !== null && !banEndAllowed(until)) throw new ArgumentError(`ban: ${BAN_END_RULE}`)
     const reason = reasonCode(opts.reason)
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'ban: service')
-    await acting('ban', user, opts.request, async (appid, sub) => {
+    const what = [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ')
+    await acting('ban', user, { reason: what, request: opts.request }, async (appid, sub) => {
       if (service === undefined) await store.ban(userTag(appid, sub), { until, reason }, accessTtlMs)
       else await store.banService(userTag(appid, sub), { service, until, reason })
-      audit?.({ event: 'ban', outcome: 'ok', appid, userId: sub, reason: [reason, service ?? 'account', until === null ? 'for good' : `until ${new Date(until).toISOString()}`].join(', ') }, opts.request)
+      return [undefined]
     })
   }
 
   /** Lifts the account's ban, or only the ban from `service`. */
   async function unban (user: UserName, opts: { service?: string, request?: RequestContext } = {}): Promise<void> {
     const service = opts.service === undefined ? undefined : checked<string>(ServiceName, opts.service, 'unban: service')
-    await acting('unban', user, opts.request, async (appid, sub) => {
+    await acting('unban', user, { reason: service ?? 'account', request: opts.request }, async (appid, sub) => {
       if (service === undefined) await store.unban(userTag(appid, sub))
       else await store.unbanService(userTag(appid, sub), service)
-      audit?.({ event: 'unban', outcome: 'ok', appid, userId: sub, reason: service ?? 'account' }, opts.request)
+      return [undefined]
     })
   }
 
   /** Replaces a user's roles and permissions: every instance's next request sees them. */
   async function setAccess (user: UserName, access: Partial<Access>, request?: RequestContext): Promise<void> {
     const value = checked<Access>(AccessInput, { roles: access.roles ?? [], permissions: access.permissions ?? [] }, 'setAccess')
-    await acting('access.set', user, request, async (appid, sub) => {
+    const reason = `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}`
+    await acting('access.set', user, { reason, request }, async (appid, sub) => {
       await store.setAccess(userTag(appid, sub), value)
-      audit?.({ event: 'access.set', outcome: 'ok', appid, userId: sub, reason: `roles ${value.roles.join(',') || '-'}; permissions ${value.permissions.join(',') || '-'}` }, request)
+      return [undefined]
     })
   }
 

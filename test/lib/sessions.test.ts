@@ -288,3 +288,23 @@ test('users named by openid: the user it logs in as now, never an older mapping'
   t.equal(now.sessions.length, 1)
   await t.rejects(sessions.userState({ appid: APPID, openid: 'o-never' }), { code: 'USER_NOT_FOUND', statusCode: 404 }, 'with a host resolveUser, an openid that never logged in is not guessed')
 })
+
+test('an operator action is audited once, even when the host\'s audit function throws on it', async (t) => {
+  const { store } = setup(t)
+  const events: string[] = []
+  const tokens = createAccessTokens({ secret: SECRET, issuer: 'test', ttlSec: 900, appids: [APPID], store })
+  const sessions = createSessions({
+    store,
+    wechat: { appids: [APPID], appOf: (appid?: string) => appid ?? APPID, code2Session: async (code: string) => ({ openid: `o-${code}`, sessionKey: `key-${code}` }) },
+    tokens,
+    config,
+    log: { warn: () => {} },
+    audit: (event) => {
+      events.push(`${event.event} ${event.outcome}`)
+      if (event.outcome === 'ok' && event.event !== 'session.open') throw new Error('the host\'s audit sink failed')
+    }
+  })
+  await sessions.login('olga')
+  await t.rejects(sessions.kick({ appid: APPID, sub: 'o-olga' }), { message: 'the host\'s audit sink failed' })
+  t.same(events, ['session.open ok', 'kick ok'], 'done, audited once: not also as a failure with outcome error')
+})

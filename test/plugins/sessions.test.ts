@@ -143,6 +143,8 @@ test('an operator action that fails once its user is named is audited with its c
     ['unban', 'STORE_UNAVAILABLE', appid, undefined],
     ['access.set', 'STORE_UNAVAILABLE', appid, `u-${pair.openid}`]
   ], 'one event per attempt that failed, with its code')
+  t.same(events.map((e) => e.reason), ['abuse, s9, for good', 'kicked', 'account', 'roles vip; permissions -'], 'and what it asked')
+  t.equal(events[1]?.sessionId, 'AAAAAAAAAAAA')
   const samples = await app.wechatAuthMetrics.registry.getSingleMetricAsString('wechat_auth_moderation_actions_total')
   t.match(samples, /action="ban"\} 8$/m, 'the eight bans done, not the one refused')
   t.notMatch(samples, /action="(kick|unban|access\.set)"\} [1-9]/, 'no failed action counted as done')
