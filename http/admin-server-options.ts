@@ -5,15 +5,15 @@ import { requestSerializer, serverOptions } from './server-options.js'
 
 /**
  * The admin listener's options (server.ts): the gateway's, logging through `log` as listener
- * `admin`. A URL that still holds `token` (as sent or percent-decoded) once the request log's rules
- * (http/logged-url.ts) are applied is logged `[redacted]` whole: an ADMIN_TOKEN need not look like a
- * token (32 characters, any of them), and those rules may not see one a client put in a path.
+ * `admin`. A URL that holds `token` (as sent or percent-decoded) is logged `[redacted]` whole: an
+ * ADMIN_TOKEN need not look like a token (32 characters, any of them), so the request log's rules
+ * (http/logged-url.ts) may not see one a client put in a path, or may redact only part of it.
  */
 export function adminServerOptions (config: Parameters<typeof serverOptions>[0], log: FastifyBaseLogger, token: string): FastifyServerOptions {
   const { logger: _own, ...options } = serverOptions(config)
   const req = (request: FastifyRequest): Record<string, unknown> => {
     const line = requestSerializer(request)
-    return holdsSecret(String(line.url), token) ? { ...line, url: REDACTED } : line
+    return holdsSecret(request.url, token) ? { ...line, url: REDACTED } : line
   }
   return { ...options, loggerInstance: log.child({ listener: 'admin' }, { serializers: { req } }) }
 }

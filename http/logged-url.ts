@@ -45,10 +45,20 @@ export function holdsJwtOrRefreshToken (text: string): boolean {
   return false
 }
 
-/** Whether `text`, as sent or percent-decoded (once or twice: `%2521` is a `!`), holds `secret`. */
+// Percent-decoding byte by byte, whatever else the text holds (`%zz`, a lone `%`, `%FF`, which make
+// decodeURIComponent throw for the whole text).
+const leniently = (text: string): string => text.replace(/%([0-9A-Fa-f]{2})/g, (_escape, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+
+/** Whether `text` holds `secret`: as sent, or percent-decoded up to three times (`%2521` is a `!`), strictly or byte by byte. */
 export function holdsSecret (text: string, secret: string): boolean {
-  const once = decoded(text) ?? ''
-  return [text, once, decoded(once) ?? ''].some((form) => form.includes(secret))
+  let form = text
+  for (let round = 0; round <= 3; round++) {
+    if (form.includes(secret) || (decoded(form)?.includes(secret) ?? false)) return true
+    const next = leniently(form)
+    if (next === form) return false
+    form = next
+  }
+  return false
 }
 
 /** Whether `text` (decoded) looks like a credential: a JWT, a refresh token, 40+ base64url/dot characters. */

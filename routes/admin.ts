@@ -9,7 +9,7 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorHandler, notFoundHandler } from '../http/error-handler.js'
-import { holdsJwtOrRefreshToken } from '../http/logged-url.js'
+import { holdsJwtOrRefreshToken, holdsSecret } from '../http/logged-url.js'
 import { markOptionalBodies, type Document } from '../http/openapi-document.js'
 import { STRICT_AJV } from '../http/server-options.js'
 import { requestContext } from '../http/route-context.js'
@@ -48,6 +48,17 @@ function checkOptions (opts: Partial<AdminOptions>): AdminOptions {
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
 
+/** The first field (`body/reason`, `body/roles/0`) whose string holds `secret`, as sent or percent-decoded. */
+function fieldHolding (secret: string, value: unknown, at = ''): string | undefined {
+  if (typeof value === 'string') return holdsSecret(value, secret) ? at : undefined
+  if (typeof value !== 'object' || value === null) return undefined
+  for (const [key, inner] of Object.entries(value)) {
+    const found = fieldHolding(secret, inner, at === '' ? key : `${at}/${key}`)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
 /** Refuses a request without `Authorization: Bearer <token>`, comparing digests in constant time. */
 function requireToken (token: string) {
   const expected = digest(token)
@@ -85,7 +96,7 @@ async function stateOf (sessions: AdminOptions['sessions'], user: UserName) {
 const refusals: RouteError[] = [...shared.any, ...shared.params, AdminTokenInvalidError, WxAppUnknownError, UserNotFoundError, StoreUnavailableError]
 
 /** The five routes for users named one way: by user id (`users/:sub`) or by openid (`openids/:openid`). */
-function userRoutes (fastify: FastifyInstance, { sessions, token }: Pick<AdminOptions, 'sessions' | 'token'>, by: 'sub' | 'openid'): void {
+function userRoutes (fastify: FastifyInstance, sessions: AdminOptions['sessions'], by: 'sub' | 'openid'): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const path = by === 'sub' ? '/apps/:appid/users/:sub' : '/apps/:appid/openids/:openid'
   const params = by === 'sub' ? BySub : ByOpenid
@@ -96,10 +107,10 @@ function userRoutes (fastify: FastifyInstance, { sessions, token }: Pick<AdminOp
     summary: `${summary} (${named})`, tags: [TAG], operationId: id(operationId), security: SECURITY, params, querystring: NoQuery, response: { ...response, ...errorResponses(...refusals, ...errors) }
   })
   const user = (p: Record<string, string>): UserName => {
-    // A token pasted where the user id goes (a JWT, a refresh token, the admin token itself) would be
-    // written into the admin log lines and audit events (the request log redacts it): refused, it
-    // names no user anyway. An openid's pattern takes none of them.
-    if (by === 'sub' && (holdsJwtOrRefreshToken(p.sub as string) || (p.sub as string).includes(token))) throw new errorCodes.FST_ERR_VALIDATION('params/sub is a token, not a user id')
+    // A token pasted where the user id or openid goes (a JWT, a refresh token; the admin token: below)
+    // would be written into the admin log lines and audit events (the request log redacts it):
+    // refused, it names no user anyway.
+    if (holdsJwtOrRefreshToken(p[by] as string)) throw new errorCodes.FST_ERR_VALIDATION(`params/${by} is a token, not a user id`)
     return by === 'sub' ? { appid: p.appid as string, sub: p.sub as string } : { appid: p.appid as string, openid: p.openid as string }
   }
 
@@ -161,6 +172,12 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
     // A user's IPs and devices: kept by no cache, refusals included.
     context.addHook('onRequest', async (request, reply) => { reply.header('cache-control', 'no-store') })
     context.addHook('onRequest', requireToken(token))
+    // The admin token pasted into a field (a user id, a reason, a role) would reach the admin log
+    // lines and audit events: refused, whatever the field's pattern lets through.
+    context.addHook('preValidation', async (request) => {
+      const field = fieldHolding(token, { params: request.params, querystring: request.query, body: request.body })
+      if (field !== undefined) throw new errorCodes.FST_ERR_VALIDATION(`${field} holds the admin token`)
+    })
     await context.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -176,8 +193,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async function wech
     context.addHook('onRoute', (route) => { route.config = { ...route.config, swaggerTransform: onlyInAdminDocument } })
     const openapi = (context as unknown as { wechatAuthAdminOpenapi: typeof context.swagger }).wechatAuthAdminOpenapi // swagger types only its default name
     context.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => openapi())
-    userRoutes(context, { sessions, token }, 'sub')
-    userRoutes(context, { sessions, token }, 'openid')
+    userRoutes(context, sessions, 'sub')
+    userRoutes(context, sessions, 'openid')
   }, { prefix: '/admin' })
 }
 

@@ -164,6 +164,8 @@ test('credentials a client put in a URL\'s query are not logged; the other param
 
 test('credentials under any query name, in returnTo\'s query or in the path are not logged nor echoed by a 404; ids are', async (t) => {
   const { sim, logs, page, app } = await h5Gateway(t, {}, {})
+  const events: AuditEvent[] = []
+  app.wechatAuthEvents.on('audit', (e) => events.push(e))
   const pair = await login(app, 'rupert.1')
   // The H5 page asks again from its own address, which WeChat gave a code and a state: refused (WeChat
   // appends its own), and logged without them.
@@ -203,14 +205,28 @@ test('credentials under any query name, in returnTo\'s query or in the path are 
   const asUser = await odd.inject({ method: 'GET', url: `/admin/apps/${sim.appid}/users/${encodeURIComponent(oddToken)}`, headers: bearer(oddToken) })
   t.same([asUser.statusCode, asUser.json().code], [400, 'FST_ERR_VALIDATION'], 'the admin token as a user id names no user')
   t.equal((await odd.inject({ method: 'GET', url: `/admin/${encodeURIComponent(encodeURIComponent(oddToken))}` })).statusCode, 401, 'twice encoded, elsewhere in the path')
+  // A malformed escape elsewhere in the URL does not hide it.
+  await odd.inject({ method: 'GET', url: `/admin/apps/${sim.appid}/users/${encodeURIComponent(oddToken)}/%zz`, headers: bearer(oddToken) })
+  // One of 32 hex digits (openssl rand -hex 16) passes an openid's pattern, and a reason's.
+  const hexToken = '5f2c9a0e7b1d4c3a8e6f0b2d9c7a1e4f'
+  const hex = await adminWith(hexToken)
+  for (const [method, url, payload, field] of [
+    ['POST', `/admin/apps/${sim.appid}/openids/${hexToken}/kick`, {}, 'params/openid'],
+    ['PUT', `${user}/ban`, { reason: hexToken }, 'body/reason'],
+    ['PUT', `${user}/access`, { roles: ['vip', hexToken] }, 'body/roles/1']
+  ] as const) {
+    const refused = await hex.inject({ method, url, payload, headers: bearer(hexToken) })
+    t.same([refused.statusCode, refused.json().code, refused.json().message], [400, 'FST_ERR_VALIDATION', `${field} holds the admin token`], `${method} ${field}: refused, nothing done`)
+  }
+  t.notOk(events.some((e) => JSON.stringify(e).includes(hexToken)), 'in no audit event')
 
   const text = logs.join('\n') + adminLogs.join('\n')
   for (const [what, value] of [['H5 code', code], ['H5 state', state], ['refresh token', pair.refreshToken], ['access token signature', pair.accessToken.split('.')[2] as string],
     ['QR secret', secret], ['admin token', adminToken], ['admin token of 32 characters', oddToken], ['the same, encoded', encodeURIComponent(oddToken)],
-    ['the same, twice encoded', encodeURIComponent(encodeURIComponent(oddToken))]]) {
+    ['the same, twice encoded', encodeURIComponent(encodeURIComponent(oddToken))], ['admin token of 32 hex digits', hexToken]]) {
     t.notOk(text.includes(value as string), `no ${what as string} in the logs`)
   }
   t.ok(text.includes(`"url":"/auth/h5/authorize?scope=snsapi_base&returnTo=${encodeURIComponent(page)}%3F[redacted]"`), 'returnTo\'s origin and path')
   t.ok(text.includes('"url":"/auth/[redacted]"') && text.includes('"url":"/auth/qr/[redacted]/token"'), 'the token in the path redacted')
-  t.ok(text.includes(`"url":"/auth/qr/${id}"`) && text.includes(`"url":"${user}?t=[redacted]"`) && text.includes(`"url":"${user}/ban?service=pay"`), 'ids and the parameters the routes take stay')
+  t.ok(text.includes(`"url":"/auth/qr/${id}"`) && text.includes('"url":"[redacted]"') && text.includes(`"url":"${user}/ban?service=pay"`), 'ids and the parameters the routes take stay')
 })
