@@ -18,9 +18,9 @@ const REQUEST = Symbol('request')
 const ANSWER = Symbol('answer')
 const LINGER = Symbol('linger')
 const NO_LINGER = Symbol('noLinger')
-// The request is the one Node's parser holds too (parser.incoming) until the next: no longer kept.
 // Node's own: the answer the socket writes or will write next (_http_server.js), and whether it closes.
 type Answer = ServerResponse & { _last?: boolean }
+// The request noted is the one Node's parser holds too (parser.incoming) until the next: kept no longer.
 type Tracked = Socket & { [REQUEST]?: IncomingMessage | undefined, [ANSWER]?: ServerResponse, [LINGER]?: () => void, [NO_LINGER]?: true, _httpMessage?: Answer | null }
 
 const plainDestroySoon = Socket.prototype.destroySoon

@@ -119,10 +119,11 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'TRUST_PROXY'>
     serverFactory: (handler) => {
       // Node's own check of the Host header answers a bare 400 without a body: done here, with a code.
       const server = createServer({ headersTimeout, requestTimeout, keepAliveTimeout, connectionsCheckingInterval: CHECK_INTERVAL_MS, requireHostHeader: false }, (request, response) => {
-        // A request that asks to switch protocols has no body Node will parse: anything that read
-        // one would wait until a timeout. This server speaks plain HTTP only.
+        // Behind an answer that closes the connection: neither run nor answered (http/lingering-close.ts).
         if (unanswerable(request, response)) return
         response.setHeader(idHeader, requestIdOf(request, idHeader))
+        // A request that asks to switch protocols has no body Node will parse: anything that read
+        // one would wait until a timeout. This server speaks plain HTTP only.
         const upgrade = asksToUpgrade(request.headers)
         noteRequest(request, response, !upgrade)
         const refusal = upgrade
