@@ -37,6 +37,14 @@ export function createCodeClaims ({ store }: Pick<SessionsDeps, 'store'>, UsedEr
   }
 }
 
+/**
+ * Spends a code of app `appid` without exchanging it, as a used code is remembered: shown with a
+ * request refused for another reason (an H5 state of another browser), it is redeemed by no one after.
+ */
+export async function spendCode ({ store }: Pick<SessionsDeps, 'store'>, appid: string, code: string): Promise<void> {
+  await store.claimCode(digest(`${appid}\u0000${code}`), USED_CODE_TTL_MS)
+}
+
 export function createCodeExchange ({ store, wechat }: Pick<SessionsDeps, 'store' | 'wechat'>) {
   const once = createCodeClaims({ store }, WxCodeUsedError)
   /** Exchanges a wx.login() code with WeChat (jscode2session): a replay, or a concurrent duplicate, never reaches WeChat. */

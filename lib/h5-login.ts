@@ -13,7 +13,7 @@
 // the store (a digest of its nonce, until it expires anyway): single use on every instance.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { outcomeOf } from './audit.js'
-import { createCodeClaims } from './code-exchange.js'
+import { createCodeClaims, spendCode } from './code-exchange.js'
 import {
   AuthH5CodeMissingError, AuthH5ReturnToRefusedError, AuthH5StateExpiredError, AuthH5StateInvalidError, AuthH5StateMissingError,
   AuthH5StateOtherBrowserError, AuthH5StateUsedError, WxOauthCodeUsedError
@@ -50,6 +50,26 @@ function namesWeChatParameter (search: string): boolean {
     if (/^\s*(code|state)\s*(\[|$)/i.test(name)) return true
   }
   return false
+}
+
+/**
+ * `text` percent-decoded as often as a page server might (up to three times), escapes of an
+ * escape included (`%252e` is `%2e`): what is left is still tested for encoded characters. Kept
+ * as it was where it stops decoding (a malformed escape).
+ */
+function decodedOften (text: string): string {
+  let current = text
+  for (let i = 0; i < 3; i++) {
+    let next: string
+    try {
+      next = decodeURIComponent(current.replace(/%(2f|5c|2e|3b)/gi, '%25$1'))
+    } catch {
+      return current
+    }
+    if (next === current) break
+    current = next
+  }
+  return current
 }
 
 /**
@@ -90,7 +110,7 @@ export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): str
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.hash !== '') return null
   // An encoded slash, backslash or dot in the path: a page server that decodes before routing would
   // leave the entry; a `;` (or %3B): one that drops path parameters first would read /app/..;/x as /x.
-  if (/%(2f|5c|2e|3b)|;/i.test(url.pathname)) return null
+  if (/%(2f|5c|2e|3b)|;/i.test(decodedOften(url.pathname))) return null
   if (namesWeChatParameter(url.search) || mentionsWeChatParameter(url)) return null
   const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
   url.hash = ''
@@ -110,6 +130,22 @@ export interface H5Deps {
 /** What the page posts back: WeChat's code and the state, as WeChat added them to its address. */
 export interface H5Callback { code?: string, state?: string }
 
+/**
+ * `check()`'s answer; if it refuses a state that is ours (expired, of another browser, used), the
+ * code that came with it is spent first: no browser can redeem it after with a state of its own (an
+ * injected code), this one included (it starts again, as after any refusal). A forged state costs
+ * no write.
+ */
+async function spentIfRefused<T> (spend: Pick<SessionsDeps, 'store'> & { appid: string }, code: string | undefined, check: () => T): Promise<T> {
+  try {
+    return check()
+  } catch (err) {
+    const ours = err instanceof AuthH5StateExpiredError || err instanceof AuthH5StateOtherBrowserError || err instanceof AuthH5StateUsedError
+    if (ours && code !== undefined && code !== '') await spendCode(spend, spend.appid, code).catch(() => {})
+    throw err
+  }
+}
+
 export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createIdentityLogin>, opener: SessionOpener) {
   const { oauth, audit } = deps
   const ttlSec = deps.config.H5_STATE_TTL ?? 300
@@ -118,6 +154,7 @@ export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createId
   const mac = (key: Buffer, text: string): string => b64url(createHmac('sha256', key).update(text).digest().subarray(0, MAC_BYTES))
   const sameText = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
   const once = createCodeClaims(deps, WxOauthCodeUsedError)
+  const spend = { store: deps.store, appid: oauth.appid }
 
   /**
    * Starts an H5 login: WeChat's authorize URL to send the browser to (redirect_uri = `returnTo`,
@@ -155,14 +192,14 @@ export function createH5Login (deps: H5Deps, openFor: ReturnType<typeof createId
   async function login (callback: H5Callback, browserSecret: string | undefined, device: Omit<LoginDevice, 'deviceType'>): Promise<OpenedPair> {
     const opening = { started: false }
     let appid: string | undefined
+    const code = callback.code
     try {
-      const state = checkedState(callback.state, browserSecret)
+      const state = await spentIfRefused(spend, code, () => checkedState(callback.state, browserSecret))
       appid = state.appid
-      const code = callback.code
       if (code === undefined || code === '') throw new AuthH5CodeMissingError()
       // Single use, on every instance: the first use is remembered until the state would expire anyway.
       const claim = await deps.store.claimCode(digest(`h5-state\u0000${state.nonce}`), state.expiresAt - Date.now() + CLOCK_SKEW_MS)
-      if (claim !== 'claimed') throw new AuthH5StateUsedError()
+      if (claim !== 'claimed') await spentIfRefused(spend, code, () => { throw new AuthH5StateUsedError() })
       const grant = await once(oauth.appid, code, async () => await oauth.exchangeCode(code))
       const identity: WeChatIdentity = { openid: grant.openid, appid: deps.wechat.appOf(state.appid), source: 'h5', officialAccount: oauth.appid }
       if (state.scope === 'u' && grant.scopes.includes('snsapi_userinfo')) {

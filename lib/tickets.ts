@@ -38,13 +38,15 @@ export function createTickets ({ store, config }: { store: HandoffStore, config:
     // Before the take: a typo in the request is the caller's, and must not cost the user the ticket.
     if (device.deviceType !== undefined) opener.checkDeviceType(device.deviceType)
     const ticketHash = digest(ticket)
+    // Before the take: its time left (ttlMs) is measured in the store, so a ticket put back never
+    // outlives it by the round trip.
+    const takenAt = Date.now()
     const taken = await store.takeTicket(ticketHash)
     if (taken === null) throw new TicketInvalidError()
     const { grant } = taken
     if (device.deviceType !== undefined && device.deviceType !== grant.audience) {
       throw Object.assign(new TicketAudienceMismatchError(grant.audience), { detail: { deviceType: grant.audience } })
     }
-    const takenAt = Date.now()
     const opening = opener.openSessionLike(grant.appid, { tag: userTag(grant.appid, grant.sub), sid: grant.sid }, { ...device, deviceType: grant.audience }, 'ticket')
     // Refused (but for a ban) or failed: back in the store for what it had left to live, no more.
     const pair = await orPutBack(opening, async () => {

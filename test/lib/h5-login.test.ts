@@ -56,8 +56,12 @@ test('returnTo: the origin of an entry and a path under it, parsed as a browser 
   for (const refused of [
     'https://m.example.com/login/more', 'https://h5.example.com/app', 'https://h5.example.com/apps/', 'https://h5.example.com/app/#x', 'http://h5.example.com/app/',
     'https://a:b@h5.example.com/app/', 'ftp://h5.example.com/app/', 'data:text/html,hi', 'not a url', 'https://h5.example.com/app/..%2f..%2fadmin',
-    'https://h5.example.com/app/%5c..%5cadmin', 'https://h5.example.com/app/x%2E%2E/'
+    'https://h5.example.com/app/%5c..%5cadmin', 'https://h5.example.com/app/x%2E%2E/',
+    // Encoded again, for a page server that decodes twice (or three times) before routing.
+    'https://h5.example.com/app/%252e%252e/admin/', 'https://h5.example.com/app/%25252e%25252e/admin/', 'https://h5.example.com/app/%25%32%65%25%32%65/admin/',
+    'https://h5.example.com/app/..%252fadmin', 'https://h5.example.com/app/..%255cadmin', 'https://h5.example.com/app/..%253b/admin'
   ]) t.equal(allowedReturnTo(refused, allowed), null, refused)
+  t.equal(allowedReturnTo('https://h5.example.com/app/a%20b/%C3%A9', allowed), 'https://h5.example.com/app/a%20b/%C3%A9', 'other escapes pass')
   t.equal(allowedReturnTo('https://h5.example.com/app/', []), null, 'no entry, no page')
 })
 

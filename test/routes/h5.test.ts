@@ -134,10 +134,15 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     t.same(coded(await finish(app, { code: back.code, state: back.state }, '')), [403, 'AUTH_H5_STATE_OTHER_BROWSER'], 'a browser without the cookie')
     t.same(coded(await finish(app, { code: back.code, state: back.state }, other.cookie)), [403, 'AUTH_H5_STATE_OTHER_BROWSER'], 'the cookie of another login (login CSRF)')
     t.equal(sim.calls.filter((c) => c.code === back.code).length, 0, 'WeChat never saw the code of a refused state')
-    const ok = await finish(app, { code: back.code, state: back.state }, first.cookie)
+    // Refused with its own state, the code is spent: no browser redeems it after (the refusal clears
+    // the H5 cookie of the browser it answers anyway), not even with the right cookie.
+    t.same(coded(await finish(app, { code: back.code, state: back.state }, first.cookie)), [401, 'WX_OAUTH_CODE_USED'], 'spent by the refusals')
+    const again = await authorize(app)
+    const backAgain = await wechatSendsBack(again.location, 'carol')
+    const ok = await finish(app, { code: backAgain.code, state: backAgain.state }, again.cookie)
     t.equal(ok.statusCode, 200)
     t.match(ok.cookies.find((c) => c.name === 'wxauth-h5'), { value: '', maxAge: 0 }, 'the browser\'s H5 cookie is cleared')
-    t.same(coded(await finish(app, { code: back.code, state: back.state }, first.cookie)), [409, 'AUTH_H5_STATE_USED'], 'a state works once')
+    t.same(coded(await finish(app, { code: backAgain.code, state: backAgain.state }, again.cookie)), [409, 'AUTH_H5_STATE_USED'], 'a state works once')
 
     const late = await authorize(app)
     const lateBack = await wechatSendsBack(late.location, 'carol')
@@ -217,6 +222,22 @@ test('H5 login, with the mini program\'s users linked by unionid', async (t) => 
     const attackerState = new URL(attacker.location).searchParams.get('state') as string
     t.same(coded(await finish(app, { code: back.code, state: attackerState }, attacker.cookie)), [401, 'WX_OAUTH_CODE_USED'])
     t.equal(sim.calls.length, calls, 'a code the gateway saw is not sent again')
+
+    // A code posted with its own state, refused (without the browser's cookie): spent all the same, so
+    // that no other browser redeems it with a state of its own. A forged state spends nothing.
+    const victim = await authorize(app)
+    const seen = await wechatSendsBack(victim.location, 'ivan')
+    t.same(coded(await finish(app, { code: seen.code, state: `${String(seen.state)}x` }, victim.cookie)), [400, 'AUTH_H5_STATE_INVALID'], 'a forged state')
+    t.same(coded(await finish(app, { code: seen.code, state: seen.state }, '')), [403, 'AUTH_H5_STATE_OTHER_BROWSER'])
+    const thief = await authorize(app)
+    const before = sim.calls.length
+    t.same(coded(await finish(app, { code: seen.code, state: new URL(thief.location).searchParams.get('state') as string }, thief.cookie)), [401, 'WX_OAUTH_CODE_USED'], 'the refused code, with another browser\'s state')
+    t.equal(sim.calls.length, before, 'not sent to WeChat')
+    // A forged state left a code alone: it logs in with its own state and cookie.
+    const other = await authorize(app)
+    const fresh = await wechatSendsBack(other.location, 'judy')
+    t.same(coded(await finish(app, { code: fresh.code, state: 'x'.repeat(10) }, other.cookie)), [400, 'AUTH_H5_STATE_INVALID'])
+    t.equal((await finish(app, { code: fresh.code, state: fresh.state }, other.cookie)).statusCode, 200, 'not spent by a forged state')
   })
 
   t.test('the store failing as the state is claimed: 503, the browser keeps its H5 cookie, and the retry with the same code and state logs in', async (t) => {
