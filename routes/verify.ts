@@ -62,14 +62,17 @@ function challengeError (code: string, detail: { maxAgeSeconds?: string, service
 // pino says whether a level is written (custom levels included); another logger is asked to write it.
 const debugOn = (request: FastifyRequest): boolean => (request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') ?? true
 
+const FIRST_SEGMENT = /^\/?(?:(?!%2f)[^/?;#])*/i
+
 /** What the proxy asked about, for the debug log: the method and path only (a query may hold secrets). */
 function logRefusal (request: FastifyRequest, code: string): void {
   const method = String(request.headers['x-forwarded-method'] ?? '')
   request.log.debug({
     forwardedMethod: /^[A-Z]{1,10}$/.test(method) ? method : undefined,
     // The first path segment only (another service's path may hold a secret of no shape the gateway
-    // knows), redacted as the request log's when token-shaped, then cut.
-    forwardedUri: loggedPath(String(request.headers['x-forwarded-uri'] ?? '').split(/[?;#]/)[0]?.split('/').slice(0, 2).join('/') ?? '').slice(0, 64),
+    // knows), with or without its leading slash, up to a slash encoded or not; redacted as the
+    // request log's when token-shaped, then cut.
+    forwardedUri: loggedPath(FIRST_SEGMENT.exec(String(request.headers['x-forwarded-uri'] ?? ''))?.[0] ?? '').slice(0, 64),
     code
   }, 'forward auth refused')
 }

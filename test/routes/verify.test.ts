@@ -119,6 +119,14 @@ test('forward auth\'s debug log of a refusal: the forwarded method and first pat
   logs.length = 0
   await app.inject({ method: 'GET', url: '/auth/verify', headers: { authorization: 'Bearer nope', 'x-forwarded-uri': '/orders/42?token=abc' } })
   t.match(logs.join('\n'), /"forwardedUri":"\/orders"/, 'an ordinary segment stays readable, the rest and the query are left out')
+  // A proxy (or a client calling the gateway itself) that sends a path without its leading slash, or
+  // with an encoded one: still the first segment only.
+  for (const [uri, first] of [['api/sk_live_51HxYzAbCdEfGhIjKlMn', 'api'], ['secretsegment/second/third', 'secretsegment'], ['/a%2Fsk_live_51HxYz/x', '/a'], ['//sk_live_51HxYz/x', '/']]) {
+    logs.length = 0
+    await app.inject({ method: 'GET', url: '/auth/verify', headers: { authorization: 'Bearer nope', 'x-forwarded-uri': uri } })
+    t.match(logs.join('\n'), `"forwardedUri":"${first}"`, `${uri}: ${first}`)
+    t.notMatch(logs.join('\n'), /sk_live|second/, 'nothing after it')
+  }
 })
 
 test('forward auth with Redis frozen or down: 503 STORE_UNAVAILABLE without a challenge, so a proxy does not have the client drop its token', async (t) => {
