@@ -53,23 +53,23 @@ function namesWeChatParameter (search: string): boolean {
 }
 
 /**
- * `text` percent-decoded as often as a page server might (up to three times), escapes of an
- * escape included (`%252e` is `%2e`): what is left is still tested for encoded characters. Kept
- * as it was where it stops decoding (a malformed escape).
+ * `text` percent-decoded as often as a page might (until it stops changing, at most three times),
+ * `prepare` applied before each decoding. `whole` is false when one failed (a malformed escape):
+ * `text` is then the last that worked.
  */
-function decodedOften (text: string): string {
+function decodedOften (text: string, prepare: (text: string) => string): { text: string, whole: boolean } {
   let current = text
   for (let i = 0; i < 3; i++) {
     let next: string
     try {
-      next = decodeURIComponent(current.replace(/%(2f|5c|2e|3b)/gi, '%25$1'))
+      next = decodeURIComponent(prepare(current))
     } catch {
-      return current
+      return { text: current, whole: false }
     }
     if (next === current) break
     current = next
   }
-  return current
+  return { text: current, whole: true }
 }
 
 /**
@@ -79,18 +79,8 @@ function decodedOften (text: string): string {
  * such a page's expression would match it as well.
  */
 function mentionsWeChatParameter (url: URL): boolean {
-  let text = url.pathname + url.search
-  for (let i = 0; i < 3; i++) {
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(text.replaceAll('+', ' '))
-    } catch {
-      return true
-    }
-    if (decoded === text) break
-    text = decoded
-  }
-  return /(code|state)\s*[=[]/i.test(text)
+  const { text, whole } = decodedOften(url.pathname + url.search, (t) => t.replaceAll('+', ' '))
+  return !whole || /(code|state)\s*[=[]/i.test(text)
 }
 
 /**
@@ -110,7 +100,8 @@ export function allowedReturnTo (returnTo: string, allowed: readonly URL[]): str
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.hash !== '') return null
   // An encoded slash, backslash or dot in the path: a page server that decodes before routing would
   // leave the entry; a `;` (or %3B): one that drops path parameters first would read /app/..;/x as /x.
-  if (/%(2f|5c|2e|3b)|;/i.test(decodedOften(url.pathname))) return null
+  // Decoded as often as a page server might, those four kept encoded: `%252e` is a `%2e` there.
+  if (/%(2f|5c|2e|3b)|;/i.test(decodedOften(url.pathname, (t) => t.replace(/%(2f|5c|2e|3b)/gi, '%25$1')).text)) return null
   if (namesWeChatParameter(url.search) || mentionsWeChatParameter(url)) return null
   const fits = allowed.some((a) => a.origin === url.origin && (a.pathname.endsWith('/') ? url.pathname.startsWith(a.pathname) : url.pathname === a.pathname))
   url.hash = ''
