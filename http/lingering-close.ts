@@ -78,6 +78,9 @@ export function noteRequest (request: IncomingMessage, answer: ServerResponse, b
   socket[ANSWER] = answer
 }
 
+/** The answer `socket` writes, or will write next (Node's own `_httpMessage`, as http-terminator finds it). */
+export const answerOn = (socket: Socket): Answer | null => (socket as Tracked)._httpMessage ?? null
+
 /** Whether `socket` has answered its last request and only discards what the client still sends. */
 export const isLingering = (socket: Socket): boolean => (socket as Tracked)[LINGER] !== undefined
 
@@ -87,9 +90,9 @@ export const isLingering = (socket: Socket): boolean => (socket as Tracked)[LING
  * answered; Node would never write its answer. Its body is discarded. `answer` is its own.
  */
 export function unanswerable (request: IncomingMessage, answer: ServerResponse): boolean {
-  const socket = request.socket as Tracked
-  const before = socket._httpMessage
-  const behindClose = before != null && before !== answer && (before._last === true || before.getHeader('connection') === 'close')
+  const socket = request.socket
+  const before = answerOn(socket)
+  const behindClose = before !== null && before !== answer && (before._last === true || before.getHeader('connection') === 'close')
   if (!behindClose && !isLingering(socket) && socket.writable) return false
   request.resume()
   return true
@@ -105,8 +108,8 @@ export function unanswerable (request: IncomingMessage, answer: ServerResponse):
  */
 export function closeAfterAnswer (socket: Socket): boolean {
   const s = socket as Tracked
-  const owed = s._httpMessage
-  if (owed != null && (owed.req.complete || owed.headersSent)) {
+  const owed = answerOn(s)
+  if (owed !== null && (owed.req.complete || owed.headersSent)) {
     if (!owed.headersSent) owed.setHeader('connection', 'close')
     owed.once('finish', () => { s.destroySoon() })
     return true

@@ -1,8 +1,8 @@
 // The standalone server's open connections (http/server-options.ts tracks them), for a stop (server.ts):
 // their lingering ended, their answers told to close the connection after them.
-import type { Server, ServerResponse } from 'node:http'
+import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
-import { lingerOnClose, stopLingering } from './lingering-close.js'
+import { answerOn, lingerOnClose, stopLingering } from './lingering-close.js'
 
 const OPEN = Symbol('openConnections')
 type Tracked = Server & { [OPEN]?: Set<Socket> }
@@ -31,12 +31,12 @@ export function endLingers (server: Server): void {
  * Tells each answer `server` has not sent yet to close its connection after it (`Connection: close`),
  * as a stop begins: a client or proxy that reused a connection answered `keep-alive` would send its
  * next request into a socket the stop is closing (ECONNRESET; a proxy's 502 for a POST it cannot
- * retry). The answer in flight on a socket is Node's `_httpMessage`, as http-terminator finds it.
+ * retry).
  */
 export function closeAfterAnswers (server: Server): void {
   endLingers(server)
   for (const socket of (server as Tracked)[OPEN] ?? []) {
-    const answer = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-    if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
+    const answer = answerOn(socket)
+    if (answer !== null && !answer.headersSent) answer.setHeader('connection', 'close')
   }
 }
