@@ -70,21 +70,16 @@ function auditCounter ({ logins, sessionsOpened, refreshes, revocations, stepUps
       case 'step-up':
         stepUps.inc({ outcome: outcomeOf.stepUp(event.outcome) })
         break
-      // An operator action that failed is audited with its code, not counted here (an admin API call's
-      // answer is in wechat_auth_errors_total).
+      // Operator actions done. One that failed is audited with its code, not counted here (an admin API
+      // call's answer is in wechat_auth_errors_total).
       case 'kick':
-        if (event.outcome !== 'ok') break
-        moderation.inc({ action: 'kick' })
-        revocations.inc({ reason: 'kick' }, endedCount(event.reason))
-        break
       case 'ban':
-        if (event.outcome !== 'ok') break
-        moderation.inc({ action: 'ban' })
-        revocations.inc({ reason: 'ban' })
-        break
       case 'unban':
       case 'access.set':
-        if (event.outcome === 'ok') moderation.inc({ action: event.event })
+        if (event.outcome !== 'ok') break
+        moderation.inc({ action: event.event })
+        if (event.event === 'kick') revocations.inc({ reason: 'kick' }, endedCount(event.reason))
+        else if (event.event === 'ban') revocations.inc({ reason: 'ban' })
         break
     }
   }
