@@ -16,22 +16,20 @@ type Tap = { teardown: (fn: () => unknown) => void }
 
 // Real sockets against a gateway listening as the standalone server (server.ts) does: the close lives in Node's
 // HTTP server, which inject() bypasses.
-async function listening (t: Tap, config: Partial<Config> = {}): Promise<number> {
+async function listening (t: Tap, config: Partial<Config> = {}): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify(serverOptions({ LOG_LEVEL: 'warn', TRUST_PROXY: 'false', ...config }))
   t.teardown(async () => await app.close())
   app.setNotFoundHandler(notFoundHandler)
   app.setErrorHandler(errorHandler)
   await app.register(wechatAuth, {})
   await app.listen({ port: 0, host: '127.0.0.1' })
-  lastApp = app
-  return (app.server.address() as { port: number }).port
+  return { app, port: (app.server.address() as { port: number }).port }
 }
-let lastApp: FastifyInstance | undefined
 
 const execFileAsync = promisify(execFile)
 
 test('a body far over the limit, answered from its Content-Length alone, still gets its answer', async (t) => {
-  const port = await listening(t)
+  const { port } = await listening(t)
   // Closed at once, as Node does, a connection whose client is still writing is reset, and the client
   // reads EPIPE in place of the answer: 12 and 71 of these 100 before the lingering close.
   const fixture = fileURLToPath(new URL('../fixtures/big-bodies.ts', import.meta.url))
@@ -78,7 +76,7 @@ const NOWHERE = 'POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r
 const UNKNOWN_EXPECT = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: foo\r\nContent-Length: 104857600\r\n\r\n'
 
 test('a lingering connection closes once its client stops sending, or after LINGER_MAX_MS of sending', async (t) => {
-  const port = await listening(t)
+  const { port } = await listening(t)
   // The client stops after 10 bytes of the 100 MB it announced: closed once idle, not at the request
   // deadline (30 s); kept open until then, as the client may still be sending. An Expect refused: the same.
   for (const [head, status] of [[NOWHERE, '404'], [UNKNOWN_EXPECT, '417']] as const) {
@@ -98,8 +96,7 @@ test('a lingering connection closes once its client stops sending, or after LING
 })
 
 test('a request pipelined behind the discarded body is neither run nor answered', async (t) => {
-  const port = await listening(t)
-  const app = lastApp as FastifyInstance
+  const { app, port } = await listening(t)
   // A login over its 4 KiB (413, Connection: close), then in the same write its body and a second
   // login, and a request without Host (Node's listener would answer it 400 at once).
   const over = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n'
@@ -120,7 +117,7 @@ test('a request pipelined behind the discarded body is neither run nor answered'
 })
 
 test('requests whose client half-closes, HTTP/1.0 and Connection: close ones are answered as before', async (t) => {
-  const port = await listening(t)
+  const { port } = await listening(t)
   const exchange = async (text: string, halfClose: boolean): Promise<string[]> => {
     const socket = connect(port, '127.0.0.1')
     let received = ''
@@ -139,7 +136,7 @@ test('requests whose client half-closes, HTTP/1.0 and Connection: close ones are
 })
 
 test('a malformed request pipelined behind one still being answered does not take its answer', async (t) => {
-  const port = await listening(t)
+  const { port } = await listening(t)
   // A login with Connection: close, then more bytes: Node's parser refuses what follows a closing
   // request, while the login is being answered. Answered 400 in its place before.
   const login = JSON.stringify({ code: 'pipb.1' })
@@ -152,7 +149,7 @@ test('a lingering connection past the request deadline closes without a second a
   // Node's request deadline still counts for the body being discarded: it ends the linger, and its
   // 408 is not written after the answer already sent. The same for an answer that keeps the
   // connection (401 before the body): a 408 there would be read as the answer to the next request.
-  const port = await listening(t, { HTTP_HEADERS_TIMEOUT_MS: 1000, HTTP_REQUEST_TIMEOUT_MS: 1000 })
+  const { port } = await listening(t, { HTTP_HEADERS_TIMEOUT_MS: 1000, HTTP_REQUEST_TIMEOUT_MS: 1000 })
   const slow = await dripping(port, NOWHERE, 'a'.repeat(1024), 100, Infinity)
   t.same(answers(slow.text), ['HTTP/1.1 404'], `one answer: ${JSON.stringify(slow.text.slice(0, 40))}`)
   t.ok(slow.closedAfterMs < LINGER_MAX_MS - 1000, `closed after ${slow.closedAfterMs} ms, at the request deadline (1000 ms, checked each second)`)
@@ -162,8 +159,7 @@ test('a lingering connection past the request deadline closes without a second a
 })
 
 test('a stop ends every linger at once, and lets none begin', async (t) => {
-  const port = await listening(t)
-  const app = lastApp as FastifyInstance
+  const { app, port } = await listening(t)
   // A client still sending when the stop begins (300 ms after its answer): closed then, not LINGER_MAX_MS later.
   const lingering = await dripping(port, NOWHERE, 'a'.repeat(1024), 50, Infinity, () => { setTimeout(() => { closeAfterAnswers(app.server) }, 300) })
   t.same(answers(lingering.text), ['HTTP/1.1 404'], 'answered')
